@@ -29,12 +29,12 @@
 
 pub mod event;
 pub mod offset;
-// pub mod resume; (enabled once sse lands)
+pub mod resume;
 pub mod session;
 pub mod sse;
 pub mod time;
 pub mod wire;
 
 pub use offset::{Offset, OffsetError};
-// pub use resume::Resume;
+pub use resume::Resume;
 pub use time::Time;

@@ -1,0 +1,396 @@
+//! Tests of the resume machine: hand-written scenarios and property tests against the
+//! simulated server in `sim.rs`.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::sim::{offset_after, run, Fault, Sim, Step};
+use super::*;
+use crate::wire::ResponseHead;
+
+fn head(status: u16, next: &str) -> ResponseHead {
+    ResponseHead::new(status)
+        .with_header("Content-Type", "application/json")
+        .with_header("Stream-Next-Offset", next)
+}
+
+/// Drives one catch-up request to completion with the given head and body.
+fn answer(m: &mut Resume, now: Time, head: ResponseHead, body: &[u8]) -> ReqId {
+    let req = m.poll_request().expect("a request");
+    m.handle_response(now, req.id, head);
+    m.handle_body(now, req.id, body);
+    m.handle_end(now, req.id);
+    req.id
+}
+
+fn outputs(m: &mut Resume) -> Vec<Output> {
+    std::iter::from_fn(|| m.poll_output()).collect()
+}
+
+#[test]
+fn catch_up_then_sse_with_sorted_query_and_cursor() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.url, "http://h/s?offset=-1");
+    assert_eq!(req.live, LiveParam::CatchUp);
+    m.handle_response(
+        Time::ZERO,
+        req.id,
+        head(200, "2")
+            .with_header("Stream-Up-To-Date", "true")
+            .with_header("Stream-Cursor", "c1"),
+    );
+    m.handle_body(Time::ZERO, req.id, b"[1,2]");
+    m.handle_end(Time::ZERO, req.id);
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.url, "http://h/s?cursor=c1&live=sse&offset=2");
+    assert_eq!(
+        req.headers,
+        vec![("Accept", "text/event-stream".to_owned())]
+    );
+    assert!(m.poll_request().is_none(), "one request at a time");
+}
+
+#[test]
+fn sse_data_waits_for_its_control_event() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::parse("5").unwrap());
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "5").with_header("Stream-Up-To-Date", "true"),
+        b"[]",
+    );
+    assert_eq!(
+        outputs(&mut m),
+        vec![Output::UpToDate {
+            offset: Offset::parse("5").unwrap()
+        }]
+    );
+    let req = m.poll_request().unwrap();
+    m.handle_response(
+        Time::ZERO,
+        req.id,
+        ResponseHead::new(200).with_header("content-type", "text/event-stream"),
+    );
+    m.handle_body(Time::ZERO, req.id, b"event: data\ndata: [\"a\"]\n\n");
+    assert!(
+        m.poll_output().is_none(),
+        "data without its control event is held back"
+    );
+    m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
+    assert!(
+        m.poll_output().is_none(),
+        "unconfirmed data is dropped, to be read again"
+    );
+    assert_eq!(m.offset().as_str(), "5");
+}
+
+#[test]
+fn not_found_and_rejections_are_fatal_with_reason() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(&mut m, Time::ZERO, ResponseHead::new(404), b"");
+    assert_eq!(outputs(&mut m), vec![Output::Failed(StreamError::NotFound)]);
+    assert!(m.is_finished() && m.poll_request().is_none());
+
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        ResponseHead::new(401),
+        b"  missing token ",
+    );
+    assert_eq!(
+        outputs(&mut m),
+        vec![Output::Failed(StreamError::Rejected {
+            status: 401,
+            message: "missing token".into()
+        })]
+    );
+}
+
+#[test]
+fn gone_is_continuity_lost() {
+    let from = Offset::parse("0000000003").unwrap();
+    let mut m = Resume::new(Config::new("http://h/s"), from.clone());
+    answer(&mut m, Time::ZERO, ResponseHead::new(410), b"");
+    assert_eq!(
+        outputs(&mut m),
+        vec![Output::ContinuityLost { offset: from }]
+    );
+    assert!(m.is_finished());
+}
+
+#[test]
+fn missing_next_offset_is_a_protocol_error() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(&mut m, Time::ZERO, ResponseHead::new(200), b"[]");
+    assert!(matches!(
+        outputs(&mut m)[..],
+        [Output::Failed(StreamError::Protocol(
+            WireError::MissingHeader(_)
+        ))]
+    ));
+}
+
+#[test]
+fn retry_after_is_honoured_and_backoff_resets_after_success() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        ResponseHead::new(429).with_header("Retry-After", "7"),
+        b"",
+    );
+    assert!(m.poll_request().is_none());
+    let until = m.poll_timeout().unwrap();
+    assert!(until >= Time::from_millis(7_000), "{until:?}");
+    m.handle_timeout(Time::from_millis(6_999));
+    assert!(m.poll_request().is_none() || until <= Time::from_millis(6_999));
+    m.handle_timeout(until);
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.live, LiveParam::CatchUp);
+    assert_eq!(m.stats().retries, 1);
+}
+
+#[test]
+fn idle_request_times_out_and_is_retried() {
+    let mut cfg = Config::new("http://h/s");
+    cfg.catch_up_idle_timeout = Duration::from_secs(2);
+    let mut m = Resume::new(cfg, Offset::START);
+    let req = m.poll_request().unwrap();
+    m.handle_sent(Time::ZERO, req.id);
+    assert_eq!(m.poll_timeout(), Some(Time::from_millis(2_000)));
+    m.handle_timeout(Time::from_millis(2_000));
+    assert!(m.poll_timeout().is_some(), "backing off");
+    m.handle_timeout(Time::from_millis(10_000));
+    let again = m.poll_request().unwrap();
+    assert_ne!(again.id, req.id);
+    // The abandoned request's late answer is ignored.
+    m.handle_response(Time::from_millis(10_000), req.id, head(200, "9"));
+    m.handle_end(Time::from_millis(10_000), req.id);
+    assert!(m.poll_output().is_none());
+}
+
+#[test]
+fn sse_refused_falls_back_to_long_poll() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "1").with_header("Stream-Up-To-Date", "true"),
+        b"[1]",
+    );
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.live, LiveParam::Sse);
+    m.handle_response(Time::ZERO, req.id, ResponseHead::new(501));
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.live, LiveParam::LongPoll);
+    assert!(req.url.contains("live=long-poll"));
+    assert_eq!(m.live_mode(), LiveMode::LongPoll);
+    assert!(m.stats().fell_back_to_long_poll);
+}
+
+#[test]
+fn sse_that_never_delivers_falls_back_after_the_configured_count() {
+    let mut cfg = Config::new("http://h/s");
+    cfg.sse_fallback_after = 2;
+    let mut m = Resume::new(cfg, Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "1").with_header("Stream-Up-To-Date", "true"),
+        b"[1]",
+    );
+    let mut now = Time::ZERO;
+    for _ in 0..2 {
+        let req = loop {
+            if let Some(r) = m.poll_request() {
+                break r;
+            }
+            now = m.poll_timeout().unwrap();
+            m.handle_timeout(now);
+        };
+        assert_eq!(req.live, LiveParam::Sse);
+        m.handle_response(
+            now,
+            req.id,
+            ResponseHead::new(200).with_header("content-type", "text/event-stream"),
+        );
+        m.handle_body(now, req.id, b": buffered by a proxy\n\n");
+        m.handle_end(now, req.id);
+    }
+    assert_eq!(m.poll_request().unwrap().live, LiveParam::LongPoll);
+}
+
+#[test]
+fn base64_sse_for_binary_streams() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        ResponseHead::new(200)
+            .with_header("Content-Type", "application/octet-stream")
+            .with_header("Stream-Next-Offset", "2")
+            .with_header("Stream-Up-To-Date", "true"),
+        b"\x00\x01",
+    );
+    let req = m.poll_request().unwrap();
+    m.handle_response(
+        Time::ZERO,
+        req.id,
+        ResponseHead::new(200)
+            .with_header("content-type", "text/event-stream")
+            .with_header("stream-sse-data-encoding", "base64"),
+    );
+    m.handle_body(Time::ZERO, req.id, b"event: data\ndata: /w\ndata: ==\n\nevent: control\ndata: {\"streamNextOffset\":\"3\",\"upToDate\":true,\"streamClosed\":true}\n\n");
+    let out = outputs(&mut m);
+    assert_eq!(
+        out[0],
+        Output::Batch(Batch {
+            payload: Payload::Bytes(vec![0, 1]),
+            next_offset: Offset::parse("2").unwrap(),
+            up_to_date: true
+        })
+    );
+    assert_eq!(
+        out[2],
+        Output::Batch(Batch {
+            payload: Payload::Bytes(vec![0xff]),
+            next_offset: Offset::parse("3").unwrap(),
+            up_to_date: true
+        })
+    );
+    assert_eq!(
+        out[3],
+        Output::Closed {
+            offset: Offset::parse("3").unwrap()
+        }
+    );
+    assert!(m.is_finished());
+}
+
+#[test]
+fn start_at_now_takes_the_first_offset_the_server_names() {
+    let mut m = Resume::new(
+        Config::new("http://h/s").live(LiveMode::LongPoll),
+        Offset::NOW,
+    );
+    let req = m.poll_request().unwrap();
+    assert!(req.url.ends_with("offset=now"));
+    m.handle_response(
+        Time::ZERO,
+        req.id,
+        head(200, "0000000042").with_header("Stream-Up-To-Date", "true"),
+    );
+    m.handle_end(Time::ZERO, req.id);
+    assert_eq!(m.offset().as_str(), "0000000042");
+    assert!(m.poll_request().unwrap().url.contains("offset=0000000042"));
+}
+
+#[test]
+fn oversize_body_is_refused() {
+    let mut cfg = Config::new("http://h/s");
+    cfg.max_body_bytes = 8;
+    let mut m = Resume::new(cfg, Offset::START);
+    answer(&mut m, Time::ZERO, head(200, "9"), b"[1,2,3,4,5]");
+    assert_eq!(
+        outputs(&mut m),
+        vec![Output::Failed(StreamError::BodyTooLarge { limit: 8 })]
+    );
+}
+
+#[test]
+fn simulated_session_with_every_fault_once() {
+    let faults = [
+        Fault::FailBeforeHead,
+        Fault::FailMidBody { per_mille: 500 },
+        Fault::Unavailable { retry_after: true },
+        Fault::Hang,
+        Fault::StaleReplay,
+        Fault::Ghost,
+        Fault::None,
+    ];
+    for live in [LiveMode::Sse, LiveMode::LongPoll] {
+        let steps = faults
+            .iter()
+            .cycle()
+            .take(40)
+            .map(|f| Step {
+                page: 2,
+                chunk: 5,
+                append: 1,
+                fault: f.clone(),
+            })
+            .collect();
+        let mut sim = Sim::new(30, 10, true, steps);
+        let (got, last) = run(&mut sim, live, Offset::START, 1);
+        assert_eq!(got, sim.messages, "{live:?}");
+        assert_eq!(
+            last,
+            Output::Closed {
+                offset: Offset::parse(&offset_after(30)).unwrap()
+            }
+        );
+    }
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop_oneof![
+        6 => Just(Fault::None),
+        1 => Just(Fault::FailBeforeHead),
+        2 => (0u16..1000).prop_map(|per_mille| Fault::FailMidBody { per_mille }),
+        1 => any::<bool>().prop_map(|retry_after| Fault::Unavailable { retry_after }),
+        1 => Just(Fault::Hang),
+        2 => Just(Fault::StaleReplay),
+        1 => Just(Fault::Ghost),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    (1usize..6, 1usize..40, 0usize..4, fault()).prop_map(|(page, chunk, append, fault)| Step {
+        page,
+        chunk,
+        append,
+        fault,
+    })
+}
+
+fn live_mode() -> impl Strategy<Value = LiveMode> {
+    prop_oneof![Just(LiveMode::Sse), Just(LiveMode::LongPoll)]
+}
+
+proptest! {
+    /// Any split into catch-up pages and live batches, any duplicated overlap, any
+    /// disconnect point, any reconnect mode: every message exactly once, in order.
+    #[test]
+    fn every_message_exactly_once_in_order(
+        total in 0usize..40,
+        visible_frac in 0usize..=100,
+        start_frac in 0usize..=100,
+        live in live_mode(),
+        steps in prop::collection::vec(step(), 0..60),
+        seed in any::<u64>(),
+    ) {
+        let visible = total * visible_frac / 100;
+        let start = visible * start_frac / 100;
+        let from = if start == 0 { Offset::START } else { Offset::parse(&offset_after(start)).unwrap() };
+        let mut sim = Sim::new(total, visible, true, steps);
+        let (got, last) = run(&mut sim, live, from, seed);
+        prop_assert_eq!(&got[..], &sim.messages[start..]);
+        prop_assert_eq!(last, Output::Closed { offset: Offset::parse(&offset_after(total)).unwrap() });
+    }
+
+    /// Catch-up-only reading stops at the tail it saw, with nothing missing or repeated.
+    #[test]
+    fn catch_up_only_reads_history_exactly_once(
+        total in 0usize..40,
+        steps in prop::collection::vec(step(), 0..40),
+        seed in any::<u64>(),
+    ) {
+        let steps: Vec<Step> = steps.into_iter().map(|s| Step { append: 0, ..s }).collect();
+        let mut sim = Sim::new(total, total, false, steps);
+        let (got, _) = run(&mut sim, LiveMode::Off, Offset::START, seed);
+        prop_assert_eq!(&got[..], &sim.messages[..]);
+    }
+}

@@ -1,0 +1,91 @@
+//! The SSE encoder: events, comments and `retry` lines, written into a buffer.
+
+use std::fmt::Write as _;
+
+/// Appends one event to `out`. Every line of `data` (split on LF, CRLF or CR) becomes
+/// its own `data:` line, so the decoder gives back exactly `data` with `\n` line
+/// ends. `event` and `id` must not contain line breaks; they are replaced by spaces
+/// if they do, so the stream stays well formed.
+///
+/// ```
+/// use gapless_core::sse::{encode_event, SseDecoder};
+///
+/// let mut out = String::new();
+/// encode_event(&mut out, Some("data"), Some("42"), "line one\nline two");
+/// assert_eq!(out, "event: data\nid: 42\ndata: line one\ndata: line two\n\n");
+///
+/// let mut decoder = SseDecoder::new();
+/// decoder.feed(out.as_bytes());
+/// assert_eq!(decoder.next_event().unwrap().unwrap().data, "line one\nline two");
+/// ```
+pub fn encode_event(out: &mut String, event: Option<&str>, id: Option<&str>, data: &str) {
+    if let Some(event) = event {
+        push_field(out, "event", event);
+    }
+    if let Some(id) = id {
+        push_field(out, "id", &id.replace('\0', ""));
+    }
+    let mut rest = data;
+    loop {
+        match rest.find(['\r', '\n']) {
+            Some(i) => {
+                push_raw_field(out, "data", &rest[..i]);
+                let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+                rest = &rest[i + skip..];
+            }
+            None => {
+                push_raw_field(out, "data", rest);
+                break;
+            }
+        }
+    }
+    out.push('\n');
+}
+
+/// Appends a comment line (ignored by decoders; useful as a keep-alive).
+///
+/// ```
+/// let mut out = String::new();
+/// gapless_core::sse::encode_comment(&mut out, "keep-alive");
+/// assert_eq!(out, ": keep-alive\n");
+/// ```
+pub fn encode_comment(out: &mut String, text: &str) {
+    out.push_str(": ");
+    out.push_str(&single_line(text));
+    out.push('\n');
+}
+
+/// Appends a `retry` line asking the client to wait `ms` milliseconds before it
+/// reconnects.
+///
+/// ```
+/// let mut out = String::new();
+/// gapless_core::sse::encode_retry(&mut out, 1500);
+/// assert_eq!(out, "retry: 1500\n");
+/// ```
+pub fn encode_retry(out: &mut String, ms: u64) {
+    let _ = writeln!(out, "retry: {ms}");
+}
+
+fn push_field(out: &mut String, name: &str, value: &str) {
+    push_raw_field(out, name, &single_line(value));
+}
+
+fn push_raw_field(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    if !value.is_empty() {
+        out.push_str(": ");
+        out.push_str(value);
+    } else {
+        out.push(':');
+    }
+    out.push('\n');
+}
+
+fn single_line(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.contains(['\r', '\n']) {
+        value.replace(['\r', '\n'], " ").into()
+    } else {
+        value.into()
+    }
+}
