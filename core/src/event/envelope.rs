@@ -1,0 +1,158 @@
+//! The envelope `{type, data, timestamp, offset}` every session event travels in.
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{Channel, Event};
+use crate::Offset;
+
+/// An envelope is not the JSON object `{type, data, ...}` it must be.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EnvelopeError {
+    /// The text is not JSON, or not an object with a string `type`.
+    #[error("not an event envelope: {0}")]
+    Malformed(String),
+    /// The `offset` field is not a valid offset.
+    #[error("invalid envelope offset: {0}")]
+    BadOffset(String),
+}
+
+/// A session event with its envelope fields.
+///
+/// ```
+/// use gapless_core::event::{Envelope, Event};
+///
+/// let json = r#"{"type":"container-agent:token","data":{"taskId":"t","sessionId":"s","delta":"Hi","extra":1},"timestamp":1700000000000}"#;
+/// let envelope = Envelope::from_json(json).unwrap();
+/// assert!(matches!(envelope.event, Event::AgentToken(ref t) if t.delta == "Hi"));
+/// // Re-encoding keeps the field the typed struct does not know.
+/// let again: serde_json::Value = serde_json::from_str(&envelope.to_json()).unwrap();
+/// assert_eq!(again["data"]["extra"], 1);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Envelope {
+    /// The event.
+    pub event: Event,
+    /// When it was produced, in milliseconds since the epoch.
+    pub timestamp: Option<u64>,
+    /// Its position in the stream, when known.
+    pub offset: Option<Offset>,
+    /// Envelope fields this version does not know.
+    pub extra: Map<String, Value>,
+}
+
+impl Envelope {
+    /// An envelope around `event`, without timestamp or offset.
+    pub fn new(event: Event) -> Self {
+        Envelope {
+            event,
+            timestamp: None,
+            offset: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// Sets the timestamp.
+    pub fn with_timestamp(mut self, ms: u64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+
+    /// Decodes an envelope from JSON text.
+    pub fn from_json(text: &str) -> Result<Self, EnvelopeError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// Decodes an envelope from a JSON value.
+    pub fn from_value(value: Value) -> Result<Self, EnvelopeError> {
+        let Value::Object(mut map) = value else {
+            return Err(EnvelopeError::Malformed("expected a JSON object".into()));
+        };
+        let kind = match map.remove("type") {
+            Some(Value::String(kind)) if !kind.is_empty() => kind,
+            Some(_) => {
+                return Err(EnvelopeError::Malformed(
+                    "`type` must be a non-empty string".into(),
+                ))
+            }
+            None => return Err(EnvelopeError::Malformed("missing `type`".into())),
+        };
+        let data = map
+            .remove("data")
+            .unwrap_or_else(|| Value::Object(Map::new()));
+        let timestamp = match map.remove("timestamp") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
+            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => {
+                n.as_f64().map(|f| f as u64)
+            }
+            Some(other) => {
+                return Err(EnvelopeError::Malformed(format!(
+                    "`timestamp` must be milliseconds since the epoch, not {other}"
+                )))
+            }
+        };
+        let offset = match map.remove("offset") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => {
+                Some(Offset::parse(&s).map_err(|e| EnvelopeError::BadOffset(e.to_string()))?)
+            }
+            Some(Value::Number(n)) => Some(
+                Offset::parse(&n.to_string())
+                    .map_err(|e| EnvelopeError::BadOffset(e.to_string()))?,
+            ),
+            Some(other) => return Err(EnvelopeError::BadOffset(other.to_string())),
+        };
+        Ok(Envelope {
+            event: Event::from_parts(&kind, data),
+            timestamp,
+            offset,
+            extra: map,
+        })
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> &str {
+        self.event.kind()
+    }
+
+    /// The event's storage channel.
+    pub fn channel(&self) -> Channel {
+        Channel::of(self.kind())
+    }
+
+    /// Encodes the envelope as JSON text.
+    pub fn to_json(&self) -> String {
+        // Serializing a map of strings and JSON values cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("type", self.kind())?;
+        map.serialize_entry("data", &self.event.data())?;
+        if let Some(ts) = self.timestamp {
+            map.serialize_entry("timestamp", &ts)?;
+        }
+        if let Some(offset) = &self.offset {
+            map.serialize_entry("offset", offset.as_str())?;
+        }
+        for (k, v) in &self.extra {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = Value::deserialize(d)?;
+        Envelope::from_value(value).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,579 @@
+//! The session view: a reducer that folds session events into what a UI shows.
+//!
+//! Feed every [`Envelope`] of a session, in offset order, to [`SessionView::apply`];
+//! read status, stage history, assistant text per turn, messages, tool calls, changed
+//! files and errors at any time. [`SessionView::status`] takes the current time, so a
+//! session whose producer died without a terminal event shows [`Status::Stalled`]
+//! once nothing has arrived for [`SessionView::stall_after`], instead of "running"
+//! forever.
+//!
+//! Times are milliseconds since the Unix epoch ([`Time`]); an event's own `timestamp`
+//! counts as its activity time (capped at `now`), so a session replayed from history
+//! an hour after its producer died is stalled at once.
+//!
+//! ```
+//! use std::time::Duration;
+//! use gapless_core::event::{Envelope, Event};
+//! use gapless_core::session::{SessionView, Status};
+//! use gapless_core::Time;
+//! use serde_json::json;
+//!
+//! let ids = json!({"taskId": "t", "sessionId": "s"});
+//! let event = |kind: &str, extra: serde_json::Value| {
+//!     let mut data = ids.clone();
+//!     data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+//!     Envelope::new(Event::from_parts(kind, data)).with_timestamp(1_000)
+//! };
+//! let mut view = SessionView::new(Duration::from_secs(60));
+//! let now = Time::from_millis(1_000);
+//! view.apply(&event("container-agent:turn", json!({"turn": 1, "maxTurns": 5, "remaining": 4})), now);
+//! view.apply(&event("container-agent:token", json!({"delta": "Hel"})), now);
+//! view.apply(&event("container-agent:token", json!({"delta": "lo"})), now);
+//! assert_eq!(view.text(), "Hello");
+//! assert_eq!(view.status(now), Status::Running);
+//! // The producer went silent: a minute later the view says so.
+//! assert!(matches!(view.status(Time::from_millis(61_000)), Status::Stalled { .. }));
+//! ```
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::event::{AgentStage, CompletionStatus, Envelope, Event, RawReason, Role};
+use crate::{Offset, Time};
+
+/// How long a running session may stay silent before it counts as stalled, unless
+/// configured otherwise: 60 s.
+pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
+
+/// Where a session stands.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    /// Nothing has happened yet.
+    Pending,
+    /// The runner is starting; `stage` says how far it got.
+    Initializing {
+        /// The last stage reported.
+        stage: String,
+        /// Its message.
+        message: String,
+    },
+    /// The agent is working.
+    Running,
+    /// The agent finished.
+    Completed {
+        /// Its final result, if any.
+        result: Option<String>,
+    },
+    /// The agent used all its turns.
+    TurnLimit,
+    /// The session was cancelled.
+    Cancelled,
+    /// The session failed.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// A machine-readable code (`EPIPE`, `STREAM_ERROR`, ...).
+        code: Option<String>,
+    },
+    /// The session was initializing or running, but nothing has arrived for too long:
+    /// its producer has probably died.
+    Stalled {
+        /// Milliseconds since the last event.
+        silent_ms: u64,
+    },
+}
+
+impl Status {
+    /// Whether the session has ended (completed, turn limit, cancelled or failed).
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Status::Completed { .. }
+                | Status::TurnLimit
+                | Status::Cancelled
+                | Status::Failed { .. }
+        )
+    }
+}
+
+/// One stage the runner reported.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StageEntry {
+    /// The stage.
+    pub stage: String,
+    /// Its message.
+    pub message: String,
+    /// When it was reported.
+    pub at: u64,
+}
+
+/// One turn: its number and the assistant text streamed in it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Turn {
+    /// The turn number (0 for text before the first `turn` event).
+    pub number: u32,
+    /// The assistant text assembled from token deltas.
+    pub text: String,
+}
+
+/// A whole message of the conversation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageEntry {
+    /// Who wrote it.
+    pub role: String,
+    /// Its text.
+    pub content: String,
+}
+
+/// A tool call and, once it finished, its result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolCall {
+    /// The call's identifier.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The call's input.
+    pub input: Value,
+    /// The turn it was made in.
+    pub turn: u32,
+    /// The output, once finished.
+    pub result: Option<String>,
+    /// Whether the output is an error.
+    pub is_error: bool,
+    /// How long it took, once finished.
+    pub duration_ms: Option<f64>,
+}
+
+impl ToolCall {
+    /// Whether the call has finished.
+    pub fn is_finished(&self) -> bool {
+        self.result.is_some()
+    }
+}
+
+/// The latest change to one file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileChange {
+    /// The file's path.
+    pub path: String,
+    /// What happened to it last.
+    pub action: String,
+    /// Lines added (summed over its changes).
+    pub additions: u64,
+    /// Lines deleted (summed over its changes).
+    pub deletions: u64,
+}
+
+/// An error reported during the session (terminal or not).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorEntry {
+    /// The kind that reported it.
+    pub kind: String,
+    /// What went wrong.
+    pub error: String,
+    /// A machine-readable code.
+    pub code: Option<String>,
+}
+
+/// What one applied event changed, so a UI can redraw only that part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Nothing visible (a duplicate, or a kind the view does not show).
+    Nothing,
+    /// The status (or stage).
+    Status,
+    /// The assistant text of the current turn.
+    Text,
+    /// The turn counter.
+    Turn,
+    /// A tool call started or finished.
+    Tool,
+    /// A message was added.
+    Message,
+    /// A file changed.
+    File,
+    /// An error was recorded (the status may have changed too).
+    Error,
+}
+
+/// The folded state of one session.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    status: Status,
+    stages: Vec<StageEntry>,
+    model: Option<String>,
+    max_turns: Option<u32>,
+    turns: Vec<Turn>,
+    messages: Vec<MessageEntry>,
+    tools: Vec<ToolCall>,
+    #[serde(skip)]
+    tool_index: HashMap<String, usize>,
+    files: Vec<FileChange>,
+    errors: Vec<ErrorEntry>,
+    events: u64,
+    last_offset: Option<Offset>,
+    last_activity: Option<u64>,
+    #[serde(skip)]
+    stall_after: Duration,
+}
+
+impl Default for SessionView {
+    fn default() -> Self {
+        Self::new(DEFAULT_STALL_AFTER)
+    }
+}
+
+impl SessionView {
+    /// An empty view that calls a silent running session stalled after `stall_after`.
+    pub fn new(stall_after: Duration) -> Self {
+        SessionView {
+            status: Status::Pending,
+            stages: Vec::new(),
+            model: None,
+            max_turns: None,
+            turns: Vec::new(),
+            messages: Vec::new(),
+            tools: Vec::new(),
+            tool_index: HashMap::new(),
+            files: Vec::new(),
+            errors: Vec::new(),
+            events: 0,
+            last_offset: None,
+            last_activity: None,
+            stall_after,
+        }
+    }
+
+    /// Folds one event in. An event at or before the last applied offset is a
+    /// duplicate and changes nothing.
+    pub fn apply(&mut self, envelope: &Envelope, now: Time) -> Change {
+        if let (Some(offset), Some(last)) = (&envelope.offset, &self.last_offset) {
+            if offset <= last {
+                return Change::Nothing;
+            }
+        }
+        if let Some(offset) = &envelope.offset {
+            self.last_offset = Some(offset.clone());
+        }
+        self.events += 1;
+        let at = envelope
+            .timestamp
+            .map_or(now.as_millis(), |ts| ts.min(now.as_millis()));
+        self.last_activity = Some(self.last_activity.map_or(at, |prev| prev.max(at)));
+        self.fold(&envelope.event, at)
+    }
+
+    fn fold(&mut self, event: &Event, at: u64) -> Change {
+        match event {
+            Event::AgentStatus(s) => {
+                self.stages.push(StageEntry {
+                    stage: s.stage.to_string(),
+                    message: s.message.clone(),
+                    at,
+                });
+                let status = match s.stage {
+                    AgentStage::Running | AgentStage::Executing => Status::Running,
+                    _ => Status::Initializing {
+                        stage: s.stage.to_string(),
+                        message: s.message.clone(),
+                    },
+                };
+                self.set_status(status)
+            }
+            Event::AgentStarted(s) => {
+                self.model = Some(s.model.clone());
+                self.max_turns = Some(s.max_turns);
+                self.set_status(Status::Running)
+            }
+            Event::AgentTurn(t) => {
+                self.max_turns = Some(t.max_turns);
+                if self.turns.last().is_none_or(|last| last.number != t.turn) {
+                    self.turns.push(Turn {
+                        number: t.turn,
+                        text: String::new(),
+                    });
+                }
+                self.set_status(Status::Running);
+                Change::Turn
+            }
+            Event::AgentToken(t) => {
+                self.current_turn().text.push_str(&t.delta);
+                self.set_status(Status::Running);
+                Change::Text
+            }
+            Event::AgentMessage(m) => {
+                self.messages.push(MessageEntry {
+                    role: m.role.to_string(),
+                    content: m.content.clone(),
+                });
+                if m.role == Role::Assistant {
+                    let turn = self.current_turn();
+                    if turn.text.is_empty() {
+                        turn.text.clone_from(&m.content);
+                    }
+                }
+                Change::Message
+            }
+            Event::ToolStart(t) => {
+                let turn = self.turns.last().map_or(0, |t| t.number);
+                self.tool_index.insert(t.tool_id.clone(), self.tools.len());
+                self.tools.push(ToolCall {
+                    id: t.tool_id.clone(),
+                    name: t.tool_name.clone(),
+                    input: t.input.clone(),
+                    turn,
+                    result: None,
+                    is_error: false,
+                    duration_ms: None,
+                });
+                self.set_status(Status::Running);
+                Change::Tool
+            }
+            Event::ToolResult(r) => {
+                let index = match self.tool_index.get(&r.tool_id) {
+                    Some(&i) => i,
+                    None => {
+                        // A result whose start was never seen still shows.
+                        let turn = self.turns.last().map_or(0, |t| t.number);
+                        self.tool_index.insert(r.tool_id.clone(), self.tools.len());
+                        self.tools.push(ToolCall {
+                            id: r.tool_id.clone(),
+                            name: r.tool_name.clone(),
+                            input: Value::Null,
+                            turn,
+                            result: None,
+                            is_error: false,
+                            duration_ms: None,
+                        });
+                        self.tools.len() - 1
+                    }
+                };
+                let call = &mut self.tools[index];
+                call.result = Some(r.result.clone());
+                call.is_error = r.is_error;
+                call.duration_ms = r.duration_ms.as_f64();
+                Change::Tool
+            }
+            Event::FileChanged(f) => {
+                let action = f.action.to_string();
+                match self.files.iter_mut().find(|c| c.path == f.path) {
+                    Some(change) => {
+                        change.action = action;
+                        change.additions += f.additions.unwrap_or(0);
+                        change.deletions += f.deletions.unwrap_or(0);
+                    }
+                    None => self.files.push(FileChange {
+                        path: f.path.clone(),
+                        action,
+                        additions: f.additions.unwrap_or(0),
+                        deletions: f.deletions.unwrap_or(0),
+                    }),
+                }
+                Change::File
+            }
+            Event::AgentComplete(c) => {
+                let status = match c.status {
+                    CompletionStatus::TurnLimit => Status::TurnLimit,
+                    CompletionStatus::Cancelled => Status::Cancelled,
+                    _ => Status::Completed {
+                        result: c.result.clone(),
+                    },
+                };
+                self.set_status(status)
+            }
+            Event::AgentCancelled(_) => self.set_status(Status::Cancelled),
+            Event::AgentError(e) => {
+                self.push_error(event.kind(), &e.error, e.code.clone());
+                self.set_status(Status::Failed {
+                    error: e.error.clone(),
+                    code: e.code.clone(),
+                });
+                Change::Error
+            }
+            Event::TaskUpdateFailed(e) => {
+                self.push_error(event.kind(), &e.error, None);
+                Change::Error
+            }
+            Event::SandboxError(e) => {
+                self.push_error(event.kind(), &e.error, e.code.clone());
+                Change::Error
+            }
+            Event::PlanError(e) => {
+                self.push_error(event.kind(), &e.error, e.code.clone());
+                Change::Error
+            }
+            Event::TaskCreationError(e) => {
+                self.push_error(event.kind(), &e.error, e.code.clone());
+                Change::Error
+            }
+            Event::TerraformError(e) => {
+                self.push_error(event.kind(), &e.error, e.code.clone());
+                Change::Error
+            }
+            Event::Raw(raw) => match &raw.reason {
+                RawReason::Invalid(why) => {
+                    self.push_error(&raw.kind, &format!("undecodable event: {why}"), None);
+                    Change::Error
+                }
+                RawReason::UnknownKind => Change::Nothing,
+            },
+            other => match other.token_delta() {
+                Some(delta) => {
+                    self.current_turn().text.push_str(delta);
+                    Change::Text
+                }
+                None => Change::Nothing,
+            },
+        }
+    }
+
+    fn set_status(&mut self, status: Status) -> Change {
+        // A terminal status is final: later events (sandbox teardown, late tokens)
+        // do not bring a finished session back to life.
+        if self.status.is_terminal() || self.status == status {
+            return Change::Nothing;
+        }
+        self.status = status;
+        Change::Status
+    }
+
+    fn push_error(&mut self, kind: &str, error: &str, code: Option<String>) {
+        self.errors.push(ErrorEntry {
+            kind: kind.to_owned(),
+            error: error.to_owned(),
+            code,
+        });
+    }
+
+    fn current_turn(&mut self) -> &mut Turn {
+        if self.turns.is_empty() {
+            self.turns.push(Turn::default());
+        }
+        let last = self.turns.len() - 1;
+        &mut self.turns[last]
+    }
+
+    /// The status at `now`: [`Status::Stalled`] when the session is initializing or
+    /// running and nothing has arrived for [`SessionView::stall_after`].
+    pub fn status(&self, now: Time) -> Status {
+        if matches!(self.status, Status::Running | Status::Initializing { .. }) {
+            if let Some(last) = self.last_activity {
+                let silent = now.as_millis().saturating_sub(last);
+                if silent >= self.stall_after.as_millis() as u64 {
+                    return Status::Stalled { silent_ms: silent };
+                }
+            }
+        }
+        self.status.clone()
+    }
+
+    /// The status as the events left it, without the stall check.
+    pub fn reported_status(&self) -> &Status {
+        &self.status
+    }
+
+    /// When the view considers a silent session stalled.
+    pub fn stall_after(&self) -> Duration {
+        self.stall_after
+    }
+
+    /// Every stage the runner reported, in order.
+    pub fn stages(&self) -> &[StageEntry] {
+        &self.stages
+    }
+
+    /// The model, once `started` arrived.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// The turn budget, once known.
+    pub fn max_turns(&self) -> Option<u32> {
+        self.max_turns
+    }
+
+    /// The turns, each with its assistant text.
+    pub fn turns(&self) -> &[Turn] {
+        &self.turns
+    }
+
+    /// The highest turn number seen.
+    pub fn turn_count(&self) -> u32 {
+        self.turns.iter().map(|t| t.number).max().unwrap_or(0)
+    }
+
+    /// All assistant text, turns separated by a blank line.
+    pub fn text(&self) -> String {
+        let parts: Vec<&str> = self
+            .turns
+            .iter()
+            .map(|t| t.text.as_str())
+            .filter(|t| !t.is_empty())
+            .collect();
+        parts.join("\n\n")
+    }
+
+    /// The whole messages, in order.
+    pub fn messages(&self) -> &[MessageEntry] {
+        &self.messages
+    }
+
+    /// The tool calls, in the order they started.
+    pub fn tools(&self) -> &[ToolCall] {
+        &self.tools
+    }
+
+    /// The changed files, in the order they were first changed.
+    pub fn files(&self) -> &[FileChange] {
+        &self.files
+    }
+
+    /// Every error reported, in order.
+    pub fn errors(&self) -> &[ErrorEntry] {
+        &self.errors
+    }
+
+    /// How many events were applied (duplicates excluded).
+    pub fn event_count(&self) -> u64 {
+        self.events
+    }
+
+    /// The offset of the last applied event, when events carry offsets.
+    pub fn last_offset(&self) -> Option<&Offset> {
+        self.last_offset.as_ref()
+    }
+
+    /// A serializable snapshot at `now` (the stall check applied), for UIs.
+    pub fn snapshot(&self, now: Time) -> Snapshot {
+        Snapshot {
+            status: self.status(now),
+            view: self.clone(),
+        }
+    }
+}
+
+/// A [`SessionView`] with its status evaluated at one moment; serializes to the JSON
+/// object a UI renders (`status` plus the view's fields, camelCase).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// The status at the snapshot's moment (possibly stalled).
+    pub status: Status,
+    /// The view.
+    #[serde(rename = "view")]
+    pub view: SessionView,
+}
+
+#[cfg(test)]
+mod tests;

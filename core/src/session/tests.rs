@@ -1,0 +1,231 @@
+//! Tests of the session view reducer.
+
+use super::*;
+use serde_json::json;
+
+const T0: u64 = 1_700_000_000_000;
+
+fn ev(kind: &str, data: Value, ts: u64) -> Envelope {
+    let mut full = json!({"taskId": "t", "sessionId": "s"});
+    if let (Some(full), Value::Object(more)) = (full.as_object_mut(), data) {
+        full.extend(more);
+    }
+    Envelope::new(Event::from_parts(kind, full)).with_timestamp(ts)
+}
+
+fn at(ms: u64) -> Time {
+    Time::from_millis(ms)
+}
+
+fn scripted() -> Vec<Envelope> {
+    vec![
+        ev(
+            "container-agent:status",
+            json!({"stage": "initializing", "message": "boot"}),
+            T0,
+        ),
+        ev(
+            "container-agent:status",
+            json!({"stage": "creating_sandbox", "message": "sb"}),
+            T0 + 1,
+        ),
+        ev(
+            "container-agent:started",
+            json!({"model": "m1", "maxTurns": 3}),
+            T0 + 2,
+        ),
+        ev(
+            "container-agent:turn",
+            json!({"turn": 1, "maxTurns": 3, "remaining": 2}),
+            T0 + 3,
+        ),
+        ev("container-agent:token", json!({"delta": "Look"}), T0 + 4),
+        ev("container-agent:token", json!({"delta": "ing."}), T0 + 5),
+        ev(
+            "container-agent:tool:start",
+            json!({"toolName": "Bash", "toolId": "a", "input": {"cmd": "ls"}}),
+            T0 + 6,
+        ),
+        ev(
+            "container-agent:tool:result",
+            json!({"toolName": "Bash", "toolId": "a", "result": "x", "isError": false, "durationMs": 7}),
+            T0 + 7,
+        ),
+        ev(
+            "container-agent:file_changed",
+            json!({"path": "a.rs", "action": "create", "toolName": "Write", "additions": 4}),
+            T0 + 8,
+        ),
+        ev(
+            "container-agent:file_changed",
+            json!({"path": "a.rs", "action": "modify", "toolName": "Edit", "additions": 1, "deletions": 2}),
+            T0 + 9,
+        ),
+        ev(
+            "container-agent:turn",
+            json!({"turn": 2, "maxTurns": 3, "remaining": 1}),
+            T0 + 10,
+        ),
+        ev("container-agent:token", json!({"delta": "Done."}), T0 + 11),
+    ]
+}
+
+#[test]
+fn scripted_session_folds_into_the_view() {
+    let mut view = SessionView::default();
+    let now = at(T0 + 20);
+    let first = view.apply(&scripted()[0], now);
+    assert_eq!(first, Change::Status);
+    assert_eq!(
+        view.status(now),
+        Status::Initializing {
+            stage: "initializing".into(),
+            message: "boot".into()
+        }
+    );
+    for e in &scripted()[1..] {
+        view.apply(e, now);
+    }
+    assert_eq!(view.status(now), Status::Running);
+    assert_eq!(view.stages().len(), 2);
+    assert_eq!(view.model(), Some("m1"));
+    assert_eq!(view.turn_count(), 2);
+    assert_eq!(view.turns()[0].text, "Looking.");
+    assert_eq!(view.text(), "Looking.\n\nDone.");
+    assert_eq!(view.tools().len(), 1);
+    assert_eq!(view.tools()[0].result.as_deref(), Some("x"));
+    assert_eq!(view.tools()[0].duration_ms, Some(7.0));
+    assert_eq!(view.tools()[0].turn, 1);
+    assert_eq!(
+        view.files(),
+        &[FileChange {
+            path: "a.rs".into(),
+            action: "modify".into(),
+            additions: 5,
+            deletions: 2
+        }]
+    );
+    let done = ev(
+        "container-agent:complete",
+        json!({"status": "completed", "turnCount": 2, "result": "ok"}),
+        T0 + 12,
+    );
+    assert_eq!(view.apply(&done, now), Change::Status);
+    assert_eq!(
+        view.status(at(T0 + 10_000_000)),
+        Status::Completed {
+            result: Some("ok".into())
+        }
+    );
+}
+
+#[test]
+fn silent_running_session_becomes_stalled_and_a_terminal_one_never_does() {
+    let mut view = SessionView::new(Duration::from_secs(30));
+    for e in scripted() {
+        view.apply(&e, at(T0 + 11));
+    }
+    assert_eq!(view.status(at(T0 + 11 + 29_999)), Status::Running);
+    assert_eq!(
+        view.status(at(T0 + 11 + 30_000)),
+        Status::Stalled { silent_ms: 30_000 }
+    );
+    // A new event brings it back.
+    view.apply(
+        &ev("container-agent:token", json!({"delta": "!"}), T0 + 40_000),
+        at(T0 + 40_000),
+    );
+    assert_eq!(view.status(at(T0 + 40_001)), Status::Running);
+    // A crash guard's error is terminal and final.
+    view.apply(
+        &ev(
+            "container-agent:error",
+            json!({"error": "EPIPE", "code": "EPIPE", "turnCount": 2}),
+            T0 + 40_001,
+        ),
+        at(T0 + 40_001),
+    );
+    let failed = Status::Failed {
+        error: "EPIPE".into(),
+        code: Some("EPIPE".into()),
+    };
+    assert_eq!(view.status(at(T0 + 99_999_999)), failed);
+    view.apply(
+        &ev(
+            "container-agent:status",
+            json!({"stage": "running", "message": ""}),
+            T0 + 50_000,
+        ),
+        at(T0 + 50_000),
+    );
+    assert_eq!(view.reported_status(), &failed);
+    assert_eq!(view.errors().len(), 1);
+}
+
+#[test]
+fn replayed_history_of_a_dead_producer_is_stalled_at_once() {
+    let mut view = SessionView::new(Duration::from_secs(60));
+    let now = at(T0 + 3_600_000);
+    for e in scripted() {
+        view.apply(&e, now);
+    }
+    assert!(matches!(view.status(now), Status::Stalled { .. }));
+}
+
+#[test]
+fn duplicates_by_offset_change_nothing() {
+    let mut view = SessionView::default();
+    let mut e = ev("container-agent:token", json!({"delta": "a"}), T0);
+    e.offset = Some(Offset::parse("0001").unwrap());
+    assert_eq!(view.apply(&e, at(T0)), Change::Text);
+    assert_eq!(view.apply(&e, at(T0)), Change::Nothing);
+    assert_eq!(view.text(), "a");
+    assert_eq!(view.event_count(), 1);
+}
+
+#[test]
+fn completion_variants_and_invalid_events() {
+    for (status, expect) in [
+        ("turn_limit", Status::TurnLimit),
+        ("cancelled", Status::Cancelled),
+    ] {
+        let mut view = SessionView::default();
+        view.apply(
+            &ev(
+                "container-agent:complete",
+                json!({"status": status, "turnCount": 1}),
+                T0,
+            ),
+            at(T0),
+        );
+        assert_eq!(view.status(at(T0)), expect);
+    }
+    let mut view = SessionView::default();
+    view.apply(
+        &ev("container-agent:cancelled", json!({"turnCount": 1}), T0),
+        at(T0),
+    );
+    assert_eq!(view.status(at(T0)), Status::Cancelled);
+    // A known kind with broken data is recorded as an error, not dropped.
+    let mut view = SessionView::default();
+    assert_eq!(
+        view.apply(
+            &ev("container-agent:token", json!({"delta": 5}), T0),
+            at(T0)
+        ),
+        Change::Error
+    );
+    assert_eq!(view.errors().len(), 1);
+}
+
+#[test]
+fn snapshot_serializes_for_a_ui() {
+    let mut view = SessionView::default();
+    for e in scripted() {
+        view.apply(&e, at(T0 + 11));
+    }
+    let json = serde_json::to_value(view.snapshot(at(T0 + 11))).unwrap();
+    assert_eq!(json["status"], json!({"state": "running"}));
+    assert_eq!(json["view"]["turns"][1]["text"], "Done.");
+    assert_eq!(json["view"]["tools"][0]["isError"], false);
+}
