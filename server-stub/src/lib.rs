@@ -1,1 +1,125 @@
-//! placeholder
+//! gapless-server: the reference Durable Streams server of gapless, on axum and
+//! SQLite, with the session endpoints of agent task boards.
+//!
+//! Every append is committed before it is acknowledged or delivered to a reader;
+//! concurrent appends share one transaction (group commit); offsets are assigned
+//! inside the transaction, so concurrent producers can never collide.
+//!
+//! # Layout
+//! - [`config`]: command-line flags.
+//! - [`store`]: SQLite storage — the single group-committing writer, readers, and the
+//!   committed state live readers wait on.
+//! - [`http`]: the routes — Durable Streams under `/v1/stream/`, CORS and security
+//!   headers.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), gapless_server::ServeError> {
+//! let server = gapless_server::Server::bind(gapless_server::Config::for_tests()).await?;
+//! println!("listening on {}", server.url());
+//! server.run().await
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod http;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+pub use config::Config;
+
+/// Why the server could not start or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The storage could not open.
+    #[error(transparent)]
+    Store(#[from] store::OpenError),
+    /// The address could not be bound, or serving failed.
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running server.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: http::AppState,
+}
+
+impl Server {
+    /// Opens the storage and binds the address.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let store = store::Store::open(
+            (!config.memory).then_some(config.data_dir.as_path()),
+            config.durability,
+        )?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|source| ServeError::Io {
+                addr: config.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServeError::Io {
+            addr: config.bind,
+            source,
+        })?;
+        let state = http::AppState {
+            store,
+            config: Arc::new(http::Settings {
+                long_poll_timeout: config.long_poll_timeout(),
+                sse_max_age: config.sse_max_age(),
+                max_body_bytes: config.max_body_bytes,
+                strict_events: config.strict_events,
+            }),
+            shutdown: CancellationToken::new(),
+        };
+        Ok(Server {
+            listener,
+            addr,
+            state,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its base URL, `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A token that stops the server when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until the shutdown token is cancelled: then stops accepting, ends live
+    /// reads, finishes in-flight appends and stops the writer.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let token = self.state.shutdown.clone();
+        let store = self.state.store.clone();
+        let app = http::router(self.state);
+        let addr = self.addr;
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .map_err(|source| ServeError::Io { addr, source })?;
+        store.shutdown().await;
+        info!("stopped");
+        Ok(())
+    }
+}

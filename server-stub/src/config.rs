@@ -1,0 +1,78 @@
+//! Command-line flags and their `GAPLESS_*` environment equivalents.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::store::Durability;
+
+/// gapless-server: a Durable Streams server on SQLite, with the session endpoints
+/// of agent task boards.
+///
+/// Every append is committed to SQLite before it is acknowledged or delivered.
+/// Concurrent appends share one transaction (group commit). With `--durability full`
+/// (the default) each commit is fsynced: nothing acknowledged is lost, even on power
+/// loss. With `--durability normal` commits survive a crash or `kill -9` of the
+/// server, but not a power loss.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "gapless-server", version)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GAPLESS_BIND", default_value = "127.0.0.1:4437")]
+    pub bind: SocketAddr,
+    /// Directory of the SQLite database (created if missing).
+    #[arg(long, env = "GAPLESS_DATA_DIR", default_value = "./gapless-data")]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory instead (lost at exit; for tests).
+    #[arg(long, env = "GAPLESS_MEMORY")]
+    pub memory: bool,
+    /// full: fsync every group commit (SQLite synchronous=FULL); normal: survive
+    /// process crashes but not power loss (synchronous=NORMAL).
+    #[arg(long, env = "GAPLESS_DURABILITY", value_enum, default_value = "full")]
+    pub durability: Durability,
+    /// How long a long-poll read waits for data before answering 204.
+    #[arg(long, env = "GAPLESS_LONG_POLL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub long_poll_timeout_ms: u64,
+    /// SSE connections are closed after this many seconds (clients reconnect).
+    #[arg(long, env = "GAPLESS_SSE_MAX_AGE_S", default_value_t = 60)]
+    pub sse_max_age_s: u64,
+    /// Largest request body accepted; larger ones get 413.
+    #[arg(long, env = "GAPLESS_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// File of bearer tokens, one per line: `<token> <read|write> <prefix>[,<prefix>...]`.
+    /// When given, every route requires a token.
+    #[arg(long, env = "GAPLESS_AUTH_TOKENS")]
+    pub auth_tokens: Option<PathBuf>,
+    /// Refuse session events of unknown kinds (known kinds are always validated).
+    #[arg(long, env = "GAPLESS_STRICT_EVENTS")]
+    pub strict_events: bool,
+}
+
+impl Config {
+    /// A configuration for tests: in memory, on an ephemeral loopback port.
+    pub fn for_tests() -> Self {
+        Config {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: PathBuf::from("./gapless-data"),
+            memory: true,
+            durability: Durability::Normal,
+            long_poll_timeout_ms: 500,
+            sse_max_age_s: 60,
+            max_body_bytes: 16 * 1024 * 1024,
+            auth_tokens: None,
+            strict_events: false,
+        }
+    }
+
+    /// The long-poll time-out.
+    pub fn long_poll_timeout(&self) -> Duration {
+        Duration::from_millis(self.long_poll_timeout_ms)
+    }
+
+    /// The SSE connection lifetime.
+    pub fn sse_max_age(&self) -> Duration {
+        Duration::from_secs(self.sse_max_age_s)
+    }
+}

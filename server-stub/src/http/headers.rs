@@ -1,0 +1,204 @@
+//! Request header parsing (TTL, expiry, closure, producers, forks) and response
+//! header values (ETag, cursor, caching) of the Durable Streams protocol.
+
+use axum::http::HeaderMap;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::error::ApiError;
+use crate::store::{parse_offset, ProducerHdr, ReadFrom};
+
+/// The value of a header as text; a value that is not visible ASCII is a 400.
+pub(super) fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .map(|s| Some(s.trim()))
+            .map_err(|_| ApiError::bad_request(format!("header {name} is not valid text"))),
+    }
+}
+
+/// `Stream-Closed: true` (case-insensitive); any other value is ignored (§4.1).
+pub(super) fn closed(headers: &HeaderMap) -> bool {
+    headers
+        .get("stream-closed")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// `Stream-TTL`: a non-negative decimal integer without sign, leading zeros or
+/// exponent.
+pub(super) fn ttl(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = text(headers, "stream-ttl")? else {
+        return Ok(None);
+    };
+    let canonical = !v.is_empty()
+        && v.bytes().all(|b| b.is_ascii_digit())
+        && (v == "0" || !v.starts_with('0'));
+    if !canonical {
+        return Err(ApiError::bad_request(format!(
+            "Stream-TTL must be a non-negative integer number of seconds, not {v:?}"
+        )));
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("Stream-TTL is too large"))
+}
+
+/// `Stream-Expires-At`: an RFC 3339 timestamp, as milliseconds since the epoch.
+pub(super) fn expires_at(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = text(headers, "stream-expires-at")? else {
+        return Ok(None);
+    };
+    let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|e| {
+        ApiError::bad_request(format!("Stream-Expires-At must be RFC 3339 ({v:?}: {e})"))
+    })?;
+    let ms = t.unix_timestamp_nanos() / 1_000_000;
+    Ok(Some(ms.max(0) as u64))
+}
+
+/// Formats milliseconds since the epoch as RFC 3339.
+pub(super) fn rfc3339(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// An integer producer header: 0 ..= 2^53-1.
+fn producer_number(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+    let Some(v) = text(headers, name)? else {
+        return Ok(None);
+    };
+    match v.parse::<u64>() {
+        Ok(n) if n < (1 << 53) && v.bytes().all(|b| b.is_ascii_digit()) => Ok(Some(n)),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} must be an integer between 0 and 2^53-1, not {v:?}"
+        ))),
+    }
+}
+
+/// The producer headers: all three or none.
+pub(super) fn producer(headers: &HeaderMap) -> Result<Option<ProducerHdr>, ApiError> {
+    let id = text(headers, "producer-id")?;
+    let epoch = producer_number(headers, "producer-epoch")?;
+    let seq = producer_number(headers, "producer-seq")?;
+    match (id, epoch, seq) {
+        (None, None, None) => Ok(None),
+        (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Ok(Some(ProducerHdr {
+            id: id.to_owned(),
+            epoch,
+            seq,
+        })),
+        (Some(""), _, _) => Err(ApiError::bad_request("Producer-Id must not be empty")),
+        _ => Err(ApiError::bad_request(
+            "Producer-Id, Producer-Epoch and Producer-Seq must be sent together",
+        )),
+    }
+}
+
+/// A fork offset header value, as a position.
+pub(super) fn fork_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = text(headers, "stream-fork-offset")? else {
+        return Ok(None);
+    };
+    match parse_offset(v) {
+        Ok(ReadFrom::At(pos)) => Ok(Some(pos)),
+        Ok(ReadFrom::Tail) => Ok(None),
+        Err(e) => Err(ApiError::bad_request(format!("Stream-Fork-Offset: {e}"))),
+    }
+}
+
+/// `Stream-Fork-Sub-Offset`: a non-negative integer.
+pub(super) fn fork_sub_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(v) = text(headers, "stream-fork-sub-offset")? else {
+        return Ok(None);
+    };
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::bad_request(format!(
+            "Stream-Fork-Sub-Offset must be a non-negative integer, not {v:?}"
+        )));
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("Stream-Fork-Sub-Offset is too large"))
+}
+
+/// Seconds per cursor interval (§10).
+const CURSOR_INTERVAL_SECS: u64 = 20;
+/// The cursor epoch: 2024-10-09T00:00:00Z.
+const CURSOR_EPOCH_SECS: u64 = 1_728_432_000;
+
+/// The cursor to send (§10): the current interval number, or one strictly greater
+/// than the client's when the client's is not behind.
+pub(super) fn cursor(client: Option<&str>, now_ms: u64) -> String {
+    let interval = (now_ms / 1000).saturating_sub(CURSOR_EPOCH_SECS) / CURSOR_INTERVAL_SECS;
+    match client.and_then(|c| c.parse::<u64>().ok()) {
+        Some(c) if c >= interval => {
+            // Jitter of 1..=180 intervals (20 s .. 1 h), from the clock's low bits.
+            let jitter = 1 + (now_ms % 180);
+            (c + jitter).to_string()
+        }
+        _ => interval.to_string(),
+    }
+}
+
+/// The ETag of a read: stream id, range, and closure.
+pub(super) fn etag(id: i64, from: u64, to: u64, closed: bool) -> String {
+    if closed {
+        format!("\"{id}:{from}:{to}:c\"")
+    } else {
+        format!("\"{id}:{from}:{to}\"")
+    }
+}
+
+/// Whether `If-None-Match` matches `tag`.
+pub(super) fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all("if-none-match")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            let t = t.trim();
+            t == "*" || t == tag || t.strip_prefix("W/") == Some(tag)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_must_be_canonical() {
+        let mut h = HeaderMap::new();
+        for (v, ok) in [("0", true), ("60", true), ("060", false), ("+5", false), ("1e3", false), ("", false), ("-1", false)] {
+            h.insert("stream-ttl", v.parse().unwrap());
+            assert_eq!(ttl(&h).is_ok(), ok, "{v}");
+        }
+    }
+
+    #[test]
+    fn cursor_moves_past_the_clients() {
+        let now = (CURSOR_EPOCH_SECS + 2000) * 1000;
+        let current = cursor(None, now);
+        assert_eq!(current, "100");
+        assert_eq!(cursor(Some("7"), now), "100");
+        let next: u64 = cursor(Some("100"), now).parse().unwrap();
+        assert!(next > 100);
+    }
+
+    #[test]
+    fn producers_all_or_nothing() {
+        let mut h = HeaderMap::new();
+        assert!(producer(&h).unwrap().is_none());
+        h.insert("producer-id", "p".parse().unwrap());
+        assert!(producer(&h).is_err());
+        h.insert("producer-epoch", "0".parse().unwrap());
+        h.insert("producer-seq", "9007199254740992".parse().unwrap());
+        assert!(producer(&h).is_err());
+        h.insert("producer-seq", "3".parse().unwrap());
+        assert_eq!(producer(&h).unwrap().unwrap().seq, 3);
+    }
+}

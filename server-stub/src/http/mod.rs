@@ -1,0 +1,104 @@
+//! The HTTP surface: the router, shared request state, and the CORS and browser
+//! security headers every response carries.
+
+mod error;
+mod headers;
+mod sse;
+mod stream;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+use crate::store::Store;
+
+/// Settings the handlers read.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// How long a long-poll waits.
+    pub long_poll_timeout: Duration,
+    /// SSE connection lifetime.
+    pub sse_max_age: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Refuse unknown session event kinds.
+    pub strict_events: bool,
+}
+
+/// What every handler shares.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The storage.
+    pub store: Store,
+    /// The settings.
+    pub config: Arc<Settings>,
+    /// Cancelled when the server shuts down: live reads end.
+    pub shutdown: CancellationToken,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/stream/{*path}", any(stream::route))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(not_found)
+        .layer(middleware::from_fn(cors_and_security))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+const ALLOW_HEADERS: &str = "content-type, authorization, if-none-match, last-event-id, \
+    stream-seq, stream-ttl, stream-expires-at, stream-closed, producer-id, producer-epoch, \
+    producer-seq, stream-forked-from, stream-fork-offset, stream-fork-sub-offset";
+const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-date, \
+    stream-closed, stream-ttl, stream-expires-at, producer-epoch, producer-seq, \
+    producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, \
+    content-type, content-encoding, location, retry-after, vary";
+
+/// Answers CORS preflights and adds CORS and §12.7 headers to every response.
+async fn cors_and_security(request: Request, next: Next) -> Response {
+    let origin = request.headers().get("origin").cloned();
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        next.run(request).await
+    };
+    let hm = response.headers_mut();
+    let allow_origin = origin.unwrap_or_else(|| HeaderValue::from_static("*"));
+    hm.insert("access-control-allow-origin", allow_origin);
+    hm.insert("vary", HeaderValue::from_static("origin"));
+    hm.insert(
+        "access-control-expose-headers",
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    if preflight {
+        hm.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+        );
+        hm.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static(ALLOW_HEADERS),
+        );
+        hm.insert("access-control-max-age", HeaderValue::from_static("86400"));
+    }
+    hm.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    hm.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("cross-origin"),
+    );
+    response
+}

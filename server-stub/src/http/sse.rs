@@ -1,0 +1,182 @@
+//! Live reads over Server-Sent Events (§5.8): a `data` event per stored batch, a
+//! `control` event after each, closure signalled in-band, connections recycled.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gapless_core::sse::{encode_comment, encode_event};
+use gapless_core::wire::headers::is_text;
+use gapless_core::wire::{encode_base64, Control};
+use gapless_core::Offset;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::headers as h;
+use super::AppState;
+use crate::store::{format_offset, now_ms, Live, StreamMeta};
+
+/// Largest batch one `data` event carries.
+const MAX_EVENT_BYTES: usize = 256 * 1024;
+/// How often an idle connection gets a comment, so dead peers are noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// How stored bytes become SSE data.
+#[derive(Clone, Copy)]
+enum Encoding {
+    Json,
+    Text,
+    Base64,
+}
+
+struct Feed {
+    state: AppState,
+    live: Arc<Live>,
+    path: String,
+    from: u64,
+    client_cursor: Option<String>,
+    encoding: Encoding,
+    deadline: Instant,
+    changes: watch::Receiver<u64>,
+    caught_up_sent: bool,
+    done: bool,
+}
+
+/// Starts an SSE response reading from `from`.
+pub(super) fn respond(
+    state: &AppState,
+    live: Arc<Live>,
+    meta: Arc<StreamMeta>,
+    from: u64,
+    client_cursor: Option<&str>,
+) -> Response {
+    let encoding = if meta.is_json() {
+        Encoding::Json
+    } else if is_text(&meta.content_type) {
+        Encoding::Text
+    } else {
+        Encoding::Base64
+    };
+    let feed = Feed {
+        state: state.clone(),
+        changes: live.subscribe(),
+        live,
+        path: meta.path.clone(),
+        from,
+        client_cursor: client_cursor.map(str::to_owned),
+        encoding,
+        deadline: Instant::now() + state.config.sse_max_age,
+        caught_up_sent: false,
+        done: false,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let hm = response.headers_mut();
+    hm.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    hm.insert("cache-control", HeaderValue::from_static("no-cache"));
+    hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if matches!(encoding, Encoding::Base64) {
+        hm.insert("stream-sse-data-encoding", HeaderValue::from_static("base64"));
+    }
+    response
+}
+
+impl Feed {
+    fn control(&self, up_to_date: bool, closed: bool) -> String {
+        let control = Control {
+            stream_next_offset: Offset::parse(&format_offset(self.from))
+                .unwrap_or(Offset::START),
+            stream_cursor: (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms())),
+            up_to_date,
+            stream_closed: closed,
+        };
+        let mut out = String::new();
+        encode_event(&mut out, Some("control"), None, &control.to_json());
+        out
+    }
+
+    /// The next piece of the response, or `None` to end it.
+    async fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let current = self.state.store.shared().get(&self.path);
+            if !current.is_some_and(|c| Arc::ptr_eq(&c, &self.live)) {
+                self.done = true;
+                return None;
+            }
+            let meta = self.live.meta();
+            if meta.deleted {
+                self.done = true;
+                return None;
+            }
+            if self.from < meta.tail {
+                let chunk = match self
+                    .state
+                    .store
+                    .read(Arc::clone(&meta), self.from, meta.tail, MAX_EVENT_BYTES)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("SSE read failed: {e}");
+                        self.done = true;
+                        return None;
+                    }
+                };
+                let data = match self.encoding {
+                    Encoding::Json => String::from_utf8_lossy(&chunk.json_body()).into_owned(),
+                    Encoding::Text => String::from_utf8_lossy(&chunk.raw_body()).into_owned(),
+                    Encoding::Base64 => encode_base64(&chunk.raw_body()),
+                };
+                let mut out = String::with_capacity(data.len() + 128);
+                encode_event(&mut out, Some("data"), None, &data);
+                self.from = chunk.next;
+                let up_to_date = self.from >= meta.tail;
+                let closed = meta.closed && up_to_date;
+                out.push_str(&self.control(up_to_date, closed));
+                self.caught_up_sent = up_to_date;
+                self.done = closed;
+                return Some(out);
+            }
+            if meta.closed {
+                self.done = true;
+                return Some(self.control(true, true));
+            }
+            if !self.caught_up_sent {
+                self.caught_up_sent = true;
+                return Some(self.control(true, false));
+            }
+            let keep_alive = tokio::time::sleep(KEEP_ALIVE);
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        self.done = true;
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(self.deadline) => {
+                    self.done = true;
+                    return None;
+                }
+                () = keep_alive => {
+                    let mut out = String::new();
+                    encode_comment(&mut out, "keep-alive");
+                    out.push('\n');
+                    return Some(out);
+                }
+                () = self.state.shutdown.cancelled() => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! The Durable Streams routes under `/v1/stream/{path}`: create, append, close,
+//! delete, metadata, catch-up and long-poll reads (SSE lives in `sse.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gapless_core::wire::{flatten_append_body, headers::is_json, WireError};
+
+use super::error::ApiError;
+use super::headers::{self as h};
+use super::{sse, AppState};
+use crate::store::{
+    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq,
+    ForkReq, Live, Payload, ReadFrom, StreamMeta,
+};
+
+/// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
+pub(super) const MAX_READ_BYTES: usize = 1 << 20;
+
+/// Cache-Control of catch-up and long-poll data responses (§10).
+const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
+
+/// Dispatches every method on `/v1/stream/{path}`.
+pub async fn route(
+    State(state): State<AppState>,
+    method: Method,
+    Path(path): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result = match method {
+        Method::PUT => create(&state, path, &headers, body).await,
+        Method::POST => append(&state, path, &headers, body).await,
+        Method::DELETE => delete(&state, &path).await,
+        Method::HEAD => head(&state, &path),
+        Method::GET => read(&state, &path, &query, &headers).await,
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed on a stream"),
+        )),
+    };
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Reads a request body, refusing more than the configured limit with 413.
+pub async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, state.config.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the body exceeds the limit of {} bytes",
+                        state.config.max_body_bytes
+                    ),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {e}"))
+            }
+        })
+}
+
+/// Turns a body into what it appends, by content type.
+fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<Payload, ApiError> {
+    if !is_json(content_type) {
+        return Ok(Payload::bytes(body.to_vec()));
+    }
+    match flatten_append_body(body) {
+        Ok(messages) => Ok(Payload::json(messages.iter().map(|m| m.get()))),
+        Err(WireError::EmptyJsonArray) if allow_empty_array => Ok(Payload::json([])),
+        Err(WireError::EmptyJsonArray) => Err(ApiError::bad_request(
+            "a JSON append must not be an empty array",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
+    }
+}
+
+fn header(value: impl AsRef<str>) -> HeaderValue {
+    HeaderValue::from_str(value.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The live stream at `path`, or the protocol's 404/410.
+pub(super) fn lookup(state: &AppState, path: &str) -> Result<(Arc<Live>, Arc<StreamMeta>), ApiError> {
+    let live = state.store.shared().get(path).ok_or_else(ApiError::not_found)?;
+    let meta = live.meta();
+    if meta.deleted {
+        return Err(ApiError::gone());
+    }
+    if meta.is_expired(live.access_ms(), now_ms()) {
+        return Err(ApiError::not_found());
+    }
+    Ok((live, meta))
+}
+
+async fn create(
+    state: &AppState,
+    path: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let content_type = h::text(headers, "content-type")?.map(str::to_owned);
+    let ttl_secs = h::ttl(headers)?;
+    let expires_at_ms = h::expires_at(headers)?;
+    if ttl_secs.is_some() && expires_at_ms.is_some() {
+        return Err(ApiError::bad_request(
+            "send either Stream-TTL or Stream-Expires-At, not both",
+        ));
+    }
+    let fork = match h::text(headers, "stream-forked-from")? {
+        Some(source) => Some(ForkReq {
+            source: stream_path_of(source),
+            offset: h::fork_offset(headers)?,
+            sub_offset: h::fork_sub_offset(headers)?,
+        }),
+        None => None,
+    };
+    let bytes = body_bytes(state, body).await?;
+    let effective_ct = match (&content_type, &fork) {
+        (Some(ct), _) => ct.clone(),
+        (None, Some(f)) => state
+            .store
+            .shared()
+            .get(&f.source)
+            .map(|l| l.meta().content_type.clone())
+            .unwrap_or_default(),
+        (None, None) => "application/octet-stream".to_owned(),
+    };
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        Some(payload(&effective_ct, &bytes, true)?)
+    };
+    let req = CreateReq {
+        path: path.clone(),
+        content_type,
+        ttl_secs,
+        expires_at_ms,
+        closed: h::closed(headers),
+        body,
+        fork,
+    };
+    match state.store.create(req).await {
+        Ok(ok) => {
+            let status = if ok.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            let mut response = status.into_response();
+            let hm = response.headers_mut();
+            hm.insert("content-type", header(&ok.meta.content_type));
+            hm.insert("stream-next-offset", header(format_offset(ok.meta.tail)));
+            if ok.meta.closed {
+                hm.insert("stream-closed", HeaderValue::from_static("true"));
+            }
+            if ok.created {
+                hm.insert("location", header(format!("/v1/stream/{path}")));
+            }
+            Ok(response)
+        }
+        Err(CreateError::Conflict(why)) => Err(ApiError::new(StatusCode::CONFLICT, why)),
+        Err(CreateError::BadRequest(why)) => Err(ApiError::bad_request(why)),
+        Err(CreateError::SourceNotFound) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the fork source does not exist",
+        )),
+        Err(CreateError::Storage(e)) => Err(ApiError::storage(&e)),
+    }
+}
+
+/// The stream path a `Stream-Forked-From` value names (a path under `/v1/stream/`,
+/// or a bare stream path).
+fn stream_path_of(value: &str) -> String {
+    let v = value.trim();
+    let v = v
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or(v);
+    let v = v.strip_prefix("/v1/stream/").unwrap_or(v);
+    v.trim_start_matches('/').to_owned()
+}
+
+async fn append(
+    state: &AppState,
+    path: String,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let content_type = h::text(headers, "content-type")?.map(str::to_owned);
+    let close = h::closed(headers);
+    let producer = h::producer(headers)?;
+    let stream_seq = h::text(headers, "stream-seq")?.map(str::to_owned);
+    let bytes = body_bytes(state, body).await?;
+    if bytes.is_empty() && !close {
+        return Err(ApiError::bad_request(
+            "an append needs a body (or Stream-Closed: true to close)",
+        ));
+    }
+    let body = if bytes.is_empty() {
+        None
+    } else {
+        let ct = content_type.as_deref().ok_or_else(|| {
+            ApiError::bad_request("an append with a body needs a Content-Type")
+        })?;
+        Some(payload(ct, &bytes, false)?)
+    };
+    let req = AppendReq {
+        path,
+        content_type,
+        body,
+        close,
+        stream_seq,
+        producer: producer.clone(),
+    };
+    match state.store.append(req).await {
+        Ok(ok) => {
+            let status = match (producer.is_some(), ok.duplicate) {
+                (true, false) => StatusCode::OK,
+                _ => StatusCode::NO_CONTENT,
+            };
+            let mut response = status.into_response();
+            let hm = response.headers_mut();
+            hm.insert("stream-next-offset", header(format_offset(ok.next)));
+            if ok.closed {
+                hm.insert("stream-closed", HeaderValue::from_static("true"));
+            }
+            if let Some((epoch, seq)) = ok.producer {
+                hm.insert("producer-epoch", header(epoch.to_string()));
+                hm.insert("producer-seq", header(seq.to_string()));
+            }
+            Ok(response)
+        }
+        Err(e) => Err(append_error(e)),
+    }
+}
+
+/// The protocol's answer to a failed append.
+pub(super) fn append_error(e: AppendError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        AppendError::NotFound => ApiError::not_found(),
+        AppendError::Gone => ApiError::gone(),
+        AppendError::Closed { next } => ApiError::new(StatusCode::CONFLICT, message)
+            .with("stream-closed", "true")
+            .with("stream-next-offset", format_offset(next)),
+        AppendError::ContentType { .. } | AppendError::SeqRegression { .. } => {
+            ApiError::new(StatusCode::CONFLICT, message)
+        }
+        AppendError::StaleEpoch { current } => {
+            ApiError::new(StatusCode::FORBIDDEN, message).with("producer-epoch", current)
+        }
+        AppendError::NewEpochSeqNotZero { .. } => ApiError::bad_request(message),
+        AppendError::SeqGap { expected, received } => ApiError::new(StatusCode::CONFLICT, message)
+            .with("producer-expected-seq", expected)
+            .with("producer-received-seq", received),
+        AppendError::Storage(e) => ApiError::storage(&e),
+    }
+}
+
+async fn delete(state: &AppState, path: &str) -> Result<Response, ApiError> {
+    match state.store.delete(path).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(crate::store::DeleteError::NotFound) => Err(ApiError::not_found()),
+        Err(crate::store::DeleteError::Gone) => Err(ApiError::gone()),
+        Err(crate::store::DeleteError::Storage(e)) => Err(ApiError::storage(&e)),
+    }
+}
+
+fn head(state: &AppState, path: &str) -> Result<Response, ApiError> {
+    let (live, meta) = lookup(state, path)?;
+    let mut response = StatusCode::OK.into_response();
+    let hm = response.headers_mut();
+    hm.insert("content-type", header(&meta.content_type));
+    hm.insert("stream-next-offset", header(format_offset(meta.tail)));
+    if let Some(ttl) = meta.ttl_secs {
+        hm.insert("stream-ttl", header(ttl.to_string()));
+    }
+    if let Some(at) = meta.expiry_ms(live.access_ms()) {
+        hm.insert("stream-expires-at", header(h::rfc3339(at)));
+    }
+    if meta.closed {
+        hm.insert("stream-closed", HeaderValue::from_static("true"));
+    }
+    hm.insert("cache-control", HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// The query of a read.
+struct ReadQuery<'a> {
+    offset: Option<&'a str>,
+    live: Option<&'a str>,
+    cursor: Option<&'a str>,
+}
+
+fn read_query(query: &[(String, String)]) -> ReadQuery<'_> {
+    let get = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    ReadQuery {
+        offset: get("offset"),
+        live: get("live"),
+        cursor: get("cursor"),
+    }
+}
+
+async fn read(
+    state: &AppState,
+    path: &str,
+    query: &[(String, String)],
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let q = read_query(query);
+    let (live, meta) = lookup(state, path)?;
+    let from = match q.offset {
+        None => ReadFrom::At(0),
+        Some(o) => parse_offset(o).map_err(|e| ApiError::bad_request(e.to_string()))?,
+    };
+    let at_now = from == ReadFrom::Tail;
+    let from = match from {
+        ReadFrom::At(p) => p,
+        ReadFrom::Tail => meta.tail,
+    };
+    if from > meta.tail {
+        return Err(ApiError::bad_request(format!(
+            "offset {} is beyond the tail {}",
+            format_offset(from),
+            format_offset(meta.tail)
+        )));
+    }
+    live.touch();
+    match q.live {
+        None => catch_up(state, &meta, from, at_now, headers, None).await,
+        Some("long-poll") => {
+            if q.offset.is_none() {
+                return Err(ApiError::bad_request("long-poll needs an offset"));
+            }
+            long_poll(state, path, live, from, q.cursor).await
+        }
+        Some("sse") => {
+            if q.offset.is_none() {
+                return Err(ApiError::bad_request("SSE needs an offset"));
+            }
+            Ok(sse::respond(state, live, meta, from, q.cursor))
+        }
+        Some(other) => Err(ApiError::bad_request(format!(
+            "live must be long-poll or sse, not {other:?}"
+        ))),
+    }
+}
+
+/// A catch-up answer from `from` (also the data answer of a long-poll).
+async fn catch_up(
+    state: &AppState,
+    meta: &Arc<StreamMeta>,
+    from: u64,
+    at_now: bool,
+    headers: &HeaderMap,
+    cursor: Option<String>,
+) -> Result<Response, ApiError> {
+    let chunk = if from < meta.tail {
+        state
+            .store
+            .read(Arc::clone(meta), from, meta.tail, MAX_READ_BYTES)
+            .await
+            .map_err(|e| ApiError::storage(&e))?
+    } else {
+        crate::store::ReadChunk {
+            next: from,
+            ..Default::default()
+        }
+    };
+    let next = chunk.next;
+    let up_to_date = next >= meta.tail;
+    let closed = meta.closed && up_to_date;
+    let tag = h::etag(meta.id, from, next, closed);
+    let not_modified = !at_now && h::if_none_match(headers, &tag);
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let body = if meta.is_json() {
+            chunk.json_body()
+        } else {
+            chunk.raw_body()
+        };
+        (StatusCode::OK, body).into_response()
+    };
+    let hm = response.headers_mut();
+    hm.insert("content-type", header(&meta.content_type));
+    hm.insert("stream-next-offset", header(format_offset(next)));
+    if up_to_date {
+        hm.insert("stream-up-to-date", HeaderValue::from_static("true"));
+    }
+    if closed {
+        hm.insert("stream-closed", HeaderValue::from_static("true"));
+    }
+    if let Some(c) = cursor {
+        hm.insert("stream-cursor", header(c));
+    }
+    if at_now {
+        hm.insert("cache-control", HeaderValue::from_static("no-store"));
+    } else {
+        hm.insert("etag", header(&tag));
+        hm.insert("cache-control", HeaderValue::from_static(CACHEABLE));
+    }
+    Ok(response)
+}
+
+async fn long_poll(
+    state: &AppState,
+    path: &str,
+    live: Arc<Live>,
+    from: u64,
+    client_cursor: Option<&str>,
+) -> Result<Response, ApiError> {
+    let deadline = tokio::time::Instant::now() + state.config.long_poll_timeout;
+    let mut changes = live.subscribe();
+    loop {
+        let (current, meta) = lookup(state, path)?;
+        if !Arc::ptr_eq(&current, &live) {
+            return Err(ApiError::not_found());
+        }
+        let cursor = h::cursor(client_cursor, now_ms());
+        if meta.tail > from {
+            return catch_up(state, &meta, from, false, &HeaderMap::new(), Some(cursor)).await;
+        }
+        if meta.closed || tokio::time::Instant::now() >= deadline {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let hm = response.headers_mut();
+            hm.insert("stream-next-offset", header(format_offset(from)));
+            hm.insert("stream-up-to-date", HeaderValue::from_static("true"));
+            if meta.closed {
+                hm.insert("stream-closed", HeaderValue::from_static("true"));
+            } else {
+                hm.insert("stream-cursor", header(cursor));
+            }
+            hm.insert("cache-control", HeaderValue::from_static("no-store"));
+            return Ok(response);
+        }
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return Err(ApiError::not_found());
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {}
+            () = state.shutdown.cancelled() => {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")
+                    .with("retry-after", 1));
+            }
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fork_source_paths() {
+        assert_eq!(stream_path_of("/v1/stream/a/b"), "a/b");
+        assert_eq!(stream_path_of("a"), "a");
+        assert_eq!(stream_path_of("http://h:1/v1/stream/x"), "x");
+    }
+}

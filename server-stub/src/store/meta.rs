@@ -1,0 +1,178 @@
+//! Stream metadata as the writer and readers see it: configuration, tail, closure,
+//! expiry and the fork chain, plus the offset format.
+
+use gapless_core::Offset;
+
+/// Width of the zero-padded decimal offsets this server issues.
+const OFFSET_WIDTH: usize = 16;
+
+/// Formats a stream position (messages for JSON streams, bytes otherwise) as an
+/// offset: 16 zero-padded decimal digits, so string order is position order.
+pub fn format_offset(pos: u64) -> String {
+    format!("{pos:0OFFSET_WIDTH$}")
+}
+
+/// Where a read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// A concrete position.
+    At(u64),
+    /// The tail, whatever it is when the read starts (`offset=now`).
+    Tail,
+}
+
+/// Why an offset parameter is unusable.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadOffset {
+    /// Not an offset at all (forbidden characters, empty, too long).
+    #[error("malformed offset: {0}")]
+    Malformed(String),
+    /// Well formed, but not one this server issues.
+    #[error("offset {0:?} was not issued by this server")]
+    Unknown(String),
+}
+
+/// Parses an offset from a query or header value.
+pub fn parse_offset(text: &str) -> Result<ReadFrom, BadOffset> {
+    let offset = Offset::parse(text).map_err(|e| BadOffset::Malformed(e.to_string()))?;
+    if offset.is_start() {
+        return Ok(ReadFrom::At(0));
+    }
+    if offset.is_now() {
+        return Ok(ReadFrom::Tail);
+    }
+    let s = offset.as_str();
+    if s.len() != OFFSET_WIDTH || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadOffset::Unknown(s.to_owned()));
+    }
+    s.parse()
+        .map(ReadFrom::At)
+        .map_err(|_| BadOffset::Unknown(s.to_owned()))
+}
+
+/// One ancestor segment of a fork: positions below `until` (and at or above the
+/// previous segment's `until`) are read from stream `id`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// The internal id of the stream holding these positions.
+    pub id: i64,
+    /// The first position past this segment.
+    pub until: u64,
+}
+
+/// Everything known about one stream.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamMeta {
+    /// Internal id (never reused; forks reference it).
+    pub id: i64,
+    /// The URL path under `/v1/stream/`.
+    pub path: String,
+    /// The content type fixed at creation, as given.
+    pub content_type: String,
+    /// Sliding time-to-live in seconds.
+    pub ttl_secs: Option<u64>,
+    /// Absolute expiry, milliseconds since the epoch.
+    pub expires_at_ms: Option<u64>,
+    /// When it was created, milliseconds since the epoch.
+    pub created_ms: u64,
+    /// The last access that reset the TTL, milliseconds since the epoch.
+    pub access_ms: u64,
+    /// The next position to be written.
+    pub tail: u64,
+    /// Whether the stream is closed.
+    pub closed: bool,
+    /// The last `Stream-Seq` accepted.
+    pub last_seq: Option<String>,
+    /// Soft-deleted: gone for clients, kept because forks read from it.
+    pub deleted: bool,
+    /// Ancestor segments (empty unless this is a fork).
+    pub chain: Vec<Segment>,
+    /// The source stream, if this is a fork.
+    pub forked_from: Option<i64>,
+    /// The fork position (the source's tail, or the requested offset).
+    pub fork_at: u64,
+}
+
+impl StreamMeta {
+    /// Whether this stream holds JSON messages (positions count messages).
+    pub fn is_json(&self) -> bool {
+        gapless_core::wire::headers::is_json(&self.content_type)
+    }
+
+    /// When the stream expires, if it does, given the last access in `access_ms`.
+    pub fn expiry_ms(&self, access_ms: u64) -> Option<u64> {
+        match (self.expires_at_ms, self.ttl_secs) {
+            (Some(at), _) => Some(at),
+            (None, Some(ttl)) => Some(access_ms.saturating_add(ttl.saturating_mul(1000))),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether the stream has expired at `now_ms`, given the last access.
+    pub fn is_expired(&self, access_ms: u64, now_ms: u64) -> bool {
+        self.expiry_ms(access_ms).is_some_and(|at| now_ms >= at)
+    }
+
+    /// The segments to read for positions `[from, to)`, own data included.
+    pub fn segments(&self, from: u64, to: u64) -> Vec<(i64, u64, u64)> {
+        let mut out = Vec::new();
+        let mut lo = 0;
+        for seg in &self.chain {
+            let (a, b) = (from.max(lo), to.min(seg.until));
+            if a < b {
+                out.push((seg.id, a, b));
+            }
+            lo = seg.until;
+        }
+        let a = from.max(lo);
+        if a < to {
+            out.push((self.id, a, to));
+        }
+        out
+    }
+}
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_sort_as_positions_and_parse_back() {
+        assert!(format_offset(9) < format_offset(10));
+        assert_eq!(parse_offset(&format_offset(42)), Ok(ReadFrom::At(42)));
+        assert_eq!(parse_offset("-1"), Ok(ReadFrom::At(0)));
+        assert_eq!(parse_offset("now"), Ok(ReadFrom::Tail));
+        assert!(matches!(parse_offset("a,b"), Err(BadOffset::Malformed(_))));
+        assert!(matches!(parse_offset("12"), Err(BadOffset::Unknown(_))));
+    }
+
+    #[test]
+    fn fork_segments_split_reads() {
+        let meta = StreamMeta {
+            id: 3,
+            path: "f".into(),
+            content_type: "text/plain".into(),
+            ttl_secs: None,
+            expires_at_ms: None,
+            created_ms: 0,
+            access_ms: 0,
+            tail: 20,
+            closed: false,
+            last_seq: None,
+            deleted: false,
+            chain: vec![Segment { id: 1, until: 5 }, Segment { id: 2, until: 10 }],
+            forked_from: Some(2),
+            fork_at: 10,
+        };
+        assert_eq!(meta.segments(0, 20), vec![(1, 0, 5), (2, 5, 10), (3, 10, 20)]);
+        assert_eq!(meta.segments(7, 12), vec![(2, 7, 10), (3, 10, 12)]);
+        assert_eq!(meta.segments(12, 12), vec![]);
+    }
+}

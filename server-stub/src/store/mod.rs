@@ -1,0 +1,469 @@
+//! Durable storage of streams on SQLite: the request and outcome types, the shared
+//! committed state readers see, and the [`Store`] handle the HTTP layer uses.
+//!
+//! Writes go to one writer thread ([`writer`]) that group-commits; reads run on a
+//! small pool of read-only connections ([`reader`]) and never see more than the
+//! committed tail that [`Shared`] publishes after each commit.
+
+pub mod meta;
+pub mod reader;
+pub mod schema;
+mod writer;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
+
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+pub use meta::{format_offset, now_ms, parse_offset, BadOffset, ReadFrom, StreamMeta};
+pub use reader::ReadChunk;
+pub use schema::Durability;
+
+use writer::{Cmd, Writer};
+
+/// What an append or a create brings: the bytes to store and how many positions
+/// they take (messages in JSON mode, bytes otherwise).
+#[derive(Clone, Debug, Default)]
+pub struct Payload {
+    /// The bytes as stored: raw bytes, or JSON messages joined by commas.
+    pub data: Vec<u8>,
+    /// For JSON: the end (exclusive) of each message within `data`.
+    pub ends: Option<Vec<u32>>,
+    /// Positions taken.
+    pub count: u64,
+}
+
+impl Payload {
+    /// Raw bytes: one position per byte.
+    pub fn bytes(data: Vec<u8>) -> Self {
+        let count = data.len() as u64;
+        Payload {
+            data,
+            ends: None,
+            count,
+        }
+    }
+
+    /// JSON messages (each valid JSON text): one position per message.
+    pub fn json<'a>(messages: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for m in messages {
+            if !ends.is_empty() {
+                data.push(b',');
+            }
+            data.extend_from_slice(m.as_bytes());
+            ends.push(data.len() as u32);
+        }
+        let count = ends.len() as u64;
+        Payload {
+            data,
+            ends: Some(ends),
+            count,
+        }
+    }
+
+    /// Whether it adds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+/// A fork request (§4.2).
+#[derive(Clone, Debug)]
+pub struct ForkReq {
+    /// The source stream's path.
+    pub source: String,
+    /// The fork offset (default: the source's tail).
+    pub offset: Option<u64>,
+    /// Positions past the offset.
+    pub sub_offset: Option<u64>,
+}
+
+/// Idempotent producer headers (§5.2.1).
+#[derive(Clone, Debug)]
+pub struct ProducerHdr {
+    /// `Producer-Id`.
+    pub id: String,
+    /// `Producer-Epoch`.
+    pub epoch: u64,
+    /// `Producer-Seq`.
+    pub seq: u64,
+}
+
+/// A create (PUT).
+#[derive(Clone, Debug)]
+pub struct CreateReq {
+    /// The stream's path.
+    pub path: String,
+    /// The content type, if given.
+    pub content_type: Option<String>,
+    /// `Stream-TTL`.
+    pub ttl_secs: Option<u64>,
+    /// `Stream-Expires-At`, in milliseconds since the epoch.
+    pub expires_at_ms: Option<u64>,
+    /// Create it closed.
+    pub closed: bool,
+    /// Initial data.
+    pub body: Option<Payload>,
+    /// Fork headers.
+    pub fork: Option<ForkReq>,
+}
+
+/// A successful create.
+#[derive(Clone, Debug)]
+pub struct CreateOk {
+    /// The stream as committed.
+    pub meta: StreamMeta,
+    /// `true` when new (201), `false` when it existed with the same configuration (200).
+    pub created: bool,
+}
+
+/// Why a create failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum CreateError {
+    /// The path is taken by a stream with another configuration (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad fork parameters (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The fork source does not exist (404).
+    #[error("the fork source does not exist")]
+    SourceNotFound,
+    /// The database failed (500).
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+/// An append (POST).
+#[derive(Clone, Debug)]
+pub struct AppendReq {
+    /// The stream's path.
+    pub path: String,
+    /// The request's content type.
+    pub content_type: Option<String>,
+    /// The data (absent for a close-only request).
+    pub body: Option<Payload>,
+    /// `Stream-Closed: true`.
+    pub close: bool,
+    /// `Stream-Seq`.
+    pub stream_seq: Option<String>,
+    /// Producer headers.
+    pub producer: Option<ProducerHdr>,
+}
+
+/// A successful append (or an idempotent duplicate).
+#[derive(Clone, Debug)]
+pub struct AppendOk {
+    /// The tail after it.
+    pub next: u64,
+    /// Whether the stream is now closed.
+    pub closed: bool,
+    /// The producer's epoch and highest accepted seq, for producer requests.
+    pub producer: Option<(u64, u64)>,
+    /// An idempotent duplicate: nothing was written.
+    pub duplicate: bool,
+}
+
+/// Why an append failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum AppendError {
+    /// No such stream (404).
+    #[error("stream not found")]
+    NotFound,
+    /// Soft-deleted (410).
+    #[error("the stream was deleted")]
+    Gone,
+    /// The stream is closed (409, with its final offset).
+    #[error("the stream is closed")]
+    Closed {
+        /// The final tail.
+        next: u64,
+    },
+    /// Wrong content type (409).
+    #[error("content type does not match the stream's {expected:?}")]
+    ContentType {
+        /// The stream's content type.
+        expected: String,
+    },
+    /// `Stream-Seq` did not increase (409).
+    #[error("Stream-Seq must increase; the last accepted is {last:?}")]
+    SeqRegression {
+        /// The last accepted value.
+        last: String,
+    },
+    /// A producer epoch older than the current one (403).
+    #[error("producer epoch is stale; the current epoch is {current}")]
+    StaleEpoch {
+        /// The current epoch.
+        current: u64,
+    },
+    /// A new epoch must start at seq 0 (400).
+    #[error("a new producer epoch must start at Producer-Seq 0, not {received}")]
+    NewEpochSeqNotZero {
+        /// The seq received.
+        received: u64,
+    },
+    /// A gap in the producer's sequence (409).
+    #[error("producer sequence gap: expected {expected}, received {received}")]
+    SeqGap {
+        /// The seq expected.
+        expected: u64,
+        /// The seq received.
+        received: u64,
+    },
+    /// The database failed (500).
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+/// Why a delete failed.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// No such stream (404).
+    #[error("stream not found")]
+    NotFound,
+    /// Already soft-deleted (410).
+    #[error("the stream was deleted")]
+    Gone,
+    /// The database failed (500).
+    #[error("storage failure: {0}")]
+    Storage(String),
+}
+
+/// A stream as readers see it: the last committed metadata and a change signal.
+#[derive(Debug)]
+pub struct Live {
+    meta: RwLock<Arc<StreamMeta>>,
+    access_ms: AtomicU64,
+    changed: watch::Sender<u64>,
+}
+
+impl Live {
+    /// The committed metadata.
+    pub fn meta(&self) -> Arc<StreamMeta> {
+        Arc::clone(&self.meta.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Records an access that resets a sliding TTL.
+    pub fn touch(&self) {
+        self.access_ms.fetch_max(now_ms(), Ordering::Relaxed);
+    }
+
+    /// The last access (committed or bumped by a reader).
+    pub fn access_ms(&self) -> u64 {
+        self.access_ms
+            .load(Ordering::Relaxed)
+            .max(self.meta().access_ms)
+    }
+
+    /// A receiver that wakes on every commit touching this stream.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// The committed state of every stream, shared by the writer (which publishes) and
+/// the readers.
+#[derive(Debug, Default)]
+pub struct Shared {
+    by_path: RwLock<HashMap<String, Arc<Live>>>,
+}
+
+impl Shared {
+    /// The stream at `path`, live or soft-deleted.
+    pub fn get(&self, path: &str) -> Option<Arc<Live>> {
+        self.by_path
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(path)
+            .cloned()
+    }
+
+    fn access_ms(&self, path: &str, id: i64) -> u64 {
+        match self.get(path) {
+            Some(live) if live.meta().id == id => live.access_ms.load(Ordering::Relaxed),
+            _ => 0,
+        }
+    }
+
+    fn publish(&self, meta: StreamMeta) {
+        let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
+        match map.get(&meta.path) {
+            Some(live) if live.meta().id == meta.id => {
+                *live.meta.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(meta);
+                live.changed.send_modify(|v| *v += 1);
+            }
+            _ => {
+                let (changed, _) = watch::channel(0);
+                let path = meta.path.clone();
+                let old = map.insert(
+                    path,
+                    Arc::new(Live {
+                        access_ms: AtomicU64::new(meta.access_ms),
+                        meta: RwLock::new(Arc::new(meta)),
+                        changed,
+                    }),
+                );
+                if let Some(old) = old {
+                    old.changed.send_modify(|v| *v += 1);
+                }
+            }
+        }
+    }
+
+    fn unpublish(&self, id: i64) {
+        let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
+        let path = map
+            .iter()
+            .find(|(_, live)| live.meta().id == id)
+            .map(|(p, _)| p.clone());
+        if let Some(live) = path.and_then(|p| map.remove(&p)) {
+            live.changed.send_modify(|v| *v += 1);
+        }
+    }
+}
+
+/// Why the store could not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// SQLite refused.
+    #[error("cannot open the database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// The handle to the storage: submit mutations, read committed data.
+#[derive(Clone, Debug)]
+pub struct Store {
+    tx: mpsc::Sender<Cmd>,
+    shared: Arc<Shared>,
+    readers: Arc<Vec<Arc<Mutex<Connection>>>>,
+    next_reader: Arc<AtomicUsize>,
+}
+
+impl std::fmt::Debug for Cmd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cmd")
+    }
+}
+
+/// Read connections opened beside the writer's for a file database.
+const READERS: usize = 4;
+
+impl Store {
+    /// Opens the store in `data_dir` (file `gapless.sqlite3`), or in memory when
+    /// `data_dir` is `None`, and starts the writer thread.
+    pub fn open(data_dir: Option<&Path>, durability: Durability) -> Result<Store, OpenError> {
+        let (conn, file) = match data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| OpenError::DataDir {
+                    path: dir.to_owned(),
+                    source,
+                })?;
+                let file = dir.join("gapless.sqlite3");
+                (schema::open(Some(&file), durability)?, Some(file))
+            }
+            None => (schema::open(None, durability)?, None),
+        };
+        let conn = Arc::new(Mutex::new(conn));
+        let readers = match &file {
+            Some(file) => (0..READERS)
+                .map(|_| schema::open_reader(file).map(|c| Arc::new(Mutex::new(c))))
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![Arc::clone(&conn)],
+        };
+        let shared = Arc::new(Shared::default());
+        let writer = Writer::load(Arc::clone(&conn), Arc::clone(&shared))?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("gapless-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| OpenError::DataDir {
+                path: PathBuf::new(),
+                source: e,
+            })?;
+        Ok(Store {
+            tx,
+            shared,
+            readers: Arc::new(readers),
+            next_reader: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// The committed state readers consult.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Creates a stream (or confirms an identical one).
+    pub async fn create(&self, req: CreateReq) -> Result<CreateOk, CreateError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Cmd::Create(req, tx))
+            .map_err(CreateError::Storage)?;
+        rx.await
+            .unwrap_or_else(|_| Err(CreateError::Storage("writer stopped".into())))
+    }
+
+    /// Appends (and possibly closes), acknowledged after the commit.
+    pub async fn append(&self, req: AppendReq) -> Result<AppendOk, AppendError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Cmd::Append(req, tx))
+            .map_err(AppendError::Storage)?;
+        rx.await
+            .unwrap_or_else(|_| Err(AppendError::Storage("writer stopped".into())))
+    }
+
+    /// Deletes a stream.
+    pub async fn delete(&self, path: &str) -> Result<(), DeleteError> {
+        let (tx, rx) = oneshot::channel();
+        self.submit(Cmd::Delete(path.to_owned(), tx))
+            .map_err(DeleteError::Storage)?;
+        rx.await
+            .unwrap_or_else(|_| Err(DeleteError::Storage("writer stopped".into())))
+    }
+
+    /// Finishes queued writes, persists access times and stops the writer.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    fn submit(&self, cmd: Cmd) -> Result<(), String> {
+        self.tx
+            .send(cmd)
+            .map_err(|_| "the writer has stopped".to_owned())
+    }
+
+    /// Reads committed positions `[from, to)` of a stream, up to about `max_bytes`
+    /// (at least one chunk), on a blocking thread.
+    pub async fn read(
+        &self,
+        meta: Arc<StreamMeta>,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<ReadChunk, String> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        let conn = Arc::clone(&self.readers[i]);
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            reader::read_range(&conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}

@@ -1,0 +1,183 @@
+//! The SQLite schema: opening a database, creating its tables, loading what it holds.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::meta::{Segment, StreamMeta};
+
+/// How hard a commit pushes data to the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Durability {
+    /// `synchronous=FULL`: every group commit is fsynced before it is acknowledged;
+    /// nothing acknowledged is lost even on power loss.
+    Full,
+    /// `synchronous=NORMAL`: commits survive a crash or `kill -9` of the server, but
+    /// the last commits before a power loss may be lost; much cheaper.
+    Normal,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS streams (
+    id            INTEGER PRIMARY KEY,
+    path          TEXT NOT NULL,
+    content_type  TEXT NOT NULL,
+    ttl_secs      INTEGER,
+    expires_at_ms INTEGER,
+    created_ms    INTEGER NOT NULL,
+    access_ms     INTEGER NOT NULL,
+    tail          INTEGER NOT NULL,
+    closed        INTEGER NOT NULL DEFAULT 0,
+    last_seq      TEXT,
+    deleted       INTEGER NOT NULL DEFAULT 0,
+    chain         TEXT NOT NULL DEFAULT '',
+    forked_from   INTEGER,
+    fork_at       INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    stream_id INTEGER NOT NULL,
+    start     INTEGER NOT NULL,
+    end       INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    ends      BLOB,
+    PRIMARY KEY (stream_id, start)
+);
+CREATE TABLE IF NOT EXISTS producers (
+    stream_id   INTEGER NOT NULL,
+    producer_id TEXT NOT NULL,
+    epoch       INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    PRIMARY KEY (stream_id, producer_id)
+) WITHOUT ROWID;
+";
+
+/// Opens (creating if needed) the database at `path`, or a private in-memory one.
+pub fn open(path: Option<&Path>, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = match path {
+        Some(p) => Connection::open(p)?,
+        None => Connection::open_in_memory()?,
+    };
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// Opens a read-only connection to the database file at `path`.
+pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(conn)
+}
+
+/// Every stream, live or soft-deleted, by id.
+pub fn load_streams(conn: &Connection) -> rusqlite::Result<HashMap<i64, StreamMeta>> {
+    let mut stmt = conn.prepare(
+        "SELECT id, path, content_type, ttl_secs, expires_at_ms, created_ms, access_ms, tail,
+                closed, last_seq, deleted, chain, forked_from, fork_at FROM streams",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let chain: String = r.get(11)?;
+        Ok(StreamMeta {
+            id: r.get(0)?,
+            path: r.get(1)?,
+            content_type: r.get(2)?,
+            ttl_secs: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+            expires_at_ms: r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+            created_ms: r.get::<_, i64>(5)? as u64,
+            access_ms: r.get::<_, i64>(6)? as u64,
+            tail: r.get::<_, i64>(7)? as u64,
+            closed: r.get::<_, i64>(8)? != 0,
+            last_seq: r.get(9)?,
+            deleted: r.get::<_, i64>(10)? != 0,
+            chain: decode_chain(&chain),
+            forked_from: r.get(12)?,
+            fork_at: r.get::<_, i64>(13)? as u64,
+        })
+    })?;
+    let mut out = HashMap::new();
+    for meta in rows {
+        let meta = meta?;
+        out.insert(meta.id, meta);
+    }
+    Ok(out)
+}
+
+/// Every producer's state: (stream id, producer id) → (epoch, last seq).
+pub fn load_producers(conn: &Connection) -> rusqlite::Result<HashMap<(i64, String), (u64, u64)>> {
+    let mut stmt = conn.prepare("SELECT stream_id, producer_id, epoch, seq FROM producers")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            (r.get::<_, i64>(0)?, r.get::<_, String>(1)?),
+            (r.get::<_, i64>(2)? as u64, r.get::<_, i64>(3)? as u64),
+        ))
+    })?;
+    rows.collect()
+}
+
+/// Writes a stream's metadata row (insert or replace).
+pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO streams (id, path, content_type, ttl_secs, expires_at_ms,
+            created_ms, access_ms, tail, closed, last_seq, deleted, chain, forked_from, fork_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )?
+    .execute(params![
+        m.id,
+        m.path,
+        m.content_type,
+        m.ttl_secs.map(|v| v as i64),
+        m.expires_at_ms.map(|v| v as i64),
+        m.created_ms as i64,
+        m.access_ms as i64,
+        m.tail as i64,
+        m.closed as i64,
+        m.last_seq,
+        m.deleted as i64,
+        encode_chain(&m.chain),
+        m.forked_from,
+        m.fork_at as i64,
+    ])?;
+    Ok(())
+}
+
+fn encode_chain(chain: &[Segment]) -> String {
+    chain
+        .iter()
+        .map(|s| format!("{}:{}", s.id, s.until))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn decode_chain(text: &str) -> Vec<Segment> {
+    text.split(',')
+        .filter_map(|part| {
+            let (id, until) = part.split_once(':')?;
+            Some(Segment {
+                id: id.parse().ok()?,
+                until: until.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_round_trips() {
+        let chain = vec![Segment { id: 1, until: 5 }, Segment { id: 9, until: 70 }];
+        assert_eq!(decode_chain(&encode_chain(&chain)), chain);
+        assert_eq!(decode_chain(""), vec![]);
+    }
+}

@@ -1,0 +1,663 @@
+//! The single writer: validates every mutation against committed state, applies a
+//! group of them in one SQLite transaction, and acknowledges each only after the
+//! commit. Offsets are assigned here, inside the transaction, never by "read the max,
+//! then insert".
+
+use std::collections::HashMap;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use tokio::sync::oneshot;
+use tracing::{debug, error, warn};
+
+use super::meta::{now_ms, Segment, StreamMeta};
+use super::schema::{load_producers, load_streams, save_stream};
+use super::{
+    AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Payload,
+    Shared,
+};
+
+/// Most commands one transaction takes.
+const MAX_GROUP: usize = 512;
+/// How often expired streams are swept.
+const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// A mutation sent to the writer, with where to send its outcome.
+pub(crate) enum Cmd {
+    Create(CreateReq, oneshot::Sender<Result<CreateOk, CreateError>>),
+    Append(AppendReq, oneshot::Sender<Result<AppendOk, AppendError>>),
+    Delete(String, oneshot::Sender<Result<(), DeleteError>>),
+    /// Persists access times and stops.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// An outcome waiting for its transaction to commit.
+enum Reply {
+    Create(
+        oneshot::Sender<Result<CreateOk, CreateError>>,
+        Result<CreateOk, CreateError>,
+    ),
+    Append(
+        oneshot::Sender<Result<AppendOk, AppendError>>,
+        Result<AppendOk, AppendError>,
+    ),
+    Delete(oneshot::Sender<Result<(), DeleteError>>, Result<(), DeleteError>),
+}
+
+impl Reply {
+    fn send(self) {
+        // A receiver that went away (client disconnected) needs no answer.
+        let _ = match self {
+            Reply::Create(tx, r) => tx.send(r).map_err(drop),
+            Reply::Append(tx, r) => tx.send(r).map_err(drop),
+            Reply::Delete(tx, r) => tx.send(r).map_err(drop),
+        };
+    }
+
+    fn fail(self, why: &str) {
+        match self {
+            Reply::Create(tx, _) => {
+                let _ = tx.send(Err(CreateError::Storage(why.to_owned())));
+            }
+            Reply::Append(tx, _) => {
+                let _ = tx.send(Err(AppendError::Storage(why.to_owned())));
+            }
+            Reply::Delete(tx, _) => {
+                let _ = tx.send(Err(DeleteError::Storage(why.to_owned())));
+            }
+        }
+    }
+}
+
+/// The writer's authoritative state.
+pub(crate) struct Writer {
+    conn: Arc<Mutex<Connection>>,
+    shared: Arc<Shared>,
+    metas: HashMap<i64, StreamMeta>,
+    paths: HashMap<String, i64>,
+    producers: HashMap<(i64, String), (u64, u64)>,
+    next_id: i64,
+    /// Originals of what the current group touched, to restore if it fails.
+    undo_metas: HashMap<i64, Option<StreamMeta>>,
+    undo_producers: HashMap<(i64, String), Option<(u64, u64)>>,
+}
+
+impl Writer {
+    /// Loads the committed state and publishes it to readers.
+    pub(crate) fn load(
+        conn: Arc<Mutex<Connection>>,
+        shared: Arc<Shared>,
+    ) -> rusqlite::Result<Writer> {
+        let (metas, producers) = {
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            (load_streams(&c)?, load_producers(&c)?)
+        };
+        let paths = metas.values().map(|m| (m.path.clone(), m.id)).collect();
+        let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
+        for meta in metas.values() {
+            shared.publish(meta.clone());
+        }
+        Ok(Writer {
+            conn,
+            shared,
+            metas,
+            paths,
+            producers,
+            next_id,
+            undo_metas: HashMap::new(),
+            undo_producers: HashMap::new(),
+        })
+    }
+
+    /// Runs until every sender is gone or a shutdown command arrives.
+    pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
+        let mut last_sweep = std::time::Instant::now();
+        loop {
+            let first = match rx.recv_timeout(SWEEP_EVERY) {
+                Ok(cmd) => Some(cmd),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group = Vec::new();
+            let mut shutdown = None;
+            if let Some(cmd) = first {
+                group.push(cmd);
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(cmd) => group.push(cmd),
+                        Err(_) => break,
+                    }
+                }
+            }
+            if let Some(pos) = group.iter().position(|c| matches!(c, Cmd::Shutdown(_))) {
+                if let Cmd::Shutdown(tx) = group.remove(pos) {
+                    shutdown = Some(tx);
+                }
+            }
+            let sweep = last_sweep.elapsed() >= SWEEP_EVERY || shutdown.is_some();
+            if sweep {
+                last_sweep = std::time::Instant::now();
+            }
+            if !group.is_empty() || sweep {
+                self.commit_group(group, sweep);
+            }
+            if let Some(tx) = shutdown {
+                let _ = tx.send(());
+                break;
+            }
+        }
+        debug!("writer stopped");
+    }
+
+    fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool) {
+        let conn = Arc::clone(&self.conn);
+        let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            error!("cannot begin a transaction: {e}");
+            for cmd in group {
+                if let Some(reply) = self.reject(cmd) {
+                    reply.fail("storage unavailable");
+                }
+            }
+            return;
+        }
+        let mut replies = Vec::with_capacity(group.len());
+        let mut failure: Option<String> = None;
+        for cmd in group {
+            let (reply, err) = match cmd {
+                Cmd::Create(req, tx) => match self.try_create(&conn, req) {
+                    Ok(r) => (Reply::Create(tx, r), None),
+                    Err(e) => (Reply::Create(tx, Err(CreateError::Storage(String::new()))), Some(e)),
+                },
+                Cmd::Append(req, tx) => match self.try_append(&conn, req) {
+                    Ok(r) => (Reply::Append(tx, r), None),
+                    Err(e) => (Reply::Append(tx, Err(AppendError::Storage(String::new()))), Some(e)),
+                },
+                Cmd::Delete(path, tx) => match self.try_delete(&conn, &path) {
+                    Ok(r) => (Reply::Delete(tx, r), None),
+                    Err(e) => (Reply::Delete(tx, Err(DeleteError::Storage(String::new()))), Some(e)),
+                },
+                Cmd::Shutdown(_) => continue,
+            };
+            replies.push(reply);
+            if let Some(e) = err {
+                failure = Some(e.to_string());
+                break;
+            }
+        }
+        if failure.is_none() && sweep {
+            if let Err(e) = self.sweep(&conn) {
+                failure = Some(e.to_string());
+            }
+        }
+        let committed = match failure {
+            None => match conn.execute_batch("COMMIT") {
+                Ok(()) => true,
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    false
+                }
+            },
+            Some(_) => false,
+        };
+        drop(conn);
+        if committed {
+            self.publish_touched();
+            for reply in replies {
+                reply.send();
+            }
+        } else {
+            let why = failure.unwrap_or_default();
+            error!("group commit failed, rolled back: {why}");
+            if let Ok(c) = self.conn.lock() {
+                let _ = c.execute_batch("ROLLBACK");
+            }
+            self.restore();
+            for reply in replies {
+                reply.fail(&why);
+            }
+        }
+    }
+
+    fn reject(&self, cmd: Cmd) -> Option<Reply> {
+        match cmd {
+            Cmd::Create(_, tx) => Some(Reply::Create(tx, Err(CreateError::Storage(String::new())))),
+            Cmd::Append(_, tx) => Some(Reply::Append(tx, Err(AppendError::Storage(String::new())))),
+            Cmd::Delete(_, tx) => Some(Reply::Delete(tx, Err(DeleteError::Storage(String::new())))),
+            Cmd::Shutdown(tx) => {
+                let _ = tx.send(());
+                None
+            }
+        }
+    }
+
+    /// Publishes every stream the committed group touched and wakes its readers.
+    fn publish_touched(&mut self) {
+        let touched: Vec<i64> = self.undo_metas.keys().copied().collect();
+        self.undo_metas.clear();
+        self.undo_producers.clear();
+        for id in touched {
+            match self.metas.get(&id) {
+                Some(meta) => self.shared.publish(meta.clone()),
+                None => self.shared.unpublish(id),
+            }
+        }
+    }
+
+    /// Restores what the failed group touched.
+    fn restore(&mut self) {
+        for (id, original) in self.undo_metas.drain() {
+            if let Some(current) = self.metas.remove(&id) {
+                if self.paths.get(&current.path) == Some(&id) {
+                    self.paths.remove(&current.path);
+                }
+            }
+            if let Some(meta) = original {
+                self.paths.insert(meta.path.clone(), id);
+                self.metas.insert(id, meta);
+            }
+        }
+        for (key, original) in self.undo_producers.drain() {
+            match original {
+                Some(state) => self.producers.insert(key, state),
+                None => self.producers.remove(&key),
+            };
+        }
+    }
+
+    fn touch(&mut self, id: i64) {
+        if !self.undo_metas.contains_key(&id) {
+            self.undo_metas.insert(id, self.metas.get(&id).cloned());
+        }
+    }
+
+    fn set_producer(&mut self, key: (i64, String), state: (u64, u64)) {
+        if !self.undo_producers.contains_key(&key) {
+            self.undo_producers
+                .insert(key.clone(), self.producers.get(&key).copied());
+        }
+        self.producers.insert(key, state);
+    }
+
+    /// The latest access time of a stream: committed, or bumped by a reader since.
+    fn access_ms(&self, meta: &StreamMeta) -> u64 {
+        meta.access_ms.max(self.shared.access_ms(&meta.path, meta.id))
+    }
+
+    /// The live (not expired, not soft-deleted) stream at `path`, by id.
+    fn lookup(&self, path: &str, now: u64) -> Lookup {
+        let Some(&id) = self.paths.get(path) else {
+            return Lookup::Missing;
+        };
+        let Some(meta) = self.metas.get(&id) else {
+            return Lookup::Missing;
+        };
+        if meta.deleted {
+            return Lookup::SoftDeleted;
+        }
+        if meta.is_expired(self.access_ms(meta), now) {
+            return Lookup::Expired(id);
+        }
+        Lookup::Live(id)
+    }
+
+    fn try_create(
+        &mut self,
+        conn: &Connection,
+        req: CreateReq,
+    ) -> rusqlite::Result<Result<CreateOk, CreateError>> {
+        let now = now_ms();
+        match self.lookup(&req.path, now) {
+            Lookup::SoftDeleted => {
+                return Ok(Err(CreateError::Conflict(
+                    "the stream at this path was deleted but is still referenced by forks".into(),
+                )))
+            }
+            Lookup::Expired(id) => self.remove_stream(conn, id)?,
+            Lookup::Live(id) => {
+                let meta = &self.metas[&id];
+                return Ok(same_config(meta, &req).map_or_else(
+                    |why| Err(CreateError::Conflict(why)),
+                    |()| Ok(CreateOk { meta: meta.clone(), created: false }),
+                ));
+            }
+            Lookup::Missing => {}
+        }
+        let id = self.next_id;
+        let mut meta = StreamMeta {
+            id,
+            path: req.path.clone(),
+            content_type: req
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            ttl_secs: req.ttl_secs,
+            expires_at_ms: req.expires_at_ms,
+            created_ms: now,
+            access_ms: now,
+            tail: 0,
+            closed: false,
+            last_seq: None,
+            deleted: false,
+            chain: Vec::new(),
+            forked_from: None,
+            fork_at: 0,
+        };
+        if let Some(fork) = &req.fork {
+            let source = match self.lookup(&fork.source, now) {
+                Lookup::Live(sid) => &self.metas[&sid],
+                Lookup::SoftDeleted => {
+                    return Ok(Err(CreateError::Conflict(
+                        "the fork source was deleted".into(),
+                    )))
+                }
+                Lookup::Missing | Lookup::Expired(_) => return Ok(Err(CreateError::SourceNotFound)),
+            };
+            if let Some(ct) = &req.content_type {
+                if !same_media_type(ct, &source.content_type) {
+                    return Ok(Err(CreateError::Conflict(format!(
+                        "content type {ct:?} differs from the source's {:?}",
+                        source.content_type
+                    ))));
+                }
+            }
+            let base = fork.offset.unwrap_or(source.tail);
+            let at = base.saturating_add(fork.sub_offset.unwrap_or(0));
+            if base > source.tail || at > source.tail {
+                return Ok(Err(CreateError::BadRequest(format!(
+                    "fork offset is beyond the source's tail ({})",
+                    super::meta::format_offset(source.tail)
+                ))));
+            }
+            meta.content_type = req
+                .content_type
+                .clone()
+                .unwrap_or_else(|| source.content_type.clone());
+            if req.ttl_secs.is_none() && req.expires_at_ms.is_none() {
+                meta.ttl_secs = source.ttl_secs;
+                meta.expires_at_ms = source.expires_at_ms;
+            }
+            let mut chain = Vec::new();
+            for seg in &source.chain {
+                if seg.until >= at {
+                    chain.push(Segment { id: seg.id, until: at });
+                    break;
+                }
+                chain.push(*seg);
+            }
+            if chain.last().is_none_or(|s| s.until < at) {
+                chain.push(Segment { id: source.id, until: at });
+            }
+            meta.chain = chain;
+            meta.forked_from = Some(source.id);
+            meta.fork_at = at;
+            meta.tail = at;
+        }
+        if let Some(payload) = &req.body {
+            if !payload.is_empty() {
+                insert_chunk(conn, id, meta.tail, payload)?;
+                meta.tail += payload.count;
+            }
+        }
+        meta.closed = req.closed;
+        self.next_id += 1;
+        save_stream(conn, &meta)?;
+        self.touch(id);
+        self.paths.insert(meta.path.clone(), id);
+        self.metas.insert(id, meta.clone());
+        Ok(Ok(CreateOk { meta, created: true }))
+    }
+
+    fn try_append(
+        &mut self,
+        conn: &Connection,
+        req: AppendReq,
+    ) -> rusqlite::Result<Result<AppendOk, AppendError>> {
+        let now = now_ms();
+        let id = match self.lookup(&req.path, now) {
+            Lookup::Live(id) => id,
+            Lookup::SoftDeleted => return Ok(Err(AppendError::Gone)),
+            Lookup::Missing | Lookup::Expired(_) => return Ok(Err(AppendError::NotFound)),
+        };
+        let meta = &self.metas[&id];
+        let has_body = req.body.as_ref().is_some_and(|p| !p.is_empty());
+        // An idempotent producer's retry is answered as a duplicate, even when the
+        // stream has been closed since (by that very request, possibly).
+        let mut producer_state = None;
+        if let Some(p) = &req.producer {
+            let key = (id, p.id.clone());
+            match self.producers.get(&key) {
+                Some(&(epoch, _)) if p.epoch < epoch => {
+                    return Ok(Err(AppendError::StaleEpoch { current: epoch }))
+                }
+                Some(&(epoch, last)) if p.epoch == epoch && p.seq <= last => {
+                    return Ok(Ok(AppendOk {
+                        next: meta.tail,
+                        closed: meta.closed,
+                        producer: Some((epoch, last)),
+                        duplicate: true,
+                    }))
+                }
+                Some(&(epoch, last)) if p.epoch == epoch => {
+                    if p.seq != last + 1 && !meta.closed {
+                        return Ok(Err(AppendError::SeqGap {
+                            expected: last + 1,
+                            received: p.seq,
+                        }));
+                    }
+                }
+                _ => {
+                    if p.seq != 0 && !meta.closed {
+                        return Ok(Err(AppendError::NewEpochSeqNotZero { received: p.seq }));
+                    }
+                }
+            }
+            producer_state = Some((key, (p.epoch, p.seq)));
+        }
+        if meta.closed {
+            if !has_body && req.close {
+                return Ok(Ok(AppendOk {
+                    next: meta.tail,
+                    closed: true,
+                    producer: None,
+                    duplicate: false,
+                }));
+            }
+            return Ok(Err(AppendError::Closed { next: meta.tail }));
+        }
+        if let Some(ct) = &req.content_type {
+            if has_body && !same_media_type(ct, &meta.content_type) {
+                return Ok(Err(AppendError::ContentType {
+                    expected: meta.content_type.clone(),
+                }));
+            }
+        }
+        if let Some(seq) = &req.stream_seq {
+            if meta.last_seq.as_ref().is_some_and(|last| seq.as_bytes() <= last.as_bytes()) {
+                return Ok(Err(AppendError::SeqRegression {
+                    last: meta.last_seq.clone().unwrap_or_default(),
+                }));
+            }
+        }
+        let mut meta = meta.clone();
+        if let Some(payload) = req.body.as_ref().filter(|p| !p.is_empty()) {
+            insert_chunk(conn, id, meta.tail, payload)?;
+            meta.tail += payload.count;
+        }
+        if req.close {
+            meta.closed = true;
+        }
+        if req.stream_seq.is_some() {
+            meta.last_seq = req.stream_seq;
+        }
+        meta.access_ms = self.access_ms(&meta).max(now);
+        save_stream(conn, &meta)?;
+        let producer = match producer_state {
+            Some((key, state)) => {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO producers (stream_id, producer_id, epoch, seq)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![id, key.1, state.0 as i64, state.1 as i64])?;
+                self.set_producer(key, state);
+                Some(state)
+            }
+            None => None,
+        };
+        let ok = AppendOk {
+            next: meta.tail,
+            closed: meta.closed,
+            producer,
+            duplicate: false,
+        };
+        self.touch(id);
+        self.metas.insert(id, meta);
+        Ok(Ok(ok))
+    }
+
+    fn try_delete(
+        &mut self,
+        conn: &Connection,
+        path: &str,
+    ) -> rusqlite::Result<Result<(), DeleteError>> {
+        match self.lookup(path, now_ms()) {
+            Lookup::Missing => Ok(Err(DeleteError::NotFound)),
+            Lookup::SoftDeleted => Ok(Err(DeleteError::Gone)),
+            Lookup::Expired(id) => self.remove_stream(conn, id).map(|()| Err(DeleteError::NotFound)),
+            Lookup::Live(id) => self.remove_stream(conn, id).map(Ok),
+        }
+    }
+
+    /// Deletes a stream: softly while forks still read from it, for good otherwise;
+    /// then collects soft-deleted ancestors nothing reads from any more.
+    fn remove_stream(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        let mut pending = vec![id];
+        while let Some(id) = pending.pop() {
+            let referenced = self
+                .metas
+                .values()
+                .any(|m| m.id != id && m.chain.iter().any(|s| s.id == id));
+            let Some(meta) = self.metas.get(&id).cloned() else {
+                continue;
+            };
+            self.touch(id);
+            if referenced {
+                let mut meta = meta;
+                meta.deleted = true;
+                save_stream(conn, &meta)?;
+                self.metas.insert(id, meta);
+                continue;
+            }
+            conn.prepare_cached("DELETE FROM chunks WHERE stream_id = ?1")?
+                .execute([id])?;
+            conn.prepare_cached("DELETE FROM producers WHERE stream_id = ?1")?
+                .execute([id])?;
+            conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
+                .execute([id])?;
+            self.metas.remove(&id);
+            if self.paths.get(&meta.path) == Some(&id) {
+                self.paths.remove(&meta.path);
+            }
+            let stale: Vec<(i64, String)> = self
+                .producers
+                .keys()
+                .filter(|(sid, _)| *sid == id)
+                .cloned()
+                .collect();
+            for key in stale {
+                if !self.undo_producers.contains_key(&key) {
+                    self.undo_producers
+                        .insert(key.clone(), self.producers.get(&key).copied());
+                }
+                self.producers.remove(&key);
+            }
+            for seg in &meta.chain {
+                if self.metas.get(&seg.id).is_some_and(|m| m.deleted) {
+                    pending.push(seg.id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes expired streams and persists access times readers bumped.
+    fn sweep(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        let now = now_ms();
+        let ids: Vec<i64> = self.metas.keys().copied().collect();
+        for id in ids {
+            let Some(meta) = self.metas.get(&id) else {
+                continue;
+            };
+            if meta.deleted {
+                continue;
+            }
+            let access = self.access_ms(meta);
+            if meta.is_expired(access, now) {
+                debug!(path = %meta.path, "stream expired");
+                self.remove_stream(conn, id)?;
+            } else if access > meta.access_ms && meta.ttl_secs.is_some() {
+                let mut meta = meta.clone();
+                meta.access_ms = access;
+                save_stream(conn, &meta)?;
+                self.touch(id);
+                self.metas.insert(id, meta);
+            }
+        }
+        Ok(())
+    }
+}
+
+enum Lookup {
+    Missing,
+    Live(i64),
+    SoftDeleted,
+    Expired(i64),
+}
+
+/// Compares media types, ignoring parameters and case.
+pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
+    gapless_core::wire::headers::media_type(a) == gapless_core::wire::headers::media_type(b)
+}
+
+fn same_config(meta: &StreamMeta, req: &CreateReq) -> Result<(), String> {
+    let ct = req
+        .content_type
+        .as_deref()
+        .unwrap_or("application/octet-stream");
+    if req.fork.is_none() && !same_media_type(ct, &meta.content_type) {
+        return Err(format!(
+            "the stream exists with content type {:?}",
+            meta.content_type
+        ));
+    }
+    if req.ttl_secs != meta.ttl_secs || req.expires_at_ms != meta.expires_at_ms {
+        return Err("the stream exists with a different TTL or expiry".into());
+    }
+    if req.closed != meta.closed {
+        return Err("the stream exists with a different closure status".into());
+    }
+    Ok(())
+}
+
+fn insert_chunk(conn: &Connection, id: i64, start: u64, payload: &Payload) -> rusqlite::Result<()> {
+    let ends: Option<Vec<u8>> = payload
+        .ends
+        .as_ref()
+        .map(|ends| ends.iter().flat_map(|e| e.to_le_bytes()).collect());
+    conn.prepare_cached(
+        "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        id,
+        start as i64,
+        (start + payload.count) as i64,
+        &payload.data[..],
+        ends
+    ])?;
+    if payload.count == 0 {
+        warn!("empty chunk inserted");
+    }
+    Ok(())
+}
