@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 ///
 /// let mut out = String::new();
 /// encode_event(&mut out, Some("data"), Some("42"), "line one\nline two");
-/// assert_eq!(out, "event: data\nid: 42\ndata: line one\ndata: line two\n\n");
+/// assert_eq!(out, "event: data\nid: 42\ndata:line one\ndata:line two\n\n");
 ///
 /// let mut decoder = SseDecoder::new();
 /// decoder.feed(out.as_bytes());
@@ -61,24 +61,30 @@ pub fn encode_comment(out: &mut String, text: &str) {
 /// ```
 /// let mut out = String::new();
 /// gapless_core::sse::encode_retry(&mut out, 1500);
-/// assert_eq!(out, "retry: 1500\n");
+/// assert_eq!(out, "retry:1500\n");
 /// ```
 pub fn encode_retry(out: &mut String, ms: u64) {
-    let _ = writeln!(out, "retry: {ms}");
+    let _ = writeln!(out, "retry:{ms}");
 }
 
+/// Writes `name: value` (the conventional spelling for `event` and `id`).
 fn push_field(out: &mut String, name: &str, value: &str) {
-    push_raw_field(out, name, &single_line(value));
+    out.push_str(name);
+    out.push_str(": ");
+    out.push_str(&single_line(value));
+    out.push('\n');
 }
 
+/// Writes `name:value` (the compact spelling used for `data`); a value that starts
+/// with a space gets one more, because decoders strip exactly one space after the
+/// colon.
 fn push_raw_field(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
-    if !value.is_empty() {
-        out.push_str(": ");
-        out.push_str(value);
-    } else {
-        out.push(':');
+    out.push(':');
+    if value.starts_with(' ') {
+        out.push(' ');
     }
+    out.push_str(value);
     out.push('\n');
 }
 

@@ -123,11 +123,15 @@ fn oversize_event_is_an_error_then_silence() {
 fn encoder_splits_all_line_endings() {
     let mut out = String::new();
     encode_event(&mut out, Some("a\nb"), None, "1\r\n2\r3\n");
-    assert_eq!(out, "event: a b\ndata: 1\ndata: 2\ndata: 3\ndata:\n\n");
+    assert_eq!(out, "event: a b\ndata:1\ndata:2\ndata:3\ndata:\n\n");
     assert_eq!(
         decode_chunks(&[out.as_bytes()]),
         vec![ev("a b", "1\n2\n3\n", None)]
     );
+    let mut out = String::new();
+    encode_event(&mut out, None, None, " leading space");
+    assert_eq!(out, "data:  leading space\n\n");
+    assert_eq!(decode_chunks(&[out.as_bytes()]), vec![ev("message", " leading space", None)]);
 }
 
 fn event_strategy() -> impl Strategy<Value = (Option<String>, Option<String>, String)> {

@@ -2,7 +2,6 @@
 //! delete, metadata, catch-up and long-poll reads (SSE lives in `sse.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -25,7 +24,7 @@ pub(super) const MAX_READ_BYTES: usize = 1 << 20;
 const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
 
 /// Dispatches every method on `/v1/stream/{path}`.
-pub async fn route(
+pub(super) async fn route(
     State(state): State<AppState>,
     method: Method,
     Path(path): Path<String>,
@@ -48,7 +47,7 @@ pub async fn route(
 }
 
 /// Reads a request body, refusing more than the configured limit with 413.
-pub async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, state.config.max_body_bytes)
         .await
         .map_err(|e| {
@@ -115,12 +114,26 @@ async fn create(
             "send either Stream-TTL or Stream-Expires-At, not both",
         ));
     }
+    let sub_offset = h::fork_sub_offset(headers)?;
     let fork = match h::text(headers, "stream-forked-from")? {
-        Some(source) => Some(ForkReq {
-            source: stream_path_of(source),
-            offset: h::fork_offset(headers)?,
-            sub_offset: h::fork_sub_offset(headers)?,
-        }),
+        Some(source) => {
+            let offset = h::fork_offset(headers)?;
+            if offset.is_none() && sub_offset.is_some_and(|s| s > 0) {
+                return Err(ApiError::bad_request(
+                    "Stream-Fork-Sub-Offset needs Stream-Fork-Offset",
+                ));
+            }
+            Some(ForkReq {
+                source: stream_path_of(source),
+                offset,
+                sub_offset,
+            })
+        }
+        None if sub_offset.is_some() => {
+            return Err(ApiError::bad_request(
+                "Stream-Fork-Sub-Offset needs Stream-Forked-From",
+            ))
+        }
         None => None,
     };
     let bytes = body_bytes(state, body).await?;
@@ -163,7 +176,8 @@ async fn create(
                 hm.insert("stream-closed", HeaderValue::from_static("true"));
             }
             if ok.created {
-                hm.insert("location", header(format!("/v1/stream/{path}")));
+                let host = h::text(headers, "host").ok().flatten().unwrap_or("localhost");
+                hm.insert("location", header(format!("http://{host}/v1/stream/{path}")));
             }
             Ok(response)
         }
@@ -213,6 +227,7 @@ async fn append(
         })?;
         Some(payload(ct, &bytes, false)?)
     };
+    let had_body = body.is_some();
     let req = AppendReq {
         path,
         content_type,
@@ -223,9 +238,12 @@ async fn append(
     };
     match state.store.append(req).await {
         Ok(ok) => {
-            let status = match (producer.is_some(), ok.duplicate) {
-                (true, false) => StatusCode::OK,
-                _ => StatusCode::NO_CONTENT,
+            // A producer's append that wrote data is 200; duplicates, close-only
+            // requests and plain appends are 204 (§5.2.1).
+            let status = if producer.is_some() && !ok.duplicate && had_body {
+                StatusCode::OK
+            } else {
+                StatusCode::NO_CONTENT
             };
             let mut response = status.into_response();
             let hm = response.headers_mut();

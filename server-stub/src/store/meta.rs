@@ -7,9 +7,11 @@ use gapless_core::Offset;
 const OFFSET_WIDTH: usize = 16;
 
 /// Formats a stream position (messages for JSON streams, bytes otherwise) as an
-/// offset: 16 zero-padded decimal digits, so string order is position order.
+/// offset: `0000000000000000_` and 16 zero-padded decimal digits, so string order is
+/// position order. (The leading part is a reserved epoch, always zero; the shape is
+/// the one the reference implementation uses, so offsets look familiar.)
 pub fn format_offset(pos: u64) -> String {
-    format!("{pos:0OFFSET_WIDTH$}")
+    format!("{:0w$}_{pos:0w$}", 0, w = OFFSET_WIDTH)
 }
 
 /// Where a read starts.
@@ -42,12 +44,17 @@ pub fn parse_offset(text: &str) -> Result<ReadFrom, BadOffset> {
         return Ok(ReadFrom::Tail);
     }
     let s = offset.as_str();
-    if s.len() != OFFSET_WIDTH || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(BadOffset::Unknown(s.to_owned()));
+    let unknown = || BadOffset::Unknown(s.to_owned());
+    let (epoch, pos) = s.split_once('_').ok_or_else(unknown)?;
+    let digits = |p: &str| p.len() == OFFSET_WIDTH && p.bytes().all(|b| b.is_ascii_digit());
+    if !digits(epoch) || !digits(pos) {
+        return Err(unknown());
     }
-    s.parse()
-        .map(ReadFrom::At)
-        .map_err(|_| BadOffset::Unknown(s.to_owned()))
+    if epoch.bytes().any(|b| b != b'0') {
+        // A later epoch than any this server issued: past every tail.
+        return Ok(ReadFrom::At(u64::MAX));
+    }
+    pos.parse().map(ReadFrom::At).map_err(|_| unknown())
 }
 
 /// One ancestor segment of a fork: positions below `until` (and at or above the
@@ -151,6 +158,8 @@ mod tests {
         assert_eq!(parse_offset("now"), Ok(ReadFrom::Tail));
         assert!(matches!(parse_offset("a,b"), Err(BadOffset::Malformed(_))));
         assert!(matches!(parse_offset("12"), Err(BadOffset::Unknown(_))));
+        assert_eq!(format_offset(7), "0000000000000000_0000000000000007");
+        assert_eq!(parse_offset("9999999999999999_9999999999999999"), Ok(ReadFrom::At(u64::MAX)));
     }
 
     #[test]

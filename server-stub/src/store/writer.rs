@@ -318,7 +318,11 @@ impl Writer {
             Lookup::Expired(id) => self.remove_stream(conn, id)?,
             Lookup::Live(id) => {
                 let meta = &self.metas[&id];
-                return Ok(same_config(meta, &req).map_or_else(
+                let source = req.fork.as_ref().and_then(|f| match self.lookup(&f.source, now) {
+                    Lookup::Live(sid) => self.metas.get(&sid),
+                    _ => None,
+                });
+                return Ok(same_config(meta, &req, source).map_or_else(
                     |why| Err(CreateError::Conflict(why)),
                     |()| Ok(CreateOk { meta: meta.clone(), created: false }),
                 ));
@@ -538,7 +542,7 @@ impl Writer {
             let referenced = self
                 .metas
                 .values()
-                .any(|m| m.id != id && m.chain.iter().any(|s| s.id == id));
+                .any(|m| m.id != id && (m.forked_from == Some(id) || m.chain.iter().any(|s| s.id == id)));
             let Some(meta) = self.metas.get(&id).cloned() else {
                 continue;
             };
@@ -573,9 +577,10 @@ impl Writer {
                 }
                 self.producers.remove(&key);
             }
-            for seg in &meta.chain {
-                if self.metas.get(&seg.id).is_some_and(|m| m.deleted) {
-                    pending.push(seg.id);
+            let ancestors = meta.chain.iter().map(|s| s.id).chain(meta.forked_from);
+            for ancestor in ancestors {
+                if self.metas.get(&ancestor).is_some_and(|m| m.deleted) {
+                    pending.push(ancestor);
                 }
             }
         }
@@ -621,19 +626,48 @@ pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
     gapless_core::wire::headers::media_type(a) == gapless_core::wire::headers::media_type(b)
 }
 
-fn same_config(meta: &StreamMeta, req: &CreateReq) -> Result<(), String> {
-    let ct = req
-        .content_type
-        .as_deref()
-        .unwrap_or("application/octet-stream");
-    if req.fork.is_none() && !same_media_type(ct, &meta.content_type) {
-        return Err(format!(
-            "the stream exists with content type {:?}",
-            meta.content_type
-        ));
+fn same_config(meta: &StreamMeta, req: &CreateReq, source: Option<&StreamMeta>) -> Result<(), String> {
+    match (&req.fork, source) {
+        (None, _) => {
+            if meta.forked_from.is_some() {
+                return Err("the stream exists as a fork".into());
+            }
+            let ct = req
+                .content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream");
+            if !same_media_type(ct, &meta.content_type) {
+                return Err(format!(
+                    "the stream exists with content type {:?}",
+                    meta.content_type
+                ));
+            }
+        }
+        (Some(fork), source) => {
+            let Some(source) = source else {
+                return Err("the stream exists, and the fork source does not".into());
+            };
+            if meta.forked_from != Some(source.id) {
+                return Err("the stream exists, but not as a fork of that source".into());
+            }
+            let at = fork.offset.unwrap_or(source.tail) + fork.sub_offset.unwrap_or(0);
+            if fork.offset.is_some() && at != meta.fork_at {
+                return Err("the fork exists at another offset".into());
+            }
+            if let Some(ct) = &req.content_type {
+                if !same_media_type(ct, &meta.content_type) {
+                    return Err(format!(
+                        "the stream exists with content type {:?}",
+                        meta.content_type
+                    ));
+                }
+            }
+        }
     }
-    if req.ttl_secs != meta.ttl_secs || req.expires_at_ms != meta.expires_at_ms {
-        return Err("the stream exists with a different TTL or expiry".into());
+    if req.fork.is_none() || req.ttl_secs.is_some() || req.expires_at_ms.is_some() {
+        if req.ttl_secs != meta.ttl_secs || req.expires_at_ms != meta.expires_at_ms {
+            return Err("the stream exists with a different TTL or expiry".into());
+        }
     }
     if req.closed != meta.closed {
         return Err("the stream exists with a different closure status".into());
