@@ -40,6 +40,9 @@ pub enum ServeError {
     /// The storage could not open.
     #[error(transparent)]
     Store(#[from] store::OpenError),
+    /// The token file could not be used.
+    #[error(transparent)]
+    Tokens(#[from] http::auth::TokensError),
     /// The address could not be bound, or serving failed.
     #[error("cannot serve on {addr}: {source}")]
     Io {
@@ -56,11 +59,16 @@ pub struct Server {
     listener: TcpListener,
     addr: SocketAddr,
     state: http::AppState,
+    tokens: Option<Arc<http::auth::Tokens>>,
 }
 
 impl Server {
     /// Opens the storage and binds the address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let tokens = match &config.auth_tokens {
+            Some(path) => Some(Arc::new(http::auth::Tokens::load(path)?)),
+            None => None,
+        };
         let store = store::Store::open(
             (!config.memory).then_some(config.data_dir.as_path()),
             config.durability,
@@ -89,6 +97,7 @@ impl Server {
             listener,
             addr,
             state,
+            tokens,
         })
     }
 
@@ -112,7 +121,7 @@ impl Server {
     pub async fn run(self) -> Result<(), ServeError> {
         let token = self.state.shutdown.clone();
         let store = self.state.store.clone();
-        let app = http::router(self.state);
+        let app = http::router(self.state, self.tokens);
         let addr = self.addr;
         axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { token.cancelled().await })

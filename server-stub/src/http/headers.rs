@@ -33,9 +33,8 @@ pub(super) fn ttl(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(v) = text(headers, "stream-ttl")? else {
         return Ok(None);
     };
-    let canonical = !v.is_empty()
-        && v.bytes().all(|b| b.is_ascii_digit())
-        && (v == "0" || !v.starts_with('0'));
+    let canonical =
+        !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) && (v == "0" || !v.starts_with('0'));
     if !canonical {
         return Err(ApiError::bad_request(format!(
             "Stream-TTL must be a non-negative integer number of seconds, not {v:?}"
@@ -173,7 +172,15 @@ mod tests {
     #[test]
     fn ttl_must_be_canonical() {
         let mut h = HeaderMap::new();
-        for (v, ok) in [("0", true), ("60", true), ("060", false), ("+5", false), ("1e3", false), ("", false), ("-1", false)] {
+        for (v, ok) in [
+            ("0", true),
+            ("60", true),
+            ("060", false),
+            ("+5", false),
+            ("1e3", false),
+            ("", false),
+            ("-1", false),
+        ] {
             h.insert("stream-ttl", v.parse().unwrap());
             assert_eq!(ttl(&h).is_ok(), ok, "{v}");
         }

@@ -1,8 +1,10 @@
 //! The HTTP surface: the router, shared request state, and the CORS and browser
 //! security headers every response carries.
 
+pub mod auth;
 mod error;
 mod headers;
+mod session;
 mod sse;
 mod stream;
 
@@ -45,14 +47,23 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-/// Builds the router.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Builds the router; with `tokens`, every route but `/healthz` and `/` needs a
+/// bearer token.
+pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
+    let mut router = Router::new()
         .route("/v1/stream/{*path}", any(stream::route))
+        .route(
+            "/api/sessions/{id}/events",
+            get(session::get_events).post(session::post_events),
+        )
+        .route("/api/sessions/{id}/stream", get(session::stream))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
-        .layer(middleware::from_fn(cors_and_security))
-        .with_state(state)
+        .with_state(state);
+    if let Some(tokens) = tokens {
+        router = router.layer(middleware::from_fn_with_state(tokens, auth::require));
+    }
+    router.layer(middleware::from_fn(cors_and_security))
 }
 
 async fn not_found() -> ApiError {
@@ -95,7 +106,10 @@ async fn cors_and_security(request: Request, next: Next) -> Response {
         );
         hm.insert("access-control-max-age", HeaderValue::from_static("86400"));
     }
-    hm.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    hm.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     hm.insert(
         "cross-origin-resource-policy",
         HeaderValue::from_static("cross-origin"),

@@ -78,11 +78,17 @@ pub(super) fn respond(
     });
     let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
     let hm = response.headers_mut();
-    hm.insert("content-type", HeaderValue::from_static("text/event-stream"));
+    hm.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
     hm.insert("cache-control", HeaderValue::from_static("no-cache"));
     hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if matches!(encoding, Encoding::Base64) {
-        hm.insert("stream-sse-data-encoding", HeaderValue::from_static("base64"));
+        hm.insert(
+            "stream-sse-data-encoding",
+            HeaderValue::from_static("base64"),
+        );
     }
     response
 }
@@ -90,8 +96,7 @@ pub(super) fn respond(
 impl Feed {
     fn control(&self, up_to_date: bool, closed: bool) -> String {
         let control = Control {
-            stream_next_offset: Offset::parse(&format_offset(self.from))
-                .unwrap_or(Offset::START),
+            stream_next_offset: Offset::parse(&format_offset(self.from)).unwrap_or(Offset::START),
             stream_cursor: (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms())),
             up_to_date,
             stream_closed: closed,

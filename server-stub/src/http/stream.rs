@@ -13,8 +13,8 @@ use super::error::ApiError;
 use super::headers::{self as h};
 use super::{sse, AppState};
 use crate::store::{
-    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq,
-    ForkReq, Live, Payload, ReadFrom, StreamMeta,
+    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, ForkReq,
+    Live, Payload, ReadFrom, StreamMeta,
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
@@ -88,8 +88,15 @@ fn header(value: impl AsRef<str>) -> HeaderValue {
 }
 
 /// The live stream at `path`, or the protocol's 404/410.
-pub(super) fn lookup(state: &AppState, path: &str) -> Result<(Arc<Live>, Arc<StreamMeta>), ApiError> {
-    let live = state.store.shared().get(path).ok_or_else(ApiError::not_found)?;
+pub(super) fn lookup(
+    state: &AppState,
+    path: &str,
+) -> Result<(Arc<Live>, Arc<StreamMeta>), ApiError> {
+    let live = state
+        .store
+        .shared()
+        .get(path)
+        .ok_or_else(ApiError::not_found)?;
     let meta = live.meta();
     if meta.deleted {
         return Err(ApiError::gone());
@@ -176,8 +183,14 @@ async fn create(
                 hm.insert("stream-closed", HeaderValue::from_static("true"));
             }
             if ok.created {
-                let host = h::text(headers, "host").ok().flatten().unwrap_or("localhost");
-                hm.insert("location", header(format!("http://{host}/v1/stream/{path}")));
+                let host = h::text(headers, "host")
+                    .ok()
+                    .flatten()
+                    .unwrap_or("localhost");
+                hm.insert(
+                    "location",
+                    header(format!("http://{host}/v1/stream/{path}")),
+                );
             }
             Ok(response)
         }
@@ -222,9 +235,9 @@ async fn append(
     let body = if bytes.is_empty() {
         None
     } else {
-        let ct = content_type.as_deref().ok_or_else(|| {
-            ApiError::bad_request("an append with a body needs a Content-Type")
-        })?;
+        let ct = content_type
+            .as_deref()
+            .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
         Some(payload(ct, &bytes, false)?)
     };
     let had_body = body.is_some();
@@ -480,7 +493,6 @@ async fn long_poll(
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

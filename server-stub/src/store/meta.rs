@@ -159,7 +159,10 @@ mod tests {
         assert!(matches!(parse_offset("a,b"), Err(BadOffset::Malformed(_))));
         assert!(matches!(parse_offset("12"), Err(BadOffset::Unknown(_))));
         assert_eq!(format_offset(7), "0000000000000000_0000000000000007");
-        assert_eq!(parse_offset("9999999999999999_9999999999999999"), Ok(ReadFrom::At(u64::MAX)));
+        assert_eq!(
+            parse_offset("9999999999999999_9999999999999999"),
+            Ok(ReadFrom::At(u64::MAX))
+        );
     }
 
     #[test]
@@ -180,7 +183,10 @@ mod tests {
             forked_from: Some(2),
             fork_at: 10,
         };
-        assert_eq!(meta.segments(0, 20), vec![(1, 0, 5), (2, 5, 10), (3, 10, 20)]);
+        assert_eq!(
+            meta.segments(0, 20),
+            vec![(1, 0, 5), (2, 5, 10), (3, 10, 20)]
+        );
         assert_eq!(meta.segments(7, 12), vec![(2, 7, 10), (3, 10, 12)]);
         assert_eq!(meta.segments(12, 12), vec![]);
     }

@@ -43,7 +43,10 @@ enum Reply {
         oneshot::Sender<Result<AppendOk, AppendError>>,
         Result<AppendOk, AppendError>,
     ),
-    Delete(oneshot::Sender<Result<(), DeleteError>>, Result<(), DeleteError>),
+    Delete(
+        oneshot::Sender<Result<(), DeleteError>>,
+        Result<(), DeleteError>,
+    ),
 }
 
 impl Reply {
@@ -169,15 +172,24 @@ impl Writer {
             let (reply, err) = match cmd {
                 Cmd::Create(req, tx) => match self.try_create(&conn, req) {
                     Ok(r) => (Reply::Create(tx, r), None),
-                    Err(e) => (Reply::Create(tx, Err(CreateError::Storage(String::new()))), Some(e)),
+                    Err(e) => (
+                        Reply::Create(tx, Err(CreateError::Storage(String::new()))),
+                        Some(e),
+                    ),
                 },
                 Cmd::Append(req, tx) => match self.try_append(&conn, req) {
                     Ok(r) => (Reply::Append(tx, r), None),
-                    Err(e) => (Reply::Append(tx, Err(AppendError::Storage(String::new()))), Some(e)),
+                    Err(e) => (
+                        Reply::Append(tx, Err(AppendError::Storage(String::new()))),
+                        Some(e),
+                    ),
                 },
                 Cmd::Delete(path, tx) => match self.try_delete(&conn, &path) {
                     Ok(r) => (Reply::Delete(tx, r), None),
-                    Err(e) => (Reply::Delete(tx, Err(DeleteError::Storage(String::new()))), Some(e)),
+                    Err(e) => (
+                        Reply::Delete(tx, Err(DeleteError::Storage(String::new()))),
+                        Some(e),
+                    ),
                 },
                 Cmd::Shutdown(_) => continue,
             };
@@ -283,7 +295,8 @@ impl Writer {
 
     /// The latest access time of a stream: committed, or bumped by a reader since.
     fn access_ms(&self, meta: &StreamMeta) -> u64 {
-        meta.access_ms.max(self.shared.access_ms(&meta.path, meta.id))
+        meta.access_ms
+            .max(self.shared.access_ms(&meta.path, meta.id))
     }
 
     /// The live (not expired, not soft-deleted) stream at `path`, by id.
@@ -318,13 +331,21 @@ impl Writer {
             Lookup::Expired(id) => self.remove_stream(conn, id)?,
             Lookup::Live(id) => {
                 let meta = &self.metas[&id];
-                let source = req.fork.as_ref().and_then(|f| match self.lookup(&f.source, now) {
-                    Lookup::Live(sid) => self.metas.get(&sid),
-                    _ => None,
-                });
+                let source = req
+                    .fork
+                    .as_ref()
+                    .and_then(|f| match self.lookup(&f.source, now) {
+                        Lookup::Live(sid) => self.metas.get(&sid),
+                        _ => None,
+                    });
                 return Ok(same_config(meta, &req, source).map_or_else(
                     |why| Err(CreateError::Conflict(why)),
-                    |()| Ok(CreateOk { meta: meta.clone(), created: false }),
+                    |()| {
+                        Ok(CreateOk {
+                            meta: meta.clone(),
+                            created: false,
+                        })
+                    },
                 ));
             }
             Lookup::Missing => {}
@@ -357,7 +378,9 @@ impl Writer {
                         "the fork source was deleted".into(),
                     )))
                 }
-                Lookup::Missing | Lookup::Expired(_) => return Ok(Err(CreateError::SourceNotFound)),
+                Lookup::Missing | Lookup::Expired(_) => {
+                    return Ok(Err(CreateError::SourceNotFound))
+                }
             };
             if let Some(ct) = &req.content_type {
                 if !same_media_type(ct, &source.content_type) {
@@ -386,13 +409,19 @@ impl Writer {
             let mut chain = Vec::new();
             for seg in &source.chain {
                 if seg.until >= at {
-                    chain.push(Segment { id: seg.id, until: at });
+                    chain.push(Segment {
+                        id: seg.id,
+                        until: at,
+                    });
                     break;
                 }
                 chain.push(*seg);
             }
             if chain.last().is_none_or(|s| s.until < at) {
-                chain.push(Segment { id: source.id, until: at });
+                chain.push(Segment {
+                    id: source.id,
+                    until: at,
+                });
             }
             meta.chain = chain;
             meta.forked_from = Some(source.id);
@@ -411,7 +440,10 @@ impl Writer {
         self.touch(id);
         self.paths.insert(meta.path.clone(), id);
         self.metas.insert(id, meta.clone());
-        Ok(Ok(CreateOk { meta, created: true }))
+        Ok(Ok(CreateOk {
+            meta,
+            created: true,
+        }))
     }
 
     fn try_append(
@@ -479,7 +511,11 @@ impl Writer {
             }
         }
         if let Some(seq) = &req.stream_seq {
-            if meta.last_seq.as_ref().is_some_and(|last| seq.as_bytes() <= last.as_bytes()) {
+            if meta
+                .last_seq
+                .as_ref()
+                .is_some_and(|last| seq.as_bytes() <= last.as_bytes())
+            {
                 return Ok(Err(AppendError::SeqRegression {
                     last: meta.last_seq.clone().unwrap_or_default(),
                 }));
@@ -529,7 +565,9 @@ impl Writer {
         match self.lookup(path, now_ms()) {
             Lookup::Missing => Ok(Err(DeleteError::NotFound)),
             Lookup::SoftDeleted => Ok(Err(DeleteError::Gone)),
-            Lookup::Expired(id) => self.remove_stream(conn, id).map(|()| Err(DeleteError::NotFound)),
+            Lookup::Expired(id) => self
+                .remove_stream(conn, id)
+                .map(|()| Err(DeleteError::NotFound)),
             Lookup::Live(id) => self.remove_stream(conn, id).map(Ok),
         }
     }
@@ -539,10 +577,9 @@ impl Writer {
     fn remove_stream(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
-            let referenced = self
-                .metas
-                .values()
-                .any(|m| m.id != id && (m.forked_from == Some(id) || m.chain.iter().any(|s| s.id == id)));
+            let referenced = self.metas.values().any(|m| {
+                m.id != id && (m.forked_from == Some(id) || m.chain.iter().any(|s| s.id == id))
+            });
             let Some(meta) = self.metas.get(&id).cloned() else {
                 continue;
             };
@@ -626,7 +663,11 @@ pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
     gapless_core::wire::headers::media_type(a) == gapless_core::wire::headers::media_type(b)
 }
 
-fn same_config(meta: &StreamMeta, req: &CreateReq, source: Option<&StreamMeta>) -> Result<(), String> {
+fn same_config(
+    meta: &StreamMeta,
+    req: &CreateReq,
+    source: Option<&StreamMeta>,
+) -> Result<(), String> {
     match (&req.fork, source) {
         (None, _) => {
             if meta.forked_from.is_some() {
@@ -664,10 +705,9 @@ fn same_config(meta: &StreamMeta, req: &CreateReq, source: Option<&StreamMeta>) 
             }
         }
     }
-    if req.fork.is_none() || req.ttl_secs.is_some() || req.expires_at_ms.is_some() {
-        if req.ttl_secs != meta.ttl_secs || req.expires_at_ms != meta.expires_at_ms {
-            return Err("the stream exists with a different TTL or expiry".into());
-        }
+    let expiry_given = req.fork.is_none() || req.ttl_secs.is_some() || req.expires_at_ms.is_some();
+    if expiry_given && (req.ttl_secs != meta.ttl_secs || req.expires_at_ms != meta.expires_at_ms) {
+        return Err("the stream exists with a different TTL or expiry".into());
     }
     if req.closed != meta.closed {
         return Err("the stream exists with a different closure status".into());

@@ -1,0 +1,227 @@
+//! Bearer-token authorization: tokens from a file, each allowed to read, or read and
+//! write, the streams under some path prefixes. Tokens never reach the logs.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// GET and HEAD.
+    Read,
+    /// Every method.
+    Write,
+}
+
+/// One token's grant.
+#[derive(Clone, Debug)]
+struct Grant {
+    access: Access,
+    prefixes: Vec<String>,
+}
+
+/// The tokens a server accepts.
+#[derive(Clone, Debug, Default)]
+pub struct Tokens {
+    grants: HashMap<String, Grant>,
+}
+
+/// The token file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokensError {
+    /// It could not be read.
+    #[error("cannot read the token file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A line is malformed.
+    #[error("token file line {line}: {reason}")]
+    Syntax {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong (the token itself is never quoted).
+        reason: String,
+    },
+}
+
+impl Tokens {
+    /// Reads a token file: one `<token> <read|write> <prefix>[,<prefix>...]` per line;
+    /// `#` starts a comment; the prefix `*` (or `/`) means every path.
+    pub fn load(path: &Path) -> Result<Tokens, TokensError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses the text of a token file.
+    pub fn parse(text: &str) -> Result<Tokens, TokensError> {
+        let mut grants = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let syntax = |reason: &str| TokensError::Syntax {
+                line: i + 1,
+                reason: reason.to_owned(),
+            };
+            let mut parts = line.split_whitespace();
+            let (Some(token), Some(access), Some(prefixes), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                return Err(syntax("expected `<token> <read|write> <prefixes>`"));
+            };
+            let access = match access {
+                "read" => Access::Read,
+                "write" | "read-write" => Access::Write,
+                _ => return Err(syntax("access must be read or write")),
+            };
+            let prefixes = prefixes
+                .split(',')
+                .map(|p| {
+                    let p = p.trim().trim_start_matches('/');
+                    if p == "*" {
+                        String::new()
+                    } else {
+                        p.to_owned()
+                    }
+                })
+                .collect();
+            grants.insert(token.to_owned(), Grant { access, prefixes });
+        }
+        Ok(Tokens { grants })
+    }
+
+    /// Checks a request: `Ok` or the 401/403 to answer.
+    fn check(
+        &self,
+        token: Option<&str>,
+        method: &Method,
+        resource: Option<&str>,
+    ) -> Result<(), ApiError> {
+        let Some(grant) = token.and_then(|t| self.grants.get(t)) else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid bearer token is required",
+            )
+            .with("www-authenticate", "Bearer"));
+        };
+        let writes = !matches!(*method, Method::GET | Method::HEAD);
+        if writes && grant.access == Access::Read {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this token may only read",
+            ));
+        }
+        let allowed = match resource {
+            Some(path) => grant.prefixes.iter().any(|p| path.starts_with(p.as_str())),
+            None => true,
+        };
+        if !allowed {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "this token does not cover this stream",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The stream path a request addresses, for scope checks.
+fn resource(path: &str) -> Option<String> {
+    if let Some(p) = path.strip_prefix("/v1/stream/") {
+        return Some(p.to_owned());
+    }
+    let rest = path.strip_prefix("/api/sessions/")?;
+    let id = rest.split('/').next()?;
+    Some(format!("sessions/{id}"))
+}
+
+/// Middleware: requires a valid token on every route but `/healthz`, the page at `/`
+/// and CORS preflights.
+pub async fn require(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let open = request.method() == Method::OPTIONS
+        || path == "/healthz"
+        || path == "/"
+        || path.starts_with("/assets/");
+    if open {
+        return next.run(request).await;
+    }
+    let token = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    let resource = resource(path);
+    match tokens.check(token, request.method(), resource.as_deref()) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_and_access() {
+        let tokens = Tokens::parse("# comment\nr1 read sessions/,public/\nw1 write *\n").unwrap();
+        assert!(tokens
+            .check(Some("r1"), &Method::GET, Some("sessions/a"))
+            .is_ok());
+        assert_eq!(
+            tokens
+                .check(Some("r1"), &Method::POST, Some("sessions/a"))
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            tokens
+                .check(Some("r1"), &Method::GET, Some("private/x"))
+                .unwrap_err()
+                .status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            tokens
+                .check(None, &Method::GET, Some("sessions/a"))
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            tokens
+                .check(Some("nope"), &Method::GET, None)
+                .unwrap_err()
+                .status,
+            StatusCode::UNAUTHORIZED
+        );
+        assert!(tokens
+            .check(Some("w1"), &Method::PUT, Some("anything"))
+            .is_ok());
+        assert!(Tokens::parse("t maybe x").is_err());
+        assert_eq!(
+            resource("/api/sessions/s1/events").as_deref(),
+            Some("sessions/s1")
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! The agent task board's session API over the same storage: a session `<id>` is the
+//! JSON stream `sessions/<id>`, so the Durable Streams routes see the same events.
+//!
+//! - `POST /api/sessions/{id}/events`: `{type, data}` or an array of them; validated
+//!   with the typed model, persisted, answered with the assigned offsets.
+//! - `GET /api/sessions/{id}/events?after=<offset>&limit=<n>`: a page of history.
+//! - `GET /api/sessions/{id}/stream?offset=<o>`: SSE, `id:` = offset, `event:` = type;
+//!   history first, then live.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use gapless_core::event::{Channel, Envelope, EventError};
+use gapless_core::sse::{encode_comment, encode_event};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+use super::headers as h;
+use super::stream::{append_error, body_bytes};
+use super::AppState;
+use crate::store::{
+    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, Live,
+    Payload, ReadFrom, StreamMeta,
+};
+
+/// Largest page `GET .../events` returns.
+const MAX_LIMIT: u64 = 1000;
+/// Page size when `limit` is absent.
+const DEFAULT_LIMIT: u64 = 100;
+
+/// An error of the session API: `{"error":{"code","message"}}`.
+#[derive(Debug)]
+pub(super) struct SessionError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl SessionError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        SessionError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+}
+
+impl IntoResponse for SessionError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+impl From<super::ApiError> for SessionError {
+    fn from(e: super::ApiError) -> Self {
+        let code = match e.status {
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::GONE => "gone",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::INTERNAL_SERVER_ERROR => "internal",
+            _ => "bad_request",
+        };
+        SessionError::new(e.status, code, e.message)
+    }
+}
+
+/// The stream path of a session, after checking the id.
+fn session_path(id: &str) -> Result<String, SessionError> {
+    let valid = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        return Err(SessionError::bad(
+            "invalid_session_id",
+            "a session id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' or '.'",
+        ));
+    }
+    Ok(format!("sessions/{id}"))
+}
+
+/// `POST /api/sessions/{id}/events`.
+pub(super) async fn post_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, SessionError> {
+    let path = session_path(&id)?;
+    let ct = h::text(&headers, "content-type")?.unwrap_or("");
+    if !gapless_core::wire::headers::is_json(ct) {
+        return Err(SessionError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "events must be sent as application/json",
+        ));
+    }
+    let producer = h::producer(&headers)?;
+    let bytes = body_bytes(&state, body).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| SessionError::bad("invalid_json", format!("the body is not JSON: {e}")))?;
+    let items = match value {
+        Value::Array(items) if items.is_empty() => {
+            return Err(SessionError::bad(
+                "empty_batch",
+                "the array holds no events",
+            ))
+        }
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    let mut texts = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let at = |m: String| format!("event {i}: {m}");
+        let mut envelope = Envelope::from_value(item)
+            .map_err(|e| SessionError::bad("invalid_event", at(e.to_string())))?;
+        match envelope.event.check(!state.config.strict_events) {
+            Ok(()) => {}
+            Err(e @ EventError::UnknownKind(_)) => {
+                return Err(SessionError::bad("unknown_event_type", at(e.to_string())))
+            }
+            Err(e) => return Err(SessionError::bad("invalid_event", at(e.to_string()))),
+        }
+        envelope.offset = None;
+        if envelope.timestamp.is_none() {
+            envelope.timestamp = Some(now_ms());
+        }
+        texts.push(envelope.to_json());
+    }
+    let count = texts.len() as u64;
+    let payload = Payload::json(texts.iter().map(String::as_str));
+    let req = AppendReq {
+        path: path.clone(),
+        content_type: Some("application/json".into()),
+        body: Some(payload),
+        close: false,
+        stream_seq: None,
+        producer,
+    };
+    let ok = match state.store.append(req.clone()).await {
+        Err(AppendError::NotFound) => {
+            let create = CreateReq {
+                path,
+                content_type: Some("application/json".into()),
+                ttl_secs: None,
+                expires_at_ms: None,
+                closed: false,
+                body: None,
+                fork: None,
+            };
+            match state.store.create(create).await {
+                Ok(_) => {}
+                Err(CreateError::Conflict(why)) => {
+                    return Err(SessionError::new(StatusCode::CONFLICT, "conflict", why))
+                }
+                Err(e) => {
+                    return Err(SessionError::new(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "internal",
+                        e.to_string(),
+                    ))
+                }
+            }
+            state.store.append(req).await
+        }
+        other => other,
+    }
+    .map_err(|e| SessionError::from(append_error(e)))?;
+    let offsets: Vec<String> = if ok.duplicate {
+        Vec::new()
+    } else {
+        let first = ok.next - count;
+        (1..=count).map(|i| format_offset(first + i)).collect()
+    };
+    let status = if ok.duplicate {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "offsets": offsets,
+            "nextOffset": format_offset(ok.next),
+            "duplicate": ok.duplicate,
+        })),
+    )
+        .into_response())
+}
+
+/// The query of `GET .../events`.
+#[derive(Debug, Deserialize)]
+pub(super) struct PageQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+fn live_session(
+    state: &AppState,
+    path: &str,
+) -> Result<(Arc<Live>, Arc<StreamMeta>), SessionError> {
+    super::stream::lookup(state, path).map_err(|e| match e.status {
+        StatusCode::NOT_FOUND => SessionError::new(
+            StatusCode::NOT_FOUND,
+            "session_not_found",
+            "no such session",
+        ),
+        _ => e.into(),
+    })
+}
+
+fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
+    let from = match offset {
+        None | Some("") => 0,
+        Some(o) => {
+            match parse_offset(o).map_err(|e| SessionError::bad("invalid_offset", e.to_string()))? {
+                ReadFrom::At(p) => p,
+                ReadFrom::Tail => meta.tail,
+            }
+        }
+    };
+    if from > meta.tail {
+        return Err(SessionError::bad(
+            "invalid_offset",
+            format!(
+                "offset is beyond the session's end {}",
+                format_offset(meta.tail)
+            ),
+        ));
+    }
+    Ok(from)
+}
+
+/// One stored message as the session API shows it.
+fn event_json(message: &str, offset: u64) -> Value {
+    let offset = format_offset(offset);
+    match Envelope::from_json(message) {
+        Ok(envelope) => json!({
+            "offset": offset,
+            "type": envelope.kind(),
+            "channel": envelope.channel().as_str(),
+            "data": envelope.event.data(),
+            "timestamp": envelope.timestamp,
+        }),
+        // Something written through the raw stream API that is not an envelope:
+        // shown as it is, never dropped.
+        Err(_) => json!({
+            "offset": offset,
+            "type": Value::Null,
+            "channel": Channel::Default.as_str(),
+            "data": serde_json::from_str::<Value>(message).unwrap_or(Value::Null),
+            "timestamp": Value::Null,
+        }),
+    }
+}
+
+/// Splits a JSON read into its messages.
+fn messages(chunk: &crate::store::ReadChunk) -> Vec<Box<serde_json::value::RawValue>> {
+    gapless_core::wire::parse_json_batch(&chunk.json_body()).unwrap_or_default()
+}
+
+/// `GET /api/sessions/{id}/events`.
+pub(super) async fn get_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Result<Response, SessionError> {
+    let path = session_path(&id)?;
+    let (live, meta) = live_session(&state, &path)?;
+    let from = start(q.after.as_deref(), &meta)?;
+    let limit = match q.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<u64>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(SessionError::bad(
+                    "invalid_limit",
+                    format!("limit must be between 1 and {MAX_LIMIT}"),
+                ))
+            }
+        },
+    };
+    live.touch();
+    let to = meta.tail.min(from + limit);
+    let chunk = if from < to {
+        state
+            .store
+            .read(Arc::clone(&meta), from, to, usize::MAX)
+            .await
+            .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
+    } else {
+        crate::store::ReadChunk {
+            next: from,
+            ..Default::default()
+        }
+    };
+    let events: Vec<Value> = messages(&chunk)
+        .iter()
+        .enumerate()
+        .map(|(i, m)| event_json(m.get(), from + i as u64 + 1))
+        .collect();
+    Ok(Json(json!({
+        "events": events,
+        "nextOffset": format_offset(chunk.next),
+        "upToDate": chunk.next >= meta.tail,
+        "closed": meta.closed && chunk.next >= meta.tail,
+    }))
+    .into_response())
+}
+
+/// The query of `GET .../stream`.
+#[derive(Debug, Deserialize)]
+pub(super) struct StreamQuery {
+    offset: Option<String>,
+}
+
+/// `GET /api/sessions/{id}/stream`.
+pub(super) async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, SessionError> {
+    let path = session_path(&id)?;
+    let (live, meta) = live_session(&state, &path)?;
+    let last_event_id = h::text(&headers, "last-event-id")?;
+    let from = start(q.offset.as_deref().or(last_event_id), &meta)?;
+    live.touch();
+    let feed = SessionFeed {
+        changes: live.subscribe(),
+        state: state.clone(),
+        live,
+        path,
+        from,
+        deadline: Instant::now() + state.config.sse_max_age,
+        caught_up_sent: false,
+        done: false,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
+    });
+    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    let hm = response.headers_mut();
+    hm.insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    hm.insert("cache-control", HeaderValue::from_static("no-cache"));
+    hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(response)
+}
+
+struct SessionFeed {
+    state: AppState,
+    live: Arc<Live>,
+    path: String,
+    from: u64,
+    deadline: Instant,
+    changes: tokio::sync::watch::Receiver<u64>,
+    caught_up_sent: bool,
+    done: bool,
+}
+
+impl SessionFeed {
+    async fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let current = self.state.store.shared().get(&self.path);
+            let meta = self.live.meta();
+            if !current.is_some_and(|c| Arc::ptr_eq(&c, &self.live)) || meta.deleted {
+                self.done = true;
+                return None;
+            }
+            if self.from < meta.tail {
+                let chunk = match self
+                    .state
+                    .store
+                    .read(Arc::clone(&meta), self.from, meta.tail, 256 * 1024)
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!("session stream read failed: {e}");
+                        self.done = true;
+                        return None;
+                    }
+                };
+                let mut out = String::new();
+                for (i, m) in messages(&chunk).iter().enumerate() {
+                    let offset = self.from + i as u64 + 1;
+                    let event = event_json(m.get(), offset);
+                    let kind = event["type"].as_str().unwrap_or("message").to_owned();
+                    encode_event(
+                        &mut out,
+                        Some(&kind),
+                        Some(&format_offset(offset)),
+                        &event.to_string(),
+                    );
+                }
+                self.from = chunk.next;
+                return Some(out);
+            }
+            if meta.closed {
+                self.done = true;
+                let mut out = String::new();
+                let data = json!({"offset": format_offset(self.from)}).to_string();
+                encode_event(&mut out, Some("closed"), None, &data);
+                return Some(out);
+            }
+            if !self.caught_up_sent {
+                self.caught_up_sent = true;
+                let mut out = String::new();
+                let data = json!({"offset": format_offset(self.from)}).to_string();
+                encode_event(&mut out, Some("up-to-date"), None, &data);
+                return Some(out);
+            }
+            tokio::select! {
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        self.done = true;
+                        return None;
+                    }
+                }
+                () = tokio::time::sleep_until(self.deadline) => {
+                    self.done = true;
+                    return None;
+                }
+                () = tokio::time::sleep(Duration::from_secs(15)) => {
+                    let mut out = String::new();
+                    encode_comment(&mut out, "keep-alive");
+                    out.push('\n');
+                    return Some(out);
+                }
+                () = self.state.shutdown.cancelled() => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+}
