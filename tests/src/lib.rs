@@ -1,5 +1,140 @@
-//! Integration tests that start the real gapless server and drive the real clients.
+//! Integration test support: start the real `gapless-server` binary on loopback, on
+//! a fresh data directory, and stop it gently (SIGTERM) or brutally (SIGKILL).
 //!
-//! Not implemented yet: this crate is an empty member of the workspace so that the
-//! layout is in place. It exports nothing.
+//! The tests themselves live in `tests/tests/`.
 #![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// The `gapless-server` binary, built (once per test process) with the same cargo
+/// that runs the tests.
+pub fn server_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "gapless-server",
+                "--bin",
+                "gapless-server",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building gapless-server failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join("target"));
+        target.join("debug").join("gapless-server")
+    })
+    .clone()
+}
+
+/// A fresh, empty directory under the system's temporary directory.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("gapless-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// A running `gapless-server` process.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts the server on an ephemeral loopback port with `data_dir` and extra flags,
+    /// and waits until it prints the address it listens on.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
+        Self::start_on(data_dir, "127.0.0.1:0", extra).await
+    }
+
+    /// Like [`ServerProcess::start`], on a given address.
+    pub async fn start_on(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
+        let mut child = Command::new(server_binary())
+            .args(["--bind", bind, "--data-dir"])
+            .arg(data_dir)
+            .args(["--long-poll-timeout-ms", "1000"])
+            .args(extra)
+            .env("GAPLESS_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gapless-server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let url = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(url) = line.strip_prefix("gapless-server listening on ") {
+                    return url.trim().to_owned();
+                }
+            }
+            panic!("gapless-server exited before listening");
+        })
+        .await
+        .expect("gapless-server listens within 30 s");
+        // Keep draining stdout so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        ServerProcess {
+            child,
+            url,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    /// The host:port it listens on.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// The URL of stream `path`.
+    pub fn stream(&self, path: &str) -> String {
+        format!("{}/v1/stream/{path}", self.url)
+    }
+
+    /// Sends SIGKILL and waits for the process to be gone.
+    pub async fn kill9(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+
+    /// Sends SIGTERM and waits (at most `limit`) for a clean exit; returns whether
+    /// the exit status was success.
+    pub async fn terminate(mut self, limit: Duration) -> bool {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+        match tokio::time::timeout(limit, self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => false,
+        }
+    }
+}

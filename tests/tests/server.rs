@@ -1,0 +1,577 @@
+//! The server's behaviour beyond the conformance suite: session endpoints, restart
+//! and `kill -9` durability, concurrent producers, auth, bad input, SIGTERM.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gapless_tests::{temp_dir, ServerProcess};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+
+fn client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+fn token_event(session: &str, delta: &str) -> Value {
+    json!({"type": "container-agent:token", "data": {"taskId": "t", "sessionId": session, "delta": delta}})
+}
+
+async fn post_events(c: &Client, base: &str, session: &str, body: &Value) -> (StatusCode, Value) {
+    let r = c
+        .post(format!("{base}/api/sessions/{session}/events"))
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn history(c: &Client, base: &str, session: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = "-1".to_owned();
+    loop {
+        let r: Value = c
+            .get(format!(
+                "{base}/api/sessions/{session}/events?after={after}&limit=500"
+            ))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let events = r["events"].as_array().cloned().unwrap_or_default();
+        out.extend(events);
+        after = r["nextOffset"].as_str().unwrap_or_default().to_owned();
+        if r["upToDate"] == true {
+            return out;
+        }
+    }
+}
+
+async fn head_tail(c: &Client, url: &str) -> String {
+    let r = c.head(url).send().await.expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    r.headers()["stream-next-offset"]
+        .to_str()
+        .expect("ascii")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn session_history_survives_kill_9_and_the_stream_continues_live_without_gap() {
+    let dir = temp_dir("session-restart");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let batch: Vec<Value> = (0..20)
+        .map(|i| token_event("s1", &format!("t{i} ")))
+        .collect();
+    let (status, body) = post_events(&c, &server.url, "s1", &Value::Array(batch)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["offsets"].as_array().map(Vec::len), Some(20));
+    let before = history(&c, &server.url, "s1").await;
+    assert_eq!(before.len(), 20);
+    assert_eq!(before[3]["data"]["delta"], "t3 ");
+    assert_eq!(before[3]["channel"], "containerAgent");
+
+    // Everything acknowledged is there after a kill -9 and a restart.
+    let addr = server.addr().to_owned();
+    server.kill9().await;
+    let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    let after = history(&c, &server.url, "s1").await;
+    assert_eq!(
+        after, before,
+        "history returns events after a restart, not an empty array"
+    );
+
+    // The session SSE: history first, then live, each offset once, in order.
+    let sse = c
+        .get(format!("{}/api/sessions/s1/stream?offset=-1", server.url))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(sse.headers()["content-type"], "text/event-stream");
+    let mut body = sse.bytes_stream();
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    let mut ids = Vec::new();
+    let mut live_posted = false;
+    while ids.len() < 25 {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("SSE data in time")
+            .expect("stream open")
+            .expect("bytes");
+        decoder.feed(&chunk);
+        while let Some(event) = decoder.next_event() {
+            let event = event.expect("valid SSE");
+            if event.event == "up-to-date" && !live_posted {
+                live_posted = true;
+                let live: Vec<Value> = (20..25)
+                    .map(|i| token_event("s1", &format!("t{i} ")))
+                    .collect();
+                let (status, _) = post_events(&c, &server.url, "s1", &Value::Array(live)).await;
+                assert_eq!(status, StatusCode::CREATED);
+            }
+            if event.event == "container-agent:token" {
+                let data: Value = serde_json::from_str(&event.data).expect("json");
+                assert_eq!(event.id.as_deref(), data["offset"].as_str());
+                ids.push(
+                    data["data"]["delta"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    let expected: Vec<String> = (0..25).map(|i| format!("t{i} ")).collect();
+    assert_eq!(ids, expected);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn sixteen_concurrent_producers_get_unique_gapless_offsets() {
+    let dir = temp_dir("concurrent");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    let c = client();
+    let url = server.stream("shared");
+    let r = c
+        .put(&url)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let per_writer = 40;
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let c = c.clone();
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut offsets = Vec::new();
+            for i in 0..per_writer {
+                let r = c
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(json!({"w": w, "i": i}).to_string())
+                    .send()
+                    .await
+                    .expect("post");
+                assert_eq!(r.status(), StatusCode::NO_CONTENT);
+                offsets.push(
+                    r.headers()["stream-next-offset"]
+                        .to_str()
+                        .expect("ascii")
+                        .to_owned(),
+                );
+            }
+            offsets
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        let offsets = t.await.expect("writer");
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "one writer's offsets increase"
+        );
+        all.extend(offsets);
+    }
+    let unique: HashSet<&String> = all.iter().collect();
+    assert_eq!(
+        unique.len(),
+        16 * per_writer,
+        "no two appends share an offset"
+    );
+    assert_eq!(
+        head_tail(&c, &url).await,
+        all.iter().max().cloned().unwrap_or_default()
+    );
+    // Gapless: the offsets are exactly positions 1..=640, and a read returns every
+    // message once, each writer's in its order.
+    let mut sorted = all.clone();
+    sorted.sort();
+    let positions: Vec<u64> = sorted
+        .iter()
+        .map(|o| {
+            o.rsplit('_')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert_eq!(
+        positions,
+        (1..=(16 * per_writer) as u64).collect::<Vec<_>>()
+    );
+    let messages: Vec<Value> = c
+        .get(format!("{url}?offset=-1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(messages.len(), 16 * per_writer);
+    for w in 0..16 {
+        let seq: Vec<i64> = messages
+            .iter()
+            .filter(|m| m["w"] == w)
+            .map(|m| m["i"].as_i64().unwrap_or(-1))
+            .collect();
+        assert_eq!(seq, (0..per_writer as i64).collect::<Vec<_>>());
+    }
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn idempotent_producer_state_survives_kill_9() {
+    let dir = temp_dir("producer-restart");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("p");
+    c.put(&url)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .expect("put");
+    let append = |seq: u64| {
+        c.post(&url)
+            .header("content-type", "text/plain")
+            .header("producer-id", "runner")
+            .header("producer-epoch", "3")
+            .header("producer-seq", seq.to_string())
+            .body(format!("m{seq};"))
+    };
+    for seq in 0..5 {
+        assert_eq!(
+            append(seq).send().await.expect("post").status(),
+            StatusCode::OK
+        );
+    }
+    let addr = server.addr().to_owned();
+    server.kill9().await;
+    let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    // The retry of an acknowledged append is recognised as a duplicate after restart.
+    let r = append(4).send().await.expect("retry");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(r.headers()["producer-seq"], "4");
+    assert_eq!(
+        append(5).send().await.expect("next").status(),
+        StatusCode::OK
+    );
+    let gap = append(9).send().await.expect("gap");
+    assert_eq!(gap.status(), StatusCode::CONFLICT);
+    assert_eq!(gap.headers()["producer-expected-seq"], "6");
+    let body = c
+        .get(format!("{url}?offset=-1"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    assert_eq!(body, "m0;m1;m2;m3;m4;m5;");
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn auth_tokens_guard_every_route_by_scope() {
+    let dir = temp_dir("auth");
+    let tokens = dir.join("tokens");
+    std::fs::write(
+        &tokens,
+        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n",
+    )
+    .expect("write");
+    let server =
+        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+    let c = client();
+    let url = server.stream("private/x");
+    let r = c.put(&url).send().await.expect("put");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = c.put(&url).bearer_auth("wrong").send().await.expect("put");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = c
+        .put(&url)
+        .bearer_auth("writer-1")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .get(&url)
+        .bearer_auth("reader-1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "outside the reader's prefix"
+    );
+    assert_eq!(
+        c.head(&url).send().await.expect("head").status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Nothing was created by the refused requests.
+    let (status, _) = post_events(&c, &server.url, "s", &token_event("s", "x")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let r = c
+        .post(format!("{}/api/sessions/s/events", server.url))
+        .bearer_auth("reader-1")
+        .json(&token_event("s", "x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "a read token cannot write"
+    );
+    let r = c
+        .post(format!("{}/api/sessions/s/events", server.url))
+        .bearer_auth("writer-1")
+        .json(&token_event("s", "x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .get(format!("{}/api/sessions/s/events", server.url))
+        .bearer_auth("reader-1")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        c.get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .expect("health")
+            .status(),
+        StatusCode::OK
+    );
+    // Preflights need no token.
+    let r = c
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", "http://example.test")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let dir = temp_dir("bad-input");
+    let server = ServerProcess::start(&dir, &["--max-body-bytes", "1024", "--strict-events"]).await;
+    let c = client();
+    let url = server.stream("j");
+    c.put(&url)
+        .header("content-type", "application/json")
+        .body("[1,2]")
+        .send()
+        .await
+        .expect("put");
+    let tail = head_tail(&c, &url).await;
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode)> = vec![
+        (
+            c.post(&url)
+                .header("content-type", "application/json")
+                .body("{oops"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.post(&url)
+                .header("content-type", "application/json")
+                .body("[]"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.post(&url).header("content-type", "text/plain").body("x"),
+            StatusCode::CONFLICT,
+        ),
+        (
+            c.post(&url)
+                .header("content-type", "application/json")
+                .body(format!("[{}]", "1,".repeat(600) + "1")),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (
+            c.post(&url)
+                .header("content-type", "application/json")
+                .header("producer-id", "p")
+                .body("1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.post(&url)
+                .header("content-type", "application/json")
+                .header("producer-id", "p")
+                .header("producer-epoch", "x")
+                .header("producer-seq", "0")
+                .body("1"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (c.post(&url).body("1"), StatusCode::BAD_REQUEST),
+        (c.get(format!("{url}?offset=a,b")), StatusCode::BAD_REQUEST),
+        (
+            c.get(format!("{url}?offset=-1&live=sometimes")),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.put(server.stream("t")).header("stream-ttl", "-5"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            c.get(format!("{}/no/such/route", server.url)),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (i, (request, expected)) in cases.into_iter().enumerate() {
+        let r = request.send().await.expect("send");
+        assert_eq!(r.status(), expected, "case {i}");
+        let text = r.text().await.unwrap_or_default();
+        assert!(!text.is_empty(), "case {i} explains itself");
+    }
+    assert_eq!(head_tail(&c, &url).await, tail, "nothing was appended");
+    assert_eq!(
+        c.head(server.stream("t"))
+            .send()
+            .await
+            .expect("head")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    // Session endpoints answer {"error":{"code","message"}}.
+    let bad: Vec<(&str, &str, &str)> = vec![
+        ("application/json", "{not json", "invalid_json"),
+        ("text/plain", "{}", "unsupported_media_type"),
+        (
+            "application/json",
+            r#"{"type":"container-agent:turn","data":{"turn":"two"}}"#,
+            "invalid_event",
+        ),
+        (
+            "application/json",
+            r#"{"type":"robot:dance","data":{}}"#,
+            "unknown_event_type",
+        ),
+        ("application/json", r#"{"data":{}}"#, "invalid_event"),
+        ("application/json", "[]", "empty_batch"),
+    ];
+    for (ct, body, code) in bad {
+        let r = c
+            .post(format!("{}/api/sessions/s/events", server.url))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json error");
+        assert_eq!(v["error"]["code"], code, "{body}");
+        assert!(status.is_client_error());
+        assert!(v["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+    }
+    let r = c
+        .get(format!("{}/api/sessions/s/events", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::NOT_FOUND,
+        "no session was created by bad posts"
+    );
+    let r = c
+        .get(format!("{}/api/sessions/bad%20id/events", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn sigterm_ends_live_reads_finishes_appends_and_exits_cleanly() {
+    let dir = temp_dir("sigterm");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("live");
+    c.put(&url)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .expect("put");
+    // An SSE reader is connected when the signal arrives.
+    let sse = c
+        .get(format!("{url}?offset=-1&live=sse"))
+        .send()
+        .await
+        .expect("sse");
+    let mut body = sse.bytes_stream();
+    let writers: Vec<_> = (0..8)
+        .map(|i| {
+            let c = c.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                c.post(&url)
+                    .header("content-type", "text/plain")
+                    .body(format!("<{i}>"))
+                    .send()
+                    .await
+                    .map(|r| r.status())
+            })
+        })
+        .collect();
+    let mut acknowledged = Vec::new();
+    for (i, w) in writers.into_iter().enumerate() {
+        if let Ok(Ok(StatusCode::NO_CONTENT)) = w.await {
+            acknowledged.push(format!("<{i}>"));
+        }
+    }
+    let addr = server.addr().to_owned();
+    assert!(
+        server.terminate(Duration::from_secs(10)).await,
+        "exit status 0 within 10 s"
+    );
+    // The SSE response ends (it does not hang).
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(_)) = body.next().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "SSE closed on shutdown");
+    let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    let text = c
+        .get(format!("{url}?offset=-1"))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("text");
+    for a in &acknowledged {
+        assert!(text.contains(a.as_str()), "acknowledged {a} survived");
+    }
+    assert_eq!(acknowledged.len(), 8);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
