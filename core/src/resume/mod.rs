@@ -193,6 +193,15 @@ impl Resume {
         self.last_failure.as_ref()
     }
 
+    /// The request the machine is waiting on, if any. A driver stops reading a
+    /// response whose id is no longer this one (the machine gave up on it).
+    pub fn in_flight(&self) -> Option<ReqId> {
+        match &self.phase {
+            Phase::Awaiting(f) => Some(f.id),
+            _ => None,
+        }
+    }
+
     /// Counters for logs and tests.
     pub fn stats(&self) -> Stats {
         self.stats

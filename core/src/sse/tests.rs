@@ -131,7 +131,10 @@ fn encoder_splits_all_line_endings() {
     let mut out = String::new();
     encode_event(&mut out, None, None, " leading space");
     assert_eq!(out, "data:  leading space\n\n");
-    assert_eq!(decode_chunks(&[out.as_bytes()]), vec![ev("message", " leading space", None)]);
+    assert_eq!(
+        decode_chunks(&[out.as_bytes()]),
+        vec![ev("message", " leading space", None)]
+    );
 }
 
 fn event_strategy() -> impl Strategy<Value = (Option<String>, Option<String>, String)> {

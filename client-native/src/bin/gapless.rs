@@ -1,0 +1,384 @@
+//! `gapless`: tail, publish and manage Durable Streams, and follow agent sessions, from
+//! the command line.
+//!
+//! Exit codes: 0 success, 1 other failure, 2 usage, 3 not found, 4 not authorised,
+//! 5 continuity lost (the offset is gone).
+
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use gapless_client::session::wall_clock;
+use gapless_client::{Client, CreateOptions, Error, SessionUpdate, StreamHandle, Update};
+use gapless_core::event::Event;
+use gapless_core::resume::{LiveMode, Payload};
+use gapless_core::session::Status;
+use gapless_core::Offset;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "gapless",
+    version,
+    about = "Durable Streams from the command line"
+)]
+struct Cli {
+    /// Bearer token sent on every request.
+    #[arg(long, env = "GAPLESS_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
+    /// Extra header `Name: value` sent on every request (repeatable).
+    #[arg(long = "header", short = 'H', global = true)]
+    headers: Vec<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Live {
+    Sse,
+    LongPoll,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a stream's messages as they arrive: history, then live.
+    Tail {
+        /// The stream's URL.
+        url: String,
+        /// Start offset (`-1` = the beginning, `now` = the tail).
+        #[arg(long, default_value = "-1")]
+        from: String,
+        /// Live mode.
+        #[arg(long, value_enum, default_value = "sse")]
+        live: Live,
+        /// One JSON object per line: {"offset", "message"} or {"offset", "data"}.
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 once caught up with the tail.
+        #[arg(long)]
+        exit_at_tail: bool,
+    },
+    /// Append data (an argument, or standard input with `-`).
+    Publish {
+        /// The stream's URL.
+        url: String,
+        /// The data, or `-` to read standard input.
+        data: String,
+        /// Content type (must match the stream's).
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+    },
+    /// Create a stream.
+    Create {
+        /// The stream's URL.
+        url: String,
+        /// Content type.
+        #[arg(long, default_value = "application/json")]
+        content_type: String,
+        /// Sliding time-to-live, in seconds.
+        #[arg(long)]
+        ttl: Option<u64>,
+    },
+    /// Show a stream's metadata.
+    Head {
+        /// The stream's URL.
+        url: String,
+    },
+    /// Delete a stream.
+    Delete {
+        /// The stream's URL.
+        url: String,
+    },
+    /// Close a stream (readers reach its end).
+    Close {
+        /// The stream's URL.
+        url: String,
+    },
+    /// Follow an agent session: status, streaming text, tools, errors.
+    Session {
+        /// The server's base URL, such as http://127.0.0.1:4437.
+        server: String,
+        /// The session id.
+        id: String,
+        /// Call a silent running session stalled after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        stall_after: u64,
+        /// Exit once the session reaches a terminal status.
+        #[arg(long)]
+        exit_at_end: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GAPLESS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gapless: {e}");
+            ExitCode::from(match e {
+                Error::NotFound => 3,
+                Error::Auth { .. } => 4,
+                Error::ContinuityLost { .. } => 5,
+                _ => 1,
+            })
+        }
+    }
+}
+
+fn client(cli: &Cli) -> Result<Client, Error> {
+    let mut b = Client::builder();
+    if let Some(t) = &cli.token {
+        b = b.bearer_token(t);
+    }
+    for h in &cli.headers {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| Error::Protocol(format!("header {h:?} is not `Name: value`")))?;
+        b = b.header(name.trim(), value.trim());
+    }
+    b.build()
+}
+
+async fn run(cli: Cli) -> Result<(), Error> {
+    let client = client(&cli)?;
+    match cli.command {
+        Command::Tail {
+            url,
+            from,
+            live,
+            json,
+            exit_at_tail,
+        } => {
+            let mode = match live {
+                Live::Sse => LiveMode::Sse,
+                Live::LongPoll => LiveMode::LongPoll,
+            };
+            tail(
+                &client.stream(url),
+                Offset::parse(&from)?,
+                mode,
+                json,
+                exit_at_tail,
+            )
+            .await
+        }
+        Command::Publish {
+            url,
+            data,
+            content_type,
+        } => {
+            let body = if data == "-" {
+                let mut buf = Vec::new();
+                std::io::stdin()
+                    .read_to_end(&mut buf)
+                    .map_err(|e| Error::Protocol(format!("cannot read standard input: {e}")))?;
+                buf
+            } else {
+                data.into_bytes()
+            };
+            let offset = client.stream(url).append(&content_type, body).await?;
+            println!("{offset}");
+            Ok(())
+        }
+        Command::Create {
+            url,
+            content_type,
+            ttl,
+        } => {
+            let info = client
+                .stream(url)
+                .create(CreateOptions {
+                    content_type: Some(content_type),
+                    ttl_seconds: ttl,
+                    ..CreateOptions::default()
+                })
+                .await?;
+            println!("{}", info.next_offset);
+            Ok(())
+        }
+        Command::Head { url } => {
+            let info = client.stream(url).head().await?;
+            println!("content-type: {}", info.content_type.unwrap_or_default());
+            println!("next-offset:  {}", info.next_offset);
+            println!("closed:       {}", info.closed);
+            if let Some(ttl) = info.ttl_seconds {
+                println!("ttl:          {ttl} s");
+            }
+            if let Some(at) = info.expires_at {
+                println!("expires-at:   {at}");
+            }
+            Ok(())
+        }
+        Command::Delete { url } => client.stream(url).delete().await,
+        Command::Close { url } => {
+            println!("{}", client.stream(url).close().await?);
+            Ok(())
+        }
+        Command::Session {
+            server,
+            id,
+            stall_after,
+            exit_at_end,
+        } => {
+            let url = format!("{}/v1/stream/sessions/{id}", server.trim_end_matches('/'));
+            session(
+                &client.stream(url),
+                Duration::from_secs(stall_after),
+                exit_at_end,
+            )
+            .await
+        }
+    }
+}
+
+/// Writes to stdout; a closed pipe (`gapless tail ... | head`) ends quietly.
+fn out(bytes: &[u8]) -> bool {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .is_ok()
+}
+
+async fn tail(
+    stream: &StreamHandle,
+    from: Offset,
+    live: LiveMode,
+    json: bool,
+    exit_at_tail: bool,
+) -> Result<(), Error> {
+    let mode = if exit_at_tail { LiveMode::Off } else { live };
+    let mut sub = stream.subscribe_with(from, mode);
+    while let Some(update) = sub.next().await {
+        match update? {
+            Update::Batch(batch) => {
+                let offset = batch.next_offset.to_string();
+                let mut text = Vec::new();
+                match &batch.payload {
+                    Payload::Json(messages) => {
+                        for m in messages {
+                            if json {
+                                let line = format!(
+                                    "{{\"offset\":{},\"message\":{}}}\n",
+                                    serde_json::Value::String(offset.clone()),
+                                    m.get()
+                                );
+                                text.extend_from_slice(line.as_bytes());
+                            } else {
+                                text.extend_from_slice(m.get().as_bytes());
+                                text.push(b'\n');
+                            }
+                        }
+                    }
+                    Payload::Bytes(bytes) => {
+                        if json {
+                            let line = serde_json::json!({"offset": offset, "data": String::from_utf8_lossy(bytes)});
+                            text.extend_from_slice(format!("{line}\n").as_bytes());
+                        } else {
+                            text.extend_from_slice(bytes);
+                        }
+                    }
+                }
+                if !out(&text) {
+                    return Ok(());
+                }
+            }
+            Update::UpToDate { offset } => {
+                eprintln!("gapless: up to date at {offset}");
+                if exit_at_tail {
+                    return Ok(());
+                }
+            }
+            Update::Closed { offset } => {
+                eprintln!("gapless: stream closed at {offset}");
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn status_line(status: &Status) -> String {
+    match status {
+        Status::Pending => "pending".into(),
+        Status::Initializing { stage, message } => format!("initializing ({stage}): {message}"),
+        Status::Running => "running".into(),
+        Status::Completed { result } => format!(
+            "completed{}",
+            result
+                .as_deref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        ),
+        Status::TurnLimit => "turn limit reached".into(),
+        Status::Cancelled => "cancelled".into(),
+        Status::Failed { error, code } => format!(
+            "FAILED{}: {error}",
+            code.as_deref()
+                .map(|c| format!(" [{c}]"))
+                .unwrap_or_default()
+        ),
+        Status::Stalled { silent_ms } => format!("STALLED: no event for {} s", silent_ms / 1000),
+    }
+}
+
+async fn session(
+    stream: &StreamHandle,
+    stall_after: Duration,
+    exit_at_end: bool,
+) -> Result<(), Error> {
+    let mut sub = stream.subscribe_session(Offset::START, stall_after);
+    let mut shown = String::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            update = sub.next() => {
+                let Some(update) = update else { return Ok(()) };
+                match update? {
+                    SessionUpdate::Events { events, .. } => {
+                        let mut text = String::new();
+                        for e in &events {
+                            match &e.event {
+                                Event::AgentToken(t) => text.push_str(&t.delta),
+                                Event::AgentTurn(t) => text.push_str(&format!("\n--- turn {} of {} ---\n", t.turn, t.max_turns)),
+                                Event::ToolStart(t) => text.push_str(&format!("\n→ {} {}\n", t.tool_name, t.input)),
+                                Event::ToolResult(r) => text.push_str(&format!("← {} ({} ms){}\n", r.tool_name, r.duration_ms, if r.is_error { " ERROR" } else { "" })),
+                                Event::FileChanged(f) => text.push_str(&format!("  file {} {}\n", f.action, f.path)),
+                                _ => {}
+                            }
+                        }
+                        if !out(text.as_bytes()) {
+                            return Ok(());
+                        }
+                    }
+                    SessionUpdate::UpToDate => eprintln!("gapless: history read; following live"),
+                    SessionUpdate::Closed => {
+                        eprintln!("gapless: session stream closed");
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {}
+        }
+        let status = sub.view().borrow().status(wall_clock());
+        let line = status_line(&status);
+        if line != shown {
+            eprintln!("\n[status] {line}");
+            shown = line;
+        }
+        if exit_at_end && status.is_terminal() {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! The HTTP client and stream handles: create, append, close, head and delete (§5).
+
+use std::time::Duration;
+
+use gapless_core::resume::LiveMode;
+use gapless_core::wire::headers;
+use gapless_core::Offset;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+
+use crate::producer::{Producer, ProducerConfig};
+use crate::session::SessionSubscription;
+use crate::subscribe::Subscription;
+use crate::Error;
+
+/// A Durable Streams client: connection pool, default headers and time-outs.
+///
+/// Cheap to clone; clones share the pool.
+///
+/// ```
+/// let client = gapless_client::Client::builder()
+///     .bearer_token("secret")
+///     .build()
+///     .unwrap();
+/// let stream = client.stream("http://127.0.0.1:4437/v1/stream/demo");
+/// assert_eq!(stream.url(), "http://127.0.0.1:4437/v1/stream/demo");
+/// ```
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub(crate) http: reqwest::Client,
+    pub(crate) headers: HeaderMap,
+    pub(crate) request_timeout: Duration,
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    headers: HeaderMap,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    error: Option<Error>,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            headers: HeaderMap::new(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            error: None,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// Sends `Authorization: Bearer <token>` on every request.
+    #[must_use]
+    pub fn bearer_token(self, token: &str) -> Self {
+        self.header(AUTHORIZATION.as_str(), &format!("Bearer {token}"))
+    }
+
+    /// Sends this header on every request.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(n), Ok(mut v)) => {
+                v.set_sensitive(n == AUTHORIZATION);
+                self.headers.insert(n, v);
+            }
+            _ => {
+                self.error = Some(Error::Protocol(format!("invalid header {name:?}")));
+            }
+        }
+        self
+    }
+
+    /// Time allowed to open a connection (default 10 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
+    /// Time allowed for a whole non-live request: create, append, head… (default 30 s).
+    /// Live reads have idle time-outs of their own instead.
+    #[must_use]
+    pub fn request_timeout(mut self, t: Duration) -> Self {
+        self.request_timeout = t;
+        self
+    }
+
+    /// Builds the client.
+    pub fn build(self) -> Result<Client, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Client {
+            http,
+            headers: self.headers,
+            request_timeout: self.request_timeout,
+        })
+    }
+}
+
+impl Client {
+    /// A client with default settings.
+    pub fn new() -> Result<Client, Error> {
+        ClientBuilder::default().build()
+    }
+
+    /// A builder for a client with custom headers or time-outs.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    /// A handle on the stream at `url`. Nothing is sent until an operation is called.
+    pub fn stream(&self, url: impl Into<String>) -> StreamHandle {
+        StreamHandle {
+            client: self.clone(),
+            url: url.into(),
+        }
+    }
+}
+
+/// Options of [`StreamHandle::create`].
+#[derive(Clone, Debug, Default)]
+pub struct CreateOptions {
+    /// The stream's content type (default `application/octet-stream`).
+    pub content_type: Option<String>,
+    /// Sliding time-to-live in seconds (`Stream-TTL`).
+    pub ttl_seconds: Option<u64>,
+    /// Absolute expiry, RFC 3339 (`Stream-Expires-At`).
+    pub expires_at: Option<String>,
+    /// Create the stream already closed (`Stream-Closed: true`).
+    pub closed: bool,
+    /// Initial content.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What `HEAD` reports about a stream (§5.5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The content type fixed at creation.
+    pub content_type: Option<String>,
+    /// The tail offset.
+    pub next_offset: Offset,
+    /// Whether the stream is closed.
+    pub closed: bool,
+    /// `Stream-TTL`, if set.
+    pub ttl_seconds: Option<u64>,
+    /// `Stream-Expires-At`, if set.
+    pub expires_at: Option<String>,
+}
+
+/// A stream at one URL.
+#[derive(Clone, Debug)]
+pub struct StreamHandle {
+    pub(crate) client: Client,
+    pub(crate) url: String,
+}
+
+impl StreamHandle {
+    /// The stream's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Creates the stream (PUT, §5.1). Creating an existing stream with the same
+    /// configuration succeeds; with another configuration it fails with status 409.
+    pub async fn create(&self, opts: CreateOptions) -> Result<StreamInfo, Error> {
+        let mut req = self.request(reqwest::Method::PUT).header(
+            CONTENT_TYPE,
+            opts.content_type
+                .as_deref()
+                .unwrap_or("application/octet-stream"),
+        );
+        if let Some(ttl) = opts.ttl_seconds {
+            req = req.header(headers::STREAM_TTL, ttl.to_string());
+        }
+        if let Some(at) = &opts.expires_at {
+            req = req.header(headers::STREAM_EXPIRES_AT, at.as_str());
+        }
+        if opts.closed {
+            req = req.header(headers::STREAM_CLOSED, "true");
+        }
+        if let Some(body) = opts.body {
+            req = req.body(body);
+        }
+        let resp = self.send(req, &[200, 201]).await?;
+        info_from(&resp)
+    }
+
+    /// Appends `body` (POST, §5.2) and returns the stream's new tail offset once the
+    /// server has acknowledged it. `content_type` must match the stream's.
+    ///
+    /// A plain append is not idempotent: if the connection breaks before the answer,
+    /// the data may or may not be in the stream. Use [`crate::Producer`] for appends
+    /// that can be retried safely.
+    pub async fn append(&self, content_type: &str, body: Vec<u8>) -> Result<Offset, Error> {
+        let req = self
+            .request(reqwest::Method::POST)
+            .header(CONTENT_TYPE, content_type)
+            .body(body);
+        let resp = self.send(req, &[200, 204]).await?;
+        next_offset(&resp)
+    }
+
+    /// Closes the stream (§5.3): readers reach its end and stop. Returns the final offset.
+    pub async fn close(&self) -> Result<Offset, Error> {
+        let req = self
+            .request(reqwest::Method::POST)
+            .header(headers::STREAM_CLOSED, "true");
+        let resp = self.send(req, &[200, 204]).await?;
+        next_offset(&resp)
+    }
+
+    /// Reads the stream's metadata (HEAD, §5.5).
+    pub async fn head(&self) -> Result<StreamInfo, Error> {
+        let resp = self
+            .send(self.request(reqwest::Method::HEAD), &[200])
+            .await?;
+        info_from(&resp)
+    }
+
+    /// Deletes the stream (§5.4).
+    pub async fn delete(&self) -> Result<(), Error> {
+        self.send(self.request(reqwest::Method::DELETE), &[200, 204])
+            .await?;
+        Ok(())
+    }
+
+    /// Reads the stream from `from`: history until the tail, then live by SSE (falling
+    /// back to long-poll where SSE does not work). See [`Subscription`].
+    pub fn subscribe(&self, from: Offset) -> Subscription {
+        self.subscribe_with(from, LiveMode::Sse)
+    }
+
+    /// Like [`StreamHandle::subscribe`] with an explicit live mode;
+    /// [`LiveMode::Off`] reads history up to the tail and ends.
+    pub fn subscribe_with(&self, from: Offset, live: LiveMode) -> Subscription {
+        Subscription::new(self.clone(), from, live)
+    }
+
+    /// An idempotent producer on this stream (see [`Producer`]).
+    pub fn producer(&self, cfg: ProducerConfig) -> Producer {
+        Producer::new(self.clone(), cfg)
+    }
+
+    /// Reads this stream as an agent session: typed events and a live session view
+    /// that calls a silent running session stalled after `stall_after`.
+    pub fn subscribe_session(&self, from: Offset, stall_after: Duration) -> SessionSubscription {
+        SessionSubscription::new(self, from, LiveMode::Sse, stall_after)
+    }
+
+    pub(crate) fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.client
+            .http
+            .request(method, &self.url)
+            .headers(self.client.headers.clone())
+            .timeout(self.client.request_timeout)
+    }
+
+    /// Sends `req` and turns any status outside `ok` into an [`Error`].
+    pub(crate) async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        ok: &[u16],
+    ) -> Result<reqwest::Response, Error> {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        if ok.contains(&status) {
+            return Ok(resp);
+        }
+        let body = resp.text().await.unwrap_or_default();
+        Err(Error::from_status(status, body.chars().take(500).collect()))
+    }
+}
+
+fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    resp.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn next_offset(resp: &reqwest::Response) -> Result<Offset, Error> {
+    let raw = header(resp, headers::STREAM_NEXT_OFFSET)
+        .ok_or_else(|| Error::Protocol(format!("missing {}", headers::STREAM_NEXT_OFFSET)))?;
+    Ok(Offset::parse(raw.trim())?)
+}
+
+fn info_from(resp: &reqwest::Response) -> Result<StreamInfo, Error> {
+    Ok(StreamInfo {
+        content_type: header(resp, "content-type").map(str::to_owned),
+        next_offset: next_offset(resp)?,
+        closed: header(resp, headers::STREAM_CLOSED)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+        ttl_seconds: header(resp, headers::STREAM_TTL).and_then(|v| v.trim().parse().ok()),
+        expires_at: header(resp, headers::STREAM_EXPIRES_AT).map(str::to_owned),
+    })
+}

@@ -1,0 +1,78 @@
+//! The native client's error type.
+
+use gapless_core::resume::StreamError;
+use gapless_core::{Offset, OffsetError};
+
+/// Everything that can go wrong in `gapless-client`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream does not exist (404).
+    #[error("stream not found")]
+    NotFound,
+    /// The server refused the credentials (401) or their scope (403).
+    #[error("not authorised (status {status}): {message}")]
+    Auth {
+        /// 401 or 403.
+        status: u16,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The server no longer holds data at this offset (410): continuing would skip data.
+    #[error("continuity lost: the server no longer has data at offset {offset}")]
+    ContinuityLost {
+        /// The offset that is gone.
+        offset: Offset,
+    },
+    /// The server answered with a status the operation does not accept.
+    #[error("server answered {status}: {message}")]
+    Status {
+        /// The status code.
+        status: u16,
+        /// The beginning of the response body.
+        message: String,
+    },
+    /// The server broke the Durable Streams protocol.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// A subscription failed for good (see [`StreamError`]).
+    #[error(transparent)]
+    Stream(StreamError),
+    /// An offset given by the caller or the server is malformed.
+    #[error(transparent)]
+    Offset(#[from] OffsetError),
+    /// The request could not be sent or its response not read.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The URL is not valid.
+    #[error("invalid URL {url:?}: {reason}")]
+    Url {
+        /// The offending URL.
+        url: String,
+        /// Why it is invalid.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Builds the error for a response status that the operation did not expect.
+    pub(crate) fn from_status(status: u16, message: String) -> Error {
+        match status {
+            404 => Error::NotFound,
+            401 | 403 => Error::Auth { status, message },
+            _ => Error::Status { status, message },
+        }
+    }
+}
+
+impl From<StreamError> for Error {
+    fn from(e: StreamError) -> Self {
+        match e {
+            StreamError::NotFound => Error::NotFound,
+            StreamError::Rejected { status, message } if status == 401 || status == 403 => {
+                Error::Auth { status, message }
+            }
+            other => Error::Stream(other),
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! The typed layer for agent sessions: session events decoded with the core's event
+//! model, and a [`SessionView`] that is kept current while the subscription runs.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use gapless_core::event::Envelope;
+use gapless_core::resume::{LiveMode, Payload};
+use gapless_core::session::{SessionView, Status};
+use gapless_core::{Offset, Time};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::client::StreamHandle;
+use crate::subscribe::Update;
+use crate::Error;
+
+/// The wall clock as the session view reads it: milliseconds since the Unix epoch.
+pub fn wall_clock() -> Time {
+    Time::from_millis(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    )
+}
+
+/// What a session subscription yields.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum SessionUpdate {
+    /// Events, in order, with the offset after the last of them.
+    Events {
+        /// The events (unknown kinds arrive as `Event::Raw`, never dropped).
+        events: Vec<Envelope>,
+        /// Resume from here.
+        next_offset: Offset,
+    },
+    /// History is fully read; what follows is live.
+    UpToDate,
+    /// The session's stream was closed.
+    Closed,
+}
+
+/// A read of one session's events, with a live [`SessionView`].
+#[derive(Debug)]
+pub struct SessionSubscription {
+    rx: mpsc::Receiver<Result<SessionUpdate, Error>>,
+    view: watch::Receiver<SessionView>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for SessionSubscription {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Stream for SessionSubscription {
+    type Item = Result<SessionUpdate, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl SessionSubscription {
+    pub(crate) fn new(
+        stream: &StreamHandle,
+        from: Offset,
+        live: LiveMode,
+        stall_after: Duration,
+    ) -> Self {
+        let mut inner = stream.subscribe_with(from, live);
+        let (view_tx, view) = watch::channel(SessionView::new(stall_after));
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(async move {
+            while let Some(item) = inner.next().await {
+                let out = match item {
+                    Ok(Update::Batch(batch)) => {
+                        let events = decode(&batch.payload);
+                        view_tx.send_modify(|v| {
+                            let now = wall_clock();
+                            for e in &events {
+                                v.apply(e, now);
+                            }
+                        });
+                        Ok(SessionUpdate::Events {
+                            events,
+                            next_offset: batch.next_offset,
+                        })
+                    }
+                    Ok(Update::UpToDate { .. }) => Ok(SessionUpdate::UpToDate),
+                    Ok(Update::Closed { .. }) => Ok(SessionUpdate::Closed),
+                    Err(e) => Err(e),
+                };
+                if tx.send(out).await.is_err() {
+                    return;
+                }
+            }
+        });
+        SessionSubscription { rx, view, task }
+    }
+
+    /// A watch on the session view; it changes with every batch, whether or not
+    /// this stream is being polled.
+    pub fn view(&self) -> watch::Receiver<SessionView> {
+        self.view.clone()
+    }
+
+    /// The status right now, stall check included.
+    pub fn status(&self) -> Status {
+        self.view.borrow().status(wall_clock())
+    }
+}
+
+/// Decodes a batch of JSON messages into envelopes; a message that is not an
+/// envelope is kept as a raw event of kind `gapless:not-an-envelope`, never dropped.
+fn decode(payload: &Payload) -> Vec<Envelope> {
+    match payload {
+        Payload::Json(messages) => messages
+            .iter()
+            .map(|m| {
+                Envelope::from_json(m.get()).unwrap_or_else(|e| {
+                    tracing::warn!("a session message is not an event envelope: {e}");
+                    let value = serde_json::from_str(m.get()).unwrap_or(serde_json::Value::Null);
+                    Envelope::new(gapless_core::event::Event::from_parts(
+                        "gapless:not-an-envelope",
+                        value,
+                    ))
+                })
+            })
+            .collect(),
+        Payload::Bytes(_) => {
+            tracing::warn!("a session stream must be a JSON stream; bytes ignored");
+            Vec::new()
+        }
+    }
+}
