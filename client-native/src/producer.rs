@@ -79,7 +79,11 @@ struct Shared {
 }
 
 enum Queued {
+    /// A pushed message: batched with its neighbours.
     Message(Vec<u8>),
+    /// An append whose caller waits for its acknowledgement: sent on its own, after
+    /// everything queued before it.
+    Append(Vec<u8>, oneshot::Sender<Result<Ack, Error>>),
     Flush(oneshot::Sender<Result<(), Error>>),
 }
 
@@ -150,9 +154,15 @@ impl Producer {
     }
 
     /// Appends `body` (one message in JSON mode, or an array of messages) and returns
-    /// once it is durable.
+    /// once it is durable. It is written after everything pushed before it.
     pub async fn append(&self, body: impl Into<Vec<u8>>) -> Result<Ack, Error> {
-        self.shared.send(body.into()).await
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(Queued::Append(body.into(), tx))
+            .await
+            .map_err(|_| Error::Protocol("the producer's queue is closed".into()))?;
+        rx.await
+            .map_err(|_| Error::Protocol("the producer stopped".into()))?
     }
 
     /// Appends one JSON message and returns once it is durable.
@@ -327,13 +337,14 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0usize;
     let mut flushes: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
+    let mut append: Option<(Vec<u8>, oneshot::Sender<Result<Ack, Error>>)> = None;
     loop {
-        let item = if pending.is_empty() && flushes.is_empty() {
+        let item = if pending.is_empty() && flushes.is_empty() && append.is_none() {
             match rx.recv().await {
                 Some(item) => Some(item),
                 None => return,
             }
-        } else if bytes >= shared.cfg.max_batch_bytes || !flushes.is_empty() {
+        } else if bytes >= shared.cfg.max_batch_bytes || !flushes.is_empty() || append.is_some() {
             None
         } else {
             match tokio::time::timeout(shared.cfg.linger, rx.recv()).await {
@@ -349,6 +360,10 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
             }
             Some(Queued::Flush(tx)) => {
                 flushes.push(tx);
+                continue;
+            }
+            Some(Queued::Append(body, tx)) => {
+                append = Some((body, tx));
                 continue;
             }
             None => {}
@@ -376,6 +391,16 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
             shared.lag.fetch_sub(pending.len(), Ordering::Relaxed);
             pending.clear();
             bytes = 0;
+        }
+        if let Some((body, tx)) = append.take() {
+            let failed = shared.failure.lock().map(|f| f.clone()).unwrap_or_default();
+            let answer = match failed {
+                Some(why) => Err(Error::Protocol(format!(
+                    "the producer failed earlier: {why}"
+                ))),
+                None => shared.send(body).await,
+            };
+            let _ = tx.send(answer);
         }
         for tx in flushes.drain(..) {
             let answer = match &result {

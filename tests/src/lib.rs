@@ -1,8 +1,11 @@
 //! Integration test support: start the real `gapless-server` binary on loopback, on
 //! a fresh data directory, and stop it gently (SIGTERM) or brutally (SIGKILL).
 //!
-//! The tests themselves live in `tests/tests/`.
+//! [`proxy`] is a connection-cutting TCP proxy for fault injection. The tests
+//! themselves live in `tests/tests/`.
 #![forbid(unsafe_code)]
+
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,0 +1,139 @@
+//! A loopback TCP proxy that cuts connections: the fault injector of the client tests.
+//!
+//! Each connection is forwarded to the upstream server. Each piece of the server's
+//! answer is, with the configured probability, cut after a random number of its
+//! bytes and the connection dropped — after the server has processed the request,
+//! which is exactly the "was my append applied?" situation idempotent producers
+//! must survive. `cut_all` drops every open
+//! connection at once (a network blip).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A running proxy.
+#[derive(Debug)]
+pub struct Proxy {
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    cut_all: watch::Sender<u64>,
+    cuts: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// xorshift64*: deterministic randomness for fault decisions.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+impl Proxy {
+    /// Proxies to `upstream` (host:port), cutting `cut_per_mille`/1000 of the
+    /// connections somewhere in the server's answer; `seed` makes it repeatable.
+    pub async fn start(upstream: &str, cut_per_mille: u64, seed: u64) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("addr");
+        let (cut_all, cut_rx) = watch::channel(0u64);
+        let cuts = Arc::new(AtomicU64::new(0));
+        let upstream = upstream.to_owned();
+        let counter = Arc::clone(&cuts);
+        let task = tokio::spawn(async move {
+            let mut rng = Rng(seed | 1);
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let conn_seed = rng.next();
+                let upstream = upstream.clone();
+                let cut_rx = cut_rx.clone();
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        pump(client, server, (cut_per_mille, conn_seed), cut_rx, counter).await;
+                    }
+                });
+            }
+        });
+        Proxy {
+            addr,
+            cut_all,
+            cuts,
+            task,
+        }
+    }
+
+    /// The proxy's base URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every open connection.
+    pub fn cut_all(&self) {
+        self.cut_all.send_modify(|v| *v += 1);
+    }
+
+    /// How many connections were cut so far.
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::Relaxed)
+    }
+}
+
+async fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    (cut_per_mille, seed): (u64, u64),
+    mut cut_all: watch::Receiver<u64>,
+    cuts: Arc<AtomicU64>,
+) {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut cr, mut cw) = client.into_split();
+    let (mut sr, mut sw) = server.into_split();
+    let upstream = async move {
+        let _ = tokio::io::copy(&mut cr, &mut sw).await;
+        let _ = sw.shutdown().await;
+    };
+    let downstream = async move {
+        let mut rng = Rng(seed | 1);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match sr.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            if rng.next() % 1000 < cut_per_mille {
+                let keep = (rng.next() % n as u64) as usize;
+                let _ = cw.write_all(&buf[..keep]).await;
+                return true;
+            }
+            if cw.write_all(&buf[..n]).await.is_err() {
+                return false;
+            }
+        }
+    };
+    let cut = tokio::select! {
+        cut = downstream => cut,
+        () = upstream => false,
+        _ = cut_all.changed() => true,
+    };
+    if cut {
+        cuts.fetch_add(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,232 @@
+//! The native client against the real server: history then live without gap while a
+//! producer writes, a server killed and restarted mid-subscription, and an exactly-once
+//! producer behind a proxy that cuts connections.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use gapless_client::{Client, CreateOptions, Error, ProducerConfig, Subscription, Update};
+use gapless_core::resume::{LiveMode, Payload};
+use gapless_core::Offset;
+use gapless_tests::proxy::Proxy;
+use gapless_tests::{temp_dir, ServerProcess};
+use serde_json::Value;
+
+/// Reads `n` JSON messages from a subscription, checking each arrives once, in order
+/// (the messages are `{"i": 0..n}`).
+async fn expect_sequence(sub: &mut Subscription, n: u64, limit: Duration) -> Offset {
+    let mut next = 0u64;
+    let mut last = Offset::START;
+    tokio::time::timeout(limit, async {
+        while next < n {
+            match sub.next().await {
+                Some(Ok(Update::Batch(batch))) => {
+                    let Payload::Json(messages) = &batch.payload else {
+                        panic!("JSON stream")
+                    };
+                    for m in messages {
+                        let v: Value = serde_json::from_str(m.get()).expect("json");
+                        assert_eq!(
+                            v["i"].as_u64(),
+                            Some(next),
+                            "message {next} exactly once, in order"
+                        );
+                        next += 1;
+                    }
+                    last = batch.next_offset;
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("subscription failed: {e}"),
+                None => panic!("subscription ended early at {next}"),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("only {next} of {n} messages within {limit:?}"));
+    last
+}
+
+async fn json_stream(client: &Client, url: &str) -> gapless_client::StreamHandle {
+    let stream = client.stream(url);
+    stream
+        .create(CreateOptions {
+            content_type: Some("application/json".into()),
+            ..CreateOptions::default()
+        })
+        .await
+        .expect("create");
+    stream
+}
+
+#[tokio::test]
+async fn history_then_live_without_gap_while_a_producer_writes() {
+    let dir = temp_dir("client-live");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    let client = Client::new().expect("client");
+    let stream = json_stream(&client, &server.stream("live")).await;
+    let producer = stream.producer(ProducerConfig::new("writer", "application/json"));
+    let n = 3000u64;
+    // Half the messages exist before the readers start; the rest arrive while they
+    // switch from history to live.
+    for i in 0..n / 2 {
+        producer
+            .push_json(&serde_json::json!({"i": i}))
+            .await
+            .expect("push");
+    }
+    producer.flush().await.expect("flush");
+    let mut sse = stream.subscribe_with(Offset::START, LiveMode::Sse);
+    let mut long_poll = stream.subscribe_with(Offset::START, LiveMode::LongPoll);
+    let writer = tokio::spawn(async move {
+        for i in n / 2..n {
+            producer
+                .push_json(&serde_json::json!({"i": i}))
+                .await
+                .expect("push");
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        producer.flush().await.expect("flush");
+        producer
+    });
+    let a = expect_sequence(&mut sse, n, Duration::from_secs(60)).await;
+    let b = expect_sequence(&mut long_poll, n, Duration::from_secs(60)).await;
+    assert_eq!(a, b);
+    let producer = writer.await.expect("writer");
+    assert_eq!(producer.lag(), 0);
+    // Closing the stream ends both subscriptions with Closed, and nothing more.
+    stream.close().await.expect("close");
+    for sub in [&mut sse, &mut long_poll] {
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match sub.next().await {
+                    Some(Ok(Update::Closed { offset })) => return offset,
+                    Some(Ok(Update::Batch(b))) => panic!("unexpected data after the end: {b:?}"),
+                    Some(Ok(_)) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        })
+        .await
+        .expect("closed in time");
+        assert_eq!(end, a);
+        assert!(sub.next().await.is_none(), "nothing after Closed");
+    }
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn subscription_survives_a_server_kill_and_restart() {
+    let dir = temp_dir("client-restart");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let addr = server.addr().to_owned();
+    let client = Client::new().expect("client");
+    let stream = json_stream(&client, &server.stream("r")).await;
+    let producer = stream.producer(ProducerConfig::new("w", "application/json"));
+    for i in 0..100u64 {
+        producer
+            .append_json(&serde_json::json!({"i": i}))
+            .await
+            .expect("append");
+    }
+    let mut sub = stream.subscribe(Offset::START);
+    let reader = tokio::spawn(async move {
+        let last = expect_sequence(&mut sub, 300, Duration::from_secs(90)).await;
+        (sub, last)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill9().await;
+    // Appends while the server is down wait and retry; they land exactly once.
+    let writer = tokio::spawn(async move {
+        for i in 100..300u64 {
+            producer
+                .append_json(&serde_json::json!({"i": i}))
+                .await
+                .expect("append");
+        }
+        producer
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    let producer = writer.await.expect("writer");
+    let (_sub, last) = reader.await.expect("reader");
+    assert_eq!(last, stream.head().await.expect("head").next_offset);
+    drop(producer);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn producer_is_exactly_once_when_answers_are_lost() {
+    let dir = temp_dir("client-exactly-once");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    // A third of the connections lose the server's answer part-way.
+    let proxy = Proxy::start(server.addr(), 330, 42).await;
+    let direct = Client::new().expect("client");
+    json_stream(&direct, &server.stream("once")).await;
+    let flaky = Client::builder()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let producer = flaky
+        .stream(format!("{}/v1/stream/once", proxy.url()))
+        .producer(ProducerConfig::new("p", "application/json"));
+    for i in 0..150u64 {
+        if i % 3 == 0 {
+            producer
+                .append_json(&serde_json::json!({"i": i}))
+                .await
+                .expect("append");
+        } else {
+            producer
+                .push_json(&serde_json::json!({"i": i}))
+                .await
+                .expect("push");
+        }
+    }
+    producer.flush().await.expect("flush");
+    assert!(
+        proxy.cuts() > 5,
+        "faults were injected ({} cuts)",
+        proxy.cuts()
+    );
+    // Read through the flaky proxy too: the reader must also cope.
+    let mut sub = flaky
+        .stream(format!("{}/v1/stream/once", proxy.url()))
+        .subscribe_with(Offset::START, LiveMode::Off);
+    expect_sequence(&mut sub, 150, Duration::from_secs(60)).await;
+    // And the server holds exactly 150 messages.
+    let all: Vec<Value> = reqwest::get(format!("{}?offset=-1", server.stream("once")))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all.len(), 150);
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn missing_stream_and_expired_offsets_are_distinct_errors() {
+    let dir = temp_dir("client-errors");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let client = Client::new().expect("client");
+    let mut sub = client
+        .stream(server.stream("absent"))
+        .subscribe(Offset::START);
+    match sub.next().await {
+        Some(Err(Error::NotFound)) => {}
+        other => panic!("expected NotFound, got {other:?}"),
+    }
+    assert!(sub.next().await.is_none());
+    let reject = Client::builder().bearer_token("x").build().expect("client");
+    assert!(matches!(
+        reject.stream(server.stream("absent")).head().await,
+        Err(Error::NotFound)
+    ));
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
