@@ -78,6 +78,9 @@ struct Shared {
     failure: std::sync::Mutex<Option<String>>,
 }
 
+/// An append waiting for its turn, with its caller's answer channel.
+type PendingAppend = (Vec<u8>, oneshot::Sender<Result<Ack, Error>>);
+
 enum Queued {
     /// A pushed message: batched with its neighbours.
     Message(Vec<u8>),
@@ -337,7 +340,7 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
     let mut pending: Vec<Vec<u8>> = Vec::new();
     let mut bytes = 0usize;
     let mut flushes: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
-    let mut append: Option<(Vec<u8>, oneshot::Sender<Result<Ack, Error>>)> = None;
+    let mut append: Option<PendingAppend> = None;
     loop {
         let item = if pending.is_empty() && flushes.is_empty() && append.is_none() {
             match rx.recv().await {
