@@ -30,18 +30,23 @@
 //! - [`client`]: [`Client`] and [`StreamHandle`]: create, append, close, head, delete.
 //! - [`subscribe`]: the driver of the resume machine, as a [`Subscription`] stream.
 //! - [`producer`]: the idempotent [`Producer`] with its coalescing queue.
-//! - [`session`]: typed session events and a live `SessionView`.
+//! - [`session`]: typed session events, a live `SessionView`, a session producer.
+//! - [`guard`]: the [`CrashGuard`] that reports an agent runner's death durably.
+//! - [`simulate`]: a scripted agent session, for demos and examples.
 //! - [`error`]: the [`Error`] enum.
 #![forbid(unsafe_code)]
 
 pub mod client;
 pub mod error;
+pub mod guard;
 pub mod producer;
 pub mod session;
+pub mod simulate;
 pub mod subscribe;
 
 pub use client::{Client, ClientBuilder, CreateOptions, StreamHandle, StreamInfo};
 pub use error::Error;
+pub use guard::CrashGuard;
 pub use producer::{Ack, Producer, ProducerConfig};
-pub use session::{SessionSubscription, SessionUpdate};
+pub use session::{SessionProducer, SessionSubscription, SessionUpdate};
 pub use subscribe::{Subscription, Update};

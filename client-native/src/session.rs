@@ -138,3 +138,62 @@ fn decode(payload: &Payload) -> Vec<Envelope> {
         }
     }
 }
+
+/// Writes one session's events to its stream (`{server}/v1/stream/sessions/{id}`)
+/// through an idempotent [`Producer`](crate::Producer): `send` returns once the
+/// event is durable, `push` queues high-frequency events (token deltas) in order.
+#[derive(Debug)]
+pub struct SessionProducer {
+    producer: crate::Producer,
+    stream: StreamHandle,
+}
+
+impl SessionProducer {
+    /// Opens (creating if needed) the session's stream on `server` and a producer on
+    /// it named `producer_id`.
+    pub async fn open(
+        client: &crate::Client,
+        server: &str,
+        session_id: &str,
+        producer_id: &str,
+    ) -> Result<Self, Error> {
+        let stream = client.stream(session_stream_url(server, session_id));
+        stream
+            .create(crate::CreateOptions {
+                content_type: Some("application/json".into()),
+                ..crate::CreateOptions::default()
+            })
+            .await?;
+        let producer = stream.producer(crate::ProducerConfig::new(producer_id, "application/json"));
+        Ok(SessionProducer { producer, stream })
+    }
+
+    /// Appends one event (stamped with the current time) and waits until it is durable.
+    pub async fn send(&self, event: gapless_core::event::Event) -> Result<crate::Ack, Error> {
+        self.producer.append_json(&stamp(event)).await
+    }
+
+    /// Queues one event (stamped now) without waiting for the server.
+    pub async fn push(&self, event: gapless_core::event::Event) -> Result<(), Error> {
+        self.producer.push_json(&stamp(event)).await
+    }
+
+    /// Waits until every queued event is durable.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.producer.flush().await
+    }
+
+    /// The session's stream.
+    pub fn stream(&self) -> &StreamHandle {
+        &self.stream
+    }
+}
+
+/// The stream URL of session `id` on a gapless server.
+pub fn session_stream_url(server: &str, id: &str) -> String {
+    format!("{}/v1/stream/sessions/{id}", server.trim_end_matches('/'))
+}
+
+fn stamp(event: gapless_core::event::Event) -> Envelope {
+    Envelope::new(event).with_timestamp(wall_clock().as_millis())
+}

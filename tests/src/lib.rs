@@ -50,6 +50,25 @@ pub fn server_binary() -> PathBuf {
     .clone()
 }
 
+/// An example binary of `gapless-client` (such as `agent_runner`), built once per
+/// test process.
+pub fn client_example(name: &str) -> PathBuf {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "--quiet", "-p", "gapless-client", "--examples"])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the examples failed");
+    });
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    target.join("debug").join("examples").join(name)
+}
+
 /// A fresh, empty directory under the system's temporary directory.
 pub fn temp_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()

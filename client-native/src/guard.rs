@@ -1,0 +1,248 @@
+//! The crash guard an agent runner installs at start: whatever ends the process — a
+//! panic, a failed event stream, a broken stdout pipe, a termination signal — a
+//! terminal `container-agent:error` event is made durable first, so no session view
+//! is left "running" forever.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gapless_core::event::{AgentError, Envelope, Event};
+use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use tracing::{error, warn};
+
+use crate::session::{session_stream_url, wall_clock};
+use crate::{Client, Error};
+
+/// How long the guard keeps trying to make its error event durable.
+const REPORT_DEADLINE: Duration = Duration::from_secs(10);
+
+struct Inner {
+    url: String,
+    headers: HeaderMap,
+    task_id: String,
+    session_id: String,
+    turns: AtomicU32,
+    reported: AtomicBool,
+    stdout_broken: AtomicBool,
+    last_report: Mutex<Option<Result<(), String>>>,
+}
+
+/// The installed guard. Cheap to clone.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), gapless_client::Error> {
+/// use gapless_client::{Client, CrashGuard};
+///
+/// let client = Client::new()?;
+/// let guard = CrashGuard::install(&client, "http://127.0.0.1:4437", "task-1", "session-1");
+/// guard.set_turn(1);
+/// // A panic from here on publishes container-agent:error (UNCAUGHT_ERROR) first;
+/// // so does SIGTERM/SIGINT; a broken stdout pipe publishes EPIPE:
+/// if guard.print_line("progress: 10%").is_err() {
+///     std::process::exit(1); // the session already shows the failure
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct CrashGuard {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for CrashGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrashGuard")
+            .field("session_id", &self.inner.session_id)
+            .field("reported", &self.inner.reported.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl CrashGuard {
+    /// Installs the guard for session `session_id` of task `task_id` on `server`:
+    /// a panic hook (chained before the previous one) and, inside a tokio runtime, a
+    /// SIGTERM/SIGINT handler that reports and exits with 128 + the signal number.
+    pub fn install(client: &Client, server: &str, task_id: &str, session_id: &str) -> CrashGuard {
+        let guard = CrashGuard {
+            inner: Arc::new(Inner {
+                url: session_stream_url(server, session_id),
+                headers: client.headers.clone(),
+                task_id: task_id.to_owned(),
+                session_id: session_id.to_owned(),
+                turns: AtomicU32::new(0),
+                reported: AtomicBool::new(false),
+                stdout_broken: AtomicBool::new(false),
+                last_report: Mutex::new(None),
+            }),
+        };
+        let hook_guard = guard.clone();
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let message = match info.payload().downcast_ref::<&str>() {
+                Some(s) => (*s).to_owned(),
+                None => info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .unwrap_or_else(|| "panic".to_owned()),
+            };
+            let location = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            hook_guard.report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
+            previous(info);
+        }));
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let signal_guard = guard.clone();
+            handle.spawn(async move { signal_guard.watch_signals().await });
+        }
+        guard
+    }
+
+    /// Records the current turn; error events carry it as `turnCount`.
+    pub fn set_turn(&self, turn: u32) {
+        self.inner.turns.store(turn, Ordering::Relaxed);
+    }
+
+    /// Whether a terminal error has been reported.
+    pub fn has_reported(&self) -> bool {
+        self.inner.reported.load(Ordering::Relaxed)
+    }
+
+    /// Reports a failure of the runner's own event stream (`STREAM_ERROR`) or any
+    /// other terminal failure with `code`, and waits until it is durable. Only the
+    /// first report of a process is sent.
+    pub async fn fail(&self, code: &str, error: &str) -> Result<(), Error> {
+        if self.inner.reported.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let result = self.post(code, error).await;
+        if let Ok(mut last) = self.inner.last_report.lock() {
+            *last = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        result
+    }
+
+    /// Writes a line to stdout. A broken pipe does not kill the process: the guard
+    /// reports `EPIPE` (once, durably) and returns the error, so the runner can stop
+    /// cleanly; later calls return the error without writing.
+    pub fn print_line(&self, line: &str) -> std::io::Result<()> {
+        if self.inner.stdout_broken.load(Ordering::Relaxed) {
+            return Err(std::io::ErrorKind::BrokenPipe.into());
+        }
+        let mut out = std::io::stdout().lock();
+        let result = writeln!(out, "{line}").and_then(|()| out.flush());
+        if let Err(e) = &result {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                self.inner.stdout_broken.store(true, Ordering::Relaxed);
+                self.report_blocking("EPIPE", "stdout closed (broken pipe)");
+            }
+        }
+        result
+    }
+
+    fn event(&self, code: &str, error: &str) -> Envelope {
+        Envelope::new(Event::AgentError(AgentError {
+            task_id: self.inner.task_id.clone(),
+            session_id: self.inner.session_id.clone(),
+            error: error.to_owned(),
+            code: Some(code.to_owned()),
+            turn_count: self.inner.turns.load(Ordering::Relaxed),
+            extra: serde_json::Map::new(),
+        }))
+        .with_timestamp(wall_clock().as_millis())
+    }
+
+    /// Posts the error event, retrying until it is acknowledged or the deadline.
+    async fn post(&self, code: &str, error: &str) -> Result<(), Error> {
+        let body = self.event(code, error).to_json();
+        // One idempotent-producer identity per report: a retry after a lost answer
+        // is recognised, so the event lands exactly once.
+        let epoch = wall_clock().as_millis().to_string();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()?;
+        let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let sent = http
+                .post(&self.inner.url)
+                .headers(self.inner.headers.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .header("Producer-Id", "gapless-crash-guard")
+                .header("Producer-Epoch", epoch.as_str())
+                .header("Producer-Seq", "0")
+                .body(body.clone())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => return Ok(()),
+                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                    let status = r.status().as_u16();
+                    let text = r.text().await.unwrap_or_default();
+                    return Err(Error::from_status(status, text));
+                }
+                Ok(r) => warn!("crash report answered {}; retrying", r.status()),
+                Err(e) => warn!("crash report failed: {e}; retrying"),
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(Error::Protocol(
+                    "could not deliver the crash report in time".into(),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+
+    /// Reports from a context that cannot await (a panic hook): on a thread of its
+    /// own, with a runtime of its own, and waits for it.
+    fn report_blocking(&self, code: &str, error: &str) {
+        if self.inner.reported.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let guard = self.clone();
+        let (code, error) = (code.to_owned(), error.to_owned());
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let result = match runtime {
+                Ok(rt) => rt
+                    .block_on(guard.post(&code, &error))
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = &result {
+                error!("could not publish the crash report: {e}");
+            }
+            if let Ok(mut last) = guard.inner.last_report.lock() {
+                *last = Some(result);
+            }
+        });
+        let _ = thread.join();
+    }
+
+    async fn watch_signals(self) {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            let (name, number) = tokio::select! {
+                _ = term.recv() => ("SIGTERM", 15),
+                _ = int.recv() => ("SIGINT", 2),
+            };
+            let _ = self
+                .fail(name, &format!("the runner received {name}"))
+                .await;
+            std::process::exit(128 + number);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The crash guard: an agent runner killed mid-stream — by a panic, a broken stdout
+//! pipe or SIGTERM — leaves a durable `container-agent:error` in its session, and the
+//! session view shows the failure instead of "running".
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gapless_client::{Client, SessionUpdate};
+use gapless_core::session::Status;
+use gapless_core::Offset;
+use gapless_tests::{client_example, temp_dir, ServerProcess};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+/// Reads the session to its tail and returns the view's status and the error codes.
+async fn final_status(server: &str, session: &str) -> (Status, Vec<String>) {
+    let client = Client::new().expect("client");
+    let stream = client.stream(format!("{server}/v1/stream/sessions/{session}"));
+    let mut sub = stream.subscribe_session(Offset::START, Duration::from_secs(60));
+    let mut codes = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), sub.next()).await {
+            Ok(Some(Ok(SessionUpdate::Events { events, .. }))) => {
+                for e in events {
+                    if let gapless_core::event::Event::AgentError(err) = e.event {
+                        codes.push(err.code.unwrap_or_default());
+                    }
+                }
+            }
+            Ok(Some(Ok(SessionUpdate::UpToDate))) => break,
+            Ok(Some(Ok(_))) => {}
+            other => panic!("session read failed: {other:?}"),
+        }
+    }
+    (sub.status(), codes)
+}
+
+#[tokio::test]
+async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
+    let dir = temp_dir("crash-guard");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let runner = client_example("agent_runner");
+
+    // A panic mid-turn.
+    let status = Command::new(&runner)
+        .args([&server.url, "crash-panic", "--crash", "panic"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert!(!status.success(), "the runner died");
+    let (view, codes) = final_status(&server.url, "crash-panic").await;
+    assert_eq!(codes, vec!["UNCAUGHT_ERROR"]);
+    match view {
+        Status::Failed { code, error } => {
+            assert_eq!(code.as_deref(), Some("UNCAUGHT_ERROR"));
+            assert!(error.contains("simulated crash"), "{error}");
+        }
+        other => panic!("view shows {other:?}"),
+    }
+
+    // stdout closed under the runner: EPIPE is reported, the process does not die
+    // silently.
+    let mut child = Command::new(&runner)
+        .args([&server.url, "crash-epipe", "--crash", "epipe"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner runs");
+    drop(child.stdout.take());
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("runner exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(1), "a clean exit, not a signal death");
+    let (view, codes) = final_status(&server.url, "crash-epipe").await;
+    assert_eq!(codes, vec!["EPIPE"]);
+    assert!(
+        matches!(view, Status::Failed { code: Some(ref c), .. } if c == "EPIPE"),
+        "{view:?}"
+    );
+
+    // SIGTERM while the runner works.
+    let mut child = Command::new(&runner)
+        .args([&server.url, "crash-signal", "--crash", "signal"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runner runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("waiting for a signal") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("runner reaches its wait");
+    let pid = child.id().expect("pid").to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("runner exits")
+        .expect("status");
+    assert_eq!(status.code(), Some(143));
+    let (view, codes) = final_status(&server.url, "crash-signal").await;
+    assert_eq!(codes, vec!["SIGTERM"]);
+    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+
+    // A runner that completes shows completed, with no error.
+    let status = Command::new(&runner)
+        .args([&server.url, "fine"])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert!(status.success());
+    let (view, codes) = final_status(&server.url, "fine").await;
+    assert!(codes.is_empty());
+    assert!(matches!(view, Status::Completed { .. }), "{view:?}");
+
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
