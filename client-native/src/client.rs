@@ -255,6 +255,12 @@ impl StreamHandle {
         SessionSubscription::new(self, from, LiveMode::Sse, stall_after)
     }
 
+    /// A request to this stream with the client's headers and time-out, for what
+    /// this API does not cover (extension headers, raw status handling).
+    pub fn raw(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
+        self.request(method)
+    }
+
     pub(crate) fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
         self.client
             .http

@@ -32,6 +32,9 @@ pub enum Error {
         /// The beginning of the response body.
         message: String,
     },
+    /// The stream is closed: nothing more can be appended (409 with `Stream-Closed`).
+    #[error("the stream is closed")]
+    Closed,
     /// The server broke the Durable Streams protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),

@@ -36,6 +36,12 @@ pub struct ProducerConfig {
     pub queue_capacity: usize,
     /// Pause between retries of one append: starts at 100 ms, grows to this.
     pub max_retry_delay: Duration,
+    /// Give up on an append after this many retries (default: never; the append is
+    /// retried until the server answers for good).
+    pub max_retries: Option<u32>,
+    /// On a stale-epoch fence (403), claim the next epoch and go on (default true);
+    /// otherwise the 403 is returned.
+    pub auto_claim: bool,
 }
 
 impl ProducerConfig {
@@ -49,6 +55,8 @@ impl ProducerConfig {
             max_batch_bytes: 256 * 1024,
             queue_capacity: 4096,
             max_retry_delay: Duration::from_secs(5),
+            max_retries: None,
+            auto_claim: true,
         }
     }
 }
@@ -76,6 +84,7 @@ struct Shared {
     state: Mutex<State>,
     lag: AtomicUsize,
     failure: std::sync::Mutex<Option<String>>,
+    closed: Mutex<Option<Ack>>,
 }
 
 /// An append waiting for its turn, with its caller's answer channel.
@@ -147,6 +156,7 @@ impl Producer {
             state: Mutex::new(State { epoch, seq: 0 }),
             lag: AtomicUsize::new(0),
             failure: std::sync::Mutex::new(None),
+            closed: Mutex::new(None),
         });
         let task = tokio::spawn(run_queue(Arc::clone(&shared), rx));
         Producer {
@@ -217,6 +227,20 @@ impl Producer {
         self.flush().await
     }
 
+    /// Flushes, then closes the stream (§5.3) with an optional last `body`, as this
+    /// producer's next idempotent append: a retry, or a second call, is answered
+    /// without closing twice. Returns the final offset.
+    pub async fn close_stream(&self, body: Option<Vec<u8>>) -> Result<Ack, Error> {
+        self.flush().await?;
+        let mut closed = self.shared.closed.lock().await;
+        if let Some(ack) = closed.as_ref() {
+            return Ok(ack.clone());
+        }
+        let ack = self.shared.send(body.unwrap_or_default(), true).await?;
+        *closed = Some(ack.clone());
+        Ok(ack)
+    }
+
     /// Messages pushed but not yet acknowledged.
     pub fn lag(&self) -> usize {
         self.shared.lag.load(Ordering::Relaxed)
@@ -240,11 +264,12 @@ impl Producer {
 impl Shared {
     /// Sends one append under the next sequence number, retrying until the server
     /// answers for good.
-    async fn send(&self, body: Vec<u8>) -> Result<Ack, Error> {
+    async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
         let mut state = self.state.lock().await;
         let mut delay = BackoffConfig::default().initial;
+        let mut retries = 0u32;
         loop {
-            let req = self
+            let mut req = self
                 .stream
                 .request(reqwest::Method::POST)
                 .header(CONTENT_TYPE, self.cfg.content_type.as_str())
@@ -252,6 +277,9 @@ impl Shared {
                 .header(headers::PRODUCER_EPOCH, state.epoch.to_string())
                 .header(headers::PRODUCER_SEQ, state.seq.to_string())
                 .body(body.clone());
+            if close {
+                req = req.header(headers::STREAM_CLOSED, "true");
+            }
             let retry = match req.send().await {
                 Err(e) => {
                     debug!("append failed, retrying the same seq: {e}");
@@ -278,7 +306,7 @@ impl Shared {
                             state.seq += 1;
                             return Ok(ack);
                         }
-                        403 if header(headers::PRODUCER_EPOCH).is_some() => {
+                        403 if self.cfg.auto_claim && header(headers::PRODUCER_EPOCH).is_some() => {
                             // Fenced: another producer with this id claimed a newer
                             // epoch. Claim one above it and start its sequence.
                             let current = header(headers::PRODUCER_EPOCH)
@@ -288,6 +316,9 @@ impl Shared {
                             state.epoch = current.max(state.epoch) + 1;
                             state.seq = 0;
                             continue;
+                        }
+                        409 if header(headers::STREAM_CLOSED).is_some() => {
+                            return Err(Error::Closed);
                         }
                         409 if header(headers::PRODUCER_EXPECTED_SEQ).is_some() => {
                             let expected =
@@ -309,6 +340,10 @@ impl Shared {
                 }
             };
             if retry {
+                retries += 1;
+                if self.cfg.max_retries.is_some_and(|max| retries > max) {
+                    return Err(Error::Protocol(format!("append failed after {} retries", retries - 1)));
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
             }
@@ -380,7 +415,7 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
                 )));
             } else {
                 let body = shared.batch_body(&pending);
-                match shared.send(body).await {
+                match shared.send(body, false).await {
                     Ok(_) => {}
                     Err(e) => {
                         warn!("queued append failed for good: {e}");
@@ -401,7 +436,7 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
                 Some(why) => Err(Error::Protocol(format!(
                     "the producer failed earlier: {why}"
                 ))),
-                None => shared.send(body).await,
+                None => shared.send(body, false).await,
             };
             let _ = tx.send(answer);
         }
