@@ -1,5 +1,6 @@
 //! The HTTP client and stream handles: create, append, close, head and delete (§5).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use gapless_core::resume::LiveMode;
@@ -29,12 +30,60 @@ pub struct Client {
     pub(crate) http: reqwest::Client,
     pub(crate) headers: HeaderMap,
     pub(crate) request_timeout: Duration,
+    pub(crate) dynamic: Dynamic,
+}
+
+/// A value computed afresh for every request (a refreshed token, a timestamp).
+pub type ValueFn = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Headers and query parameters whose values are computed per request.
+#[derive(Clone, Default)]
+pub(crate) struct Dynamic {
+    headers: Vec<(HeaderName, ValueFn)>,
+    params: Vec<(String, ValueFn)>,
+}
+
+impl std::fmt::Debug for Dynamic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dynamic")
+            .field(
+                "headers",
+                &self.headers.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "params",
+                &self.params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Dynamic {
+    /// Adds the dynamic headers and parameters to a request, evaluated now.
+    pub(crate) fn apply(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        for (name, value) in &self.headers {
+            match HeaderValue::try_from(value()) {
+                Ok(mut v) => {
+                    v.set_sensitive(name == AUTHORIZATION);
+                    req = req.header(name.clone(), v);
+                }
+                Err(_) => tracing::warn!(header = %name, "dynamic header value is not valid"),
+            }
+        }
+        if !self.params.is_empty() {
+            let params: Vec<(&str, String)> =
+                self.params.iter().map(|(n, v)| (n.as_str(), v())).collect();
+            req = req.query(&params);
+        }
+        req
+    }
 }
 
 /// Builds a [`Client`].
 #[derive(Debug)]
 pub struct ClientBuilder {
     headers: HeaderMap,
+    dynamic: Dynamic,
     connect_timeout: Duration,
     request_timeout: Duration,
     error: Option<Error>,
@@ -44,6 +93,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             headers: HeaderMap::new(),
+            dynamic: Dynamic::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             error: None,
@@ -70,6 +120,45 @@ impl ClientBuilder {
                 self.error = Some(Error::Protocol(format!("invalid header {name:?}")));
             }
         }
+        self
+    }
+
+    /// Sends header `name` on every request with the value `value()` returns at that
+    /// moment — for tokens that are refreshed while a subscription runs.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// let token = Arc::new(std::sync::Mutex::new("Bearer v1".to_owned()));
+    /// let current = Arc::clone(&token);
+    /// let client = gapless_client::Client::builder()
+    ///     .dynamic_header("Authorization", Arc::new(move || current.lock().unwrap().clone()))
+    ///     .build()
+    ///     .unwrap();
+    /// *token.lock().unwrap() = "Bearer v2".to_owned(); // used from the next request on
+    /// # drop(client);
+    /// ```
+    #[must_use]
+    pub fn dynamic_header(mut self, name: &str, value: ValueFn) -> Self {
+        match HeaderName::try_from(name) {
+            Ok(n) => {
+                self.dynamic.headers.retain(|(existing, _)| existing != n);
+                self.dynamic.headers.push((n, value));
+            }
+            Err(_) => {
+                self.error = Some(Error::InvalidArgument(format!(
+                    "invalid header name {name:?}"
+                )))
+            }
+        }
+        self
+    }
+
+    /// Adds query parameter `name` to every request with the value `value()` returns
+    /// at that moment (signed URLs, request ids).
+    #[must_use]
+    pub fn dynamic_param(mut self, name: &str, value: ValueFn) -> Self {
+        self.dynamic.params.retain(|(existing, _)| existing != name);
+        self.dynamic.params.push((name.to_owned(), value));
         self
     }
 
@@ -101,6 +190,7 @@ impl ClientBuilder {
             http,
             headers: self.headers,
             request_timeout: self.request_timeout,
+            dynamic: self.dynamic,
         })
     }
 }
@@ -262,11 +352,13 @@ impl StreamHandle {
     }
 
     pub(crate) fn request(&self, method: reqwest::Method) -> reqwest::RequestBuilder {
-        self.client
+        let req = self
+            .client
             .http
             .request(method, &self.url)
             .headers(self.client.headers.clone())
-            .timeout(self.client.request_timeout)
+            .timeout(self.client.request_timeout);
+        self.client.dynamic.apply(req)
     }
 
     /// Sends `req` and turns any status outside `ok` into an [`Error`].

@@ -32,6 +32,9 @@ pub enum Error {
         /// The beginning of the response body.
         message: String,
     },
+    /// A configuration or argument the client refuses before sending anything.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The stream is closed: nothing more can be appended (409 with `Stream-Closed`).
     #[error("the stream is closed")]
     Closed,

@@ -32,6 +32,8 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// A queued batch is sent once it holds this many bytes.
     pub max_batch_bytes: usize,
+    /// A queued batch is sent once it holds this many messages.
+    pub max_batch_items: usize,
     /// Pushed messages waiting to be sent before `push` waits (backpressure).
     pub queue_capacity: usize,
     /// Pause between retries of one append: starts at 100 ms, grows to this.
@@ -53,11 +55,41 @@ impl ProducerConfig {
             content_type: content_type.into(),
             linger: Duration::from_millis(5),
             max_batch_bytes: 256 * 1024,
+            max_batch_items: 10_000,
             queue_capacity: 4096,
             max_retry_delay: Duration::from_secs(5),
             max_retries: None,
             auto_claim: true,
         }
+    }
+}
+
+impl ProducerConfig {
+    /// Checks the configuration: a non-empty id, positive batch limits and queue
+    /// capacity.
+    ///
+    /// ```
+    /// let mut cfg = gapless_client::ProducerConfig::new("p", "application/json");
+    /// assert!(cfg.validate().is_ok());
+    /// cfg.max_batch_bytes = 0;
+    /// assert!(cfg.validate().unwrap_err().to_string().contains("maxBatchBytes"));
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid =
+            |field: &str, why: &str| Err(Error::InvalidArgument(format!("{field} {why}")));
+        if self.id.is_empty() {
+            return invalid("producerId", "must not be empty");
+        }
+        if self.max_batch_bytes == 0 {
+            return invalid("maxBatchBytes", "must be positive");
+        }
+        if self.max_batch_items == 0 {
+            return invalid("maxBatchItems", "must be positive");
+        }
+        if self.queue_capacity == 0 {
+            return invalid("queueCapacity", "must be positive");
+        }
+        Ok(())
     }
 }
 
@@ -342,7 +374,10 @@ impl Shared {
             if retry {
                 retries += 1;
                 if self.cfg.max_retries.is_some_and(|max| retries > max) {
-                    return Err(Error::Protocol(format!("append failed after {} retries", retries - 1)));
+                    return Err(Error::Protocol(format!(
+                        "append failed after {} retries",
+                        retries - 1
+                    )));
                 }
                 tokio::time::sleep(delay).await;
                 delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
@@ -382,7 +417,11 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
                 Some(item) => Some(item),
                 None => return,
             }
-        } else if bytes >= shared.cfg.max_batch_bytes || !flushes.is_empty() || append.is_some() {
+        } else if bytes >= shared.cfg.max_batch_bytes
+            || pending.len() >= shared.cfg.max_batch_items
+            || !flushes.is_empty()
+            || append.is_some()
+        {
             None
         } else {
             match tokio::time::timeout(shared.cfg.linger, rx.recv()).await {

@@ -145,11 +145,13 @@ async fn perform(
 ) {
     let id = req.id;
     trace!(url = %req.url, "request");
-    let mut builder = stream
-        .client
-        .http
-        .get(&req.url)
-        .headers(stream.client.headers.clone());
+    let mut builder = stream.client.dynamic.apply(
+        stream
+            .client
+            .http
+            .get(&req.url)
+            .headers(stream.client.headers.clone()),
+    );
     for (name, value) in &req.headers {
         builder = builder.header(*name, value.as_str());
     }

@@ -35,11 +35,45 @@ impl Failure {
 
 type Outcome = Result<Value, Failure>;
 
+/// A dynamic header or parameter as the runner configures it.
+#[derive(Clone, Debug)]
+struct DynValue {
+    kind: String,
+    initial: Option<String>,
+    counter: u64,
+}
+
+impl DynValue {
+    /// The value for the next command (a counter advances once per command).
+    fn next(&mut self) -> String {
+        match self.kind.as_str() {
+            "counter" => {
+                self.counter += 1;
+                self.counter.to_string()
+            }
+            "timestamp" => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis())
+                .to_string(),
+            _ => self.initial.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// The dynamic values of one command.
+#[derive(Default)]
+struct Dyn {
+    headers: Vec<(String, String)>,
+    params: Vec<(String, String)>,
+}
+
 #[derive(Default)]
 struct Adapter {
     server: String,
     content_types: HashMap<String, String>,
     producers: HashMap<(String, String, u64), Producer>,
+    dyn_headers: Vec<(String, DynValue)>,
+    dyn_params: Vec<(String, DynValue)>,
 }
 
 fn str_field<'a>(cmd: &'a Value, name: &str) -> Option<&'a str> {
@@ -58,12 +92,50 @@ fn headers_of(cmd: &Value) -> Vec<(String, String)> {
 }
 
 fn client_with(headers: &[(String, String)]) -> Result<Client, Failure> {
+    client_dyn(headers, &Dyn::default())
+}
+
+/// A client with the command's headers, and the dynamic headers and parameters
+/// installed through the client's per-request value functions.
+fn client_dyn(headers: &[(String, String)], dynamic: &Dyn) -> Result<Client, Failure> {
     let mut b = Client::builder().request_timeout(Duration::from_secs(20));
     for (k, v) in headers {
         b = b.header(k, v);
     }
+    for (k, v) in &dynamic.headers {
+        if !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(k)) {
+            let v = v.clone();
+            b = b.dynamic_header(k, std::sync::Arc::new(move || v.clone()));
+        }
+    }
+    for (k, v) in &dynamic.params {
+        let v = v.clone();
+        b = b.dynamic_param(k, std::sync::Arc::new(move || v.clone()));
+    }
     b.build()
         .map_err(|e| Failure::new(None, "INTERNAL_ERROR", e.to_string()))
+}
+
+/// Adds `headersSent` / `paramsSent` to a result when dynamic values are configured.
+fn report_dyn(out: &mut Value, dynamic: &Dyn) {
+    if !dynamic.headers.is_empty() {
+        out["headersSent"] = Value::Object(
+            dynamic
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        );
+    }
+    if !dynamic.params.is_empty() {
+        out["paramsSent"] = Value::Object(
+            dynamic
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect(),
+        );
+    }
 }
 
 fn is_json(ct: &str) -> bool {
@@ -82,7 +154,10 @@ fn status_failure(status: u16, closed: bool, seq_sent: bool, url: &str, body: &s
     let message = if status == 404 {
         format!("Stream not found: {url}")
     } else {
-        format!("server answered {status}: {}", body.chars().take(200).collect::<String>())
+        format!(
+            "server answered {status}: {}",
+            body.chars().take(200).collect::<String>()
+        )
     };
     Failure::new(Some(status), code, message)
 }
@@ -92,10 +167,14 @@ fn client_failure(e: Error, url: &str) -> Failure {
         Error::NotFound => Failure::new(Some(404), "NOT_FOUND", format!("Stream not found: {url}")),
         Error::Auth { status, message } => Failure::new(Some(status), "UNEXPECTED_STATUS", message),
         Error::Closed => Failure::new(Some(409), "STREAM_CLOSED", "the stream is closed"),
-        Error::ContinuityLost { offset } => {
-            Failure::new(Some(410), "UNEXPECTED_STATUS", format!("offset {offset} is gone"))
+        Error::ContinuityLost { offset } => Failure::new(
+            Some(410),
+            "UNEXPECTED_STATUS",
+            format!("offset {offset} is gone"),
+        ),
+        Error::Status { status, message } => {
+            Failure::new(Some(status), "UNEXPECTED_STATUS", message)
         }
-        Error::Status { status, message } => Failure::new(Some(status), "UNEXPECTED_STATUS", message),
         Error::Stream(StreamError::Rejected { status, message }) => {
             let code = if status == 400 && message.to_ascii_lowercase().contains("offset") {
                 "INVALID_OFFSET"
@@ -105,7 +184,10 @@ fn client_failure(e: Error, url: &str) -> Failure {
             Failure::new(Some(status), code, message)
         }
         Error::Stream(StreamError::Protocol(
-            w @ (WireError::BadJson(_) | WireError::BadControl(_) | WireError::BadSse(_) | WireError::BadBase64(_)),
+            w @ (WireError::BadJson(_)
+            | WireError::BadControl(_)
+            | WireError::BadSse(_)
+            | WireError::BadBase64(_)),
         )) => Failure::new(None, "PARSE_ERROR", w.to_string()),
         other => Failure::new(None, "INTERNAL_ERROR", other.to_string()),
     }
@@ -113,7 +195,9 @@ fn client_failure(e: Error, url: &str) -> Failure {
 
 /// Sends a request, retrying server errors, 429 and dropped connections a bounded
 /// number of times.
-async fn send_retrying(build: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
+async fn send_retrying(
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Failure> {
     let mut delay = Duration::from_millis(100);
     let mut attempt = 0;
     loop {
@@ -142,10 +226,46 @@ async fn send_retrying(build: impl Fn() -> reqwest::RequestBuilder) -> Result<re
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 impl Adapter {
+    /// The dynamic values for the next append or read command.
+    fn tick(&mut self) -> Dyn {
+        Dyn {
+            headers: self
+                .dyn_headers
+                .iter_mut()
+                .map(|(k, v)| (k.clone(), v.next()))
+                .collect(),
+            params: self
+                .dyn_params
+                .iter_mut()
+                .map(|(k, v)| (k.clone(), v.next()))
+                .collect(),
+        }
+    }
+
+    fn set_dynamic(&mut self, cmd: &Value, header: bool) -> Outcome {
+        let name = str_field(cmd, "name").unwrap_or("").to_owned();
+        let value = DynValue {
+            kind: str_field(cmd, "valueType").unwrap_or("token").to_owned(),
+            initial: str_field(cmd, "initialValue").map(str::to_owned),
+            counter: 0,
+        };
+        let list = if header {
+            &mut self.dyn_headers
+        } else {
+            &mut self.dyn_params
+        };
+        list.retain(|(n, _)| *n != name);
+        list.push((name, value));
+        Ok(json!({}))
+    }
+
     fn url(&self, cmd: &Value) -> String {
         format!("{}{}", self.server, str_field(cmd, "path").unwrap_or(""))
     }
@@ -158,7 +278,10 @@ impl Adapter {
         let kind = str_field(cmd, "type").unwrap_or("");
         match kind {
             "init" => {
-                self.server = str_field(cmd, "serverUrl").unwrap_or("").trim_end_matches('/').to_owned();
+                self.server = str_field(cmd, "serverUrl")
+                    .unwrap_or("")
+                    .trim_end_matches('/')
+                    .to_owned();
                 self.content_types.clear();
                 self.producers.clear();
                 Ok(json!({
@@ -166,7 +289,7 @@ impl Adapter {
                     "clientVersion": env!("CARGO_PKG_VERSION"),
                     "features": {
                         "batching": true, "sse": true, "longPoll": true, "auto": true, "streaming": true,
-                        "dynamicHeaders": false, "retryOptions": false, "batchItems": false,
+                        "dynamicHeaders": true, "retryOptions": true, "batchItems": true,
                         "strictZeroValidation": true
                     }
                 }))
@@ -189,17 +312,33 @@ impl Adapter {
                 Ok(json!({"status": 200}))
             }
             "validate" => validate(cmd),
+            "set-dynamic-header" => self.set_dynamic(cmd, true),
+            "set-dynamic-param" => self.set_dynamic(cmd, false),
+            "clear-dynamic" => {
+                self.dyn_headers.clear();
+                self.dyn_params.clear();
+                Ok(json!({}))
+            }
             "shutdown" => Ok(json!({})),
-            other => Err(Failure::new(None, "NOT_SUPPORTED", format!("unknown command {other:?}"))),
+            other => Err(Failure::new(
+                None,
+                "NOT_SUPPORTED",
+                format!("unknown command {other:?}"),
+            )),
         }
     }
 
     async fn create(&mut self, cmd: &Value) -> Outcome {
         let url = self.url(cmd);
-        let ct = str_field(cmd, "contentType").unwrap_or("application/octet-stream").to_owned();
+        let ct = str_field(cmd, "contentType")
+            .unwrap_or("application/octet-stream")
+            .to_owned();
         let http = client_with(&headers_of(cmd))?;
         let build = || {
-            let mut req = http.stream(&url).raw(reqwest::Method::PUT).header("content-type", ct.as_str());
+            let mut req = http
+                .stream(&url)
+                .raw(reqwest::Method::PUT)
+                .header("content-type", ct.as_str());
             if let Some(ttl) = cmd.get("ttlSeconds").and_then(Value::as_u64) {
                 req = req.header("stream-ttl", ttl.to_string());
             }
@@ -284,7 +423,8 @@ impl Adapter {
         let ct = self.content_type(cmd);
         let body = Self::body(cmd)?;
         let seq = cmd.get("seq").and_then(Value::as_u64);
-        let http = client_with(&headers_of(cmd))?;
+        let dynamic = self.tick();
+        let http = client_dyn(&headers_of(cmd), &dynamic)?;
         let build = || {
             let mut req = http
                 .stream(&url)
@@ -299,7 +439,9 @@ impl Adapter {
         let r = send_retrying(build).await?;
         let status = r.status().as_u16();
         if status == 200 || status == 204 {
-            Ok(json!({"status": 200, "offset": header(&r, "stream-next-offset")}))
+            let mut out = json!({"status": 200, "offset": header(&r, "stream-next-offset")});
+            report_dyn(&mut out, &dynamic);
+            Ok(out)
         } else {
             let closed = header(&r, "stream-closed").is_some();
             let text = r.text().await.unwrap_or_default();
@@ -322,11 +464,16 @@ impl Adapter {
 
     async fn close(&mut self, cmd: &Value) -> Outcome {
         let url = self.url(cmd);
-        let ct = str_field(cmd, "contentType").map(str::to_owned).unwrap_or_else(|| self.content_type(cmd));
+        let ct = str_field(cmd, "contentType")
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.content_type(cmd));
         let data = str_field(cmd, "data").map(str::to_owned);
         let http = client_with(&headers_of(cmd))?;
         let build = || {
-            let mut req = http.stream(&url).raw(reqwest::Method::POST).header("stream-closed", "true");
+            let mut req = http
+                .stream(&url)
+                .raw(reqwest::Method::POST)
+                .header("stream-closed", "true");
             if let Some(d) = &data {
                 req = req.header("content-type", ct.as_str()).body(d.clone());
             }
@@ -345,7 +492,8 @@ impl Adapter {
     async fn read(&mut self, cmd: &Value) -> Outcome {
         let url = self.url(cmd);
         let from = match cmd.get("offset").and_then(Value::as_str) {
-            Some(o) => Offset::parse(o).map_err(|e| Failure::new(Some(400), "INVALID_OFFSET", e.to_string()))?,
+            Some(o) => Offset::parse(o)
+                .map_err(|e| Failure::new(Some(400), "INVALID_OFFSET", e.to_string()))?,
             None => Offset::START,
         };
         let live = match cmd.get("live") {
@@ -354,10 +502,12 @@ impl Adapter {
             Some(Value::Bool(true)) => LiveMode::Sse,
             _ => LiveMode::Off,
         };
-        let timeout = Duration::from_millis(cmd.get("timeoutMs").and_then(Value::as_u64).unwrap_or(5000));
+        let timeout =
+            Duration::from_millis(cmd.get("timeoutMs").and_then(Value::as_u64).unwrap_or(5000));
         let max_chunks = cmd.get("maxChunks").and_then(Value::as_u64).unwrap_or(100) as usize;
         let wait_up_to_date = cmd.get("waitForUpToDate").and_then(Value::as_bool) == Some(true);
-        let client = client_with(&headers_of(cmd))?;
+        let dynamic = self.tick();
+        let client = client_dyn(&headers_of(cmd), &dynamic)?;
         let mut sub = client.stream(&url).subscribe_with(from.clone(), live);
         let deadline = tokio::time::Instant::now() + timeout;
         let mut chunks = Vec::new();
@@ -388,16 +538,23 @@ impl Adapter {
                                 .collect();
                             (Value::Array(values).to_string(), false)
                         }
-                        Payload::Bytes(bytes) => (String::from_utf8_lossy(bytes).into_owned(), std::str::from_utf8(bytes).is_err()),
+                        Payload::Bytes(bytes) => (
+                            String::from_utf8_lossy(bytes).into_owned(),
+                            std::str::from_utf8(bytes).is_err(),
+                        ),
                     };
                     let mut chunk = json!({"data": data, "offset": batch.next_offset.to_string()});
                     if binary {
                         chunk["binary"] = json!(true);
                     }
                     chunks.push(chunk);
-                    if live != LiveMode::Off && (chunks.len() >= max_chunks || (wait_up_to_date && up_to_date)) {
+                    if live != LiveMode::Off
+                        && (chunks.len() >= max_chunks || (wait_up_to_date && up_to_date))
+                    {
                         // What the same response says next (closure) still counts.
-                        while let Ok(Some(Ok(next))) = tokio::time::timeout(Duration::from_millis(30), sub.next()).await {
+                        while let Ok(Some(Ok(next))) =
+                            tokio::time::timeout(Duration::from_millis(30), sub.next()).await
+                        {
                             match next {
                                 Update::Closed { offset: o } => {
                                     offset = Some(o.to_string());
@@ -437,18 +594,28 @@ impl Adapter {
         }
         if timed_out {
             if live == LiveMode::Off && !up_to_date {
-                return Err(Failure::new(None, "TIMEOUT", "the read did not reach the tail in time"));
+                return Err(Failure::new(
+                    None,
+                    "TIMEOUT",
+                    "the read did not reach the tail in time",
+                ));
             }
             up_to_date = true;
         }
-        let status = if timed_out && chunks.is_empty() && live != LiveMode::Off { 204 } else { 200 };
-        Ok(json!({
+        let status = if timed_out && chunks.is_empty() && live != LiveMode::Off {
+            204
+        } else {
+            200
+        };
+        let mut out = json!({
             "status": status,
             "chunks": chunks,
             "offset": offset.unwrap_or_else(|| "-1".into()),
             "upToDate": up_to_date,
             "streamClosed": closed,
-        }))
+        });
+        report_dyn(&mut out, &dynamic);
+        Ok(out)
     }
 
     fn producer_key(&self, cmd: &Value) -> (String, String, u64) {
@@ -461,7 +628,10 @@ impl Adapter {
 
     fn new_producer(&self, cmd: &Value) -> Result<Producer, Failure> {
         let client = client_with(&headers_of(cmd))?;
-        let mut cfg = ProducerConfig::new(str_field(cmd, "producerId").unwrap_or(""), self.content_type(cmd));
+        let mut cfg = ProducerConfig::new(
+            str_field(cmd, "producerId").unwrap_or(""),
+            self.content_type(cmd),
+        );
         cfg.epoch = Some(cmd.get("epoch").and_then(Value::as_u64).unwrap_or(0));
         cfg.auto_claim = cmd.get("autoClaim").and_then(Value::as_bool) == Some(true);
         cfg.max_retries = Some(8);
@@ -479,7 +649,10 @@ impl Adapter {
         let url = self.url(cmd);
         let data = Self::body(cmd)?;
         let producer = &self.producers[&key];
-        let ack = producer.append(data).await.map_err(|e| client_failure(e, &url))?;
+        let ack = producer
+            .append(data)
+            .await
+            .map_err(|e| client_failure(e, &url))?;
         Ok(json!({"status": 200, "offset": ack.offset.to_string(), "producerSeq": ack.seq}))
     }
 
@@ -489,12 +662,22 @@ impl Adapter {
         let items: Vec<String> = cmd
             .get("items")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         for item in items {
-            producer.push(item.into_bytes()).await.map_err(|e| client_failure(e, &url))?;
+            producer
+                .push(item.into_bytes())
+                .await
+                .map_err(|e| client_failure(e, &url))?;
         }
-        producer.flush().await.map_err(|e| client_failure(e, &url))?;
+        producer
+            .flush()
+            .await
+            .map_err(|e| client_failure(e, &url))?;
         Ok(json!({"status": 200}))
     }
 
@@ -521,23 +704,59 @@ impl Adapter {
     }
 }
 
+/// Client-side validation, by the library's own checks: a value the client's types
+/// cannot hold (a negative epoch or size) is refused when converting; the rest by
+/// `ProducerConfig::validate` and `BackoffConfig::validate`.
 fn validate(cmd: &Value) -> Outcome {
     let target = cmd.get("target").cloned().unwrap_or(Value::Null);
+    let invalid = |m: String| Failure::new(None, "INVALID_ARGUMENT", m);
+    let non_negative = |name: &str| -> Result<Option<u64>, Failure> {
+        match target.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= 0 => Ok(Some(n as u64)),
+                _ => Err(invalid(format!(
+                    "{name} must be a non-negative integer, got: {v}"
+                ))),
+            },
+        }
+    };
     match str_field(&target, "target") {
         Some("idempotent-producer") => {
-            if let Some(e) = target.get("epoch").and_then(Value::as_i64) {
-                if e < 0 {
-                    return Err(Failure::new(None, "INVALID_ARGUMENT", format!("epoch must be non-negative, got: {e}")));
-                }
+            let mut cfg = ProducerConfig::new(
+                str_field(&target, "producerId").unwrap_or("producer"),
+                "application/json",
+            );
+            cfg.epoch = non_negative("epoch")?;
+            if let Some(b) = non_negative("maxBatchBytes")? {
+                cfg.max_batch_bytes = b as usize;
             }
-            if let Some(b) = target.get("maxBatchBytes").and_then(Value::as_i64) {
-                if b <= 0 {
-                    return Err(Failure::new(None, "INVALID_ARGUMENT", format!("maxBatchBytes must be positive, got: {b}")));
-                }
+            if let Some(n) = non_negative("maxBatchItems")? {
+                cfg.max_batch_items = n as usize;
             }
+            cfg.validate().map_err(|e| invalid(e.to_string()))?;
             Ok(json!({}))
         }
-        other => Err(Failure::new(None, "NOT_SUPPORTED", format!("cannot validate {other:?}"))),
+        Some("retry-options") => {
+            let _max_retries = non_negative("maxRetries")?;
+            let mut backoff = gapless_core::resume::BackoffConfig::default();
+            if let Some(ms) = non_negative("initialDelayMs")? {
+                backoff.initial = Duration::from_millis(ms);
+            }
+            if let Some(ms) = non_negative("maxDelayMs")? {
+                backoff.max = Duration::from_millis(ms);
+            }
+            if let Some(m) = target.get("multiplier").and_then(Value::as_f64) {
+                backoff.factor = m;
+            }
+            backoff.validate().map_err(|e| invalid(e.to_string()))?;
+            Ok(json!({}))
+        }
+        other => Err(Failure::new(
+            None,
+            "NOT_SUPPORTED",
+            format!("cannot validate {other:?}"),
+        )),
     }
 }
 
@@ -582,7 +801,11 @@ async fn main() {
                 v
             }
         };
-        if stdout.write_all(format!("{out}\n").as_bytes()).await.is_err() {
+        if stdout
+            .write_all(format!("{out}\n").as_bytes())
+            .await
+            .is_err()
+        {
             return;
         }
         let _ = stdout.flush().await;

@@ -39,6 +39,58 @@ impl Default for BackoffConfig {
     }
 }
 
+/// A configuration value that cannot work.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct ConfigError {
+    /// The offending field (its wire-facing name, such as `initialDelayMs`).
+    pub field: &'static str,
+    /// Why.
+    pub reason: String,
+}
+
+impl BackoffConfig {
+    /// Checks the schedule: a positive first delay, a factor of at least 1, and a
+    /// ceiling not below the first delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gapless_core::resume::BackoffConfig;
+    ///
+    /// assert!(BackoffConfig::default().validate().is_ok());
+    /// let bad = BackoffConfig { factor: 0.5, ..BackoffConfig::default() };
+    /// assert_eq!(bad.validate().unwrap_err().field, "multiplier");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.initial.is_zero() {
+            return Err(ConfigError {
+                field: "initialDelayMs",
+                reason: "the first retry delay must be positive".into(),
+            });
+        }
+        if !(self.factor >= 1.0 && self.factor.is_finite()) {
+            return Err(ConfigError {
+                field: "multiplier",
+                reason: format!(
+                    "the growth factor must be at least 1.0, not {}",
+                    self.factor
+                ),
+            });
+        }
+        if self.max < self.initial {
+            return Err(ConfigError {
+                field: "maxDelayMs",
+                reason: format!(
+                    "the largest delay ({} ms) is below the first ({} ms)",
+                    self.max.as_millis(),
+                    self.initial.as_millis()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Everything a [`crate::Resume`] needs to know before its first request.
 ///
 /// ```

@@ -68,7 +68,7 @@ use crate::wire::{
 use crate::{Offset, Time};
 use backoff::Backoff;
 
-pub use config::{BackoffConfig, Config, LiveMode};
+pub use config::{BackoffConfig, Config, ConfigError, LiveMode};
 pub use io::{Batch, Output, Payload, ReqId, Request, Stats, StreamError, TransportError};
 
 /// How much of an error response's body is kept for the error message.
