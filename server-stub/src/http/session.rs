@@ -9,7 +9,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -17,12 +16,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gapless_core::event::{Channel, Envelope, EventError};
-use gapless_core::sse::{encode_comment, encode_event};
+use gapless_core::sse::encode_event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::headers as h;
+use super::sse::{current_meta, keep_alive, wait, Wake};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
@@ -387,12 +387,10 @@ impl SessionFeed {
             return None;
         }
         loop {
-            let current = self.state.store.shared().get(&self.path);
-            let meta = self.live.meta();
-            if !current.is_some_and(|c| Arc::ptr_eq(&c, &self.live)) || meta.deleted {
+            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
                 self.done = true;
                 return None;
-            }
+            };
             if self.from < meta.tail {
                 let chunk = match self
                     .state
@@ -436,24 +434,10 @@ impl SessionFeed {
                 encode_event(&mut out, Some("up-to-date"), None, &data);
                 return Some(out);
             }
-            tokio::select! {
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        self.done = true;
-                        return None;
-                    }
-                }
-                () = tokio::time::sleep_until(self.deadline) => {
-                    self.done = true;
-                    return None;
-                }
-                () = tokio::time::sleep(Duration::from_secs(15)) => {
-                    let mut out = String::new();
-                    encode_comment(&mut out, "keep-alive");
-                    out.push('\n');
-                    return Some(out);
-                }
-                () = self.state.shutdown.cancelled() => {
+            match wait(&self.state, &mut self.changes, self.deadline).await {
+                Wake::Changed => {}
+                Wake::KeepAlive => return Some(keep_alive()),
+                Wake::End => {
                     self.done = true;
                     return None;
                 }

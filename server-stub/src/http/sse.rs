@@ -93,6 +93,54 @@ pub(super) fn respond(
     response
 }
 
+/// The stream's committed metadata, if `live` is still the stream at `path` (not
+/// deleted, not replaced by a new stream of the same name).
+pub(super) fn current_meta(
+    state: &AppState,
+    path: &str,
+    live: &Arc<Live>,
+) -> Option<Arc<StreamMeta>> {
+    let current = state.store.shared().get(path)?;
+    if !Arc::ptr_eq(&current, live) {
+        return None;
+    }
+    let meta = live.meta();
+    (!meta.deleted).then_some(meta)
+}
+
+/// Why a live feed woke up.
+pub(super) enum Wake {
+    /// The stream changed: look again.
+    Changed,
+    /// Nothing happened for a while: send a keep-alive.
+    KeepAlive,
+    /// The connection's time is up, the stream is gone, or the server stops.
+    End,
+}
+
+/// Waits for the next commit on a stream, the keep-alive interval, the connection's
+/// deadline or shutdown, whichever comes first.
+pub(super) async fn wait(
+    state: &AppState,
+    changes: &mut watch::Receiver<u64>,
+    deadline: Instant,
+) -> Wake {
+    tokio::select! {
+        changed = changes.changed() => if changed.is_ok() { Wake::Changed } else { Wake::End },
+        () = tokio::time::sleep_until(deadline) => Wake::End,
+        () = tokio::time::sleep(KEEP_ALIVE) => Wake::KeepAlive,
+        () = state.shutdown.cancelled() => Wake::End,
+    }
+}
+
+/// An SSE comment that keeps an idle connection visibly alive.
+pub(super) fn keep_alive() -> String {
+    let mut out = String::new();
+    encode_comment(&mut out, "keep-alive");
+    out.push('\n');
+    out
+}
+
 impl Feed {
     fn control(&self, up_to_date: bool, closed: bool) -> String {
         let control = Control {
@@ -112,16 +160,10 @@ impl Feed {
             return None;
         }
         loop {
-            let current = self.state.store.shared().get(&self.path);
-            if !current.is_some_and(|c| Arc::ptr_eq(&c, &self.live)) {
+            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
                 self.done = true;
                 return None;
-            }
-            let meta = self.live.meta();
-            if meta.deleted {
-                self.done = true;
-                return None;
-            }
+            };
             if self.from < meta.tail {
                 let chunk = match self
                     .state
@@ -159,25 +201,10 @@ impl Feed {
                 self.caught_up_sent = true;
                 return Some(self.control(true, false));
             }
-            let keep_alive = tokio::time::sleep(KEEP_ALIVE);
-            tokio::select! {
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        self.done = true;
-                        return None;
-                    }
-                }
-                () = tokio::time::sleep_until(self.deadline) => {
-                    self.done = true;
-                    return None;
-                }
-                () = keep_alive => {
-                    let mut out = String::new();
-                    encode_comment(&mut out, "keep-alive");
-                    out.push('\n');
-                    return Some(out);
-                }
-                () = self.state.shutdown.cancelled() => {
+            match wait(&self.state, &mut self.changes, self.deadline).await {
+                Wake::Changed => {}
+                Wake::KeepAlive => return Some(keep_alive()),
+                Wake::End => {
                     self.done = true;
                     return None;
                 }
