@@ -48,6 +48,11 @@ pub struct Config {
     /// Refuse session events of unknown kinds (known kinds are always validated).
     #[arg(long, env = "GAPLESS_STRICT_EVENTS")]
     pub strict_events: bool,
+    /// Serve the subscription APIs (§6–7) under /v1/stream/__ds/: webhooks (which
+    /// make outbound requests: https to public hosts, or http to loopback) and
+    /// pull-wake. Subscriptions are kept in memory.
+    #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
+    pub subscriptions: bool,
 }
 
 impl Config {
@@ -63,6 +68,7 @@ impl Config {
             max_body_bytes: 16 * 1024 * 1024,
             auth_tokens: None,
             strict_events: false,
+            subscriptions: false,
         }
     }
 

@@ -9,8 +9,9 @@
 //! - [`config`]: command-line flags.
 //! - [`store`]: SQLite storage — the single group-committing writer, readers, and the
 //!   committed state live readers wait on.
-//! - [`http`]: the routes — Durable Streams under `/v1/stream/`, CORS and security
-//!   headers.
+//! - [`http`]: the routes — Durable Streams under `/v1/stream/`, the session API,
+//!   auth, CORS and security headers.
+//! - [`subscriptions`]: the optional subscription APIs (§6–7): webhooks, pull-wake.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), gapless_server::ServeError> {
@@ -24,6 +25,7 @@
 pub mod config;
 pub mod http;
 pub mod store;
+pub mod subscriptions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +42,9 @@ pub enum ServeError {
     /// The storage could not open.
     #[error(transparent)]
     Store(#[from] store::OpenError),
+    /// The subscription registry could not start (no signing key).
+    #[error("cannot start subscriptions: {0}")]
+    Subscriptions(String),
     /// The token file could not be used.
     #[error(transparent)]
     Tokens(#[from] http::auth::TokensError),
@@ -83,8 +88,17 @@ impl Server {
             addr: config.bind,
             source,
         })?;
+        let subscriptions = if config.subscriptions {
+            Some(Arc::new(
+                subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
+            ))
+        } else {
+            None
+        };
         let state = http::AppState {
             store,
+            subscriptions,
+            base_url: Arc::from(format!("http://{addr}")),
             config: Arc::new(http::Settings {
                 long_poll_timeout: config.long_poll_timeout(),
                 sse_max_age: config.sse_max_age(),

@@ -41,10 +41,41 @@ pub struct Settings {
 pub struct AppState {
     /// The storage.
     pub store: Store,
+    /// The subscription registry, when subscriptions are on.
+    pub subscriptions: Option<Arc<crate::subscriptions::Registry>>,
+    /// The server's own base URL (`http://<bound address>`).
+    pub base_url: Arc<str>,
     /// The settings.
     pub config: Arc<Settings>,
     /// Cancelled when the server shuts down: live reads end.
     pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The server's base URL, for absolute links in responses.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// Tells subscriptions that `path` received data.
+    pub(crate) fn appended(&self, path: &str) {
+        if let Some(registry) = &self.subscriptions {
+            registry.on_append(self, path);
+        }
+    }
+}
+
+/// Reads a request body within the configured limit (413 past it).
+pub(crate) async fn body_bytes_of(
+    state: &AppState,
+    body: axum::body::Body,
+) -> Result<axum::body::Bytes, ApiError> {
+    stream::body_bytes(state, body).await
+}
+
+/// The current time in RFC 3339.
+pub(crate) fn rfc3339_now() -> String {
+    headers::rfc3339(crate::store::now_ms())
 }
 
 /// Builds the router; with `tokens`, every route but `/healthz` and `/` needs a

@@ -185,6 +185,9 @@ pub(super) async fn post_events(
         other => other,
     }
     .map_err(|e| SessionError::from(append_error(e)))?;
+    if !ok.duplicate {
+        state.appended(&format!("sessions/{id}"));
+    }
     let offsets: Vec<String> = if ok.duplicate {
         Vec::new()
     } else {

@@ -32,6 +32,9 @@ pub(super) async fn route(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Some(rest) = path.strip_prefix("__ds/") {
+        return crate::subscriptions::route(&state, method, rest, &headers, body).await;
+    }
     let result = match method {
         Method::PUT => create(&state, path, &headers, body).await,
         Method::POST => append(&state, path, &headers, body).await,
@@ -159,6 +162,7 @@ async fn create(
     } else {
         Some(payload(&effective_ct, &bytes, true)?)
     };
+    let with_data = body.as_ref().is_some_and(|p| !p.is_empty());
     let req = CreateReq {
         path: path.clone(),
         content_type,
@@ -170,6 +174,9 @@ async fn create(
     };
     match state.store.create(req).await {
         Ok(ok) => {
+            if ok.created && with_data {
+                state.appended(&path);
+            }
             let status = if ok.created {
                 StatusCode::CREATED
             } else {
@@ -242,7 +249,7 @@ async fn append(
     };
     let had_body = body.is_some();
     let req = AppendReq {
-        path,
+        path: path.clone(),
         content_type,
         body,
         close,
@@ -251,6 +258,9 @@ async fn append(
     };
     match state.store.append(req).await {
         Ok(ok) => {
+            if had_body && !ok.duplicate {
+                state.appended(&path);
+            }
             // A producer's append that wrote data is 200; duplicates, close-only
             // requests and plain appends are 204 (§5.2.1).
             let status = if producer.is_some() && !ok.duplicate && had_body {

@@ -284,6 +284,16 @@ impl Shared {
             .cloned()
     }
 
+    /// The paths of every stream (live or soft-deleted).
+    pub fn paths(&self) -> Vec<String> {
+        self.by_path
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     fn access_ms(&self, path: &str, id: i64) -> u64 {
         match self.get(path) {
             Some(live) if live.meta().id == id => live.access_ms.load(Ordering::Relaxed),

@@ -1,0 +1,432 @@
+//! The optional subscription APIs of §6–7 under `/v1/stream/__ds/`: subscriptions
+//! that link streams (explicitly or by glob), wake a webhook (signed with Ed25519,
+//! keys published as JWKS) or a pull-wake worker pool when linked streams have
+//! unacknowledged data, with leases and generation fencing.
+//!
+//! Subscriptions are kept in memory: they do not survive a restart.
+
+mod glob;
+mod routes;
+mod signing;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tracing::{debug, warn};
+
+pub(crate) use routes::route;
+use signing::Signer;
+
+use crate::http::AppState;
+use crate::store::{format_offset, now_ms, AppendReq, Payload};
+
+/// How a subscription is woken.
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    /// POST a signed notification to a URL.
+    Webhook { url: String },
+    /// Append a wake event to a stream that workers read, then let one claim it.
+    PullWake { wake_stream: String },
+}
+
+/// One linked stream.
+#[derive(Clone, Debug, Default)]
+struct Link {
+    explicit: bool,
+    glob: bool,
+    acked: u64,
+}
+
+#[derive(Debug)]
+struct Sub {
+    id: String,
+    kind: Kind,
+    pattern: Option<String>,
+    lease_ttl_ms: u64,
+    description: Option<String>,
+    created_at: String,
+    config: String,
+    links: BTreeMap<String, Link>,
+    failed: bool,
+    generation: u64,
+    wake_id: Option<String>,
+    snapshot: BTreeMap<String, u64>,
+    holder: Option<String>,
+}
+
+/// Work to do outside the lock after a wake was created.
+enum WakeWork {
+    Deliver {
+        sub: String,
+        wake_id: String,
+        body: String,
+        url: String,
+    },
+    Append {
+        wake_stream: String,
+        event: String,
+    },
+}
+
+/// All subscriptions, the signing key, and the callback tokens issued.
+pub struct Registry {
+    subs: Mutex<HashMap<String, Sub>>,
+    tokens: Mutex<HashMap<String, (String, u64)>>,
+    signer: Signer,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("kid", &self.signer.kid())
+            .finish()
+    }
+}
+
+/// The current tail of a stream (0 when it does not exist).
+fn tail_of(state: &AppState, path: &str) -> u64 {
+    state
+        .store
+        .shared()
+        .get(path)
+        .map(|l| l.meta())
+        .filter(|m| !m.deleted)
+        .map_or(0, |m| m.tail)
+}
+
+fn random_hex(bytes: usize) -> String {
+    signing::random_bytes(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Registry {
+    /// A registry with a fresh signing key.
+    pub fn new() -> Result<Registry, String> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Registry {
+            subs: Mutex::new(HashMap::new()),
+            tokens: Mutex::new(HashMap::new()),
+            signer: Signer::generate()?,
+            http,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Sub>> {
+        self.subs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn issue_token(&self, sub: &str, generation: u64) -> String {
+        let token = random_hex(24);
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(token.clone(), (sub.to_owned(), generation));
+        token
+    }
+
+    fn token_generation(&self, sub: &str, token: &str) -> Option<u64> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .filter(|(s, _)| s == sub)
+            .map(|(_, g)| *g)
+    }
+
+    /// Called after every committed append (or create with data) to `path`: links
+    /// newly matching streams and wakes subscriptions with pending work.
+    pub fn on_append(self: &Arc<Self>, state: &AppState, path: &str) {
+        if path.starts_with("__ds/") {
+            return;
+        }
+        let mut work = Vec::new();
+        {
+            let mut subs = self.lock();
+            for sub in subs.values_mut() {
+                if sub
+                    .pattern
+                    .as_deref()
+                    .is_some_and(|p| glob::matches(p, path))
+                {
+                    sub.links.entry(path.to_owned()).or_default().glob = true;
+                }
+                if sub.links.contains_key(path)
+                    && sub.wake_id.is_none()
+                    && sub.holder.is_none()
+                    && pending(state, sub)
+                {
+                    work.push(self.create_wake(state, sub, path));
+                }
+            }
+        }
+        self.run(state, work);
+    }
+
+    /// Starts a wake for `sub` (which must have none): a new generation, a snapshot of
+    /// the tails, and the delivery or wake event to send.
+    fn create_wake(self: &Arc<Self>, state: &AppState, sub: &mut Sub, trigger: &str) -> WakeWork {
+        sub.generation += 1;
+        let wake_id = format!("w_{}", random_hex(12));
+        sub.wake_id = Some(wake_id.clone());
+        sub.snapshot = sub
+            .links
+            .keys()
+            .map(|p| (p.clone(), tail_of(state, p)))
+            .collect();
+        match &sub.kind {
+            Kind::Webhook { url } => {
+                let token = self.issue_token(&sub.id, sub.generation);
+                self.start_lease(state, &sub.id, sub.generation, sub.lease_ttl_ms);
+                let body = json!({
+                    "subscription_id": sub.id,
+                    "wake_id": wake_id,
+                    "generation": sub.generation,
+                    "streams": listing(state, sub),
+                    "callback_url": format!("{}/v1/stream/__ds/subscriptions/{}/callback", state.base_url(), sub.id),
+                    "callback_token": token,
+                });
+                WakeWork::Deliver {
+                    sub: sub.id.clone(),
+                    wake_id,
+                    body: body.to_string(),
+                    url: url.clone(),
+                }
+            }
+            Kind::PullWake { wake_stream } => WakeWork::Append {
+                wake_stream: wake_stream.clone(),
+                event: json!({
+                    "type": "wake",
+                    "subscription_id": sub.id,
+                    "stream": trigger,
+                    "generation": sub.generation,
+                    "wake_id": wake_id,
+                    "ts": now_ms(),
+                })
+                .to_string(),
+            },
+        }
+    }
+
+    /// Carries out wake work: deliveries and wake-stream appends, in the background.
+    fn run(self: &Arc<Self>, state: &AppState, work: Vec<WakeWork>) {
+        for w in work {
+            let registry = Arc::clone(self);
+            let state = state.clone();
+            tokio::spawn(async move {
+                match w {
+                    WakeWork::Deliver {
+                        sub,
+                        wake_id,
+                        body,
+                        url,
+                    } => {
+                        registry.deliver(&state, &sub, &wake_id, &body, &url).await;
+                    }
+                    WakeWork::Append { wake_stream, event } => {
+                        let req = AppendReq {
+                            path: wake_stream.clone(),
+                            content_type: Some("application/json".into()),
+                            body: Some(Payload::json([event.as_str()])),
+                            close: false,
+                            stream_seq: None,
+                            producer: None,
+                        };
+                        if let Err(e) = state.store.append(req).await {
+                            warn!(stream = %wake_stream, "cannot append the wake event: {e}");
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Posts a signed webhook, retrying with backoff while the wake is current.
+    async fn deliver(
+        self: &Arc<Self>,
+        state: &AppState,
+        sub: &str,
+        wake_id: &str,
+        body: &str,
+        url: &str,
+    ) {
+        let mut attempt = 0u32;
+        loop {
+            let t = now_ms() / 1000;
+            let signature = self.signer.sign(format!("{t}.{body}").as_bytes());
+            let header = format!("t={t},kid={},ed25519={signature}", self.signer.kid());
+            let sent = self
+                .http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("webhook-signature", header)
+                .body(body.to_owned())
+                .send()
+                .await;
+            let ok = match sent {
+                Ok(r) if r.status().is_success() => {
+                    let done = r
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v.get("done").and_then(Value::as_bool))
+                        == Some(true);
+                    let work = {
+                        let mut subs = self.lock();
+                        let Some(s) = subs.get_mut(sub) else { return };
+                        s.failed = false;
+                        if done && s.wake_id.as_deref() == Some(wake_id) {
+                            for (path, tail) in std::mem::take(&mut s.snapshot) {
+                                if let Some(link) = s.links.get_mut(&path) {
+                                    link.acked = link.acked.max(tail);
+                                }
+                            }
+                            self.finish_wake(state, s)
+                        } else {
+                            None
+                        }
+                    };
+                    self.run(state, work.into_iter().collect());
+                    true
+                }
+                Ok(r) => {
+                    debug!(status = %r.status(), "webhook refused");
+                    false
+                }
+                Err(e) => {
+                    debug!("webhook failed: {e}");
+                    false
+                }
+            };
+            if ok {
+                return;
+            }
+            {
+                let mut subs = self.lock();
+                match subs.get_mut(sub) {
+                    Some(s) if s.wake_id.as_deref() == Some(wake_id) => s.failed = true,
+                    _ => return,
+                }
+            }
+            attempt += 1;
+            let delay = (1000u64 << attempt.min(6).saturating_sub(1)).min(60_000);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+    }
+
+    /// Ends the current wake; starts the next one if work is pending.
+    fn finish_wake(self: &Arc<Self>, state: &AppState, sub: &mut Sub) -> Option<WakeWork> {
+        sub.wake_id = None;
+        sub.holder = None;
+        sub.snapshot.clear();
+        if pending(state, sub) {
+            let trigger = sub
+                .links
+                .iter()
+                .find(|(p, l)| tail_of(state, p) > l.acked)
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default();
+            Some(self.create_wake(state, sub, &trigger))
+        } else {
+            None
+        }
+    }
+
+    /// Expires the wake of `generation` after the lease, unless it moved on.
+    fn start_lease(self: &Arc<Self>, state: &AppState, sub: &str, generation: u64, ttl_ms: u64) {
+        let registry = Arc::clone(self);
+        let state = state.clone();
+        let sub = sub.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ttl_ms)).await;
+            let work = {
+                let mut subs = registry.lock();
+                match subs.get_mut(&sub) {
+                    Some(s)
+                        if s.generation == generation
+                            && (s.wake_id.is_some() || s.holder.is_some()) =>
+                    {
+                        debug!(sub = %s.id, generation, "lease expired");
+                        registry.finish_wake(&state, s)
+                    }
+                    _ => None,
+                }
+            };
+            registry.run(&state, work.into_iter().collect());
+        });
+    }
+}
+
+/// Whether any linked stream has data past its acknowledged offset.
+fn pending(state: &AppState, sub: &Sub) -> bool {
+    sub.links.iter().any(|(p, l)| tail_of(state, p) > l.acked)
+}
+
+/// The streams of a subscription as deliveries and claims list them.
+fn listing(state: &AppState, sub: &Sub) -> Vec<Value> {
+    sub.links
+        .iter()
+        .map(|(path, l)| {
+            let tail = tail_of(state, path);
+            json!({
+                "path": path,
+                "link_type": if l.explicit { "explicit" } else { "glob" },
+                "acked_offset": format_offset(l.acked),
+                "tail_offset": format_offset(tail),
+                "has_pending": tail > l.acked,
+            })
+        })
+        .collect()
+}
+
+/// The subscription as its GET and PUT answers show it (never a secret).
+fn serialize(state: &AppState, sub: &Sub, signer: &Signer) -> Value {
+    let streams: Vec<Value> = sub
+        .links
+        .iter()
+        .map(|(path, l)| {
+            json!({
+                "path": path,
+                "link_type": if l.explicit { "explicit" } else { "glob" },
+                "acked_offset": format_offset(l.acked),
+            })
+        })
+        .collect();
+    let mut out = json!({
+        "id": sub.id,
+        "subscription_id": sub.id,
+        "type": match sub.kind { Kind::Webhook { .. } => "webhook", Kind::PullWake { .. } => "pull-wake" },
+        "streams": streams,
+        "lease_ttl_ms": sub.lease_ttl_ms,
+        "created_at": sub.created_at,
+        "status": if sub.failed { "failed" } else { "active" },
+    });
+    if let Some(p) = &sub.pattern {
+        out["pattern"] = json!(p);
+    }
+    if let Some(d) = &sub.description {
+        out["description"] = json!(d);
+    }
+    match &sub.kind {
+        Kind::Webhook { url } => {
+            out["webhook"] = json!({
+                "url": url,
+                "signing": {
+                    "alg": "ed25519",
+                    "kid": signer.kid(),
+                    "jwks_url": format!("{}/v1/stream/__ds/jwks.json", state.base_url()),
+                }
+            });
+        }
+        Kind::PullWake { wake_stream } => out["wake_stream"] = json!(wake_stream),
+    }
+    out
+}

@@ -1,0 +1,484 @@
+//! The HTTP side of subscriptions: `/v1/stream/__ds/jwks.json` and
+//! `/v1/stream/__ds/subscriptions/{id}[/streams[/{path}]|/callback|/claim|/ack|/release]`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::{listing, pending, serialize, tail_of, Kind, Link, Registry, Sub};
+use crate::http::AppState;
+use crate::store::{parse_offset, ReadFrom};
+
+/// A subscription API error: `{"error":{"code","message",...}}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn invalid(message: &str) -> Response {
+    error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+}
+
+fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "SUBSCRIPTION_NOT_FOUND",
+        "no such subscription",
+    )
+}
+
+/// Dispatches `rest` (the path after `__ds/`).
+pub(crate) async fn route(
+    state: &AppState,
+    method: Method,
+    rest: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(registry) = state.subscriptions.clone() else {
+        return not_found();
+    };
+    if rest == "jwks.json" {
+        if method != Method::GET {
+            return error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_REQUEST",
+                "GET only",
+            );
+        }
+        let mut r = Json(registry.signer.jwks()).into_response();
+        r.headers_mut().insert(
+            "content-type",
+            HeaderValue::from_static("application/jwk-set+json"),
+        );
+        r.headers_mut().insert(
+            "cache-control",
+            HeaderValue::from_static("public, max-age=300"),
+        );
+        return r;
+    }
+    let Some(rest) = rest.strip_prefix("subscriptions/") else {
+        return not_found();
+    };
+    let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
+    let id = id.to_owned();
+    let bytes = match crate::http::body_bytes_of(state, body).await {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let body = if bytes.is_empty() {
+        Value::Object(Default::default())
+    } else {
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(e) => return invalid(&format!("the body is not JSON: {e}")),
+        }
+    };
+    match (method, tail) {
+        (Method::PUT, "") => put(state, &registry, &id, &body),
+        (Method::GET, "") => {
+            let subs = registry.lock();
+            match subs.get(&id) {
+                Some(s) => Json(serialize(state, s, &registry.signer)).into_response(),
+                None => not_found(),
+            }
+        }
+        (Method::DELETE, "") => {
+            registry.lock().remove(&id);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (Method::POST, "streams") => add_streams(state, &registry, &id, &body),
+        (Method::DELETE, t) if t.starts_with("streams/") => {
+            let path = t["streams/".len()..].trim_matches('/').to_owned();
+            let mut subs = registry.lock();
+            if let Some(s) = subs.get_mut(&id) {
+                if let Some(link) = s.links.get_mut(&path) {
+                    link.explicit = false;
+                    if !link.glob {
+                        s.links.remove(&path);
+                    }
+                }
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
+        (Method::POST, "callback") => settle(state, &registry, &id, headers, &body, false, false),
+        (Method::POST, "ack") => settle(state, &registry, &id, headers, &body, true, false),
+        (Method::POST, "release") => settle(state, &registry, &id, headers, &body, true, true),
+        (Method::POST, "claim") => claim(state, &registry, &id, &body),
+        _ => not_found(),
+    }
+}
+
+fn trim(s: &str) -> String {
+    s.trim_matches('/').to_owned()
+}
+
+/// Whether a webhook URL is acceptable: https to a public host, or http to loopback.
+fn safe_webhook_url(url: &str) -> bool {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.starts_with('[') {
+        return false;
+    }
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    if host.is_empty() {
+        return false;
+    }
+    let octets: Option<Vec<u8>> = host.split('.').map(|p| p.parse().ok()).collect();
+    let ipv4 = octets.filter(|o| o.len() == 4);
+    let loopback = host == "localhost" || ipv4.as_ref().is_some_and(|o| o[0] == 127);
+    match scheme {
+        "http" => loopback,
+        "https" => {
+            let private = ipv4.is_some_and(|o| {
+                o[0] == 10
+                    || o[0] == 127
+                    || o[0] == 0
+                    || (o[0] == 172 && (16..32).contains(&o[1]))
+                    || (o[0] == 192 && o[1] == 168)
+                    || (o[0] == 169 && o[1] == 254)
+            });
+            !loopback && !private
+        }
+        _ => false,
+    }
+}
+
+fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Response {
+    let kind_name = body.get("type").and_then(Value::as_str);
+    let pattern = match body.get("pattern") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(p)) if !trim(p).is_empty() => Some(trim(p)),
+        Some(_) => return invalid("pattern must be a non-empty string"),
+    };
+    let explicit: BTreeSet<String> = match body.get("streams") {
+        None | Some(Value::Null) => BTreeSet::new(),
+        Some(Value::Array(items)) => {
+            let mut set = BTreeSet::new();
+            for item in items {
+                match item.as_str().map(trim) {
+                    Some(s) if !s.is_empty() => {
+                        set.insert(s);
+                    }
+                    _ => return invalid("streams must be non-empty strings"),
+                }
+            }
+            set
+        }
+        Some(_) => return invalid("streams must be an array"),
+    };
+    if pattern.is_none() && explicit.is_empty() {
+        return invalid("a subscription needs a pattern or streams");
+    }
+    let lease_ttl_ms = match body.get("lease_ttl_ms") {
+        None | Some(Value::Null) => 30_000,
+        Some(v) => match v.as_u64() {
+            Some(n) if (1000..=600_000).contains(&n) => n,
+            _ => return invalid("lease_ttl_ms must be an integer from 1000 to 600000"),
+        },
+    };
+    let kind = match kind_name {
+        Some("webhook") => match body.pointer("/webhook/url").and_then(Value::as_str) {
+            Some(url) if !url.is_empty() => Kind::Webhook {
+                url: url.to_owned(),
+            },
+            _ => return invalid("webhook.url is required"),
+        },
+        Some("pull-wake") => match body.get("wake_stream").and_then(Value::as_str) {
+            Some(w) if !trim(w).is_empty() => Kind::PullWake {
+                wake_stream: trim(w),
+            },
+            _ => return invalid("wake_stream is required"),
+        },
+        _ => return invalid("type must be webhook or pull-wake"),
+    };
+    let description = body
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let config = json!({
+        "type": kind_name, "pattern": pattern, "streams": explicit,
+        "webhook": match &kind { Kind::Webhook { url } => json!(url), _ => Value::Null },
+        "wake_stream": match &kind { Kind::PullWake { wake_stream } => json!(wake_stream), _ => Value::Null },
+        "lease_ttl_ms": lease_ttl_ms, "description": description,
+    })
+    .to_string();
+    let mut subs = registry.lock();
+    if let Some(existing) = subs.get(id) {
+        return if existing.config == config {
+            Json(serialize(state, existing, &registry.signer)).into_response()
+        } else {
+            error(
+                StatusCode::CONFLICT,
+                "SUBSCRIPTION_ALREADY_EXISTS",
+                "a subscription with this id has another configuration",
+            )
+        };
+    }
+    if let Kind::Webhook { url } = &kind {
+        if !safe_webhook_url(url) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "WEBHOOK_URL_REJECTED",
+                "webhooks must be https to a public host (or http to loopback)",
+            );
+        }
+    }
+    let mut links = std::collections::BTreeMap::new();
+    for path in &explicit {
+        links.insert(
+            path.clone(),
+            Link {
+                explicit: true,
+                glob: false,
+                acked: tail_of(state, path),
+            },
+        );
+    }
+    if let Some(p) = &pattern {
+        for path in state.store.shared().paths() {
+            if !path.starts_with("__ds/") && super::glob::matches(p, &path) {
+                let tail = tail_of(state, &path);
+                let link = links.entry(path).or_insert(Link {
+                    acked: tail,
+                    ..Link::default()
+                });
+                link.glob = true;
+            }
+        }
+    }
+    let sub = Sub {
+        id: id.to_owned(),
+        kind,
+        pattern,
+        lease_ttl_ms,
+        description,
+        created_at: crate::http::rfc3339_now(),
+        config,
+        links,
+        failed: false,
+        generation: 0,
+        wake_id: None,
+        snapshot: Default::default(),
+        holder: None,
+    };
+    let out = serialize(state, &sub, &registry.signer);
+    subs.insert(id.to_owned(), sub);
+    (StatusCode::CREATED, Json(out)).into_response()
+}
+
+fn add_streams(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Response {
+    let Some(items) = body.get("streams").and_then(Value::as_array) else {
+        return invalid("streams must be an array");
+    };
+    let mut paths = Vec::new();
+    for item in items {
+        match item.as_str().map(trim) {
+            Some(s) if !s.is_empty() => paths.push(s),
+            _ => return invalid("streams must be non-empty strings"),
+        }
+    }
+    let mut subs = registry.lock();
+    let Some(sub) = subs.get_mut(id) else {
+        return not_found();
+    };
+    for path in paths {
+        let tail = tail_of(state, &path);
+        let link = sub.links.entry(path).or_insert(Link {
+            acked: tail,
+            ..Link::default()
+        });
+        link.explicit = true;
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Callback (webhook), ack and release (pull-wake): token, fencing, acks, done.
+fn settle(
+    state: &AppState,
+    registry: &Arc<Registry>,
+    id: &str,
+    headers: &HeaderMap,
+    body: &Value,
+    pull: bool,
+    release: bool,
+) -> Response {
+    let work;
+    let response;
+    {
+        let mut subs = registry.lock();
+        let Some(sub) = subs.get_mut(id) else {
+            return not_found();
+        };
+        if pull != matches!(sub.kind, Kind::PullWake { .. }) {
+            return invalid("this operation does not apply to this subscription type");
+        }
+        let Some(token_generation) = bearer(headers).and_then(|t| registry.token_generation(id, t))
+        else {
+            return error(
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_INVALID",
+                "a valid bearer token is required",
+            );
+        };
+        let wake_id = body.get("wake_id").and_then(Value::as_str);
+        let generation = body.get("generation").and_then(Value::as_u64);
+        if token_generation != sub.generation
+            || generation != Some(sub.generation)
+            || wake_id.is_none()
+            || wake_id != sub.wake_id.as_deref()
+        {
+            return error(
+                StatusCode::CONFLICT,
+                "FENCED",
+                "this wake is no longer current",
+            );
+        }
+        if release {
+            work = registry.finish_wake(state, sub);
+            response = StatusCode::NO_CONTENT.into_response();
+        } else {
+            let acks = body
+                .get("acks")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let mut updates = Vec::new();
+            for ack in &acks {
+                let stream = ack
+                    .get("stream")
+                    .or_else(|| ack.get("path"))
+                    .and_then(Value::as_str)
+                    .map(trim);
+                let offset = ack.get("offset").and_then(Value::as_str).map(parse_offset);
+                let (Some(stream), Some(Ok(ReadFrom::At(offset)))) = (stream, offset) else {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "INVALID_OFFSET",
+                        "each ack needs a linked stream and a real offset",
+                    );
+                };
+                let Some(link) = sub.links.get(&stream) else {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "INVALID_OFFSET",
+                        "the stream is not linked",
+                    );
+                };
+                if offset < link.acked || offset > tail_of(state, &stream) {
+                    return error(
+                        StatusCode::CONFLICT,
+                        "INVALID_OFFSET",
+                        "the offset is behind the acked offset or past the tail",
+                    );
+                }
+                updates.push((stream, offset));
+            }
+            for (stream, offset) in updates {
+                if let Some(link) = sub.links.get_mut(&stream) {
+                    link.acked = offset;
+                }
+            }
+            let done = body.get("done").and_then(Value::as_bool) == Some(true);
+            if done {
+                work = registry.finish_wake(state, sub);
+            } else {
+                work = None;
+                registry.start_lease(state, id, sub.generation, sub.lease_ttl_ms);
+            }
+            let next_wake = done && work.is_some();
+            response = Json(json!({"ok": true, "next_wake": next_wake})).into_response();
+        }
+    }
+    registry.run(state, work.into_iter().collect());
+    response
+}
+
+fn claim(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Response {
+    let Some(worker) = body
+        .get("worker")
+        .and_then(Value::as_str)
+        .filter(|w| !w.is_empty())
+    else {
+        return invalid("worker must be a non-empty string");
+    };
+    let mut work = None;
+    let response;
+    {
+        let mut subs = registry.lock();
+        let Some(sub) = subs.get_mut(id) else {
+            return not_found();
+        };
+        if !matches!(sub.kind, Kind::PullWake { .. }) {
+            return invalid("claim applies to pull-wake subscriptions");
+        }
+        if let Some(holder) = &sub.holder {
+            return (
+                StatusCode::CONFLICT,
+                Json(json!({"error": {"code": "ALREADY_CLAIMED", "message": "another worker holds this wake", "current_holder": holder, "generation": sub.generation}})),
+            )
+                .into_response();
+        }
+        if !pending(state, sub) {
+            return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to do");
+        }
+        if sub.wake_id.is_none() {
+            let trigger = sub
+                .links
+                .iter()
+                .find(|(p, l)| tail_of(state, p) > l.acked)
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default();
+            work = Some(registry.create_wake(state, sub, &trigger));
+        }
+        sub.holder = Some(worker.to_owned());
+        let token = registry.issue_token(id, sub.generation);
+        registry.start_lease(state, id, sub.generation, sub.lease_ttl_ms);
+        response = Json(json!({
+            "wake_id": sub.wake_id,
+            "generation": sub.generation,
+            "token": token,
+            "streams": listing(state, sub),
+            "lease_ttl_ms": sub.lease_ttl_ms,
+        }))
+        .into_response();
+    }
+    registry.run(state, work.into_iter().collect());
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_webhook_url;
+
+    #[test]
+    fn webhook_urls() {
+        assert!(safe_webhook_url("http://127.0.0.1:9/webhook"));
+        assert!(safe_webhook_url("http://localhost/x"));
+        assert!(!safe_webhook_url("http://10.0.0.1/hook"));
+        assert!(!safe_webhook_url("http://example.com/hook"));
+        assert!(safe_webhook_url("https://example.com/hook"));
+        assert!(!safe_webhook_url("https://192.168.1.1/hook"));
+        assert!(!safe_webhook_url("ftp://example.com"));
+        assert!(!safe_webhook_url("https://[::1]/"));
+    }
+}
