@@ -96,8 +96,10 @@ impl ProducerConfig {
 /// An acknowledged append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
-    /// The stream's tail after the append.
-    pub offset: Offset,
+    /// The stream's tail after the append. `None` only for a duplicate (a retry of
+    /// an append the server already had) when the server's answer does not say it;
+    /// some servers omit it there.
+    pub offset: Option<Offset>,
     /// The epoch it was written under.
     pub epoch: u64,
     /// Its sequence number.
@@ -145,7 +147,7 @@ enum Queued {
 /// let stream = Client::new()?.stream("http://127.0.0.1:4437/v1/stream/log");
 /// let producer = stream.producer(ProducerConfig::new("worker-1", "application/json"));
 /// let ack = producer.append_json(&serde_json::json!({"step": 1})).await?;
-/// println!("durable at {}", ack.offset);
+/// println!("durable at {:?}", ack.offset);
 /// for i in 0..100 {
 ///     producer.push_json(&serde_json::json!({"delta": i})).await?;
 /// }
@@ -327,11 +329,17 @@ impl Shared {
                     };
                     match status {
                         200 | 204 => {
-                            let offset = header(headers::STREAM_NEXT_OFFSET).ok_or_else(|| {
-                                Error::Protocol("append answer without Stream-Next-Offset".into())
-                            })?;
+                            let offset = match header(headers::STREAM_NEXT_OFFSET) {
+                                Some(o) => Some(Offset::parse(o.trim())?),
+                                None if status == 204 => None,
+                                None => {
+                                    return Err(Error::Protocol(
+                                        "append answer without Stream-Next-Offset".into(),
+                                    ))
+                                }
+                            };
                             let ack = Ack {
-                                offset: Offset::parse(offset.trim())?,
+                                offset,
                                 epoch: state.epoch,
                                 seq: state.seq,
                             };

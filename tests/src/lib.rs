@@ -1,11 +1,14 @@
 //! Integration test support: start the real `gapless-server` binary on loopback, on
 //! a fresh data directory, and stop it gently (SIGTERM) or brutally (SIGKILL).
 //!
-//! [`proxy`] is a connection-cutting TCP proxy for fault injection. The tests
-//! themselves live in `tests/tests/`.
+//! [`proxy`] is a connection-cutting TCP proxy for fault injection, [`peer`] starts
+//! the Node reference server, [`reading`] holds the read checks the client tests
+//! share. The tests themselves live in `tests/tests/`.
 #![forbid(unsafe_code)]
 
+pub mod peer;
 pub mod proxy;
+pub mod reading;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -5,58 +5,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, CreateOptions, Error, ProducerConfig, Subscription, Update};
-use gapless_core::resume::{LiveMode, Payload};
+use gapless_client::{Client, Error, ProducerConfig, Update};
+use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
+use gapless_tests::reading::{expect_sequence, json_stream};
 use gapless_tests::{temp_dir, ServerProcess};
 use serde_json::Value;
-
-/// Reads `n` JSON messages from a subscription, checking each arrives once, in order
-/// (the messages are `{"i": 0..n}`).
-async fn expect_sequence(sub: &mut Subscription, n: u64, limit: Duration) -> Offset {
-    let mut next = 0u64;
-    let mut last = Offset::START;
-    tokio::time::timeout(limit, async {
-        while next < n {
-            match sub.next().await {
-                Some(Ok(Update::Batch(batch))) => {
-                    let Payload::Json(messages) = &batch.payload else {
-                        panic!("JSON stream")
-                    };
-                    for m in messages {
-                        let v: Value = serde_json::from_str(m.get()).expect("json");
-                        assert_eq!(
-                            v["i"].as_u64(),
-                            Some(next),
-                            "message {next} exactly once, in order"
-                        );
-                        next += 1;
-                    }
-                    last = batch.next_offset;
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => panic!("subscription failed: {e}"),
-                None => panic!("subscription ended early at {next}"),
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("only {next} of {n} messages within {limit:?}"));
-    last
-}
-
-async fn json_stream(client: &Client, url: &str) -> gapless_client::StreamHandle {
-    let stream = client.stream(url);
-    stream
-        .create(CreateOptions {
-            content_type: Some("application/json".into()),
-            ..CreateOptions::default()
-        })
-        .await
-        .expect("create");
-    stream
-}
 
 #[tokio::test]
 async fn history_then_live_without_gap_while_a_producer_writes() {

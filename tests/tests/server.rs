@@ -256,9 +256,41 @@ async fn idempotent_producer_state_survives_kill_9() {
             StatusCode::OK
         );
     }
+    // A closed stream and a stream with a TTL, to check they come back as they were.
+    let closed = server.stream("closed");
+    c.put(&closed)
+        .header("content-type", "text/plain")
+        .body("end")
+        .send()
+        .await
+        .expect("put");
+    c.post(&closed)
+        .header("stream-closed", "true")
+        .send()
+        .await
+        .expect("close");
+    let ttl = server.stream("ttl");
+    c.put(&ttl)
+        .header("content-type", "text/plain")
+        .header("stream-ttl", "3600")
+        .send()
+        .await
+        .expect("put");
     let addr = server.addr().to_owned();
     server.kill9().await;
     let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    let r = c.head(&closed).send().await.expect("head");
+    assert_eq!(r.headers()["stream-closed"], "true", "closure survives");
+    let r = c
+        .post(&closed)
+        .header("content-type", "text/plain")
+        .body("more")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let r = c.head(&ttl).send().await.expect("head");
+    assert_eq!(r.headers()["stream-ttl"], "3600", "TTL survives");
     // The retry of an acknowledged append is recognised as a duplicate after restart.
     let r = append(4).send().await.expect("retry");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);

@@ -653,7 +653,9 @@ impl Adapter {
             .append(data)
             .await
             .map_err(|e| client_failure(e, &url))?;
-        Ok(json!({"status": 200, "offset": ack.offset.to_string(), "producerSeq": ack.seq}))
+        Ok(
+            json!({"status": 200, "offset": ack.offset.map(|o| o.to_string()), "producerSeq": ack.seq}),
+        )
     }
 
     async fn idempotent_batch(&mut self, cmd: &Value) -> Outcome {
@@ -700,7 +702,7 @@ impl Adapter {
             .close_stream(body)
             .await
             .map_err(|e| client_failure(e, &url))?;
-        Ok(json!({"status": 200, "finalOffset": ack.offset.to_string()}))
+        Ok(json!({"status": 200, "finalOffset": ack.offset.map(|o| o.to_string())}))
     }
 }
 
