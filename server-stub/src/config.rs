@@ -53,6 +53,10 @@ pub struct Config {
     /// pull-wake. Subscriptions are kept in memory.
     #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
     pub subscriptions: bool,
+    /// Run simulated agent sessions (demo-1, demo-2, ...) against this server, for
+    /// the live page at `/`; every third one's producer dies mid-turn.
+    #[arg(long, env = "GAPLESS_DEMO")]
+    pub demo: bool,
 }
 
 impl Config {
@@ -69,6 +73,7 @@ impl Config {
             auth_tokens: None,
             strict_events: false,
             subscriptions: false,
+            demo: false,
         }
     }
 

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //! - [`config`]: command-line flags.
+//! - [`demo`]: simulated agent sessions for `--demo`.
 //! - [`store`]: SQLite storage — the single group-committing writer, readers, and the
 //!   committed state live readers wait on.
 //! - [`http`]: the routes — Durable Streams under `/v1/stream/`, the session API,
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod demo;
 pub mod http;
 pub mod store;
 pub mod subscriptions;
@@ -65,6 +67,7 @@ pub struct Server {
     addr: SocketAddr,
     state: http::AppState,
     tokens: Option<Arc<http::auth::Tokens>>,
+    demo: bool,
 }
 
 impl Server {
@@ -112,6 +115,7 @@ impl Server {
             addr,
             state,
             tokens,
+            demo: config.demo,
         })
     }
 
@@ -135,6 +139,9 @@ impl Server {
     pub async fn run(self) -> Result<(), ServeError> {
         let token = self.state.shutdown.clone();
         let store = self.state.store.clone();
+        if self.demo {
+            tokio::spawn(demo::run_demo(self.url(), token.clone()));
+        }
         let app = http::router(self.state, self.tokens);
         let addr = self.addr;
         axum::serve(self.listener, app)

@@ -607,3 +607,60 @@ async fn sigterm_ends_live_reads_finishes_appends_and_exits_cleanly() {
     server.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn demo_sessions_appear_on_the_page_and_in_the_view() {
+    let dir = temp_dir("demo");
+    let server = ServerProcess::start(&dir, &["--demo"]).await;
+    let c = client();
+    let page = c.get(&server.url).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page
+        .text()
+        .await
+        .expect("html")
+        .contains("gapless sessions"));
+    // The simulated agent writes demo-1 through the native producer; its view, folded
+    // by the core reducer on the server, moves from running to completed.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen_running = false;
+    loop {
+        let r = c
+            .get(format!("{}/api/sessions/demo-1/view", server.url))
+            .send()
+            .await
+            .expect("view");
+        if r.status() == StatusCode::OK {
+            let v: Value = r.json().await.expect("json");
+            match v["status"]["state"].as_str() {
+                Some("running") | Some("initializing") => seen_running = true,
+                Some("pending") => {}
+                Some("completed") => {
+                    assert!(v["view"]["turns"].as_array().is_some_and(|t| t.len() == 4));
+                    assert_eq!(v["view"]["files"][0]["path"], "server/src/history.rs");
+                    break;
+                }
+                other => panic!("unexpected status {other:?}"),
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "demo-1 completes within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(seen_running, "the view was live while the session ran");
+    let list: Value = c
+        .get(format!("{}/api/sessions", server.url))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    assert!(list["sessions"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|x| x["id"] == "demo-1")));
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}

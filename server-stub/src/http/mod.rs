@@ -88,6 +88,9 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
             get(session::get_events).post(session::post_events),
         )
         .route("/api/sessions/{id}/stream", get(session::stream))
+        .route("/api/sessions/{id}/view", get(session::view))
+        .route("/api/sessions", get(session::list))
+        .route("/", get(demo_page))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(state);
@@ -95,6 +98,11 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
         router = router.layer(middleware::from_fn_with_state(tokens, auth::require));
     }
     router.layer(middleware::from_fn(cors_and_security))
+}
+
+/// The live session page.
+async fn demo_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../assets/index.html"))
 }
 
 async fn not_found() -> ApiError {

@@ -330,6 +330,65 @@ pub(super) async fn get_events(
     .into_response())
 }
 
+/// `GET /api/sessions`: every session, by id.
+pub(super) async fn list(State(state): State<AppState>) -> Response {
+    let mut sessions: Vec<Value> = state
+        .store
+        .shared()
+        .paths()
+        .into_iter()
+        .filter_map(|p| p.strip_prefix("sessions/").map(str::to_owned))
+        .filter_map(|id| {
+            let meta = state.store.shared().get(&format!("sessions/{id}"))?.meta();
+            (!meta.deleted).then(
+                || json!({"id": id, "nextOffset": format_offset(meta.tail), "closed": meta.closed}),
+            )
+        })
+        .collect();
+    sessions.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    Json(json!({ "sessions": sessions })).into_response()
+}
+
+/// The query of `GET .../view`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ViewQuery {
+    stall_after_ms: Option<u64>,
+}
+
+/// `GET /api/sessions/{id}/view`: the session folded by gapless-core's reducer, with
+/// its status evaluated now (so a silent running session reads "stalled").
+pub(super) async fn view(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Response, SessionError> {
+    let path = session_path(&id)?;
+    let (_, meta) = live_session(&state, &path)?;
+    let stall_after = std::time::Duration::from_millis(q.stall_after_ms.unwrap_or(60_000).max(1));
+    let mut view = gapless_core::session::SessionView::new(stall_after);
+    let now = gapless_core::Time::from_millis(now_ms());
+    let mut from = 0;
+    while from < meta.tail {
+        let chunk = state
+            .store
+            .read(Arc::clone(&meta), from, meta.tail, 1 << 20)
+            .await
+            .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
+        for (i, m) in messages(&chunk).iter().enumerate() {
+            if let Ok(mut envelope) = Envelope::from_json(m.get()) {
+                envelope.offset =
+                    gapless_core::Offset::parse(&format_offset(from + i as u64 + 1)).ok();
+                view.apply(&envelope, now);
+            }
+        }
+        if chunk.next <= from {
+            break;
+        }
+        from = chunk.next;
+    }
+    Ok(Json(view.snapshot(now)).into_response())
+}
+
 /// The query of `GET .../stream`.
 #[derive(Debug, Deserialize)]
 pub(super) struct StreamQuery {
