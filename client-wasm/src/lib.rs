@@ -1,5 +1,28 @@
-//! Browser driver (wasm-bindgen + gloo-net) of the gapless resume state machine, with a JavaScript API.
+//! gapless-wasm: the browser client of gapless.
 //!
-//! Not implemented yet: this crate is an empty member of the workspace so that the
-//! layout is in place. It exports nothing.
+//! It drives `gapless-core`'s resume state machine with `fetch` (gloo-net): SSE is
+//! read from a streamed `fetch` body by the core's SSE decoder — so `Authorization`
+//! and other headers work, which the browser's `EventSource` cannot send — with
+//! long-poll as an option and automatic fallback. Reconnection, deduplication,
+//! backoff, closure and continuity-lost all come from the core.
+//!
+//! JavaScript API (see `js/index.d.ts`): `GaplessStream` (`for await`, `subscribe`,
+//! `close`), `GaplessSession` (typed events and a session view), `GaplessProducer`.
+//! Errors are JavaScript `Error`s with a stable `code`.
+//!
+//! # Layout
+//! - [`driver`]: the loop that runs the resume machine on the browser's event loop.
+//! - [`transport`]: one `fetch` with an abort signal and a chunked body reader.
+//! - [`stream`], [`producer`]: the exported JavaScript classes.
+//! - [`options`], [`error`]: JavaScript options in, coded errors out.
 #![forbid(unsafe_code)]
+
+pub mod driver;
+pub mod error;
+pub mod options;
+pub mod producer;
+pub mod stream;
+pub mod transport;
+
+pub use producer::GaplessProducer;
+pub use stream::{GaplessSession, GaplessStream};

@@ -1,0 +1,132 @@
+// TypeScript declarations of gapless-wasm.
+
+/** Loads the WebAssembly module; call (and await) once before anything else. */
+export default function init(input?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<unknown>;
+export { init };
+
+/** Options of a stream or session read. */
+export interface ReadOptions {
+  /** Start offset: "-1" (default) is the beginning, "now" the tail. */
+  offset?: string;
+  /** Headers sent on every request (Authorization works: reads use fetch). */
+  headers?: Record<string, string>;
+  /** Live mode after catching up: "sse" (default), "long-poll", or false (history only). */
+  live?: "sse" | "long-poll" | false;
+}
+
+/** A stable error code on every Error the package throws or rejects with. */
+export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "NETWORK";
+export interface GaplessError extends Error { code: ErrorCode; status?: number }
+
+export type StreamUpdate =
+  | { type: "batch"; messages?: unknown[]; bytes?: Uint8Array; offset: string; upToDate: boolean }
+  | { type: "up-to-date"; offset: string }
+  | { type: "closed"; offset: string };
+
+export class GaplessStream implements AsyncIterable<StreamUpdate> {
+  constructor(url: string, options?: ReadOptions);
+  /** The next update, or null once the stream has ended (after "closed"). */
+  next(): Promise<StreamUpdate | null>;
+  /** Stops reading; aborts the request in flight. */
+  close(): void;
+  [Symbol.asyncIterator](): AsyncIterator<StreamUpdate>;
+  /** Calls back with each update (null at the end) or an error; returns an unsubscribe function. */
+  subscribe(callback: (error: GaplessError | null, update: StreamUpdate | null) => void): () => void;
+}
+
+interface Ids { taskId: string; sessionId: string }
+/** Every session event kind, as a discriminated union on `type`. */
+export type SessionEvent = { channel: string; timestamp?: number } & (
+  | { type: "container-agent:status"; data: Ids & { stage: "initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running" | string; message: string } }
+  | { type: "container-agent:started"; data: Ids & { model: string; maxTurns: number; sandboxProvider?: string; sandboxContainerId?: string } }
+  | { type: "container-agent:token"; data: Ids & { delta: string } }
+  | { type: "container-agent:turn"; data: Ids & { turn: number; maxTurns: number; remaining: number } }
+  | { type: "container-agent:tool:start"; data: Ids & { toolName: string; toolId: string; input: Record<string, unknown> } }
+  | { type: "container-agent:tool:result"; data: Ids & { toolName: string; toolId: string; result: string; isError: boolean; durationMs: number } }
+  | { type: "container-agent:message"; data: Ids & { role: "user" | "assistant" | "system"; content: string } }
+  | { type: "container-agent:complete"; data: Ids & { status: "completed" | "turn_limit" | "cancelled"; turnCount: number; result?: string } }
+  | { type: "container-agent:error"; data: Ids & { error: string; code?: string; turnCount: number } }
+  | { type: "container-agent:cancelled"; data: Ids & { turnCount: number } }
+  | { type: "container-agent:plan_ready"; data: Ids & { plan: string; turnCount: number; sdkSessionId: string; allowedPrompts?: { tool: "Bash"; prompt: string }[] } }
+  | { type: "container-agent:task-update-failed"; data: Ids & { error: string; attemptedStatus: string } }
+  | { type: "container-agent:worktree"; data: Ids & { worktreeId: string; branch: string; containerPath: string } }
+  | { type: "container-agent:file_changed"; data: Ids & { path: string; action: "create" | "modify" | "delete"; toolName: string; additions?: number; deletions?: number } }
+  | { type: "plan:started"; data: { sessionId: string; taskId: string; codespaceId: string } }
+  | { type: "plan:turn"; data: { sessionId: string; turnId: string; role: "user" | "assistant"; content: string } }
+  | { type: "plan:token"; data: { sessionId: string; delta: string } }
+  | { type: "plan:interaction"; data: { sessionId: string; interactionId: string; questions: { question: string; header: string; options: { label: string; description: string }[]; multiSelect: boolean }[] } }
+  | { type: "plan:completed"; data: { sessionId: string; issueUrl?: string; issueNumber?: number } }
+  | { type: "plan:error"; data: { sessionId: string; error: string; code?: string } }
+  | { type: "plan:cancelled"; data: { sessionId: string } }
+  | { type: "sandbox:creating"; data: { sandboxId: string; codespaceId?: string; image: string } }
+  | { type: "sandbox:ready"; data: { sandboxId: string; codespaceId?: string; containerId: string } }
+  | { type: "sandbox:idle"; data: { sandboxId: string; codespaceId?: string; idleSince: number; timeoutMinutes: number } }
+  | { type: "sandbox:stopping"; data: { sandboxId: string; codespaceId?: string; reason: "idle_timeout" | "manual" | "error" } }
+  | { type: "sandbox:stopped"; data: { sandboxId: string; codespaceId?: string } }
+  | { type: "sandbox:error"; data: { sandboxId: string; codespaceId?: string; error: string; code?: string } }
+  | { type: "sandbox:tmux:created"; data: { sandboxId: string; codespaceId?: string; sessionName: string; taskId?: string } }
+  | { type: "sandbox:tmux:destroyed"; data: { sandboxId: string; codespaceId?: string; sessionName: string } }
+  | { type: "task-creation:started"; data: { sessionId: string; codespaceId: string } }
+  | { type: "task-creation:message"; data: { sessionId: string; messageId: string; role: "user" | "assistant"; content: string } }
+  | { type: "task-creation:token"; data: { sessionId: string; delta: string } }
+  | { type: "task-creation:suggestion"; data: { sessionId: string; suggestion: Suggestion } }
+  | { type: "task-creation:questions"; data: { sessionId: string; questions: { id: string; questions: { header: string; question: string; options: { label: string; description?: string }[] }[]; round: number; totalAsked: number; maxQuestions: number } } }
+  | { type: "task-creation:processing"; data: { sessionId: string; message?: string } }
+  | { type: "task-creation:completed"; data: { sessionId: string; taskId: string; suggestion: Suggestion } }
+  | { type: "task-creation:cancelled"; data: { sessionId: string } }
+  | { type: "task-creation:error"; data: { sessionId: string; error: string; code?: string } }
+  | { type: "topology:agent_spawned"; data: { agentId: string; taskId?: string; name: string; role: string; agentType?: string; parentId: string | null; sdkTaskId?: string } }
+  | { type: "topology:agent_progress"; data: { agentId: string; sdkTaskId: string; tokens: number; toolUses: number; durationMs: number; summary?: string; lastToolName?: string } }
+  | { type: "topology:agent_completed"; data: { agentId: string; sdkTaskId?: string; status: "completed" | "failed" | "stopped"; summary?: string; tokens?: number; toolUses?: number; durationMs?: number } }
+  | { type: "terraform:status"; data: { jobId: string; stage: string; message?: string } }
+  | { type: "terraform:text"; data: { jobId: string; delta: string } }
+  | { type: "terraform:modules"; data: { jobId: string; modules: Record<string, unknown>[] } }
+  | { type: "terraform:questions"; data: { jobId: string; questions: Record<string, unknown>[] } }
+  | { type: "terraform:code"; data: { jobId: string; code: string; files?: Record<string, unknown>[] } }
+  | { type: "terraform:done"; data: { jobId: string; generatedCode?: string; matchedModules?: unknown; validationResult?: unknown; generatedFiles?: unknown; usage?: { inputTokens: number; outputTokens: number } } }
+  | { type: "terraform:error"; data: { jobId: string; error: string; code?: string } }
+  | { type: string; data: unknown }
+);
+interface Suggestion { title: string; description: string; labels: string[]; priority: "high" | "medium" | "low" }
+
+export type SessionUpdate =
+  | { type: "events"; events: SessionEvent[]; offset: string }
+  | { type: "up-to-date"; offset: string }
+  | { type: "closed"; offset: string };
+
+export type SessionStatus =
+  | { state: "pending" } | { state: "running" } | { state: "turn_limit" } | { state: "cancelled" }
+  | { state: "initializing"; stage: string; message: string }
+  | { state: "completed"; result: string | null }
+  | { state: "failed"; error: string; code: string | null }
+  | { state: "stalled"; silent_ms: number };
+
+export interface SessionSnapshot {
+  status: SessionStatus;
+  view: {
+    stages: { stage: string; message: string; at: number }[];
+    model: string | null; maxTurns: number | null;
+    turns: { number: number; text: string }[];
+    messages: { role: string; content: string }[];
+    tools: { id: string; name: string; input: unknown; turn: number; result: string | null; isError: boolean; durationMs: number | null }[];
+    files: { path: string; action: string; additions: number; deletions: number }[];
+    errors: { kind: string; error: string; code: string | null }[];
+    events: number; lastOffset: string | null; lastActivity: number | null;
+  };
+}
+
+export class GaplessSession implements AsyncIterable<SessionUpdate> {
+  constructor(url: string, options?: ReadOptions & { stallAfterMs?: number });
+  next(): Promise<SessionUpdate | null>;
+  /** The view folded so far, with "stalled" evaluated now. */
+  view(): SessionSnapshot;
+  close(): void;
+  [Symbol.asyncIterator](): AsyncIterator<SessionUpdate>;
+  subscribe(callback: (error: GaplessError | null, update: SessionUpdate | null) => void): () => void;
+}
+
+export class GaplessProducer {
+  constructor(url: string, options?: { producerId?: string; contentType?: string; headers?: Record<string, string> });
+  /** Appends one message; resolves to the offset after it once durable. */
+  append(value: unknown): Promise<string | null>;
+}

@@ -1,0 +1,170 @@
+//! The browser driver of [`gapless_core::Resume`]: the same loop as the native
+//! client's — ask the machine for a request, run it with `fetch`, feed back the
+//! status, headers, body chunks, failures and time — on the browser's event loop.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use futures::channel::mpsc;
+use futures::future::{select, Either};
+use futures::SinkExt;
+use gapless_core::resume::{Config, LiveMode, Output, ReqId, Request, Resume, TransportError};
+use gapless_core::{Offset, Time};
+use gloo_timers::future::TimeoutFuture;
+
+use crate::transport::{head_of, BodyReader, Fetch};
+
+/// What the driver hands to the JavaScript side.
+pub type Item = Output;
+
+/// The driver's clock: milliseconds since it started.
+struct Clock(f64);
+
+impl Clock {
+    fn start() -> Clock {
+        Clock(js_sys::Date::now())
+    }
+
+    fn now(&self) -> Time {
+        Time::from_millis((js_sys::Date::now() - self.0).max(0.0) as u64)
+    }
+
+    /// Milliseconds from now until `t` (at least 0).
+    fn until(&self, t: Time) -> u32 {
+        t.as_millis()
+            .saturating_sub(self.now().as_millis())
+            .min(u64::from(u32::MAX)) as u32
+    }
+}
+
+/// A running subscription's handle on the driver.
+pub struct Driver {
+    /// Set to stop the loop at its next step.
+    pub stopped: Rc<Cell<bool>>,
+}
+
+/// Starts the loop for `url` from `from`; outputs go to `tx` until a final one, the
+/// receiver is dropped, or `stopped` is set.
+pub fn spawn(
+    url: String,
+    from: Offset,
+    live: LiveMode,
+    headers: Vec<(String, String)>,
+    tx: mpsc::Sender<Item>,
+) -> Driver {
+    let seed = (js_sys::Math::random() * (u64::MAX as f64)) as u64;
+    let machine = Resume::new(Config::new(url).live(live).jitter_seed(seed), from);
+    let stopped = Rc::new(Cell::new(false));
+    let flag = Rc::clone(&stopped);
+    wasm_bindgen_futures::spawn_local(drive(machine, headers, tx, flag));
+    Driver { stopped }
+}
+
+/// Sends the machine's outputs; `false` once the subscription is over.
+async fn forward(machine: &mut Resume, tx: &mut mpsc::Sender<Item>) -> bool {
+    while let Some(out) = machine.poll_output() {
+        let last = matches!(
+            out,
+            Output::Closed { .. } | Output::ContinuityLost { .. } | Output::Failed(_)
+        );
+        if tx.send(out).await.is_err() || last {
+            return false;
+        }
+    }
+    !machine.is_finished()
+}
+
+async fn drive(
+    mut machine: Resume,
+    headers: Vec<(String, String)>,
+    mut tx: mpsc::Sender<Item>,
+    stopped: Rc<Cell<bool>>,
+) {
+    let clock = Clock::start();
+    loop {
+        if stopped.get() || !forward(&mut machine, &mut tx).await {
+            return;
+        }
+        if let Some(req) = machine.poll_request() {
+            perform(&mut machine, &clock, req, &headers, &mut tx, &stopped).await;
+            continue;
+        }
+        match machine.poll_timeout() {
+            Some(t) => {
+                TimeoutFuture::new(clock.until(t)).await;
+                machine.handle_timeout(clock.now());
+            }
+            None => return,
+        }
+    }
+}
+
+fn still(machine: &Resume, id: ReqId) -> bool {
+    machine.in_flight() == Some(id)
+}
+
+/// A timer for the machine's next deadline (or one that never fires).
+fn deadline(machine: &Resume, clock: &Clock) -> TimeoutFuture {
+    match machine.poll_timeout() {
+        Some(t) => TimeoutFuture::new(clock.until(t)),
+        None => TimeoutFuture::new(u32::MAX),
+    }
+}
+
+async fn perform(
+    machine: &mut Resume,
+    clock: &Clock,
+    req: Request,
+    headers: &[(String, String)],
+    tx: &mut mpsc::Sender<Item>,
+    stopped: &Rc<Cell<bool>>,
+) {
+    let id = req.id;
+    let mut all: Vec<(String, String)> = headers.to_vec();
+    all.extend(
+        req.headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone())),
+    );
+    let fetch = Fetch::new();
+    machine.handle_sent(clock.now(), id);
+    let sent = Box::pin(fetch.send("GET", &req.url, &all, None));
+    let response = match select(sent, deadline(machine, clock)).await {
+        Either::Left((r, _)) => r,
+        Either::Right(_) => {
+            machine.handle_timeout(clock.now());
+            return;
+        }
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            machine.handle_failure(clock.now(), id, TransportError::Io(e));
+            return;
+        }
+    };
+    machine.handle_response(clock.now(), id, head_of(&response));
+    let body = BodyReader::new(&response);
+    let mut read = Box::pin(body.read());
+    loop {
+        if stopped.get() || !forward(machine, tx).await || !still(machine, id) {
+            return;
+        }
+        match select(read.as_mut(), deadline(machine, clock)).await {
+            Either::Left((Ok(Some(bytes)), _)) => {
+                machine.handle_body(clock.now(), id, &bytes);
+                read = Box::pin(body.read());
+            }
+            Either::Left((Ok(None), _)) => {
+                machine.handle_end(clock.now(), id);
+                return;
+            }
+            Either::Left((Err(e), _)) => {
+                machine.handle_failure(clock.now(), id, TransportError::Io(e));
+                return;
+            }
+            // The pending read stays: its chunk is not lost if the machine goes on.
+            Either::Right(_) => machine.handle_timeout(clock.now()),
+        }
+    }
+}

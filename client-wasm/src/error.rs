@@ -1,0 +1,74 @@
+//! JavaScript errors with a stable `code`: what every failure of the package becomes.
+
+use gapless_core::resume::StreamError;
+use wasm_bindgen::JsValue;
+
+/// The stable error codes a JavaScript caller can switch on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// The stream does not exist (404).
+    NotFound,
+    /// Credentials missing or refused (401/403).
+    Auth,
+    /// The offset is gone (410): refetch from the start.
+    ContinuityLost,
+    /// The stream is closed; nothing can be appended.
+    Closed,
+    /// The server broke the protocol, or sent undecodable data.
+    Protocol,
+    /// Another status the operation does not accept.
+    Status,
+    /// A bad argument (option, offset, header).
+    InvalidArgument,
+    /// The network failed for good.
+    Network,
+}
+
+impl Code {
+    /// The code's spelling in JavaScript.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NotFound => "NOT_FOUND",
+            Code::Auth => "AUTH",
+            Code::ContinuityLost => "CONTINUITY_LOST",
+            Code::Closed => "CLOSED",
+            Code::Protocol => "PROTOCOL",
+            Code::Status => "STATUS",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::Network => "NETWORK",
+        }
+    }
+}
+
+/// A JavaScript `Error` with `code` (and `status` when there is one).
+pub fn js_error(code: Code, message: &str, status: Option<u16>) -> JsValue {
+    let error = js_sys::Error::new(message);
+    let _ = js_sys::Reflect::set(&error, &"code".into(), &code.as_str().into());
+    if let Some(s) = status {
+        let _ = js_sys::Reflect::set(&error, &"status".into(), &JsValue::from(s));
+    }
+    error.into()
+}
+
+/// The JavaScript error of a failed subscription.
+pub fn stream_error(e: &StreamError) -> JsValue {
+    match e {
+        StreamError::NotFound => js_error(Code::NotFound, "stream not found", Some(404)),
+        StreamError::Rejected { status, message } if *status == 401 || *status == 403 => {
+            js_error(Code::Auth, message, Some(*status))
+        }
+        StreamError::Rejected { status, message } => js_error(Code::Status, message, Some(*status)),
+        other => js_error(Code::Protocol, &other.to_string(), None),
+    }
+}
+
+/// The JavaScript error of an answer with an unexpected status.
+pub fn status_error(status: u16, message: &str) -> JsValue {
+    let code = match status {
+        404 => Code::NotFound,
+        401 | 403 => Code::Auth,
+        410 => Code::ContinuityLost,
+        _ => Code::Status,
+    };
+    js_error(code, message, Some(status))
+}

@@ -1,0 +1,76 @@
+//! Reading the JavaScript options objects: `{offset, headers, live, ...}`.
+
+use gapless_core::resume::LiveMode;
+use gapless_core::Offset;
+use wasm_bindgen::JsValue;
+
+use crate::error::{js_error, Code};
+
+fn get(options: &JsValue, key: &str) -> Option<JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return None;
+    }
+    js_sys::Reflect::get(options, &key.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+/// `options.offset` (default `-1`, the start).
+pub fn offset(options: &JsValue) -> Result<Offset, JsValue> {
+    match get(options, "offset").and_then(|v| v.as_string()) {
+        None => Ok(Offset::START),
+        Some(s) => {
+            Offset::parse(&s).map_err(|e| js_error(Code::InvalidArgument, &e.to_string(), None))
+        }
+    }
+}
+
+/// `options.live`: `"sse"` (default), `"long-poll"`, or `false` (history only).
+pub fn live(options: &JsValue) -> Result<LiveMode, JsValue> {
+    match get(options, "live") {
+        None => Ok(LiveMode::Sse),
+        Some(v) if v.as_bool() == Some(false) => Ok(LiveMode::Off),
+        Some(v) => match v.as_string().as_deref() {
+            Some("sse") => Ok(LiveMode::Sse),
+            Some("long-poll") => Ok(LiveMode::LongPoll),
+            _ => Err(js_error(
+                Code::InvalidArgument,
+                "live must be \"sse\", \"long-poll\" or false",
+                None,
+            )),
+        },
+    }
+}
+
+/// `options.headers`: an object of header names to values.
+pub fn headers(options: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
+    let Some(h) = get(options, "headers") else {
+        return Ok(Vec::new());
+    };
+    let entries = js_sys::Object::entries(&h.into());
+    let mut out = Vec::new();
+    for entry in entries.iter() {
+        let pair = js_sys::Array::from(&entry);
+        match (pair.get(0).as_string(), pair.get(1).as_string()) {
+            (Some(k), Some(v)) => out.push((k, v)),
+            _ => {
+                return Err(js_error(
+                    Code::InvalidArgument,
+                    "header values must be strings",
+                    None,
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A string option.
+pub fn string(options: &JsValue, key: &str) -> Option<String> {
+    get(options, key).and_then(|v| v.as_string())
+}
+
+/// A number option.
+pub fn number(options: &JsValue, key: &str) -> Option<f64> {
+    get(options, key).and_then(|v| v.as_f64())
+}

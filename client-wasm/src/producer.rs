@@ -1,0 +1,155 @@
+//! The JavaScript producer: `new GaplessProducer(url, options)`, `append(value)`
+//! resolving once the server has committed it; idempotent-producer headers make
+//! retries after lost answers safe (exactly once).
+
+use std::rc::Rc;
+
+use futures::lock::Mutex;
+use gloo_timers::future::TimeoutFuture;
+use wasm_bindgen::prelude::*;
+
+use crate::error::{js_error, status_error, Code};
+use crate::options;
+use crate::transport::Fetch;
+
+struct State {
+    epoch: u64,
+    seq: u64,
+}
+
+/// An idempotent producer on one stream.
+#[wasm_bindgen]
+pub struct GaplessProducer {
+    url: String,
+    id: String,
+    content_type: String,
+    headers: Vec<(String, String)>,
+    state: Rc<Mutex<State>>,
+}
+
+/// Retries of one append before it fails with `NETWORK`.
+const MAX_RETRIES: u32 = 8;
+
+#[wasm_bindgen]
+impl GaplessProducer {
+    /// A producer on `url` with `{producerId?, contentType?, headers?}`; the content
+    /// type defaults to `application/json`, the id to a random one.
+    #[wasm_bindgen(constructor)]
+    pub fn new(url: &str, options: JsValue) -> Result<GaplessProducer, JsValue> {
+        let id = options::string(&options, "producerId")
+            .unwrap_or_else(|| format!("browser-{:x}", (js_sys::Math::random() * 1e15) as u64));
+        if id.is_empty() {
+            return Err(js_error(
+                Code::InvalidArgument,
+                "producerId must not be empty",
+                None,
+            ));
+        }
+        Ok(GaplessProducer {
+            url: url.to_owned(),
+            id,
+            content_type: options::string(&options, "contentType")
+                .unwrap_or_else(|| "application/json".into()),
+            headers: options::headers(&options)?,
+            // A fresh epoch per producer object fences any earlier one with this id.
+            state: Rc::new(Mutex::new(State {
+                epoch: js_sys::Date::now() as u64,
+                seq: 0,
+            })),
+        })
+    }
+
+    /// Appends one message (any JSON value for JSON streams, a string otherwise) and
+    /// resolves to the stream's offset after it once it is durable.
+    pub fn append(&self, value: JsValue) -> js_sys::Promise {
+        let json = gapless_core::wire::headers::is_json(&self.content_type);
+        let body = if json {
+            match js_sys::JSON::stringify(&value)
+                .ok()
+                .and_then(|s| s.as_string())
+            {
+                Some(text) if text.starts_with('[') => Ok(format!("[{text}]")),
+                Some(text) => Ok(text),
+                None => Err(js_error(
+                    Code::InvalidArgument,
+                    "the value cannot be JSON",
+                    None,
+                )),
+            }
+        } else {
+            value.as_string().ok_or_else(|| {
+                js_error(
+                    Code::InvalidArgument,
+                    "append a string to a non-JSON stream",
+                    None,
+                )
+            })
+        };
+        let (url, id, ct, headers, state) = (
+            self.url.clone(),
+            self.id.clone(),
+            self.content_type.clone(),
+            self.headers.clone(),
+            Rc::clone(&self.state),
+        );
+        wasm_bindgen_futures::future_to_promise(async move {
+            let body = body?;
+            let mut state = state.lock().await;
+            let mut retries = 0;
+            let mut delay = 100u32;
+            loop {
+                let mut all = headers.clone();
+                all.push(("Content-Type".into(), ct.clone()));
+                all.push(("Producer-Id".into(), id.clone()));
+                all.push(("Producer-Epoch".into(), state.epoch.to_string()));
+                all.push(("Producer-Seq".into(), state.seq.to_string()));
+                let fetch = Fetch::new();
+                let retry = match fetch.send("POST", &url, &all, Some(body.clone())).await {
+                    Err(_) => true,
+                    Ok(r) => {
+                        let header = |n: &str| r.headers().get(n);
+                        match r.status() {
+                            200 | 204 => {
+                                state.seq += 1;
+                                return Ok(header("Stream-Next-Offset")
+                                    .map_or(JsValue::NULL, JsValue::from));
+                            }
+                            403 if header("Producer-Epoch").is_some() => {
+                                let current = header("Producer-Epoch")
+                                    .and_then(|v| v.trim().parse::<u64>().ok())
+                                    .unwrap_or(state.epoch);
+                                state.epoch = current.max(state.epoch) + 1;
+                                state.seq = 0;
+                                continue;
+                            }
+                            409 if header("Stream-Closed").is_some() => {
+                                return Err(js_error(
+                                    Code::Closed,
+                                    "the stream is closed",
+                                    Some(409),
+                                ));
+                            }
+                            408 | 425 | 429 | 500..=599 => true,
+                            status => {
+                                let text = r.text().await.unwrap_or_default();
+                                return Err(status_error(status, &text));
+                            }
+                        }
+                    }
+                };
+                if retry {
+                    retries += 1;
+                    if retries > MAX_RETRIES {
+                        return Err(js_error(
+                            Code::Network,
+                            "the append failed after retries",
+                            None,
+                        ));
+                    }
+                    TimeoutFuture::new(delay).await;
+                    delay = (delay * 2).min(5000);
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,129 @@
+// The built gapless-wasm package (client-wasm/pkg) under Node, against a running
+// gapless-server whose URL is in GAPLESS_URL and which accepts the bearer token in
+// GAPLESS_TOKEN (started by scripts/test-wasm). Run with `node --test`.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const pkg = new URL("../../pkg/", import.meta.url);
+const { default: init, GaplessStream, GaplessSession, GaplessProducer } = await import(new URL("index.js", pkg));
+await init({ module_or_path: readFileSync(fileURLToPath(new URL("gapless_wasm_bg.wasm", pkg))) });
+
+const base = process.env.GAPLESS_URL;
+const headers = { Authorization: `Bearer ${process.env.GAPLESS_TOKEN}` };
+const unique = (name) => `${base}/v1/stream/wasm-${name}-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+async function create(url, contentType = "application/json") {
+  const r = await fetch(url, { method: "PUT", headers: { ...headers, "content-type": contentType } });
+  assert.ok(r.status === 201 || r.status === 200, `create ${r.status}`);
+}
+
+/** Reads {i} messages until `n` arrived, asserting each exactly once and in order. */
+async function readSequence(stream, n, onUpToDate) {
+  let next = 0;
+  let offset = null;
+  const timer = setTimeout(() => stream.close(), 30000);
+  for await (const u of stream) {
+    if (u.type === "batch") {
+      for (const m of u.messages) {
+        assert.equal(m.i, next, `message ${next} exactly once, in order`);
+        next += 1;
+      }
+      offset = u.offset;
+    } else if (u.type === "up-to-date" && onUpToDate) {
+      await onUpToDate();
+      onUpToDate = null;
+    }
+    if (next >= n) break;
+  }
+  clearTimeout(timer);
+  assert.equal(next, n, "all messages arrived");
+  return offset;
+}
+
+for (const live of ["sse", "long-poll"]) {
+  test(`history then live without gap (${live}), across server-side connection cuts`, async () => {
+    const url = unique(live);
+    await create(url);
+    const producer = new GaplessProducer(url, { producerId: `p-${live}`, headers });
+    for (let i = 0; i < 50; i++) await producer.append({ i });
+    const stream = new GaplessStream(url, { live, headers });
+    // Once caught up, keep appending for ~2.5 s: the server recycles SSE connections
+    // every second, so the stream resumes several times.
+    const writer = async () => {
+      for (let i = 50; i < 150; i++) {
+        await producer.append({ i });
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    };
+    let writing;
+    await readSequence(stream, 150, () => { writing = writer(); });
+    await writing;
+  });
+}
+
+test("headers reach the server: without the token the read fails with AUTH", async () => {
+  const url = unique("auth");
+  await create(url);
+  await assert.rejects(
+    (async () => { for await (const _ of new GaplessStream(url, { live: false })) { /* nothing */ } })(),
+    (e) => e.code === "AUTH" && e.status === 401,
+  );
+});
+
+test("a closed stream ends the iteration", async () => {
+  const url = unique("closed");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  await producer.append({ i: 0 });
+  const stream = new GaplessStream(url, { headers });
+  const seen = [];
+  const reading = (async () => { for await (const u of stream) seen.push(u.type); })();
+  await new Promise((r) => setTimeout(r, 200));
+  const r = await fetch(url, { method: "POST", headers: { ...headers, "Stream-Closed": "true" } });
+  assert.equal(r.status, 204);
+  await reading;
+  assert.equal(seen.at(-1), "closed");
+  await assert.rejects(producer.append({ i: 1 }), (e) => e.code === "CLOSED");
+});
+
+test("a stream whose data is gone surfaces CONTINUITY_LOST", async () => {
+  const source = unique("gone");
+  await create(source);
+  await new GaplessProducer(source, { headers }).append({ i: 0 });
+  const fork = unique("fork");
+  const f = await fetch(fork, { method: "PUT", headers: { ...headers, "content-type": "application/json", "Stream-Forked-From": new URL(source).pathname } });
+  assert.equal(f.status, 201);
+  assert.equal((await fetch(source, { method: "DELETE", headers })).status, 204);
+  await assert.rejects(
+    (async () => { for await (const _ of new GaplessStream(source, { headers })) { /* nothing */ } })(),
+    (e) => e.code === "CONTINUITY_LOST",
+  );
+});
+
+test("a session yields typed events and a session view, stalled when silent", async () => {
+  const url = unique("session");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  const ids = { taskId: "t", sessionId: "s" };
+  const send = (type, data) => producer.append({ type, data: { ...ids, ...data }, timestamp: Date.now() });
+  await send("container-agent:started", { model: "m", maxTurns: 2 });
+  await send("container-agent:turn", { turn: 1, maxTurns: 2, remaining: 1 });
+  await send("container-agent:token", { delta: "Hello " });
+  await send("container-agent:token", { delta: "world" });
+  await send("robot:dance", { moves: 3 });
+  const session = new GaplessSession(url, { headers, stallAfterMs: 300 });
+  const types = [];
+  for await (const u of session) {
+    if (u.type === "events") types.push(...u.events.map((e) => e.type));
+    if (u.type === "up-to-date") break;
+  }
+  assert.deepEqual(types, ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "robot:dance"]);
+  let snap = session.view();
+  assert.equal(snap.status.state, "running");
+  assert.equal(snap.view.turns[0].text, "Hello world");
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(session.view().status.state, "stalled");
+  session.close();
+});
