@@ -93,6 +93,7 @@ impl SessionSubscription {
                     }
                     Ok(Update::UpToDate { .. }) => Ok(SessionUpdate::UpToDate),
                     Ok(Update::Closed { .. }) => Ok(SessionUpdate::Closed),
+                    Ok(Update::Reconnecting { .. }) => continue,
                     Err(e) => Err(e),
                 };
                 if tx.send(out).await.is_err() {

@@ -39,6 +39,13 @@ pub enum Update {
         /// The final offset.
         offset: Offset,
     },
+    /// The connection failed; the subscription will reconnect from the last delivered
+    /// offset after a backoff. Informational (for showing connection state): nothing
+    /// is lost or repeated. Sent only when the consumer keeps up.
+    Reconnecting {
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// A live read of one stream: history from an offset, then the live tail, without gap
@@ -175,6 +182,7 @@ async fn perform(
         Err(e) => {
             debug!("request failed: {e}");
             machine.handle_failure(clock.now(), id, transport_error(&e));
+            reconnecting(tx, e.to_string());
             return;
         }
     };
@@ -200,12 +208,19 @@ async fn perform(
                 Err(e) => {
                     debug!("response body failed: {e}");
                     machine.handle_failure(clock.now(), id, transport_error(&e));
+                    reconnecting(tx, e.to_string());
                     return;
                 }
             },
             () = sleep_opt(deadline) => machine.handle_timeout(clock.now()),
         }
     }
+}
+
+/// Tells the consumer the connection dropped, unless it is behind (then it would only
+/// delay data).
+fn reconnecting(tx: &mpsc::Sender<Result<Update, Error>>, reason: String) {
+    let _ = tx.try_send(Ok(Update::Reconnecting { reason }));
 }
 
 fn still(machine: &Resume, id: ReqId) -> bool {

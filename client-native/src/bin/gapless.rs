@@ -302,6 +302,9 @@ async fn tail(
                 eprintln!("gapless: stream closed at {offset}");
                 return Ok(());
             }
+            Update::Reconnecting { reason } => {
+                eprintln!("gapless: connection lost ({reason}); reconnecting from the last offset");
+            }
             _ => {}
         }
     }
