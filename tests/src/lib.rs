@@ -143,6 +143,16 @@ impl ServerProcess {
         format!("{}/v1/stream/{path}", self.url)
     }
 
+    /// Its resident memory in KiB (from /proc), if readable.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+
     /// Sends SIGKILL and waits for the process to be gone.
     pub async fn kill9(mut self) {
         let _ = self.child.start_kill();

@@ -57,12 +57,20 @@ impl Proxy {
         let task = tokio::spawn(async move {
             let mut rng = Rng(seed | 1);
             loop {
-                let Ok((client, _)) = listener.accept().await else {
-                    return;
+                let client = match listener.accept().await {
+                    Ok((client, _)) => client,
+                    // A connection reset before it was accepted, or a momentary
+                    // shortage of descriptors: keep serving.
+                    Err(_) => {
+                        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                        continue;
+                    }
                 };
                 let conn_seed = rng.next();
                 let upstream = upstream.clone();
-                let cut_rx = cut_rx.clone();
+                // A new connection must only see cuts ordered after it was accepted.
+                let mut cut_rx = cut_rx.clone();
+                cut_rx.borrow_and_update();
                 let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {

@@ -1,0 +1,176 @@
+//! Chaos: producers and readers through a proxy that cuts connections at random
+//! points, the server killed with SIGKILL and restarted mid-run. Every reader must see
+//! every acknowledged event exactly once, in order; nothing acknowledged may be lost.
+//!
+//! Sized for CI (about ten seconds). `GAPLESS_CHAOS_SCALE=10` multiplies the events
+//! per producer for longer local runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use gapless_client::{Client, ProducerConfig, Update};
+use gapless_core::resume::{LiveMode, Payload};
+use gapless_core::Offset;
+use gapless_tests::proxy::Proxy;
+use gapless_tests::reading::json_stream;
+use gapless_tests::{temp_dir, ServerProcess};
+use serde_json::{json, Value};
+
+const PRODUCERS: u64 = 4;
+const READERS: usize = 6;
+
+/// Reads the shared stream until `total` messages arrived; checks each producer's
+/// sequence arrives exactly once and in order, and offsets only grow.
+async fn read_all(client: Client, url: String, live: LiveMode, total: u64) -> u64 {
+    let mut sub = client.stream(&url).subscribe_with(Offset::START, live);
+    let mut next: HashMap<u64, u64> = HashMap::new();
+    let mut seen = 0u64;
+    let mut last: Option<Offset> = None;
+    let mut progress_at = tokio::time::Instant::now();
+    while seen < total {
+        assert!(
+            progress_at.elapsed() < Duration::from_secs(60),
+            "reader made no progress for 60 s at {seen} of {total} ({live:?})"
+        );
+        match tokio::time::timeout(Duration::from_secs(60), sub.next()).await {
+            Ok(Some(Ok(Update::Batch(batch)))) => {
+                if let Some(prev) = &last {
+                    assert!(
+                        prev < &batch.next_offset,
+                        "offsets grow: {prev} then {}",
+                        batch.next_offset
+                    );
+                }
+                last = Some(batch.next_offset.clone());
+                let Payload::Json(messages) = &batch.payload else {
+                    panic!("JSON")
+                };
+                for m in messages {
+                    let v: Value = serde_json::from_str(m.get()).expect("json");
+                    let (p, i) = (v["p"].as_u64().expect("p"), v["i"].as_u64().expect("i"));
+                    let expected = next.entry(p).or_insert(0);
+                    assert_eq!(
+                        i, *expected,
+                        "producer {p}: event {expected} exactly once, in order ({live:?})"
+                    );
+                    *expected += 1;
+                    seen += 1;
+                    progress_at = tokio::time::Instant::now();
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(e))) => panic!("reader failed: {e}"),
+            Ok(None) => panic!("reader ended at {seen}"),
+            Err(_) => panic!("reader stuck at {seen} of {total} ({live:?})"),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
+    let scale: u64 = std::env::var("GAPLESS_CHAOS_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let per_producer = 150 * scale;
+    let total = PRODUCERS * per_producer;
+    let dir = temp_dir("chaos");
+    let server =
+        ServerProcess::start(&dir, &["--durability", "normal", "--sse-max-age-s", "2"]).await;
+    let addr = server.addr().to_owned();
+    let proxy = Proxy::start(&addr, 40, 2026).await;
+    let direct = Client::new().expect("client");
+    json_stream(&direct, &server.stream("shared")).await;
+    let flaky = Client::builder()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let url = format!("{}/v1/stream/shared", proxy.url());
+
+    // Readers: half SSE, half long-poll; every other one joins a second later.
+    let mut readers = Vec::new();
+    for r in 0..READERS {
+        let (client, url) = (flaky.clone(), url.clone());
+        let live = if r % 2 == 0 {
+            LiveMode::Sse
+        } else {
+            LiveMode::LongPoll
+        };
+        readers.push(tokio::spawn(async move {
+            if r % 4 >= 2 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            read_all(client, url, live, total).await
+        }));
+    }
+    // Producers: idempotent, through the proxy, some events awaited, most queued.
+    let written = Arc::new(AtomicU64::new(0));
+    let mut producers = Vec::new();
+    for p in 0..PRODUCERS {
+        let stream = flaky.stream(&url);
+        let written = Arc::clone(&written);
+        producers.push(tokio::spawn(async move {
+            let producer = stream.producer(ProducerConfig::new(
+                format!("chaos-{p}"),
+                "application/json",
+            ));
+            for i in 0..per_producer {
+                let event = json!({"p": p, "i": i});
+                if i % 10 == 0 {
+                    producer.append_json(&event).await.expect("append");
+                } else {
+                    producer.push_json(&event).await.expect("push");
+                }
+                // Paced so that the run spans the kill below.
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                written.fetch_add(1, Ordering::Relaxed);
+            }
+            producer.flush().await.expect("flush");
+        }));
+    }
+    // Mid-run: kill -9 and restart on the same data directory and port.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let before_kill = written.load(Ordering::Relaxed);
+    assert!(
+        before_kill > 0 && before_kill < total,
+        "the kill lands mid-run ({before_kill} of {total} written)"
+    );
+    proxy.cut_all();
+    server.kill9().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let server = ServerProcess::start_on(
+        &dir,
+        &addr,
+        &["--durability", "normal", "--sse-max-age-s", "2"],
+    )
+    .await;
+
+    for p in producers {
+        p.await.expect("producer");
+    }
+    for r in readers {
+        assert_eq!(r.await.expect("reader"), total);
+    }
+    assert!(proxy.cuts() > 0, "connections were cut");
+    // After the restart nothing acknowledged is missing: a direct catch-up read
+    // returns exactly `total` events.
+    let mut sub = direct
+        .stream(server.stream("shared"))
+        .subscribe_with(Offset::START, LiveMode::Off);
+    let mut count = 0u64;
+    while let Some(u) = sub.next().await {
+        if let Update::Batch(b) = u.expect("read") {
+            count += b.payload.len() as u64;
+        }
+    }
+    assert_eq!(count, total);
+    // Memory stays bounded (generous: the figure is measured by the benchmarks).
+    let rss = server.rss_kib().expect("rss");
+    assert!(rss < 256 * 1024, "server RSS {rss} KiB");
+    server.terminate(Duration::from_secs(10)).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
