@@ -25,9 +25,11 @@
 //!   the meaning of read responses.
 //! - [`resume`]: the resume state machine (catch-up → live, dedupe, reconnect, backoff).
 //! - [`session`]: the session view reducer a UI renders.
+//! - [`fuzz_checks`]: parser properties shared by the fuzz targets and their replay.
 #![forbid(unsafe_code)]
 
 pub mod event;
+pub mod fuzz_checks;
 pub mod offset;
 pub mod resume;
 pub mod session;
