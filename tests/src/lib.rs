@@ -82,6 +82,25 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Waits (30 s at most) for the child to print `<prefix><url>` and returns the URL;
+/// its stdout is then drained in the background so it never blocks on a full pipe.
+pub(crate) async fn listening_url(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix(prefix) {
+                return url.trim().to_owned();
+            }
+        }
+        panic!("the process exited before printing {prefix:?}");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {prefix:?} within 30 s"));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    url
+}
+
 /// A running `gapless-server` process.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -112,20 +131,7 @@ impl ServerProcess {
             .kill_on_drop(true)
             .spawn()
             .expect("gapless-server starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("gapless-server listening on ") {
-                    return url.trim().to_owned();
-                }
-            }
-            panic!("gapless-server exited before listening");
-        })
-        .await
-        .expect("gapless-server listens within 30 s");
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = listening_url(&mut child, "gapless-server listening on ").await;
         ServerProcess {
             child,
             url,

@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::workspace_root;
@@ -51,19 +49,7 @@ impl NodePeer {
             .kill_on_drop(true)
             .spawn()
             .expect("node starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let url = tokio::time::timeout(Duration::from_secs(30), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(url) = line.strip_prefix("peer listening on ") {
-                    return url.trim().to_owned();
-                }
-            }
-            panic!("the Node peer exited before listening");
-        })
-        .await
-        .expect("the Node peer listens within 30 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = crate::listening_url(&mut child, "peer listening on ").await;
         NodePeer { _child: child, url }
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gapless_core::event::{Channel, Envelope, EventError};
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::time::Instant;
 
 use super::headers as h;
-use super::sse::{current_meta, keep_alive, wait, Wake};
+use super::sse::{current_meta, event_stream, keep_alive, wait, Wake};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
@@ -421,15 +421,7 @@ pub(super) async fn stream(
         let chunk = feed.next().await?;
         Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
     });
-    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
-    let hm = response.headers_mut();
-    hm.insert(
-        "content-type",
-        HeaderValue::from_static("text/event-stream"),
-    );
-    hm.insert("cache-control", HeaderValue::from_static("no-cache"));
-    hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    Ok(response)
+    Ok(event_stream(Body::from_stream(stream), false))
 }
 
 struct SessionFeed {

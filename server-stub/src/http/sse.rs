@@ -76,7 +76,16 @@ pub(super) fn respond(
         let chunk = feed.next().await?;
         Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
     });
-    let mut response = (StatusCode::OK, Body::from_stream(stream)).into_response();
+    event_stream(
+        Body::from_stream(stream),
+        matches!(encoding, Encoding::Base64),
+    )
+}
+
+/// A `text/event-stream` response around `body`, unbuffered by proxies; `base64`
+/// adds the §5.8 data-encoding header.
+pub(super) fn event_stream(body: Body, base64: bool) -> Response {
+    let mut response = (StatusCode::OK, body).into_response();
     let hm = response.headers_mut();
     hm.insert(
         "content-type",
@@ -84,7 +93,7 @@ pub(super) fn respond(
     );
     hm.insert("cache-control", HeaderValue::from_static("no-cache"));
     hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if matches!(encoding, Encoding::Base64) {
+    if base64 {
         hm.insert(
             "stream-sse-data-encoding",
             HeaderValue::from_static("base64"),

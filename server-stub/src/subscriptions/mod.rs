@@ -327,17 +327,8 @@ impl Registry {
         sub.wake_id = None;
         sub.holder = None;
         sub.snapshot.clear();
-        if pending(state, sub) {
-            let trigger = sub
-                .links
-                .iter()
-                .find(|(p, l)| tail_of(state, p) > l.acked)
-                .map(|(p, _)| p.clone())
-                .unwrap_or_default();
-            Some(self.create_wake(state, sub, &trigger))
-        } else {
-            None
-        }
+        let trigger = pending_stream(state, sub)?;
+        Some(self.create_wake(state, sub, &trigger))
     }
 
     /// Expires the wake of `generation` after the lease, unless it moved on.
@@ -367,7 +358,15 @@ impl Registry {
 
 /// Whether any linked stream has data past its acknowledged offset.
 fn pending(state: &AppState, sub: &Sub) -> bool {
-    sub.links.iter().any(|(p, l)| tail_of(state, p) > l.acked)
+    pending_stream(state, sub).is_some()
+}
+
+/// The first linked stream with data past its acknowledged offset.
+fn pending_stream(state: &AppState, sub: &Sub) -> Option<String> {
+    sub.links
+        .iter()
+        .find(|(p, l)| tail_of(state, p) > l.acked)
+        .map(|(p, _)| p.clone())
 }
 
 /// The streams of a subscription as deliveries and claims list them.

@@ -442,12 +442,7 @@ fn claim(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> 
             return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to do");
         }
         if sub.wake_id.is_none() {
-            let trigger = sub
-                .links
-                .iter()
-                .find(|(p, l)| tail_of(state, p) > l.acked)
-                .map(|(p, _)| p.clone())
-                .unwrap_or_default();
+            let trigger = super::pending_stream(state, sub).unwrap_or_default();
             work = Some(registry.create_wake(state, sub, &trigger));
         }
         sub.holder = Some(worker.to_owned());
