@@ -55,3 +55,22 @@ pub async fn expect_sequence(sub: &mut Subscription, n: u64, limit: Duration) ->
     .unwrap_or_else(|_| panic!("only {next} of {n} messages within {limit:?}"));
     last
 }
+
+/// Reads until [`Update::Closed`] (10 s at most), failing on any data after the end,
+/// checks nothing follows it, and returns the final offset.
+pub async fn expect_closed(sub: &mut Subscription) -> Offset {
+    let end = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match sub.next().await {
+                Some(Ok(Update::Closed { offset })) => return offset,
+                Some(Ok(Update::Batch(b))) => panic!("unexpected data after the end: {b:?}"),
+                Some(Ok(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert!(sub.next().await.is_none(), "nothing after Closed");
+    end
+}

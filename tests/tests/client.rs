@@ -5,11 +5,11 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, Error, ProducerConfig, Update};
+use gapless_client::{Client, Error, ProducerConfig};
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
-use gapless_tests::reading::{expect_sequence, json_stream};
+use gapless_tests::reading::{expect_closed, expect_sequence, json_stream};
 use gapless_tests::{temp_dir, ServerProcess};
 use serde_json::Value;
 
@@ -53,20 +53,7 @@ async fn history_then_live_without_gap_while_a_producer_writes() {
     // Closing the stream ends both subscriptions with Closed, and nothing more.
     stream.close().await.expect("close");
     for sub in [&mut sse, &mut long_poll] {
-        let end = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match sub.next().await {
-                    Some(Ok(Update::Closed { offset })) => return offset,
-                    Some(Ok(Update::Batch(b))) => panic!("unexpected data after the end: {b:?}"),
-                    Some(Ok(_)) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        })
-        .await
-        .expect("closed in time");
-        assert_eq!(end, a);
-        assert!(sub.next().await.is_none(), "nothing after Closed");
+        assert_eq!(expect_closed(sub).await, a);
     }
     server.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);

@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use gapless_client::{Client, ProducerConfig, Update};
+use gapless_client::{Client, ProducerConfig};
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::peer::NodePeer;
 use gapless_tests::proxy::Proxy;
-use gapless_tests::reading::{expect_sequence, json_stream};
+use gapless_tests::reading::{expect_closed, expect_sequence, json_stream};
 use serde_json::json;
 
 #[tokio::test]
@@ -39,19 +38,7 @@ async fn history_then_live_and_closure_against_the_node_server() {
     assert_eq!(info.next_offset, a);
     stream.close().await.expect("close");
     for sub in [&mut sse, &mut long_poll] {
-        let end = tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match sub.next().await {
-                    Some(Ok(Update::Closed { offset })) => return offset,
-                    Some(Ok(Update::Batch(b))) => panic!("unexpected data after the end: {b:?}"),
-                    Some(Ok(_)) => {}
-                    other => panic!("unexpected {other:?}"),
-                }
-            }
-        })
-        .await
-        .expect("closed in time");
-        assert_eq!(end, a);
+        assert_eq!(expect_closed(sub).await, a);
     }
 }
 
