@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`config`]: command-line flags.
 //! - [`demo`]: simulated agent sessions for `--demo`.
+//! - [`fuzz_checks`]: the request-parsing property the fuzz target and its replay check.
 //! - [`store`]: SQLite storage — the single group-committing writer, readers, and the
 //!   committed state live readers wait on.
 //! - [`http`]: the routes — Durable Streams under `/v1/stream/`, the session API,
@@ -25,6 +26,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod fuzz_checks;
 pub mod http;
 pub mod store;
 pub mod subscriptions;
@@ -60,6 +62,49 @@ pub enum ServeError {
     },
 }
 
+/// Opens the storage and assembles what the handlers share (and the token list).
+fn build_state(
+    config: &Config,
+    addr: SocketAddr,
+) -> Result<(http::AppState, Option<Arc<http::auth::Tokens>>), ServeError> {
+    let tokens = match &config.auth_tokens {
+        Some(path) => Some(Arc::new(http::auth::Tokens::load(path)?)),
+        None => None,
+    };
+    let store = store::Store::open(
+        (!config.memory).then_some(config.data_dir.as_path()),
+        config.durability,
+    )?;
+    let subscriptions = if config.subscriptions {
+        Some(Arc::new(
+            subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
+        ))
+    } else {
+        None
+    };
+    let state = http::AppState {
+        store,
+        subscriptions,
+        base_url: Arc::from(format!("http://{addr}")),
+        config: Arc::new(http::Settings {
+            long_poll_timeout: config.long_poll_timeout(),
+            sse_max_age: config.sse_max_age(),
+            max_body_bytes: config.max_body_bytes,
+            strict_events: config.strict_events,
+        }),
+        shutdown: CancellationToken::new(),
+    };
+    Ok((state, tokens))
+}
+
+/// The server's routes as an axum [`Router`](axum::Router), without binding a socket:
+/// to embed gapless in another service, or to drive it in-process (tests, fuzzing).
+/// Must be called inside a tokio runtime.
+pub fn app(config: &Config) -> Result<axum::Router, ServeError> {
+    let (state, tokens) = build_state(config, config.bind)?;
+    Ok(http::router(state, tokens))
+}
+
 /// A bound, not yet running server.
 #[derive(Debug)]
 pub struct Server {
@@ -73,14 +118,6 @@ pub struct Server {
 impl Server {
     /// Opens the storage and binds the address.
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
-        let tokens = match &config.auth_tokens {
-            Some(path) => Some(Arc::new(http::auth::Tokens::load(path)?)),
-            None => None,
-        };
-        let store = store::Store::open(
-            (!config.memory).then_some(config.data_dir.as_path()),
-            config.durability,
-        )?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|source| ServeError::Io {
@@ -91,25 +128,7 @@ impl Server {
             addr: config.bind,
             source,
         })?;
-        let subscriptions = if config.subscriptions {
-            Some(Arc::new(
-                subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
-            ))
-        } else {
-            None
-        };
-        let state = http::AppState {
-            store,
-            subscriptions,
-            base_url: Arc::from(format!("http://{addr}")),
-            config: Arc::new(http::Settings {
-                long_poll_timeout: config.long_poll_timeout(),
-                sse_max_age: config.sse_max_age(),
-                max_body_bytes: config.max_body_bytes,
-                strict_events: config.strict_events,
-            }),
-            shutdown: CancellationToken::new(),
-        };
+        let (state, tokens) = build_state(&config, addr)?;
         Ok(Server {
             listener,
             addr,

@@ -144,7 +144,17 @@ impl Writer {
                 last_sweep = std::time::Instant::now();
             }
             if !group.is_empty() || sweep {
-                self.commit_group(group, sweep);
+                // A bug must cost one group its answers, not the server its writer.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    self.commit_group(group, sweep);
+                }));
+                if outcome.is_err() {
+                    error!("the writer panicked; the group was rolled back");
+                    let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = c.execute_batch("ROLLBACK");
+                    drop(c);
+                    self.restore();
+                }
             }
             if let Some(tx) = shutdown {
                 let _ = tx.send(());
@@ -691,7 +701,10 @@ fn same_config(
             if meta.forked_from != Some(source.id) {
                 return Err("the stream exists, but not as a fork of that source".into());
             }
-            let at = fork.offset.unwrap_or(source.tail) + fork.sub_offset.unwrap_or(0);
+            let at = fork
+                .offset
+                .unwrap_or(source.tail)
+                .saturating_add(fork.sub_offset.unwrap_or(0));
             if fork.offset.is_some() && at != meta.fork_at {
                 return Err("the fork exists at another offset".into());
             }
