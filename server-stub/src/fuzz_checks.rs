@@ -55,6 +55,9 @@ pub fn request(data: &[u8]) {
             panic!("no answer within 5 s");
         };
         let status = response.status();
-        assert!(!status.is_server_error(), "{method} {target} answered {status}");
+        assert!(
+            !status.is_server_error(),
+            "{method} {target} answered {status}"
+        );
     });
 }
