@@ -46,8 +46,19 @@ impl Rng {
 
 impl Proxy {
     /// Proxies to `upstream` (host:port), cutting `cut_per_mille`/1000 of the
-    /// connections somewhere in the server's answer; `seed` makes it repeatable.
+    /// pieces of the server's answers part-way; `seed` makes it repeatable.
     pub async fn start(upstream: &str, cut_per_mille: u64, seed: u64) -> Proxy {
+        Self::with_stalls(upstream, cut_per_mille, 0, seed).await
+    }
+
+    /// Like [`Proxy::start`], and also holds `stall_per_mille`/1000 of the pieces
+    /// back for 0.1 to 1.5 s before forwarding them.
+    pub async fn with_stalls(
+        upstream: &str,
+        cut_per_mille: u64,
+        stall_per_mille: u64,
+        seed: u64,
+    ) -> Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
         let addr = listener.local_addr().expect("addr");
         let (cut_all, cut_rx) = watch::channel(0u64);
@@ -74,7 +85,12 @@ impl Proxy {
                 let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
-                        pump(client, server, (cut_per_mille, conn_seed), cut_rx, counter).await;
+                        let faults = Faults {
+                            cut_per_mille,
+                            stall_per_mille,
+                            seed: conn_seed,
+                        };
+                        pump(client, server, faults, cut_rx, counter).await;
                     }
                 });
             }
@@ -103,10 +119,18 @@ impl Proxy {
     }
 }
 
+/// What one connection suffers.
+#[derive(Clone, Copy, Debug)]
+struct Faults {
+    cut_per_mille: u64,
+    stall_per_mille: u64,
+    seed: u64,
+}
+
 async fn pump(
     client: TcpStream,
     server: TcpStream,
-    (cut_per_mille, seed): (u64, u64),
+    faults: Faults,
     mut cut_all: watch::Receiver<u64>,
     cuts: Arc<AtomicU64>,
 ) {
@@ -119,14 +143,18 @@ async fn pump(
         let _ = sw.shutdown().await;
     };
     let downstream = async move {
-        let mut rng = Rng(seed | 1);
+        let mut rng = Rng(faults.seed | 1);
         let mut buf = vec![0u8; 16 * 1024];
         loop {
             let n = match sr.read(&mut buf).await {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => n,
             };
-            if rng.next() % 1000 < cut_per_mille {
+            if rng.next() % 1000 < faults.stall_per_mille {
+                let pause = 100 + rng.next() % 1400;
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            if rng.next() % 1000 < faults.cut_per_mille {
                 let keep = (rng.next() % n as u64) as usize;
                 let _ = cw.write_all(&buf[..keep]).await;
                 return true;

@@ -1,5 +1,5 @@
 //! Chaos: producers and readers through a proxy that cuts connections at random
-//! points, the server killed with SIGKILL and restarted mid-run. Every reader must see
+//! points and stalls some, the server killed with SIGKILL and restarted mid-run. Every reader must see
 //! every acknowledged event exactly once, in order; nothing acknowledged may be lost.
 //!
 //! Sized for CI (about ten seconds). `GAPLESS_CHAOS_SCALE=10` multiplies the events
@@ -82,7 +82,7 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
     let server =
         ServerProcess::start(&dir, &["--durability", "normal", "--sse-max-age-s", "2"]).await;
     let addr = server.addr().to_owned();
-    let proxy = Proxy::start(&addr, 40, 2026).await;
+    let proxy = Proxy::with_stalls(&addr, 40, 20, 2026).await;
     let direct = Client::new().expect("client");
     json_stream(&direct, &server.stream("shared")).await;
     let flaky = Client::builder()
