@@ -53,6 +53,11 @@ pub struct Config {
     /// pull-wake. Subscriptions are kept in memory.
     #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
     pub subscriptions: bool,
+    /// Directory of the browser package (`scripts/build-wasm` output) served under
+    /// /pkg/ for the page at `/`, which then reads sessions in the browser through it;
+    /// without it the page shows the view the server computes.
+    #[arg(long, env = "GAPLESS_ASSETS_DIR", default_value = "client-wasm/pkg")]
+    pub assets_dir: PathBuf,
     /// Run simulated agent sessions (demo-1, demo-2, ...) against this server, for
     /// the live page at `/`; every third one's producer dies mid-turn.
     #[arg(long, env = "GAPLESS_DEMO")]
@@ -73,6 +78,7 @@ impl Config {
             auth_tokens: None,
             strict_events: false,
             subscriptions: false,
+            assets_dir: PathBuf::from("client-wasm/pkg"),
             demo: false,
         }
     }

@@ -91,6 +91,7 @@ fn build_state(
             sse_max_age: config.sse_max_age(),
             max_body_bytes: config.max_body_bytes,
             strict_events: config.strict_events,
+            assets_dir: config.assets_dir.clone(),
         }),
         shutdown: CancellationToken::new(),
     };

@@ -1,7 +1,9 @@
 // End-to-end: the live session page at `/` in headless Chromium, for sessions the
 // native client published (scripts/test-e2e runs the agent_runner example first:
 // `e2e-ok` completes, `e2e-crash` panics mid-turn under the crash guard).
-// Needs GAPLESS_URL and GAPLESS_SHOTS (where screenshots go).
+// Needs GAPLESS_URL, GAPLESS_SHOTS (where screenshots go) and GAPLESS_EXPECT_MODE:
+// "wasm" when the browser package is served (the page then reads through it),
+// "server" otherwise.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
@@ -26,6 +28,9 @@ async function open(session) {
   const errors = [];
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${base}/#${session}`);
+  await page.waitForFunction(() => document.body.dataset.mode);
+  const mode = await page.evaluate(() => document.body.dataset.mode);
+  assert.equal(mode, process.env.GAPLESS_EXPECT_MODE, "the page reads sessions the expected way");
   return { page, errors };
 }
 

@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Refuse unknown session event kinds.
     pub strict_events: bool,
+    /// Where the browser package is, for /pkg/.
+    pub assets_dir: std::path::PathBuf,
 }
 
 /// What every handler shares.
@@ -91,6 +93,7 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
         .route("/api/sessions/{id}/view", get(session::view))
         .route("/api/sessions", get(session::list))
         .route("/", get(demo_page))
+        .route("/pkg/{file}", get(package_file))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(not_found)
         .with_state(state);
@@ -103,6 +106,43 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
 /// The live session page.
 async fn demo_page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("../../assets/index.html"))
+}
+
+/// A file of the browser package (flat names only; nothing outside the directory).
+async fn package_file(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let safe = !file.starts_with('.')
+        && file
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !safe {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such file"));
+    }
+    let content_type = match file.rsplit('.').next() {
+        Some("js") => "text/javascript; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("json") => "application/json",
+        Some("ts") => "text/plain; charset=utf-8",
+        _ => return Err(ApiError::new(StatusCode::NOT_FOUND, "no such file")),
+    };
+    let bytes = tokio::fs::read(state.config.assets_dir.join(&file))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such file (is the package built?)",
+            )
+        })?;
+    let mut response = bytes.into_response();
+    response
+        .headers_mut()
+        .insert("content-type", HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
+    Ok(response)
 }
 
 async fn not_found() -> ApiError {
