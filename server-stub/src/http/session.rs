@@ -7,10 +7,9 @@
 //! - `GET /api/sessions/{id}/stream?offset=<o>`: SSE, `id:` = offset, `event:` = type;
 //!   history first, then live.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,15 +18,14 @@ use gapless_core::event::{Channel, Envelope, EventError};
 use gapless_core::sse::encode_event;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::time::Instant;
 
 use super::headers as h;
-use super::sse::{current_meta, event_stream, keep_alive, wait, Wake};
+use super::sse::{live_response, Framed, Framing};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
     format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, Live,
-    Payload, ReadFrom, StreamMeta,
+    Payload, ReadChunk, ReadFrom, StreamMeta,
 };
 
 /// Largest page `GET .../events` returns.
@@ -277,7 +275,7 @@ fn event_json(message: &str, offset: u64) -> Value {
 }
 
 /// Splits a JSON read into its messages.
-fn messages(chunk: &crate::store::ReadChunk) -> Vec<Box<serde_json::value::RawValue>> {
+fn messages(chunk: &ReadChunk) -> Vec<Box<serde_json::value::RawValue>> {
     gapless_core::wire::parse_json_batch(&chunk.json_body()).unwrap_or_default()
 }
 
@@ -311,7 +309,7 @@ pub(super) async fn get_events(
             .await
             .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
     } else {
-        crate::store::ReadChunk {
+        ReadChunk {
             next: from,
             ..Default::default()
         }
@@ -407,95 +405,55 @@ pub(super) async fn stream(
     let last_event_id = h::text(&headers, "last-event-id")?;
     let from = start(q.offset.as_deref().or(last_event_id), &meta)?;
     live.touch();
-    let feed = SessionFeed {
-        changes: live.subscribe(),
-        state: state.clone(),
+    Ok(live_response(
+        &state,
         live,
         path,
         from,
-        deadline: Instant::now() + state.config.sse_max_age,
-        caught_up_sent: false,
-        done: false,
-    };
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        let chunk = feed.next().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
-    });
-    Ok(event_stream(Body::from_stream(stream), false))
+        SessionFraming,
+        false,
+    ))
 }
 
-struct SessionFeed {
-    state: AppState,
-    live: Arc<Live>,
-    path: String,
-    from: u64,
-    deadline: Instant,
-    changes: tokio::sync::watch::Receiver<u64>,
-    caught_up_sent: bool,
-    done: bool,
+/// The session framing: one event per stored message (`id:` its offset, `event:`
+/// its type), then `up-to-date` once caught up and `closed` at the end.
+struct SessionFraming;
+
+fn offset_event(kind: &str, at: u64) -> String {
+    let mut out = String::new();
+    let data = json!({"offset": format_offset(at)}).to_string();
+    encode_event(&mut out, Some(kind), None, &data);
+    out
 }
 
-impl SessionFeed {
-    async fn next(&mut self) -> Option<String> {
-        if self.done {
-            return None;
+impl Framing for SessionFraming {
+    const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+    fn batch(&self, chunk: &ReadChunk, from: u64, _tail: u64, _closed: bool) -> Framed {
+        let mut text = String::new();
+        for (i, m) in messages(chunk).iter().enumerate() {
+            let offset = from + i as u64 + 1;
+            let event = event_json(m.get(), offset);
+            let kind = event["type"].as_str().unwrap_or("message").to_owned();
+            encode_event(
+                &mut text,
+                Some(&kind),
+                Some(&format_offset(offset)),
+                &event.to_string(),
+            );
         }
-        loop {
-            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
-                self.done = true;
-                return None;
-            };
-            if self.from < meta.tail {
-                let chunk = match self
-                    .state
-                    .store
-                    .read(Arc::clone(&meta), self.from, meta.tail, 256 * 1024)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("session stream read failed: {e}");
-                        self.done = true;
-                        return None;
-                    }
-                };
-                let mut out = String::new();
-                for (i, m) in messages(&chunk).iter().enumerate() {
-                    let offset = self.from + i as u64 + 1;
-                    let event = event_json(m.get(), offset);
-                    let kind = event["type"].as_str().unwrap_or("message").to_owned();
-                    encode_event(
-                        &mut out,
-                        Some(&kind),
-                        Some(&format_offset(offset)),
-                        &event.to_string(),
-                    );
-                }
-                self.from = chunk.next;
-                return Some(out);
-            }
-            if meta.closed {
-                self.done = true;
-                let mut out = String::new();
-                let data = json!({"offset": format_offset(self.from)}).to_string();
-                encode_event(&mut out, Some("closed"), None, &data);
-                return Some(out);
-            }
-            if !self.caught_up_sent {
-                self.caught_up_sent = true;
-                let mut out = String::new();
-                let data = json!({"offset": format_offset(self.from)}).to_string();
-                encode_event(&mut out, Some("up-to-date"), None, &data);
-                return Some(out);
-            }
-            match wait(&self.state, &mut self.changes, self.deadline).await {
-                Wake::Changed => {}
-                Wake::KeepAlive => return Some(keep_alive()),
-                Wake::End => {
-                    self.done = true;
-                    return None;
-                }
-            }
+        Framed {
+            text,
+            caught_up: false,
+            ended: false,
         }
+    }
+
+    fn end(&self, at: u64) -> String {
+        offset_event("closed", at)
+    }
+
+    fn caught_up(&self, at: u64) -> String {
+        offset_event("up-to-date", at)
     }
 }

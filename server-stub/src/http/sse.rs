@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::headers as h;
 use super::AppState;
-use crate::store::{format_offset, now_ms, Live, StreamMeta};
+use crate::store::{format_offset, now_ms, Live, ReadChunk, StreamMeta};
 
 /// Largest batch one `data` event carries.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -32,20 +32,176 @@ enum Encoding {
     Base64,
 }
 
-struct Feed {
+/// How one kind of SSE response writes what the live feed hands it.
+pub(super) trait Framing: Send + 'static {
+    /// Largest batch read from storage for one piece of the response.
+    const MAX_BATCH_BYTES: usize;
+    /// Encodes stored data `[from, chunk.next)`; `tail` and `closed` describe the
+    /// stream now.
+    fn batch(&self, chunk: &ReadChunk, from: u64, tail: u64, closed: bool) -> Framed;
+    /// The stream is closed and everything up to `at` was sent.
+    fn end(&self, at: u64) -> String;
+    /// The reader has caught up with the tail at `at`.
+    fn caught_up(&self, at: u64) -> String;
+}
+
+/// One encoded batch, and what it told the reader.
+pub(super) struct Framed {
+    /// The response text.
+    pub(super) text: String,
+    /// It carried the caught-up signal itself.
+    pub(super) caught_up: bool,
+    /// It carried the end of the stream itself: the response ends after it.
+    pub(super) ended: bool,
+}
+
+/// The part shared by every live SSE response: read committed data from `from`,
+/// hand it to the framing, say "caught up" once, wait for commits, keep alive, stop
+/// at the connection's deadline, on deletion or on shutdown.
+struct LiveFeed<F> {
     state: AppState,
     live: Arc<Live>,
     path: String,
     from: u64,
-    client_cursor: Option<String>,
-    encoding: Encoding,
     deadline: Instant,
     changes: watch::Receiver<u64>,
     caught_up_sent: bool,
     done: bool,
+    framing: F,
 }
 
-/// Starts an SSE response reading from `from`.
+impl<F: Framing> LiveFeed<F> {
+    /// The next piece of the response, or `None` to end it.
+    async fn next(&mut self) -> Option<String> {
+        if self.done {
+            return None;
+        }
+        loop {
+            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
+                self.done = true;
+                return None;
+            };
+            if self.from < meta.tail {
+                let read = self
+                    .state
+                    .store
+                    .read(Arc::clone(&meta), self.from, meta.tail, F::MAX_BATCH_BYTES)
+                    .await;
+                let chunk = match read {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::error!(path = %self.path, "live read failed: {e}");
+                        self.done = true;
+                        return None;
+                    }
+                };
+                let framed = self
+                    .framing
+                    .batch(&chunk, self.from, meta.tail, meta.closed);
+                self.from = chunk.next;
+                self.caught_up_sent = framed.caught_up;
+                self.done = framed.ended;
+                return Some(framed.text);
+            }
+            if meta.closed {
+                self.done = true;
+                return Some(self.framing.end(self.from));
+            }
+            if !self.caught_up_sent {
+                self.caught_up_sent = true;
+                return Some(self.framing.caught_up(self.from));
+            }
+            match wait(&self.state, &mut self.changes, self.deadline).await {
+                Wake::Changed => {}
+                Wake::KeepAlive => return Some(keep_alive()),
+                Wake::End => {
+                    self.done = true;
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Starts a live SSE response for `live` from `from`, written by `framing`.
+pub(super) fn live_response<F: Framing>(
+    state: &AppState,
+    live: Arc<Live>,
+    path: String,
+    from: u64,
+    framing: F,
+    base64: bool,
+) -> Response {
+    let feed = LiveFeed {
+        state: state.clone(),
+        changes: live.subscribe(),
+        live,
+        path,
+        from,
+        deadline: Instant::now() + state.config.sse_max_age,
+        caught_up_sent: false,
+        done: false,
+        framing,
+    };
+    let stream = futures::stream::unfold(feed, |mut feed| async move {
+        let chunk = feed.next().await?;
+        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
+    });
+    event_stream(Body::from_stream(stream), base64)
+}
+
+/// The Durable Streams framing (§5.8): a `data` event per batch, then a `control`
+/// event with the next offset, cursor, up-to-date and closure.
+struct Protocol {
+    client_cursor: Option<String>,
+    encoding: Encoding,
+}
+
+impl Protocol {
+    fn control(&self, at: u64, up_to_date: bool, closed: bool) -> String {
+        let control = Control {
+            stream_next_offset: Offset::parse(&format_offset(at)).unwrap_or(Offset::START),
+            stream_cursor: (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms())),
+            up_to_date,
+            stream_closed: closed,
+        };
+        let mut out = String::new();
+        encode_event(&mut out, Some("control"), None, &control.to_json());
+        out
+    }
+}
+
+impl Framing for Protocol {
+    const MAX_BATCH_BYTES: usize = MAX_EVENT_BYTES;
+
+    fn batch(&self, chunk: &ReadChunk, _from: u64, tail: u64, closed: bool) -> Framed {
+        let data = match self.encoding {
+            Encoding::Json => String::from_utf8_lossy(&chunk.json_body()).into_owned(),
+            Encoding::Text => String::from_utf8_lossy(&chunk.raw_body()).into_owned(),
+            Encoding::Base64 => encode_base64(&chunk.raw_body()),
+        };
+        let mut text = String::with_capacity(data.len() + 128);
+        encode_event(&mut text, Some("data"), None, &data);
+        let up_to_date = chunk.next >= tail;
+        let ended = closed && up_to_date;
+        text.push_str(&self.control(chunk.next, up_to_date, ended));
+        Framed {
+            text,
+            caught_up: up_to_date,
+            ended,
+        }
+    }
+
+    fn end(&self, at: u64) -> String {
+        self.control(at, true, true)
+    }
+
+    fn caught_up(&self, at: u64) -> String {
+        self.control(at, true, false)
+    }
+}
+
+/// Starts a Durable Streams SSE response reading from `from`.
 pub(super) fn respond(
     state: &AppState,
     live: Arc<Live>,
@@ -60,31 +216,17 @@ pub(super) fn respond(
     } else {
         Encoding::Base64
     };
-    let feed = Feed {
-        state: state.clone(),
-        changes: live.subscribe(),
-        live,
-        path: meta.path.clone(),
-        from,
+    let framing = Protocol {
         client_cursor: client_cursor.map(str::to_owned),
         encoding,
-        deadline: Instant::now() + state.config.sse_max_age,
-        caught_up_sent: false,
-        done: false,
     };
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        let chunk = feed.next().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
-    });
-    event_stream(
-        Body::from_stream(stream),
-        matches!(encoding, Encoding::Base64),
-    )
+    let base64 = matches!(encoding, Encoding::Base64);
+    live_response(state, live, meta.path.clone(), from, framing, base64)
 }
 
 /// A `text/event-stream` response around `body`, unbuffered by proxies; `base64`
 /// adds the §5.8 data-encoding header.
-pub(super) fn event_stream(body: Body, base64: bool) -> Response {
+fn event_stream(body: Body, base64: bool) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let hm = response.headers_mut();
     hm.insert(
@@ -104,11 +246,7 @@ pub(super) fn event_stream(body: Body, base64: bool) -> Response {
 
 /// The stream's committed metadata, if `live` is still the stream at `path` (not
 /// deleted, not replaced by a new stream of the same name).
-pub(super) fn current_meta(
-    state: &AppState,
-    path: &str,
-    live: &Arc<Live>,
-) -> Option<Arc<StreamMeta>> {
+fn current_meta(state: &AppState, path: &str, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
     let current = state.store.shared().get(path)?;
     if !Arc::ptr_eq(&current, live) {
         return None;
@@ -118,7 +256,7 @@ pub(super) fn current_meta(
 }
 
 /// Why a live feed woke up.
-pub(super) enum Wake {
+enum Wake {
     /// The stream changed: look again.
     Changed,
     /// Nothing happened for a while: send a keep-alive.
@@ -129,11 +267,7 @@ pub(super) enum Wake {
 
 /// Waits for the next commit on a stream, the keep-alive interval, the connection's
 /// deadline or shutdown, whichever comes first.
-pub(super) async fn wait(
-    state: &AppState,
-    changes: &mut watch::Receiver<u64>,
-    deadline: Instant,
-) -> Wake {
+async fn wait(state: &AppState, changes: &mut watch::Receiver<u64>, deadline: Instant) -> Wake {
     tokio::select! {
         changed = changes.changed() => if changed.is_ok() { Wake::Changed } else { Wake::End },
         () = tokio::time::sleep_until(deadline) => Wake::End,
@@ -143,81 +277,9 @@ pub(super) async fn wait(
 }
 
 /// An SSE comment that keeps an idle connection visibly alive.
-pub(super) fn keep_alive() -> String {
+fn keep_alive() -> String {
     let mut out = String::new();
     encode_comment(&mut out, "keep-alive");
     out.push('\n');
     out
-}
-
-impl Feed {
-    fn control(&self, up_to_date: bool, closed: bool) -> String {
-        let control = Control {
-            stream_next_offset: Offset::parse(&format_offset(self.from)).unwrap_or(Offset::START),
-            stream_cursor: (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms())),
-            up_to_date,
-            stream_closed: closed,
-        };
-        let mut out = String::new();
-        encode_event(&mut out, Some("control"), None, &control.to_json());
-        out
-    }
-
-    /// The next piece of the response, or `None` to end it.
-    async fn next(&mut self) -> Option<String> {
-        if self.done {
-            return None;
-        }
-        loop {
-            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
-                self.done = true;
-                return None;
-            };
-            if self.from < meta.tail {
-                let chunk = match self
-                    .state
-                    .store
-                    .read(Arc::clone(&meta), self.from, meta.tail, MAX_EVENT_BYTES)
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!("SSE read failed: {e}");
-                        self.done = true;
-                        return None;
-                    }
-                };
-                let data = match self.encoding {
-                    Encoding::Json => String::from_utf8_lossy(&chunk.json_body()).into_owned(),
-                    Encoding::Text => String::from_utf8_lossy(&chunk.raw_body()).into_owned(),
-                    Encoding::Base64 => encode_base64(&chunk.raw_body()),
-                };
-                let mut out = String::with_capacity(data.len() + 128);
-                encode_event(&mut out, Some("data"), None, &data);
-                self.from = chunk.next;
-                let up_to_date = self.from >= meta.tail;
-                let closed = meta.closed && up_to_date;
-                out.push_str(&self.control(up_to_date, closed));
-                self.caught_up_sent = up_to_date;
-                self.done = closed;
-                return Some(out);
-            }
-            if meta.closed {
-                self.done = true;
-                return Some(self.control(true, true));
-            }
-            if !self.caught_up_sent {
-                self.caught_up_sent = true;
-                return Some(self.control(true, false));
-            }
-            match wait(&self.state, &mut self.changes, self.deadline).await {
-                Wake::Changed => {}
-                Wake::KeepAlive => return Some(keep_alive()),
-                Wake::End => {
-                    self.done = true;
-                    return None;
-                }
-            }
-        }
-    }
 }

@@ -419,29 +419,36 @@ impl Store {
 
     /// Creates a stream (or confirms an identical one).
     pub async fn create(&self, req: CreateReq) -> Result<CreateOk, CreateError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Cmd::Create(req, tx))
-            .map_err(CreateError::Storage)?;
-        rx.await
-            .unwrap_or_else(|_| Err(CreateError::Storage("writer stopped".into())))
+        self.call(|tx| Cmd::Create(req, tx), CreateError::Storage)
+            .await
     }
 
     /// Appends (and possibly closes), acknowledged after the commit.
     pub async fn append(&self, req: AppendReq) -> Result<AppendOk, AppendError> {
-        let (tx, rx) = oneshot::channel();
-        self.submit(Cmd::Append(req, tx))
-            .map_err(AppendError::Storage)?;
-        rx.await
-            .unwrap_or_else(|_| Err(AppendError::Storage("writer stopped".into())))
+        self.call(|tx| Cmd::Append(req, tx), AppendError::Storage)
+            .await
     }
 
     /// Deletes a stream.
     pub async fn delete(&self, path: &str) -> Result<(), DeleteError> {
+        let path = path.to_owned();
+        self.call(|tx| Cmd::Delete(path, tx), DeleteError::Storage)
+            .await
+    }
+
+    /// Sends a command to the writer and waits for its answer; a stopped writer is
+    /// the storage error `stopped` builds.
+    async fn call<T, E>(
+        &self,
+        cmd: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Cmd,
+        stopped: fn(String) -> E,
+    ) -> Result<T, E> {
         let (tx, rx) = oneshot::channel();
-        self.submit(Cmd::Delete(path.to_owned(), tx))
-            .map_err(DeleteError::Storage)?;
+        self.tx
+            .send(cmd(tx))
+            .map_err(|_| stopped("the writer has stopped".into()))?;
         rx.await
-            .unwrap_or_else(|_| Err(DeleteError::Storage("writer stopped".into())))
+            .unwrap_or_else(|_| Err(stopped("the writer has stopped".into())))
     }
 
     /// Finishes queued writes, persists access times and stops the writer.
@@ -450,12 +457,6 @@ impl Store {
         if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
-    }
-
-    fn submit(&self, cmd: Cmd) -> Result<(), String> {
-        self.tx
-            .send(cmd)
-            .map_err(|_| "the writer has stopped".to_owned())
     }
 
     /// Reads committed positions `[from, to)` of a stream, up to about `max_bytes`

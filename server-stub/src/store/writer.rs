@@ -170,9 +170,7 @@ impl Writer {
         if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
             error!("cannot begin a transaction: {e}");
             for cmd in group {
-                if let Some(reply) = self.reject(cmd) {
-                    reply.fail("storage unavailable");
-                }
+                Self::reject(cmd, "storage unavailable");
             }
             return;
         }
@@ -243,15 +241,14 @@ impl Writer {
         }
     }
 
-    fn reject(&self, cmd: Cmd) -> Option<Reply> {
+    /// Answers a command that could not be tried with a storage error.
+    fn reject(cmd: Cmd, why: &str) {
+        let storage = || why.to_owned();
         match cmd {
-            Cmd::Create(_, tx) => Some(Reply::Create(tx, Err(CreateError::Storage(String::new())))),
-            Cmd::Append(_, tx) => Some(Reply::Append(tx, Err(AppendError::Storage(String::new())))),
-            Cmd::Delete(_, tx) => Some(Reply::Delete(tx, Err(DeleteError::Storage(String::new())))),
-            Cmd::Shutdown(tx) => {
-                let _ = tx.send(());
-                None
-            }
+            Cmd::Create(_, tx) => drop(tx.send(Err(CreateError::Storage(storage())))),
+            Cmd::Append(_, tx) => drop(tx.send(Err(AppendError::Storage(storage())))),
+            Cmd::Delete(_, tx) => drop(tx.send(Err(DeleteError::Storage(storage())))),
+            Cmd::Shutdown(tx) => drop(tx.send(())),
         }
     }
 
