@@ -377,6 +377,17 @@ impl StreamHandle {
     }
 }
 
+/// The status and headers of a response, as the core reads them.
+pub(crate) fn head_of(resp: &reqwest::Response) -> gapless_core::wire::ResponseHead {
+    let mut head = gapless_core::wire::ResponseHead::new(resp.status().as_u16());
+    for (name, value) in resp.headers() {
+        if let Ok(v) = value.to_str() {
+            head = head.with_header(name.as_str(), v);
+        }
+    }
+    head
+}
+
 fn header<'a>(resp: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok())
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gapless_core::resume::BackoffConfig;
-use gapless_core::wire::headers;
+use gapless_core::wire::{headers, AppendOutcome};
 use gapless_core::Offset;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use crate::client::StreamHandle;
+use crate::client::{head_of, StreamHandle};
 use crate::Error;
 
 /// How a [`Producer`] behaves.
@@ -319,65 +319,37 @@ impl Shared {
                     debug!("append failed, retrying the same seq: {e}");
                     true
                 }
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let header = |name: &str| {
-                        resp.headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(str::to_owned)
-                    };
-                    match status {
-                        200 | 204 => {
-                            let offset = match header(headers::STREAM_NEXT_OFFSET) {
-                                Some(o) => Some(Offset::parse(o.trim())?),
-                                None if status == 204 => None,
-                                None => {
-                                    return Err(Error::Protocol(
-                                        "append answer without Stream-Next-Offset".into(),
-                                    ))
-                                }
-                            };
-                            let ack = Ack {
-                                offset,
-                                epoch: state.epoch,
-                                seq: state.seq,
-                            };
-                            state.seq += 1;
-                            return Ok(ack);
-                        }
-                        403 if self.cfg.auto_claim && header(headers::PRODUCER_EPOCH).is_some() => {
-                            // Fenced: another producer with this id claimed a newer
-                            // epoch. Claim one above it and start its sequence.
-                            let current = header(headers::PRODUCER_EPOCH)
-                                .and_then(|v| v.trim().parse::<u64>().ok())
-                                .unwrap_or(state.epoch);
-                            warn!(epoch = current, "producer fenced; claiming a new epoch");
-                            state.epoch = current.max(state.epoch) + 1;
-                            state.seq = 0;
-                            continue;
-                        }
-                        409 if header(headers::STREAM_CLOSED).is_some() => {
-                            return Err(Error::Closed);
-                        }
-                        409 if header(headers::PRODUCER_EXPECTED_SEQ).is_some() => {
-                            let expected =
-                                header(headers::PRODUCER_EXPECTED_SEQ).unwrap_or_default();
-                            return Err(Error::Protocol(format!(
-                                "producer sequence out of step: server expects {expected}, sent {}",
-                                state.seq
-                            )));
-                        }
-                        408 | 425 | 429 | 500..=599 => true,
-                        _ => {
-                            let body = resp.text().await.unwrap_or_default();
-                            return Err(Error::from_status(
-                                status,
-                                body.chars().take(500).collect(),
-                            ));
-                        }
+                Ok(resp) => match AppendOutcome::of(&head_of(&resp), true)
+                    .map_err(|e| Error::Protocol(e.to_string()))?
+                {
+                    AppendOutcome::Accepted { next_offset } => {
+                        return Ok(self.acked(&mut state, Some(next_offset)))
                     }
-                }
+                    AppendOutcome::Duplicate { next_offset } => {
+                        return Ok(self.acked(&mut state, next_offset))
+                    }
+                    AppendOutcome::StaleEpoch { current } if self.cfg.auto_claim => {
+                        // Fenced: another producer with this id claimed a newer
+                        // epoch. Claim one above it and start its sequence.
+                        warn!(epoch = current, "producer fenced; claiming a new epoch");
+                        state.epoch = current.max(state.epoch) + 1;
+                        state.seq = 0;
+                        continue;
+                    }
+                    AppendOutcome::Closed { .. } => return Err(Error::Closed),
+                    AppendOutcome::SeqGap { expected, .. } => {
+                        return Err(Error::Protocol(format!(
+                            "producer sequence out of step: server expects {expected}, sent {}",
+                            state.seq
+                        )));
+                    }
+                    AppendOutcome::Retry { .. } => true,
+                    AppendOutcome::StaleEpoch { .. } | AppendOutcome::Rejected { .. } => {
+                        let status = resp.status().as_u16();
+                        let body = resp.text().await.unwrap_or_default();
+                        return Err(Error::from_status(status, body.chars().take(500).collect()));
+                    }
+                },
             };
             if retry {
                 retries += 1;
@@ -391,6 +363,17 @@ impl Shared {
                 delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
             }
         }
+    }
+
+    /// Records an acknowledged append: its ack, and the next sequence number.
+    fn acked(&self, state: &mut State, offset: Option<Offset>) -> Ack {
+        let ack = Ack {
+            offset,
+            epoch: state.epoch,
+            seq: state.seq,
+        };
+        state.seq += 1;
+        ack
     }
 
     fn batch_body(&self, messages: &[Vec<u8>]) -> Vec<u8> {

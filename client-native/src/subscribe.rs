@@ -12,14 +12,13 @@ use futures::Stream;
 use gapless_core::resume::{
     Batch, Config, LiveMode, Output, ReqId, Request, Resume, TransportError,
 };
-use gapless_core::wire::headers::ResponseHead;
 use gapless_core::{Offset, Time};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, trace};
 
-use crate::client::StreamHandle;
+use crate::client::{head_of, StreamHandle};
 use crate::Error;
 
 /// What a subscription yields.
@@ -186,13 +185,7 @@ async fn perform(
             return;
         }
     };
-    let mut head = ResponseHead::new(response.status().as_u16());
-    for (name, value) in response.headers() {
-        if let Ok(v) = value.to_str() {
-            head = head.with_header(name.as_str(), v);
-        }
-    }
-    machine.handle_response(clock.now(), id, head);
+    machine.handle_response(clock.now(), id, head_of(&response));
     loop {
         if !forward(machine, tx).await || !still(machine, id) {
             return;

@@ -5,12 +5,13 @@
 use std::rc::Rc;
 
 use futures::lock::Mutex;
+use gapless_core::wire::AppendOutcome;
 use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{js_error, status_error, Code};
 use crate::options;
-use crate::transport::Fetch;
+use crate::transport::{head_of, Fetch};
 
 struct State {
     epoch: u64,
@@ -106,36 +107,33 @@ impl GaplessProducer {
                 let fetch = Fetch::new();
                 let retry = match fetch.send("POST", &url, &all, Some(body.clone())).await {
                     Err(_) => true,
-                    Ok(r) => {
-                        let header = |n: &str| r.headers().get(n);
-                        match r.status() {
-                            200 | 204 => {
-                                state.seq += 1;
-                                return Ok(header("Stream-Next-Offset")
-                                    .map_or(JsValue::NULL, JsValue::from));
-                            }
-                            403 if header("Producer-Epoch").is_some() => {
-                                let current = header("Producer-Epoch")
-                                    .and_then(|v| v.trim().parse::<u64>().ok())
-                                    .unwrap_or(state.epoch);
-                                state.epoch = current.max(state.epoch) + 1;
-                                state.seq = 0;
-                                continue;
-                            }
-                            409 if header("Stream-Closed").is_some() => {
-                                return Err(js_error(
-                                    Code::Closed,
-                                    "the stream is closed",
-                                    Some(409),
-                                ));
-                            }
-                            408 | 425 | 429 | 500..=599 => true,
-                            status => {
-                                let text = r.text().await.unwrap_or_default();
-                                return Err(status_error(status, &text));
-                            }
+                    Ok(r) => match AppendOutcome::of(&head_of(&r), true)
+                        .map_err(|e| js_error(Code::Protocol, &e.to_string(), None))?
+                    {
+                        AppendOutcome::Accepted { next_offset } => {
+                            state.seq += 1;
+                            return Ok(JsValue::from(next_offset.as_str()));
                         }
-                    }
+                        AppendOutcome::Duplicate { next_offset } => {
+                            state.seq += 1;
+                            return Ok(
+                                next_offset.map_or(JsValue::NULL, |o| JsValue::from(o.as_str()))
+                            );
+                        }
+                        AppendOutcome::StaleEpoch { current } => {
+                            state.epoch = current.max(state.epoch) + 1;
+                            state.seq = 0;
+                            continue;
+                        }
+                        AppendOutcome::Closed { .. } => {
+                            return Err(js_error(Code::Closed, "the stream is closed", Some(409)));
+                        }
+                        AppendOutcome::Retry { .. } => true,
+                        AppendOutcome::SeqGap { .. } | AppendOutcome::Rejected { .. } => {
+                            let text = r.text().await.unwrap_or_default();
+                            return Err(status_error(r.status(), &text));
+                        }
+                    },
                 };
                 if retry {
                     retries += 1;

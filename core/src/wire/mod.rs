@@ -4,6 +4,7 @@
 //! Everything here is pure parsing and formatting; the [`crate::resume`] machine and the
 //! server both build on it so that neither keeps a second copy of the protocol's rules.
 
+mod append;
 mod control;
 mod error;
 pub mod headers;
@@ -12,6 +13,7 @@ mod payload;
 mod read;
 mod url;
 
+pub use append::AppendOutcome;
 pub use control::Control;
 pub use error::WireError;
 pub use headers::ResponseHead;

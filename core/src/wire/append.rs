@@ -1,0 +1,155 @@
+//! The meaning of an append's answer (§5.2, §5.2.1), so that every producer — native,
+//! browser — decides retries, epoch claims and failures by one table.
+
+use std::time::Duration;
+
+use super::headers::{
+    ResponseHead, PRODUCER_EPOCH, PRODUCER_EXPECTED_SEQ, PRODUCER_RECEIVED_SEQ, STREAM_CLOSED,
+    STREAM_NEXT_OFFSET,
+};
+use super::WireError;
+use crate::Offset;
+
+/// What the server said to an append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// The data is committed; the tail after it.
+    Accepted {
+        /// `Stream-Next-Offset`.
+        next_offset: Offset,
+    },
+    /// A producer's retry of an append the server already had (204). Some servers
+    /// omit the offset here.
+    Duplicate {
+        /// `Stream-Next-Offset`, when sent.
+        next_offset: Option<Offset>,
+    },
+    /// 403 with `Producer-Epoch`: a newer epoch owns this producer id.
+    StaleEpoch {
+        /// The server's current epoch.
+        current: u64,
+    },
+    /// 409 with `Producer-Expected-Seq`: a sequence gap.
+    SeqGap {
+        /// The sequence number the server expects.
+        expected: u64,
+        /// The one it received, when echoed.
+        received: Option<u64>,
+    },
+    /// 409 with `Stream-Closed`: nothing more can be appended.
+    Closed {
+        /// The final offset, when sent.
+        final_offset: Option<Offset>,
+    },
+    /// A transient refusal (408, 425, 429, 5xx): send the same append again.
+    Retry {
+        /// `Retry-After`, when sent.
+        retry_after: Option<Duration>,
+    },
+    /// Any other status: a final refusal.
+    Rejected {
+        /// The status code.
+        status: u16,
+    },
+}
+
+impl AppendOutcome {
+    /// Reads an append's answer; `producer` says whether it carried the idempotent
+    /// producer headers (then a 204 is a duplicate).
+    ///
+    /// ```
+    /// use gapless_core::wire::{AppendOutcome, ResponseHead};
+    ///
+    /// let fenced = ResponseHead::new(403).with_header("Producer-Epoch", "7");
+    /// assert_eq!(AppendOutcome::of(&fenced, true).unwrap(), AppendOutcome::StaleEpoch { current: 7 });
+    /// let busy = ResponseHead::new(503).with_header("Retry-After", "2");
+    /// assert!(matches!(AppendOutcome::of(&busy, true).unwrap(), AppendOutcome::Retry { .. }));
+    /// ```
+    pub fn of(head: &ResponseHead, producer: bool) -> Result<AppendOutcome, WireError> {
+        let offset = |name: &'static str| -> Result<Option<Offset>, WireError> {
+            head.get(name)
+                .map(|v| Offset::parse(v.trim()).map_err(|e| WireError::bad_header(name, v, e)))
+                .transpose()
+        };
+        let number = |name: &'static str| head.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+        Ok(match head.status {
+            204 if producer => AppendOutcome::Duplicate {
+                next_offset: offset(STREAM_NEXT_OFFSET)?,
+            },
+            200 | 204 => AppendOutcome::Accepted {
+                next_offset: offset(STREAM_NEXT_OFFSET)?
+                    .ok_or(WireError::MissingHeader(STREAM_NEXT_OFFSET))?,
+            },
+            403 => match number(PRODUCER_EPOCH) {
+                Some(current) => AppendOutcome::StaleEpoch { current },
+                None => AppendOutcome::Rejected { status: 403 },
+            },
+            409 if head.is_true(STREAM_CLOSED) => AppendOutcome::Closed {
+                final_offset: offset(STREAM_NEXT_OFFSET)?,
+            },
+            409 => match number(PRODUCER_EXPECTED_SEQ) {
+                Some(expected) => AppendOutcome::SeqGap {
+                    expected,
+                    received: number(PRODUCER_RECEIVED_SEQ),
+                },
+                None => AppendOutcome::Rejected { status: 409 },
+            },
+            408 | 425 | 429 | 500..=599 => AppendOutcome::Retry {
+                retry_after: head.retry_after(),
+            },
+            status => AppendOutcome::Rejected { status },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(status: u16) -> ResponseHead {
+        ResponseHead::new(status)
+    }
+
+    #[test]
+    fn the_table() {
+        let o = |h: ResponseHead, p| AppendOutcome::of(&h, p).unwrap();
+        let next = "0000000000000000_0000000000000003";
+        assert_eq!(
+            o(head(200).with_header("Stream-Next-Offset", next), true),
+            AppendOutcome::Accepted {
+                next_offset: Offset::parse(next).unwrap()
+            }
+        );
+        assert_eq!(
+            o(head(204), true),
+            AppendOutcome::Duplicate { next_offset: None }
+        );
+        assert!(
+            AppendOutcome::of(&head(204), false).is_err(),
+            "a plain append needs its offset"
+        );
+        assert_eq!(o(head(403), true), AppendOutcome::Rejected { status: 403 });
+        assert_eq!(
+            o(head(409).with_header("Stream-Closed", "true"), true),
+            AppendOutcome::Closed { final_offset: None }
+        );
+        assert_eq!(
+            o(
+                head(409)
+                    .with_header("Producer-Expected-Seq", "4")
+                    .with_header("Producer-Received-Seq", "9"),
+                true
+            ),
+            AppendOutcome::SeqGap {
+                expected: 4,
+                received: Some(9)
+            }
+        );
+        assert_eq!(o(head(409), false), AppendOutcome::Rejected { status: 409 });
+        assert_eq!(
+            o(head(429), true),
+            AppendOutcome::Retry { retry_after: None }
+        );
+        assert_eq!(o(head(400), true), AppendOutcome::Rejected { status: 400 });
+    }
+}
