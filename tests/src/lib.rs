@@ -6,6 +6,7 @@
 //! share. The tests themselves live in `tests/tests/`.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod peer;
 pub mod proxy;
 pub mod reading;
@@ -101,6 +102,15 @@ pub(crate) async fn listening_url(child: &mut Child, prefix: &str) -> String {
     url
 }
 
+/// The resident memory of process `pid` in KiB (`VmRSS` from /proc), if readable.
+pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
 /// A running `gapless-server` process.
 #[derive(Debug)]
 pub struct ServerProcess {
@@ -151,12 +161,7 @@ impl ServerProcess {
 
     /// Its resident memory in KiB (from /proc), if readable.
     pub fn rss_kib(&self) -> Option<u64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        rss_kib_of(self.child.id()?)
     }
 
     /// Sends SIGKILL and waits for the process to be gone.

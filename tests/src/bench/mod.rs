@@ -1,0 +1,181 @@
+//! The benchmark harness behind `gapless-bench`: the same Durable Streams scenarios run
+//! against gapless and its peers in one run, each on a fresh server and data
+//! directory, with each peer's figure and gapless's ratio to it in one table.
+//!
+//! [`servers`] starts the servers, [`scenarios`] measures them, [`stats`] summarises
+//! latencies and repeated runs, [`report`] writes the table.
+
+pub mod report;
+pub mod scenarios;
+pub mod servers;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use servers::{start, Target};
+
+/// Something stopped a benchmark run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// A local operation (spawning, a file) failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A request failed below HTTP.
+    #[error("request failed: {0}")]
+    Http(#[from] reqwest::Error),
+    /// A server answered with an unexpected status.
+    #[error("{url} answered {status}")]
+    Status {
+        /// The URL requested.
+        url: String,
+        /// The status it answered.
+        status: u16,
+    },
+    /// A server misbehaved or did not start.
+    #[error("{0}")]
+    Server(String),
+    /// A measuring task panicked while holding the shared samples.
+    #[error("a measuring task panicked")]
+    Poisoned,
+}
+
+impl BenchError {
+    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> BenchError {
+        move |source| BenchError::Io { what, source }
+    }
+}
+
+/// How big one run is.
+#[derive(Clone, Debug)]
+pub struct Sizes {
+    /// How long each append scenario runs.
+    pub append_for: Duration,
+    /// The length of the catch-up stream.
+    pub catch_up_messages: u64,
+    /// SSE subscribers in the fan-out scenario.
+    pub fan_out_subscribers: usize,
+    /// The fan-out producer's rate cap (messages/s); a slow server holds it lower.
+    pub fan_out_rate: f64,
+    /// How long the fan-out producer publishes.
+    pub fan_out_for: Duration,
+    /// The idle-subscriber counts memory is measured at, each on a fresh server.
+    pub idle: Vec<usize>,
+}
+
+impl Sizes {
+    /// The sizes of the scenarios.
+    pub fn full() -> Sizes {
+        Sizes {
+            append_for: Duration::from_secs(5),
+            catch_up_messages: 1_000_000,
+            fan_out_subscribers: 1_000,
+            fan_out_rate: 100.0,
+            fan_out_for: Duration::from_secs(5),
+            idle: vec![1_000, 10_000],
+        }
+    }
+
+    /// Seconds in all: a smoke test of the harness, not a measurement.
+    pub fn quick() -> Sizes {
+        Sizes {
+            append_for: Duration::from_millis(300),
+            catch_up_messages: 5_000,
+            fan_out_subscribers: 20,
+            fan_out_rate: 100.0,
+            fan_out_for: Duration::from_millis(300),
+            idle: vec![50],
+        }
+    }
+}
+
+/// The figures one run of one server produced, by row id (see [`report::ROWS`]).
+#[derive(Clone, Debug, Default)]
+pub struct Figures(BTreeMap<String, f64>);
+
+impl Figures {
+    /// Records a figure.
+    pub fn set(&mut self, id: &str, value: f64) {
+        self.0.insert(id.to_owned(), value);
+    }
+
+    /// A recorded figure.
+    pub fn get(&self, id: &str) -> Option<f64> {
+        self.0.get(id).copied()
+    }
+
+    /// The median of each figure over several runs.
+    pub fn median(runs: &[Figures]) -> Figures {
+        let mut out = Figures::default();
+        let ids: std::collections::BTreeSet<&String> =
+            runs.iter().flat_map(|r| r.0.keys()).collect();
+        for id in ids {
+            let values: Vec<f64> = runs.iter().filter_map(|r| r.get(id)).collect();
+            if let Some(m) = stats::median(&values) {
+                out.set(id, m);
+            }
+        }
+        out
+    }
+}
+
+/// One run of every scenario against `target`, each server start on a fresh
+/// directory under `work`.
+pub async fn run_once(
+    target: &Target,
+    sizes: &Sizes,
+    work: &Path,
+    run: usize,
+) -> Result<Figures, BenchError> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .build()?;
+    let mut figures = Figures::default();
+    let mut cold = Vec::new();
+    let work = work.join(format!("{}-{run}", target.name));
+    let fresh = |label: &str| {
+        let dir = work.join(label);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .map(|()| dir)
+            .map_err(BenchError::io("data dir"))
+    };
+
+    let server = start(target, &fresh("main")?, &http).await?;
+    cold.extend(server.cold_start);
+    tracing::info!(target = %target.name, "append, 1 producer");
+    scenarios::append_throughput(&http, &server, 1, sizes, &mut figures).await?;
+    tracing::info!(target = %target.name, "append, 16 producers");
+    scenarios::append_throughput(&http, &server, 16, sizes, &mut figures).await?;
+    tracing::info!(target = %target.name, "catch-up");
+    scenarios::catch_up(&http, &server, sizes, &mut figures).await?;
+    tracing::info!(target = %target.name, "fan-out");
+    scenarios::fan_out(&http, &server, sizes, &mut figures).await?;
+    server.stop().await;
+
+    if target.is_local() {
+        for &n in &sizes.idle {
+            tracing::info!(target = %target.name, n, "idle subscribers");
+            let server = start(target, &fresh(&format!("idle{n}"))?, &http).await?;
+            cold.extend(server.cold_start);
+            if let Some(kib) = scenarios::idle_memory(&http, &server, n).await? {
+                figures.set(&format!("idle_{n}"), kib);
+            }
+            server.stop().await;
+        }
+    }
+    let cold_ms: Vec<f64> = cold.into_iter().map(stats::ms).collect();
+    if let Some(m) = stats::median(&cold_ms) {
+        figures.set("cold_ms", m);
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(figures)
+}

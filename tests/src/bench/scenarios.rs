@@ -1,0 +1,379 @@
+//! The six scenarios, spoken as plain Durable Streams over HTTP so that every server
+//! is measured by the same code: append throughput (1 and 16 producers), catch-up
+//! read, live fan-out latency, memory per idle SSE subscriber, and cold start.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gapless_core::sse::SseDecoder;
+use gapless_core::wire::headers::{STREAM_NEXT_OFFSET, STREAM_UP_TO_DATE};
+
+use super::servers::Running;
+use super::stats::Latency;
+use super::{BenchError, Figures, Sizes};
+
+/// The size of one benchmark message, as the issue and the peers' figures use.
+pub const MESSAGE_BYTES: usize = 100;
+
+/// A JSON message of exactly [`MESSAGE_BYTES`] bytes carrying a sequence number and a
+/// send time (microseconds since the run's clock started).
+///
+/// ```
+/// use gapless_tests::bench::scenarios::{message, MESSAGE_BYTES};
+///
+/// let m = message(7, 123);
+/// assert_eq!(m.len(), MESSAGE_BYTES);
+/// let v: serde_json::Value = serde_json::from_slice(&m).unwrap();
+/// assert_eq!((v["seq"].as_u64(), v["t"].as_u64()), (Some(7), Some(123)));
+/// ```
+pub fn message(seq: u64, t_us: u64) -> Vec<u8> {
+    let head = format!(r#"{{"seq":{seq},"t":{t_us},"pad":""#);
+    let pad = MESSAGE_BYTES.saturating_sub(head.len() + 2);
+    let mut out = Vec::with_capacity(MESSAGE_BYTES);
+    out.extend_from_slice(head.as_bytes());
+    out.resize(head.len() + pad, b'x');
+    out.extend_from_slice(b"\"}");
+    out
+}
+
+/// `[m, m, ...]`: `count` messages in one JSON-mode append.
+fn batch(first: u64, count: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(count as usize * (MESSAGE_BYTES + 1) + 2);
+    out.push(b'[');
+    for i in 0..count {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&message(first + i, 0));
+    }
+    out.push(b']');
+    out
+}
+
+fn check(url: &str, response: &reqwest::Response) -> Result<(), BenchError> {
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(BenchError::Status {
+            url: url.to_owned(),
+            status: response.status().as_u16(),
+        })
+    }
+}
+
+/// Creates a JSON stream.
+pub async fn create(http: &reqwest::Client, url: &str) -> Result<(), BenchError> {
+    let response = http
+        .put(url)
+        .header("Content-Type", "application/json")
+        .send()
+        .await?;
+    check(url, &response)
+}
+
+/// Appends `body` and waits for the acknowledgement; returns the offset after it.
+pub async fn append(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> Result<Option<String>, BenchError> {
+    let response = http
+        .post(url)
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    check(url, &response)?;
+    let next = header(&response, STREAM_NEXT_OFFSET);
+    response.bytes().await?;
+    Ok(next)
+}
+
+fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// One producer appending single messages, each acknowledged before the next, for
+/// `duration`.
+async fn append_for(
+    http: &reqwest::Client,
+    url: &str,
+    duration: Duration,
+) -> Result<Vec<Duration>, BenchError> {
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    let mut seq = 0;
+    while start.elapsed() < duration {
+        let body = message(seq, 0);
+        let sent = Instant::now();
+        append(http, url, body).await?;
+        latencies.push(sent.elapsed());
+        seq += 1;
+    }
+    Ok(latencies)
+}
+
+/// Scenarios 1 and 2: `producers` producers, each on its own stream, each append
+/// acknowledged before the next.
+pub async fn append_throughput(
+    http: &reqwest::Client,
+    server: &Running,
+    producers: usize,
+    sizes: &Sizes,
+    figures: &mut Figures,
+) -> Result<(), BenchError> {
+    let mut urls = Vec::new();
+    for p in 0..producers {
+        let url = server.stream(&format!("append-{producers}-{p}"));
+        create(http, &url).await?;
+        urls.push(url);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|url| {
+            let http = http.clone();
+            let duration = sizes.append_for;
+            tokio::spawn(async move { append_for(&http, &url, duration).await })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(
+            task.await
+                .map_err(|e| BenchError::Server(e.to_string()))??,
+        );
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = all.len() as f64 / elapsed;
+    let latency = Latency::of(all);
+    let key = if producers == 1 {
+        "append1"
+    } else {
+        "append16"
+    };
+    figures.set(&format!("{key}_rate"), rate);
+    figures.set(&format!("{key}_p50"), latency.p50_ms);
+    figures.set(&format!("{key}_p99"), latency.p99_ms);
+    Ok(())
+}
+
+/// Scenario 3: fills a stream with `sizes.catch_up_messages` messages (arrays of
+/// 1,000), then reads it from the start to the tail, following `Stream-Next-Offset`.
+pub async fn catch_up(
+    http: &reqwest::Client,
+    server: &Running,
+    sizes: &Sizes,
+    figures: &mut Figures,
+) -> Result<(), BenchError> {
+    let url = server.stream("catch-up");
+    create(http, &url).await?;
+    let total = sizes.catch_up_messages;
+    let per_batch = 1_000.min(total.max(1));
+    let started = Instant::now();
+    let mut seq = 0;
+    while seq < total {
+        let count = per_batch.min(total - seq);
+        append(http, &url, batch(seq, count)).await?;
+        seq += count;
+    }
+    figures.set("fill_rate", total as f64 / started.elapsed().as_secs_f64());
+
+    let started = Instant::now();
+    let mut offset = "-1".to_owned();
+    let (mut bytes, mut messages) = (0u64, 0u64);
+    loop {
+        let response = http.get(format!("{url}?offset={offset}")).send().await?;
+        check(&url, &response)?;
+        let next = header(&response, STREAM_NEXT_OFFSET);
+        let up_to_date = header(&response, STREAM_UP_TO_DATE).is_some_and(|v| v == "true");
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            bytes += chunk.len() as u64;
+            // Every benchmark message holds exactly one `{`.
+            messages += chunk.iter().filter(|&&b| b == b'{').count() as u64;
+        }
+        match next {
+            Some(next) if !up_to_date && next != offset => offset = next,
+            _ => break,
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    if messages != total {
+        return Err(BenchError::Server(format!(
+            "catch-up read returned {messages} messages, expected {total}"
+        )));
+    }
+    figures.set("catchup_mb_s", bytes as f64 / 1e6 / secs);
+    figures.set("catchup_msgs_s", messages as f64 / secs);
+    Ok(())
+}
+
+/// The offset after the last message of a stream (from `HEAD`).
+async fn tail(http: &reqwest::Client, url: &str) -> Result<String, BenchError> {
+    let response = http.head(url).send().await?;
+    check(url, &response)?;
+    header(&response, STREAM_NEXT_OFFSET)
+        .ok_or_else(|| BenchError::Server(format!("{url}: HEAD without {STREAM_NEXT_OFFSET}")))
+}
+
+/// Reads an SSE subscription, recording for every message the time since it was sent.
+async fn subscriber(
+    http: reqwest::Client,
+    url: String,
+    clock: Instant,
+    connected: Arc<AtomicUsize>,
+    latencies: Arc<Mutex<Vec<Duration>>>,
+) -> Result<(), BenchError> {
+    let response = http.get(&url).send().await?;
+    check(&url, &response)?;
+    connected.fetch_add(1, Ordering::SeqCst);
+    let mut decoder = SseDecoder::new();
+    let mut body = response.bytes_stream();
+    while let Some(chunk) = body.next().await {
+        decoder.feed(&chunk?);
+        while let Some(event) = decoder.next_event() {
+            let event = event.map_err(|e| BenchError::Server(e.to_string()))?;
+            if event.event != "data" {
+                continue;
+            }
+            let now = clock.elapsed();
+            let messages: Vec<serde_json::Value> = serde_json::from_str(&event.data)
+                .map_err(|e| BenchError::Server(format!("SSE data is not a JSON array: {e}")))?;
+            let mut out = latencies.lock().map_err(|_| BenchError::Poisoned)?;
+            for m in messages {
+                let sent = Duration::from_micros(m["t"].as_u64().unwrap_or(0));
+                out.push(now.saturating_sub(sent));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Scenario 4: `sizes.fan_out_subscribers` SSE subscribers on one stream, one producer
+/// publishing at up to `sizes.fan_out_rate` messages/s (each acknowledged) for
+/// `sizes.fan_out_for`; publish-to-receive latency over every delivery.
+pub async fn fan_out(
+    http: &reqwest::Client,
+    server: &Running,
+    sizes: &Sizes,
+    figures: &mut Figures,
+) -> Result<(), BenchError> {
+    let url = server.stream("fan-out");
+    create(http, &url).await?;
+    let from = tail(http, &url).await?;
+    let clock = Instant::now();
+    let connected = Arc::new(AtomicUsize::new(0));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let subscribers = sizes.fan_out_subscribers;
+    let tasks: Vec<_> = (0..subscribers)
+        .map(|_| {
+            tokio::spawn(subscriber(
+                http.clone(),
+                format!("{url}?offset={from}&live=sse"),
+                clock,
+                connected.clone(),
+                latencies.clone(),
+            ))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while connected.load(Ordering::SeqCst) < subscribers {
+        if Instant::now() > deadline {
+            return Err(BenchError::Server(format!(
+                "only {} of {subscribers} SSE subscribers connected within 60 s",
+                connected.load(Ordering::SeqCst)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let interval = Duration::from_secs_f64(1.0 / sizes.fan_out_rate);
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while started.elapsed() < sizes.fan_out_for {
+        let due = started + interval.mul_f64(sent as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let t = clock.elapsed().as_micros() as u64;
+        append(http, &url, message(sent, t)).await?;
+        sent += 1;
+    }
+    let rate = sent as f64 / started.elapsed().as_secs_f64();
+    let expected = sent as usize * subscribers;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let delivered = latencies.lock().map_err(|_| BenchError::Poisoned)?.len();
+        if delivered >= expected || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for task in &tasks {
+        task.abort();
+    }
+    let samples = std::mem::take(&mut *latencies.lock().map_err(|_| BenchError::Poisoned)?);
+    let delivered = samples.len();
+    let latency = Latency::of(samples);
+    figures.set("fanout_rate", rate);
+    figures.set("fanout_p50", latency.p50_ms);
+    figures.set("fanout_p99", latency.p99_ms);
+    figures.set("fanout_max", latency.max_ms);
+    figures.set(
+        "fanout_delivered",
+        100.0 * delivered as f64 / expected.max(1) as f64,
+    );
+    Ok(())
+}
+
+/// Scenario 5: opens `subscribers` idle SSE subscriptions (at the tail of 100
+/// streams) on a freshly started server and reports the growth of its resident
+/// memory per subscriber, in KiB.
+pub async fn idle_memory(
+    http: &reqwest::Client,
+    server: &Running,
+    subscribers: usize,
+) -> Result<Option<f64>, BenchError> {
+    let streams = subscribers.clamp(1, 100);
+    let mut urls = Vec::new();
+    for s in 0..streams {
+        let url = server.stream(&format!("idle-{s}"));
+        create(http, &url).await?;
+        let next = append(http, &url, message(0, 0)).await?;
+        let next = match next {
+            Some(next) => next,
+            None => tail(http, &url).await?,
+        };
+        urls.push(format!("{url}?offset={next}&live=sse"));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let Some(before) = server.rss_kib() else {
+        return Ok(None);
+    };
+    let opened: Vec<reqwest::Response> = futures::stream::iter(0..subscribers)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            let http = http.clone();
+            async move {
+                let response = http.get(&url).send().await?;
+                check(&url, &response)?;
+                Ok::<_, BenchError>(response)
+            }
+        })
+        .buffer_unordered(256)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = server.rss_kib();
+    drop(opened);
+    Ok(after.map(|after| after.saturating_sub(before) as f64 / subscribers as f64))
+}

@@ -1,0 +1,215 @@
+//! The servers a benchmark run measures: gapless, the Node reference server, Electric's
+//! Rust server, or any Durable Streams URL; starting each on loopback on a fresh data
+//! directory and timing its cold start.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+use super::BenchError;
+
+/// Which server, and how to start it.
+#[derive(Clone, Debug)]
+pub enum ServerKind {
+    /// `gapless-server` from this workspace.
+    Gapless {
+        /// The binary.
+        bin: PathBuf,
+        /// Its `--durability` setting (`full` or `normal`).
+        durability: String,
+    },
+    /// The Node reference server (npm `@durable-streams/server`), file-backed,
+    /// started by `serve.mjs` in this directory.
+    Node {
+        /// The directory holding `serve.mjs` and its `node_modules`.
+        dir: PathBuf,
+    },
+    /// Electric's Rust server (crates.io `durable-streams`, binary
+    /// `durable-streams-server`) in its default durability.
+    Electric {
+        /// The binary.
+        bin: PathBuf,
+    },
+    /// A server somebody else runs: only the HTTP scenarios apply (no memory, no cold
+    /// start).
+    External {
+        /// The URL streams live under (for example `http://127.0.0.1:4437/v1/stream`).
+        base: String,
+    },
+}
+
+/// One server under measurement, with the name its column carries.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The column name.
+    pub name: String,
+    /// How to start it.
+    pub kind: ServerKind,
+}
+
+impl Target {
+    /// What the server does before it acknowledges an append, stated next to its
+    /// figures.
+    pub fn durability(&self) -> String {
+        match &self.kind {
+            ServerKind::Gapless { durability, .. } if durability == "full" => {
+                "SQLite WAL, synchronous=FULL: one fsync per group commit".into()
+            }
+            ServerKind::Gapless { durability, .. } => {
+                format!(
+                    "SQLite WAL, synchronous={}: no fsync per commit",
+                    durability.to_uppercase()
+                )
+            }
+            ServerKind::Node { .. } => "file-backed: fdatasync on every append".into(),
+            ServerKind::Electric { .. } => {
+                "--durability wal: one fdatasync per group of appends".into()
+            }
+            ServerKind::External { .. } => "unknown (external)".into(),
+        }
+    }
+
+    /// Whether the harness starts (and can measure) the process itself.
+    pub fn is_local(&self) -> bool {
+        !matches!(self.kind, ServerKind::External { .. })
+    }
+}
+
+/// A started (or external) server.
+#[derive(Debug)]
+pub struct Running {
+    child: Option<Child>,
+    /// The URL streams live under; a stream is `{base}/{name}`.
+    pub base: String,
+    /// Spawn to first answered request, for servers the harness started.
+    pub cold_start: Option<Duration>,
+}
+
+impl Running {
+    /// The URL of stream `name`.
+    pub fn stream(&self, name: &str) -> String {
+        format!("{}/{name}", self.base)
+    }
+
+    /// The server's resident memory in KiB, for servers the harness started.
+    pub fn rss_kib(&self) -> Option<u64> {
+        crate::rss_kib_of(self.child.as_ref()?.id()?)
+    }
+
+    /// Stops the server (SIGKILL: its data directory is thrown away anyway).
+    pub async fn stop(mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+}
+
+/// A free loopback port (bound, then released for the server to take).
+fn free_port() -> Result<u16, BenchError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BenchError::io("port"))?;
+    Ok(listener
+        .local_addr()
+        .map_err(BenchError::io("port"))?
+        .port())
+}
+
+/// Starts `target` on a fresh `data_dir` and waits for its first answer.
+pub async fn start(
+    target: &Target,
+    data_dir: &Path,
+    http: &reqwest::Client,
+) -> Result<Running, BenchError> {
+    let mut command = match &target.kind {
+        ServerKind::External { base } => {
+            return Ok(Running {
+                child: None,
+                base: base.trim_end_matches('/').to_owned(),
+                cold_start: None,
+            })
+        }
+        ServerKind::Gapless { bin, durability } => {
+            let mut c = Command::new(bin);
+            c.args(["--data-dir"])
+                .arg(data_dir)
+                .args([
+                    "--durability",
+                    durability,
+                    "--long-poll-timeout-ms",
+                    "30000",
+                ])
+                .args(["--sse-max-age-s", "600"])
+                .env("GAPLESS_LOG", "warn");
+            c
+        }
+        ServerKind::Node { dir } => {
+            let mut c = Command::new("node");
+            c.arg("serve.mjs")
+                .current_dir(dir)
+                .env("PEER_DATA_DIR", data_dir)
+                .env("PEER_LONG_POLL_MS", "30000");
+            c
+        }
+        ServerKind::Electric { bin } => {
+            let mut c = Command::new(bin);
+            c.args(["--host", "127.0.0.1", "--data-dir"])
+                .arg(data_dir)
+                .args(["--long-poll-timeout-ms", "30000"]);
+            c
+        }
+    };
+    let port = free_port()?;
+    match &target.kind {
+        ServerKind::Gapless { .. } => {
+            command.args(["--bind", &format!("127.0.0.1:{port}")]);
+        }
+        ServerKind::Node { .. } => {
+            command.env("PEER_PORT", port.to_string());
+        }
+        _ => {
+            command.args(["--port", &port.to_string()]);
+        }
+    }
+    let log =
+        std::fs::File::create(data_dir.with_extension("log")).map_err(BenchError::io("log"))?;
+    let spawned = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(BenchError::io("spawn"))?;
+    let base = format!("http://127.0.0.1:{port}/v1/stream");
+    let mut running = Running {
+        child: Some(child),
+        base,
+        cold_start: None,
+    };
+    let probe = running.stream("bench-ready-probe");
+    let deadline = spawned + Duration::from_secs(30);
+    loop {
+        if http.head(&probe).send().await.is_ok() {
+            running.cold_start = Some(spawned.elapsed());
+            return Ok(running);
+        }
+        if let Some(child) = running.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(BenchError::Server(format!(
+                    "{} exited with {status} before answering",
+                    target.name
+                )));
+            }
+        }
+        if Instant::now() > deadline {
+            running.stop().await;
+            return Err(BenchError::Server(format!(
+                "{} did not answer within 30 s",
+                target.name
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}

@@ -1,0 +1,141 @@
+//! `gapless-bench`: runs the Durable Streams benchmark scenarios against gapless and
+//! its peers (or any DS server URL) in one run and writes the comparison table.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gapless_tests::bench::servers::{ServerKind, Target};
+use gapless_tests::bench::{report, run_once, Figures, Sizes};
+
+/// Benchmarks gapless against its peers, side by side, in one run.
+#[derive(Debug, Parser)]
+#[command(name = "gapless-bench", version)]
+struct Args {
+    /// Small sizes, seconds in all: a smoke test of the harness, not a measurement.
+    #[arg(long)]
+    quick: bool,
+    /// Runs per server; each figure is the median over them.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// The `gapless-server` binary to measure (the first column).
+    #[arg(long)]
+    gapless: Option<PathBuf>,
+    /// gapless's `--durability` (full: an fsync per group commit, like Electric's wal).
+    #[arg(long, default_value = "full")]
+    gapless_durability: String,
+    /// The directory of the Node reference server's `serve.mjs` (with node_modules).
+    #[arg(long)]
+    node: Option<PathBuf>,
+    /// Electric's `durable-streams-server` binary.
+    #[arg(long)]
+    electric: Option<PathBuf>,
+    /// Any other Durable Streams server, as NAME=URL where streams live under URL
+    /// (repeatable; memory and cold start are not measured for these).
+    #[arg(long = "url", value_name = "NAME=URL")]
+    urls: Vec<String>,
+    /// Where servers keep their data during the run.
+    #[arg(long, default_value = "target/bench/work")]
+    work: PathBuf,
+    /// Where the results table is written.
+    #[arg(long, default_value = "target/bench/results.md")]
+    out: PathBuf,
+}
+
+fn targets(args: &Args) -> Result<Vec<Target>, String> {
+    let mut out = Vec::new();
+    if let Some(bin) = &args.gapless {
+        out.push(Target {
+            name: "gapless".into(),
+            kind: ServerKind::Gapless {
+                bin: bin.clone(),
+                durability: args.gapless_durability.clone(),
+            },
+        });
+    }
+    if let Some(dir) = &args.node {
+        out.push(Target {
+            name: "node".into(),
+            kind: ServerKind::Node { dir: dir.clone() },
+        });
+    }
+    if let Some(bin) = &args.electric {
+        out.push(Target {
+            name: "electric".into(),
+            kind: ServerKind::Electric { bin: bin.clone() },
+        });
+    }
+    for spec in &args.urls {
+        let (name, base) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--url wants NAME=URL, got {spec:?}"))?;
+        out.push(Target {
+            name: name.into(),
+            kind: ServerKind::External { base: base.into() },
+        });
+    }
+    if out.is_empty() {
+        return Err("nothing to measure: give --gapless, --node, --electric or --url".into());
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("GAPLESS_BENCH_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let targets = match targets(&args) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("gapless-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
+    let mut all = Vec::new();
+    for target in &targets {
+        let mut runs = Vec::new();
+        for run in 0..args.runs.max(1) {
+            tracing::info!(target = %target.name, run, "starting");
+            match run_once(target, &sizes, &args.work, run).await {
+                Ok(f) => runs.push(f),
+                Err(e) => {
+                    eprintln!("gapless-bench: {} failed: {e}", target.name);
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        all.push(Figures::median(&runs));
+    }
+    let table = report::table(&sizes, &targets, &all);
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let text = format!(
+        "# gapless-bench results\n\n{} mode, {} run(s) per server (medians), {cores} cores, \
+         loopback, the load generator on the same cores.\n\n{table}",
+        if args.quick {
+            "quick (smoke test, not a measurement)"
+        } else {
+            "full"
+        },
+        args.runs.max(1),
+    );
+    println!("{text}");
+    if let Some(dir) = args.out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    if let Err(e) = std::fs::write(&args.out, &text) {
+        eprintln!("gapless-bench: writing {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
