@@ -145,7 +145,7 @@ pub async fn run_once(
         let dir = work.join(label);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
-            .map(|()| dir)
+            .and_then(|()| dir.canonicalize())
             .map_err(BenchError::io("data dir"))
     };
 

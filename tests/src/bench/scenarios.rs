@@ -194,12 +194,21 @@ pub async fn catch_up(
         let next = header(&response, STREAM_NEXT_OFFSET);
         let up_to_date = header(&response, STREAM_UP_TO_DATE).is_some_and(|v| v == "true");
         let mut body = response.bytes_stream();
+        let (page_bytes, page_messages) = (bytes, messages);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             bytes += chunk.len() as u64;
             // Every benchmark message holds exactly one `{`.
             messages += chunk.iter().filter(|&&b| b == b'{').count() as u64;
         }
+        tracing::debug!(
+            %offset,
+            ?next,
+            up_to_date,
+            bytes = bytes - page_bytes,
+            messages = messages - page_messages,
+            "catch-up page"
+        );
         match next {
             Some(next) if !up_to_date && next != offset => offset = next,
             _ => break,
