@@ -7,6 +7,7 @@
 
 pub mod meta;
 pub mod reader;
+pub mod recent;
 pub mod schema;
 mod writer;
 
@@ -241,6 +242,7 @@ pub struct Live {
     meta: RwLock<Arc<StreamMeta>>,
     access_ms: AtomicU64,
     changed: watch::Sender<u64>,
+    recent: Mutex<recent::Recent>,
 }
 
 impl Live {
@@ -264,6 +266,15 @@ impl Live {
     /// A receiver that wakes on every commit touching this stream.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+
+    /// Positions `[from, to)` from the newest chunks kept in memory, if all are there.
+    fn read_recent(&self, from: u64, to: u64, max_bytes: usize) -> Option<ReadChunk> {
+        let json = self.meta().is_json();
+        self.recent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .read(json, from, to, max_bytes)
     }
 }
 
@@ -301,22 +312,31 @@ impl Shared {
         }
     }
 
-    fn publish(&self, meta: StreamMeta) {
+    /// Publishes a stream's committed metadata with the chunks its commit added (kept
+    /// in memory before readers are woken), creating its entry if new.
+    fn publish(&self, meta: StreamMeta, fresh: Vec<Arc<recent::Chunk>>) {
         let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
         match map.get(&meta.path) {
             Some(live) if live.meta().id == meta.id => {
+                live.recent
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extend(fresh);
                 *live.meta.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(meta);
                 live.changed.send_modify(|v| *v += 1);
             }
             _ => {
                 let (changed, _) = watch::channel(0);
                 let path = meta.path.clone();
+                let mut recent = recent::Recent::default();
+                recent.extend(fresh);
                 let old = map.insert(
                     path,
                     Arc::new(Live {
                         access_ms: AtomicU64::new(meta.access_ms),
                         meta: RwLock::new(Arc::new(meta)),
                         changed,
+                        recent: Mutex::new(recent),
                     }),
                 );
                 if let Some(old) = old {
@@ -468,6 +488,15 @@ impl Store {
         to: u64,
         max_bytes: usize,
     ) -> Result<ReadChunk, String> {
+        if let Some(live) = self
+            .shared
+            .get(&meta.path)
+            .filter(|l| l.meta().id == meta.id)
+        {
+            if let Some(chunk) = live.read_recent(from, to, max_bytes) {
+                return Ok(chunk);
+            }
+        }
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let conn = Arc::clone(&self.readers[i]);
         tokio::task::spawn_blocking(move || {

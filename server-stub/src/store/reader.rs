@@ -72,21 +72,13 @@ pub fn read_range(
                 continue;
             }
             let data = row.get_ref(2)?.as_blob()?;
-            let piece = if json {
-                let ends_blob = row.get_ref(3)?.as_blob_or_null()?.unwrap_or(&[]);
-                let ends: Vec<usize> = ends_blob
-                    .chunks_exact(4)
-                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
-                    .collect();
-                let first = (a - start) as usize;
-                let last = (b - start) as usize; // exclusive
-                if last > ends.len() || first >= last {
-                    continue;
-                }
-                let begin = if first == 0 { 0 } else { ends[first - 1] + 1 };
-                data[begin..ends[last - 1]].to_vec()
+            let ends = if json {
+                row.get_ref(3)?.as_blob_or_null()?
             } else {
-                data[(a - start) as usize..(b - start) as usize].to_vec()
+                None
+            };
+            let Some(piece) = slice_chunk(json, start, data, ends, a, b) else {
+                continue;
             };
             bytes += piece.len();
             out.pieces.push(piece);
@@ -98,4 +90,36 @@ pub fn read_range(
         }
     }
     Ok(out)
+}
+
+/// Positions `[a, b)` of a stored chunk starting at `start`: for JSON (`ends` holding
+/// each message's end as a little-endian `u32`) the comma-joined messages, otherwise
+/// the bytes; `None` when the range does not fit the chunk.
+pub(super) fn slice_chunk(
+    json: bool,
+    start: u64,
+    data: &[u8],
+    ends: Option<&[u8]>,
+    a: u64,
+    b: u64,
+) -> Option<Vec<u8>> {
+    let first = usize::try_from(a.checked_sub(start)?).ok()?;
+    let last = usize::try_from(b.checked_sub(start)?).ok()?; // exclusive
+    if first >= last {
+        return None;
+    }
+    if !json {
+        return data.get(first..last).map(<[u8]>::to_vec);
+    }
+    let ends = ends.unwrap_or(&[]);
+    let end_of = |i: usize| {
+        ends.get(i * 4..i * 4 + 4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize)
+    };
+    let begin = if first == 0 {
+        0
+    } else {
+        end_of(first - 1)? + 1
+    };
+    data.get(begin..end_of(last - 1)?).map(<[u8]>::to_vec)
 }

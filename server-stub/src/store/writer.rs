@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
 use super::meta::{now_ms, Segment, StreamMeta};
+use super::recent::{Chunk, MAX_KEPT_BYTES};
 use super::schema::{load_producers, load_streams, save_stream};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Payload,
@@ -85,6 +86,8 @@ pub(crate) struct Writer {
     /// Originals of what the current group touched, to restore if it fails.
     undo_metas: HashMap<i64, Option<StreamMeta>>,
     undo_producers: HashMap<(i64, String), Option<(u64, u64)>>,
+    /// Chunks the group in progress added, per stream, for the readers' memory.
+    fresh: HashMap<i64, Vec<Arc<Chunk>>>,
 }
 
 impl Writer {
@@ -100,7 +103,7 @@ impl Writer {
         let paths = metas.values().map(|m| (m.path.clone(), m.id)).collect();
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
         for meta in metas.values() {
-            shared.publish(meta.clone());
+            shared.publish(meta.clone(), Vec::new());
         }
         Ok(Writer {
             conn,
@@ -111,6 +114,7 @@ impl Writer {
             next_id,
             undo_metas: HashMap::new(),
             undo_producers: HashMap::new(),
+            fresh: HashMap::new(),
         })
     }
 
@@ -259,7 +263,10 @@ impl Writer {
         self.undo_producers.clear();
         for id in touched {
             match self.metas.get(&id) {
-                Some(meta) => self.shared.publish(meta.clone()),
+                Some(meta) => {
+                    let fresh = self.fresh.remove(&id).unwrap_or_default();
+                    self.shared.publish(meta.clone(), fresh);
+                }
                 None => self.shared.unpublish(id),
             }
         }
@@ -267,6 +274,7 @@ impl Writer {
 
     /// Restores what the failed group touched.
     fn restore(&mut self) {
+        self.fresh.clear();
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
                 if self.paths.get(&current.path) == Some(&id) {
@@ -437,7 +445,8 @@ impl Writer {
         }
         if let Some(payload) = &req.body {
             if !payload.is_empty() {
-                insert_chunk(conn, id, meta.tail, payload)?;
+                let chunk = insert_chunk(conn, id, meta.tail, payload)?;
+                self.fresh.entry(id).or_default().extend(chunk);
                 meta.tail += payload.count;
             }
         }
@@ -530,7 +539,8 @@ impl Writer {
         }
         let mut meta = meta.clone();
         if let Some(payload) = req.body.as_ref().filter(|p| !p.is_empty()) {
-            insert_chunk(conn, id, meta.tail, payload)?;
+            let chunk = insert_chunk(conn, id, meta.tail, payload)?;
+            self.fresh.entry(id).or_default().extend(chunk);
             meta.tail += payload.count;
         }
         if req.close {
@@ -725,7 +735,14 @@ fn same_config(
     Ok(())
 }
 
-fn insert_chunk(conn: &Connection, id: i64, start: u64, payload: &Payload) -> rusqlite::Result<()> {
+/// Stores a chunk and returns it as the readers' memory keeps it (unless it is too
+/// large to be kept there).
+fn insert_chunk(
+    conn: &Connection,
+    id: i64,
+    start: u64,
+    payload: &Payload,
+) -> rusqlite::Result<Option<Arc<Chunk>>> {
     let ends: Option<Vec<u8>> = payload
         .ends
         .as_ref()
@@ -743,5 +760,12 @@ fn insert_chunk(conn: &Connection, id: i64, start: u64, payload: &Payload) -> ru
     if payload.count == 0 {
         warn!("empty chunk inserted");
     }
-    Ok(())
+    Ok((payload.data.len() <= MAX_KEPT_BYTES).then(|| {
+        Arc::new(Chunk {
+            start,
+            end: start + payload.count,
+            data: payload.data.clone(),
+            ends,
+        })
+    }))
 }

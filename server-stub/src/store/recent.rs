@@ -1,0 +1,150 @@
+//! The last few committed chunks of each stream, kept in memory so that readers
+//! waiting at the tail (SSE and long-poll subscribers) are served without a storage
+//! read; anything older, or evicted, is read from SQLite as before.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use super::reader::{slice_chunk, ReadChunk};
+
+/// At most this many chunks are kept per stream.
+const MAX_CHUNKS: usize = 32;
+/// At most this many bytes are kept per stream.
+const MAX_BYTES: usize = 256 * 1024;
+/// A chunk larger than this is not kept at all.
+pub const MAX_KEPT_BYTES: usize = MAX_BYTES;
+
+/// A committed chunk, as stored.
+#[derive(Debug)]
+pub struct Chunk {
+    /// Its first position.
+    pub start: u64,
+    /// The position after its last.
+    pub end: u64,
+    /// Its bytes (JSON: messages joined by commas).
+    pub data: Vec<u8>,
+    /// JSON only: each message's end within `data`, as little-endian `u32`s.
+    pub ends: Option<Vec<u8>>,
+}
+
+/// A contiguous run of a stream's newest committed chunks.
+#[derive(Debug, Default)]
+pub struct Recent {
+    chunks: VecDeque<Arc<Chunk>>,
+    bytes: usize,
+}
+
+impl Recent {
+    /// Adds chunks just committed (in order), dropping the oldest past the limits.
+    pub fn extend(&mut self, fresh: impl IntoIterator<Item = Arc<Chunk>>) {
+        for chunk in fresh {
+            if self
+                .chunks
+                .back()
+                .is_some_and(|last| last.end != chunk.start)
+            {
+                self.chunks.clear();
+                self.bytes = 0;
+            }
+            self.bytes += chunk.data.len();
+            self.chunks.push_back(chunk);
+            while self.chunks.len() > MAX_CHUNKS || self.bytes > MAX_BYTES {
+                match self.chunks.pop_front() {
+                    Some(old) => self.bytes -= old.data.len(),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    /// Positions `[from, to)` from memory, stopping once about `max_bytes` are
+    /// gathered; `None` unless all of them are here.
+    pub fn read(&self, json: bool, from: u64, to: u64, max_bytes: usize) -> Option<ReadChunk> {
+        let first = self.chunks.front()?;
+        let last = self.chunks.back()?;
+        if from < first.start || to > last.end || from >= to {
+            return None;
+        }
+        let mut out = ReadChunk {
+            next: from,
+            ..ReadChunk::default()
+        };
+        let mut bytes = 0;
+        for chunk in self.chunks.iter().filter(|c| c.end > from && c.start < to) {
+            let (a, b) = (from.max(chunk.start), to.min(chunk.end));
+            let piece = slice_chunk(json, chunk.start, &chunk.data, chunk.ends.as_deref(), a, b)?;
+            bytes += piece.len();
+            out.pieces.push(piece);
+            out.count += b - a;
+            out.next = b;
+            if bytes >= max_bytes {
+                break;
+            }
+        }
+        Some(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_chunk(start: u64, messages: &[&str]) -> Arc<Chunk> {
+        let mut data = Vec::new();
+        let mut ends = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            if i > 0 {
+                data.push(b',');
+            }
+            data.extend_from_slice(m.as_bytes());
+            ends.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        }
+        Arc::new(Chunk {
+            start,
+            end: start + messages.len() as u64,
+            data,
+            ends: Some(ends),
+        })
+    }
+
+    #[test]
+    fn serves_only_what_it_holds_whole() {
+        let mut recent = Recent::default();
+        recent.extend([json_chunk(10, &["1", "2"]), json_chunk(12, &["3"])]);
+        let read = recent.read(true, 11, 13, usize::MAX).expect("held");
+        assert_eq!(read.json_body(), b"[2,3]");
+        assert_eq!((read.count, read.next), (2, 13));
+        assert!(
+            recent.read(true, 9, 13, usize::MAX).is_none(),
+            "older than held"
+        );
+        assert!(
+            recent.read(true, 12, 14, usize::MAX).is_none(),
+            "newer than held"
+        );
+    }
+
+    #[test]
+    fn a_gap_restarts_the_run_and_limits_hold() {
+        let mut recent = Recent::default();
+        recent.extend([json_chunk(0, &["1"])]);
+        recent.extend([json_chunk(5, &["6"])]);
+        assert!(recent.read(true, 0, 1, usize::MAX).is_none());
+        assert_eq!(
+            recent.read(true, 5, 6, usize::MAX).map(|r| r.json_body()),
+            Some(b"[6]".to_vec())
+        );
+        for i in 6..100 {
+            recent.extend([json_chunk(i, &["7"])]);
+        }
+        assert_eq!(recent.chunks.len(), MAX_CHUNKS);
+        let big = Arc::new(Chunk {
+            start: 100,
+            end: 100 + MAX_BYTES as u64 + 1,
+            data: vec![b'x'; MAX_BYTES + 1],
+            ends: None,
+        });
+        recent.extend([big]);
+        assert!(recent.chunks.is_empty() && recent.bytes == 0);
+    }
+}
