@@ -163,11 +163,7 @@ impl Server {
             tokio::spawn(demo::run_demo(self.url(), token.clone()));
         }
         let app = http::router(self.state, self.tokens);
-        let addr = self.addr;
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
-            .map_err(|source| ServeError::Io { addr, source })?;
+        http::accept::serve(self.listener, app, token).await;
         store.shutdown().await;
         info!("stopped");
         Ok(())

@@ -1,6 +1,7 @@
 //! The HTTP surface: the router, shared request state, and the CORS and browser
 //! security headers every response carries.
 
+pub(crate) mod accept;
 pub mod auth;
 mod error;
 mod headers;

@@ -82,11 +82,15 @@ impl<F: Framing> LiveFeed<F> {
                 return None;
             };
             if self.from < meta.tail {
-                let read = self
-                    .state
-                    .store
-                    .read(Arc::clone(&meta), self.from, meta.tail, F::MAX_BATCH_BYTES)
-                    .await;
+                // Boxed: the read's state is large and only lives while it runs, so
+                // an idle subscriber does not carry it.
+                let read = Box::pin(self.state.store.read(
+                    Arc::clone(&meta),
+                    self.from,
+                    meta.tail,
+                    F::MAX_BATCH_BYTES,
+                ))
+                .await;
                 let chunk = match read {
                     Ok(c) => c,
                     Err(e) => {
@@ -268,10 +272,14 @@ enum Wake {
 /// Waits for the next commit on a stream, the keep-alive interval, the connection's
 /// deadline or shutdown, whichever comes first.
 async fn wait(state: &AppState, changes: &mut watch::Receiver<u64>, deadline: Instant) -> Wake {
+    // One timer for both the keep-alive and the deadline: an idle subscriber's state
+    // stays small.
+    let keep_alive = Instant::now() + KEEP_ALIVE;
     tokio::select! {
         changed = changes.changed() => if changed.is_ok() { Wake::Changed } else { Wake::End },
-        () = tokio::time::sleep_until(deadline) => Wake::End,
-        () = tokio::time::sleep(KEEP_ALIVE) => Wake::KeepAlive,
+        () = tokio::time::sleep_until(deadline.min(keep_alive)) => {
+            if keep_alive < deadline { Wake::KeepAlive } else { Wake::End }
+        }
         () = state.shutdown.cancelled() => Wake::End,
     }
 }

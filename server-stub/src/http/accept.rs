@@ -1,0 +1,448 @@
+//! Accepting connections. Live SSE requests are answered by a lean HTTP/1.1 writer
+//! that holds no buffers while a subscriber waits (an idle subscriber costs a few
+//! hundred bytes, not hyper's two 8 KiB buffers); every other request goes to hyper.
+//! Both paths answer through the same router, so every header, check and middleware
+//! applies alike.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::body::Bytes;
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use axum::Router;
+use http_body::{Body as _, Frame};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tracing::debug;
+
+/// The largest request head read before handing the connection to hyper (which then
+/// answers 431 if it is too large for it as well).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The most headers a lean request may carry.
+const MAX_HEADERS: usize = 48;
+/// How long shutdown waits for connections to finish.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `token` is cancelled, then stops accepting and
+/// waits (a few seconds at most) for open connections to finish.
+pub(crate) async fn serve(listener: TcpListener, app: Router, token: CancellationToken) {
+    let tracker = TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors and the like: wait a little, keep serving.
+                    debug!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        tracker.spawn(connection(stream, app.clone(), token.clone()));
+    }
+    drop(listener);
+    tracker.close();
+    let _ = tokio::time::timeout(DRAIN, tracker.wait()).await;
+}
+
+/// One connection: lean answers to live SSE requests for as long as they come, then
+/// hyper for the rest of the connection.
+async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken) {
+    let mut buf = Vec::new();
+    loop {
+        let head = tokio::select! {
+            _ = token.cancelled() => return,
+            head = read_head(&mut stream, &mut buf) => match head {
+                Ok(Head::Complete(n)) => Some(n),
+                Ok(Head::TooLarge) => None,
+                Ok(Head::Closed) | Err(_) => return,
+            },
+        };
+        let lean = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r)));
+        let Some((n, (request, close))) = lean else {
+            // Boxed: its state is large, and it must not size every lean connection.
+            return Box::pin(hyper_connection(stream, buf, app, token)).await;
+        };
+        buf.drain(..n);
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+        let response = match Box::pin(app.clone().oneshot(request)).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        };
+        match respond(&mut stream, &mut buf, response, close).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => return,
+        }
+        if buf.is_empty() {
+            buf = Vec::new();
+        }
+    }
+}
+
+/// What reading a request head found.
+enum Head {
+    /// A whole head of this many bytes is at the start of the buffer.
+    Complete(usize),
+    /// The head is larger than the lean path reads.
+    TooLarge,
+    /// The peer closed the connection.
+    Closed,
+}
+
+/// Reads until `buf` holds a whole request head.
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+    let mut searched = 0;
+    loop {
+        if let Some(at) = find_head_end(buf, searched) {
+            return Ok(Head::Complete(at));
+        }
+        searched = buf.len().saturating_sub(3);
+        if buf.len() >= MAX_HEAD_BYTES {
+            return Ok(Head::TooLarge);
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(if buf.is_empty() { 512 } else { buf.len() });
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Ok(Head::Closed);
+        }
+    }
+}
+
+/// The length of the head (through its blank line) if `buf` holds one; the search
+/// starts at `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4)
+}
+
+/// The request, if it is one the lean path answers: an HTTP/1.1 `GET` without a body
+/// asking for `live=sse`. The flag says the client asked to close afterwards.
+fn lean_request(head: &[u8]) -> Option<(Request<Body>, bool)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    if !parsed.parse(head).ok()?.is_complete() {
+        return None;
+    }
+    if parsed.method? != "GET" || parsed.version? != 1 {
+        return None;
+    }
+    let path = parsed.path?;
+    let query = path.split_once('?')?.1;
+    if !query.split('&').any(|pair| pair == "live=sse") {
+        return None;
+    }
+    let uri: Uri = path.parse().ok()?;
+    let mut request = Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .version(Version::HTTP_11);
+    let mut close = false;
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == header::CONTENT_LENGTH && h.value != b"0"
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::EXPECT
+        {
+            return None;
+        }
+        if name == header::CONNECTION {
+            close |= h
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        }
+        request = request.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    Some((request.body(Body::empty()).ok()?, close))
+}
+
+/// Writes `response`; while the body waits, watches the connection for the peer
+/// leaving (and keeps what it sends next in `buf`). `Ok(true)`: the connection can
+/// carry another request.
+async fn respond(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    response: axum::response::Response,
+    close: bool,
+) -> io::Result<bool> {
+    let (head, body, framing) = encode_head(response, close);
+    stream.write_all(&head).await?;
+    drop(head);
+    let completed = match framing {
+        Framing::None => true,
+        Framing::Chunked | Framing::Length => pump(stream, buf, body, framing).await?,
+    };
+    Ok(completed && !close && framing != Framing::Length)
+}
+
+/// How a response body is delimited on the wire.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body (1xx, 204, 304).
+    None,
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The response's own `Content-Length` (the connection closes afterwards, to be
+    /// safe against a body that does not match it).
+    Length,
+}
+
+/// The response head as bytes, the body, and how the body is framed.
+fn encode_head(response: axum::response::Response, close: bool) -> (Vec<u8>, Body, Framing) {
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let framing = if status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::None
+    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        Framing::Length
+    } else {
+        Framing::Chunked
+    };
+    let mut head = Vec::with_capacity(512);
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if framing == Framing::Chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if close || framing == Framing::Length {
+        head.extend_from_slice(b"connection: close\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    (head, body, framing)
+}
+
+/// Writes the body as it comes; `Ok(false)` if it could not be completed (the body
+/// failed, or the peer left).
+async fn pump(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    mut body: Body,
+    framing: Framing,
+) -> io::Result<bool> {
+    loop {
+        let frame = next_frame(stream, buf, &mut body).await?;
+        let Some(frame) = frame else {
+            // The peer is gone: nobody to write the rest to.
+            return Ok(false);
+        };
+        let Some(frame) = frame else { break };
+        let Ok(frame) = frame else {
+            // The body failed midway: the response cannot be completed.
+            return Ok(false);
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if framing == Framing::Chunked {
+            stream.write_all(&chunk(&data)).await?;
+        } else {
+            stream.write_all(&data).await?;
+        }
+    }
+    if framing == Framing::Chunked {
+        stream.write_all(b"0\r\n\r\n").await?;
+    }
+    Ok(true)
+}
+
+/// One chunk of a chunked body.
+fn chunk(data: &[u8]) -> Vec<u8> {
+    let size = format!("{:x}\r\n", data.len());
+    let mut out = Vec::with_capacity(size.len() + data.len() + 2);
+    out.extend_from_slice(size.as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// Waits for the body's next frame while watching the connection: what the peer
+/// sends meanwhile is kept in `buf` (up to a limit); `Ok(None)` if it closed.
+/// Written with `poll_fn` rather than `select!` so an idle subscriber's state is a
+/// few words.
+async fn next_frame(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    body: &mut Body,
+) -> io::Result<Option<Option<Result<Frame<Bytes>, axum::Error>>>> {
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+            return Poll::Ready(Ok(Some(frame)));
+        }
+        while buf.len() < MAX_HEAD_BYTES {
+            match stream.poll_read_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            if buf.capacity() == buf.len() {
+                buf.reserve(256);
+            }
+            match stream.try_read_buf(buf) {
+                Ok(0) => return Poll::Ready(Ok(None)),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Hands the connection to hyper, replaying the bytes already read.
+async fn hyper_connection(stream: TcpStream, read: Vec<u8>, app: Router, token: CancellationToken) {
+    let io = TokioIo::new(Rewind {
+        prefix: read,
+        at: 0,
+        inner: stream,
+    });
+    let service = TowerToHyperService::new(app);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => {
+            if let Err(e) = result {
+                debug!("connection ended: {e}");
+            }
+        }
+        _ = token.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// A stream that first yields bytes already read from it.
+struct Rewind {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: TcpStream,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.prefix.len() {
+            let rest = &this.prefix[this.at..];
+            let n = rest.len().min(out.remaining());
+            out.put_slice(&rest[..n]);
+            this.at += n;
+            if this.at == this.prefix.len() {
+                this.prefix = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, out)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bodyless_http11_sse_gets_are_lean() {
+        let lean = |head: &str| {
+            lean_request(head.as_bytes()).map(|(r, close)| (r.uri().to_string(), close))
+        };
+        assert_eq!(
+            lean("GET /v1/stream/a?offset=-1&live=sse HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("/v1/stream/a?offset=-1&live=sse".into(), false))
+        );
+        assert_eq!(
+            lean("GET /v1/stream/a?live=sse HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
+            Some(("/v1/stream/a?live=sse".into(), true))
+        );
+        for other in [
+            "GET /v1/stream/a?live=long-poll HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?live=ssex HTTP/1.1\r\n\r\n",
+            "HEAD /v1/stream/a?live=sse HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.0\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nBad Header: x\r\n\r\n",
+        ] {
+            assert_eq!(lean(other), None, "{other:?}");
+        }
+    }
+
+    #[test]
+    fn the_head_ends_at_the_blank_line() {
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest", 0), Some(18));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n", 0), None);
+        assert_eq!(find_head_end(b"\r\n\r\n", 1), None);
+    }
+}
