@@ -4,19 +4,19 @@
 //! Both paths answer through the same router, so every header, check and middleware
 //! applies alike.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::body::Bytes;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 use axum::Router;
-use http_body::{Body as _, Frame};
+use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -82,9 +82,19 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
             Ok(r) => r,
             Err(never) => match never {},
         };
-        match respond(&mut stream, &mut buf, response, close).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return,
+        let (head, body, framing) = encode_head(response, close);
+        let pump = Pump {
+            stream: &stream,
+            buf: &mut buf,
+            body,
+            framing,
+            out: head,
+            written: 0,
+            ended: framing == Framing::None,
+        };
+        match pump.await {
+            Ok(true) if !close && framing != Framing::Length => {}
+            _ => return,
         }
         if buf.is_empty() {
             buf = Vec::new();
@@ -173,25 +183,6 @@ fn lean_request(head: &[u8]) -> Option<(Request<Body>, bool)> {
     Some((request.body(Body::empty()).ok()?, close))
 }
 
-/// Writes `response`; while the body waits, watches the connection for the peer
-/// leaving (and keeps what it sends next in `buf`). `Ok(true)`: the connection can
-/// carry another request.
-async fn respond(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    response: axum::response::Response,
-    close: bool,
-) -> io::Result<bool> {
-    let (head, body, framing) = encode_head(response, close);
-    stream.write_all(&head).await?;
-    drop(head);
-    let completed = match framing {
-        Framing::None => true,
-        Framing::Chunked | Framing::Length => pump(stream, buf, body, framing).await?,
-    };
-    Ok(completed && !close && framing != Framing::Length)
-}
-
 /// How a response body is delimited on the wire.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Framing {
@@ -243,43 +234,6 @@ fn encode_head(response: axum::response::Response, close: bool) -> (Vec<u8>, Bod
     (head, body, framing)
 }
 
-/// Writes the body as it comes; `Ok(false)` if it could not be completed (the body
-/// failed, or the peer left).
-async fn pump(
-    stream: &mut TcpStream,
-    buf: &mut Vec<u8>,
-    mut body: Body,
-    framing: Framing,
-) -> io::Result<bool> {
-    loop {
-        let frame = next_frame(stream, buf, &mut body).await?;
-        let Some(frame) = frame else {
-            // The peer is gone: nobody to write the rest to.
-            return Ok(false);
-        };
-        let Some(frame) = frame else { break };
-        let Ok(frame) = frame else {
-            // The body failed midway: the response cannot be completed.
-            return Ok(false);
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if framing == Framing::Chunked {
-            stream.write_all(&chunk(&data)).await?;
-        } else {
-            stream.write_all(&data).await?;
-        }
-    }
-    if framing == Framing::Chunked {
-        stream.write_all(b"0\r\n\r\n").await?;
-    }
-    Ok(true)
-}
-
 /// One chunk of a chunked body.
 fn chunk(data: &[u8]) -> Vec<u8> {
     let size = format!("{:x}\r\n", data.len());
@@ -290,38 +244,97 @@ fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Waits for the body's next frame while watching the connection: what the peer
-/// sends meanwhile is kept in `buf` (up to a limit); `Ok(None)` if it closed.
-/// Written with `poll_fn` rather than `select!` so an idle subscriber's state is a
-/// few words.
-async fn next_frame(
-    stream: &TcpStream,
-    buf: &mut Vec<u8>,
-    body: &mut Body,
-) -> io::Result<Option<Option<Result<Frame<Bytes>, axum::Error>>>> {
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
-            return Poll::Ready(Ok(Some(frame)));
+/// Writes a response (head, then the body as it comes) and, while the body waits,
+/// watches the connection for the peer leaving, keeping what it sends next in `buf`.
+/// Resolves to `Ok(true)` when the response was completed, `Ok(false)` when it could
+/// not be (the body failed, or the peer left).
+///
+/// A hand-written future rather than an `async fn` with `select!`: its whole state
+/// is these fields, so an idle subscriber costs a few words here.
+struct Pump<'a> {
+    stream: &'a TcpStream,
+    buf: &'a mut Vec<u8>,
+    body: Body,
+    framing: Framing,
+    /// Bytes to write, and how many are written.
+    out: Vec<u8>,
+    written: usize,
+    /// The body has ended; `out` holds the last bytes.
+    ended: bool,
+}
+
+impl Pump<'_> {
+    /// Writes what is pending in `out`.
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.written < self.out.len() {
+            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(&self.out[self.written..]) {
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
         }
-        while buf.len() < MAX_HEAD_BYTES {
-            match stream.poll_read_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) => {}
+        // Nothing is held while waiting for the next frame.
+        self.out = Vec::new();
+        self.written = 0;
+        Poll::Ready(Ok(()))
+    }
+
+    /// Reads what the peer sends while the response is being written; `Ready(false)`
+    /// when it closed.
+    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        while self.buf.len() < MAX_HEAD_BYTES {
+            std::task::ready!(self.stream.poll_read_ready(cx))?;
+            if self.buf.capacity() == self.buf.len() {
+                self.buf.reserve(256);
             }
-            if buf.capacity() == buf.len() {
-                buf.reserve(256);
-            }
-            match stream.try_read_buf(buf) {
-                Ok(0) => return Poll::Ready(Ok(None)),
+            match self.stream.try_read_buf(self.buf) {
+                Ok(0) => return Poll::Ready(Ok(false)),
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
         Poll::Pending
-    })
-    .await
+    }
+}
+
+impl Future for Pump<'_> {
+    type Output = io::Result<bool>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
+        let this = self.get_mut();
+        loop {
+            std::task::ready!(this.poll_flush_out(cx))?;
+            if this.ended {
+                return Poll::Ready(Ok(true));
+            }
+            if let Poll::Ready(open) = this.poll_peer(cx) {
+                if !open? {
+                    // The peer is gone: nobody to write the rest to.
+                    return Poll::Ready(Ok(false));
+                }
+            }
+            match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
+                None => {
+                    this.ended = true;
+                    if this.framing == Framing::Chunked {
+                        this.out = b"0\r\n\r\n".to_vec();
+                    }
+                }
+                // The body failed midway: the response cannot be completed.
+                Some(Err(_)) => return Poll::Ready(Ok(false)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        this.out = match this.framing {
+                            Framing::Chunked if !data.is_empty() => chunk(&data),
+                            _ => data.to_vec(),
+                        };
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Hands the connection to hyper, replaying the bytes already read.
