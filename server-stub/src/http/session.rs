@@ -276,7 +276,7 @@ fn event_json(message: &str, offset: u64) -> Value {
 
 /// Splits a JSON read into its messages.
 fn messages(chunk: &ReadChunk) -> Vec<Box<serde_json::value::RawValue>> {
-    gapless_core::wire::parse_json_batch(&chunk.json_body()).unwrap_or_default()
+    gapless_core::wire::parse_json_batch(chunk.body()).unwrap_or_default()
 }
 
 /// `GET /api/sessions/{id}/events`.
@@ -309,10 +309,7 @@ pub(super) async fn get_events(
             .await
             .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
     } else {
-        ReadChunk {
-            next: from,
-            ..Default::default()
-        }
+        ReadChunk::empty(true, from)
     };
     let events: Vec<Value> = messages(&chunk)
         .iter()

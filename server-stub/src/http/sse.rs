@@ -180,9 +180,8 @@ impl Framing for Protocol {
 
     fn batch(&self, chunk: &ReadChunk, _from: u64, tail: u64, closed: bool) -> Framed {
         let data = match self.encoding {
-            Encoding::Json => String::from_utf8_lossy(&chunk.json_body()).into_owned(),
-            Encoding::Text => String::from_utf8_lossy(&chunk.raw_body()).into_owned(),
-            Encoding::Base64 => encode_base64(&chunk.raw_body()),
+            Encoding::Json | Encoding::Text => String::from_utf8_lossy(chunk.body()).into_owned(),
+            Encoding::Base64 => encode_base64(chunk.body()),
         };
         let mut text = String::with_capacity(data.len() + 128);
         encode_event(&mut text, Some("data"), None, &data);

@@ -18,7 +18,7 @@ use crate::store::{
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
-pub(super) const MAX_READ_BYTES: usize = 1 << 20;
+pub(super) const MAX_READ_BYTES: usize = 4 << 20;
 
 /// Cache-Control of catch-up and long-poll data responses (§10).
 const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
@@ -417,10 +417,7 @@ async fn catch_up(
             .await
             .map_err(|e| ApiError::storage(&e))?
     } else {
-        crate::store::ReadChunk {
-            next: from,
-            ..Default::default()
-        }
+        crate::store::ReadChunk::empty(meta.is_json(), from)
     };
     let next = chunk.next;
     let up_to_date = next >= meta.tail;
@@ -430,12 +427,7 @@ async fn catch_up(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let body = if meta.is_json() {
-            chunk.json_body()
-        } else {
-            chunk.raw_body()
-        };
-        (StatusCode::OK, body).into_response()
+        (StatusCode::OK, chunk.into_body()).into_response()
     };
     let hm = response.headers_mut();
     hm.insert("content-type", header(&meta.content_type));

@@ -5,12 +5,12 @@ use rusqlite::{params, Connection};
 
 use super::meta::StreamMeta;
 
-/// What a read returns: pieces of stored data and where the read ended.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a read returns: the response body, already framed, and where the read ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadChunk {
-    /// For JSON streams, runs of comma-joined messages (join them with `,` inside
-    /// `[` `]`); otherwise raw bytes to concatenate.
-    pub pieces: Vec<Vec<u8>>,
+    /// For JSON streams the messages as one array `[m1,m2,...]`; otherwise the bytes.
+    body: Vec<u8>,
+    json: bool,
     /// Positions covered.
     pub count: u64,
     /// The position after the last one returned.
@@ -18,24 +18,49 @@ pub struct ReadChunk {
 }
 
 impl ReadChunk {
-    /// The JSON-mode body: `[m1,m2,...]`.
-    pub fn json_body(&self) -> Vec<u8> {
-        let len: usize = self.pieces.iter().map(|p| p.len() + 1).sum();
-        let mut out = Vec::with_capacity(len + 2);
-        out.push(b'[');
-        for (i, piece) in self.pieces.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(piece);
-        }
-        out.push(b']');
-        out
+    /// Nothing read, at position `at` (for JSON, the body is `[]`).
+    pub fn empty(json: bool, at: u64) -> Self {
+        let mut chunk = Self::open(json, at);
+        chunk.close();
+        chunk
     }
 
-    /// The raw body: the pieces concatenated.
-    pub fn raw_body(&self) -> Vec<u8> {
-        self.pieces.concat()
+    /// Starts gathering from position `from`.
+    pub(super) fn open(json: bool, from: u64) -> Self {
+        ReadChunk {
+            body: if json { vec![b'['] } else { Vec::new() },
+            json,
+            count: 0,
+            next: from,
+        }
+    }
+
+    /// Adds positions `[a, b)`: `piece` is their stored bytes (JSON: comma-joined
+    /// messages).
+    pub(super) fn push(&mut self, piece: &[u8], a: u64, b: u64) {
+        if self.json && self.count > 0 {
+            self.body.push(b',');
+        }
+        self.body.extend_from_slice(piece);
+        self.count += b - a;
+        self.next = b;
+    }
+
+    /// Ends gathering.
+    pub(super) fn close(&mut self) {
+        if self.json {
+            self.body.push(b']');
+        }
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body, owned.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
     }
 }
 
@@ -49,11 +74,7 @@ pub fn read_range(
     max_bytes: usize,
 ) -> rusqlite::Result<ReadChunk> {
     let json = meta.is_json();
-    let mut out = ReadChunk {
-        next: from,
-        ..ReadChunk::default()
-    };
-    let mut bytes = 0usize;
+    let mut out = ReadChunk::open(json, from);
     let mut stmt = conn.prepare_cached(
         "SELECT start, end, data, ends FROM chunks
          WHERE stream_id = ?1
@@ -80,36 +101,35 @@ pub fn read_range(
             let Some(piece) = slice_chunk(json, start, data, ends, a, b) else {
                 continue;
             };
-            bytes += piece.len();
-            out.pieces.push(piece);
-            out.count += b - a;
-            out.next = b;
-            if bytes >= max_bytes {
+            out.push(piece, a, b);
+            if out.body.len() >= max_bytes {
+                out.close();
                 return Ok(out);
             }
         }
     }
+    out.close();
     Ok(out)
 }
 
 /// Positions `[a, b)` of a stored chunk starting at `start`: for JSON (`ends` holding
 /// each message's end as a little-endian `u32`) the comma-joined messages, otherwise
 /// the bytes; `None` when the range does not fit the chunk.
-pub(super) fn slice_chunk(
+pub(super) fn slice_chunk<'a>(
     json: bool,
     start: u64,
-    data: &[u8],
+    data: &'a [u8],
     ends: Option<&[u8]>,
     a: u64,
     b: u64,
-) -> Option<Vec<u8>> {
+) -> Option<&'a [u8]> {
     let first = usize::try_from(a.checked_sub(start)?).ok()?;
     let last = usize::try_from(b.checked_sub(start)?).ok()?; // exclusive
     if first >= last {
         return None;
     }
     if !json {
-        return data.get(first..last).map(<[u8]>::to_vec);
+        return data.get(first..last);
     }
     let ends = ends.unwrap_or(&[]);
     let end_of = |i: usize| {
@@ -121,5 +141,5 @@ pub(super) fn slice_chunk(
     } else {
         end_of(first - 1)? + 1
     };
-    data.get(begin..end_of(last - 1)?).map(<[u8]>::to_vec)
+    data.get(begin..end_of(last - 1)?)
 }

@@ -65,22 +65,16 @@ impl Recent {
         if from < first.start || to > last.end || from >= to {
             return None;
         }
-        let mut out = ReadChunk {
-            next: from,
-            ..ReadChunk::default()
-        };
-        let mut bytes = 0;
+        let mut out = ReadChunk::open(json, from);
         for chunk in self.chunks.iter().filter(|c| c.end > from && c.start < to) {
             let (a, b) = (from.max(chunk.start), to.min(chunk.end));
             let piece = slice_chunk(json, chunk.start, &chunk.data, chunk.ends.as_deref(), a, b)?;
-            bytes += piece.len();
-            out.pieces.push(piece);
-            out.count += b - a;
-            out.next = b;
-            if bytes >= max_bytes {
+            out.push(piece, a, b);
+            if out.body().len() >= max_bytes {
                 break;
             }
         }
+        out.close();
         Some(out)
     }
 }
@@ -112,7 +106,7 @@ mod tests {
         let mut recent = Recent::default();
         recent.extend([json_chunk(10, &["1", "2"]), json_chunk(12, &["3"])]);
         let read = recent.read(true, 11, 13, usize::MAX).expect("held");
-        assert_eq!(read.json_body(), b"[2,3]");
+        assert_eq!(read.body(), b"[2,3]");
         assert_eq!((read.count, read.next), (2, 13));
         assert!(
             recent.read(true, 9, 13, usize::MAX).is_none(),
@@ -131,7 +125,7 @@ mod tests {
         recent.extend([json_chunk(5, &["6"])]);
         assert!(recent.read(true, 0, 1, usize::MAX).is_none());
         assert_eq!(
-            recent.read(true, 5, 6, usize::MAX).map(|r| r.json_body()),
+            recent.read(true, 5, 6, usize::MAX).map(|r| r.into_body()),
             Some(b"[6]".to_vec())
         );
         for i in 6..100 {
