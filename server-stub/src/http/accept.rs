@@ -69,8 +69,13 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
                 Ok(Head::Closed) | Err(_) => return,
             },
         };
-        let lean = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r)));
-        let Some((n, (request, close))) = lean else {
+        // Scoped so that neither the request nor the response keeps room in this
+        // future's state while the response streams (an idle subscriber's whole cost).
+        let routed = {
+            let lean = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r)));
+            lean.map(|(n, (request, close))| (n, close, Box::pin(app.clone().oneshot(request))))
+        };
+        let Some((n, close, routed)) = routed else {
             // Boxed: its state is large, and it must not size every lean connection.
             return Box::pin(hyper_connection(stream, buf, app, token)).await;
         };
@@ -78,11 +83,10 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
         if buf.is_empty() {
             buf = Vec::new();
         }
-        let response = match Box::pin(app.clone().oneshot(request)).await {
-            Ok(r) => r,
+        let (head, body, framing) = match routed.await {
+            Ok(response) => encode_head(response, close),
             Err(never) => match never {},
         };
-        let (head, body, framing) = encode_head(response, close);
         let pump = Pump {
             stream: &stream,
             buf: &mut buf,

@@ -38,6 +38,26 @@ pub fn message(seq: u64, t_us: u64) -> Vec<u8> {
     out
 }
 
+/// The send times carried by the benchmark messages in `data` (a scan for `"t":`
+/// rather than a JSON parse, so the load generator's cost stays small beside the
+/// server's).
+///
+/// ```
+/// use gapless_tests::bench::scenarios::{message, send_times};
+///
+/// let data = format!("[{},{}]", String::from_utf8(message(1, 10)).unwrap(), String::from_utf8(message(2, 20)).unwrap());
+/// assert_eq!(send_times(&data).collect::<Vec<_>>(), [10, 20]);
+/// ```
+pub fn send_times(data: &str) -> impl Iterator<Item = u64> + '_ {
+    data.match_indices("\"t\":").filter_map(|(at, key)| {
+        let digits = &data[at + key.len()..];
+        let end = digits
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(digits.len());
+        digits[..end].parse().ok()
+    })
+}
+
 /// `[m, m, ...]`: `count` messages in one JSON-mode append.
 fn batch(first: u64, count: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(count as usize * (MESSAGE_BYTES + 1) + 2);
@@ -254,12 +274,9 @@ async fn subscriber(
                 continue;
             }
             let now = clock.elapsed();
-            let messages: Vec<serde_json::Value> = serde_json::from_str(&event.data)
-                .map_err(|e| BenchError::Server(format!("SSE data is not a JSON array: {e}")))?;
             let mut out = latencies.lock().map_err(|_| BenchError::Poisoned)?;
-            for m in messages {
-                let sent = Duration::from_micros(m["t"].as_u64().unwrap_or(0));
-                out.push(now.saturating_sub(sent));
+            for sent in send_times(&event.data) {
+                out.push(now.saturating_sub(Duration::from_micros(sent)));
             }
         }
     }
