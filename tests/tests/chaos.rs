@@ -2,8 +2,9 @@
 //! points and stalls some, the server killed with SIGKILL and restarted mid-run. Every reader must see
 //! every acknowledged event exactly once, in order; nothing acknowledged may be lost.
 //!
-//! Sized for CI (about ten seconds). `GAPLESS_CHAOS_SCALE=10` multiplies the events
-//! per producer for longer local runs.
+//! Sized for CI (about twenty seconds). For longer local runs, `GAPLESS_CHAOS_SCALE=N`
+//! multiplies the events per producer and `GAPLESS_CHAOS_READERS=N` sets the readers;
+//! `GAPLESS_CHAOS_LONG=1` is 50 readers and 10,200 events.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +21,14 @@ use gapless_tests::{temp_dir, ServerProcess};
 use serde_json::{json, Value};
 
 const PRODUCERS: u64 = 4;
-const READERS: usize = 6;
+
+/// A setting from the environment, or its default.
+fn setting(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 /// Reads the shared stream until `total` messages arrived; checks each producer's
 /// sequence arrives exactly once and in order, and offsets only grow.
@@ -72,10 +80,9 @@ async fn read_all(client: Client, url: String, live: LiveMode, total: u64) -> u6
 
 #[tokio::test]
 async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
-    let scale: u64 = std::env::var("GAPLESS_CHAOS_SCALE")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1);
+    let long = setting("GAPLESS_CHAOS_LONG", 0) == 1;
+    let scale = setting("GAPLESS_CHAOS_SCALE", if long { 17 } else { 1 });
+    let readers_count = setting("GAPLESS_CHAOS_READERS", if long { 50 } else { 6 });
     let per_producer = 150 * scale;
     let total = PRODUCERS * per_producer;
     let dir = temp_dir("chaos");
@@ -93,7 +100,7 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
 
     // Readers: half SSE, half long-poll; every other one joins a second later.
     let mut readers = Vec::new();
-    for r in 0..READERS {
+    for r in 0..readers_count {
         let (client, url) = (flaky.clone(), url.clone());
         let live = if r % 2 == 0 {
             LiveMode::Sse
@@ -113,11 +120,18 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
     for p in 0..PRODUCERS {
         let stream = flaky.stream(&url);
         let written = Arc::clone(&written);
+        let solo = flaky.clone();
+        let solo_url = format!("{}/v1/stream/solo-{p}", proxy.url());
+        json_stream(&direct, &server.stream(&format!("solo-{p}"))).await;
         producers.push(tokio::spawn(async move {
             let producer = stream.producer(ProducerConfig::new(
                 format!("chaos-{p}"),
                 "application/json",
             ));
+            // The same events also go to a stream of this producer's own.
+            let solo = solo
+                .stream(&solo_url)
+                .producer(ProducerConfig::new(format!("solo-{p}"), "application/json"));
             for i in 0..per_producer {
                 let event = json!({"p": p, "i": i});
                 if i % 10 == 0 {
@@ -125,11 +139,13 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
                 } else {
                     producer.push_json(&event).await.expect("push");
                 }
+                solo.push_json(&event).await.expect("push (own stream)");
                 // Paced so that the run spans the kill below.
                 tokio::time::sleep(Duration::from_millis(15)).await;
                 written.fetch_add(1, Ordering::Relaxed);
             }
             producer.flush().await.expect("flush");
+            solo.flush().await.expect("flush (own stream)");
         }));
     }
     // Mid-run: kill -9 and restart on the same data directory and port.
@@ -168,8 +184,35 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
         }
     }
     assert_eq!(count, total);
+    // Each producer's own stream holds its events exactly once, in order.
+    for p in 0..PRODUCERS {
+        let mut sub = direct
+            .stream(server.stream(&format!("solo-{p}")))
+            .subscribe_with(Offset::START, LiveMode::Off);
+        let mut expected = 0u64;
+        while let Some(u) = sub.next().await {
+            if let Update::Batch(b) = u.expect("read") {
+                let Payload::Json(messages) = &b.payload else {
+                    panic!("JSON")
+                };
+                for m in messages {
+                    let m: Value = serde_json::from_str(m.get()).expect("json");
+                    assert_eq!(m["p"], json!(p));
+                    assert_eq!(m["i"], json!(expected), "own stream of producer {p}");
+                    expected += 1;
+                }
+            }
+        }
+        assert_eq!(expected, per_producer, "own stream of producer {p}");
+    }
     // Memory stays bounded (generous: the figure is measured by the benchmarks).
     let rss = server.rss_kib().expect("rss");
+    eprintln!(
+        "chaos: {total} events on the shared stream (and {total} on {PRODUCERS} own streams), \
+         {readers_count} readers, {} connections cut, kill -9 after {before_kill} events, \
+         server RSS {rss} KiB after",
+        proxy.cuts()
+    );
     assert!(rss < 256 * 1024, "server RSS {rss} KiB");
     server.terminate(Duration::from_secs(10)).await;
     let _ = std::fs::remove_dir_all(dir);
