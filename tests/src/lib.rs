@@ -104,10 +104,16 @@ pub(crate) async fn listening_url(child: &mut Child, prefix: &str) -> String {
 
 /// The resident memory of process `pid` in KiB (`VmRSS` from /proc), if readable.
 pub fn rss_kib_of(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A memory figure of process `pid` from /proc/<pid>/status (such as `VmRSS` or
+/// `RssAnon`: resident memory not backed by a file), in KiB.
+pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
@@ -162,6 +168,12 @@ impl ServerProcess {
     /// Its resident memory in KiB (from /proc), if readable.
     pub fn rss_kib(&self) -> Option<u64> {
         rss_kib_of(self.child.id()?)
+    }
+
+    /// Its resident memory not backed by a file (heap, stacks), in KiB: what it
+    /// holds itself, without the database pages it has mapped.
+    pub fn anon_kib(&self) -> Option<u64> {
+        status_kib(self.child.id()?, "RssAnon")
     }
 
     /// Sends SIGKILL and waits for the process to be gone.

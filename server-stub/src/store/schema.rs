@@ -42,7 +42,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     data      BLOB NOT NULL,
     ends      BLOB,
     PRIMARY KEY (stream_id, start)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS producers (
     stream_id   INTEGER NOT NULL,
     producer_id TEXT NOT NULL,

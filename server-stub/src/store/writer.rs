@@ -98,7 +98,9 @@ impl Writer {
     ) -> rusqlite::Result<Writer> {
         let (metas, producers) = {
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            (load_streams(&c)?, load_producers(&c)?)
+            let mut metas = load_streams(&c)?;
+            recover_tails(&c, &mut metas)?;
+            (metas, load_producers(&c)?)
         };
         let paths = metas.values().map(|m| (m.path.clone(), m.id)).collect();
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
@@ -538,6 +540,7 @@ impl Writer {
             }
         }
         let mut meta = meta.clone();
+        let plain = !req.close && req.stream_seq.is_none() && meta.ttl_secs.is_none();
         if let Some(payload) = req.body.as_ref().filter(|p| !p.is_empty()) {
             let chunk = insert_chunk(conn, id, meta.tail, payload)?;
             self.fresh.entry(id).or_default().extend(chunk);
@@ -550,7 +553,13 @@ impl Writer {
             meta.last_seq = req.stream_seq;
         }
         meta.access_ms = self.access_ms(&meta).max(now);
-        save_stream(conn, &meta)?;
+        // A plain append changes only the tail, which loading recovers from the
+        // chunks, and the access time, which matters only for a sliding TTL (and
+        // the sweep persists it): its commit then skips the stream's row, one page
+        // less to write and sync.
+        if !plain {
+            save_stream(conn, &meta)?;
+        }
         let producer = match producer_state {
             Some((key, state)) => {
                 conn.prepare_cached(
@@ -731,6 +740,26 @@ fn same_config(
     }
     if req.closed != meta.closed {
         return Err("the stream exists with a different closure status".into());
+    }
+    Ok(())
+}
+
+/// Sets each stream's tail to the end of its last stored chunk where that is further
+/// than its row says (plain appends do not rewrite the row).
+fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rusqlite::Result<()> {
+    let mut last_end =
+        conn.prepare("SELECT end FROM chunks WHERE stream_id = ?1 ORDER BY start DESC LIMIT 1")?;
+    for (id, meta) in metas.iter_mut() {
+        let end: Option<i64> = last_end
+            .query_row(params![id], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        if let Some(end) = end {
+            meta.tail = meta.tail.max(end as u64);
+        }
     }
     Ok(())
 }
