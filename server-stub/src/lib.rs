@@ -86,6 +86,7 @@ fn build_state(
         store,
         subscriptions,
         base_url: Arc::from(format!("http://{addr}")),
+        views: Arc::default(),
         config: Arc::new(http::Settings {
             long_poll_timeout: config.long_poll_timeout(),
             sse_max_age: config.sse_max_age(),

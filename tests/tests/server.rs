@@ -638,6 +638,20 @@ async fn demo_sessions_appear_on_the_page_and_in_the_view() {
                 Some("completed") => {
                     assert!(v["view"]["turns"].as_array().is_some_and(|t| t.len() == 4));
                     assert_eq!(v["view"]["files"][0]["path"], "server/src/history.rs");
+                    // Folded request by request while it ran, the view equals one
+                    // folded afresh (another stall threshold is another cache entry).
+                    let fresh: Value = c
+                        .get(format!(
+                            "{}/api/sessions/demo-1/view?stall_after_ms=59999",
+                            server.url
+                        ))
+                        .send()
+                        .await
+                        .expect("view")
+                        .json()
+                        .await
+                        .expect("json");
+                    assert_eq!(fresh["view"], v["view"]);
                     break;
                 }
                 other => panic!("unexpected status {other:?}"),

@@ -52,6 +52,8 @@ pub struct AppState {
     pub config: Arc<Settings>,
     /// Cancelled when the server shuts down: live reads end.
     pub shutdown: CancellationToken,
+    /// Session views folded so far, reused by the next view request.
+    pub(crate) views: Arc<session::ViewCache>,
 }
 
 impl AppState {

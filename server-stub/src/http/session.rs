@@ -7,7 +7,8 @@
 //! - `GET /api/sessions/{id}/stream?offset=<o>`: SSE, `id:` = offset, `event:` = type;
 //!   history first, then live.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -15,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gapless_core::event::{Channel, Envelope, EventError};
+use gapless_core::session::SessionView;
 use gapless_core::sse::encode_event;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -332,9 +334,10 @@ pub(super) async fn list(State(state): State<AppState>) -> Response {
         .shared()
         .paths()
         .into_iter()
-        .filter_map(|p| p.strip_prefix("sessions/").map(str::to_owned))
-        .filter_map(|id| {
-            let meta = state.store.shared().get(&format!("sessions/{id}"))?.meta();
+        .filter(|p| p.starts_with("sessions/"))
+        .filter_map(|path| {
+            let meta = state.store.shared().get(&path)?.meta();
+            let id = path.strip_prefix("sessions/")?;
             (!meta.deleted).then(
                 || json!({"id": id, "nextOffset": format_offset(meta.tail), "closed": meta.closed}),
             )
@@ -359,11 +362,19 @@ pub(super) async fn view(
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
     let (_, meta) = live_session(&state, &path)?;
-    let stall_after = std::time::Duration::from_millis(q.stall_after_ms.unwrap_or(60_000).max(1));
-    let mut view = gapless_core::session::SessionView::new(stall_after);
+    let stall_after_ms = q.stall_after_ms.unwrap_or(60_000).max(1);
     let now = gapless_core::Time::from_millis(now_ms());
-    let mut from = 0;
-    while from < meta.tail {
+    let key = (path, stall_after_ms);
+    let mut folded = state
+        .views
+        .take(&key, meta.id, meta.tail)
+        .unwrap_or_else(|| Folded {
+            stream_id: meta.id,
+            view: SessionView::new(std::time::Duration::from_millis(stall_after_ms)),
+            to: 0,
+        });
+    while folded.to < meta.tail {
+        let from = folded.to;
         let chunk = state
             .store
             .read(Arc::clone(&meta), from, meta.tail, 1 << 20)
@@ -373,15 +384,56 @@ pub(super) async fn view(
             if let Ok(mut envelope) = Envelope::from_json(m.get()) {
                 envelope.offset =
                     gapless_core::Offset::parse(&format_offset(from + i as u64 + 1)).ok();
-                view.apply(&envelope, now);
+                folded.view.apply(&envelope, now);
             }
         }
         if chunk.next <= from {
             break;
         }
-        from = chunk.next;
+        folded.to = chunk.next;
     }
-    Ok(Json(view.snapshot(now)).into_response())
+    let snapshot = folded.view.snapshot(now);
+    state.views.put(key, folded);
+    Ok(Json(snapshot).into_response())
+}
+
+/// How many folded views are kept; past it the cache starts over.
+const MAX_VIEWS: usize = 1024;
+
+/// A session folded up to a position.
+#[derive(Debug)]
+pub(crate) struct Folded {
+    stream_id: i64,
+    view: SessionView,
+    to: u64,
+}
+
+/// Session views folded by earlier requests, by session path and stall threshold, so
+/// a view request folds only the events since the last one (the page asks every few
+/// seconds).
+#[derive(Debug, Default)]
+pub(crate) struct ViewCache {
+    entries: Mutex<HashMap<(String, u64), Folded>>,
+}
+
+impl ViewCache {
+    /// Takes the folded view for `key` if it belongs to stream `id` and is not past
+    /// `tail`.
+    fn take(&self, key: &(String, u64), id: i64, tail: u64) -> Option<Folded> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .remove(key)
+            .filter(|f| f.stream_id == id && f.to <= tail)
+    }
+
+    /// Keeps a folded view for the next request.
+    fn put(&self, key: (String, u64), folded: Folded) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_VIEWS {
+            entries.clear();
+        }
+        entries.insert(key, folded);
+    }
 }
 
 /// The query of `GET .../stream`.
