@@ -9,9 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gapless_core::event::{AgentError, Envelope, Event};
+use gapless_core::wire::AppendOutcome;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use tracing::{error, warn};
 
+use crate::client::head_of;
 use crate::session::{session_stream_url, wall_clock};
 use crate::{Client, Error};
 
@@ -178,13 +180,24 @@ impl CrashGuard {
                 .send()
                 .await;
             match sent {
-                Ok(r) if r.status().is_success() => return Ok(()),
-                Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                Ok(r) => {
                     let status = r.status().as_u16();
-                    let text = r.text().await.unwrap_or_default();
-                    return Err(Error::from_status(status, text));
+                    match AppendOutcome::of(&head_of(&r), true) {
+                        Ok(AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. }) => {
+                            return Ok(())
+                        }
+                        Ok(AppendOutcome::Retry { retry_after }) => {
+                            warn!("crash report answered {status}; retrying");
+                            delay = delay.max(retry_after.unwrap_or_default());
+                        }
+                        // Stored, even if the offset header is malformed.
+                        Err(_) if (200..300).contains(&status) => return Ok(()),
+                        _ => {
+                            let text = r.text().await.unwrap_or_default();
+                            return Err(Error::from_status(status, text));
+                        }
+                    }
                 }
-                Ok(r) => warn!("crash report answered {}; retrying", r.status()),
                 Err(e) => warn!("crash report failed: {e}; retrying"),
             }
             if tokio::time::Instant::now() + delay > deadline {
