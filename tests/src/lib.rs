@@ -176,6 +176,17 @@ impl ServerProcess {
         status_kib(self.child.id()?, "RssAnon")
     }
 
+    /// Stops the server with SIGTERM, checks it exits cleanly within ten seconds, and
+    /// removes its data directory: the end of every test that started one.
+    pub async fn finish(self) {
+        let dir = self.data_dir.clone();
+        assert!(
+            self.terminate(Duration::from_secs(10)).await,
+            "the server exits cleanly on SIGTERM"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// Sends SIGKILL and waits for the process to be gone.
     pub async fn kill9(mut self) {
         let _ = self.child.start_kill();

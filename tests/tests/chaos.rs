@@ -214,8 +214,7 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
         proxy.cuts()
     );
     assert!(rss < 256 * 1024, "server RSS {rss} KiB");
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -259,8 +258,7 @@ async fn a_reader_that_stops_reading_bounds_memory_and_slows_nobody() {
     );
     // The slow reader resumes and catches up from storage, without gap or duplicate.
     assert_eq!(read_all_from(&mut slow, n).await, n);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 /// Reads `{"p": 0, "i": 0..n}` in order from a subscription.

@@ -55,8 +55,7 @@ async fn history_then_live_without_gap_while_a_producer_writes() {
     for sub in [&mut sse, &mut long_poll] {
         assert_eq!(expect_closed(sub).await, a);
     }
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -96,8 +95,7 @@ async fn subscription_survives_a_server_kill_and_restart() {
     let (_sub, last) = reader.await.expect("reader");
     assert_eq!(last, stream.head().await.expect("head").next_offset);
     drop(producer);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -147,8 +145,7 @@ async fn producer_is_exactly_once_when_answers_are_lost() {
         .await
         .expect("json");
     assert_eq!(all.len(), 150);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -169,6 +166,5 @@ async fn missing_stream_and_expired_offsets_are_distinct_errors() {
         reject.stream(server.stream("absent")).head().await,
         Err(Error::NotFound)
     ));
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }

@@ -125,6 +125,5 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     assert!(codes.is_empty());
     assert!(matches!(view, Status::Completed { .. }), "{view:?}");
 
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }

@@ -131,8 +131,7 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
     }
     let expected: Vec<String> = (0..25).map(|i| format!("t{i} ")).collect();
     assert_eq!(ids, expected);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -227,8 +226,7 @@ async fn sixteen_concurrent_producers_get_unique_gapless_offsets() {
             .collect();
         assert_eq!(seq, (0..per_writer as i64).collect::<Vec<_>>());
     }
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -311,8 +309,7 @@ async fn idempotent_producer_state_survives_kill_9() {
         .await
         .expect("text");
     assert_eq!(body, "m0;m1;m2;m3;m4;m5;");
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -402,8 +399,7 @@ async fn auth_tokens_guard_every_route_by_scope() {
         .await
         .expect("options");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -538,8 +534,7 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -604,8 +599,7 @@ async fn sigterm_ends_live_reads_finishes_appends_and_exits_cleanly() {
         assert!(text.contains(a.as_str()), "acknowledged {a} survived");
     }
     assert_eq!(acknowledged.len(), 8);
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
 
 #[tokio::test]
@@ -675,6 +669,5 @@ async fn demo_sessions_appear_on_the_page_and_in_the_view() {
     assert!(list["sessions"]
         .as_array()
         .is_some_and(|s| s.iter().any(|x| x["id"] == "demo-1")));
-    server.terminate(Duration::from_secs(10)).await;
-    let _ = std::fs::remove_dir_all(dir);
+    server.finish().await;
 }
