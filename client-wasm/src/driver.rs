@@ -5,13 +5,10 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use futures::channel::mpsc;
-use futures::future::{select, Either};
-use futures::SinkExt;
 use gapless_core::resume::{Config, LiveMode, Output, ReqId, Request, Resume, TransportError};
 use gapless_core::{Offset, Time};
-use gloo_timers::future::TimeoutFuture;
 
+use crate::sync::{race, First, Sender, Sleep};
 use crate::transport::{head_of, BodyReader, Fetch};
 
 /// What the driver hands to the JavaScript side.
@@ -50,7 +47,7 @@ pub fn spawn(
     from: Offset,
     live: LiveMode,
     headers: Vec<(String, String)>,
-    tx: mpsc::Sender<Item>,
+    tx: Sender<Item>,
 ) -> Driver {
     let seed = (js_sys::Math::random() * (u64::MAX as f64)) as u64;
     let machine = Resume::new(Config::new(url).live(live).jitter_seed(seed), from);
@@ -61,7 +58,7 @@ pub fn spawn(
 }
 
 /// Sends the machine's outputs; `false` once the subscription is over.
-async fn forward(machine: &mut Resume, tx: &mut mpsc::Sender<Item>) -> bool {
+async fn forward(machine: &mut Resume, tx: &mut Sender<Item>) -> bool {
     while let Some(out) = machine.poll_output() {
         let last = matches!(
             out,
@@ -77,7 +74,7 @@ async fn forward(machine: &mut Resume, tx: &mut mpsc::Sender<Item>) -> bool {
 async fn drive(
     mut machine: Resume,
     headers: Vec<(String, String)>,
-    mut tx: mpsc::Sender<Item>,
+    mut tx: Sender<Item>,
     stopped: Rc<Cell<bool>>,
 ) {
     let clock = Clock::start();
@@ -91,7 +88,7 @@ async fn drive(
         }
         match machine.poll_timeout() {
             Some(t) => {
-                TimeoutFuture::new(clock.until(t)).await;
+                Sleep::new(clock.until(t)).await;
                 machine.handle_timeout(clock.now());
             }
             None => return,
@@ -104,10 +101,10 @@ fn still(machine: &Resume, id: ReqId) -> bool {
 }
 
 /// A timer for the machine's next deadline (or one that never fires).
-fn deadline(machine: &Resume, clock: &Clock) -> TimeoutFuture {
+fn deadline(machine: &Resume, clock: &Clock) -> Sleep {
     match machine.poll_timeout() {
-        Some(t) => TimeoutFuture::new(clock.until(t)),
-        None => TimeoutFuture::new(u32::MAX),
+        Some(t) => Sleep::new(clock.until(t)),
+        None => Sleep::new(u32::MAX),
     }
 }
 
@@ -116,7 +113,7 @@ async fn perform(
     clock: &Clock,
     req: Request,
     headers: &[(String, String)],
-    tx: &mut mpsc::Sender<Item>,
+    tx: &mut Sender<Item>,
     stopped: &Rc<Cell<bool>>,
 ) {
     let id = req.id;
@@ -129,9 +126,9 @@ async fn perform(
     let fetch = Fetch::new();
     machine.handle_sent(clock.now(), id);
     let sent = Box::pin(fetch.send("GET", &req.url, &all, None));
-    let response = match select(sent, deadline(machine, clock)).await {
-        Either::Left((r, _)) => r,
-        Either::Right(_) => {
+    let response = match race(sent, deadline(machine, clock)).await {
+        First::Left(r) => r,
+        First::Right(()) => {
             machine.handle_timeout(clock.now());
             return;
         }
@@ -150,21 +147,21 @@ async fn perform(
         if stopped.get() || !forward(machine, tx).await || !still(machine, id) {
             return;
         }
-        match select(read.as_mut(), deadline(machine, clock)).await {
-            Either::Left((Ok(Some(bytes)), _)) => {
+        match race(read.as_mut(), deadline(machine, clock)).await {
+            First::Left(Ok(Some(bytes))) => {
                 machine.handle_body(clock.now(), id, &bytes);
                 read = Box::pin(body.read());
             }
-            Either::Left((Ok(None), _)) => {
+            First::Left(Ok(None)) => {
                 machine.handle_end(clock.now(), id);
                 return;
             }
-            Either::Left((Err(e), _)) => {
+            First::Left(Err(e)) => {
                 machine.handle_failure(clock.now(), id, TransportError::Io(e));
                 return;
             }
             // The pending read stays: its chunk is not lost if the machine goes on.
-            Either::Right(_) => machine.handle_timeout(clock.now()),
+            First::Right(()) => machine.handle_timeout(clock.now()),
         }
     }
 }

@@ -2,20 +2,22 @@
 //! resolving once the server has committed it; idempotent-producer headers make
 //! retries after lost answers safe (exactly once).
 
+use std::cell::Cell;
 use std::rc::Rc;
 
-use futures::lock::Mutex;
 use gapless_core::wire::AppendOutcome;
-use gloo_timers::future::TimeoutFuture;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{js_error, status_error, Code};
 use crate::options;
-use crate::transport::{head_of, Fetch};
+use crate::sync::{FifoLock, Sleep};
+use crate::transport::{head_of, text, Fetch};
 
+/// The idempotent-producer numbers; appends take turns (`lock`), one at a time.
 struct State {
-    epoch: u64,
-    seq: u64,
+    lock: FifoLock,
+    epoch: Cell<u64>,
+    seq: Cell<u64>,
 }
 
 /// An idempotent producer on one stream.
@@ -25,7 +27,7 @@ pub struct GaplessProducer {
     id: String,
     content_type: String,
     headers: Vec<(String, String)>,
-    state: Rc<Mutex<State>>,
+    state: Rc<State>,
 }
 
 /// Retries of one append before it fails with `NETWORK`.
@@ -53,10 +55,11 @@ impl GaplessProducer {
                 .unwrap_or_else(|| "application/json".into()),
             headers: options::headers(&options)?,
             // A fresh epoch per producer object fences any earlier one with this id.
-            state: Rc::new(Mutex::new(State {
-                epoch: js_sys::Date::now() as u64,
-                seq: 0,
-            })),
+            state: Rc::new(State {
+                lock: FifoLock::default(),
+                epoch: Cell::new(js_sys::Date::now() as u64),
+                seq: Cell::new(0),
+            }),
         })
     }
 
@@ -95,15 +98,15 @@ impl GaplessProducer {
         );
         wasm_bindgen_futures::future_to_promise(async move {
             let body = body?;
-            let mut state = state.lock().await;
+            let _turn = state.lock.lock().await;
             let mut retries = 0;
             let mut delay = 100u32;
             loop {
                 let mut all = headers.clone();
                 all.push(("Content-Type".into(), ct.clone()));
                 all.push(("Producer-Id".into(), id.clone()));
-                all.push(("Producer-Epoch".into(), state.epoch.to_string()));
-                all.push(("Producer-Seq".into(), state.seq.to_string()));
+                all.push(("Producer-Epoch".into(), state.epoch.get().to_string()));
+                all.push(("Producer-Seq".into(), state.seq.get().to_string()));
                 let fetch = Fetch::new();
                 let retry = match fetch.send("POST", &url, &all, Some(body.clone())).await {
                     Err(_) => true,
@@ -111,18 +114,18 @@ impl GaplessProducer {
                         .map_err(|e| js_error(Code::Protocol, &e.to_string(), None))?
                     {
                         AppendOutcome::Accepted { next_offset } => {
-                            state.seq += 1;
+                            state.seq.set(state.seq.get() + 1);
                             return Ok(JsValue::from(next_offset.as_str()));
                         }
                         AppendOutcome::Duplicate { next_offset } => {
-                            state.seq += 1;
+                            state.seq.set(state.seq.get() + 1);
                             return Ok(
                                 next_offset.map_or(JsValue::NULL, |o| JsValue::from(o.as_str()))
                             );
                         }
                         AppendOutcome::StaleEpoch { current } => {
-                            state.epoch = current.max(state.epoch) + 1;
-                            state.seq = 0;
+                            state.epoch.set(current.max(state.epoch.get()) + 1);
+                            state.seq.set(0);
                             continue;
                         }
                         AppendOutcome::Closed { .. } => {
@@ -130,8 +133,7 @@ impl GaplessProducer {
                         }
                         AppendOutcome::Retry { .. } => true,
                         AppendOutcome::SeqGap { .. } | AppendOutcome::Rejected { .. } => {
-                            let text = r.text().await.unwrap_or_default();
-                            return Err(status_error(r.status(), &text));
+                            return Err(status_error(r.status(), &text(&r).await));
                         }
                     },
                 };
@@ -144,7 +146,7 @@ impl GaplessProducer {
                             None,
                         ));
                     }
-                    TimeoutFuture::new(delay).await;
+                    Sleep::new(delay).await;
                     delay = (delay * 2).min(5000);
                 }
             }

@@ -6,28 +6,22 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use futures::channel::mpsc;
-use futures::lock::Mutex;
-use futures::StreamExt;
 use gapless_core::event::Envelope;
 use gapless_core::resume::{Output, Payload};
 use gapless_core::session::SessionView;
 use gapless_core::Time;
-use serde_json::{json, Value};
+use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
 use crate::driver::{self, Driver};
 use crate::error::{js_error, stream_error, Code};
+use crate::js::{from_json, marker, object, parse_exact, set};
 use crate::options;
-
-/// Turns a JSON value into a plain JavaScript value.
-pub(crate) fn to_js(value: &Value) -> JsValue {
-    js_sys::JSON::parse(&value.to_string()).unwrap_or(JsValue::NULL)
-}
+use crate::sync::{channel, Receiver};
 
 /// The shared part of both objects: the driver and its outputs.
 struct Feed {
-    rx: Rc<Mutex<mpsc::Receiver<Output>>>,
+    rx: Rc<Receiver<Output>>,
     driver: Driver,
 }
 
@@ -36,25 +30,22 @@ impl Feed {
         let from = options::offset(options)?;
         let live = options::live(options)?;
         let headers = options::headers(options)?;
-        let (tx, rx) = mpsc::channel(16);
+        let (tx, rx) = channel(16);
         let driver = driver::spawn(url.to_owned(), from, live, headers, tx);
         Ok(Feed {
-            rx: Rc::new(Mutex::new(rx)),
+            rx: Rc::new(rx),
             driver,
         })
     }
 
     fn close(&self) {
         self.driver.stopped.set(true);
-        if let Some(mut rx) = self.rx.try_lock() {
-            rx.close();
-        }
+        self.rx.close();
     }
 }
 
 /// The next output, `None` at the end; errors become coded JS errors.
-async fn next_output(rx: &Mutex<mpsc::Receiver<Output>>) -> Result<Option<Output>, JsValue> {
-    let mut rx = rx.lock().await;
+async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
     match rx.next().await {
         None => Ok(None),
         Some(Output::ContinuityLost { offset }) => Err(js_error(
@@ -93,34 +84,37 @@ impl GaplessStream {
                 return Ok(JsValue::NULL);
             };
             Ok(match out {
-                Output::Batch(b) => match &b.payload {
-                    Payload::Json(messages) => {
-                        let values: Vec<Value> = messages
-                            .iter()
-                            .map(|m| serde_json::from_str(m.get()).unwrap_or(Value::Null))
-                            .collect();
-                        to_js(
-                            &json!({"type": "batch", "messages": values, "offset": b.next_offset.as_str(), "upToDate": b.up_to_date}),
-                        )
+                Output::Batch(b) => {
+                    // Properties in alphabetical order, as this object has always had them.
+                    let update = object();
+                    if let Payload::Json(messages) = &b.payload {
+                        // The messages are the server's JSON texts: one JSON.parse of
+                        // them all, as an array.
+                        let mut text = String::from("[");
+                        for (i, m) in messages.iter().enumerate() {
+                            if i > 0 {
+                                text.push(',');
+                            }
+                            text.push_str(m.get());
+                        }
+                        text.push(']');
+                        let values = js_sys::JSON::parse(&text).unwrap_or(JsValue::NULL);
+                        set(&update, "messages", &values);
                     }
-                    Payload::Bytes(bytes) => {
-                        let obj = to_js(
-                            &json!({"type": "batch", "offset": b.next_offset.as_str(), "upToDate": b.up_to_date}),
+                    set(&update, "offset", &b.next_offset.as_str().into());
+                    set(&update, "type", &"batch".into());
+                    set(&update, "upToDate", &b.up_to_date.into());
+                    if let Payload::Bytes(bytes) = &b.payload {
+                        set(
+                            &update,
+                            "bytes",
+                            &js_sys::Uint8Array::from(&bytes[..]).into(),
                         );
-                        let _ = js_sys::Reflect::set(
-                            &obj,
-                            &"bytes".into(),
-                            &js_sys::Uint8Array::from(&bytes[..]),
-                        );
-                        obj
                     }
-                },
-                Output::UpToDate { offset } => {
-                    to_js(&json!({"type": "up-to-date", "offset": offset.as_str()}))
+                    update
                 }
-                Output::Closed { offset } => {
-                    to_js(&json!({"type": "closed", "offset": offset.as_str()}))
-                }
+                Output::UpToDate { offset } => marker("up-to-date", offset.as_str()),
+                Output::Closed { offset } => marker("closed", offset.as_str()),
                 _ => JsValue::NULL,
             })
         })
@@ -173,34 +167,42 @@ impl GaplessSession {
                         ));
                     };
                     let now = Time::from_millis(js_sys::Date::now() as u64);
-                    let mut events = Vec::with_capacity(messages.len());
+                    let events = js_sys::Array::new();
                     let mut view = view.borrow_mut();
                     for m in messages {
-                        let envelope = Envelope::from_json(m.get()).unwrap_or_else(|_| {
-                            let value = serde_json::from_str(m.get()).unwrap_or(Value::Null);
-                            Envelope::new(gapless_core::event::Event::from_parts(
+                        // The data as it arrived: what the event's data is, without
+                        // encoding the typed struct again.
+                        let parsed = parse_exact(m.get());
+                        let source = parsed.as_ref().and_then(|v| v.get("data")).cloned();
+                        let envelope = match parsed.map(Envelope::from_value) {
+                            Some(Ok(envelope)) => envelope,
+                            _ => Envelope::new(gapless_core::event::Event::from_parts(
                                 "gapless:not-an-envelope",
-                                value,
-                            ))
-                        });
+                                parse_exact(m.get()).unwrap_or(Value::Null),
+                            )),
+                        };
+                        let data = envelope
+                            .event
+                            .data_from_source(source.unwrap_or_else(|| Value::Object(Map::new())));
                         view.apply(&envelope, now);
-                        events.push(json!({
-                            "type": envelope.kind(),
-                            "channel": envelope.channel().as_str(),
-                            "data": envelope.event.data(),
-                            "timestamp": envelope.timestamp,
-                        }));
+                        let event = object();
+                        set(&event, "channel", &envelope.channel().as_str().into());
+                        set(&event, "data", &from_json(&data));
+                        let timestamp = envelope
+                            .timestamp
+                            .map_or(JsValue::NULL, |t| (t as f64).into());
+                        set(&event, "timestamp", &timestamp);
+                        set(&event, "type", &envelope.kind().into());
+                        events.push(&event);
                     }
-                    to_js(
-                        &json!({"type": "events", "events": events, "offset": b.next_offset.as_str()}),
-                    )
+                    let update = object();
+                    set(&update, "events", &events);
+                    set(&update, "offset", &b.next_offset.as_str().into());
+                    set(&update, "type", &"events".into());
+                    update
                 }
-                Output::UpToDate { offset } => {
-                    to_js(&json!({"type": "up-to-date", "offset": offset.as_str()}))
-                }
-                Output::Closed { offset } => {
-                    to_js(&json!({"type": "closed", "offset": offset.as_str()}))
-                }
+                Output::UpToDate { offset } => marker("up-to-date", offset.as_str()),
+                Output::Closed { offset } => marker("closed", offset.as_str()),
                 _ => JsValue::NULL,
             })
         })
@@ -211,8 +213,7 @@ impl GaplessSession {
     /// has been silent longer than `stallAfterMs`.
     pub fn view(&self) -> JsValue {
         let now = Time::from_millis(js_sys::Date::now() as u64);
-        let snapshot = self.view.borrow().snapshot(now);
-        to_js(&serde_json::to_value(snapshot).unwrap_or(Value::Null))
+        from_json(&self.view.borrow().snapshot_json(now))
     }
 
     /// Stops reading and aborts the request in flight.

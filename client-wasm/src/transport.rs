@@ -1,11 +1,28 @@
-//! One HTTP request through `fetch` (gloo-net): headers, an abort signal, and the
+//! One HTTP request through the global `fetch`: headers, an abort signal, and the
 //! response body read chunk by chunk from its `ReadableStream`.
 
 use gapless_core::wire::headers::ResponseHead;
-use gloo_net::http::{Request, Response};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, ReadableStreamDefaultReader};
+use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit, Response};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch` (a window's, a worker's or Node's), without looking up which
+    /// global object this is.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(url: &str, init: &RequestInit) -> js_sys::Promise;
+}
+
+/// The text of a JavaScript failure (`"TypeError: fetch failed"`).
+pub(crate) fn describe(error: &JsValue) -> String {
+    match error.dyn_ref::<js_sys::Error>() {
+        Some(e) => e.to_string().into(),
+        None => error
+            .as_string()
+            .unwrap_or_else(|| "the request failed".into()),
+    }
+}
 
 /// A request in flight.
 pub struct Fetch {
@@ -47,32 +64,52 @@ impl Fetch {
         headers: &[(String, String)],
         body: Option<String>,
     ) -> Result<Response, String> {
-        let signal = self.controller.as_ref().map(AbortController::signal);
-        let mut builder = match method {
-            "POST" => Request::post(url),
-            "PUT" => Request::put(url),
-            "DELETE" => Request::delete(url),
-            _ => Request::get(url),
-        }
-        .abort_signal(signal.as_ref());
+        let init = RequestInit::new();
+        init.set_method(method);
+        let all = Headers::new().map_err(|e| describe(&e))?;
         for (k, v) in headers {
-            builder = builder.header(k, v);
+            all.set(k, v).map_err(|e| describe(&e))?;
         }
-        let sent = match body {
-            Some(b) => builder.body(b).map_err(|e| e.to_string())?.send().await,
-            None => builder.send().await,
-        };
-        sent.map_err(|e| e.to_string())
+        init.set_headers(&all);
+        if let Some(b) = body {
+            init.set_body(&JsValue::from_str(&b));
+        }
+        if let Some(c) = &self.controller {
+            init.set_signal(Some(&c.signal()));
+        }
+        let response = JsFuture::from(global_fetch(url, &init))
+            .await
+            .map_err(|e| describe(&e))?;
+        Ok(response.unchecked_into())
     }
 }
 
 /// The status and headers of a response, as the core reads them.
 pub fn head_of(response: &Response) -> ResponseHead {
     let mut head = ResponseHead::new(response.status());
-    for (name, value) in response.headers().entries() {
-        head = head.with_header(name, value);
+    let entries = response.headers().entries();
+    while let Ok(next) = entries.next() {
+        if next.done() {
+            break;
+        }
+        let pair = js_sys::Array::from(&next.value());
+        if let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+            head = head.with_header(name, value);
+        }
     }
     head
+}
+
+/// The body of a response as text (empty if it cannot be read).
+pub async fn text(response: &Response) -> String {
+    match response.text() {
+        Ok(promise) => JsFuture::from(promise)
+            .await
+            .ok()
+            .and_then(|v| v.as_string())
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Reads a response body chunk by chunk. Each read is a future of its own that does
@@ -85,11 +122,10 @@ pub struct BodyReader {
 impl BodyReader {
     /// A reader of `response`'s body (empty when it has none).
     pub fn new(response: &Response) -> BodyReader {
-        let reader = response.body().and_then(|stream| {
+        let reader = response.body().map(|stream| {
             stream
                 .get_reader()
-                .dyn_into::<ReadableStreamDefaultReader>()
-                .ok()
+                .unchecked_into::<ReadableStreamDefaultReader>()
         });
         BodyReader { reader }
     }

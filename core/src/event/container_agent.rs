@@ -62,13 +62,13 @@ data_struct! {
     /// `container-agent:status`: the runner reached a stage.
     AgentStatus {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The stage reached.
-        stage: AgentStage,
+        stage: AgentStage = "stage",
         /// A human-readable description.
-        message: String,
+        message: String = "message",
     }
 }
 
@@ -76,19 +76,17 @@ data_struct! {
     /// `container-agent:started`: the agent started with a model and a turn budget.
     AgentStarted {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The model in use.
-        model: String,
+        model: String = "model",
         /// The turn budget.
-        max_turns: u32,
+        max_turns: u32 = "maxTurns",
         /// The sandbox provider, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sandbox_provider: Option<String>,
+        sandbox_provider: Option<String> = "sandboxProvider",
         /// The sandbox container, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sandbox_container_id: Option<String>,
+        sandbox_container_id: Option<String> = "sandboxContainerId",
     }
 }
 
@@ -96,11 +94,11 @@ data_struct! {
     /// `container-agent:token`: one streamed chunk of assistant text.
     AgentToken {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The text chunk.
-        delta: String,
+        delta: String = "delta",
     }
 }
 
@@ -108,15 +106,15 @@ data_struct! {
     /// `container-agent:turn`: a new turn began.
     AgentTurn {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The turn number (1-based).
-        turn: u32,
+        turn: u32 = "turn",
         /// The turn budget.
-        max_turns: u32,
+        max_turns: u32 = "maxTurns",
         /// Turns left.
-        remaining: u32,
+        remaining: u32 = "remaining",
     }
 }
 
@@ -124,15 +122,15 @@ data_struct! {
     /// `container-agent:tool:start`: the agent called a tool.
     ToolStart {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The tool's name.
-        tool_name: String,
+        tool_name: String = "toolName",
         /// The call's identifier, shared with its result.
-        tool_id: String,
+        tool_id: String = "toolId",
         /// The call's input object.
-        input: Value,
+        input: Value = "input",
     }
 }
 
@@ -140,19 +138,19 @@ data_struct! {
     /// `container-agent:tool:result`: a tool call finished.
     ToolResult {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The tool's name.
-        tool_name: String,
+        tool_name: String = "toolName",
         /// The call's identifier, shared with its start.
-        tool_id: String,
+        tool_id: String = "toolId",
         /// The tool's output.
-        result: String,
+        result: String = "result",
         /// Whether the output is an error.
-        is_error: bool,
+        is_error: bool = "isError",
         /// How long the call took, in milliseconds.
-        duration_ms: Number,
+        duration_ms: Number = "durationMs",
     }
 }
 
@@ -160,13 +158,13 @@ data_struct! {
     /// `container-agent:message`: a whole message of the conversation.
     AgentMessage {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// Who wrote it.
-        role: Role,
+        role: Role = "role",
         /// Its text.
-        content: String,
+        content: String = "content",
     }
 }
 
@@ -174,16 +172,15 @@ data_struct! {
     /// `container-agent:complete`: the session ended normally (terminal).
     AgentComplete {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// How it ended.
-        status: CompletionStatus,
+        status: CompletionStatus = "status",
         /// Turns used.
-        turn_count: u32,
+        turn_count: u32 = "turnCount",
         /// The agent's final result, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        result: Option<String>,
+        result: Option<String> = "result",
     }
 }
 
@@ -191,16 +188,15 @@ data_struct! {
     /// `container-agent:error`: the session failed (terminal).
     AgentError {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// A machine-readable code: `STREAM_ERROR`, `UNCAUGHT_ERROR`, `EPIPE`, ...
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<String> = "code",
         /// Turns used before the failure.
-        turn_count: u32,
+        turn_count: u32 = "turnCount",
     }
 }
 
@@ -208,11 +204,11 @@ data_struct! {
     /// `container-agent:cancelled`: the session was cancelled (terminal).
     AgentCancelled {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// Turns used before the cancellation.
-        turn_count: u32,
+        turn_count: u32 = "turnCount",
     }
 }
 
@@ -220,9 +216,9 @@ data_struct! {
     /// A prompt the plan allows without asking, in `container-agent:plan_ready`.
     AllowedPrompt {
         /// The tool (`Bash`).
-        tool: String,
+        tool: String = "tool",
         /// The allowed prompt.
-        prompt: String,
+        prompt: String = "prompt",
     }
 }
 
@@ -230,18 +226,17 @@ data_struct! {
     /// `container-agent:plan_ready`: the agent produced a plan.
     PlanReady {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The plan's text.
-        plan: String,
+        plan: String = "plan",
         /// Turns used.
-        turn_count: u32,
+        turn_count: u32 = "turnCount",
         /// The agent SDK's session identifier.
-        sdk_session_id: String,
+        sdk_session_id: String = "sdkSessionId",
         /// Prompts the plan allows without asking.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        allowed_prompts: Option<Vec<AllowedPrompt>>,
+        allowed_prompts: Option<Vec<AllowedPrompt>> = "allowedPrompts",
     }
 }
 
@@ -249,13 +244,13 @@ data_struct! {
     /// `container-agent:task-update-failed`: the runner could not update the task.
     TaskUpdateFailed {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// The status it tried to set.
-        attempted_status: String,
+        attempted_status: String = "attemptedStatus",
     }
 }
 
@@ -263,15 +258,15 @@ data_struct! {
     /// `container-agent:worktree`: the git worktree the agent works in.
     Worktree {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The worktree's identifier.
-        worktree_id: String,
+        worktree_id: String = "worktreeId",
         /// The branch checked out.
-        branch: String,
+        branch: String = "branch",
         /// Its path inside the container.
-        container_path: String,
+        container_path: String = "containerPath",
     }
 }
 
@@ -279,20 +274,18 @@ data_struct! {
     /// `container-agent:file_changed`: the agent changed a file.
     FileChanged {
         /// The task the session works on.
-        task_id: String,
+        task_id: String = "taskId",
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The file's path.
-        path: String,
+        path: String = "path",
         /// What happened to it.
-        action: FileAction,
+        action: FileAction = "action",
         /// The tool that changed it.
-        tool_name: String,
+        tool_name: String = "toolName",
         /// Lines added, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        additions: Option<u64>,
+        additions: Option<u64> = "additions",
         /// Lines deleted, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        deletions: Option<u64>,
+        deletions: Option<u64> = "deletions",
     }
 }

@@ -69,10 +69,25 @@ impl Envelope {
 
     /// Decodes an envelope from a JSON value.
     pub fn from_value(value: Value) -> Result<Self, EnvelopeError> {
-        let Value::Object(mut map) = value else {
+        let Value::Object(map) = value else {
             return Err(EnvelopeError::Malformed("expected a JSON object".into()));
         };
-        let kind = match map.remove("type") {
+        // One pass that moves the fields out (rather than removing them one by one,
+        // whose rebalancing code is large in the browser package).
+        let (mut kind, mut data, mut timestamp, mut offset) = (None, None, None, None);
+        let mut extra = Map::new();
+        for (k, v) in map {
+            match k.as_str() {
+                "type" => kind = Some(v),
+                "data" => data = Some(v),
+                "timestamp" => timestamp = Some(v),
+                "offset" => offset = Some(v),
+                _ => {
+                    extra.insert(k, v);
+                }
+            }
+        }
+        let kind = match kind {
             Some(Value::String(kind)) if !kind.is_empty() => kind,
             Some(_) => {
                 return Err(EnvelopeError::Malformed(
@@ -81,10 +96,8 @@ impl Envelope {
             }
             None => return Err(EnvelopeError::Malformed("missing `type`".into())),
         };
-        let data = map
-            .remove("data")
-            .unwrap_or_else(|| Value::Object(Map::new()));
-        let timestamp = match map.remove("timestamp") {
+        let data = data.unwrap_or_else(|| Value::Object(Map::new()));
+        let timestamp = match timestamp {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
             Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => {
@@ -92,11 +105,12 @@ impl Envelope {
             }
             Some(other) => {
                 return Err(EnvelopeError::Malformed(format!(
-                    "`timestamp` must be milliseconds since the epoch, not {other}"
+                    "`timestamp` must be milliseconds since the epoch, not {}",
+                    json_text(&other)
                 )))
             }
         };
-        let offset = match map.remove("offset") {
+        let offset = match offset {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => {
                 Some(Offset::parse(&s).map_err(|e| EnvelopeError::BadOffset(e.to_string()))?)
@@ -105,13 +119,13 @@ impl Envelope {
                 Offset::parse(&n.to_string())
                     .map_err(|e| EnvelopeError::BadOffset(e.to_string()))?,
             ),
-            Some(other) => return Err(EnvelopeError::BadOffset(other.to_string())),
+            Some(other) => return Err(EnvelopeError::BadOffset(json_text(&other))),
         };
         Ok(Envelope {
             event: Event::from_parts(&kind, data),
             timestamp,
             offset,
-            extra: map,
+            extra,
         })
     }
 
@@ -130,6 +144,68 @@ impl Envelope {
         // Serializing a map of strings and JSON values cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// `value` as compact JSON text, exactly as its `Display` writes it, without serde's
+/// serializer (which would be in the browser package for two error messages only).
+fn json_text(value: &Value) -> String {
+    let mut out = String::new();
+    write_json(&mut out, value);
+    out
+}
+
+fn write_json(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Number(n) => out.push_str(&n.to_string()),
+        Value::String(s) => write_json_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_json_string(out, k);
+                out.push(':');
+                write_json(out, v);
+            }
+            out.push('}');
+        }
+    }
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if c < ' ' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(HEX[c as usize >> 4] as char);
+                out.push(HEX[c as usize & 15] as char);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Serialize for Envelope {
@@ -154,5 +230,37 @@ impl<'de> Deserialize<'de> for Envelope {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = Value::deserialize(d)?;
         Envelope::from_value(value).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_text_is_display() {
+        let mut controls = String::new();
+        for c in 0u8..0x80 {
+            controls.push(c as char);
+        }
+        for value in [
+            json!(null),
+            json!([
+                true,
+                false,
+                0,
+                -7,
+                18446744073709551615u64,
+                1.5,
+                -0.0,
+                1e300,
+                2.5e-8
+            ]),
+            json!({"a": {"b": [[], {}]}, "é\u{2028}😀": "x\"\\/"}),
+            json!(controls),
+        ] {
+            assert_eq!(json_text(&value), value.to_string());
+        }
     }
 }

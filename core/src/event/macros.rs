@@ -1,21 +1,83 @@
 //! Macros that declare event payload structs and open string enums with one shape.
 
-/// Declares a payload struct: camelCase on the wire, with a flattened `extra` map that
-/// keeps fields this version does not know, so re-serializing is lossless.
+/// Declares a payload struct from its fields and their wire names (camelCase), with an
+/// `extra` map that keeps fields this version does not know, so re-encoding is lossless.
+/// A field marked `keep_null` is written as `null` when it is `None`; other `None`
+/// fields are left out. Decoding and encoding go through the `json` module, and so do the
+/// struct's serde impls.
 macro_rules! data_struct {
     (
         $(#[$meta:meta])*
-        $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ty ),* $(,)? }
+        $name:ident {
+            $( $(#[$fmeta:meta])* $field:ident : $ty:ty = $wire:literal $($keep_null:ident)? ),* $(,)?
+        }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        #[serde(rename_all = "camelCase")]
+        #[derive(Clone, Debug, PartialEq)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )*
             /// Fields this version does not know, kept for a lossless round trip.
-            #[serde(flatten)]
             pub extra: serde_json::Map<String, serde_json::Value>,
         }
+
+        impl $name {
+            /// The wire form of the fields, for `json::normalize`.
+            const FIELD_LIST: &'static [super::json::Field] = &[ $( super::json::Field {
+                wire: $wire,
+                keep_null: keep_null!($($keep_null)?),
+                optional: <$ty as super::json::Json>::OPTIONAL,
+                nested: <$ty as super::json::Json>::FIELDS,
+            }, )* ];
+        }
+
+        impl super::json::Json for $name {
+            const FIELDS: Option<&'static [super::json::Field]> = Some($name::FIELD_LIST);
+
+            fn decode(value: &serde_json::Value, errors: &mut super::json::Errors) -> Self {
+                let map = super::json::object(value, "an object", errors);
+                $name {
+                    $( $field: super::json::field(map, $wire, errors), )*
+                    extra: super::json::extra(map, &[ $( $wire ),* ]),
+                }
+            }
+
+            fn placeholder() -> Self {
+                $name {
+                    $( $field: super::json::Json::placeholder(), )*
+                    extra: serde_json::Map::new(),
+                }
+            }
+
+            fn to_json(&self) -> serde_json::Value {
+                #[allow(unused_mut)]
+                let mut map = serde_json::Map::new();
+                $( super::json::put(&mut map, $wire, &self.$field, keep_null!($($keep_null)?)); )*
+                super::json::with_extra(map, &self.extra)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(&super::json::Json::to_json(self), s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let value = <serde_json::Value as serde::Deserialize>::deserialize(d)?;
+                super::json::Json::from_json(&value).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// `true` for a field marked `keep_null`.
+macro_rules! keep_null {
+    () => {
+        false
+    };
+    (keep_null) => {
+        true
     };
 }
 
@@ -59,6 +121,20 @@ macro_rules! string_enum {
             }
         }
 
+        impl super::json::Json for $name {
+            fn decode(value: &serde_json::Value, errors: &mut super::json::Errors) -> Self {
+                $name::from(super::json::string(value, "a string", errors))
+            }
+
+            fn placeholder() -> Self {
+                $name::Other(String::new())
+            }
+
+            fn to_json(&self) -> serde_json::Value {
+                serde_json::Value::String(self.as_str().to_owned())
+            }
+        }
+
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
@@ -97,14 +173,26 @@ macro_rules! events {
         impl Event {
             /// Decodes `data` by `kind`; falls back to [`Event::Raw`] with the reason.
             pub fn from_parts(kind: &str, data: serde_json::Value) -> Event {
-                use serde::Deserialize as _;
-                match kind {
-                    $( $wire => match <$ty>::deserialize(&data) {
-                        Ok(d) => Event::$variant(d),
-                        Err(e) => Event::Raw(RawEvent::invalid(kind, data, e.to_string())),
-                    }, )*
-                    _ => Event::Raw(RawEvent::unknown(kind, data)),
+                let mut errors = None;
+                match (Event::decode(kind, &data, &mut errors), errors) {
+                    (Some(event), None) => event,
+                    (Some(_), Some(why)) => Event::Raw(RawEvent::invalid(kind, data, why)),
+                    (None, _) => Event::Raw(RawEvent::unknown(kind, data)),
                 }
+            }
+
+            /// Decodes `data` as a `kind` event (`None` for an unknown kind), recording
+            /// the first mismatch in `errors`.
+            fn decode(
+                kind: &str,
+                data: &serde_json::Value,
+                errors: &mut json::Errors,
+            ) -> Option<Event> {
+                use json::Json as _;
+                Some(match kind {
+                    $( $wire => Event::$variant(<$ty>::decode(data, errors)), )*
+                    _ => return None,
+                })
             }
 
             /// The kind's wire name, such as `container-agent:token`.
@@ -117,13 +205,36 @@ macro_rules! events {
 
             /// The `data` object as JSON, with every field the event arrived with.
             pub fn data(&self) -> serde_json::Value {
-                let encoded = match self {
-                    $( Event::$variant(d) => serde_json::to_value(d), )*
+                use json::Json as _;
+                match self {
+                    $( Event::$variant(d) => d.to_json(), )*
+                    Event::Raw(raw) => raw.data.clone(),
+                }
+            }
+
+            /// [`Event::data`] computed from `source`, the `data` this event was
+            /// decoded from, instead of by encoding the typed struct: the same value,
+            /// for callers that kept the source (the browser package, where encoding
+            /// every kind would cost more code than this one walk).
+            ///
+            /// ```
+            /// use gapless_core::event::Event;
+            /// use serde_json::json;
+            ///
+            /// let data = json!({"taskId": "t", "sessionId": "s", "model": "m",
+            ///     "maxTurns": 3, "sandboxProvider": null, "new": 1});
+            /// let event = Event::from_parts("container-agent:started", data.clone());
+            /// assert_eq!(event.data_from_source(data), event.data());
+            /// ```
+            pub fn data_from_source(&self, source: serde_json::Value) -> serde_json::Value {
+                let fields = match self {
+                    $( Event::$variant(_) => <$ty as json::Json>::FIELDS, )*
                     Event::Raw(raw) => return raw.data.clone(),
                 };
-                // Payload structs hold only strings, numbers, maps and vectors with
-                // string keys, which always serialize; Null is unreachable.
-                encoded.unwrap_or(serde_json::Value::Null)
+                match fields {
+                    Some(fields) => json::normalize(source, fields),
+                    None => source,
+                }
             }
         }
     };

@@ -28,6 +28,7 @@ mod macros;
 mod channel;
 mod container_agent;
 mod envelope;
+mod json;
 mod plan;
 mod raw;
 mod sandbox;

@@ -6,11 +6,11 @@ data_struct! {
     /// `plan:started`: a planning session began.
     PlanStarted {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The task being planned.
-        task_id: String,
+        task_id: String = "taskId",
         /// The codespace it runs in.
-        codespace_id: String,
+        codespace_id: String = "codespaceId",
     }
 }
 
@@ -18,13 +18,13 @@ data_struct! {
     /// `plan:turn`: a whole turn of the planning conversation.
     PlanTurn {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The turn's identifier.
-        turn_id: String,
+        turn_id: String = "turnId",
         /// Who spoke (`user` or `assistant`).
-        role: Role,
+        role: Role = "role",
         /// What was said.
-        content: String,
+        content: String = "content",
     }
 }
 
@@ -32,9 +32,9 @@ data_struct! {
     /// `plan:token`: one streamed chunk of planner text.
     PlanToken {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The text chunk.
-        delta: String,
+        delta: String = "delta",
     }
 }
 
@@ -42,9 +42,9 @@ data_struct! {
     /// One option of a planner question.
     PlanOption {
         /// The option's label.
-        label: String,
+        label: String = "label",
         /// What choosing it means.
-        description: String,
+        description: String = "description",
     }
 }
 
@@ -52,13 +52,13 @@ data_struct! {
     /// One question the planner asks.
     PlanQuestion {
         /// The question.
-        question: String,
+        question: String = "question",
         /// A short header.
-        header: String,
+        header: String = "header",
         /// The options offered.
-        options: Vec<PlanOption>,
+        options: Vec<PlanOption> = "options",
         /// Whether several options may be chosen.
-        multi_select: bool,
+        multi_select: bool = "multiSelect",
     }
 }
 
@@ -66,11 +66,11 @@ data_struct! {
     /// `plan:interaction`: the planner asks the user questions.
     PlanInteraction {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The interaction's identifier.
-        interaction_id: String,
+        interaction_id: String = "interactionId",
         /// The questions.
-        questions: Vec<PlanQuestion>,
+        questions: Vec<PlanQuestion> = "questions",
     }
 }
 
@@ -78,13 +78,11 @@ data_struct! {
     /// `plan:completed`: planning finished, possibly filing an issue.
     PlanCompleted {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The filed issue's URL.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        issue_url: Option<String>,
+        issue_url: Option<String> = "issueUrl",
         /// The filed issue's number.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        issue_number: Option<u64>,
+        issue_number: Option<u64> = "issueNumber",
     }
 }
 
@@ -92,12 +90,11 @@ data_struct! {
     /// `plan:error`: planning failed.
     PlanError {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// A machine-readable code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<String> = "code",
     }
 }
 
@@ -105,6 +102,6 @@ data_struct! {
     /// `plan:cancelled`: planning was cancelled.
     PlanCancelled {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
     }
 }

@@ -16,12 +16,11 @@ data_struct! {
     /// `sandbox:creating`: a sandbox is being created from an image.
     SandboxCreating {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// The image.
-        image: String,
+        image: String = "image",
     }
 }
 
@@ -29,12 +28,11 @@ data_struct! {
     /// `sandbox:ready`: the sandbox runs.
     SandboxReady {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// Its container.
-        container_id: String,
+        container_id: String = "containerId",
     }
 }
 
@@ -42,14 +40,13 @@ data_struct! {
     /// `sandbox:idle`: the sandbox has been idle since a moment.
     SandboxIdle {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// When it became idle, in milliseconds since the epoch.
-        idle_since: u64,
+        idle_since: u64 = "idleSince",
         /// After how many idle minutes it stops.
-        timeout_minutes: u64,
+        timeout_minutes: u64 = "timeoutMinutes",
     }
 }
 
@@ -57,12 +54,11 @@ data_struct! {
     /// `sandbox:stopping`: the sandbox is stopping.
     SandboxStopping {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// Why.
-        reason: StopReason,
+        reason: StopReason = "reason",
     }
 }
 
@@ -70,10 +66,9 @@ data_struct! {
     /// `sandbox:stopped`: the sandbox stopped.
     SandboxStopped {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
     }
 }
 
@@ -81,15 +76,13 @@ data_struct! {
     /// `sandbox:error`: the sandbox failed.
     SandboxError {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// A machine-readable code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<String> = "code",
     }
 }
 
@@ -97,15 +90,13 @@ data_struct! {
     /// `sandbox:tmux:created`: a tmux session was created in the sandbox.
     TmuxCreated {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// The tmux session's name.
-        session_name: String,
+        session_name: String = "sessionName",
         /// The task it serves, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        task_id: Option<String>,
+        task_id: Option<String> = "taskId",
     }
 }
 
@@ -113,11 +104,10 @@ data_struct! {
     /// `sandbox:tmux:destroyed`: a tmux session ended.
     TmuxDestroyed {
         /// The sandbox.
-        sandbox_id: String,
+        sandbox_id: String = "sandboxId",
         /// The codespace, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        codespace_id: Option<String>,
+        codespace_id: Option<String> = "codespaceId",
         /// The tmux session's name.
-        session_name: String,
+        session_name: String = "sessionName",
     }
 }

@@ -18,13 +18,13 @@ data_struct! {
     /// A suggested task.
     Suggestion {
         /// Its title.
-        title: String,
+        title: String = "title",
         /// Its description.
-        description: String,
+        description: String = "description",
         /// Its labels.
-        labels: Vec<String>,
+        labels: Vec<String> = "labels",
         /// Its priority.
-        priority: Priority,
+        priority: Priority = "priority",
     }
 }
 
@@ -32,10 +32,9 @@ data_struct! {
     /// One option of a clarifying question.
     QuestionOption {
         /// The option's label.
-        label: String,
+        label: String = "label",
         /// What choosing it means.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        description: Option<String>,
+        description: Option<String> = "description",
     }
 }
 
@@ -43,11 +42,11 @@ data_struct! {
     /// One clarifying question.
     ClarifyingQuestion {
         /// A short header.
-        header: String,
+        header: String = "header",
         /// The question.
-        question: String,
+        question: String = "question",
         /// The options offered.
-        options: Vec<QuestionOption>,
+        options: Vec<QuestionOption> = "options",
     }
 }
 
@@ -55,15 +54,15 @@ data_struct! {
     /// A round of clarifying questions.
     QuestionRound {
         /// The round's identifier.
-        id: String,
+        id: String = "id",
         /// The questions.
-        questions: Vec<ClarifyingQuestion>,
+        questions: Vec<ClarifyingQuestion> = "questions",
         /// The round number.
-        round: u32,
+        round: u32 = "round",
         /// Questions asked so far.
-        total_asked: u32,
+        total_asked: u32 = "totalAsked",
         /// The most questions that will be asked.
-        max_questions: u32,
+        max_questions: u32 = "maxQuestions",
     }
 }
 
@@ -71,9 +70,9 @@ data_struct! {
     /// `task-creation:started`.
     TaskCreationStarted {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The codespace.
-        codespace_id: String,
+        codespace_id: String = "codespaceId",
     }
 }
 
@@ -81,13 +80,13 @@ data_struct! {
     /// `task-creation:message`: a whole message of the conversation.
     TaskCreationMessage {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The message's identifier.
-        message_id: String,
+        message_id: String = "messageId",
         /// Who wrote it (`user` or `assistant`).
-        role: Role,
+        role: Role = "role",
         /// Its text.
-        content: String,
+        content: String = "content",
     }
 }
 
@@ -95,9 +94,9 @@ data_struct! {
     /// `task-creation:token`: one streamed chunk of assistant text.
     TaskCreationToken {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The text chunk.
-        delta: String,
+        delta: String = "delta",
     }
 }
 
@@ -105,9 +104,9 @@ data_struct! {
     /// `task-creation:suggestion`: the assistant suggests a task.
     TaskCreationSuggestion {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The suggested task.
-        suggestion: Suggestion,
+        suggestion: Suggestion = "suggestion",
     }
 }
 
@@ -115,9 +114,9 @@ data_struct! {
     /// `task-creation:questions`: the assistant asks clarifying questions.
     TaskCreationQuestions {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The round of questions.
-        questions: QuestionRound,
+        questions: QuestionRound = "questions",
     }
 }
 
@@ -125,10 +124,9 @@ data_struct! {
     /// `task-creation:processing`: the assistant is working.
     TaskCreationProcessing {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// What it is doing, if said.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
+        message: Option<String> = "message",
     }
 }
 
@@ -136,11 +134,11 @@ data_struct! {
     /// `task-creation:completed`: a task was created.
     TaskCreationCompleted {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// The created task.
-        task_id: String,
+        task_id: String = "taskId",
         /// The suggestion it was created from.
-        suggestion: Suggestion,
+        suggestion: Suggestion = "suggestion",
     }
 }
 
@@ -148,7 +146,7 @@ data_struct! {
     /// `task-creation:cancelled`.
     TaskCreationCancelled {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
     }
 }
 
@@ -156,11 +154,10 @@ data_struct! {
     /// `task-creation:error`.
     TaskCreationError {
         /// The session.
-        session_id: String,
+        session_id: String = "sessionId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// A machine-readable code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<String> = "code",
     }
 }

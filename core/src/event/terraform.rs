@@ -6,9 +6,9 @@ data_struct! {
     /// Token usage of a job.
     Usage {
         /// Input tokens.
-        input_tokens: u64,
+        input_tokens: u64 = "inputTokens",
         /// Output tokens.
-        output_tokens: u64,
+        output_tokens: u64 = "outputTokens",
     }
 }
 
@@ -16,12 +16,11 @@ data_struct! {
     /// `terraform:status`: the job reached a stage.
     TerraformStatus {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The stage.
-        stage: String,
+        stage: String = "stage",
         /// A description, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
+        message: Option<String> = "message",
     }
 }
 
@@ -29,9 +28,9 @@ data_struct! {
     /// `terraform:text`: one streamed chunk of text.
     TerraformText {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The text chunk.
-        delta: String,
+        delta: String = "delta",
     }
 }
 
@@ -39,9 +38,9 @@ data_struct! {
     /// `terraform:modules`: the modules considered.
     TerraformModules {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The modules.
-        modules: Vec<Map<String, Value>>,
+        modules: Vec<Map<String, Value>> = "modules",
     }
 }
 
@@ -49,9 +48,9 @@ data_struct! {
     /// `terraform:questions`: the job asks questions.
     TerraformQuestions {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The questions.
-        questions: Vec<Map<String, Value>>,
+        questions: Vec<Map<String, Value>> = "questions",
     }
 }
 
@@ -59,12 +58,11 @@ data_struct! {
     /// `terraform:code`: generated code.
     TerraformCode {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The code.
-        code: String,
+        code: String = "code",
         /// The files, if split.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        files: Option<Vec<Map<String, Value>>>,
+        files: Option<Vec<Map<String, Value>>> = "files",
     }
 }
 
@@ -72,22 +70,17 @@ data_struct! {
     /// `terraform:done`: the job finished.
     TerraformDone {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// The generated code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        generated_code: Option<String>,
+        generated_code: Option<String> = "generatedCode",
         /// The modules matched.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        matched_modules: Option<Value>,
+        matched_modules: Option<Value> = "matchedModules",
         /// The validation result.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        validation_result: Option<Value>,
+        validation_result: Option<Value> = "validationResult",
         /// The generated files.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        generated_files: Option<Value>,
+        generated_files: Option<Value> = "generatedFiles",
         /// Token usage.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        usage: Option<Usage>,
+        usage: Option<Usage> = "usage",
     }
 }
 
@@ -95,11 +88,10 @@ data_struct! {
     /// `terraform:error`: the job failed.
     TerraformError {
         /// The job.
-        job_id: String,
+        job_id: String = "jobId",
         /// What went wrong.
-        error: String,
+        error: String = "error",
         /// A machine-readable code.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        code: Option<String>,
+        code: Option<String> = "code",
     }
 }

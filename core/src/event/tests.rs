@@ -192,6 +192,59 @@ fn every_kind_has_a_sample_and_decodes_typed() {
     }
 }
 
+/// Every variant of `value` with one object field (at any depth) set to null or removed.
+fn one_field_nulled_or_removed(value: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let mut nulled = map.clone();
+                nulled.insert(k.clone(), Value::Null);
+                out.push(Value::Object(nulled));
+                let mut removed = map.clone();
+                removed.remove(k);
+                out.push(Value::Object(removed));
+                for inner in one_field_nulled_or_removed(v) {
+                    let mut changed = map.clone();
+                    changed.insert(k.clone(), inner);
+                    out.push(Value::Object(changed));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                for inner in one_field_nulled_or_removed(item) {
+                    let mut changed = items.clone();
+                    changed[i] = inner;
+                    out.push(Value::Array(changed));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[test]
+fn data_from_source_is_data() {
+    let mut typed = 0;
+    for (kind, mut data) in samples() {
+        data["futureField"] = json!({"nested": [1, null]});
+        let mut variants = one_field_nulled_or_removed(&data);
+        variants.push(data);
+        for data in variants {
+            let event = Event::from_parts(kind, data.clone());
+            if !matches!(event, Event::Raw(_)) {
+                typed += 1;
+            }
+            assert_eq!(event.data_from_source(data), event.data(), "{kind}");
+        }
+    }
+    assert!(typed > 250, "{typed} typed variants");
+    let raw = Event::from_parts("robot:dance", json!({"a": null}));
+    assert_eq!(raw.data_from_source(json!({})), raw.data());
+}
+
 #[test]
 fn missing_or_mistyped_field_is_raw_with_the_reason() {
     let event = Event::from_parts(

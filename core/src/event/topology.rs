@@ -18,22 +18,19 @@ data_struct! {
     /// `topology:agent_spawned`: a sub-agent started.
     AgentSpawned {
         /// The sub-agent.
-        agent_id: String,
+        agent_id: String = "agentId",
         /// The task it works on, if any.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        task_id: Option<String>,
+        task_id: Option<String> = "taskId",
         /// Its name.
-        name: String,
+        name: String = "name",
         /// Its role.
-        role: String,
+        role: String = "role",
         /// Its type, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        agent_type: Option<String>,
+        agent_type: Option<String> = "agentType",
         /// The agent that spawned it (`null` for a root agent).
-        parent_id: Option<String>,
+        parent_id: Option<String> = "parentId" keep_null,
         /// The agent SDK's task identifier, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sdk_task_id: Option<String>,
+        sdk_task_id: Option<String> = "sdkTaskId",
     }
 }
 
@@ -41,21 +38,19 @@ data_struct! {
     /// `topology:agent_progress`: a sub-agent's running totals.
     AgentProgress {
         /// The sub-agent.
-        agent_id: String,
+        agent_id: String = "agentId",
         /// The agent SDK's task identifier.
-        sdk_task_id: String,
+        sdk_task_id: String = "sdkTaskId",
         /// Tokens used.
-        tokens: u64,
+        tokens: u64 = "tokens",
         /// Tool calls made.
-        tool_uses: u64,
+        tool_uses: u64 = "toolUses",
         /// Time spent, in milliseconds.
-        duration_ms: Number,
+        duration_ms: Number = "durationMs",
         /// A summary so far.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        summary: Option<String>,
+        summary: Option<String> = "summary",
         /// The last tool it used.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        last_tool_name: Option<String>,
+        last_tool_name: Option<String> = "lastToolName",
     }
 }
 
@@ -63,23 +58,18 @@ data_struct! {
     /// `topology:agent_completed`: a sub-agent ended.
     AgentCompleted {
         /// The sub-agent.
-        agent_id: String,
+        agent_id: String = "agentId",
         /// The agent SDK's task identifier, if known.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        sdk_task_id: Option<String>,
+        sdk_task_id: Option<String> = "sdkTaskId",
         /// How it ended.
-        status: AgentOutcome,
+        status: AgentOutcome = "status",
         /// A summary.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        summary: Option<String>,
+        summary: Option<String> = "summary",
         /// Tokens used.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tokens: Option<u64>,
+        tokens: Option<u64> = "tokens",
         /// Tool calls made.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        tool_uses: Option<u64>,
+        tool_uses: Option<u64> = "toolUses",
         /// Time spent, in milliseconds.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        duration_ms: Option<Number>,
+        duration_ms: Option<Number> = "durationMs",
     }
 }

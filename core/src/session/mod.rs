@@ -35,11 +35,10 @@
 //! assert!(matches!(view.status(Time::from_millis(61_000)), Status::Stalled { .. }));
 //! ```
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::event::{AgentStage, CompletionStatus, Envelope, Event, RawReason, Role};
 use crate::{Offset, Time};
@@ -218,8 +217,6 @@ pub struct SessionView {
     turns: Vec<Turn>,
     messages: Vec<MessageEntry>,
     tools: Vec<ToolCall>,
-    #[serde(skip)]
-    tool_index: HashMap<String, usize>,
     files: Vec<FileChange>,
     errors: Vec<ErrorEntry>,
     events: u64,
@@ -246,7 +243,6 @@ impl SessionView {
             turns: Vec::new(),
             messages: Vec::new(),
             tools: Vec::new(),
-            tool_index: HashMap::new(),
             files: Vec::new(),
             errors: Vec::new(),
             events: 0,
@@ -328,7 +324,6 @@ impl SessionView {
             }
             Event::ToolStart(t) => {
                 let turn = self.turns.last().map_or(0, |t| t.number);
-                self.tool_index.insert(t.tool_id.clone(), self.tools.len());
                 self.tools.push(ToolCall {
                     id: t.tool_id.clone(),
                     name: t.tool_name.clone(),
@@ -342,12 +337,13 @@ impl SessionView {
                 Change::Tool
             }
             Event::ToolResult(r) => {
-                let index = match self.tool_index.get(&r.tool_id) {
-                    Some(&i) => i,
+                // The latest call with this id: searched from the end, where a result's
+                // start almost always is (no index to keep: less code in the browser).
+                let index = match self.tools.iter().rposition(|c| c.id == r.tool_id) {
+                    Some(i) => i,
                     None => {
                         // A result whose start was never seen still shows.
                         let turn = self.turns.last().map_or(0, |t| t.number);
-                        self.tool_index.insert(r.tool_id.clone(), self.tools.len());
                         self.tools.push(ToolCall {
                             id: r.tool_id.clone(),
                             name: r.tool_name.clone(),
@@ -573,6 +569,162 @@ pub struct Snapshot {
     /// The view.
     #[serde(rename = "view")]
     pub view: SessionView,
+}
+
+impl Snapshot {
+    /// The snapshot as a JSON value: the same object its `Serialize` impl gives, built
+    /// without serde's generic machinery (the browser package hands it to JavaScript).
+    pub fn to_json(&self) -> Value {
+        snapshot_json(&self.status, &self.view)
+    }
+}
+
+impl SessionView {
+    /// [`Snapshot::to_json`] of [`SessionView::snapshot`] at `now`, without copying the
+    /// view first.
+    ///
+    /// ```
+    /// use gapless_core::session::SessionView;
+    /// use gapless_core::Time;
+    ///
+    /// let view = SessionView::default();
+    /// let now = Time::from_millis(5);
+    /// assert_eq!(view.snapshot_json(now), view.snapshot(now).to_json());
+    /// assert_eq!(view.snapshot_json(now)["status"]["state"], "pending");
+    /// ```
+    pub fn snapshot_json(&self, now: Time) -> Value {
+        snapshot_json(&self.status(now), self)
+    }
+}
+
+fn snapshot_json(status: &Status, view: &SessionView) -> Value {
+    let mut map = Map::new();
+    map.insert("status".into(), view.status.to_json());
+    map.insert("stages".into(), list(&view.stages, StageEntry::to_json));
+    map.insert("model".into(), view.model.clone().into());
+    map.insert("maxTurns".into(), view.max_turns.into());
+    map.insert("turns".into(), list(&view.turns, Turn::to_json));
+    map.insert(
+        "messages".into(),
+        list(&view.messages, MessageEntry::to_json),
+    );
+    map.insert("tools".into(), list(&view.tools, ToolCall::to_json));
+    map.insert("files".into(), list(&view.files, FileChange::to_json));
+    map.insert("errors".into(), list(&view.errors, ErrorEntry::to_json));
+    map.insert("events".into(), view.events.into());
+    map.insert(
+        "lastOffset".into(),
+        view.last_offset.as_ref().map(Offset::as_str).into(),
+    );
+    map.insert("lastActivity".into(), view.last_activity.into());
+    let mut out = Map::new();
+    out.insert("status".into(), status.to_json());
+    out.insert("view".into(), Value::Object(map));
+    Value::Object(out)
+}
+
+fn list<T>(items: &[T], to_json: fn(&T) -> Value) -> Value {
+    Value::Array(items.iter().map(to_json).collect())
+}
+
+/// An object of `fields` (taken out of the slice: one function for every size).
+fn object(fields: &mut [(&str, Value)]) -> Value {
+    let mut map = Map::new();
+    for (k, v) in fields {
+        map.insert((*k).to_owned(), std::mem::take(v));
+    }
+    Value::Object(map)
+}
+
+impl Status {
+    fn to_json(&self) -> Value {
+        let state = |s: &str| ("state", Value::from(s));
+        match self {
+            Status::Pending => object(&mut [state("pending")]),
+            Status::Initializing { stage, message } => object(&mut [
+                state("initializing"),
+                ("stage", stage.as_str().into()),
+                ("message", message.as_str().into()),
+            ]),
+            Status::Running => object(&mut [state("running")]),
+            Status::Completed { result } => {
+                object(&mut [state("completed"), ("result", result.clone().into())])
+            }
+            Status::TurnLimit => object(&mut [state("turn_limit")]),
+            Status::Cancelled => object(&mut [state("cancelled")]),
+            Status::Failed { error, code } => object(&mut [
+                state("failed"),
+                ("error", error.as_str().into()),
+                ("code", code.clone().into()),
+            ]),
+            Status::Stalled { silent_ms } => {
+                object(&mut [state("stalled"), ("silent_ms", (*silent_ms).into())])
+            }
+        }
+    }
+}
+
+impl StageEntry {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("stage", self.stage.as_str().into()),
+            ("message", self.message.as_str().into()),
+            ("at", self.at.into()),
+        ])
+    }
+}
+
+impl Turn {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("number", self.number.into()),
+            ("text", self.text.as_str().into()),
+        ])
+    }
+}
+
+impl MessageEntry {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("role", self.role.as_str().into()),
+            ("content", self.content.as_str().into()),
+        ])
+    }
+}
+
+impl ToolCall {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("id", self.id.as_str().into()),
+            ("name", self.name.as_str().into()),
+            ("input", self.input.clone()),
+            ("turn", self.turn.into()),
+            ("result", self.result.clone().into()),
+            ("isError", self.is_error.into()),
+            ("durationMs", self.duration_ms.into()),
+        ])
+    }
+}
+
+impl FileChange {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("path", self.path.as_str().into()),
+            ("action", self.action.as_str().into()),
+            ("additions", self.additions.into()),
+            ("deletions", self.deletions.into()),
+        ])
+    }
+}
+
+impl ErrorEntry {
+    fn to_json(&self) -> Value {
+        object(&mut [
+            ("kind", self.kind.as_str().into()),
+            ("error", self.error.as_str().into()),
+            ("code", self.code.clone().into()),
+        ])
+    }
 }
 
 #[cfg(test)]

@@ -229,3 +229,114 @@ fn snapshot_serializes_for_a_ui() {
     assert_eq!(json["view"]["turns"][1]["text"], "Done.");
     assert_eq!(json["view"]["tools"][0]["isError"], false);
 }
+
+#[test]
+fn snapshot_to_json_is_its_serialization() {
+    let mut view = SessionView::new(Duration::from_secs(30));
+    let mut events = scripted();
+    events[3].offset = Some(Offset::parse("0003").unwrap());
+    events.push(ev(
+        "container-agent:message",
+        json!({"role": "assistant", "content": "hi"}),
+        T0 + 12,
+    ));
+    events.push(ev(
+        "container-agent:tool:result",
+        json!({"toolName": "Read", "toolId": "b", "result": "r", "isError": true, "durationMs": 1.5}),
+        T0 + 13,
+    ));
+    events.push(ev("container-agent:token", json!({"delta": 5}), T0 + 14));
+    events.push(ev(
+        "container-agent:error",
+        json!({"error": "boom", "turnCount": 2}),
+        T0 + 15,
+    ));
+    let mut snapshots = vec![view.snapshot(at(T0))];
+    for e in &events {
+        view.apply(e, at(T0 + 20));
+        for now in [at(T0 + 20), at(T0 + 100_000)] {
+            assert_eq!(view.snapshot_json(now), view.snapshot(now).to_json());
+            snapshots.push(view.snapshot(now));
+        }
+    }
+    let mut statuses = vec![
+        Status::Pending,
+        Status::Initializing {
+            stage: "s".into(),
+            message: "m".into(),
+        },
+        Status::Running,
+        Status::Completed { result: None },
+        Status::Completed {
+            result: Some("r".into()),
+        },
+        Status::TurnLimit,
+        Status::Cancelled,
+        Status::Failed {
+            error: "e".into(),
+            code: Some("C".into()),
+        },
+        Status::Stalled { silent_ms: 5 },
+    ];
+    for status in statuses.drain(..) {
+        snapshots.push(Snapshot {
+            status: status.clone(),
+            view: SessionView {
+                status,
+                ..view.clone()
+            },
+        });
+    }
+    for snapshot in snapshots {
+        assert_eq!(
+            snapshot.to_json(),
+            serde_json::to_value(&snapshot).unwrap(),
+            "{snapshot:?}"
+        );
+    }
+}
+
+#[test]
+fn a_tool_result_goes_to_the_latest_call_with_its_id() {
+    let mut view = SessionView::default();
+    let start = |id: &str, cmd: &str| {
+        ev(
+            "container-agent:tool:start",
+            json!({"toolName": "Bash", "toolId": id, "input": {"cmd": cmd}}),
+            T0,
+        )
+    };
+    let result = |id: &str, out: &str| {
+        ev(
+            "container-agent:tool:result",
+            json!({"toolName": "Bash", "toolId": id, "result": out, "isError": false, "durationMs": 1}),
+            T0,
+        )
+    };
+    for e in [
+        start("a", "one"),
+        start("b", "two"),
+        start("a", "three"),
+        result("a", "r3"),
+        result("c", "orphan"),
+        result("b", "r2"),
+        result("c", "again"),
+    ] {
+        view.apply(&e, at(T0));
+    }
+    let summary: Vec<(&str, Option<&str>)> = view
+        .tools()
+        .iter()
+        .map(|t| (t.id.as_str(), t.result.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("a", None),
+            ("b", Some("r2")),
+            ("a", Some("r3")),
+            ("c", Some("again"))
+        ]
+    );
+    assert_eq!(view.tools()[3].input, Value::Null);
+}

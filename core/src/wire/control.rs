@@ -1,6 +1,7 @@
 //! The SSE `control` event of §5.8: the offset, cursor and state after each data event.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::WireError;
 use crate::Offset;
@@ -38,17 +39,53 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn bad(reason: &str) -> WireError {
+    WireError::BadControl(reason.into())
+}
+
+/// An optional boolean field (false when missing).
+fn flag(map: &Map<String, Value>, key: &str) -> Result<bool, WireError> {
+    match map.get(key) {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(WireError::BadControl(format!("`{key}` must be a boolean"))),
+    }
+}
+
 impl Control {
-    /// Parses the `data` of a control event.
+    /// Parses the `data` of a control event: a JSON object with a string
+    /// `streamNextOffset`, an optional string (or null) `streamCursor`, optional
+    /// booleans `upToDate` and `streamClosed`, and any other fields, which are ignored.
     pub fn parse(data: &str) -> Result<Control, WireError> {
-        let c: Control =
+        // Read from a JSON value by hand rather than through the serde derive: the
+        // derive's error paths pull number and float formatting into the browser
+        // package.
+        let value: Value =
             serde_json::from_str(data).map_err(|e| WireError::BadControl(e.to_string()))?;
-        if !c.stream_next_offset.is_concrete() && !c.stream_next_offset.is_start() {
-            return Err(WireError::BadControl(
-                "streamNextOffset must be a real offset, not `now`".into(),
-            ));
+        let Value::Object(map) = value else {
+            return Err(bad("expected a JSON object"));
+        };
+        let stream_next_offset = match map.get("streamNextOffset") {
+            Some(Value::String(s)) => {
+                Offset::parse(s).map_err(|e| WireError::BadControl(e.to_string()))?
+            }
+            Some(_) => return Err(bad("`streamNextOffset` must be a string")),
+            None => return Err(bad("missing field `streamNextOffset`")),
+        };
+        if !stream_next_offset.is_concrete() && !stream_next_offset.is_start() {
+            return Err(bad("streamNextOffset must be a real offset, not `now`"));
         }
-        Ok(c)
+        let stream_cursor = match map.get("streamCursor") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(bad("`streamCursor` must be a string")),
+        };
+        Ok(Control {
+            stream_next_offset,
+            stream_cursor,
+            up_to_date: flag(&map, "upToDate")?,
+            stream_closed: flag(&map, "streamClosed")?,
+        })
     }
 
     /// The control event's JSON text, as a server writes it.
@@ -72,6 +109,10 @@ mod tests {
             r#"{"streamNextOffset":"a/b"}"#,
             r#"{"streamNextOffset":"now"}"#,
             r#"{"streamNextOffset":"1","upToDate":"yes"}"#,
+            r#"{"streamNextOffset":"1","upToDate":null}"#,
+            r#"{"streamNextOffset":"1","streamCursor":5}"#,
+            r#"{"streamNextOffset":"1"} x"#,
+            "5",
         ] {
             assert!(Control::parse(bad).is_err(), "{bad:?}");
         }
@@ -89,5 +130,31 @@ mod tests {
             c.to_json(),
             r#"{"streamNextOffset":"9","streamCursor":"123","streamClosed":true}"#
         );
+    }
+
+    #[test]
+    fn parse_agrees_with_the_serde_derive() {
+        for text in [
+            r#"{"streamNextOffset":"1"}"#,
+            r#"{"streamNextOffset":"-1","upToDate":false,"streamClosed":false}"#,
+            r#"{"streamNextOffset":"7","streamCursor":null,"upToDate":true,"x":[1.5,{}]}"#,
+            r#" {"streamCursor":"c","streamNextOffset":"0000_1","streamClosed":true} "#,
+            r#"{"streamNextOffset":"now"}"#,
+            r#"{"streamNextOffset":""}"#,
+            r#"{"streamNextOffset":1}"#,
+            r#"{"streamNextOffset":"1","upToDate":1}"#,
+            r#"{"streamNextOffset":"1","streamClosed":"true"}"#,
+            r#"{"streamNextOffset":"1","streamCursor":[]}"#,
+            r#"{"upToDate":true}"#,
+            r#"{"streamNextOffset":"1""#,
+            "null",
+            "1.5",
+            r#""1""#,
+        ] {
+            let derived = serde_json::from_str::<Control>(text)
+                .ok()
+                .filter(|c| c.stream_next_offset.is_concrete() || c.stream_next_offset.is_start());
+            assert_eq!(Control::parse(text).ok(), derived, "{text}");
+        }
     }
 }

@@ -17,8 +17,10 @@ pub fn parse_json_batch(body: &[u8]) -> Result<Vec<Box<RawValue>>, WireError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    serde_json::from_slice::<Vec<Box<RawValue>>>(body)
-        .map_err(|e| WireError::BadJson(e.to_string()))
+    // Read as text, like every other JSON the browser package parses: one reader type
+    // instead of two in its code.
+    let text = std::str::from_utf8(body).map_err(|e| WireError::BadJson(e.to_string()))?;
+    serde_json::from_str::<Vec<Box<RawValue>>>(text).map_err(|e| WireError::BadJson(e.to_string()))
 }
 
 /// Turns the body of a JSON-mode append into the messages it adds (§9.1): an array

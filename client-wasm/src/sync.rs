@@ -1,0 +1,305 @@
+//! The few async pieces the package needs on the browser's single thread — a bounded
+//! channel, a FIFO lock, a race of two futures and a timer — written out rather than
+//! taken from `futures` and `gloo-timers`, whose general versions cost more code.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+
+/// Wakes every waker in `wakers`, in the order they were registered.
+fn wake_all(wakers: &RefCell<Vec<Waker>>) {
+    for waker in wakers.take() {
+        waker.wake();
+    }
+}
+
+struct Channel<T> {
+    queue: RefCell<VecDeque<T>>,
+    capacity: usize,
+    /// The receiver closed the channel: sends fail, what is queued can still be read.
+    closed: Cell<bool>,
+    /// The sender is gone: reads end once the queue is empty.
+    ended: Cell<bool>,
+    receivers: RefCell<Vec<Waker>>,
+    sender: RefCell<Vec<Waker>>,
+}
+
+/// A bounded single-producer channel (`futures::channel::mpsc::channel` as the driver
+/// uses it).
+pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    let shared = Rc::new(Channel {
+        queue: RefCell::new(VecDeque::new()),
+        capacity,
+        closed: Cell::new(false),
+        ended: Cell::new(false),
+        receivers: RefCell::new(Vec::new()),
+        sender: RefCell::new(Vec::new()),
+    });
+    (Sender(Rc::clone(&shared)), Receiver(shared))
+}
+
+/// The sending half; dropping it ends the channel.
+pub struct Sender<T>(Rc<Channel<T>>);
+
+impl<T> Sender<T> {
+    /// Queues `item`, waiting while the channel is full; `Err` once the receiver has
+    /// closed it.
+    pub async fn send(&mut self, item: T) -> Result<(), ()> {
+        let channel = &*self.0;
+        poll_fn(|cx| {
+            if channel.closed.get() {
+                Poll::Ready(Err(()))
+            } else if channel.queue.borrow().len() < channel.capacity {
+                Poll::Ready(Ok(()))
+            } else {
+                channel.sender.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await?;
+        channel.queue.borrow_mut().push_back(item);
+        wake_all(&channel.receivers);
+        Ok(())
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.0.ended.set(true);
+        wake_all(&self.0.receivers);
+    }
+}
+
+/// The receiving half.
+pub struct Receiver<T>(Rc<Channel<T>>);
+
+impl<T> Receiver<T> {
+    /// The next item, or `None` once the sender is gone (or the channel closed) and the
+    /// queue is empty.
+    pub async fn next(&self) -> Option<T> {
+        let channel = &*self.0;
+        poll_fn(|cx| {
+            if let Some(item) = channel.queue.borrow_mut().pop_front() {
+                wake_all(&channel.sender);
+                return Poll::Ready(Some(item));
+            }
+            if channel.ended.get() || channel.closed.get() {
+                return Poll::Ready(None);
+            }
+            channel.receivers.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Closes the channel: the sender's next send fails; queued items can still be read.
+    pub fn close(&self) {
+        self.0.closed.set(true);
+        wake_all(&self.0.sender);
+        wake_all(&self.0.receivers);
+    }
+}
+
+/// An async lock that is granted in the order it was asked for (what
+/// `futures::lock::Mutex` gave): each holder runs alone, across its awaits.
+#[derive(Default)]
+pub struct FifoLock {
+    next: Cell<u64>,
+    serving: Cell<u64>,
+    /// Tickets whose waiters gave up (were dropped) before their turn.
+    abandoned: RefCell<Vec<u64>>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+/// Holds a [`FifoLock`] until dropped.
+pub struct Turn<'a> {
+    lock: &'a FifoLock,
+    ticket: u64,
+    granted: bool,
+}
+
+impl FifoLock {
+    /// Waits for this caller's turn.
+    pub async fn lock(&self) -> Turn<'_> {
+        let ticket = self.next.get();
+        self.next.set(ticket + 1);
+        // Dropped while still waiting, it gives its place up.
+        let mut turn = Turn {
+            lock: self,
+            ticket,
+            granted: false,
+        };
+        poll_fn(|cx| {
+            if self.serving.get() == ticket {
+                Poll::Ready(())
+            } else {
+                self.waiting.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        turn.granted = true;
+        turn
+    }
+
+    /// Serves the next ticket that is still wanted.
+    fn advance(&self) {
+        let mut next = self.serving.get() + 1;
+        let mut abandoned = self.abandoned.borrow_mut();
+        while let Some(i) = abandoned.iter().position(|t| *t == next) {
+            abandoned.swap_remove(i);
+            next += 1;
+        }
+        drop(abandoned);
+        self.serving.set(next);
+        wake_all(&self.waiting);
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.granted || self.lock.serving.get() == self.ticket {
+            self.lock.advance();
+        } else {
+            self.lock.abandoned.borrow_mut().push(self.ticket);
+        }
+    }
+}
+
+/// Which of two futures finished first.
+pub enum First<A, B> {
+    /// The first one, with its output.
+    Left(A),
+    /// The second one, with its output.
+    Right(B),
+}
+
+/// Polls both futures until one is ready (the first one wins a tie); the other one is
+/// left as it is, so a caller holding it can go on awaiting it.
+pub async fn race<A, B>(mut a: A, mut b: B) -> First<A::Output, B::Output>
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = Pin::new(&mut a).poll(cx) {
+            Poll::Ready(First::Left(out))
+        } else if let Poll::Ready(out) = Pin::new(&mut b).poll(cx) {
+            Poll::Ready(First::Right(out))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &js_sys::Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(id: &JsValue);
+}
+
+/// A future that is ready after some milliseconds; dropping it clears the timer.
+pub struct Sleep {
+    id: JsValue,
+    done: JsFuture,
+}
+
+impl Sleep {
+    /// Ready after `ms` milliseconds, at most `i32::MAX` (about 24.8 days): `setTimeout`
+    /// runs longer delays at once, so `u32::MAX` means "not in this session".
+    pub fn new(ms: u32) -> Sleep {
+        let ms = ms.min(i32::MAX as u32) as i32;
+        let mut id = JsValue::UNDEFINED;
+        let promise = js_sys::Promise::new(&mut |resolve, _| {
+            id = set_timeout(&resolve, ms);
+        });
+        Sleep {
+            id,
+            done: JsFuture::from(promise),
+        }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        clear_timeout(&self.id);
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.done).poll(cx).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+    use futures::future::{join, pending, ready};
+    use futures::FutureExt;
+
+    #[test]
+    fn the_channel_keeps_order_waits_when_full_and_ends() {
+        let (mut tx, rx) = channel(2);
+        let sending = async move {
+            for i in 0..5 {
+                tx.send(i).await.unwrap();
+            }
+        };
+        let receiving = async {
+            let mut got = Vec::new();
+            while let Some(i) = rx.next().await {
+                got.push(i);
+            }
+            got
+        };
+        let ((), got) = block_on(join(sending, receiving));
+        assert_eq!(got, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_closed_channel_refuses_sends_but_gives_what_it_holds() {
+        let (mut tx, rx) = channel(4);
+        block_on(async {
+            tx.send(1).await.unwrap();
+            rx.close();
+            assert!(tx.send(2).await.is_err());
+            assert_eq!(rx.next().await, Some(1));
+            assert_eq!(rx.next().await, None);
+        });
+    }
+
+    #[test]
+    fn the_lock_is_granted_in_order_and_skips_waiters_that_gave_up() {
+        let lock = FifoLock::default();
+        let first = lock.lock().now_or_never().expect("free at first");
+        let mut second = Box::pin(lock.lock());
+        let third = lock.lock();
+        assert!((&mut second).now_or_never().is_none());
+        drop(second);
+        drop(first);
+        assert!(third.now_or_never().is_some(), "the third caller is next");
+        assert!(lock.lock().now_or_never().is_some());
+    }
+
+    #[test]
+    fn race_returns_the_first_ready() {
+        assert!(matches!(block_on(race(ready(1), ready(2))), First::Left(1)));
+        assert!(matches!(
+            block_on(race(pending::<u8>(), ready(2))),
+            First::Right(2)
+        ));
+    }
+}
