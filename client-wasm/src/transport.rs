@@ -1,28 +1,11 @@
-//! One HTTP request through the global `fetch`: headers, an abort signal, and the
+//! One HTTP request through `fetch` (gloo-net): headers, an abort signal, and the
 //! response body read chunk by chunk from its `ReadableStream`.
 
 use gapless_core::wire::headers::ResponseHead;
+use gloo_net::http::Request;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortController, Headers, ReadableStreamDefaultReader, RequestInit, Response};
-
-#[wasm_bindgen]
-extern "C" {
-    /// The global `fetch` (a window's, a worker's or Node's), without looking up which
-    /// global object this is.
-    #[wasm_bindgen(js_name = fetch)]
-    fn global_fetch(url: &str, init: &RequestInit) -> js_sys::Promise;
-}
-
-/// The text of a JavaScript failure (`"TypeError: fetch failed"`).
-pub(crate) fn describe(error: &JsValue) -> String {
-    match error.dyn_ref::<js_sys::Error>() {
-        Some(e) => e.to_string().into(),
-        None => error
-            .as_string()
-            .unwrap_or_else(|| "the request failed".into()),
-    }
-}
+use web_sys::{AbortController, ReadableStreamDefaultReader, Response};
 
 /// A request in flight.
 pub struct Fetch {
@@ -64,23 +47,22 @@ impl Fetch {
         headers: &[(String, String)],
         body: Option<String>,
     ) -> Result<Response, String> {
-        let init = RequestInit::new();
-        init.set_method(method);
-        let all = Headers::new().map_err(|e| describe(&e))?;
+        let signal = self.controller.as_ref().map(AbortController::signal);
+        let mut request = match method {
+            "POST" => Request::post(url),
+            "PUT" => Request::put(url),
+            "DELETE" => Request::delete(url),
+            _ => Request::get(url),
+        }
+        .abort_signal(signal.as_ref());
         for (k, v) in headers {
-            all.set(k, v).map_err(|e| describe(&e))?;
+            request = request.header(k, v);
         }
-        init.set_headers(&all);
-        if let Some(b) = body {
-            init.set_body(&JsValue::from_str(&b));
-        }
-        if let Some(c) = &self.controller {
-            init.set_signal(Some(&c.signal()));
-        }
-        let response = JsFuture::from(global_fetch(url, &init))
-            .await
-            .map_err(|e| describe(&e))?;
-        Ok(response.unchecked_into())
+        let sent = match body {
+            Some(b) => request.body(b).map_err(|e| e.to_string())?.send().await,
+            None => request.send().await,
+        };
+        sent.map(Response::from).map_err(|e| e.to_string())
     }
 }
 
