@@ -81,6 +81,8 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
         };
         buf.drain(..n);
         if buf.is_empty() {
+            // Nothing pipelined: hold no buffer while the response streams (the pump
+            // reserves one only if the peer sends more).
             buf = Vec::new();
         }
         let (head, body, framing) = match routed.await {
@@ -99,9 +101,6 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
         match pump.await {
             Ok(true) if !close && framing != Framing::Length => {}
             _ => return,
-        }
-        if buf.is_empty() {
-            buf = Vec::new();
         }
     }
 }

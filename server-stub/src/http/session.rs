@@ -307,7 +307,7 @@ pub(super) async fn get_events(
     let chunk = if from < to {
         state
             .store
-            .read(Arc::clone(&meta), from, to, usize::MAX)
+            .read(&live, Arc::clone(&meta), from, to, usize::MAX)
             .await
             .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
     } else {
@@ -361,7 +361,7 @@ pub(super) async fn view(
     Query(q): Query<ViewQuery>,
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
-    let (_, meta) = live_session(&state, &path)?;
+    let (live, meta) = live_session(&state, &path)?;
     let stall_after_ms = q.stall_after_ms.unwrap_or(60_000).max(1);
     let now = gapless_core::Time::from_millis(now_ms());
     let key = (path, stall_after_ms);
@@ -377,7 +377,7 @@ pub(super) async fn view(
         let from = folded.to;
         let chunk = state
             .store
-            .read(Arc::clone(&meta), from, meta.tail, 1 << 20)
+            .read(&live, Arc::clone(&meta), from, meta.tail, 1 << 20)
             .await
             .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
         for (i, m) in messages(&chunk).iter().enumerate() {

@@ -85,6 +85,7 @@ impl<F: Framing> LiveFeed<F> {
                 // Boxed: the read's state is large and only lives while it runs, so
                 // an idle subscriber does not carry it.
                 let read = Box::pin(self.state.store.read(
+                    &self.live,
                     Arc::clone(&meta),
                     self.from,
                     meta.tail,

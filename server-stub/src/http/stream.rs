@@ -382,7 +382,7 @@ async fn read(
     }
     live.touch();
     match q.live {
-        None => catch_up(state, &meta, from, at_now, headers, None).await,
+        None => catch_up(state, &live, &meta, from, at_now, headers, None).await,
         Some("long-poll") => {
             if q.offset.is_none() {
                 return Err(ApiError::bad_request("long-poll needs an offset"));
@@ -404,6 +404,7 @@ async fn read(
 /// A catch-up answer from `from` (also the data answer of a long-poll).
 async fn catch_up(
     state: &AppState,
+    live: &Live,
     meta: &Arc<StreamMeta>,
     from: u64,
     at_now: bool,
@@ -413,7 +414,7 @@ async fn catch_up(
     let chunk = if from < meta.tail {
         state
             .store
-            .read(Arc::clone(meta), from, meta.tail, MAX_READ_BYTES)
+            .read(live, Arc::clone(meta), from, meta.tail, MAX_READ_BYTES)
             .await
             .map_err(|e| ApiError::storage(&e))?
     } else {
@@ -466,7 +467,16 @@ async fn long_poll(
         }
         let cursor = h::cursor(client_cursor, now_ms());
         if meta.tail > from {
-            return catch_up(state, &meta, from, false, &HeaderMap::new(), Some(cursor)).await;
+            return catch_up(
+                state,
+                &live,
+                &meta,
+                from,
+                false,
+                &HeaderMap::new(),
+                Some(cursor),
+            )
+            .await;
         }
         if meta.closed || tokio::time::Instant::now() >= deadline {
             let mut response = StatusCode::NO_CONTENT.into_response();

@@ -269,8 +269,7 @@ impl Live {
     }
 
     /// Positions `[from, to)` from the newest chunks kept in memory, if all are there.
-    fn read_recent(&self, from: u64, to: u64, max_bytes: usize) -> Option<ReadChunk> {
-        let json = self.meta().is_json();
+    fn read_recent(&self, json: bool, from: u64, to: u64, max_bytes: usize) -> Option<ReadChunk> {
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -479,23 +478,20 @@ impl Store {
         }
     }
 
-    /// Reads committed positions `[from, to)` of a stream, up to about `max_bytes`
-    /// (at least one chunk), on a blocking thread.
+    /// Reads committed positions `[from, to)` of `live`'s stream (`meta` is its
+    /// metadata as the caller saw it), up to about `max_bytes` (at least one chunk):
+    /// from the newest chunks kept in memory when all are there, otherwise from
+    /// storage on a blocking thread.
     pub async fn read(
         &self,
+        live: &Live,
         meta: Arc<StreamMeta>,
         from: u64,
         to: u64,
         max_bytes: usize,
     ) -> Result<ReadChunk, String> {
-        if let Some(live) = self
-            .shared
-            .get(&meta.path)
-            .filter(|l| l.meta().id == meta.id)
-        {
-            if let Some(chunk) = live.read_recent(from, to, max_bytes) {
-                return Ok(chunk);
-            }
+        if let Some(chunk) = live.read_recent(meta.is_json(), from, to, max_bytes) {
+            return Ok(chunk);
         }
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         let conn = Arc::clone(&self.readers[i]);

@@ -9,10 +9,8 @@ use super::reader::{slice_chunk, ReadChunk};
 
 /// At most this many chunks are kept per stream.
 const MAX_CHUNKS: usize = 32;
-/// At most this many bytes are kept per stream.
-const MAX_BYTES: usize = 256 * 1024;
-/// A chunk larger than this is not kept at all.
-pub const MAX_KEPT_BYTES: usize = MAX_BYTES;
+/// At most this many bytes are kept per stream (a larger chunk is not kept at all).
+pub const MAX_BYTES: usize = 256 * 1024;
 
 /// A committed chunk, as stored.
 #[derive(Debug)]

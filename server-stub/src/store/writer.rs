@@ -8,12 +8,12 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
 use super::meta::{now_ms, Segment, StreamMeta};
-use super::recent::{Chunk, MAX_KEPT_BYTES};
+use super::recent::{self, Chunk};
 use super::schema::{load_producers, load_streams, save_stream};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Payload,
@@ -750,13 +750,7 @@ fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rus
     let mut last_end =
         conn.prepare("SELECT end FROM chunks WHERE stream_id = ?1 ORDER BY start DESC LIMIT 1")?;
     for (id, meta) in metas.iter_mut() {
-        let end: Option<i64> = last_end
-            .query_row(params![id], |r| r.get(0))
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
+        let end: Option<i64> = last_end.query_row(params![id], |r| r.get(0)).optional()?;
         if let Some(end) = end {
             meta.tail = meta.tail.max(end as u64);
         }
@@ -789,7 +783,7 @@ fn insert_chunk(
     if payload.count == 0 {
         warn!("empty chunk inserted");
     }
-    Ok((payload.data.len() <= MAX_KEPT_BYTES).then(|| {
+    Ok((payload.data.len() <= recent::MAX_BYTES).then(|| {
         Arc::new(Chunk {
             start,
             end: start + payload.count,
