@@ -1,5 +1,5 @@
 //! Plain JavaScript values from Rust: objects, properties, and JSON values without a
-//! round trip through JSON text.
+//! round trip through JSON text; JSON text read with the browser's float parser.
 
 use serde_json::Value;
 use wasm_bindgen::{JsCast, JsValue};
@@ -60,58 +60,9 @@ pub(crate) fn marker(kind: &str, offset: &str) -> JsValue {
     update
 }
 
-/// Parses JSON text as serde_json does with its `float_roundtrip` feature: serde_json
-/// (built without it, for size) reads the structure, the strings and the integers, and
-/// every floating-point number is then taken from `JSON.parse`, which rounds correctly,
-/// so both agree to the last bit.
-pub(crate) fn parse_exact(text: &str) -> Option<Value> {
-    let mut value: Value = serde_json::from_str(text).ok()?;
-    if has_float(&value) {
-        if let Ok(parsed) = js_sys::JSON::parse(text) {
-            exact_floats(&mut value, &parsed);
-        }
-    }
-    Some(value)
-}
-
-fn has_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(has_float),
-        Value::Object(map) => map.values().any(has_float),
-        _ => false,
-    }
-}
-
-/// Replaces the floats of `value` by those at the same places in `parsed`, the same text
-/// as `JSON.parse` read it (duplicate keys keep the last value in both).
-fn exact_floats(value: &mut Value, parsed: &JsValue) {
-    match value {
-        Value::Number(n) => {
-            if let Some(exact) = parsed.as_f64().and_then(serde_json::Number::from_f64) {
-                *n = exact;
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                if has_float(item) {
-                    exact_floats(
-                        item,
-                        &js_sys::Reflect::get_u32(parsed, i as u32).unwrap_or_default(),
-                    );
-                }
-            }
-        }
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if has_float(v) {
-                    exact_floats(
-                        v,
-                        &js_sys::Reflect::get(parsed, &k.into()).unwrap_or_default(),
-                    );
-                }
-            }
-        }
-        _ => {}
-    }
+/// Parses JSON text with gapless-core's reader, taking floats from the browser's own
+/// `parseFloat` (correctly rounded, like the standard library's parser, whose tables
+/// would add kilobytes to the package).
+pub(crate) fn parse(text: &str) -> Option<Value> {
+    gapless_core::json::parse_with(text, |t| Some(js_sys::parse_float(t))).ok()
 }

@@ -15,7 +15,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::driver::{self, Driver};
 use crate::error::{js_error, stream_error, Code};
-use crate::js::{from_json, marker, object, parse_exact, set};
+use crate::js::{from_json, marker, object, parse, set};
 use crate::options;
 use crate::sync::{channel, Receiver};
 
@@ -172,13 +172,13 @@ impl GaplessSession {
                     for m in messages {
                         // The data as it arrived: what the event's data is, without
                         // encoding the typed struct again.
-                        let parsed = parse_exact(m.get());
+                        let parsed = parse(m.get());
                         let source = parsed.as_ref().and_then(|v| v.get("data")).cloned();
                         let envelope = match parsed.map(Envelope::from_value) {
                             Some(Ok(envelope)) => envelope,
                             _ => Envelope::new(gapless_core::event::Event::from_parts(
                                 "gapless:not-an-envelope",
-                                parse_exact(m.get()).unwrap_or(Value::Null),
+                                parse(m.get()).unwrap_or(Value::Null),
                             )),
                         };
                         let data = envelope

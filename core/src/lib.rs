@@ -20,6 +20,7 @@
 //! - [`offset`]: opaque, ordered stream offsets and the `-1` / `now` sentinels (§8).
 //! - [`time`]: the driver-supplied clock value.
 //! - [`event`]: the typed session event model, lossless for unknown kinds and fields.
+//! - [`json`]: the strict JSON reader (check, split, build) and checked raw JSON text.
 //! - [`sse`]: incremental Server-Sent Events decoder and encoder.
 //! - [`wire`]: Durable Streams headers, control events, JSON-mode bodies, base64 data and
 //!   the meaning of read responses.
@@ -30,6 +31,7 @@
 
 pub mod event;
 pub mod fuzz_checks;
+pub mod json;
 pub mod offset;
 pub mod resume;
 pub mod session;

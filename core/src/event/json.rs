@@ -179,6 +179,12 @@ fn unsigned(value: &Value, max: u64, expected: &str, errors: &mut Errors) -> u64
                 0
             }
             _ => {
+                // An integer here (floats are handled above), written without `Number`'s
+                // `Display`, which brings float formatting into the browser package.
+                let n = match (n.as_i64(), n.as_u64()) {
+                    (Some(i), _) => i.to_string(),
+                    (_, u) => u.unwrap_or_default().to_string(),
+                };
                 fail(errors, || {
                     format!("invalid value: integer `{n}`, expected {expected}")
                 });

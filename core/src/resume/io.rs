@@ -1,8 +1,7 @@
 //! What crosses the boundary between the resume machine and its driver: requests to
 //! make, transport failures to report, and outputs to deliver.
 
-use serde_json::value::RawValue;
-
+use crate::json::RawJson;
 use crate::wire::{LiveParam, WireError};
 use crate::Offset;
 
@@ -49,24 +48,12 @@ pub enum TransportError {
 }
 
 /// The data of one batch.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     /// A JSON-mode stream's messages, each the exact JSON text the server stored.
-    Json(Vec<Box<RawValue>>),
+    Json(Vec<RawJson>),
     /// A byte stream's bytes.
     Bytes(Vec<u8>),
-}
-
-impl PartialEq for Payload {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Payload::Json(a), Payload::Json(b)) => {
-                a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.get() == y.get())
-            }
-            (Payload::Bytes(a), Payload::Bytes(b)) => a == b,
-            _ => false,
-        }
-    }
 }
 
 impl Payload {

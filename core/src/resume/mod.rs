@@ -57,8 +57,7 @@ use std::cmp::Ordering;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use serde_json::value::RawValue;
-
+use crate::json::RawJson;
 use crate::sse::SseDecoder;
 use crate::wire::headers::{self, is_json, ResponseHead};
 use crate::wire::{
@@ -637,15 +636,13 @@ impl Resume {
 
     fn sse_payload(&self, data: &[String], encoding: DataEncoding) -> Result<Payload, WireError> {
         if self.is_json() {
-            let mut messages: Vec<Box<RawValue>> = Vec::new();
+            let mut messages = Vec::new();
             for d in data {
                 let trimmed = d.trim_start();
                 if trimmed.starts_with('[') || trimmed.is_empty() {
                     messages.extend(parse_json_batch(d.as_bytes())?);
                 } else {
-                    messages.push(
-                        serde_json::from_str(d).map_err(|e| WireError::BadJson(e.to_string()))?,
-                    );
+                    messages.push(RawJson::new(d).map_err(|e| WireError::BadJson(e.to_string()))?);
                 }
             }
             Ok(Payload::Json(messages))

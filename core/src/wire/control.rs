@@ -57,11 +57,12 @@ impl Control {
     /// `streamNextOffset`, an optional string (or null) `streamCursor`, optional
     /// booleans `upToDate` and `streamClosed`, and any other fields, which are ignored.
     pub fn parse(data: &str) -> Result<Control, WireError> {
-        // Read from a JSON value by hand rather than through the serde derive: the
-        // derive's error paths pull number and float formatting into the browser
-        // package.
-        let value: Value =
-            serde_json::from_str(data).map_err(|e| WireError::BadControl(e.to_string()))?;
+        // Read from a JSON value by hand rather than through the serde derive, whose
+        // error paths pull number and float formatting into the browser package. No
+        // field it reads is a float, so floats elsewhere are read as 0 (and the browser
+        // package carries no float parser for them).
+        let value = crate::json::parse_with(data, |_| Some(0.0))
+            .map_err(|e| WireError::BadControl(e.to_string()))?;
         let Value::Object(map) = value else {
             return Err(bad("expected a JSON object"));
         };

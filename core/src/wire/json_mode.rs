@@ -1,9 +1,8 @@
 //! JSON mode (§9.1): a read returns a JSON array of messages; an append of an array
 //! flattens exactly one level.
 
-use serde_json::value::RawValue;
-
 use super::WireError;
+use crate::json::{split_array, RawJson};
 
 /// Splits a JSON-mode read body (a JSON array) into its messages, each kept as the
 /// exact JSON text the server sent. An empty body counts as `[]`.
@@ -13,14 +12,17 @@ use super::WireError;
 /// let texts: Vec<&str> = msgs.iter().map(|m| m.get()).collect();
 /// assert_eq!(texts, [r#"{"a":1}"#, "2", r#""x""#]);
 /// ```
-pub fn parse_json_batch(body: &[u8]) -> Result<Vec<Box<RawValue>>, WireError> {
+pub fn parse_json_batch(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Vec::new());
     }
-    // Read as text, like every other JSON the browser package parses: one reader type
-    // instead of two in its code.
-    let text = std::str::from_utf8(body).map_err(|e| WireError::BadJson(e.to_string()))?;
-    serde_json::from_str::<Vec<Box<RawValue>>>(text).map_err(|e| WireError::BadJson(e.to_string()))
+    let items = split_array(text_of(body)?).map_err(|e| WireError::BadJson(e.to_string()))?;
+    Ok(items.into_iter().map(RawJson::checked).collect())
+}
+
+/// The body as UTF-8 text.
+fn text_of(body: &[u8]) -> Result<&str, WireError> {
+    std::str::from_utf8(body).map_err(|e| WireError::BadJson(e.to_string()))
 }
 
 /// Turns the body of a JSON-mode append into the messages it adds (§9.1): an array
@@ -36,18 +38,20 @@ pub fn parse_json_batch(body: &[u8]) -> Result<Vec<Box<RawValue>>, WireError> {
 /// assert_eq!(flatten_append_body(b"[]").unwrap_err(), WireError::EmptyJsonArray);
 /// assert!(flatten_append_body(b"[1,").is_err());
 /// ```
-pub fn flatten_append_body(body: &[u8]) -> Result<Vec<Box<RawValue>>, WireError> {
-    let value: Box<RawValue> =
-        serde_json::from_slice(body).map_err(|e| WireError::BadJson(e.to_string()))?;
-    if value.get().starts_with('[') {
-        let items: Vec<Box<RawValue>> =
-            serde_json::from_str(value.get()).map_err(|e| WireError::BadJson(e.to_string()))?;
+pub fn flatten_append_body(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
+    let text = text_of(body)?;
+    let bad = |e: crate::json::JsonError| WireError::BadJson(e.to_string());
+    if text
+        .trim_start_matches([' ', '\t', '\r', '\n'])
+        .starts_with('[')
+    {
+        let items = split_array(text).map_err(bad)?;
         if items.is_empty() {
             return Err(WireError::EmptyJsonArray);
         }
-        Ok(items)
+        Ok(items.into_iter().map(RawJson::checked).collect())
     } else {
-        Ok(vec![value])
+        Ok(vec![RawJson::new(text).map_err(bad)?])
     }
 }
 

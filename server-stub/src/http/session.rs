@@ -277,7 +277,7 @@ fn event_json(message: &str, offset: u64) -> Value {
 }
 
 /// Splits a JSON read into its messages.
-fn messages(chunk: &ReadChunk) -> Vec<Box<serde_json::value::RawValue>> {
+fn messages(chunk: &ReadChunk) -> Vec<gapless_core::json::RawJson> {
     gapless_core::wire::parse_json_batch(chunk.body()).unwrap_or_default()
 }
 
