@@ -54,7 +54,9 @@ pub enum OffsetError {
     },
     /// The offset contains a character the protocol forbids (`, & = ? /`), a control
     /// character or white space.
-    #[error("offset contains the forbidden character {ch:?} at byte {at}")]
+    // The character by its code point rather than `{ch:?}`: a control character stays
+    // readable, and Debug's escaping tables stay out of the browser package.
+    #[error("offset contains the forbidden character U+{:04X} at byte {at}", u32::from(*ch))]
     ForbiddenChar {
         /// The offending character.
         ch: char,

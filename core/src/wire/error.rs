@@ -8,7 +8,7 @@ pub enum WireError {
     #[error("response lacks the required header {0}")]
     MissingHeader(&'static str),
     /// A header is present but its value is malformed.
-    #[error("header {name} has an invalid value {value:?}: {reason}")]
+    #[error("header {name} has an invalid value `{value}`: {reason}")]
     BadHeader {
         /// The header's name.
         name: &'static str,
