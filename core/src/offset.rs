@@ -56,7 +56,7 @@ pub enum OffsetError {
     /// character or white space.
     // The character by its code point rather than `{ch:?}`: a control character stays
     // readable, and Debug's escaping tables stay out of the browser package.
-    #[error("offset contains the forbidden character U+{:04X} at byte {at}", u32::from(*ch))]
+    #[error("offset contains the forbidden character '{ch}' (U+{:04X}) at byte {at}", u32::from(*ch))]
     ForbiddenChar {
         /// The offending character.
         ch: char,
@@ -205,7 +205,7 @@ mod tests {
         assert!(Offset::parse(&"9".repeat(MAX_OFFSET_LEN)).is_ok());
         assert!(OffsetError::ForbiddenChar { ch: '/', at: 3 }
             .to_string()
-            .contains("'/'"));
+            .contains("'/' (U+002F) at byte 3"));
     }
 
     #[test]
