@@ -174,9 +174,13 @@ impl GaplessSession {
                         // encoding the typed struct again.
                         let parsed = parse(m.get());
                         let source = parsed.as_ref().and_then(|v| v.get("data")).cloned();
-                        let envelope = match parsed.map(Envelope::from_value) {
+                        // Decoded as far as the view needs (see
+                        // SessionView::decode_event): the same view and the same data.
+                        let envelope = match parsed
+                            .map(|v| Envelope::from_value_with(v, SessionView::decode_event))
+                        {
                             Some(Ok(envelope)) => envelope,
-                            _ => Envelope::new(gapless_core::event::Event::from_parts(
+                            _ => Envelope::new(SessionView::decode_event(
                                 "gapless:not-an-envelope",
                                 parse(m.get()).unwrap_or(Value::Null),
                             )),

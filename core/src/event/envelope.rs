@@ -69,6 +69,16 @@ impl Envelope {
 
     /// Decodes an envelope from a JSON value.
     pub fn from_value(value: Value) -> Result<Self, EnvelopeError> {
+        Self::from_value_with(value, Event::from_parts)
+    }
+
+    /// Decodes an envelope from a JSON value, its event with `decode` (such as
+    /// [`Event::from_parts`], or a reader's leaner decoder like
+    /// [`SessionView::decode_event`](crate::session::SessionView::decode_event)).
+    pub fn from_value_with(
+        value: Value,
+        decode: fn(&str, Value) -> Event,
+    ) -> Result<Self, EnvelopeError> {
         let Value::Object(map) = value else {
             return Err(EnvelopeError::Malformed("expected a JSON object".into()));
         };
@@ -127,7 +137,7 @@ impl Envelope {
             }
         };
         Ok(Envelope {
-            event: Event::from_parts(&kind, data),
+            event: decode(&kind, data),
             timestamp,
             offset,
             extra,

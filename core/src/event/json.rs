@@ -20,7 +20,9 @@ use serde_json::{Map, Number, Value};
 /// a placeholder value, so each struct has one exit and one drop of its fields.
 pub(crate) type Errors = Option<String>;
 
-/// One field of a payload struct, as its encoding treats it.
+/// One field of a payload struct: its wire name and its type, as a table. The table is
+/// what [`check`] reads, and what [`normalize`] reads; decoding and encoding go through
+/// the [`Json`] impls, and tests hold the two to the same answers.
 pub(crate) struct Field {
     /// The wire name.
     pub(crate) wire: &'static str,
@@ -28,18 +30,42 @@ pub(crate) struct Field {
     pub(crate) keep_null: bool,
     /// An option (left out when `None`, unless `keep_null`).
     pub(crate) optional: bool,
-    /// The fields of the payload struct this field holds (itself, in a vector or in an
-    /// option), if it holds one.
-    pub(crate) nested: Option<&'static [Field]>,
+    /// A vector (of `base`).
+    pub(crate) list: bool,
+    /// The type, or the type of the items of a vector.
+    pub(crate) base: Base,
+}
+
+/// The type of a field, under its option and vector.
+pub(crate) enum Base {
+    /// A string, or an open string enum.
+    Str,
+    /// An unsigned integer of at most 64 bits.
+    U64,
+    /// An unsigned integer of at most 32 bits.
+    U32,
+    /// A boolean.
+    Bool,
+    /// Any JSON number.
+    Number,
+    /// Any JSON value.
+    Any,
+    /// Any JSON object.
+    Object,
+    /// A payload struct with these fields.
+    Struct(&'static [Field]),
 }
 
 /// A type a payload field can have.
 pub(crate) trait Json: Sized {
-    /// The fields, for a payload struct (or a vector or option of one).
-    const FIELDS: Option<&'static [Field]> = None;
+    /// The type, as the schema table describes it.
+    const BASE: Base;
 
     /// Whether the type is an option.
     const OPTIONAL: bool = false;
+
+    /// Whether the type is a vector.
+    const LIST: bool = false;
 
     /// Decodes the value; on a mismatch, records it in `errors` and returns a
     /// placeholder.
@@ -71,6 +97,69 @@ pub(crate) trait Json: Sized {
             None => Ok(decoded),
             Some(e) => Err(e),
         }
+    }
+}
+
+/// Checks `value` against a payload struct's `fields` from the table alone, without
+/// decoding it: `Err` with the message decoding would give, or `Ok`.
+pub(crate) fn check(value: &Value, fields: &[Field]) -> Result<(), String> {
+    let mut errors = None;
+    check_struct(value, fields, &mut errors);
+    errors.map_or(Ok(()), Err)
+}
+
+fn check_struct(value: &Value, fields: &[Field], errors: &mut Errors) {
+    let map = object(value, "an object", errors);
+    for f in fields {
+        match map.and_then(|m| m.get(f.wire)) {
+            Some(v) => {
+                let clean = errors.is_none();
+                check_field(v, f, errors);
+                within(clean, errors, f.wire);
+            }
+            None if f.optional => {}
+            None => fail(errors, || format!("missing field `{}`", f.wire)),
+        }
+    }
+}
+
+fn check_field(value: &Value, f: &Field, errors: &mut Errors) {
+    if f.optional && value.is_null() {
+        return;
+    }
+    if !f.list {
+        return check_base(value, &f.base, errors);
+    }
+    match value {
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let clean = errors.is_none();
+                check_base(item, &f.base, errors);
+                within_index(clean, errors, i);
+            }
+        }
+        other => invalid(errors, other, "an array"),
+    }
+}
+
+fn check_base(value: &Value, base: &Base, errors: &mut Errors) {
+    match (base, value) {
+        (Base::Str, Value::String(_))
+        | (Base::Bool, Value::Bool(_))
+        | (Base::Number, Value::Number(_))
+        | (Base::Object, Value::Object(_))
+        | (Base::Any, _) => {}
+        (Base::U64, _) => {
+            unsigned(value, u64::MAX, "u64", errors);
+        }
+        (Base::U32, _) => {
+            unsigned(value, u32::MAX.into(), "u32", errors);
+        }
+        (Base::Struct(fields), _) => check_struct(value, fields, errors),
+        (Base::Str, other) => invalid(errors, other, "a string"),
+        (Base::Bool, other) => invalid(errors, other, "a boolean"),
+        (Base::Number, other) => invalid(errors, other, "a number"),
+        (Base::Object, other) => invalid(errors, other, "an object"),
     }
 }
 
@@ -199,6 +288,8 @@ fn unsigned(value: &Value, max: u64, expected: &str, errors: &mut Errors) -> u64
 }
 
 impl Json for u64 {
+    const BASE: Base = Base::U64;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         unsigned(value, u64::MAX, "u64", errors)
     }
@@ -211,6 +302,8 @@ impl Json for u64 {
 }
 
 impl Json for u32 {
+    const BASE: Base = Base::U32;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         unsigned(value, u32::MAX.into(), "u32", errors) as u32
     }
@@ -223,6 +316,8 @@ impl Json for u32 {
 }
 
 impl Json for bool {
+    const BASE: Base = Base::Bool;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         match value {
             Value::Bool(b) => *b,
@@ -241,6 +336,8 @@ impl Json for bool {
 }
 
 impl Json for String {
+    const BASE: Base = Base::Str;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         string(value, "a string", errors).to_owned()
     }
@@ -253,6 +350,8 @@ impl Json for String {
 }
 
 impl Json for Number {
+    const BASE: Base = Base::Number;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         match value {
             Value::Number(n) => n.clone(),
@@ -271,6 +370,8 @@ impl Json for Number {
 }
 
 impl Json for Value {
+    const BASE: Base = Base::Any;
+
     fn decode(value: &Value, _: &mut Errors) -> Self {
         value.clone()
     }
@@ -283,6 +384,8 @@ impl Json for Value {
 }
 
 impl Json for Map<String, Value> {
+    const BASE: Base = Base::Object;
+
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         object(value, "an object", errors)
             .cloned()
@@ -297,8 +400,9 @@ impl Json for Map<String, Value> {
 }
 
 impl<T: Json> Json for Option<T> {
-    const FIELDS: Option<&'static [Field]> = T::FIELDS;
+    const BASE: Base = T::BASE;
     const OPTIONAL: bool = true;
+    const LIST: bool = T::LIST;
 
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         match value {
@@ -321,7 +425,8 @@ impl<T: Json> Json for Option<T> {
 }
 
 impl<T: Json> Json for Vec<T> {
-    const FIELDS: Option<&'static [Field]> = T::FIELDS;
+    const BASE: Base = T::BASE;
+    const LIST: bool = true;
 
     fn decode(value: &Value, errors: &mut Errors) -> Self {
         let items = match value {
@@ -404,7 +509,7 @@ fn normalize_in(value: &mut Value, fields: &[Field]) {
                         map.insert(f.wire.to_owned(), Value::Null);
                     }
                     Some(inner) => {
-                        if let Some(nested) = f.nested {
+                        if let Base::Struct(nested) = f.base {
                             normalize_in(inner, nested);
                         }
                     }

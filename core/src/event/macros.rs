@@ -22,16 +22,17 @@ macro_rules! data_struct {
 
         impl $name {
             /// The wire form of the fields, for `json::normalize`.
-            const FIELD_LIST: &'static [super::json::Field] = &[ $( super::json::Field {
+            pub(crate) const FIELD_LIST: &'static [super::json::Field] = &[ $( super::json::Field {
                 wire: $wire,
                 keep_null: keep_null!($($keep_null)?),
                 optional: <$ty as super::json::Json>::OPTIONAL,
-                nested: <$ty as super::json::Json>::FIELDS,
+                list: <$ty as super::json::Json>::LIST,
+                base: <$ty as super::json::Json>::BASE,
             }, )* ];
         }
 
         impl super::json::Json for $name {
-            const FIELDS: Option<&'static [super::json::Field]> = Some($name::FIELD_LIST);
+            const BASE: super::json::Base = super::json::Base::Struct($name::FIELD_LIST);
 
             fn decode(value: &serde_json::Value, errors: &mut super::json::Errors) -> Self {
                 let map = super::json::object(value, "an object", errors);
@@ -122,6 +123,8 @@ macro_rules! string_enum {
         }
 
         impl super::json::Json for $name {
+            const BASE: super::json::Base = super::json::Base::Str;
+
             fn decode(value: &serde_json::Value, errors: &mut super::json::Errors) -> Self {
                 $name::from(super::json::string(value, "a string", errors))
             }
@@ -170,6 +173,25 @@ macro_rules! events {
         /// The wire name of every kind this version types.
         pub const KINDS: &[&str] = &[ $( $wire, )* ];
 
+        /// The fields of each kind's payload, in the order of [`KINDS`].
+        const SCHEMAS: &[&[json::Field]] = &[ $( <$ty>::FIELD_LIST, )* ];
+
+        $(
+            impl Payload for $ty {
+                const KIND: &'static str = $wire;
+
+                fn decode_data(data: &serde_json::Value) -> Result<Self, String> {
+                    <$ty as json::Json>::from_json(data)
+                }
+            }
+
+            impl From<$ty> for Event {
+                fn from(payload: $ty) -> Event {
+                    Event::$variant(payload)
+                }
+            }
+        )*
+
         impl Event {
             /// Decodes `data` by `kind`; falls back to [`Event::Raw`] with the reason.
             pub fn from_parts(kind: &str, data: serde_json::Value) -> Event {
@@ -208,7 +230,12 @@ macro_rules! events {
                 use json::Json as _;
                 match self {
                     $( Event::$variant(d) => d.to_json(), )*
-                    Event::Raw(raw) => raw.data.clone(),
+                    Event::Raw(raw) => match (&raw.reason, schema(&raw.kind)) {
+                        (RawReason::NotDecoded, Some(fields)) => {
+                            json::normalize(raw.data.clone(), fields)
+                        }
+                        _ => raw.data.clone(),
+                    },
                 }
             }
 
@@ -228,13 +255,13 @@ macro_rules! events {
             /// ```
             pub fn data_from_source(&self, source: serde_json::Value) -> serde_json::Value {
                 let fields = match self {
-                    $( Event::$variant(_) => <$ty as json::Json>::FIELDS, )*
-                    Event::Raw(raw) => return raw.data.clone(),
+                    $( Event::$variant(_) => <$ty>::FIELD_LIST, )*
+                    Event::Raw(raw) => match (&raw.reason, schema(&raw.kind)) {
+                        (RawReason::NotDecoded, Some(fields)) => fields,
+                        _ => return raw.data.clone(),
+                    },
                 };
-                match fields {
-                    Some(fields) => json::normalize(source, fields),
-                    None => source,
-                }
+                json::normalize(source, fields)
             }
         }
     };

@@ -39,9 +39,11 @@ mod topology;
 pub use channel::Channel;
 pub use container_agent::*;
 pub use envelope::{Envelope, EnvelopeError};
+
 pub use plan::*;
 pub use raw::{RawEvent, RawReason};
 pub use sandbox::*;
+use serde_json::Value;
 pub use task_creation::*;
 pub use terraform::*;
 pub use topology::*;
@@ -145,6 +147,20 @@ events! {
     TerraformError(TerraformError) = "terraform:error",
 }
 
+/// A payload struct of one event kind.
+pub trait Payload: Sized + Into<Event> {
+    /// The kind's wire name.
+    const KIND: &'static str;
+
+    /// Decodes the kind's `data`: the struct, or the first reason it does not fit.
+    fn decode_data(data: &Value) -> Result<Self, String>;
+}
+
+/// The fields of `kind`'s payload, for a kind this version types.
+fn schema(kind: &str) -> Option<&'static [json::Field]> {
+    KINDS.iter().position(|k| *k == kind).map(|i| SCHEMAS[i])
+}
+
 /// A strict check refused an event.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -163,6 +179,56 @@ pub enum EventError {
 }
 
 impl Event {
+    /// Decodes `data` as the one kind `T`, falling back to [`Event::Raw`] with the
+    /// reason: what [`Event::from_parts`] gives for `T::KIND`, for a reader that decodes
+    /// only some kinds.
+    ///
+    /// ```
+    /// use gapless_core::event::{AgentToken, Event};
+    /// use serde_json::json;
+    ///
+    /// let data = json!({"taskId": "t", "sessionId": "s", "delta": "Hi"});
+    /// let event = Event::decode_as::<AgentToken>(data.clone());
+    /// assert_eq!(event, Event::from_parts("container-agent:token", data));
+    /// ```
+    pub fn decode_as<T: Payload>(data: Value) -> Event {
+        match T::decode_data(&data) {
+            Ok(payload) => payload.into(),
+            Err(why) => Event::Raw(RawEvent::invalid(T::KIND, data, why)),
+        }
+    }
+
+    /// Checks `data` against `kind`'s schema without decoding it into its struct: a
+    /// known kind whose data fits is [`RawReason::NotDecoded`], one whose data does not
+    /// fit is [`RawReason::Invalid`] with the message [`Event::from_parts`] would give,
+    /// and an unknown kind is [`RawReason::UnknownKind`]. [`Event::data`] is the same as
+    /// for the decoded event. For readers that need the struct of only some kinds: the
+    /// others' decoders stay out of their build (the browser package).
+    ///
+    /// ```
+    /// use gapless_core::event::{Event, RawReason};
+    /// use serde_json::json;
+    ///
+    /// let data = json!({"taskId": "t", "sessionId": "s", "delta": "Hi", "x": null});
+    /// let Event::Raw(raw) = Event::checked("container-agent:token", data.clone()) else {
+    ///     panic!("kept as JSON")
+    /// };
+    /// assert_eq!(raw.reason, RawReason::NotDecoded);
+    /// let Event::Raw(bad) = Event::checked("container-agent:token", json!({})) else {
+    ///     panic!("invalid")
+    /// };
+    /// assert!(matches!(bad.reason, RawReason::Invalid(_)));
+    /// ```
+    pub fn checked(kind: &str, data: Value) -> Event {
+        Event::Raw(
+            match schema(kind).map(|fields| json::check(&data, fields)) {
+                Some(Ok(())) => RawEvent::not_decoded(kind, data),
+                Some(Err(why)) => RawEvent::invalid(kind, data, why),
+                None => RawEvent::unknown(kind, data),
+            },
+        )
+    }
+
     /// The kind's storage channel.
     pub fn channel(&self) -> Channel {
         Channel::of(self.kind())
@@ -218,4 +284,4 @@ impl Event {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -9,6 +9,10 @@ pub enum RawReason {
     UnknownKind,
     /// The kind is known but its data does not fit; the decoder's message says why.
     Invalid(String),
+    /// The kind is known and its data fits, but it was checked against the kind's schema
+    /// and kept as JSON rather than decoded into its struct: a reader asked for a lean
+    /// decode ([`Event::checked`](super::Event::checked)).
+    NotDecoded,
 }
 
 /// An event kept as JSON: an unknown kind, or a known kind with data that does not
@@ -29,6 +33,14 @@ impl RawEvent {
             kind: kind.to_owned(),
             data,
             reason: RawReason::UnknownKind,
+        }
+    }
+
+    pub(crate) fn not_decoded(kind: &str, data: Value) -> Self {
+        RawEvent {
+            kind: kind.to_owned(),
+            data,
+            reason: RawReason::NotDecoded,
         }
     }
 

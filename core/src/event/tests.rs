@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 /// One valid `data` object per kind, each with a field the typed struct does not know.
-fn samples() -> Vec<(&'static str, Value)> {
+pub(crate) fn samples() -> Vec<(&'static str, Value)> {
     let ca = |mut v: Value| {
         v["taskId"] = json!("task-1");
         v["sessionId"] = json!("sess-1");
@@ -243,6 +243,98 @@ fn data_from_source_is_data() {
     assert!(typed > 250, "{typed} typed variants");
     let raw = Event::from_parts("robot:dance", json!({"a": null}));
     assert_eq!(raw.data_from_source(json!({})), raw.data());
+}
+
+/// Every variant of `value` with one value (at any depth, the whole included) replaced by
+/// a value of another type or range.
+pub(crate) fn one_value_retyped(value: &Value) -> Vec<Value> {
+    let mut out: Vec<Value> = [
+        json!("s"),
+        json!(-1),
+        json!(1.5),
+        json!(4_294_967_296u64),
+        json!(true),
+        json!(null),
+        json!([]),
+        json!([1, {}]),
+        json!({}),
+    ]
+    .into_iter()
+    .filter(|v| v != value)
+    .collect();
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                for inner in one_value_retyped(v) {
+                    let mut changed = map.clone();
+                    changed.insert(k.clone(), inner);
+                    out.push(Value::Object(changed));
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                for inner in one_value_retyped(item) {
+                    let mut changed = items.clone();
+                    changed[i] = inner;
+                    out.push(Value::Array(changed));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+#[test]
+fn checking_against_the_schema_agrees_with_decoding() {
+    let (mut fits, mut invalid) = (0, 0);
+    for (kind, data) in samples() {
+        let mut variants = one_field_nulled_or_removed(&data);
+        variants.extend(one_value_retyped(&data));
+        variants.push(data);
+        for data in variants {
+            let decoded = Event::from_parts(kind, data.clone());
+            let checked = Event::checked(kind, data.clone());
+            let Event::Raw(raw) = &checked else {
+                panic!("{kind}: checked events stay JSON")
+            };
+            match (&decoded, &raw.reason) {
+                (Event::Raw(d), reason) => {
+                    assert_eq!(&d.reason, reason, "{kind} {data}");
+                    invalid += 1;
+                }
+                (_, RawReason::NotDecoded) => fits += 1,
+                (_, reason) => panic!("{kind} {data}: decodes, but checked {reason:?}"),
+            }
+            assert_eq!(checked.data(), decoded.data(), "{kind} {data}");
+            assert_eq!(
+                checked.data_from_source(data.clone()),
+                decoded.data(),
+                "{kind} {data}"
+            );
+        }
+    }
+    assert!(
+        fits > 250 && invalid > 1000,
+        "{fits} fit, {invalid} invalid"
+    );
+    let unknown = Event::checked("robot:dance", json!({"a": 1}));
+    assert_eq!(unknown, Event::from_parts("robot:dance", json!({"a": 1})));
+}
+
+#[test]
+fn decoding_one_kind_is_decoding_by_kind() {
+    let data = json!({"taskId": "t", "sessionId": "s", "turn": 1, "maxTurns": 2, "remaining": 1});
+    assert_eq!(
+        Event::decode_as::<AgentTurn>(data.clone()),
+        Event::from_parts("container-agent:turn", data)
+    );
+    let bad = json!({"turn": "one"});
+    assert_eq!(
+        Event::decode_as::<AgentTurn>(bad.clone()),
+        Event::from_parts("container-agent:turn", bad)
+    );
 }
 
 #[test]

@@ -40,7 +40,12 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::event::{AgentStage, CompletionStatus, Envelope, Event, RawReason, Role};
+use crate::event::{
+    AgentCancelled, AgentComplete, AgentError, AgentMessage, AgentStage, AgentStarted, AgentStatus,
+    AgentToken, AgentTurn, CompletionStatus, Envelope, Event, FileChanged, Payload, PlanError,
+    PlanToken, RawReason, Role, SandboxError, TaskCreationError, TaskCreationToken,
+    TaskUpdateFailed, TerraformError, TerraformText, ToolResult, ToolStart,
+};
 use crate::{Offset, Time};
 
 /// How long a running session may stay silent before it counts as stalled, unless
@@ -252,6 +257,53 @@ impl SessionView {
         }
     }
 
+    /// Decodes an event as far as the view needs it: the kinds it folds into their
+    /// structs, every other kind checked against its schema and kept as JSON
+    /// ([`Event::checked`]). Folding such events gives the same view as folding fully
+    /// decoded ones, and their [`Event::data`] is the same; a reader that shows events
+    /// and the view only (the browser package) decodes with this, and the decoders of
+    /// the kinds the view never reads stay out of its build.
+    ///
+    /// ```
+    /// use gapless_core::event::{Envelope, Event, RawReason};
+    /// use gapless_core::session::SessionView;
+    /// use serde_json::json;
+    ///
+    /// let text = r#"{"type":"plan:started","data":{"taskId":"t","sessionId":"s","codespaceId":"c"}}"#;
+    /// let value = gapless_core::json::parse(text).unwrap();
+    /// let envelope = Envelope::from_value_with(value, SessionView::decode_event).unwrap();
+    /// assert!(matches!(&envelope.event, Event::Raw(raw) if raw.reason == RawReason::NotDecoded));
+    /// assert_eq!(envelope.event.data(), Envelope::from_json(text).unwrap().event.data());
+    /// ```
+    pub fn decode_event(kind: &str, data: Value) -> Event {
+        /// One kind the view folds, decoded into its struct.
+        fn typed<T: Payload>(data: Value) -> Event {
+            Event::decode_as::<T>(data)
+        }
+        match kind {
+            AgentStatus::KIND => typed::<AgentStatus>(data),
+            AgentStarted::KIND => typed::<AgentStarted>(data),
+            AgentTurn::KIND => typed::<AgentTurn>(data),
+            AgentToken::KIND => typed::<AgentToken>(data),
+            AgentMessage::KIND => typed::<AgentMessage>(data),
+            ToolStart::KIND => typed::<ToolStart>(data),
+            ToolResult::KIND => typed::<ToolResult>(data),
+            FileChanged::KIND => typed::<FileChanged>(data),
+            AgentComplete::KIND => typed::<AgentComplete>(data),
+            AgentCancelled::KIND => typed::<AgentCancelled>(data),
+            AgentError::KIND => typed::<AgentError>(data),
+            TaskUpdateFailed::KIND => typed::<TaskUpdateFailed>(data),
+            SandboxError::KIND => typed::<SandboxError>(data),
+            PlanError::KIND => typed::<PlanError>(data),
+            PlanToken::KIND => typed::<PlanToken>(data),
+            TaskCreationError::KIND => typed::<TaskCreationError>(data),
+            TaskCreationToken::KIND => typed::<TaskCreationToken>(data),
+            TerraformError::KIND => typed::<TerraformError>(data),
+            TerraformText::KIND => typed::<TerraformText>(data),
+            _ => Event::checked(kind, data),
+        }
+    }
+
     /// Folds one event in. An event at or before the last applied offset is a
     /// duplicate and changes nothing.
     pub fn apply(&mut self, envelope: &Envelope, now: Time) -> Change {
@@ -423,7 +475,7 @@ impl SessionView {
                     self.push_error(&raw.kind, &format!("undecodable event: {why}"), None);
                     Change::Error
                 }
-                RawReason::UnknownKind => Change::Nothing,
+                RawReason::UnknownKind | RawReason::NotDecoded => Change::Nothing,
             },
             other => match other.token_delta() {
                 Some(delta) => {

@@ -1,7 +1,10 @@
 //! Tests of the session view reducer.
 
 use super::*;
+use proptest::prelude::*;
 use serde_json::json;
+
+use crate::event::tests::{one_value_retyped, samples};
 
 const T0: u64 = 1_700_000_000_000;
 
@@ -339,4 +342,39 @@ fn a_tool_result_goes_to_the_latest_call_with_its_id() {
         ]
     );
     assert_eq!(view.tools()[3].input, Value::Null);
+}
+
+/// Every kind's sample, and each with one value of another type (most then invalid).
+fn every_kind_valid_and_not() -> Vec<(&'static str, Value)> {
+    let mut all = Vec::new();
+    for (kind, data) in samples() {
+        for changed in one_value_retyped(&data).into_iter().take(12) {
+            all.push((kind, changed));
+        }
+        all.push((kind, data));
+    }
+    all
+}
+
+proptest! {
+    /// Folding events decoded only as far as the view needs gives the same view, and
+    /// the same event data, as folding fully decoded ones.
+    #[test]
+    fn the_views_lean_decoding_folds_the_same(
+        picks in prop::collection::vec((any::<prop::sample::Index>(), 0u64..5), 1..60),
+    ) {
+        let all = every_kind_valid_and_not();
+        let mut full = SessionView::new(Duration::from_secs(60));
+        let mut lean = SessionView::new(Duration::from_secs(60));
+        let now = at(T0 + 1_000);
+        for (pick, gap) in picks {
+            let (kind, data) = &all[pick.index(all.len())];
+            let value = json!({"type": kind, "data": data, "timestamp": T0 + gap});
+            let a = Envelope::from_value(value.clone()).unwrap();
+            let b = Envelope::from_value_with(value, SessionView::decode_event).unwrap();
+            prop_assert_eq!(a.event.data(), b.event.data());
+            prop_assert_eq!(full.apply(&a, now), lean.apply(&b, now));
+        }
+        prop_assert_eq!(full.snapshot_json(now), lean.snapshot_json(now));
+    }
 }
