@@ -32,7 +32,9 @@ impl Backoff {
             self.cfg.initial.as_secs_f64() * self.cfg.factor.powi(self.attempt.min(1_000) as i32);
         let capped = grown.min(self.cfg.max.as_secs_f64());
         if capped.is_finite() && capped >= 0.0 {
-            Duration::from_secs_f64(capped)
+            // In nanoseconds by hand: Duration's float conversions are large in the
+            // browser package. The cast saturates; `max` bounds it anyway.
+            Duration::from_nanos((capped * 1e9) as u64)
         } else {
             self.cfg.max
         }
@@ -43,7 +45,7 @@ impl Backoff {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        let jittered = ceiling.mul_f64(unit);
+        let jittered = Duration::from_nanos((ceiling.as_nanos() as f64 * unit) as u64);
         floor.map_or(jittered, |f| jittered.max(f))
     }
 

@@ -327,14 +327,14 @@ impl SessionView {
         match event {
             Event::AgentStatus(s) => {
                 self.stages.push(StageEntry {
-                    stage: s.stage.to_string(),
+                    stage: s.stage.as_str().to_owned(),
                     message: s.message.clone(),
                     at,
                 });
                 let status = match s.stage {
                     AgentStage::Running | AgentStage::Executing => Status::Running,
                     _ => Status::Initializing {
-                        stage: s.stage.to_string(),
+                        stage: s.stage.as_str().to_owned(),
                         message: s.message.clone(),
                     },
                 };
@@ -363,7 +363,7 @@ impl SessionView {
             }
             Event::AgentMessage(m) => {
                 self.messages.push(MessageEntry {
-                    role: m.role.to_string(),
+                    role: m.role.as_str().to_owned(),
                     content: m.content.clone(),
                 });
                 if m.role == Role::Assistant {
@@ -415,7 +415,7 @@ impl SessionView {
                 Change::Tool
             }
             Event::FileChanged(f) => {
-                let action = f.action.to_string();
+                let action = f.action.as_str().to_owned();
                 match self.files.iter_mut().find(|c| c.path == f.path) {
                     Some(change) => {
                         change.action = action;

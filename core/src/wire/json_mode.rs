@@ -22,7 +22,8 @@ pub fn parse_json_batch(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
 
 /// The body as UTF-8 text.
 fn text_of(body: &[u8]) -> Result<&str, WireError> {
-    std::str::from_utf8(body).map_err(|e| WireError::BadJson(e.to_string()))
+    std::str::from_utf8(body)
+        .map_err(|e| WireError::BadJson(format!("invalid UTF-8 at byte {}", e.valid_up_to())))
 }
 
 /// Turns the body of a JSON-mode append into the messages it adds (§9.1): an array
