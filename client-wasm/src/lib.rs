@@ -28,5 +28,11 @@ pub mod stream;
 pub mod sync;
 pub mod transport;
 
+/// The heap allocator in the browser: talc instead of the standard library's dlmalloc,
+/// for a smaller package (see `scripts/build-wasm`'s report).
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+#[global_allocator]
+static ALLOCATOR: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
+
 pub use producer::GaplessProducer;
 pub use stream::{GaplessSession, GaplessStream};
