@@ -220,8 +220,21 @@ macro_rules! events {
             /// The kind's wire name, such as `container-agent:token`.
             pub fn kind(&self) -> &str {
                 match self {
-                    $( Event::$variant(_) => $wire, )*
                     Event::Raw(raw) => &raw.kind,
+                    typed => KINDS[typed.position()],
+                }
+            }
+
+            /// A typed event's position in [`KINDS`] (and `SCHEMAS`), so that what
+            /// depends on the kind is one table lookup rather than a branch per kind;
+            /// `KINDS.len()` for a raw event.
+            fn position(&self) -> usize {
+                /// The kinds' positions, in declaration order.
+                #[allow(clippy::enum_variant_names)]
+                enum Position { $( $variant, )* }
+                match self {
+                    $( Event::$variant(_) => Position::$variant as usize, )*
+                    Event::Raw(_) => KINDS.len(),
                 }
             }
 
@@ -255,11 +268,11 @@ macro_rules! events {
             /// ```
             pub fn data_from_source(&self, source: serde_json::Value) -> serde_json::Value {
                 let fields = match self {
-                    $( Event::$variant(_) => <$ty>::FIELD_LIST, )*
                     Event::Raw(raw) => match (&raw.reason, schema(&raw.kind)) {
                         (RawReason::NotDecoded, Some(fields)) => fields,
                         _ => return raw.data.clone(),
                     },
+                    typed => SCHEMAS[typed.position()],
                 };
                 json::normalize(source, fields)
             }
