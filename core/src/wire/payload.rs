@@ -53,11 +53,13 @@ fn symbol(b: u8) -> Option<u32> {
 }
 
 /// Decodes standard base64 strictly, as the `base64` crate's `STANDARD` engine does:
-/// canonical `=` padding, no other characters, and no stray bits in the last symbol.
-/// (Written out here because the crate's decoder is large for the browser package.)
+/// canonical `=` padding, no other characters, and no stray bits in the last symbol. On
+/// error, says where. (Written out here because the crate's decoder is large for the
+/// browser package.)
 fn decode_base64(input: &[u8]) -> Result<Vec<u8>, String> {
+    let bad = |at: usize| format!("invalid base64 at byte {at}");
     if input.len() % 4 != 0 {
-        return Err("Invalid padding".into());
+        return Err(bad(input.len()));
     }
     let mut out = Vec::with_capacity(input.len() / 4 * 3);
     let quads = input.len() / 4;
@@ -70,21 +72,16 @@ fn decode_base64(input: &[u8]) -> Result<Vec<u8>, String> {
             0
         };
         if pad > 2 {
-            return Err(format!("Invalid symbol {}, offset {}.", b'=', at + 4 - pad));
+            return Err(bad(at + 4 - pad));
         }
         let mut bits = 0u32;
         for (i, &b) in quad[..4 - pad].iter().enumerate() {
-            let v = symbol(b).ok_or_else(|| format!("Invalid symbol {b}, offset {}.", at + i))?;
-            bits = bits << 6 | v;
+            bits = bits << 6 | symbol(b).ok_or_else(|| bad(at + i))?;
         }
         bits <<= 6 * pad;
         // 0, 1 or 2 padding symbols leave 3, 2 or 1 bytes; the bits below them must be 0.
         if bits & ((1 << (8 * pad)) - 1) != 0 {
-            let last = at + 3 - pad;
-            return Err(format!(
-                "Invalid last symbol {}, offset {last}.",
-                quad[3 - pad]
-            ));
+            return Err(bad(at + 3 - pad));
         }
         out.extend_from_slice(&bits.to_be_bytes()[1..4 - pad]);
     }
