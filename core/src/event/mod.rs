@@ -234,7 +234,7 @@ impl Event {
         Channel::of(self.kind())
     }
 
-    /// Fails unless the event is typed: `allow_unknown` lets unknown kinds through,
+    /// Fails unless the event is typed (or checked against its schema): `allow_unknown` lets unknown kinds through,
     /// but a known kind with data that does not fit is always an error.
     ///
     /// ```
@@ -245,6 +245,8 @@ impl Event {
     /// assert!(matches!(bad.check(true), Err(EventError::InvalidData { .. })));
     /// let unknown = Event::from_parts("robot:dance", json!({}));
     /// assert!(unknown.check(true).is_ok());
+    /// let turn = json!({"taskId": "t", "sessionId": "s", "turn": 1, "maxTurns": 2, "remaining": 1});
+    /// assert!(Event::checked("container-agent:turn", turn).check(false).is_ok());
     /// assert!(matches!(unknown.check(false), Err(EventError::UnknownKind(_))));
     /// ```
     pub fn check(&self, allow_unknown: bool) -> Result<(), EventError> {
@@ -257,7 +259,11 @@ impl Event {
                 kind: kind.clone(),
                 reason: reason.clone(),
             }),
-            Event::Raw(raw) if !allow_unknown => Err(EventError::UnknownKind(raw.kind.clone())),
+            Event::Raw(RawEvent {
+                reason: RawReason::UnknownKind,
+                kind,
+                ..
+            }) if !allow_unknown => Err(EventError::UnknownKind(kind.clone())),
             _ => Ok(()),
         }
     }
