@@ -234,8 +234,9 @@ impl Event {
         Channel::of(self.kind())
     }
 
-    /// Fails unless the event is typed (or checked against its schema): `allow_unknown` lets unknown kinds through,
-    /// but a known kind with data that does not fit is always an error.
+    /// Fails unless the event is typed (or checked against its schema): `allow_unknown`
+    /// lets unknown kinds through, but a known kind with data that does not fit is always
+    /// an error.
     ///
     /// ```
     /// use gapless_core::event::{Event, EventError};
