@@ -53,6 +53,39 @@ impl BenchError {
     }
 }
 
+/// Which scenarios a run measures (cold start is measured from every start).
+#[derive(Clone, Debug, Default)]
+pub struct Selection(Option<Vec<String>>);
+
+impl Selection {
+    /// The scenarios' names.
+    pub const NAMES: [&'static str; 4] = ["append", "catch-up", "fan-out", "idle"];
+
+    /// Every scenario.
+    pub fn all() -> Selection {
+        Selection(None)
+    }
+
+    /// The scenarios named in a comma-separated `list`.
+    pub fn parse(list: &str) -> Result<Selection, String> {
+        let names: Vec<String> = list.split(',').map(|n| n.trim().to_owned()).collect();
+        match names.iter().find(|n| !Self::NAMES.contains(&n.as_str())) {
+            Some(bad) => Err(format!(
+                "unknown scenario {bad:?}; the scenarios are {}",
+                Self::NAMES.join(", ")
+            )),
+            None => Ok(Selection(Some(names))),
+        }
+    }
+
+    /// Whether the scenario `name` runs.
+    pub fn has(&self, name: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
+
 /// How big one run is.
 #[derive(Clone, Debug)]
 pub struct Sizes {
@@ -131,6 +164,7 @@ impl Figures {
 pub async fn run_once(
     target: &Target,
     sizes: &Sizes,
+    only: &Selection,
     work: &Path,
     run: usize,
 ) -> Result<Figures, BenchError> {
@@ -151,17 +185,23 @@ pub async fn run_once(
 
     let server = start(target, &fresh("main")?, &http).await?;
     cold.extend(server.cold_start);
-    tracing::info!(target = %target.name, "append, 1 producer");
-    scenarios::append_throughput(&http, &server, 1, sizes, &mut figures).await?;
-    tracing::info!(target = %target.name, "append, 16 producers");
-    scenarios::append_throughput(&http, &server, 16, sizes, &mut figures).await?;
-    tracing::info!(target = %target.name, "catch-up");
-    scenarios::catch_up(&http, &server, sizes, &mut figures).await?;
-    tracing::info!(target = %target.name, "fan-out");
-    scenarios::fan_out(&http, &server, sizes, &mut figures).await?;
+    if only.has("append") {
+        tracing::info!(target = %target.name, "append, 1 producer");
+        scenarios::append_throughput(&http, &server, 1, sizes, &mut figures).await?;
+        tracing::info!(target = %target.name, "append, 16 producers");
+        scenarios::append_throughput(&http, &server, 16, sizes, &mut figures).await?;
+    }
+    if only.has("catch-up") {
+        tracing::info!(target = %target.name, "catch-up");
+        scenarios::catch_up(&http, &server, sizes, &mut figures).await?;
+    }
+    if only.has("fan-out") {
+        tracing::info!(target = %target.name, "fan-out");
+        scenarios::fan_out(&http, &server, sizes, &mut figures).await?;
+    }
     server.stop().await;
 
-    if target.is_local() {
+    if target.is_local() && only.has("idle") {
         for &n in &sizes.idle {
             tracing::info!(target = %target.name, n, "idle subscribers");
             let server = start(target, &fresh(&format!("idle{n}"))?, &http).await?;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gapless_tests::bench::servers::{ServerKind, Target};
-use gapless_tests::bench::{report, run_once, Figures, Sizes};
+use gapless_tests::bench::{report, run_once, Figures, Selection, Sizes};
 
 /// Benchmarks gapless against its peers, side by side, in one run.
 #[derive(Debug, Parser)]
@@ -35,6 +35,10 @@ struct Args {
     #[arg(long = "url", value_name = "NAME=URL")]
     urls: Vec<String>,
     /// Where servers keep their data during the run.
+    /// Only these scenarios, comma-separated (append, catch-up, fan-out, idle); cold
+    /// start is measured from every server start.
+    #[arg(long, value_parser = Selection::parse)]
+    only: Option<Selection>,
     #[arg(long, default_value = "target/bench/work")]
     work: PathBuf,
     /// Where the results table is written.
@@ -107,7 +111,15 @@ async fn main() -> ExitCode {
         let mut runs = Vec::new();
         for run in 0..args.runs.max(1) {
             tracing::info!(target = %target.name, run, "starting");
-            match run_once(target, &sizes, &args.work, run).await {
+            match run_once(
+                target,
+                &sizes,
+                args.only.as_ref().unwrap_or(&Selection::all()),
+                &args.work,
+                run,
+            )
+            .await
+            {
                 Ok(f) => runs.push(f),
                 Err(e) => {
                     eprintln!("gapless-bench: {} failed: {e}", target.name);
