@@ -671,3 +671,142 @@ async fn demo_sessions_appear_on_the_page_and_in_the_view() {
         .is_some_and(|s| s.iter().any(|x| x["id"] == "demo-1")));
     server.finish().await;
 }
+
+/// Reads an SSE body until `needle` has arrived (`true`) or the body ended or
+/// `limit` passed (`false`); `seen` keeps what was read.
+async fn read_until<B: AsRef<[u8]>>(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+    seen: &mut String,
+    needle: &str,
+    limit: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !seen.contains(needle) {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => seen.push_str(&String::from_utf8_lossy(chunk.as_ref())),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Whether an SSE body ends (cleanly) within `limit`.
+async fn ends_within<B>(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+    limit: Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(None) => return true,
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_))) | Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deletion() {
+    let dir = temp_dir("parked");
+    // Connections live 8 s: a commit must reach a parked subscriber long before its
+    // deadline (or the 15 s keep-alive) would resume it anyway.
+    let server = ServerProcess::start(&dir, &["--sse-max-age-s", "8"]).await;
+    let c = client();
+    let (a, b, quiet) = (
+        server.stream("parked-a"),
+        server.stream("parked-b"),
+        server.stream("parked-quiet"),
+    );
+    for url in [&a, &b, &quiet] {
+        let r = c
+            .put(url)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    // Each subscriber on a connection of its own, opened for it: a connection that
+    // served another request first is hyper's, and its responses wait in their task.
+    let sse = client();
+    let open = |url: String| {
+        let (c, sse) = (c.clone(), sse.clone());
+        async move {
+            let tail = head_tail(&c, &url).await;
+            let r = sse
+                .get(format!("{url}?offset={tail}&live=sse"))
+                .send()
+                .await
+                .expect("sse");
+            assert_eq!(r.status(), StatusCode::OK);
+            let mut body = r.bytes_stream();
+            let mut seen = String::new();
+            assert!(
+                read_until(
+                    &mut body,
+                    &mut seen,
+                    "\"upToDate\":true",
+                    Duration::from_secs(5)
+                )
+                .await,
+                "caught up: {seen}"
+            );
+            body
+        }
+    };
+    let mut subscribers = Vec::new();
+    for _ in 0..20 {
+        subscribers.push(open(a.clone()).await);
+    }
+    // And some on a stream nothing is ever written to.
+    let mut untouched = Vec::new();
+    for _ in 0..5 {
+        untouched.push(open(quiet.clone()).await);
+    }
+    // Idle long enough to have given up their tasks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = c
+        .post(&a)
+        .header("content-type", "application/json")
+        .body(r#"{"wake":1}"#)
+        .send()
+        .await
+        .expect("append");
+    assert!(r.status().is_success(), "{}", r.status());
+    for (i, body) in subscribers.iter_mut().enumerate() {
+        let mut seen = String::new();
+        assert!(
+            read_until(body, &mut seen, r#"{"wake":1}"#, Duration::from_secs(3)).await,
+            "subscriber {i} got the commit: {seen}"
+        );
+    }
+    // Idle again: each response still ends at its connection's maximum age.
+    for (i, body) in subscribers.iter_mut().enumerate() {
+        assert!(
+            ends_within(body, Duration::from_secs(12)).await,
+            "subscriber {i} ended"
+        );
+    }
+    // Those that stayed parked all along end at the same deadline.
+    for (i, body) in untouched.iter_mut().enumerate() {
+        assert!(
+            ends_within(body, Duration::from_secs(2)).await,
+            "untouched subscriber {i} ended"
+        );
+    }
+    // A parked subscriber of a deleted stream ends too.
+    let mut gone = Vec::new();
+    for _ in 0..5 {
+        gone.push(open(b.clone()).await);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = c.delete(&b).send().await.expect("delete");
+    assert!(r.status().is_success(), "{}", r.status());
+    for (i, body) in gone.iter_mut().enumerate() {
+        assert!(
+            ends_within(body, Duration::from_secs(1)).await,
+            "subscriber {i} of the deleted stream ended"
+        );
+    }
+    server.finish().await;
+}

@@ -1,12 +1,14 @@
 //! Accepting connections. Live SSE requests are answered by a lean HTTP/1.1 writer
-//! that holds no buffers while a subscriber waits (an idle subscriber costs a few
-//! hundred bytes, not hyper's two 8 KiB buffers); every other request goes to hyper.
-//! Both paths answer through the same router, so every header, check and middleware
-//! applies alike.
+//! that steps the response's feed itself and, while the feed has nothing to send,
+//! parks the connection without a task or a buffer (see `park`): an idle subscriber
+//! costs a few hundred bytes, not hyper's two 8 KiB buffers and a task. Every other
+//! request goes to hyper. Both paths answer through the same router, so every header,
+//! check and middleware applies alike.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -16,12 +18,15 @@ use axum::Router;
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::debug;
+
+use super::park::{park, Conn, Lots, Parked};
+use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 
 /// The largest request head read before handing the connection to hyper (which then
 /// answers 431 if it is too large for it as well).
@@ -35,6 +40,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// waits (a few seconds at most) for open connections to finish.
 pub(crate) async fn serve(listener: TcpListener, app: Router, token: CancellationToken) {
     let tracker = TaskTracker::new();
+    let lots = Arc::new(Lots::default());
     loop {
         let stream = tokio::select! {
             _ = token.cancelled() => break,
@@ -49,46 +55,100 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, token: Cancellatio
             },
         };
         let _ = stream.set_nodelay(true);
-        tracker.spawn(connection(stream, app.clone(), token.clone()));
+        let conn = Conn {
+            app: app.clone(),
+            token: token.clone(),
+            tracker: tracker.clone(),
+            lots: Arc::clone(&lots),
+        };
+        tracker.spawn(requests(stream, Vec::new(), conn));
     }
     drop(listener);
     tracker.close();
     let _ = tokio::time::timeout(DRAIN, tracker.wait()).await;
 }
 
-/// One connection: lean answers to live SSE requests for as long as they come, then
-/// hyper for the rest of the connection.
-async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken) {
+/// Resumes a parked connection: its live response first, then further requests.
+pub(crate) async fn resume(parked: Parked) {
+    let Parked {
+        stream,
+        feed,
+        close,
+        conn,
+    } = parked;
     let mut buf = Vec::new();
+    // Resumed because something was committed (or it is due): active until idle again.
+    match feed.drive(&stream, &mut buf, true).await {
+        Driven::Idle(feed) => park(Parked {
+            stream,
+            feed,
+            close,
+            conn,
+        }),
+        // Boxed: the connection's whole state must not size every resumed response.
+        Driven::Done if !close => Box::pin(requests(stream, buf, conn)).await,
+        Driven::Done | Driven::Failed => {}
+    }
+}
+
+/// One connection (`buf` holds what was read of it already): lean answers to live
+/// SSE requests for as long as they come, then hyper for the rest of the connection.
+async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
+    // The live response being written, and whether the connection closes after it.
+    let mut live: Option<(Box<dyn Feed>, bool)> = None;
     loop {
+        if let Some((feed, close)) = live.take() {
+            match feed.drive(&stream, &mut buf, false).await {
+                Driven::Idle(feed) => {
+                    return park(Parked {
+                        stream,
+                        feed,
+                        close,
+                        conn,
+                    })
+                }
+                Driven::Done if !close => {}
+                Driven::Done | Driven::Failed => return,
+            }
+        }
         let head = tokio::select! {
-            _ = token.cancelled() => return,
-            head = read_head(&mut stream, &mut buf) => match head {
+            _ = conn.token.cancelled() => return,
+            head = read_head(&stream, &mut buf) => match head {
                 Ok(Head::Complete(n)) => Some(n),
                 Ok(Head::TooLarge) => None,
                 Ok(Head::Closed) | Err(_) => return,
             },
         };
         // Scoped so that neither the request nor the response keeps room in this
-        // future's state while the response streams (an idle subscriber's whole cost).
+        // future's state while the response streams.
         let routed = {
             let lean = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r)));
-            lean.map(|(n, (request, close))| (n, close, Box::pin(app.clone().oneshot(request))))
+            lean.map(|(n, (request, close))| {
+                (n, close, Box::pin(conn.app.clone().oneshot(request)))
+            })
         };
         let Some((n, close, routed)) = routed else {
             // Boxed: its state is large, and it must not size every lean connection.
-            return Box::pin(hyper_connection(stream, buf, app, token)).await;
+            return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
         };
         buf.drain(..n);
         if buf.is_empty() {
-            // Nothing pipelined: hold no buffer while the response streams (the pump
-            // reserves one only if the peer sends more).
+            // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
         }
-        let (head, body, framing) = match routed.await {
+        let (head, body, framing, feed) = match routed.await {
             Ok(response) => encode_head(response, close),
             Err(never) => match never {},
         };
+        if let Some(feed) = feed {
+            // A live response: its feed is stepped here (and parked while idle).
+            drop(body);
+            if write_all(&stream, &head).await.is_err() {
+                return;
+            }
+            live = Some((feed, close));
+            continue;
+        }
         let pump = Pump {
             stream: &stream,
             buf: &mut buf,
@@ -105,6 +165,83 @@ async fn connection(mut stream: TcpStream, app: Router, token: CancellationToken
     }
 }
 
+/// How driving a live response stopped.
+pub(crate) enum Driven {
+    /// The response is complete.
+    Done,
+    /// The peer left, or a write failed.
+    Failed,
+    /// The feed has nothing to send: park it with the connection.
+    Idle(Box<dyn Feed>),
+}
+
+/// Writes the pieces of a live response as chunks until it ends or fails, waiting in
+/// this task for commits while they come. A response that has been idle (since it
+/// began, or through a whole keep-alive interval) is handed back to be parked, unless
+/// the peer sent more (a pipelined request, kept in `buf`). `active`: it was resumed
+/// by a commit.
+pub(crate) async fn drive<T: Steps + Feed + 'static>(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    mut feed: Box<T>,
+    mut active: bool,
+) -> Driven {
+    loop {
+        match feed.step().await {
+            Step::Piece(text) => {
+                if write_all(stream, &chunk(text.as_bytes())).await.is_err() {
+                    return Driven::Failed;
+                }
+            }
+            Step::End => {
+                return match write_all(stream, b"0\r\n\r\n").await {
+                    Ok(()) => Driven::Done,
+                    Err(_) => Driven::Failed,
+                }
+            }
+            Step::Idle => {
+                if buf.is_empty() {
+                    // Has the peer left, or sent more? (No system call unless the
+                    // socket was seen readable.)
+                    let mut probe = [0u8; 64];
+                    match stream.try_read(&mut probe) {
+                        Ok(0) => return Driven::Failed,
+                        Ok(n) => buf.extend_from_slice(&probe[..n]),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock && !active => {
+                            return Driven::Idle(feed)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(_) => return Driven::Failed,
+                    }
+                }
+                match feed.wait().await {
+                    Wake::Commit => active = true,
+                    Wake::Due => active = false,
+                    Wake::End => {
+                        return match write_all(stream, b"0\r\n\r\n").await {
+                            Ok(()) => Driven::Done,
+                            Err(_) => Driven::Failed,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Writes all of `bytes`.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// What reading a request head found.
 enum Head {
     /// A whole head of this many bytes is at the start of the buffer.
@@ -116,7 +253,7 @@ enum Head {
 }
 
 /// Reads until `buf` holds a whole request head.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
     let mut searched = 0;
     loop {
         if let Some(at) = find_head_end(buf, searched) {
@@ -129,8 +266,12 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head
         if buf.capacity() == buf.len() {
             buf.reserve(if buf.is_empty() { 512 } else { buf.len() });
         }
-        if stream.read_buf(buf).await? == 0 {
-            return Ok(Head::Closed);
+        stream.readable().await?;
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Ok(Head::Closed),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -198,8 +339,12 @@ enum Framing {
     Length,
 }
 
-/// The response head as bytes, the body, and how the body is framed.
-fn encode_head(response: axum::response::Response, close: bool) -> (Vec<u8>, Body, Framing) {
+/// The response head as bytes, the body, how the body is framed, and the feed of a
+/// live response (which then is the body).
+fn encode_head(
+    response: axum::response::Response,
+    close: bool,
+) -> (Vec<u8>, Body, Framing, Option<Box<dyn Feed>>) {
     let (parts, body) = response.into_parts();
     let status = parts.status;
     let framing = if status.is_informational()
@@ -234,7 +379,11 @@ fn encode_head(response: axum::response::Response, close: bool) -> (Vec<u8>, Bod
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    (head, body, framing)
+    let feed = match framing {
+        Framing::Chunked => parts.extensions.get::<FeedSlot>().and_then(FeedSlot::take),
+        _ => None,
+    };
+    (head, body, framing, feed)
 }
 
 /// One chunk of a chunked body.
@@ -247,13 +396,10 @@ fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a response (head, then the body as it comes) and, while the body waits,
-/// watches the connection for the peer leaving, keeping what it sends next in `buf`.
-/// Resolves to `Ok(true)` when the response was completed, `Ok(false)` when it could
-/// not be (the body failed, or the peer left).
-///
-/// A hand-written future rather than an `async fn` with `select!`: its whole state
-/// is these fields, so an idle subscriber costs a few words here.
+/// Writes a response that is not live (an error answer to a live request, say): head,
+/// then the body as it comes, watching the connection for the peer leaving meanwhile
+/// and keeping what it sends next in `buf`. Resolves to `Ok(true)` when the response
+/// was completed, `Ok(false)` when it could not be (the body failed, or the peer left).
 struct Pump<'a> {
     stream: &'a TcpStream,
     buf: &'a mut Vec<u8>,

@@ -5,6 +5,7 @@ pub(crate) mod accept;
 pub mod auth;
 mod error;
 mod headers;
+mod park;
 mod session;
 mod sse;
 mod stream;

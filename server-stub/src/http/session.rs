@@ -454,14 +454,7 @@ pub(super) async fn stream(
     let last_event_id = h::text(&headers, "last-event-id")?;
     let from = start(q.offset.as_deref().or(last_event_id), &meta)?;
     live.touch();
-    Ok(live_response(
-        &state,
-        live,
-        path,
-        from,
-        SessionFraming,
-        false,
-    ))
+    Ok(live_response(&state, live, from, SessionFraming, false))
 }
 
 /// The session framing: one event per stored message (`id:` its offset, `event:`

@@ -2,7 +2,9 @@
 //! `control` event after each, closure signalled in-band, connections recycled.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -12,9 +14,11 @@ use gapless_core::sse::{encode_comment, encode_event};
 use gapless_core::wire::headers::is_text;
 use gapless_core::wire::{encode_base64, Control};
 use gapless_core::Offset;
+use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::accept::{drive, Driven};
 use super::headers as h;
 use super::AppState;
 use crate::store::{format_offset, now_ms, Live, ReadChunk, StreamMeta};
@@ -55,15 +59,70 @@ pub(super) struct Framed {
     pub(super) ended: bool,
 }
 
+/// What a live feed does next.
+pub(crate) enum Step {
+    /// Write this piece of the response.
+    Piece(String),
+    /// The response is complete.
+    End,
+    /// Nothing to send until the stream changes or [`Feed::due`] comes.
+    Idle,
+}
+
+/// Stepping a live SSE response's source, without boxing each step: what
+/// [`Feed::drive`] runs on.
+pub(crate) trait Steps: Send {
+    /// Reads what there is to send next; never waits for a commit.
+    fn step(&mut self) -> impl Future<Output = Step> + Send + '_;
+    /// Waits until a step may have something to do.
+    fn wait(&mut self) -> impl Future<Output = Wake> + Send + '_;
+}
+
+/// A live SSE response's source, as the connection that writes the response drives
+/// it: a lean connection drives it itself and parks it while it is idle; the body of
+/// the response (for any other connection) waits in its task.
+pub(crate) trait Feed: Send {
+    /// Writes the response on `stream` until it ends, fails or idles (see
+    /// [`accept::drive`](super::accept)).
+    fn drive<'a>(
+        self: Box<Self>,
+        stream: &'a TcpStream,
+        buf: &'a mut Vec<u8>,
+        active: bool,
+    ) -> Pin<Box<dyn Future<Output = Driven> + Send + 'a>>;
+    /// The next piece of the response, waiting in this task while it is idle; `None`
+    /// at the end.
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+    /// The stream it follows.
+    fn live(&self) -> &Arc<Live>;
+    /// When it must step even if nothing is committed (keep-alive, end of the
+    /// connection's time).
+    fn due(&self) -> Instant;
+    /// The stream now, to decide [`Feed::ready`] for every feed waiting on it at once.
+    fn stream_now(&self) -> StreamNow;
+    /// Whether a step would not be [`Step::Idle`], given the stream now: something was
+    /// committed, the stream ended or went away, the server stops, or it is due.
+    fn ready(&self, stream: &StreamNow, now: Instant) -> bool;
+}
+
+/// What a waiting feed needs to know about its stream.
+pub(crate) struct StreamNow {
+    /// The committed tail, unless the stream is closed, deleted or replaced (then
+    /// every feed has to step).
+    tail: Option<u64>,
+    /// The server stops.
+    stopping: bool,
+}
+
 /// The part shared by every live SSE response: read committed data from `from`,
-/// hand it to the framing, say "caught up" once, wait for commits, keep alive, stop
-/// at the connection's deadline, on deletion or on shutdown.
+/// hand it to the framing, say "caught up" once, keep alive, stop at the
+/// connection's deadline, on deletion or on shutdown.
 struct LiveFeed<F> {
     state: AppState,
     live: Arc<Live>,
-    path: String,
     from: u64,
     deadline: Instant,
+    keep_alive_at: Instant,
     changes: watch::Receiver<u64>,
     caught_up_sent: bool,
     done: bool,
@@ -71,56 +130,139 @@ struct LiveFeed<F> {
 }
 
 impl<F: Framing> LiveFeed<F> {
-    /// The next piece of the response, or `None` to end it.
-    async fn next(&mut self) -> Option<String> {
-        if self.done {
-            return None;
+    async fn step(&mut self) -> Step {
+        let piece = self.piece().await;
+        if matches!(piece, Step::Piece(_)) {
+            self.keep_alive_at = Instant::now() + KEEP_ALIVE;
         }
-        loop {
-            let Some(meta) = current_meta(&self.state, &self.path, &self.live) else {
-                self.done = true;
-                return None;
-            };
-            if self.from < meta.tail {
-                // Boxed: the read's state is large and only lives while it runs, so
-                // an idle subscriber does not carry it.
-                let read = Box::pin(self.state.store.read(
-                    &self.live,
-                    Arc::clone(&meta),
-                    self.from,
-                    meta.tail,
-                    F::MAX_BATCH_BYTES,
-                ))
-                .await;
-                let chunk = match read {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::error!(path = %self.path, "live read failed: {e}");
-                        self.done = true;
-                        return None;
-                    }
-                };
-                let framed = self
-                    .framing
-                    .batch(&chunk, self.from, meta.tail, meta.closed);
-                self.from = chunk.next;
-                self.caught_up_sent = framed.caught_up;
-                self.done = framed.ended;
-                return Some(framed.text);
-            }
-            if meta.closed {
-                self.done = true;
-                return Some(self.framing.end(self.from));
-            }
-            if !self.caught_up_sent {
-                self.caught_up_sent = true;
-                return Some(self.framing.caught_up(self.from));
-            }
-            match wait(&self.state, &mut self.changes, self.deadline).await {
-                Wake::Changed => {}
-                Wake::KeepAlive => return Some(keep_alive()),
-                Wake::End => {
+        piece
+    }
+
+    async fn piece(&mut self) -> Step {
+        if self.done {
+            return Step::End;
+        }
+        let Some(meta) = current_meta(&self.state, &self.live) else {
+            self.done = true;
+            return Step::End;
+        };
+        if self.from < meta.tail {
+            // Boxed: the read's state is large and only lives while it runs.
+            let read = Box::pin(self.state.store.read(
+                &self.live,
+                Arc::clone(&meta),
+                self.from,
+                meta.tail,
+                F::MAX_BATCH_BYTES,
+            ))
+            .await;
+            let chunk = match read {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(path = %meta.path, "live read failed: {e}");
                     self.done = true;
+                    return Step::End;
+                }
+            };
+            let framed = self
+                .framing
+                .batch(&chunk, self.from, meta.tail, meta.closed);
+            self.from = chunk.next;
+            self.caught_up_sent = framed.caught_up;
+            self.done = framed.ended;
+            return Step::Piece(framed.text);
+        }
+        if meta.closed {
+            self.done = true;
+            return Step::Piece(self.framing.end(self.from));
+        }
+        if !self.caught_up_sent {
+            self.caught_up_sent = true;
+            return Step::Piece(self.framing.caught_up(self.from));
+        }
+        let now = Instant::now();
+        if now >= self.deadline || self.state.shutdown.is_cancelled() {
+            self.done = true;
+            return Step::End;
+        }
+        if now >= self.keep_alive_at {
+            return Step::Piece(keep_alive());
+        }
+        Step::Idle
+    }
+}
+
+impl<F: Framing> Steps for LiveFeed<F> {
+    fn step(&mut self) -> impl Future<Output = Step> + Send + '_ {
+        LiveFeed::step(self)
+    }
+
+    fn wait(&mut self) -> impl Future<Output = Wake> + Send + '_ {
+        let due = self.due();
+        wait(&self.state, &mut self.changes, due)
+    }
+}
+
+impl<F: Framing> Feed for LiveFeed<F> {
+    fn drive<'a>(
+        self: Box<Self>,
+        stream: &'a TcpStream,
+        buf: &'a mut Vec<u8>,
+        active: bool,
+    ) -> Pin<Box<dyn Future<Output = Driven> + Send + 'a>> {
+        Box::pin(drive(stream, buf, self, active))
+    }
+
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+        Box::pin(next_piece(self))
+    }
+
+    fn live(&self) -> &Arc<Live> {
+        &self.live
+    }
+
+    fn due(&self) -> Instant {
+        self.deadline.min(self.keep_alive_at)
+    }
+
+    fn stream_now(&self) -> StreamNow {
+        let meta = current_meta(&self.state, &self.live);
+        StreamNow {
+            tail: meta.filter(|m| !m.closed).map(|m| m.tail),
+            stopping: self.state.shutdown.is_cancelled(),
+        }
+    }
+
+    fn ready(&self, stream: &StreamNow, now: Instant) -> bool {
+        self.done
+            || stream.stopping
+            || stream.tail.is_none_or(|tail| self.from < tail)
+            || now >= self.due()
+    }
+}
+
+/// A live response's feed, offered to the connection that writes the response (as a
+/// response extension): a lean connection takes it and drives it itself; otherwise
+/// the response body does.
+#[derive(Clone)]
+pub(crate) struct FeedSlot(Arc<Mutex<Option<Box<dyn Feed>>>>);
+
+impl FeedSlot {
+    /// Takes the feed, unless it was taken.
+    pub(crate) fn take(&self) -> Option<Box<dyn Feed>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Steps `feed` to its next piece, waiting in this task while it is idle; `None` at
+/// the end.
+async fn next_piece(feed: &mut impl Steps) -> Option<String> {
+    loop {
+        match feed.step().await {
+            Step::Piece(text) => return Some(text),
+            Step::End => return None,
+            Step::Idle => {
+                if feed.wait().await == Wake::End {
                     return None;
                 }
             }
@@ -132,27 +274,38 @@ impl<F: Framing> LiveFeed<F> {
 pub(super) fn live_response<F: Framing>(
     state: &AppState,
     live: Arc<Live>,
-    path: String,
     from: u64,
     framing: F,
     base64: bool,
 ) -> Response {
-    let feed = LiveFeed {
+    let now = Instant::now();
+    let feed: Box<dyn Feed> = Box::new(LiveFeed {
         state: state.clone(),
         changes: live.subscribe(),
         live,
-        path,
         from,
-        deadline: Instant::now() + state.config.sse_max_age,
+        deadline: now + state.config.sse_max_age,
+        keep_alive_at: now + KEEP_ALIVE,
         caught_up_sent: false,
         done: false,
         framing,
-    };
-    let stream = futures::stream::unfold(feed, |mut feed| async move {
-        let chunk = feed.next().await?;
-        Some((Ok::<_, Infallible>(Bytes::from(chunk)), feed))
     });
-    event_stream(Body::from_stream(stream), base64)
+    let slot = FeedSlot(Arc::new(Mutex::new(Some(feed))));
+    // The body drives the feed unless a lean connection took it first.
+    let stream = futures::stream::unfold(
+        (slot.clone(), None::<Box<dyn Feed>>),
+        |(slot, feed)| async move {
+            let mut feed = match feed {
+                Some(feed) => feed,
+                None => slot.take()?,
+            };
+            let piece = feed.next_piece().await?;
+            Some((Ok::<_, Infallible>(Bytes::from(piece)), (slot, Some(feed))))
+        },
+    );
+    let mut response = event_stream(Body::from_stream(stream), base64);
+    response.extensions_mut().insert(slot);
+    response
 }
 
 /// The Durable Streams framing (§5.8): a `data` event per batch, then a `control`
@@ -225,7 +378,7 @@ pub(super) fn respond(
         encoding,
     };
     let base64 = matches!(encoding, Encoding::Base64);
-    live_response(state, live, meta.path.clone(), from, framing, base64)
+    live_response(state, live, from, framing, base64)
 }
 
 /// A `text/event-stream` response around `body`, unbuffered by proxies; `base64`
@@ -248,38 +401,34 @@ fn event_stream(body: Body, base64: bool) -> Response {
     response
 }
 
-/// The stream's committed metadata, if `live` is still the stream at `path` (not
+/// The stream's committed metadata, if `live` is still the stream at its path (not
 /// deleted, not replaced by a new stream of the same name).
-fn current_meta(state: &AppState, path: &str, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
-    let current = state.store.shared().get(path)?;
+fn current_meta(state: &AppState, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
+    let meta = live.meta();
+    let current = state.store.shared().get(&meta.path)?;
     if !Arc::ptr_eq(&current, live) {
         return None;
     }
-    let meta = live.meta();
     (!meta.deleted).then_some(meta)
 }
 
-/// Why a live feed woke up.
-enum Wake {
-    /// The stream changed: look again.
-    Changed,
-    /// Nothing happened for a while: send a keep-alive.
-    KeepAlive,
-    /// The connection's time is up, the stream is gone, or the server stops.
+/// Why a wait ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// Something was committed to the stream.
+    Commit,
+    /// The feed's due time came.
+    Due,
+    /// The stream's sender or the server is going away.
     End,
 }
 
-/// Waits for the next commit on a stream, the keep-alive interval, the connection's
-/// deadline or shutdown, whichever comes first.
-async fn wait(state: &AppState, changes: &mut watch::Receiver<u64>, deadline: Instant) -> Wake {
-    // One timer for both the keep-alive and the deadline: an idle subscriber's state
-    // stays small.
-    let keep_alive = Instant::now() + KEEP_ALIVE;
+/// Waits for the next commit on a stream, until `due`, or for shutdown, whichever comes
+/// first.
+async fn wait(state: &AppState, changes: &mut watch::Receiver<u64>, due: Instant) -> Wake {
     tokio::select! {
-        changed = changes.changed() => if changed.is_ok() { Wake::Changed } else { Wake::End },
-        () = tokio::time::sleep_until(deadline.min(keep_alive)) => {
-            if keep_alive < deadline { Wake::KeepAlive } else { Wake::End }
-        }
+        changed = changes.changed() => if changed.is_ok() { Wake::Commit } else { Wake::End },
+        () = tokio::time::sleep_until(due) => Wake::Due,
         () = state.shutdown.cancelled() => Wake::End,
     }
 }

@@ -1,0 +1,165 @@
+//! Parked subscribers: a lean connection whose live SSE response has nothing to send
+//! gives up its task and waits here — its socket, its feed and what the connection
+//! needs to go on, a few hundred bytes in all — until its stream changes, its feed is
+//! due (keep-alive, end of the connection's time) or the server stops. One watcher
+//! task per stream with parked subscribers resumes them, each in a task of its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::accept::resume;
+use super::sse::Feed;
+use crate::store::Live;
+
+/// What a connection needs to go on serving requests after a response.
+pub(crate) struct Conn {
+    /// The router requests go through.
+    pub(crate) app: Router,
+    /// Cancelled when the server stops.
+    pub(crate) token: CancellationToken,
+    /// Tracks the connection's tasks, for the drain at shutdown.
+    pub(crate) tracker: TaskTracker,
+    /// Where idle subscribers wait.
+    pub(crate) lots: Arc<Lots>,
+}
+
+/// A connection whose live response is idle.
+pub(crate) struct Parked {
+    /// The connection.
+    pub(crate) stream: TcpStream,
+    /// The response's feed.
+    pub(crate) feed: Box<dyn Feed>,
+    /// The connection closes after this response.
+    pub(crate) close: bool,
+    /// What it needs to go on.
+    pub(crate) conn: Conn,
+}
+
+/// The subscribers parked on one stream.
+struct Lot {
+    live: Arc<Live>,
+    state: Mutex<LotState>,
+    /// Tells the watcher that a subscriber was parked.
+    parked_one: Notify,
+}
+
+struct LotState {
+    parked: Vec<Parked>,
+    /// A watcher task runs for this lot.
+    watched: bool,
+    /// When the watcher wakes next if nothing is committed.
+    wakes_at: Option<Instant>,
+}
+
+impl Lot {
+    fn state(&self) -> MutexGuard<'_, LotState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Every stream's parked subscribers.
+#[derive(Default)]
+pub(crate) struct Lots(Mutex<HashMap<usize, Arc<Lot>>>);
+
+impl Lots {
+    fn map(&self) -> MutexGuard<'_, HashMap<usize, Arc<Lot>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The key of a stream's lot: its `Live`, by address (the lot holds it, so the
+/// address stays its own while the lot exists).
+fn key(live: &Arc<Live>) -> usize {
+    Arc::as_ptr(live) as usize
+}
+
+/// Parks a connection until its feed has something to do, then resumes it in a task
+/// of its own.
+pub(crate) fn park(parked: Parked) {
+    let lots = Arc::clone(&parked.conn.lots);
+    let live = Arc::clone(parked.feed.live());
+    let token = parked.conn.token.clone();
+    let lot = Arc::clone(lots.map().entry(key(&live)).or_insert_with(|| {
+        Arc::new(Lot {
+            live,
+            state: Mutex::new(LotState {
+                parked: Vec::new(),
+                watched: false,
+                wakes_at: None,
+            }),
+            parked_one: Notify::new(),
+        })
+    }));
+    let due = parked.feed.due();
+    // Checked after it is in the lot: a commit from now on wakes the watcher, which
+    // then finds it; one before, this finds.
+    let mut state = lot.state();
+    state.parked.push(parked);
+    if !std::mem::replace(&mut state.watched, true) {
+        drop(state);
+        tokio::spawn(watch(lots, lot, token));
+        return;
+    }
+    let poke = state.wakes_at.is_none_or(|at| due < at)
+        || state
+            .parked
+            .last()
+            .is_some_and(|p| p.feed.ready(&p.feed.stream_now(), Instant::now()));
+    drop(state);
+    if poke {
+        lot.parked_one.notify_one();
+    }
+}
+
+/// Resumes the lot's subscribers whenever they have something to do; ends when none
+/// is left.
+async fn watch(lots: Arc<Lots>, lot: Arc<Lot>, token: CancellationToken) {
+    let mut changes = lot.live.subscribe();
+    // Set once the stream's sender is gone: every feed then ends at its next step.
+    let mut gone = false;
+    loop {
+        let now = Instant::now();
+        let (ready, due) = {
+            let mut state = lot.state();
+            let stream = state.parked.first().map(|p| p.feed.stream_now());
+            let (ready, waiting): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut state.parked)
+                .into_iter()
+                .partition(|p| gone || stream.as_ref().is_some_and(|s| p.feed.ready(s, now)));
+            state.parked = waiting;
+            let due = state.parked.iter().map(|p| p.feed.due()).min();
+            state.wakes_at = due;
+            if due.is_none() {
+                state.watched = false;
+                let mut map = lots.map();
+                if map
+                    .get(&key(&lot.live))
+                    .is_some_and(|l| Arc::ptr_eq(l, &lot))
+                {
+                    map.remove(&key(&lot.live));
+                }
+            }
+            (ready, due)
+        };
+        for parked in ready {
+            let tracker = parked.conn.tracker.clone();
+            tracker.spawn(resume(parked));
+        }
+        let Some(due) = due else {
+            return;
+        };
+        tokio::select! {
+            changed = changes.changed() => gone |= changed.is_err(),
+            () = tokio::time::sleep_until(due) => {}
+            () = lot.parked_one.notified() => {}
+            // Every feed is ready once the server stops.
+            () = token.cancelled() => {}
+        }
+    }
+}
