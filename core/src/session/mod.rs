@@ -53,8 +53,7 @@ use crate::{Offset, Time};
 pub const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
 
 /// Where a session stands.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Status {
     /// Nothing has happened yet.
     Pending,
@@ -105,8 +104,7 @@ impl Status {
 }
 
 /// One stage the runner reported.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StageEntry {
     /// The stage.
     pub stage: String,
@@ -117,8 +115,7 @@ pub struct StageEntry {
 }
 
 /// One turn: its number and the assistant text streamed in it.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Turn {
     /// The turn number (0 for text before the first `turn` event).
     pub number: u32,
@@ -127,8 +124,7 @@ pub struct Turn {
 }
 
 /// A whole message of the conversation.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MessageEntry {
     /// Who wrote it.
     pub role: String,
@@ -137,8 +133,7 @@ pub struct MessageEntry {
 }
 
 /// A tool call and, once it finished, its result.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ToolCall {
     /// The call's identifier.
     pub id: String,
@@ -164,8 +159,7 @@ impl ToolCall {
 }
 
 /// The latest change to one file.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct FileChange {
     /// The file's path.
     pub path: String,
@@ -178,8 +172,7 @@ pub struct FileChange {
 }
 
 /// An error reported during the session (terminal or not).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ErrorEntry {
     /// The kind that reported it.
     pub kind: String,
@@ -212,8 +205,7 @@ pub enum Change {
 }
 
 /// The folded state of one session.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SessionView {
     status: Status,
     stages: Vec<StageEntry>,
@@ -227,7 +219,6 @@ pub struct SessionView {
     events: u64,
     last_offset: Option<Offset>,
     last_activity: Option<u64>,
-    #[serde(skip)]
     stall_after: Duration,
 }
 
@@ -614,18 +605,17 @@ impl SessionView {
 
 /// A [`SessionView`] with its status evaluated at one moment; serializes to the JSON
 /// object a UI renders (`status` plus the view's fields, camelCase).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
     /// The status at the snapshot's moment (possibly stalled).
     pub status: Status,
     /// The view.
-    #[serde(rename = "view")]
     pub view: SessionView,
 }
 
 impl Snapshot {
-    /// The snapshot as a JSON value: the same object its `Serialize` impl gives, built
-    /// without serde's generic machinery (the browser package hands it to JavaScript).
+    /// The snapshot as a JSON value: what its `Serialize` impl writes (the one
+    /// definition of the form), and what the browser package hands to JavaScript.
     pub fn to_json(&self) -> Value {
         snapshot_json(&self.status, &self.view)
     }
@@ -650,6 +640,14 @@ impl SessionView {
 }
 
 fn snapshot_json(status: &Status, view: &SessionView) -> Value {
+    let mut out = Map::new();
+    out.insert("status".into(), status.to_json());
+    out.insert("view".into(), view_json(view));
+    Value::Object(out)
+}
+
+/// A view's own fields as JSON (camelCase; its stored status, not evaluated).
+fn view_json(view: &SessionView) -> Value {
     let mut map = Map::new();
     map.insert("status".into(), view.status.to_json());
     map.insert("stages".into(), list(&view.stages, StageEntry::to_json));
@@ -669,14 +667,35 @@ fn snapshot_json(status: &Status, view: &SessionView) -> Value {
         view.last_offset.as_ref().map(Offset::as_str).into(),
     );
     map.insert("lastActivity".into(), view.last_activity.into());
-    let mut out = Map::new();
-    out.insert("status".into(), status.to_json());
-    out.insert("view".into(), Value::Object(map));
-    Value::Object(out)
+    Value::Object(map)
 }
 
 fn list<T>(items: &[T], to_json: fn(&T) -> Value) -> Value {
     Value::Array(items.iter().map(to_json).collect())
+}
+
+/// `Serialize` through each type's `to_json`: the one definition of its JSON form.
+macro_rules! serialize_as_json {
+    ($($ty:ty => $to_json:expr),* $(,)?) => {$(
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let to_json: fn(&$ty) -> Value = $to_json;
+                to_json(self).serialize(s)
+            }
+        }
+    )*};
+}
+
+serialize_as_json! {
+    Status => Status::to_json,
+    StageEntry => StageEntry::to_json,
+    Turn => Turn::to_json,
+    MessageEntry => MessageEntry::to_json,
+    ToolCall => ToolCall::to_json,
+    FileChange => FileChange::to_json,
+    ErrorEntry => ErrorEntry::to_json,
+    SessionView => view_json,
+    Snapshot => Snapshot::to_json,
 }
 
 /// An object of `fields` (taken out of the slice: one function for every size).
