@@ -71,8 +71,18 @@ pub fn envelope_decode(data: &[u8]) {
 }
 
 /// An accepted JSON-mode append body splits into messages that, written as a read
-/// body, parse back to the same message texts.
+/// body, parse back to the same message texts; and the crate's JSON reader accepts
+/// exactly the texts `serde_json` accepts.
 pub fn json_append_body(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let ours = crate::json::RawJson::new(text);
+        let theirs = serde_json::from_str::<serde::de::IgnoredAny>(text);
+        assert_eq!(
+            ours.is_ok(),
+            theirs.is_ok(),
+            "the reader and serde_json disagree on {text:?}: {ours:?} / {theirs:?}"
+        );
+    }
     if let Ok(messages) = flatten_append_body(data) {
         assert!(!messages.is_empty());
         let mut body = Vec::new();
