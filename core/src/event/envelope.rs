@@ -116,7 +116,7 @@ impl Envelope {
             Some(other) => {
                 return Err(EnvelopeError::Malformed(format!(
                     "`timestamp` must be milliseconds since the epoch, not {}",
-                    described(&other)
+                    super::json::unexpected(&other)
                 )))
             }
         };
@@ -132,7 +132,7 @@ impl Envelope {
             Some(other) => {
                 return Err(EnvelopeError::BadOffset(format!(
                     "an offset is a string, not {}",
-                    described(&other)
+                    super::json::unexpected(&other)
                 )))
             }
         };
@@ -158,21 +158,6 @@ impl Envelope {
     pub fn to_json(&self) -> String {
         // Serializing a map of strings and JSON values cannot fail.
         serde_json::to_string(self).unwrap_or_default()
-    }
-}
-
-/// What a JSON value is, for error messages (without the value itself: writing numbers
-/// would bring float formatting into the browser package).
-fn described(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.as_f64().is_some_and(|f| f < 0.0) => "a negative number",
-        Value::Number(n) if n.is_f64() => "a fraction",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -170,8 +170,9 @@ fn fail(errors: &mut Errors, message: impl FnOnce() -> String) {
     }
 }
 
-/// What a JSON value is, for error messages.
-fn unexpected(value: &Value) -> &'static str {
+/// What a JSON value is, for error messages (its kind, not its text: writing numbers
+/// would bring float formatting into the browser package).
+pub(crate) fn unexpected(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
