@@ -195,16 +195,28 @@ fn every_kind_has_a_sample_and_decodes_typed() {
 /// Every variant of `value` with one object field (at any depth) set to null or removed.
 fn one_field_nulled_or_removed(value: &Value) -> Vec<Value> {
     let mut out = Vec::new();
+    if let Value::Object(map) = value {
+        for k in map.keys() {
+            let mut nulled = map.clone();
+            nulled.insert(k.clone(), Value::Null);
+            out.push(Value::Object(nulled));
+            let mut removed = map.clone();
+            removed.remove(k);
+            out.push(Value::Object(removed));
+        }
+    }
+    out.extend(with_one_item_changed(value, one_field_nulled_or_removed));
+    out
+}
+
+/// Every copy of `value` with one of its items (an object's field or an array's
+/// element) replaced by one of `variants` of that item.
+fn with_one_item_changed(value: &Value, variants: fn(&Value) -> Vec<Value>) -> Vec<Value> {
+    let mut out = Vec::new();
     match value {
         Value::Object(map) => {
             for (k, v) in map {
-                let mut nulled = map.clone();
-                nulled.insert(k.clone(), Value::Null);
-                out.push(Value::Object(nulled));
-                let mut removed = map.clone();
-                removed.remove(k);
-                out.push(Value::Object(removed));
-                for inner in one_field_nulled_or_removed(v) {
+                for inner in variants(v) {
                     let mut changed = map.clone();
                     changed.insert(k.clone(), inner);
                     out.push(Value::Object(changed));
@@ -213,7 +225,7 @@ fn one_field_nulled_or_removed(value: &Value) -> Vec<Value> {
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                for inner in one_field_nulled_or_removed(item) {
+                for inner in variants(item) {
                     let mut changed = items.clone();
                     changed[i] = inner;
                     out.push(Value::Array(changed));
@@ -262,27 +274,7 @@ pub(crate) fn one_value_retyped(value: &Value) -> Vec<Value> {
     .into_iter()
     .filter(|v| v != value)
     .collect();
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                for inner in one_value_retyped(v) {
-                    let mut changed = map.clone();
-                    changed.insert(k.clone(), inner);
-                    out.push(Value::Object(changed));
-                }
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                for inner in one_value_retyped(item) {
-                    let mut changed = items.clone();
-                    changed[i] = inner;
-                    out.push(Value::Array(changed));
-                }
-            }
-        }
-        _ => {}
-    }
+    out.extend(with_one_item_changed(value, one_value_retyped));
     out
 }
 
