@@ -134,10 +134,7 @@ impl<'a> Reader<'a> {
 
     /// Checks an object's key and the colon after it.
     fn key(&mut self) -> Result<(), JsonError> {
-        self.whitespace();
-        if self.peek() != Some(b'"') {
-            return Err(self.error("expected a string key"));
-        }
+        self.key_start()?;
         self.string(None)?;
         self.colon()
     }
@@ -187,26 +184,9 @@ impl<'a> Reader<'a> {
     pub(super) fn array(
         &mut self,
         depth: u32,
-        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
+        item: impl FnMut(&mut Self) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
-        if depth >= MAX_DEPTH {
-            return Err(self.error("nested too deeply"));
-        }
-        self.pos += 1;
-        self.whitespace();
-        if self.eat(b']') {
-            return Ok(());
-        }
-        loop {
-            item(self)?;
-            self.whitespace();
-            if self.eat(b']') {
-                return Ok(());
-            }
-            if !self.eat(b',') {
-                return Err(self.error("expected `,` or `]`"));
-            }
-        }
+        self.container(depth, b']', "expected `,` or `]`", item)
     }
 
     /// Reads an object at its `{`, calling `member` at each key.
@@ -215,27 +195,48 @@ impl<'a> Reader<'a> {
         depth: u32,
         mut member: impl FnMut(&mut Self) -> Result<(), JsonError>,
     ) -> Result<(), JsonError> {
+        self.container(depth, b'}', "expected `,` or `}`", |r| {
+            r.key_start()?;
+            member(r)
+        })
+    }
+
+    /// Reads a container at its opening byte: `item` at each item, separated by commas,
+    /// up to `close`; `after_item` is the error when neither follows an item.
+    fn container(
+        &mut self,
+        depth: u32,
+        close: u8,
+        after_item: &'static str,
+        mut item: impl FnMut(&mut Self) -> Result<(), JsonError>,
+    ) -> Result<(), JsonError> {
         if depth >= MAX_DEPTH {
             return Err(self.error("nested too deeply"));
         }
         self.pos += 1;
         self.whitespace();
-        if self.eat(b'}') {
+        if self.eat(close) {
             return Ok(());
         }
         loop {
+            item(self)?;
             self.whitespace();
-            if self.peek() != Some(b'"') {
-                return Err(self.error("expected a string key"));
-            }
-            member(self)?;
-            self.whitespace();
-            if self.eat(b'}') {
+            if self.eat(close) {
                 return Ok(());
             }
             if !self.eat(b',') {
-                return Err(self.error("expected `,` or `}`"));
+                return Err(self.error(after_item));
             }
+        }
+    }
+
+    /// Skips whitespace up to an object's key, which must follow.
+    fn key_start(&mut self) -> Result<(), JsonError> {
+        self.whitespace();
+        if self.peek() == Some(b'"') {
+            Ok(())
+        } else {
+            Err(self.error("expected a string key"))
         }
     }
 
