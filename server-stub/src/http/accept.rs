@@ -33,6 +33,8 @@ use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// The most headers a lean request may carry.
 const MAX_HEADERS: usize = 48;
+/// The chunk that ends a chunked body.
+const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -193,12 +195,7 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
                     return Driven::Failed;
                 }
             }
-            Step::End => {
-                return match write_all(stream, b"0\r\n\r\n").await {
-                    Ok(()) => Driven::Done,
-                    Err(_) => Driven::Failed,
-                }
-            }
+            Step::End => break,
             Step::Idle => {
                 if buf.is_empty() {
                     // Has the peer left, or sent more? (No system call unless the
@@ -217,15 +214,14 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
                 match feed.wait().await {
                     Wake::Commit => active = true,
                     Wake::Due => active = false,
-                    Wake::End => {
-                        return match write_all(stream, b"0\r\n\r\n").await {
-                            Ok(()) => Driven::Done,
-                            Err(_) => Driven::Failed,
-                        }
-                    }
+                    Wake::End => break,
                 }
             }
         }
+    }
+    match write_all(stream, LAST_CHUNK).await {
+        Ok(()) => Driven::Done,
+        Err(_) => Driven::Failed,
     }
 }
 
@@ -468,7 +464,7 @@ impl Future for Pump<'_> {
                 None => {
                     this.ended = true;
                     if this.framing == Framing::Chunked {
-                        this.out = b"0\r\n\r\n".to_vec();
+                        this.out = LAST_CHUNK.to_vec();
                     }
                 }
                 // The body failed midway: the response cannot be completed.
