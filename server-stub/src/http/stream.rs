@@ -14,7 +14,7 @@ use super::headers::{self as h};
 use super::{sse, AppState};
 use crate::store::{
     format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, ForkReq,
-    Live, Payload, ReadFrom, StreamMeta,
+    Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
@@ -411,16 +411,16 @@ async fn catch_up(
     headers: &HeaderMap,
     cursor: Option<String>,
 ) -> Result<Response, ApiError> {
-    let chunk = if from < meta.tail {
+    let read = if from < meta.tail {
         state
             .store
-            .read(live, Arc::clone(meta), from, meta.tail, MAX_READ_BYTES)
+            .read_streamed(live, Arc::clone(meta), from, meta.tail, MAX_READ_BYTES)
             .await
             .map_err(|e| ApiError::storage(&e))?
     } else {
-        crate::store::ReadChunk::empty(meta.is_json(), from)
+        ReadStream::whole(ReadChunk::empty(meta.is_json(), from))
     };
-    let next = chunk.next;
+    let next = read.next;
     let up_to_date = next >= meta.tail;
     let closed = meta.closed && up_to_date;
     let tag = h::etag(meta.id, from, next, closed);
@@ -428,7 +428,7 @@ async fn catch_up(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, chunk.into_body()).into_response()
+        (StatusCode::OK, read_body(read.body)).into_response()
     };
     let hm = response.headers_mut();
     hm.insert("content-type", header(&meta.content_type));
@@ -449,6 +449,20 @@ async fn catch_up(
         hm.insert("cache-control", HeaderValue::from_static(CACHEABLE));
     }
     Ok(response)
+}
+
+/// A read's body for a response: pieces are sent as they come. A failed read ends
+/// the body with an error, so the response is cut off instead of looking complete.
+fn read_body(body: ReadBody) -> Body {
+    match body {
+        ReadBody::Whole(bytes) => Body::from(bytes),
+        ReadBody::Pieces(pieces) => {
+            Body::from_stream(futures::stream::unfold(pieces, |mut pieces| async move {
+                let piece = pieces.recv().await?;
+                Some((piece.map(Bytes::from), pieces))
+            }))
+        }
+    }
 }
 
 async fn long_poll(

@@ -11,6 +11,9 @@ pub mod recent;
 pub mod schema;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -493,13 +496,113 @@ impl Store {
         if let Some(chunk) = live.read_recent(meta.is_json(), from, to, max_bytes) {
             return Ok(chunk);
         }
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        let conn = Arc::clone(&self.readers[i]);
+        let conn = self.reader();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            reader::read_range(&conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            reader::read_range(&mut conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
     }
+
+    /// Reads like [`Store::read`], but answers as soon as it knows how far the read
+    /// goes, with a body that arrives in pieces while storage is still being read:
+    /// sending starts before reading ends. The read never waits for the body's
+    /// consumer (a page is at most about `max_bytes`), so a slow client holds no
+    /// read connection.
+    pub async fn read_streamed(
+        &self,
+        live: &Live,
+        meta: Arc<StreamMeta>,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Result<ReadStream, String> {
+        if let Some(chunk) = live.read_recent(meta.is_json(), from, to, max_bytes) {
+            return Ok(ReadStream::whole(chunk));
+        }
+        let (planned_tx, planned_rx) = oneshot::channel();
+        let (pieces_tx, pieces_rx) = tokio::sync::mpsc::unbounded_channel();
+        let conn = self.reader();
+        let reading = tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut out = ReadChunk::open(meta.is_json(), from);
+            let read = reader::read_planned(
+                &mut conn,
+                &meta,
+                from,
+                to,
+                max_bytes,
+                &mut out,
+                |plan| {
+                    // A caller that went away needs no plan.
+                    let _ = planned_tx.send((plan.count, plan.next));
+                },
+                |out| {
+                    out.body().len() < PIECE_BYTES
+                        || pieces_tx.send(Ok(out.take_body(2 * PIECE_BYTES))).is_ok()
+                },
+            );
+            let last = read.as_ref().map_err(|e| e.to_string()).map(|()| {
+                out.close();
+                out.take_body(0)
+            });
+            let _ = pieces_tx.send(last);
+            read.map_err(|e| e.to_string())
+        });
+        match planned_rx.await {
+            Ok((count, next)) => Ok(ReadStream {
+                count,
+                next,
+                body: ReadBody::Pieces(pieces_rx),
+            }),
+            // It failed before it knew how far it goes.
+            Err(_) => match reading.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(())) => Err("the read ended without a plan".into()),
+                Err(e) => Err(e.to_string()),
+            },
+        }
+    }
+
+    /// A read connection (they take turns).
+    fn reader(&self) -> Arc<Mutex<Connection>> {
+        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        Arc::clone(&self.readers[i])
+    }
+}
+
+/// How much of a streamed read is gathered before it is sent on.
+const PIECE_BYTES: usize = 256 * 1024;
+
+/// A read answered before its body is whole: see [`Store::read_streamed`].
+#[derive(Debug)]
+pub struct ReadStream {
+    /// Positions covered.
+    pub count: u64,
+    /// The position after the last one returned.
+    pub next: u64,
+    /// The response body (for JSON streams, one array).
+    pub body: ReadBody,
+}
+
+impl ReadStream {
+    /// A read that was whole at once.
+    pub fn whole(chunk: ReadChunk) -> Self {
+        ReadStream {
+            count: chunk.count,
+            next: chunk.next,
+            body: ReadBody::Whole(chunk.into_body()),
+        }
+    }
+}
+
+/// The body of a [`ReadStream`].
+#[derive(Debug)]
+pub enum ReadBody {
+    /// All of it.
+    Whole(Vec<u8>),
+    /// Its pieces in order, as they are read; an `Err` ends it (the read failed, and
+    /// the body must not be taken as complete).
+    Pieces(tokio::sync::mpsc::UnboundedReceiver<Result<Vec<u8>, String>>),
 }

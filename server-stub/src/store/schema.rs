@@ -41,8 +41,16 @@ CREATE TABLE IF NOT EXISTS chunks (
     end       INTEGER NOT NULL,
     data      BLOB NOT NULL,
     ends      BLOB,
+    blob      INTEGER,
     PRIMARY KEY (stream_id, start)
 ) WITHOUT ROWID;
+-- Chunk payloads too large for a row of `chunks`. `ends` comes first: a partial read
+-- reads it without walking the overflow pages of `data`.
+CREATE TABLE IF NOT EXISTS blobs (
+    id   INTEGER PRIMARY KEY,
+    ends BLOB,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS producers (
     stream_id   INTEGER NOT NULL,
     producer_id TEXT NOT NULL,
@@ -66,7 +74,23 @@ pub fn open(path: Option<&Path>, durability: Durability) -> rusqlite::Result<Con
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.execute_batch(SCHEMA)?;
+    add_blob_column(&conn)?;
     Ok(conn)
+}
+
+/// Databases written before chunks could keep their payload out of line lack the
+/// `chunks.blob` column: it is added (every existing row keeps its payload inline,
+/// where reading still finds it).
+fn add_blob_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has_blob: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('chunks') WHERE name = 'blob'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_blob {
+        conn.execute_batch("ALTER TABLE chunks ADD COLUMN blob INTEGER")?;
+    }
+    Ok(())
 }
 
 /// How much of the database file a reader maps into memory.

@@ -617,6 +617,11 @@ impl Writer {
                 self.metas.insert(id, meta);
                 continue;
             }
+            conn.prepare_cached(
+                "DELETE FROM blobs WHERE id IN
+                    (SELECT blob FROM chunks WHERE stream_id = ?1 AND blob IS NOT NULL)",
+            )?
+            .execute([id])?;
             conn.prepare_cached("DELETE FROM chunks WHERE stream_id = ?1")?
                 .execute([id])?;
             conn.prepare_cached("DELETE FROM producers WHERE stream_id = ?1")?
@@ -758,6 +763,12 @@ fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rus
     Ok(())
 }
 
+/// The largest payload (data and message ends) stored in the chunk's own row. Larger
+/// ones go to `blobs`, so that the chunks' key tree stays made of small rows: SQLite
+/// compares keys of a `WITHOUT ROWID` table by reading whole rows, overflow pages
+/// included, and seeking among rows of 100 KB read megabytes.
+const INLINE_BYTES: usize = 768;
+
 /// Stores a chunk and returns it as the readers' memory keeps it (unless it is too
 /// large to be kept there).
 fn insert_chunk(
@@ -770,16 +781,22 @@ fn insert_chunk(
         .ends
         .as_ref()
         .map(|ends| ends.iter().flat_map(|e| e.to_le_bytes()).collect());
-    conn.prepare_cached(
-        "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![
-        id,
-        start as i64,
-        (start + payload.count) as i64,
-        &payload.data[..],
-        ends
-    ])?;
+    let end = (start + payload.count) as i64;
+    let stored = payload.data.len() + ends.as_ref().map_or(0, Vec::len);
+    if stored <= INLINE_BYTES {
+        conn.prepare_cached(
+            "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, start as i64, end, &payload.data[..], ends])?;
+    } else {
+        conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
+            .execute(params![&payload.data[..], ends])?;
+        let blob = conn.last_insert_rowid();
+        conn.prepare_cached(
+            "INSERT INTO chunks (stream_id, start, end, data, blob) VALUES (?1, ?2, ?3, X'', ?4)",
+        )?
+        .execute(params![id, start as i64, end, blob])?;
+    }
     if payload.count == 0 {
         warn!("empty chunk inserted");
     }

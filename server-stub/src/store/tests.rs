@@ -1,0 +1,208 @@
+//! Tests of storage through [`Store`]: chunks kept inline or out of line, read whole
+//! and streamed, in part and across both layouts, and databases from before `blobs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+
+use super::*;
+
+/// A fresh directory for one test's database.
+fn scratch(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!(
+        "gapless-store-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn create(path: &str) -> CreateReq {
+    CreateReq {
+        path: path.into(),
+        content_type: Some("application/json".into()),
+        ttl_secs: None,
+        expires_at_ms: None,
+        closed: false,
+        body: None,
+        fork: None,
+    }
+}
+
+fn append(path: &str, messages: &[String]) -> AppendReq {
+    AppendReq {
+        path: path.into(),
+        content_type: Some("application/json".into()),
+        body: Some(Payload::json(messages.iter().map(String::as_str))),
+        close: false,
+        stream_seq: None,
+        producer: None,
+    }
+}
+
+/// `n` messages numbered from `first`, each about `pad` bytes long.
+fn messages(first: usize, n: usize, pad: usize) -> Vec<String> {
+    (first..first + n)
+        .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat(pad)))
+        .collect()
+}
+
+/// The messages of a JSON read's body.
+fn numbers(body: &[u8]) -> Vec<u64> {
+    let values: Vec<serde_json::Value> = serde_json::from_slice(body).expect("a JSON array");
+    values.iter().map(|v| v["i"].as_u64().expect("i")).collect()
+}
+
+/// Reads `[from, tail)` page by page, whole and streamed, and checks that both give
+/// the same pages; returns every message number read.
+async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec<u64> {
+    let live = store.shared().get(path).expect("stream");
+    let meta = live.meta();
+    let mut at = from;
+    let mut read = Vec::new();
+    while at < meta.tail {
+        let whole = store
+            .read(&live, Arc::clone(&meta), at, meta.tail, max_bytes)
+            .await
+            .expect("read");
+        let streamed = store
+            .read_streamed(&live, Arc::clone(&meta), at, meta.tail, max_bytes)
+            .await
+            .expect("streamed read");
+        assert_eq!((streamed.count, streamed.next), (whole.count, whole.next));
+        let body = match streamed.body {
+            ReadBody::Whole(bytes) => bytes,
+            ReadBody::Pieces(mut pieces) => {
+                let mut body = Vec::new();
+                while let Some(piece) = pieces.recv().await {
+                    body.extend(piece.expect("piece"));
+                }
+                body
+            }
+        };
+        assert_eq!(
+            body,
+            whole.body(),
+            "streamed and whole reads from {at} differ"
+        );
+        let page = numbers(whole.body());
+        assert_eq!(page.len() as u64, whole.count);
+        assert!(whole.next > at, "no progress from {at}");
+        read.extend(page);
+        at = whole.next;
+    }
+    read
+}
+
+fn count(file: &std::path::Path, table: &str) -> i64 {
+    let conn = Connection::open(file).expect("open");
+    conn.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+#[tokio::test]
+async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
+    let dir = scratch("blobs");
+    let file = dir.join("gapless.sqlite3");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    store.create(create("s")).await.expect("create");
+    // Small, large, small, large: 3 + 400 + 2 + 300 messages.
+    let sizes = [(3, 5), (400, 60), (2, 5), (300, 200)];
+    let mut first = 0;
+    for (n, pad) in sizes {
+        store
+            .append(append("s", &messages(first, n, pad)))
+            .await
+            .expect("append");
+        first += n;
+    }
+    assert_eq!(
+        count(&file, "blobs"),
+        2,
+        "the two large chunks are out of line"
+    );
+    // The newest chunks are in memory: a fresh store reads only from storage.
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let all: Vec<u64> = (0..first as u64).collect();
+    for from in [0, 1, 2, 3, 4, 200, 402, 403, 404, 405, 406, 704] {
+        for max_bytes in [1, 5_000, 1 << 20] {
+            let read = read_all(&store, "s", from, max_bytes).await;
+            assert_eq!(
+                read,
+                all[from as usize..],
+                "from {from}, pages of {max_bytes}"
+            );
+        }
+    }
+    store.delete("s").await.expect("delete");
+    assert_eq!(
+        count(&file, "blobs"),
+        0,
+        "deleting the stream deletes its blobs"
+    );
+    assert_eq!(count(&file, "chunks"), 0);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_database_from_before_blobs_keeps_its_chunks_and_takes_new_ones() {
+    let dir = scratch("old-layout");
+    let file = dir.join("gapless.sqlite3");
+    {
+        // The layout before `chunks.blob` and `blobs`, with one large chunk inline.
+        let conn = Connection::open(&file).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE streams (
+                 id INTEGER PRIMARY KEY, path TEXT NOT NULL, content_type TEXT NOT NULL,
+                 ttl_secs INTEGER, expires_at_ms INTEGER, created_ms INTEGER NOT NULL,
+                 access_ms INTEGER NOT NULL, tail INTEGER NOT NULL,
+                 closed INTEGER NOT NULL DEFAULT 0, last_seq TEXT,
+                 deleted INTEGER NOT NULL DEFAULT 0, chain TEXT NOT NULL DEFAULT '',
+                 forked_from INTEGER, fork_at INTEGER NOT NULL DEFAULT 0);
+             CREATE TABLE chunks (
+                 stream_id INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
+                 data BLOB NOT NULL, ends BLOB, PRIMARY KEY (stream_id, start)) WITHOUT ROWID;
+             CREATE TABLE producers (
+                 stream_id INTEGER NOT NULL, producer_id TEXT NOT NULL,
+                 epoch INTEGER NOT NULL, seq INTEGER NOT NULL,
+                 PRIMARY KEY (stream_id, producer_id)) WITHOUT ROWID;
+             INSERT INTO streams (id, path, content_type, created_ms, access_ms, tail)
+                 VALUES (1, 's', 'application/json', 0, 0, 0);",
+        )
+        .expect("old schema");
+        let old = Payload::json(messages(0, 500, 40).iter().map(String::as_str));
+        let ends: Vec<u8> = old
+            .ends
+            .iter()
+            .flatten()
+            .flat_map(|e| e.to_le_bytes())
+            .collect();
+        conn.execute(
+            "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (1, 0, 500, ?1, ?2)",
+            params![old.data, ends],
+        )
+        .expect("old chunk");
+    }
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open the old layout");
+    assert_eq!(store.shared().get("s").expect("stream").meta().tail, 500);
+    store
+        .append(append("s", &messages(500, 300, 40)))
+        .await
+        .expect("append");
+    assert_eq!(count(&file, "blobs"), 1);
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let all: Vec<u64> = (0..800).collect();
+    for from in [0, 250, 499, 500, 501, 799] {
+        let read = read_all(&store, "s", from, 10_000).await;
+        assert_eq!(read, all[from as usize..], "from {from}");
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
