@@ -34,11 +34,11 @@ struct Args {
     /// (repeatable; memory and cold start are not measured for these).
     #[arg(long = "url", value_name = "NAME=URL")]
     urls: Vec<String>,
-    /// Where servers keep their data during the run.
     /// Only these scenarios, comma-separated (append, catch-up, fan-out, idle); cold
     /// start is measured from every server start.
     #[arg(long, value_parser = Selection::parse)]
     only: Option<Selection>,
+    /// Where servers keep their data during the run.
     #[arg(long, default_value = "target/bench/work")]
     work: PathBuf,
     /// Where the results table is written.
