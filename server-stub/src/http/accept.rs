@@ -78,15 +78,14 @@ pub(crate) async fn resume(parked: Parked) {
         close,
         conn,
     } = parked;
+    // Back with the reactor (a parked socket is not registered with it).
+    let Ok(stream) = TcpStream::from_std(stream) else {
+        return;
+    };
     let mut buf = Vec::new();
     // Resumed because something was committed (or it is due): active until idle again.
     match feed.drive(&stream, &mut buf, true).await {
-        Driven::Idle(feed) => park(Parked {
-            stream,
-            feed,
-            close,
-            conn,
-        }),
+        Driven::Idle(feed) => park(stream, feed, close, conn),
         // Boxed: the connection's whole state must not size every resumed response.
         Driven::Done if !close => Box::pin(requests(stream, buf, conn)).await,
         Driven::Done | Driven::Failed => {}
@@ -101,14 +100,7 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
     loop {
         if let Some((feed, close)) = live.take() {
             match feed.drive(&stream, &mut buf, false).await {
-                Driven::Idle(feed) => {
-                    return park(Parked {
-                        stream,
-                        feed,
-                        close,
-                        conn,
-                    })
-                }
+                Driven::Idle(feed) => return park(stream, feed, close, conn),
                 Driven::Done if !close => {}
                 Driven::Done | Driven::Failed => return,
             }

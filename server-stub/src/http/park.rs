@@ -1,6 +1,7 @@
 //! Parked subscribers: a lean connection whose live SSE response has nothing to send
-//! gives up its task and waits here — its socket, its feed and what the connection
-//! needs to go on, a few hundred bytes in all — until its stream changes, its feed is
+//! gives up its task and waits here — its socket (taken off the reactor), its feed and
+//! what the connection needs to go on, a few hundred bytes in all — until its stream
+//! changes, its feed is
 //! due (keep-alive, end of the connection's time) or the server stops. One watcher
 //! task per stream with parked subscribers resumes them, each in a task of its own.
 
@@ -13,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::debug;
 
 use super::accept::resume;
 use super::sse::Feed;
@@ -32,8 +34,9 @@ pub(crate) struct Conn {
 
 /// A connection whose live response is idle.
 pub(crate) struct Parked {
-    /// The connection.
-    pub(crate) stream: TcpStream,
+    /// The connection, taken off the reactor while it waits: a parked subscriber
+    /// keeps no registration (nor its readiness state) with it.
+    pub(crate) stream: std::net::TcpStream,
     /// The response's feed.
     pub(crate) feed: Box<dyn Feed>,
     /// The connection closes after this response.
@@ -82,7 +85,20 @@ fn key(live: &Arc<Live>) -> usize {
 
 /// Parks a connection until its feed has something to do, then resumes it in a task
 /// of its own.
-pub(crate) fn park(parked: Parked) {
+pub(crate) fn park(stream: TcpStream, feed: Box<dyn Feed>, close: bool, conn: Conn) {
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(e) => {
+            debug!("cannot park a connection: {e}");
+            return;
+        }
+    };
+    let parked = Parked {
+        stream,
+        feed,
+        close,
+        conn,
+    };
     let lots = Arc::clone(&parked.conn.lots);
     let live = Arc::clone(parked.feed.live());
     let token = parked.conn.token.clone();
