@@ -1,9 +1,9 @@
 //! Parked subscribers: a lean connection whose live SSE response has nothing to send
 //! gives up its task and waits here — its socket (taken off the reactor), its feed and
 //! what the connection needs to go on, a few hundred bytes in all — until its stream
-//! changes, its feed is
-//! due (keep-alive, end of the connection's time) or the server stops. One watcher
-//! task per stream with parked subscribers resumes them, each in a task of its own.
+//! changes, its feed is due (keep-alive, end of the connection's time) or the server
+//! stops. One watcher task per stream with parked subscribers resumes them, each in a
+//! task of its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
