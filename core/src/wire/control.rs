@@ -60,7 +60,9 @@ impl Control {
         // Read from a JSON value by hand rather than through the serde derive, whose
         // error paths pull number and float formatting into the browser package. No
         // field it reads is a float, so floats elsewhere are read as 0 (and the browser
-        // package carries no float parser for them).
+        // package carries no float parser for them): like the derive, which only checks
+        // the members it ignores, this accepts an out-of-range float among them. A
+        // member given twice counts once, the last, as with `JSON.parse`.
         let value = crate::json::parse_with(data, |_| Some(0.0))
             .map_err(|e| WireError::BadControl(e.to_string()))?;
         let Value::Object(map) = value else {
@@ -134,6 +136,16 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_member_counts_once_the_last_as_with_json_parse() {
+        let c = Control::parse(
+            r#"{"streamNextOffset":"1","upToDate":true,"streamNextOffset":"2","upToDate":false}"#,
+        )
+        .unwrap();
+        assert_eq!(c.stream_next_offset, Offset::parse("2").unwrap());
+        assert!(!c.up_to_date);
+    }
+
+    #[test]
     fn parse_agrees_with_the_serde_derive() {
         for text in [
             r#"{"streamNextOffset":"1"}"#,
@@ -151,6 +163,9 @@ mod tests {
             "null",
             "1.5",
             r#""1""#,
+            r#"{"streamNextOffset":"1","x":1e999}"#,
+            r#"{"streamNextOffset":"1","x":[-1e999, {"y": 1E+400}]}"#,
+            r#"{"streamNextOffset":"1","upToDate":1e999}"#,
         ] {
             let derived = serde_json::from_str::<Control>(text)
                 .ok()
