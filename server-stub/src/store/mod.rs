@@ -530,8 +530,7 @@ impl Store {
             let read = reader::read_planned(
                 &mut conn,
                 &meta,
-                from,
-                to,
+                from..to,
                 max_bytes,
                 &mut out,
                 |plan| {

@@ -1,6 +1,8 @@
 //! Reading committed positions of a stream (and of the ancestors a fork shares) as
 //! large contiguous pieces, without re-encoding each message.
 
+use std::ops::Range;
+
 use rusqlite::{params, Connection, DatabaseName};
 
 use super::meta::StreamMeta;
@@ -100,22 +102,20 @@ pub fn read_range(
     max_bytes: usize,
 ) -> rusqlite::Result<ReadChunk> {
     let mut out = ReadChunk::open(meta.is_json(), from);
-    read_planned(conn, meta, from, to, max_bytes, &mut out, |_| {}, |_| true)?;
+    read_planned(conn, meta, from..to, max_bytes, &mut out, |_| {}, |_| true)?;
     out.close();
     Ok(out)
 }
 
-/// Reads positions `[from, to)` of `meta`'s stream like [`read_range`], into `out`,
-/// in one snapshot and in two steps: `planned` first learns how far the read goes
-/// (from the chunks' sizes alone, before any payload is read), then each chunk's
-/// share is read straight into `out`, after which `read` may take what `out` holds;
-/// it stops the read by returning `false`.
-#[allow(clippy::too_many_arguments)]
+/// Reads positions `range` of `meta`'s stream like [`read_range`], into `out`, in
+/// one snapshot and in two steps: `planned` first learns how far the read goes (from
+/// the chunks' sizes alone, before any payload is read), then each chunk's share is
+/// read straight into `out`, after which `read` may take what `out` holds; it stops
+/// the read by returning `false`.
 pub fn read_planned(
     conn: &mut Connection,
     meta: &StreamMeta,
-    from: u64,
-    to: u64,
+    range: Range<u64>,
     max_bytes: usize,
     out: &mut ReadChunk,
     planned: impl FnOnce(&Plan),
@@ -123,7 +123,7 @@ pub fn read_planned(
 ) -> rusqlite::Result<()> {
     let json = meta.is_json();
     let snapshot = conn.transaction()?;
-    let plan = plan(&snapshot, meta, from, to, max_bytes)?;
+    let plan = plan(&snapshot, meta, range.start, range.end, max_bytes)?;
     planned(&plan);
     for part in &plan.parts {
         match &part.stored {
