@@ -18,7 +18,10 @@ use crate::store::{
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
-pub(super) const MAX_READ_BYTES: usize = 4 << 20;
+/// The body is sent while it is read, a megabyte or two ahead of the client, so a
+/// large page costs the server no more memory than a small one; it saves round trips,
+/// and stays small enough for a browser client to parse at once.
+pub(super) const MAX_READ_BYTES: usize = 16 << 20;
 
 /// Cache-Control of catch-up and long-poll data responses (§10).
 const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";

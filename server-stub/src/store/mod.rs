@@ -498,18 +498,19 @@ impl Store {
         }
         let conn = self.reader();
         tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            reader::read_range(&mut conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
+            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            reader::read_range(&conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| e.to_string())?
     }
 
     /// Reads like [`Store::read`], but answers as soon as it knows how far the read
-    /// goes, with a body that arrives in pieces while storage is still being read:
-    /// sending starts before reading ends. The read never waits for the body's
-    /// consumer (a page is at most about `max_bytes`), so a slow client holds no
-    /// read connection.
+    /// goes (from the chunks' sizes), with a body that arrives in pieces of about
+    /// [`PIECE_BYTES`] while storage is still being read. The reading keeps at most
+    /// [`PIECES_AHEAD`] pieces ahead of the body's consumer: a large page costs no
+    /// more memory than a small one, and a slow client holds no read connection
+    /// while it is slow.
     pub async fn read_streamed(
         &self,
         live: &Live,
@@ -521,47 +522,23 @@ impl Store {
         if let Some(chunk) = live.read_recent(meta.is_json(), from, to, max_bytes) {
             return Ok(ReadStream::whole(chunk));
         }
-        let (planned_tx, planned_rx) = oneshot::channel();
-        let (pieces_tx, pieces_rx) = tokio::sync::mpsc::unbounded_channel();
         let conn = self.reader();
-        let reading = tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let mut out = ReadChunk::open(meta.is_json(), from);
-            let read = reader::read_planned(
-                &mut conn,
-                &meta,
-                from..to,
-                max_bytes,
-                &mut out,
-                |plan| {
-                    // A caller that went away needs no plan.
-                    let _ = planned_tx.send((plan.count, plan.next));
-                },
-                |out| {
-                    out.body().len() < PIECE_BYTES
-                        || pieces_tx.send(Ok(out.take_body(2 * PIECE_BYTES))).is_ok()
-                },
-            );
-            let last = read.as_ref().map_err(|e| e.to_string()).map(|()| {
-                out.close();
-                out.take_body(0)
-            });
-            let _ = pieces_tx.send(last);
-            read.map_err(|e| e.to_string())
-        });
-        match planned_rx.await {
-            Ok((count, next)) => Ok(ReadStream {
-                count,
-                next,
-                body: ReadBody::Pieces(pieces_rx),
-            }),
-            // It failed before it knew how far it goes.
-            Err(_) => match reading.await {
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(())) => Err("the read ended without a plan".into()),
-                Err(e) => Err(e.to_string()),
-            },
-        }
+        let (count, next) = {
+            let (conn, meta) = (Arc::clone(&conn), Arc::clone(&meta));
+            tokio::task::spawn_blocking(move || {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                reader::measure(&conn, &meta, from..to, max_bytes).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| e.to_string())??
+        };
+        let (pieces, body) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+        tokio::spawn(read_pieces(conn, meta, from..next, pieces));
+        Ok(ReadStream {
+            count,
+            next,
+            body: ReadBody::Pieces(body),
+        })
     }
 
     /// A read connection (they take turns).
@@ -572,7 +549,57 @@ impl Store {
 }
 
 /// How much of a streamed read is gathered before it is sent on.
-const PIECE_BYTES: usize = 256 * 1024;
+pub const PIECE_BYTES: usize = 1 << 20;
+/// How many pieces a streamed read gathers ahead of the body's consumer.
+pub const PIECES_AHEAD: usize = 2;
+
+/// Reads `range` (measured beforehand) piece by piece into `pieces`, each piece on a
+/// blocking thread, waiting while the consumer is [`PIECES_AHEAD`] pieces behind. A
+/// failed read, or one that finds fewer positions than were measured (the stream was
+/// deleted meanwhile), ends the body with an error.
+async fn read_pieces(
+    conn: Arc<Mutex<Connection>>,
+    meta: Arc<StreamMeta>,
+    range: std::ops::Range<u64>,
+    pieces: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+) {
+    let mut out = ReadChunk::open(meta.is_json(), range.start);
+    let mut at = range.start;
+    loop {
+        let (conn, meta, end) = (Arc::clone(&conn), Arc::clone(&meta), range.end);
+        let step = tokio::task::spawn_blocking(move || {
+            let read = {
+                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+                reader::read_into(&conn, &meta, at..end, PIECE_BYTES, &mut out)
+            };
+            (out, read)
+        })
+        .await;
+        let (back, read) = match step {
+            Ok(step) => step,
+            Err(e) => {
+                let _ = pieces.send(Err(e.to_string())).await;
+                return;
+            }
+        };
+        out = back;
+        let piece = read.map_err(|e| e.to_string()).and_then(|()| {
+            if out.next == at {
+                return Err("the stream's data went away while it was read".to_owned());
+            }
+            at = out.next;
+            if at >= range.end {
+                out.close();
+            }
+            Ok(out.take_body(PIECE_BYTES + PIECE_BYTES / 4))
+        });
+        let failed = piece.is_err();
+        // A consumer that went away needs no more.
+        if pieces.send(piece).await.is_err() || failed || at >= range.end {
+            return;
+        }
+    }
+}
 
 /// A read answered before its body is whole: see [`Store::read_streamed`].
 #[derive(Debug)]
@@ -603,5 +630,5 @@ pub enum ReadBody {
     Whole(Vec<u8>),
     /// Its pieces in order, as they are read; an `Err` ends it (the read failed, and
     /// the body must not be taken as complete).
-    Pieces(tokio::sync::mpsc::UnboundedReceiver<Result<Vec<u8>, String>>),
+    Pieces(tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>),
 }

@@ -95,115 +95,119 @@ impl ReadChunk {
 /// Reads positions `[from, to)` of `meta`'s stream (through its fork chain), stopping
 /// at a chunk boundary once about `max_bytes` are gathered.
 pub fn read_range(
-    conn: &mut Connection,
+    conn: &Connection,
     meta: &StreamMeta,
     from: u64,
     to: u64,
     max_bytes: usize,
 ) -> rusqlite::Result<ReadChunk> {
     let mut out = ReadChunk::open(meta.is_json(), from);
-    read_planned(conn, meta, from..to, max_bytes, &mut out, |_| {}, |_| true)?;
+    read_into(conn, meta, from..to, max_bytes, &mut out)?;
     out.close();
     Ok(out)
 }
 
-/// Reads positions `range` of `meta`'s stream like [`read_range`], into `out`, in
-/// one snapshot and in two steps: `planned` first learns how far the read goes (from
-/// the chunks' sizes alone, before any payload is read), then each chunk's share is
-/// read straight into `out`, after which `read` may take what `out` holds; it stops
-/// the read by returning `false`.
-pub fn read_planned(
-    conn: &mut Connection,
+/// Reads positions `range` like [`read_range`], adding them to `out` (which may hold
+/// earlier positions); each chunk's payload goes straight into the body.
+pub fn read_into(
+    conn: &Connection,
     meta: &StreamMeta,
     range: Range<u64>,
     max_bytes: usize,
     out: &mut ReadChunk,
-    planned: impl FnOnce(&Plan),
-    mut read: impl FnMut(&mut ReadChunk) -> bool,
 ) -> rusqlite::Result<()> {
     let json = meta.is_json();
-    let snapshot = conn.transaction()?;
-    let plan = plan(&snapshot, meta, range.start, range.end, max_bytes)?;
-    planned(&plan);
-    for part in &plan.parts {
-        match &part.stored {
-            Stored::Inline { data, ends } => {
-                if let Some(bytes) =
-                    slice_chunk(json, part.start, data, ends.as_deref(), part.a, part.b)
-                {
-                    out.push(bytes, part.a, part.b);
-                }
+    let gathered = out.body.len();
+    each_chunk(conn, meta, range, |row, start, end, (a, b)| {
+        match locate(conn, row, json, start, end, (a, b))? {
+            Some((Stored::Inline(data), lo, hi)) => out.push(&data[lo..hi], a, b),
+            Some((Stored::Blob(id), lo, hi)) => {
+                let blob = conn.blob_open(DatabaseName::Main, "blobs", "data", id, true)?;
+                out.push_with(hi - lo, a, b, |room| blob.read_at_exact(room, lo))?;
             }
-            Stored::Blob { id, len, end } => {
-                // A whole chunk needs no message ends to be cut.
-                let bounds = if part.a == part.start && part.b == *end {
-                    Some((0, *len))
-                } else {
-                    let ends: Option<Vec<u8>> = if json {
-                        snapshot
-                            .prepare_cached("SELECT ends FROM blobs WHERE id = ?1")?
-                            .query_row([id], |r| r.get(0))?
-                    } else {
-                        None
-                    };
-                    slice_bounds(json, part.start, *len, ends.as_deref(), part.a, part.b)
-                };
-                let Some((lo, hi)) = bounds else {
-                    continue;
-                };
-                let blob = snapshot.blob_open(DatabaseName::Main, "blobs", "data", *id, true)?;
-                out.push_with(hi - lo, part.a, part.b, |room| blob.read_at_exact(room, lo))?;
-            }
+            None => {}
         }
-        if !read(out) {
-            break;
-        }
-    }
-    Ok(())
+        Ok(out.body.len() - gathered < max_bytes)
+    })
 }
 
-/// How far a read goes, decided before its payload is read.
-#[derive(Debug)]
-pub struct Plan {
-    parts: Vec<Part>,
-    /// Positions covered.
-    pub count: u64,
-    /// The position after the last one the read returns.
-    pub next: u64,
-}
-
-/// One stored chunk's share of a read: positions `[a, b)` of the chunk at `start`.
-#[derive(Debug)]
-struct Part {
-    start: u64,
-    a: u64,
-    b: u64,
-    stored: Stored,
+/// How far [`read_range`] of `range` with `max_bytes` goes: (positions covered, the
+/// position after them), found without reading the payloads that live out of line.
+pub fn measure(
+    conn: &Connection,
+    meta: &StreamMeta,
+    range: Range<u64>,
+    max_bytes: usize,
+) -> rusqlite::Result<(u64, u64)> {
+    let json = meta.is_json();
+    let (mut count, mut next, mut bytes) = (0, range.start, 0);
+    each_chunk(conn, meta, range, |row, start, end, (a, b)| {
+        if let Some((_, lo, hi)) = locate(conn, row, json, start, end, (a, b))? {
+            // As gathered: a comma between JSON messages.
+            bytes += hi - lo + usize::from(json && count > 0);
+            count += b - a;
+            next = b;
+        }
+        Ok(bytes < max_bytes)
+    })?;
+    Ok((count, next))
 }
 
 /// Where a chunk's payload is.
-#[derive(Debug)]
-enum Stored {
+enum Stored<'a> {
     /// In the chunk's own row (small payloads, and every payload written before
     /// `blobs` existed).
-    Inline {
-        data: Vec<u8>,
-        ends: Option<Vec<u8>>,
-    },
-    /// In `blobs`, `len` bytes long; `end` is the chunk's end.
-    Blob { id: i64, len: usize, end: u64 },
+    Inline(&'a [u8]),
+    /// In `blobs`, under this id.
+    Blob(i64),
 }
 
-/// Lists the chunks positions `[from, to)` take (through the fork chain), stopping at
-/// a chunk boundary once their sizes add up to about `max_bytes`. Reads inline
-/// payloads (small) but only the sizes of the others.
-fn plan(
+/// Where positions `[a, b)` of the chunk in `row` (from `start` to `end`) are: its
+/// payload and the bounds within it; `None` when they do not fit the chunk.
+fn locate<'r>(
+    conn: &Connection,
+    row: &'r rusqlite::Row<'_>,
+    json: bool,
+    start: u64,
+    end: u64,
+    (a, b): (u64, u64),
+) -> rusqlite::Result<Option<(Stored<'r>, usize, usize)>> {
+    let Some(id) = row.get::<_, Option<i64>>(2)? else {
+        let data = row.get_ref(3)?.as_blob()?;
+        let ends = if json {
+            row.get_ref(4)?.as_blob_or_null()?
+        } else {
+            None
+        };
+        let bounds = slice_bounds(json, start, data.len(), ends, a, b);
+        return Ok(bounds.map(|(lo, hi)| (Stored::Inline(data), lo, hi)));
+    };
+    let len = row.get::<_, Option<i64>>(5)?.unwrap_or(0) as usize;
+    // A whole chunk needs no message ends to be cut.
+    let bounds = if a == start && b == end {
+        Some((0, len))
+    } else {
+        let ends: Option<Vec<u8>> = if json {
+            conn.prepare_cached("SELECT ends FROM blobs WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))?
+        } else {
+            None
+        };
+        slice_bounds(json, start, len, ends.as_deref(), a, b)
+    };
+    Ok(bounds.map(|(lo, hi)| (Stored::Blob(id), lo, hi)))
+}
+
+/// Calls `visit` with each stored chunk that positions `range` touch (through the
+/// fork chain), in order, as a row of (start, end, blob, data, ends, blob length),
+/// with its start, its end and the part `[a, b)` of it in `range`, until `visit`
+/// returns `false`.
+fn each_chunk(
     conn: &Connection,
     meta: &StreamMeta,
-    from: u64,
-    to: u64,
-    max_bytes: usize,
-) -> rusqlite::Result<Plan> {
+    range: Range<u64>,
+    mut visit: impl FnMut(&rusqlite::Row<'_>, u64, u64, (u64, u64)) -> rusqlite::Result<bool>,
+) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT start, end, blob, data, ends, (SELECT length(data) FROM blobs WHERE id = blob)
          FROM chunks
@@ -212,13 +216,7 @@ fn plan(
            AND start < ?3
          ORDER BY start",
     )?;
-    let mut plan = Plan {
-        parts: Vec::new(),
-        count: 0,
-        next: from,
-    };
-    let mut bytes = 0;
-    for (id, lo, hi) in meta.segments(from, to) {
+    for (id, lo, hi) in meta.segments(range.start, range.end) {
         let mut rows = stmt.query(params![id, lo as i64, hi as i64])?;
         while let Some(row) = rows.next()? {
             let start = row.get::<_, i64>(0)? as u64;
@@ -227,35 +225,12 @@ fn plan(
             if a >= b {
                 continue;
             }
-            let stored = match row.get::<_, Option<i64>>(2)? {
-                Some(id) => Stored::Blob {
-                    id,
-                    len: row.get::<_, Option<i64>>(5)?.unwrap_or(0) as usize,
-                    end,
-                },
-                None => Stored::Inline {
-                    data: row.get(3)?,
-                    ends: row.get(4)?,
-                },
-            };
-            bytes += match &stored {
-                Stored::Inline { data, .. } => data.len(),
-                Stored::Blob { len, .. } => *len,
-            };
-            plan.parts.push(Part {
-                start,
-                a,
-                b,
-                stored,
-            });
-            plan.count += b - a;
-            plan.next = b;
-            if bytes >= max_bytes {
-                return Ok(plan);
+            if !visit(row, start, end, (a, b))? {
+                return Ok(());
             }
         }
     }
-    Ok(plan)
+    Ok(())
 }
 
 /// Positions `[a, b)` of a stored chunk starting at `start`: for JSON (`ends` holding

@@ -57,8 +57,9 @@ fn numbers(body: &[u8]) -> Vec<u64> {
     values.iter().map(|v| v["i"].as_u64().expect("i")).collect()
 }
 
-/// Reads `[from, tail)` page by page, whole and streamed, and checks that both give
-/// the same pages; returns every message number read.
+/// Reads `[from, tail)` page by page, whole and streamed (in pieces of
+/// [`PIECE_BYTES`]), and checks that both give the same pages; returns every message
+/// number read.
 async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec<u64> {
     let live = store.shared().get(path).expect("stream");
     let meta = live.meta();
@@ -79,7 +80,9 @@ async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec
             ReadBody::Pieces(mut pieces) => {
                 let mut body = Vec::new();
                 while let Some(piece) = pieces.recv().await {
-                    body.extend(piece.expect("piece"));
+                    let piece = piece.expect("piece");
+                    assert!(piece.len() < 2 * PIECE_BYTES, "a piece of {}", piece.len());
+                    body.extend(piece);
                 }
                 body
             }
@@ -110,8 +113,18 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
     let file = dir.join("gapless.sqlite3");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
     store.create(create("s")).await.expect("create");
-    // Small, large, small, large: 3 + 400 + 2 + 300 messages.
-    let sizes = [(3, 5), (400, 60), (2, 5), (300, 200)];
+    // Small, large, small, large: 3 + 400 + 2 + 300 messages; then 2.4 MB more, for
+    // streamed reads of several pieces.
+    let sizes = [
+        (3, 5),
+        (400, 60),
+        (2, 5),
+        (300, 200),
+        (1000, 600),
+        (1000, 600),
+        (1000, 600),
+        (1000, 600),
+    ];
     let mut first = 0;
     for (n, pad) in sizes {
         store
@@ -120,17 +133,15 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
             .expect("append");
         first += n;
     }
-    assert_eq!(
-        count(&file, "blobs"),
-        2,
-        "the two large chunks are out of line"
-    );
+    assert_eq!(count(&file, "blobs"), 6, "the large chunks are out of line");
     // The newest chunks are in memory: a fresh store reads only from storage.
     store.shutdown().await;
     let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
     let all: Vec<u64> = (0..first as u64).collect();
-    for from in [0, 1, 2, 3, 4, 200, 402, 403, 404, 405, 406, 704] {
-        for max_bytes in [1, 5_000, 1 << 20] {
+    for from in [
+        0, 1, 2, 3, 4, 200, 402, 403, 404, 405, 406, 704, 705, 2000, 4704,
+    ] {
+        for max_bytes in [1, 5_000, 1 << 20, 1 << 30] {
             let read = read_all(&store, "s", from, max_bytes).await;
             assert_eq!(
                 read,
