@@ -565,6 +565,11 @@ async fn read_pieces(
 ) {
     let mut out = ReadChunk::open(meta.is_json(), range.start);
     let mut at = range.start;
+    if range.is_empty() {
+        out.close();
+        let _ = pieces.send(Ok(out.take_body(0))).await;
+        return;
+    }
     loop {
         let (conn, meta, end) = (Arc::clone(&conn), Arc::clone(&meta), range.end);
         let step = tokio::task::spawn_blocking(move || {

@@ -217,3 +217,40 @@ async fn a_database_from_before_blobs_keeps_its_chunks_and_takes_new_ones() {
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The pieces a streamed read of `range` sends.
+async fn pieces_of(
+    store: &Store,
+    meta: Arc<StreamMeta>,
+    range: std::ops::Range<u64>,
+) -> Vec<Result<Vec<u8>, String>> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+    tokio::spawn(read_pieces(store.reader(), meta, range, tx));
+    let mut pieces = Vec::new();
+    while let Some(piece) = rx.recv().await {
+        pieces.push(piece);
+    }
+    pieces
+}
+
+#[tokio::test]
+async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
+    let dir = scratch("gone");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    store.create(create("s")).await.expect("create");
+    store
+        .append(append("s", &messages(0, 3000, 600)))
+        .await
+        .expect("append");
+    let meta = store.shared().get("s").expect("stream").meta();
+    // Nothing to read: one piece, the empty array.
+    let empty = pieces_of(&store, Arc::clone(&meta), 5..5).await;
+    assert_eq!(empty, [Ok(b"[]".to_vec())]);
+    // Measured, then deleted before it is read: the body must not look complete.
+    store.delete("s").await.expect("delete");
+    let pieces = pieces_of(&store, meta, 0..3000).await;
+    assert_eq!(pieces.len(), 1, "{pieces:?}");
+    assert!(pieces[0].is_err(), "{pieces:?}");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
