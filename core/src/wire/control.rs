@@ -60,9 +60,10 @@ impl Control {
         // Read from a JSON value by hand rather than through the serde derive, whose
         // error paths pull number and float formatting into the browser package. No
         // field it reads is a float, so floats elsewhere are read as 0 (and the browser
-        // package carries no float parser for them): like the derive, which only checks
-        // the members it ignores, this accepts an out-of-range float among them. A
-        // member given twice counts once, the last, as with `JSON.parse`.
+        // package carries no float parser for them): like the derive, which only skips
+        // over the members it ignores, this accepts an out-of-range float among them.
+        // A member given twice counts once, the last, as with `JSON.parse` (the derive
+        // would refuse it: a deliberate difference).
         let value = crate::json::parse_with(data, |_| Some(0.0))
             .map_err(|e| WireError::BadControl(e.to_string()))?;
         let Value::Object(map) = value else {

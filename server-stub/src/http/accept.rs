@@ -79,8 +79,12 @@ pub(crate) async fn resume(parked: Parked) {
         conn,
     } = parked;
     // Back with the reactor (a parked socket is not registered with it).
-    let Ok(stream) = TcpStream::from_std(stream) else {
-        return;
+    let stream = match TcpStream::from_std(stream) {
+        Ok(stream) => stream,
+        Err(e) => {
+            debug!("cannot resume a parked connection: {e}");
+            return;
+        }
     };
     let mut buf = Vec::new();
     // Resumed because something was committed (or it is due): active until idle again.
