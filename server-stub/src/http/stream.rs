@@ -431,7 +431,9 @@ async fn catch_up(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, read_body(read.body)).into_response()
+        let mut headers = HeaderMap::new();
+        let body = read_body(read.body, &mut headers);
+        (StatusCode::OK, headers, body).into_response()
     };
     let hm = response.headers_mut();
     hm.insert("content-type", header(&meta.content_type));
@@ -454,18 +456,33 @@ async fn catch_up(
     Ok(response)
 }
 
-/// A read's body for a response: pieces are sent as they come. A failed read ends
+/// A read's body for a response: pieces are sent as they come, under the exact
+/// length measured beforehand. A read that fails or stops before its last piece ends
 /// the body with an error, so the response is cut off instead of looking complete.
-fn read_body(body: ReadBody) -> Body {
-    match body {
-        ReadBody::Whole(bytes) => Body::from(bytes),
-        ReadBody::Pieces(pieces) => {
-            Body::from_stream(futures::stream::unfold(pieces, |mut pieces| async move {
-                let piece = pieces.recv().await?;
-                Some((piece.map(Bytes::from), pieces))
-            }))
-        }
-    }
+fn read_body(body: ReadBody, headers: &mut HeaderMap) -> Body {
+    let pending = match body {
+        ReadBody::Whole(bytes) => return Body::from(bytes),
+        ReadBody::Pieces(pending) => pending,
+    };
+    headers.insert("content-length", HeaderValue::from(pending.len()));
+    let pieces = pending.start();
+    Body::from_stream(futures::stream::unfold(
+        (pieces, false),
+        |(mut pieces, ended)| async move {
+            if ended {
+                return None;
+            }
+            let piece = match pieces.recv().await {
+                Some(Ok(piece)) => Ok((Bytes::from(piece.bytes), piece.last)),
+                Some(Err(e)) => Err(e),
+                None => Err("the read stopped before its end".to_owned()),
+            };
+            Some(match piece {
+                Ok((bytes, last)) => (Ok(bytes), (pieces, last)),
+                Err(e) => (Err(e), (pieces, true)),
+            })
+        },
+    ))
 }
 
 async fn long_poll(

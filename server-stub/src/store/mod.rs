@@ -523,7 +523,7 @@ impl Store {
             return Ok(ReadStream::whole(chunk));
         }
         let conn = self.reader();
-        let (count, next) = {
+        let measured = {
             let (conn, meta) = (Arc::clone(&conn), Arc::clone(&meta));
             tokio::task::spawn_blocking(move || {
                 let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -532,12 +532,17 @@ impl Store {
             .await
             .map_err(|e| e.to_string())??
         };
-        let (pieces, body) = tokio::sync::mpsc::channel(PIECES_AHEAD);
-        tokio::spawn(read_pieces(conn, meta, from..next, pieces));
+        // As gathered: brackets around JSON messages.
+        let len = measured.bytes + if meta.is_json() { 2 } else { 0 };
         Ok(ReadStream {
-            count,
-            next,
-            body: ReadBody::Pieces(body),
+            count: measured.count,
+            next: measured.next,
+            body: ReadBody::Pieces(PendingRead {
+                range: from..measured.next,
+                conn,
+                meta,
+                len,
+            }),
         })
     }
 
@@ -561,13 +566,14 @@ async fn read_pieces(
     conn: Arc<Mutex<Connection>>,
     meta: Arc<StreamMeta>,
     range: std::ops::Range<u64>,
-    pieces: tokio::sync::mpsc::Sender<Result<Vec<u8>, String>>,
+    pieces: tokio::sync::mpsc::Sender<Result<Piece, String>>,
 ) {
     let mut out = ReadChunk::open(meta.is_json(), range.start);
     let mut at = range.start;
     if range.is_empty() {
         out.close();
-        let _ = pieces.send(Ok(out.take_body(0))).await;
+        let bytes = out.take_body(0);
+        let _ = pieces.send(Ok(Piece { bytes, last: true })).await;
         return;
     }
     loop {
@@ -593,14 +599,20 @@ async fn read_pieces(
                 return Err("the stream's data went away while it was read".to_owned());
             }
             at = out.next;
-            if at >= range.end {
+            let last = at >= range.end;
+            if last {
                 out.close();
             }
-            Ok(out.take_body(PIECE_BYTES + PIECE_BYTES / 4))
+            let bytes = out.take_body(if last {
+                0
+            } else {
+                PIECE_BYTES + PIECE_BYTES / 4
+            });
+            Ok(Piece { bytes, last })
         });
-        let failed = piece.is_err();
+        let done = piece.as_ref().map_or(true, |p| p.last);
         // A consumer that went away needs no more.
-        if pieces.send(piece).await.is_err() || failed || at >= range.end {
+        if pieces.send(piece).await.is_err() || done {
             return;
         }
     }
@@ -633,7 +645,54 @@ impl ReadStream {
 pub enum ReadBody {
     /// All of it.
     Whole(Vec<u8>),
-    /// Its pieces in order, as they are read; an `Err` ends it (the read failed, and
-    /// the body must not be taken as complete).
-    Pieces(tokio::sync::mpsc::Receiver<Result<Vec<u8>, String>>),
+    /// Measured, not yet read: [`PendingRead::start`] reads it.
+    Pieces(PendingRead),
+}
+
+/// A measured read whose payload is not read yet (an answer that turns out to be
+/// "not modified" never reads it).
+pub struct PendingRead {
+    conn: Arc<Mutex<Connection>>,
+    meta: Arc<StreamMeta>,
+    range: std::ops::Range<u64>,
+    len: usize,
+}
+
+impl std::fmt::Debug for PendingRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingRead")
+            .field("range", &self.range)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PendingRead {
+    /// The body's exact length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Starts reading: the pieces in order, the last marked. A read that fails, or
+    /// whose data went away, sends an `Err` instead; a channel that closes before the
+    /// last piece means the same (the reading task was stopped).
+    pub fn start(self) -> tokio::sync::mpsc::Receiver<Result<Piece, String>> {
+        let (pieces, body) = tokio::sync::mpsc::channel(PIECES_AHEAD);
+        tokio::spawn(read_pieces(self.conn, self.meta, self.range, pieces));
+        body
+    }
+}
+
+/// A piece of a streamed read's body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// It ends the body.
+    pub last: bool,
 }

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use rusqlite::blob::Blob;
 use rusqlite::{params, Connection, DatabaseName};
 
 use super::meta::StreamMeta;
@@ -118,12 +119,30 @@ pub fn read_into(
 ) -> rusqlite::Result<()> {
     let json = meta.is_json();
     let gathered = out.body.len();
+    // One handle, moved from blob to blob.
+    let mut blob: Option<Blob<'_>> = None;
     each_chunk(conn, meta, range, |row, start, end, (a, b)| {
         match locate(conn, row, json, start, end, (a, b))? {
-            Some((Stored::Inline(data), lo, hi)) => out.push(&data[lo..hi], a, b),
+            Some((Stored::Inline, lo, hi)) => {
+                if let Some(bytes) = row.get_ref(3)?.as_blob()?.get(lo..hi) {
+                    out.push(bytes, a, b);
+                }
+            }
             Some((Stored::Blob(id), lo, hi)) => {
-                let blob = conn.blob_open(DatabaseName::Main, "blobs", "data", id, true)?;
-                out.push_with(hi - lo, a, b, |room| blob.read_at_exact(room, lo))?;
+                let handle = match blob.as_mut() {
+                    Some(handle) => {
+                        handle.reopen(id)?;
+                        handle
+                    }
+                    None => blob.insert(conn.blob_open(
+                        DatabaseName::Main,
+                        "blobs",
+                        "data",
+                        id,
+                        true,
+                    )?),
+                };
+                out.push_with(hi - lo, a, b, |room| handle.read_at_exact(room, lo))?;
             }
             None => {}
         }
@@ -131,77 +150,88 @@ pub fn read_into(
     })
 }
 
-/// How far [`read_range`] of `range` with `max_bytes` goes: (positions covered, the
-/// position after them), found without reading the payloads that live out of line.
+/// How far [`read_range`] of a range goes, found without reading payloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Measured {
+    /// Positions covered.
+    pub count: u64,
+    /// The position after them.
+    pub next: u64,
+    /// The bytes the read adds to a body (JSON: messages and the commas between
+    /// them, without the brackets).
+    pub bytes: usize,
+}
+
+/// How far [`read_range`] of `range` with `max_bytes` goes, and how many bytes it
+/// gathers, found from the chunks' sizes (and, for a chunk cut in two, its message
+/// ends) without reading their payloads.
 pub fn measure(
     conn: &Connection,
     meta: &StreamMeta,
     range: Range<u64>,
     max_bytes: usize,
-) -> rusqlite::Result<(u64, u64)> {
+) -> rusqlite::Result<Measured> {
     let json = meta.is_json();
-    let (mut count, mut next, mut bytes) = (0, range.start, 0);
+    let mut measured = Measured {
+        count: 0,
+        next: range.start,
+        bytes: 0,
+    };
     each_chunk(conn, meta, range, |row, start, end, (a, b)| {
         if let Some((_, lo, hi)) = locate(conn, row, json, start, end, (a, b))? {
             // As gathered: a comma between JSON messages.
-            bytes += hi - lo + usize::from(json && count > 0);
-            count += b - a;
-            next = b;
+            measured.bytes += hi - lo + usize::from(json && measured.count > 0);
+            measured.count += b - a;
+            measured.next = b;
         }
-        Ok(bytes < max_bytes)
+        Ok(measured.bytes < max_bytes)
     })?;
-    Ok((count, next))
+    Ok(measured)
 }
 
 /// Where a chunk's payload is.
-enum Stored<'a> {
-    /// In the chunk's own row (small payloads, and every payload written before
-    /// `blobs` existed).
-    Inline(&'a [u8]),
+enum Stored {
+    /// In the chunk's own row, `data` (small payloads, and every payload written
+    /// before `blobs` existed).
+    Inline,
     /// In `blobs`, under this id.
     Blob(i64),
 }
 
 /// Where positions `[a, b)` of the chunk in `row` (from `start` to `end`) are: its
 /// payload and the bounds within it; `None` when they do not fit the chunk.
-fn locate<'r>(
+fn locate(
     conn: &Connection,
-    row: &'r rusqlite::Row<'_>,
+    row: &rusqlite::Row<'_>,
     json: bool,
     start: u64,
     end: u64,
     (a, b): (u64, u64),
-) -> rusqlite::Result<Option<(Stored<'r>, usize, usize)>> {
-    let Some(id) = row.get::<_, Option<i64>>(2)? else {
-        let data = row.get_ref(3)?.as_blob()?;
-        let ends = if json {
-            row.get_ref(4)?.as_blob_or_null()?
-        } else {
-            None
-        };
-        let bounds = slice_bounds(json, start, data.len(), ends, a, b);
-        return Ok(bounds.map(|(lo, hi)| (Stored::Inline(data), lo, hi)));
+) -> rusqlite::Result<Option<(Stored, usize, usize)>> {
+    let (stored, len) = match row.get::<_, Option<i64>>(2)? {
+        Some(id) => (Stored::Blob(id), row.get::<_, Option<i64>>(5)?),
+        None => (Stored::Inline, row.get::<_, Option<i64>>(6)?),
     };
-    let len = row.get::<_, Option<i64>>(5)?.unwrap_or(0) as usize;
+    let len = len.unwrap_or(0) as usize;
     // A whole chunk needs no message ends to be cut.
-    let bounds = if a == start && b == end {
-        Some((0, len))
-    } else {
-        let ends: Option<Vec<u8>> = if json {
-            conn.prepare_cached("SELECT ends FROM blobs WHERE id = ?1")?
-                .query_row([id], |r| r.get(0))?
-        } else {
-            None
-        };
-        slice_bounds(json, start, len, ends.as_deref(), a, b)
+    if a == start && b == end {
+        return Ok(Some((stored, 0, len)));
+    }
+    let ends: Option<Vec<u8>> = match (&stored, json) {
+        (_, false) => None,
+        (Stored::Inline, true) => row.get(4)?,
+        (Stored::Blob(id), true) => conn
+            .prepare_cached("SELECT ends FROM blobs WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?,
     };
-    Ok(bounds.map(|(lo, hi)| (Stored::Blob(id), lo, hi)))
+    let bounds = slice_bounds(json, start, len, ends.as_deref(), a, b);
+    Ok(bounds.map(|(lo, hi)| (stored, lo, hi)))
 }
 
 /// Calls `visit` with each stored chunk that positions `range` touch (through the
-/// fork chain), in order, as a row of (start, end, blob, data, ends, blob length),
-/// with its start, its end and the part `[a, b)` of it in `range`, until `visit`
-/// returns `false`.
+/// fork chain), in order, as a row of (start, end, blob, data, ends, blob length,
+/// data length), with its start, its end and the part `[a, b)` of it in `range`,
+/// until `visit` returns `false`.
 fn each_chunk(
     conn: &Connection,
     meta: &StreamMeta,
@@ -209,7 +239,8 @@ fn each_chunk(
     mut visit: impl FnMut(&rusqlite::Row<'_>, u64, u64, (u64, u64)) -> rusqlite::Result<bool>,
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
-        "SELECT start, end, blob, data, ends, (SELECT length(data) FROM blobs WHERE id = blob)
+        "SELECT start, end, blob, data, ends,
+                (SELECT length(data) FROM blobs WHERE id = blob), length(data)
          FROM chunks
          WHERE stream_id = ?1
            AND start >= IFNULL((SELECT MAX(start) FROM chunks WHERE stream_id = ?1 AND start <= ?2), 0)

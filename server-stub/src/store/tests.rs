@@ -58,13 +58,13 @@ fn numbers(body: &[u8]) -> Vec<u64> {
 }
 
 /// Reads `[from, tail)` page by page, whole and streamed (in pieces of
-/// [`PIECE_BYTES`]), and checks that both give the same pages; returns every message
-/// number read.
-async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec<u64> {
+/// [`PIECE_BYTES`]), and checks that both give the same pages, and the streamed one
+/// the length it measured; returns each page's positions and body.
+async fn pages(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec<(u64, Vec<u8>)> {
     let live = store.shared().get(path).expect("stream");
     let meta = live.meta();
     let mut at = from;
-    let mut read = Vec::new();
+    let mut pages = Vec::new();
     while at < meta.tail {
         let whole = store
             .read(&live, Arc::clone(&meta), at, meta.tail, max_bytes)
@@ -77,13 +77,21 @@ async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec
         assert_eq!((streamed.count, streamed.next), (whole.count, whole.next));
         let body = match streamed.body {
             ReadBody::Whole(bytes) => bytes,
-            ReadBody::Pieces(mut pieces) => {
+            ReadBody::Pieces(pending) => {
+                let len = pending.len();
+                let mut pieces = pending.start();
                 let mut body = Vec::new();
+                let mut ended = false;
                 while let Some(piece) = pieces.recv().await {
                     let piece = piece.expect("piece");
-                    assert!(piece.len() < 2 * PIECE_BYTES, "a piece of {}", piece.len());
-                    body.extend(piece);
+                    assert!(!ended, "a piece after the last");
+                    let size = piece.bytes.len();
+                    assert!(size < 2 * PIECE_BYTES, "a piece of {size}");
+                    body.extend(piece.bytes);
+                    ended = piece.last;
                 }
+                assert!(ended, "no last piece");
+                assert_eq!(body.len(), len, "the measured length");
                 body
             }
         };
@@ -92,11 +100,21 @@ async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec
             whole.body(),
             "streamed and whole reads from {at} differ"
         );
-        let page = numbers(whole.body());
-        assert_eq!(page.len() as u64, whole.count);
         assert!(whole.next > at, "no progress from {at}");
-        read.extend(page);
+        pages.push((whole.count, body));
         at = whole.next;
+    }
+    pages
+}
+
+/// Every message number a JSON stream holds from `from` on, read in pages of
+/// `max_bytes` (see [`pages`]).
+async fn read_all(store: &Store, path: &str, from: u64, max_bytes: usize) -> Vec<u64> {
+    let mut read = Vec::new();
+    for (count, body) in pages(store, path, from, max_bytes).await {
+        let page = numbers(&body);
+        assert_eq!(page.len() as u64, count);
+        read.extend(page);
     }
     read
 }
@@ -223,7 +241,7 @@ async fn pieces_of(
     store: &Store,
     meta: Arc<StreamMeta>,
     range: std::ops::Range<u64>,
-) -> Vec<Result<Vec<u8>, String>> {
+) -> Vec<Result<Piece, String>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
     tokio::spawn(read_pieces(store.reader(), meta, range, tx));
     let mut pieces = Vec::new();
@@ -245,12 +263,88 @@ async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
     let meta = store.shared().get("s").expect("stream").meta();
     // Nothing to read: one piece, the empty array.
     let empty = pieces_of(&store, Arc::clone(&meta), 5..5).await;
-    assert_eq!(empty, [Ok(b"[]".to_vec())]);
+    assert_eq!(
+        empty,
+        [Ok(Piece {
+            bytes: b"[]".to_vec(),
+            last: true
+        })]
+    );
     // Measured, then deleted before it is read: the body must not look complete.
     store.delete("s").await.expect("delete");
     let pieces = pieces_of(&store, meta, 0..3000).await;
     assert_eq!(pieces.len(), 1, "{pieces:?}");
     assert!(pieces[0].is_err(), "{pieces:?}");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn byte_streams_and_forks_read_back_whole_and_streamed() {
+    let dir = scratch("bytes-forks");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    // A byte stream: small and large chunks, read from inside each.
+    let mut req = create("b");
+    req.content_type = Some("application/octet-stream".into());
+    store.create(req).await.expect("create");
+    let mut all: Vec<u8> = Vec::new();
+    for (n, byte) in [
+        (10, b'a'),
+        (5000, b'b'),
+        (3, b'c'),
+        (3000, b'd'),
+        (1_500_000, b'e'),
+    ] {
+        let data = vec![byte; n];
+        all.extend(&data);
+        let mut req = append("b", &[]);
+        req.content_type = Some("application/octet-stream".into());
+        req.body = Some(Payload::bytes(data));
+        store.append(req).await.expect("append");
+    }
+    // A fork of a JSON stream in the middle of a large chunk, with its own appends.
+    store.create(create("s")).await.expect("create");
+    store
+        .append(append("s", &messages(0, 1000, 60)))
+        .await
+        .expect("append");
+    let mut fork = create("f");
+    fork.fork = Some(ForkReq {
+        source: "s".into(),
+        offset: Some(500),
+        sub_offset: None,
+    });
+    store.create(fork).await.expect("fork");
+    store
+        .append(append("f", &messages(10_000, 300, 60)))
+        .await
+        .expect("append to the fork");
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    for from in [0, 9, 10, 11, 2000, 5010, 5013, 5014, 8013, 9000] {
+        for max_bytes in [1, 4_000, 1 << 30] {
+            let read: Vec<u8> = pages(&store, "b", from, max_bytes)
+                .await
+                .into_iter()
+                .flat_map(|(_, body)| body)
+                .collect();
+            assert!(
+                read == all[from as usize..],
+                "bytes from {from}, pages of {max_bytes}"
+            );
+        }
+    }
+    let forked: Vec<u64> = (0..500).chain(10_000..10_300).collect();
+    for from in [0, 499, 500, 501, 799] {
+        for max_bytes in [1, 10_000, 1 << 30] {
+            let read = read_all(&store, "f", from, max_bytes).await;
+            assert_eq!(
+                read,
+                forked[from as usize..],
+                "fork from {from}, pages of {max_bytes}"
+            );
+        }
+    }
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
