@@ -374,6 +374,15 @@ pub enum OpenError {
     /// SQLite refused.
     #[error("cannot open the database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The database was written by a later version of the server, in a layout this
+    /// one could misread.
+    #[error("the database has layout {found}, written by a later gapless-server; this one knows layouts up to {known}")]
+    Newer {
+        /// The database's layout.
+        found: i64,
+        /// The latest layout this build knows.
+        known: i64,
+    },
 }
 
 /// The handle to the storage: submit mutations, read committed data.

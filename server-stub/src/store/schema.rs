@@ -6,6 +6,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::meta::{Segment, StreamMeta};
+use super::OpenError;
 
 /// How hard a commit pushes data to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -60,12 +61,24 @@ CREATE TABLE IF NOT EXISTS producers (
 ) WITHOUT ROWID;
 ";
 
+/// The layout this build writes, kept in the database's `user_version`: 1 adds
+/// `blobs` (0: databases from before versions were kept). A database written by a
+/// later layout is refused rather than misread.
+pub const LAYOUT_VERSION: i64 = 1;
+
 /// Opens (creating if needed) the database at `path`, or a private in-memory one.
-pub fn open(path: Option<&Path>, durability: Durability) -> rusqlite::Result<Connection> {
+pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, OpenError> {
     let conn = match path {
         Some(p) => Connection::open(p)?,
         None => Connection::open_in_memory()?,
     };
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > LAYOUT_VERSION {
+        return Err(OpenError::Newer {
+            found,
+            known: LAYOUT_VERSION,
+        });
+    }
     conn.pragma_update(None, "journal_mode", "WAL")?;
     let sync = match durability {
         Durability::Full => "FULL",
@@ -75,6 +88,9 @@ pub fn open(path: Option<&Path>, durability: Durability) -> rusqlite::Result<Con
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.execute_batch(SCHEMA)?;
     add_blob_column(&conn)?;
+    if found < LAYOUT_VERSION {
+        conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
+    }
     Ok(conn)
 }
 

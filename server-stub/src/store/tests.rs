@@ -348,3 +348,34 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_database_from_a_later_layout_is_refused_and_left_alone() {
+    let dir = scratch("later");
+    let file = dir.join("gapless.sqlite3");
+    {
+        let conn = Connection::open(&file).expect("open");
+        conn.pragma_update(None, "user_version", schema::LAYOUT_VERSION + 1)
+            .expect("version");
+    }
+    let refused = Store::open(Some(&dir), Durability::Normal);
+    assert!(
+        matches!(refused, Err(OpenError::Newer { found, .. }) if found == schema::LAYOUT_VERSION + 1),
+        "{refused:?}"
+    );
+    let tables = count(&file, "sqlite_master");
+    assert_eq!(tables, 0, "nothing was created");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_new_database_records_its_layout() {
+    let dir = scratch("layout");
+    drop(Store::open(Some(&dir), Durability::Normal).expect("open"));
+    let conn = Connection::open(dir.join("gapless.sqlite3")).expect("open");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, schema::LAYOUT_VERSION);
+    let _ = std::fs::remove_dir_all(dir);
+}
