@@ -505,13 +505,10 @@ impl Store {
         if let Some(chunk) = live.read_recent(meta.is_json(), from, to, max_bytes) {
             return Ok(chunk);
         }
-        let conn = self.reader();
-        tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-            reader::read_range(&conn, &meta, from, to, max_bytes).map_err(|e| e.to_string())
+        on_reader(self.reader(), move |conn| {
+            reader::read_range(conn, &meta, from, to, max_bytes)
         })
         .await
-        .map_err(|e| e.to_string())?
     }
 
     /// Reads like [`Store::read`], but answers as soon as it knows how far the read
@@ -533,13 +530,11 @@ impl Store {
         }
         let conn = self.reader();
         let measured = {
-            let (conn, meta) = (Arc::clone(&conn), Arc::clone(&meta));
-            tokio::task::spawn_blocking(move || {
-                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                reader::measure(&conn, &meta, from..to, max_bytes).map_err(|e| e.to_string())
+            let meta = Arc::clone(&meta);
+            on_reader(Arc::clone(&conn), move |conn| {
+                reader::measure(conn, &meta, from..to, max_bytes)
             })
-            .await
-            .map_err(|e| e.to_string())??
+            .await?
         };
         // As gathered: brackets around JSON messages.
         let len = measured.bytes + if meta.is_json() { 2 } else { 0 };
@@ -560,6 +555,20 @@ impl Store {
         let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
         Arc::clone(&self.readers[i])
     }
+}
+
+/// Runs `read` with `conn` on a blocking thread; a storage error, or a read that
+/// panicked, is its message.
+async fn on_reader<T: Send + 'static>(
+    conn: Arc<Mutex<Connection>>,
+    read: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(move || {
+        let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        read(&conn).map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// How much of a streamed read is gathered before it is sent on.
@@ -586,27 +595,21 @@ async fn read_pieces(
         return;
     }
     loop {
-        let (conn, meta, end) = (Arc::clone(&conn), Arc::clone(&meta), range.end);
-        let step = tokio::task::spawn_blocking(move || {
-            let read = {
-                let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-                reader::read_into(&conn, &meta, at..end, PIECE_BYTES, &mut out)
-            };
-            (out, read)
+        let (meta, end) = (Arc::clone(&meta), range.end);
+        let step = on_reader(Arc::clone(&conn), move |conn| {
+            reader::read_into(conn, &meta, at..end, PIECE_BYTES, &mut out).map(|()| out)
         })
         .await;
-        let (back, read) = match step {
-            Ok(step) => step,
+        out = match step {
+            Ok(back) => back,
             Err(e) => {
-                let _ = pieces.send(Err(e.to_string())).await;
+                let _ = pieces.send(Err(e)).await;
                 return;
             }
         };
-        out = back;
-        let piece = read.map_err(|e| e.to_string()).and_then(|()| {
-            if out.next == at {
-                return Err("the stream's data went away while it was read".to_owned());
-            }
+        let piece = if out.next == at {
+            Err("the stream's data went away while it was read".to_owned())
+        } else {
             at = out.next;
             let last = at >= range.end;
             if last {
@@ -618,7 +621,7 @@ async fn read_pieces(
                 PIECE_BYTES + PIECE_BYTES / 4
             });
             Ok(Piece { bytes, last })
-        });
+        };
         let done = piece.as_ref().map_or(true, |p| p.last);
         // A consumer that went away needs no more.
         if pieces.send(piece).await.is_err() || done {
