@@ -158,16 +158,7 @@ pub(super) async fn post_events(
     };
     let ok = match state.store.append(req.clone()).await {
         Err(AppendError::NotFound) => {
-            let create = CreateReq {
-                path,
-                content_type: Some("application/json".into()),
-                ttl_secs: None,
-                expires_at_ms: None,
-                closed: false,
-                body: None,
-                fork: None,
-            };
-            match state.store.create(create).await {
+            match state.store.create(CreateReq::json(path)).await {
                 Ok(_) => {}
                 Err(CreateError::Conflict(why)) => {
                     return Err(SessionError::new(StatusCode::CONFLICT, "conflict", why))

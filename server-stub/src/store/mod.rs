@@ -117,6 +117,21 @@ pub struct CreateReq {
     pub fork: Option<ForkReq>,
 }
 
+impl CreateReq {
+    /// A plain JSON stream at `path`: no TTL, open, empty, not a fork.
+    pub fn json(path: impl Into<String>) -> Self {
+        CreateReq {
+            path: path.into(),
+            content_type: Some("application/json".into()),
+            ttl_secs: None,
+            expires_at_ms: None,
+            closed: false,
+            body: None,
+            fork: None,
+        }
+    }
+}
+
 /// A successful create.
 #[derive(Clone, Debug)]
 pub struct CreateOk {

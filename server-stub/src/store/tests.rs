@@ -21,18 +21,6 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn create(path: &str) -> CreateReq {
-    CreateReq {
-        path: path.into(),
-        content_type: Some("application/json".into()),
-        ttl_secs: None,
-        expires_at_ms: None,
-        closed: false,
-        body: None,
-        fork: None,
-    }
-}
-
 fn append(path: &str, messages: &[String]) -> AppendReq {
     AppendReq {
         path: path.into(),
@@ -130,7 +118,7 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
     let dir = scratch("blobs");
     let file = dir.join("gapless.sqlite3");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(create("s")).await.expect("create");
+    store.create(CreateReq::json("s")).await.expect("create");
     // Small, large, small, large: 3 + 400 + 2 + 300 messages; then 2.4 MB more, for
     // streamed reads of several pieces.
     let sizes = [
@@ -255,7 +243,7 @@ async fn pieces_of(
 async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
     let dir = scratch("gone");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(create("s")).await.expect("create");
+    store.create(CreateReq::json("s")).await.expect("create");
     store
         .append(append("s", &messages(0, 3000, 600)))
         .await
@@ -284,7 +272,7 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     let dir = scratch("bytes-forks");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
     // A byte stream: small and large chunks, read from inside each.
-    let mut req = create("b");
+    let mut req = CreateReq::json("b");
     req.content_type = Some("application/octet-stream".into());
     store.create(req).await.expect("create");
     let mut all: Vec<u8> = Vec::new();
@@ -303,12 +291,12 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
         store.append(req).await.expect("append");
     }
     // A fork of a JSON stream in the middle of a large chunk, with its own appends.
-    store.create(create("s")).await.expect("create");
+    store.create(CreateReq::json("s")).await.expect("create");
     store
         .append(append("s", &messages(0, 1000, 60)))
         .await
         .expect("append");
-    let mut fork = create("f");
+    let mut fork = CreateReq::json("f");
     fork.fork = Some(ForkReq {
         source: "s".into(),
         offset: Some(500),
