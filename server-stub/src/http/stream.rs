@@ -473,7 +473,7 @@ fn read_body(body: ReadBody, headers: &mut HeaderMap) -> Body {
                 return None;
             }
             let piece = match pieces.recv().await {
-                Some(Ok(piece)) => Ok((Bytes::from(piece.bytes), piece.last)),
+                Some(Ok(piece)) => Ok((piece.bytes, piece.last)),
                 Some(Err(e)) => Err(e),
                 None => Err("the read stopped before its end".to_owned()),
             };

@@ -8,6 +8,7 @@
 pub mod meta;
 pub mod reader;
 pub mod recent;
+mod rooms;
 pub mod schema;
 mod writer;
 
@@ -19,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
+use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
@@ -26,6 +28,7 @@ pub use meta::{format_offset, now_ms, parse_offset, BadOffset, ReadFrom, StreamM
 pub use reader::ReadChunk;
 pub use schema::Durability;
 
+use rooms::Rooms;
 use writer::{Cmd, Writer};
 
 /// What an append or a create brings: the bytes to store and how many positions
@@ -407,6 +410,7 @@ pub struct Store {
     shared: Arc<Shared>,
     readers: Arc<Vec<Arc<Mutex<Connection>>>>,
     next_reader: Arc<AtomicUsize>,
+    rooms: Arc<Rooms>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -455,6 +459,7 @@ impl Store {
             shared,
             readers: Arc::new(readers),
             next_reader: Arc::new(AtomicUsize::new(0)),
+            rooms: Arc::default(),
         })
     }
 
@@ -559,6 +564,7 @@ impl Store {
             body: ReadBody::Pieces(PendingRead {
                 range: from..measured.next,
                 conn,
+                rooms: Arc::clone(&self.rooms),
                 meta,
                 len,
             }),
@@ -597,18 +603,23 @@ pub const PIECES_AHEAD: usize = 2;
 /// deleted meanwhile), ends the body with an error.
 async fn read_pieces(
     conn: Arc<Mutex<Connection>>,
+    rooms: Arc<Rooms>,
     meta: Arc<StreamMeta>,
     range: std::ops::Range<u64>,
     pieces: tokio::sync::mpsc::Sender<Result<Piece, String>>,
 ) {
-    let mut out = ReadChunk::open(meta.is_json(), range.start);
-    let mut at = range.start;
     if range.is_empty() {
-        out.close();
-        let bytes = out.take_body(0);
-        let _ = pieces.send(Ok(Piece { bytes, last: true })).await;
+        let bytes = ReadChunk::empty(meta.is_json(), range.start).into_body();
+        let _ = pieces
+            .send(Ok(Piece {
+                bytes: Bytes::from(bytes),
+                last: true,
+            }))
+            .await;
         return;
     }
+    let mut out = ReadChunk::open_in(rooms.take(), meta.is_json(), range.start);
+    let mut at = range.start;
     loop {
         let (meta, end) = (Arc::clone(&meta), range.end);
         let step = on_reader(Arc::clone(&conn), move |conn| {
@@ -630,12 +641,11 @@ async fn read_pieces(
             if last {
                 out.close();
             }
-            let bytes = out.take_body(if last {
-                0
-            } else {
-                PIECE_BYTES + PIECE_BYTES / 4
-            });
-            Ok(Piece { bytes, last })
+            let (room, len) = out.take_body(if last { Vec::new() } else { rooms.take() });
+            Ok(Piece {
+                bytes: rooms.lend(room, len),
+                last,
+            })
         };
         let done = piece.as_ref().map_or(true, |p| p.last);
         // A consumer that went away needs no more.
@@ -680,6 +690,7 @@ pub enum ReadBody {
 /// "not modified" never reads it).
 pub struct PendingRead {
     conn: Arc<Mutex<Connection>>,
+    rooms: Arc<Rooms>,
     meta: Arc<StreamMeta>,
     range: std::ops::Range<u64>,
     len: usize,
@@ -710,7 +721,9 @@ impl PendingRead {
     /// last piece means the same (the reading task was stopped).
     pub fn start(self) -> tokio::sync::mpsc::Receiver<Result<Piece, String>> {
         let (pieces, body) = tokio::sync::mpsc::channel(PIECES_AHEAD);
-        tokio::spawn(read_pieces(self.conn, self.meta, self.range, pieces));
+        tokio::spawn(read_pieces(
+            self.conn, self.rooms, self.meta, self.range, pieces,
+        ));
         body
     }
 }
@@ -719,7 +732,7 @@ impl PendingRead {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Piece {
     /// Its bytes.
-    pub bytes: Vec<u8>,
+    pub bytes: Bytes,
     /// It ends the body.
     pub last: bool,
 }

@@ -9,16 +9,30 @@ use rusqlite::{params, Connection, DatabaseName};
 use super::meta::StreamMeta;
 
 /// What a read returns: the response body, already framed, and where the read ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ReadChunk {
     /// For JSON streams the messages as one array `[m1,m2,...]`; otherwise the bytes.
+    /// Only `body[..len]` is the body: a recycled buffer brings room beyond it that
+    /// is written over, never zeroed again.
     body: Vec<u8>,
+    len: usize,
     json: bool,
     /// Positions covered.
     pub count: u64,
     /// The position after the last one returned.
     pub next: u64,
 }
+
+impl PartialEq for ReadChunk {
+    fn eq(&self, other: &Self) -> bool {
+        self.body() == other.body()
+            && self.json == other.json
+            && self.count == other.count
+            && self.next == other.next
+    }
+}
+
+impl Eq for ReadChunk {}
 
 impl ReadChunk {
     /// Nothing read, at position `at` (for JSON, the body is `[]`).
@@ -30,23 +44,48 @@ impl ReadChunk {
 
     /// Starts gathering from position `from`.
     pub(super) fn open(json: bool, from: u64) -> Self {
-        ReadChunk {
-            body: if json { vec![b'['] } else { Vec::new() },
+        Self::open_in(Vec::new(), json, from)
+    }
+
+    /// Starts gathering from position `from` into `room` (whose bytes are written
+    /// over).
+    pub(super) fn open_in(room: Vec<u8>, json: bool, from: u64) -> Self {
+        let mut chunk = ReadChunk {
+            body: room,
+            len: 0,
             json,
             count: 0,
             next: from,
+        };
+        if json {
+            chunk.put(b"[");
         }
+        chunk
+    }
+
+    /// The next `n` bytes of the body, to be written.
+    fn grow(&mut self, n: usize) -> &mut [u8] {
+        let at = self.len;
+        if self.body.len() < at + n {
+            self.body.resize(at + n, 0);
+        }
+        self.len = at + n;
+        &mut self.body[at..at + n]
+    }
+
+    fn put(&mut self, bytes: &[u8]) {
+        self.grow(bytes.len()).copy_from_slice(bytes);
     }
 
     /// Adds positions `[a, b)`: `piece` is their stored bytes (JSON: comma-joined
     /// messages).
     pub(super) fn push(&mut self, piece: &[u8], a: u64, b: u64) {
-        if self.json && self.count > 0 {
-            self.body.push(b',');
-        }
-        self.body.extend_from_slice(piece);
-        self.count += b - a;
-        self.next = b;
+        let filled: Result<(), std::convert::Infallible> =
+            self.push_with(piece.len(), a, b, |room| {
+                room.copy_from_slice(piece);
+                Ok(())
+            });
+        let Ok(()) = filled;
     }
 
     /// Adds positions `[a, b)`, whose `len` stored bytes `fill` writes into the room
@@ -59,36 +98,45 @@ impl ReadChunk {
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), E> {
         if self.json && self.count > 0 {
-            self.body.push(b',');
+            self.put(b",");
         }
-        let at = self.body.len();
-        self.body.resize(at + len, 0);
-        fill(&mut self.body[at..])?;
+        let before = self.len;
+        if let Err(e) = fill(self.grow(len)) {
+            self.len = before;
+            return Err(e);
+        }
         self.count += b - a;
         self.next = b;
         Ok(())
     }
 
-    /// Takes what was gathered so far (the next push goes on from there, into a
-    /// buffer of `capacity`).
-    pub(super) fn take_body(&mut self, capacity: usize) -> Vec<u8> {
-        std::mem::replace(&mut self.body, Vec::with_capacity(capacity))
+    /// The body's length so far.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Takes what was gathered so far, as a buffer and the length of the body in it
+    /// (the next push goes on from there, into `room`).
+    pub(super) fn take_body(&mut self, room: Vec<u8>) -> (Vec<u8>, usize) {
+        let len = std::mem::replace(&mut self.len, 0);
+        (std::mem::replace(&mut self.body, room), len)
     }
 
     /// Ends gathering.
     pub(super) fn close(&mut self) {
         if self.json {
-            self.body.push(b']');
+            self.put(b"]");
         }
     }
 
     /// The body.
     pub fn body(&self) -> &[u8] {
-        &self.body
+        &self.body[..self.len]
     }
 
     /// The body, owned.
-    pub fn into_body(self) -> Vec<u8> {
+    pub fn into_body(mut self) -> Vec<u8> {
+        self.body.truncate(self.len);
         self.body
     }
 }
@@ -118,7 +166,7 @@ pub fn read_into(
     out: &mut ReadChunk,
 ) -> rusqlite::Result<()> {
     let json = meta.is_json();
-    let gathered = out.body.len();
+    let gathered = out.len();
     // One handle, moved from blob to blob.
     let mut blob: Option<Blob<'_>> = None;
     each_chunk(conn, meta, range, |row, start, end, (a, b)| {
@@ -146,7 +194,7 @@ pub fn read_into(
             }
             None => {}
         }
-        Ok(out.body.len() - gathered < max_bytes)
+        Ok(out.len() - gathered < max_bytes)
     })
 }
 

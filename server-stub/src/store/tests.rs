@@ -231,7 +231,7 @@ async fn pieces_of(
     range: std::ops::Range<u64>,
 ) -> Vec<Result<Piece, String>> {
     let (tx, mut rx) = tokio::sync::mpsc::channel(PIECES_AHEAD);
-    tokio::spawn(read_pieces(store.reader(), meta, range, tx));
+    tokio::spawn(read_pieces(store.reader(), Arc::default(), meta, range, tx));
     let mut pieces = Vec::new();
     while let Some(piece) = rx.recv().await {
         pieces.push(piece);
@@ -254,7 +254,7 @@ async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
     assert_eq!(
         empty,
         [Ok(Piece {
-            bytes: b"[]".to_vec(),
+            bytes: bytes::Bytes::from_static(b"[]"),
             last: true
         })]
     );
