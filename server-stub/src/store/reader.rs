@@ -288,7 +288,7 @@ fn each_chunk(
 ) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached(
         "SELECT start, end, blob, data, ends,
-                (SELECT length(data) FROM blobs WHERE id = blob), length(data)
+                IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
          FROM chunks
          WHERE stream_id = ?1
            AND start >= IFNULL((SELECT MAX(start) FROM chunks WHERE stream_id = ?1 AND start <= ?2), 0)

@@ -36,6 +36,9 @@ CREATE TABLE IF NOT EXISTS streams (
     forked_from   INTEGER,
     fork_at       INTEGER NOT NULL DEFAULT 0
 );
+-- `blob`: where the payload is when it is not in `data`; `bytes`: its length then, so
+-- that measuring a read seeks no blob (NULL in rows written before the column
+-- existed: their blob's length is read instead).
 CREATE TABLE IF NOT EXISTS chunks (
     stream_id INTEGER NOT NULL,
     start     INTEGER NOT NULL,
@@ -43,6 +46,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     data      BLOB NOT NULL,
     ends      BLOB,
     blob      INTEGER,
+    bytes     INTEGER,
     PRIMARY KEY (stream_id, start)
 ) WITHOUT ROWID;
 -- Chunk payloads too large for a row of `chunks`. `ends` comes first: a partial read
@@ -87,7 +91,8 @@ pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, O
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.execute_batch(SCHEMA)?;
-    add_blob_column(&conn)?;
+    add_column(&conn, "blob")?;
+    add_column(&conn, "bytes")?;
     if found < LAYOUT_VERSION {
         conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
     }
@@ -95,16 +100,17 @@ pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, O
 }
 
 /// Databases written before chunks could keep their payload out of line lack the
-/// `chunks.blob` column: it is added (every existing row keeps its payload inline,
-/// where reading still finds it).
-fn add_blob_column(conn: &Connection) -> rusqlite::Result<()> {
-    let has_blob: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('chunks') WHERE name = 'blob'",
-        [],
+/// `chunks.blob` column, and those written before it kept their length, `chunks.bytes`:
+/// each missing one is added, NULL in every existing row (a payload stays inline,
+/// where reading finds it; a blob's length is read from the blob).
+fn add_column(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('chunks') WHERE name = ?1",
+        [name],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
-    if !has_blob {
-        conn.execute_batch("ALTER TABLE chunks ADD COLUMN blob INTEGER")?;
+    if !has {
+        conn.execute_batch(&format!("ALTER TABLE chunks ADD COLUMN {name} INTEGER"))?;
     }
     Ok(())
 }

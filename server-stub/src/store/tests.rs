@@ -168,6 +168,44 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
 }
 
 #[tokio::test]
+async fn blobs_whose_length_was_not_kept_are_measured_from_the_blob() {
+    let dir = scratch("no-bytes");
+    let file = dir.join("gapless.sqlite3");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    for first in [0, 1000, 2000] {
+        store
+            .append(append("s", &messages(first, 1000, 600)))
+            .await
+            .expect("append");
+    }
+    store.shutdown().await;
+    let kept: i64 = {
+        let conn = Connection::open(&file).expect("open");
+        let kept = conn
+            .query_row(
+                "SELECT COUNT(*) FROM chunks WHERE bytes IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        // As a database written before `chunks.bytes` existed has them.
+        conn.execute_batch("UPDATE chunks SET bytes = NULL")
+            .expect("forget the lengths");
+        kept
+    };
+    assert_eq!(kept, 3, "new blobs keep their length beside them");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let all: Vec<u64> = (0..3000).collect();
+    for from in [0, 999, 1000, 2500] {
+        let read = read_all(&store, "s", from, 1 << 20).await;
+        assert_eq!(read, all[from as usize..], "from {from}");
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_database_from_before_blobs_keeps_its_chunks_and_takes_new_ones() {
     let dir = scratch("old-layout");
     let file = dir.join("gapless.sqlite3");

@@ -793,9 +793,16 @@ fn insert_chunk(
             .execute(params![&payload.data[..], ends])?;
         let blob = conn.last_insert_rowid();
         conn.prepare_cached(
-            "INSERT INTO chunks (stream_id, start, end, data, blob) VALUES (?1, ?2, ?3, X'', ?4)",
+            "INSERT INTO chunks (stream_id, start, end, data, blob, bytes)
+             VALUES (?1, ?2, ?3, X'', ?4, ?5)",
         )?
-        .execute(params![id, start as i64, end, blob])?;
+        .execute(params![
+            id,
+            start as i64,
+            end,
+            blob,
+            payload.data.len() as i64
+        ])?;
     }
     if payload.count == 0 {
         warn!("empty chunk inserted");
