@@ -674,8 +674,8 @@ async fn demo_sessions_appear_on_the_page_and_in_the_view() {
 
 /// Reads an SSE body until `needle` has arrived (`true`) or the body ended or
 /// `limit` passed (`false`); `seen` keeps what was read.
-async fn read_until<B: AsRef<[u8]>>(
-    body: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+async fn read_until<B: AsRef<[u8]>, E>(
+    body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),
     seen: &mut String,
     needle: &str,
     limit: Duration,
@@ -809,4 +809,197 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
         );
     }
     server.finish().await;
+}
+
+/// Reads `n` messages (`{"i": …}`, numbered from 0) off an SSE body, checking each
+/// arrives once and in order; `false` if the body ends or `limit` passes first.
+async fn read_numbered<B: AsRef<[u8]>, E>(
+    body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),
+    n: u64,
+    limit: Duration,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    let mut next = 0;
+    while next < n {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(Some(Ok(chunk))) => decoder.feed(chunk.as_ref()),
+            other => return Err(format!("{next} of {n} read, then {:?}", other.is_ok())),
+        }
+        while let Some(event) = decoder.next_event() {
+            let event = event.map_err(|e| e.to_string())?;
+            if event.event != "data" {
+                continue;
+            }
+            let batch: Vec<Value> = serde_json::from_str(&event.data).map_err(|e| e.to_string())?;
+            for message in batch {
+                if message["i"] != next {
+                    return Err(format!("expected message {next}, got {message}"));
+                }
+                next += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn parked_subscribers_get_every_event_once_in_order_when_many_or_not_reading() {
+    let dir = temp_dir("parked-many");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let (many, full) = (server.stream("many"), server.stream("full"));
+    for url in [&many, &full] {
+        let r = c
+            .put(url)
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let sse = client();
+    let open = |url: String| {
+        let sse = sse.clone();
+        async move {
+            let r = sse
+                .get(format!("{url}?offset=now&live=sse"))
+                .send()
+                .await
+                .expect("sse");
+            assert_eq!(r.status(), StatusCode::OK);
+            let mut body = r.bytes_stream();
+            let mut seen = String::new();
+            assert!(
+                read_until(
+                    &mut body,
+                    &mut seen,
+                    "\"upToDate\":true",
+                    Duration::from_secs(5)
+                )
+                .await,
+                "caught up: {seen}"
+            );
+            body
+        }
+    };
+    // More subscribers than one task writes to in turn.
+    let mut subscribers = Vec::new();
+    for _ in 0..150 {
+        subscribers.push(open(many.clone()).await);
+    }
+    // And three, with small receive buffers, that stop reading while far more
+    // arrives than their sockets hold.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut body = small_buffer_sse(server.addr(), "/v1/stream/full?offset=now&live=sse").await;
+        let mut seen = String::new();
+        assert!(
+            read_until(
+                &mut body,
+                &mut seen,
+                "\"upToDate\":true",
+                Duration::from_secs(5)
+            )
+            .await,
+            "caught up: {seen}"
+        );
+        stalled.push(body);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let append = |url: String, first: u64, n: u64, pad: usize| {
+        let c = c.clone();
+        async move {
+            let batch: Vec<Value> = (first..first + n)
+                .map(|i| json!({"i": i, "pad": "x".repeat(pad)}))
+                .collect();
+            let r = c
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&batch).expect("batch"))
+                .send()
+                .await
+                .expect("append");
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    for k in 0..5 {
+        append(many.clone(), k * 10, 10, 20).await;
+    }
+    for (i, body) in subscribers.iter_mut().enumerate() {
+        let read = read_numbered(body, 50, Duration::from_secs(10)).await;
+        assert_eq!(read, Ok(()), "subscriber {i} of many");
+    }
+    // 60 appends of 800 messages, about 100 KB each, one at a time (so each is
+    // still among the newest chunks kept in memory when it is written in place):
+    // 6 MB per stalled reader, more than its socket holds.
+    for k in 0..60 {
+        append(full.clone(), k * 800, 800, 100).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for (i, body) in stalled.iter_mut().enumerate() {
+        let read = read_numbered(body, 48_000, Duration::from_secs(30)).await;
+        assert_eq!(read, Ok(()), "stalled subscriber {i}");
+    }
+    server.finish().await;
+}
+
+/// An SSE response read over a socket with a small receive buffer (so that a server
+/// writing to it finds it full soon): its body, as the chunks of its chunked framing.
+async fn small_buffer_sse(
+    addr: &str,
+    target: &str,
+) -> impl futures::Stream<Item = Result<Vec<u8>, std::io::Error>> + Unpin {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("receive buffer");
+    let mut stream = socket
+        .connect(addr.parse().expect("address"))
+        .await
+        .expect("connect");
+    stream
+        .write_all(format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .expect("request");
+    let mut buf = Vec::new();
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut more = [0u8; 4096];
+        let n = stream.read(&mut more).await.expect("head");
+        assert!(n > 0, "closed before the head");
+        buf.extend_from_slice(&more[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("transfer-encoding: chunked"), "{head}");
+    buf.drain(..head_end);
+    Box::pin(futures::stream::unfold(
+        (stream, buf),
+        |(mut stream, mut buf)| async move {
+            loop {
+                if let Some(line) = buf.windows(2).position(|w| w == b"\r\n") {
+                    let size = std::str::from_utf8(&buf[..line])
+                        .ok()
+                        .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
+                        .expect("chunk size");
+                    if size == 0 {
+                        return None;
+                    }
+                    if buf.len() >= line + 2 + size + 2 {
+                        let data = buf[line + 2..line + 2 + size].to_vec();
+                        buf.drain(..line + 2 + size + 2);
+                        return Some((Ok(data), (stream, buf)));
+                    }
+                }
+                let mut more = [0u8; 4096];
+                match stream.read(&mut more).await {
+                    Ok(0) => return None,
+                    Ok(n) => buf.extend_from_slice(&more[..n]),
+                    Err(e) => return Some((Err(e), (stream, buf))),
+                }
+            }
+        },
+    ))
 }

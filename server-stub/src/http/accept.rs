@@ -70,8 +70,9 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, token: Cancellatio
     let _ = tokio::time::timeout(DRAIN, tracker.wait()).await;
 }
 
-/// Resumes a parked connection: its live response first, then further requests.
-pub(crate) async fn resume(parked: Parked) {
+/// Resumes a parked connection: the rest of a piece it was being written (`pending`)
+/// and its live response first, then further requests.
+pub(crate) async fn resume(parked: Parked, pending: Vec<u8>) {
     let Parked {
         stream,
         feed,
@@ -86,6 +87,9 @@ pub(crate) async fn resume(parked: Parked) {
             return;
         }
     };
+    if write_all(&stream, &pending).await.is_err() {
+        return;
+    }
     let mut buf = Vec::new();
     // Resumed because something was committed (or it is due): active until idle again.
     match feed.drive(&stream, &mut buf, true).await {
@@ -379,7 +383,7 @@ fn encode_head(
 }
 
 /// One chunk of a chunked body.
-fn chunk(data: &[u8]) -> Vec<u8> {
+pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
     let size = format!("{:x}\r\n", data.len());
     let mut out = Vec::with_capacity(size.len() + data.len() + 2);
     out.extend_from_slice(size.as_bytes());

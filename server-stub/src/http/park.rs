@@ -2,10 +2,12 @@
 //! gives up its task and waits here — its socket (taken off the reactor), its feed and
 //! what the connection needs to go on, a few hundred bytes in all — until its stream
 //! changes, its feed is due (keep-alive, end of the connection's time) or the server
-//! stops. One watcher task per stream with parked subscribers resumes them, each in a
-//! task of its own.
+//! stops. One watcher task per stream with parked subscribers then writes what each
+//! sends next straight to its socket, where that needs no storage read and the socket
+//! takes it at once; the others it resumes, each in a task of its own.
 
 use std::collections::HashMap;
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -16,8 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::accept::resume;
-use super::sse::Feed;
+use super::accept::{chunk, resume};
+use super::sse::{Feed, Step};
 use crate::store::Live;
 
 /// What a connection needs to go on serving requests after a response.
@@ -93,12 +95,17 @@ pub(crate) fn park(stream: TcpStream, feed: Box<dyn Feed>, close: bool, conn: Co
             return;
         }
     };
-    let parked = Parked {
+    repark(Parked {
         stream,
         feed,
         close,
         conn,
-    };
+    });
+}
+
+/// Puts a parked connection in its stream's lot, and starts the lot's watcher unless
+/// one runs.
+fn repark(parked: Parked) {
     let lots = Arc::clone(&parked.conn.lots);
     let live = Arc::clone(parked.feed.live());
     let token = parked.conn.token.clone();
@@ -135,20 +142,39 @@ pub(crate) fn park(stream: TcpStream, feed: Box<dyn Feed>, close: bool, conn: Co
 }
 
 /// Resumes the lot's subscribers whenever they have something to do; ends when none
-/// is left.
+/// is left. What they send next is written in place where it can be (see
+/// [`deliver`]); a subscriber that needs more goes on in a task of its own.
 async fn watch(lots: Arc<Lots>, lot: Arc<Lot>, token: CancellationToken) {
     let mut changes = lot.live.subscribe();
     // Set once the stream's sender is gone: every feed then ends at its next step.
     let mut gone = false;
     loop {
         let now = Instant::now();
-        let (ready, due) = {
+        let ready = {
             let mut state = lot.state();
             let stream = state.parked.first().map(|p| p.feed.stream_now());
             let (ready, waiting): (Vec<Parked>, Vec<Parked>) = std::mem::take(&mut state.parked)
                 .into_iter()
                 .partition(|p| gone || stream.as_ref().is_some_and(|s| p.feed.ready(s, now)));
             state.parked = waiting;
+            ready
+        };
+        // The first batch here, the others in tasks of their own, which the other
+        // workers take.
+        let mut ready = ready.into_iter();
+        let mut idle = deliver_all(ready.by_ref().take(DELIVER_BATCH));
+        loop {
+            let batch: Vec<Parked> = ready.by_ref().take(DELIVER_BATCH).collect();
+            let Some(first) = batch.first() else {
+                break;
+            };
+            first.conn.tracker.clone().spawn(async move {
+                deliver_all(batch).into_iter().for_each(repark);
+            });
+        }
+        let due = {
+            let mut state = lot.state();
+            state.parked.append(&mut idle);
             let due = state.parked.iter().map(|p| p.feed.due()).min();
             state.wakes_at = due;
             if due.is_none() {
@@ -161,12 +187,8 @@ async fn watch(lots: Arc<Lots>, lot: Arc<Lot>, token: CancellationToken) {
                     map.remove(&key(&lot.live));
                 }
             }
-            (ready, due)
+            due
         };
-        for parked in ready {
-            let tracker = parked.conn.tracker.clone();
-            tracker.spawn(resume(parked));
-        }
         let Some(due) = due else {
             return;
         };
@@ -176,6 +198,65 @@ async fn watch(lots: Arc<Lots>, lot: Arc<Lot>, token: CancellationToken) {
             () = lot.parked_one.notified() => {}
             // Every feed is ready once the server stops.
             () = token.cancelled() => {}
+        }
+    }
+}
+
+/// Most ready subscribers one task writes to in turn.
+const DELIVER_BATCH: usize = 64;
+
+/// Writes to each of `ready` in place what it sends next, resumes in tasks of their
+/// own those that need more, and returns those that are idle again.
+fn deliver_all(ready: impl IntoIterator<Item = Parked>) -> Vec<Parked> {
+    let mut idle = Vec::new();
+    for mut parked in ready {
+        match deliver(&mut parked) {
+            Delivered::Idle => idle.push(parked),
+            Delivered::Resume(pending) => {
+                let tracker = parked.conn.tracker.clone();
+                tracker.spawn(resume(parked, pending));
+            }
+            Delivered::Failed => {}
+        }
+    }
+    idle
+}
+
+/// What writing a ready subscriber's next pieces in place came to.
+enum Delivered {
+    /// All were written and the feed is idle again: it stays parked.
+    Idle,
+    /// It goes on in a task of its own (to read storage, to end its response, or to
+    /// write the rest of a piece, given here, the socket did not take at once).
+    Resume(Vec<u8>),
+    /// The connection failed: it is dropped.
+    Failed,
+}
+
+/// Writes what `parked` sends next while that needs no storage read and the socket
+/// takes it at once: one system call per piece, where resuming it in a task would
+/// also put its socket back with the reactor and take it off again.
+fn deliver(parked: &mut Parked) -> Delivered {
+    loop {
+        match parked.feed.step_now() {
+            Some(Step::Piece(text)) => {
+                let bytes = chunk(text.as_bytes());
+                match (&parked.stream).write(&bytes) {
+                    Ok(n) if n == bytes.len() => {}
+                    Ok(n) => return Delivered::Resume(bytes[n..].to_vec()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        return Delivered::Resume(bytes)
+                    }
+                    Err(_) => return Delivered::Failed,
+                }
+            }
+            Some(Step::Idle) => return Delivered::Idle,
+            Some(Step::End) | None => return Delivered::Resume(Vec::new()),
         }
     }
 }

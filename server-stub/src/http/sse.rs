@@ -93,6 +93,9 @@ pub(crate) trait Feed: Send {
     /// The next piece of the response, waiting in this task while it is idle; `None`
     /// at the end.
     fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+    /// The next step, when taking it needs no storage read (what it sends next is in
+    /// memory, or is no data); `None` when it does (then [`Feed::drive`] takes it).
+    fn step_now(&mut self) -> Option<Step>;
     /// The stream it follows.
     fn live(&self) -> &Arc<Live>;
     /// When it must step even if nothing is committed (keep-alive, end of the
@@ -131,13 +134,27 @@ struct LiveFeed<F> {
 
 impl<F: Framing> LiveFeed<F> {
     async fn step(&mut self) -> Step {
-        let piece = self.piece().await;
-        if matches!(piece, Step::Piece(_)) {
-            self.keep_alive_at = Instant::now() + KEEP_ALIVE;
-        }
-        piece
+        let piece = match self.piece_now() {
+            Some(piece) => piece,
+            None => self.piece().await,
+        };
+        self.sent(piece)
     }
 
+    /// [`LiveFeed::step`] when it needs no storage read.
+    fn step_now(&mut self) -> Option<Step> {
+        self.piece_now().map(|piece| self.sent(piece))
+    }
+
+    /// Notes that `step` is being sent: a piece puts off the next keep-alive.
+    fn sent(&mut self, step: Step) -> Step {
+        if matches!(step, Step::Piece(_)) {
+            self.keep_alive_at = Instant::now() + KEEP_ALIVE;
+        }
+        step
+    }
+
+    /// The next piece, reading from storage what the newest chunks in memory lack.
     async fn piece(&mut self) -> Step {
         if self.done {
             return Step::End;
@@ -156,39 +173,60 @@ impl<F: Framing> LiveFeed<F> {
                 F::MAX_BATCH_BYTES,
             ))
             .await;
-            let chunk = match read {
-                Ok(c) => c,
+            return match read {
+                Ok(chunk) => self.framed(&chunk, &meta),
                 Err(e) => {
                     tracing::error!(path = %meta.path, "live read failed: {e}");
                     self.done = true;
-                    return Step::End;
+                    Step::End
                 }
             };
-            let framed = self
-                .framing
-                .batch(&chunk, self.from, meta.tail, meta.closed);
-            self.from = chunk.next;
-            self.caught_up_sent = framed.caught_up;
-            self.done = framed.ended;
-            return Step::Piece(framed.text);
+        }
+        self.piece_now().unwrap_or(Step::Idle)
+    }
+
+    /// The next piece when it needs no storage read (what it sends next is in the
+    /// newest chunks kept in memory, or is no data); `None` otherwise.
+    fn piece_now(&mut self) -> Option<Step> {
+        if self.done {
+            return Some(Step::End);
+        }
+        let Some(meta) = current_meta(&self.state, &self.live) else {
+            self.done = true;
+            return Some(Step::End);
+        };
+        if self.from < meta.tail {
+            let chunk =
+                self.live
+                    .read_recent(meta.is_json(), self.from, meta.tail, F::MAX_BATCH_BYTES)?;
+            return Some(self.framed(&chunk, &meta));
         }
         if meta.closed {
             self.done = true;
-            return Step::Piece(self.framing.end(self.from));
+            return Some(Step::Piece(self.framing.end(self.from)));
         }
         if !self.caught_up_sent {
             self.caught_up_sent = true;
-            return Step::Piece(self.framing.caught_up(self.from));
+            return Some(Step::Piece(self.framing.caught_up(self.from)));
         }
         let now = Instant::now();
         if now >= self.deadline || self.state.shutdown.is_cancelled() {
             self.done = true;
-            return Step::End;
+            return Some(Step::End);
         }
         if now >= self.keep_alive_at {
-            return Step::Piece(keep_alive());
+            return Some(Step::Piece(keep_alive()));
         }
-        Step::Idle
+        Some(Step::Idle)
+    }
+
+    /// The piece for `chunk`, read from `self.from` on.
+    fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Step {
+        let framed = self.framing.batch(chunk, self.from, meta.tail, meta.closed);
+        self.from = chunk.next;
+        self.caught_up_sent = framed.caught_up;
+        self.done = framed.ended;
+        Step::Piece(framed.text)
     }
 }
 
@@ -215,6 +253,10 @@ impl<F: Framing> Feed for LiveFeed<F> {
 
     fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
         Box::pin(next_piece(self))
+    }
+
+    fn step_now(&mut self) -> Option<Step> {
+        LiveFeed::step_now(self)
     }
 
     fn live(&self) -> &Arc<Live> {

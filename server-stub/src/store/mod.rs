@@ -290,7 +290,13 @@ impl Live {
     }
 
     /// Positions `[from, to)` from the newest chunks kept in memory, if all are there.
-    fn read_recent(&self, json: bool, from: u64, to: u64, max_bytes: usize) -> Option<ReadChunk> {
+    pub fn read_recent(
+        &self,
+        json: bool,
+        from: u64,
+        to: u64,
+        max_bytes: usize,
+    ) -> Option<ReadChunk> {
         self.recent
             .lock()
             .unwrap_or_else(|p| p.into_inner())

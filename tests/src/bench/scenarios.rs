@@ -227,6 +227,7 @@ pub async fn catch_up(
             up_to_date,
             bytes = bytes - page_bytes,
             messages = messages - page_messages,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
             "catch-up page"
         );
         match next {
