@@ -405,3 +405,26 @@ fn a_new_database_records_its_layout() {
     assert_eq!(version, schema::LAYOUT_VERSION);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn after_shutdown_a_lone_write_is_refused_not_committed_in_place() {
+    let dir = scratch("stopped");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    store
+        .append(append("s", &messages(0, 1, 5)))
+        .await
+        .expect("a lone append before the shutdown");
+    store.shutdown().await;
+    let refused = store.append(append("s", &messages(1, 1, 5))).await;
+    assert!(
+        matches!(refused, Err(AppendError::Storage(_))),
+        "{refused:?}"
+    );
+    drop(store);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let meta = store.shared().get("s").expect("stream").meta();
+    assert_eq!(meta.tail, 1, "nothing was written after the shutdown");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

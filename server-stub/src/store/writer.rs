@@ -1,11 +1,13 @@
 //! The single writer: validates every mutation against committed state, applies a
 //! group of them in one SQLite transaction, and acknowledges each only after the
 //! commit. Offsets are assigned here, inside the transaction, never by "read the max,
-//! then insert".
+//! then insert". Its state is behind one lock: its thread commits what is sent to it,
+//! and a write alone in flight may commit in its caller's thread while the writer is
+//! idle, so that a lone producer does not pay two thread hand-offs per append.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
@@ -88,6 +90,19 @@ pub(crate) struct Writer {
     undo_producers: HashMap<(i64, String), Option<(u64, u64)>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: HashMap<i64, Vec<Arc<Chunk>>>,
+    /// Shut down: commits made in place are refused from then on.
+    stopped: bool,
+    /// How many commands the last commit took.
+    last_group: usize,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("streams", &self.metas.len())
+            .field("stopped", &self.stopped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Writer {
@@ -117,11 +132,15 @@ impl Writer {
             undo_metas: HashMap::new(),
             undo_producers: HashMap::new(),
             fresh: HashMap::new(),
+            stopped: false,
+            last_group: 0,
         })
     }
 
-    /// Runs until every sender is gone or a shutdown command arrives.
-    pub(crate) fn run(mut self, rx: Receiver<Cmd>) {
+    /// Runs until every sender is gone or a shutdown command arrives, committing what
+    /// is sent through `rx` (commits made in place, see [`Writer::commit_now`], take
+    /// turns with it through the lock).
+    pub(crate) fn run(writer: Arc<Mutex<Writer>>, rx: Receiver<Cmd>) {
         let mut last_sweep = std::time::Instant::now();
         loop {
             let first = match rx.recv_timeout(SWEEP_EVERY) {
@@ -150,16 +169,10 @@ impl Writer {
                 last_sweep = std::time::Instant::now();
             }
             if !group.is_empty() || sweep {
-                // A bug must cost one group its answers, not the server its writer.
-                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    self.commit_group(group, sweep);
-                }));
-                if outcome.is_err() {
-                    error!("the writer panicked; the group was rolled back");
-                    let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-                    let _ = c.execute_batch("ROLLBACK");
-                    drop(c);
-                    self.restore();
+                let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                writer.commit(group, sweep);
+                if shutdown.is_some() {
+                    writer.stopped = true;
                 }
             }
             if let Some(tx) = shutdown {
@@ -168,6 +181,37 @@ impl Writer {
             }
         }
         debug!("writer stopped");
+    }
+
+    /// Commits `cmd` in the caller's thread, sparing it the hand-offs to the writer
+    /// thread and back, when nothing else is being committed (the caller knows no
+    /// other mutation is in flight) and the last commit took one command too (so that
+    /// writers that come in groups keep committing in groups); gives it back
+    /// otherwise.
+    pub(crate) fn commit_now(writer: &Mutex<Writer>, cmd: Cmd) -> Option<Cmd> {
+        match writer.try_lock() {
+            Ok(mut writer) if !writer.stopped && writer.last_group <= 1 => {
+                writer.commit(vec![cmd], false);
+                None
+            }
+            _ => Some(cmd),
+        }
+    }
+
+    /// Commits `group` (and sweeps), rolling back and answering with an error should
+    /// a bug panic: it must cost one group its answers, not the server its writer.
+    fn commit(&mut self, group: Vec<Cmd>, sweep: bool) {
+        self.last_group = group.len();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.commit_group(group, sweep);
+        }));
+        if outcome.is_err() {
+            error!("the writer panicked; the group was rolled back");
+            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = c.execute_batch("ROLLBACK");
+            drop(c);
+            self.restore();
+        }
     }
 
     fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool) {
