@@ -17,11 +17,12 @@ use gapless_core::Offset;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use super::accept::{drive, Driven};
 use super::headers as h;
 use super::AppState;
-use crate::store::{format_offset, now_ms, Live, ReadChunk, StreamMeta};
+use crate::store::{format_offset, now_ms, Live, ReadChunk, Store, StreamMeta};
 
 /// Largest batch one `data` event carries.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -121,7 +122,11 @@ pub(crate) struct StreamNow {
 /// hand it to the framing, say "caught up" once, keep alive, stop at the
 /// connection's deadline, on deletion or on shutdown.
 struct LiveFeed<F> {
-    state: AppState,
+    /// The storage (one pointer: a feed holds only what it uses, as every idle
+    /// subscriber keeps one).
+    store: Store,
+    /// Cancelled when the server stops.
+    shutdown: CancellationToken,
     live: Arc<Live>,
     from: u64,
     deadline: Instant,
@@ -159,13 +164,13 @@ impl<F: Framing> LiveFeed<F> {
         if self.done {
             return Step::End;
         }
-        let Some(meta) = current_meta(&self.state, &self.live) else {
+        let Some(meta) = current_meta(&self.store, &self.live) else {
             self.done = true;
             return Step::End;
         };
         if self.from < meta.tail {
             // Boxed: the read's state is large and only lives while it runs.
-            let read = Box::pin(self.state.store.read(
+            let read = Box::pin(self.store.read(
                 &self.live,
                 Arc::clone(&meta),
                 self.from,
@@ -191,7 +196,7 @@ impl<F: Framing> LiveFeed<F> {
         if self.done {
             return Some(Step::End);
         }
-        let Some(meta) = current_meta(&self.state, &self.live) else {
+        let Some(meta) = current_meta(&self.store, &self.live) else {
             self.done = true;
             return Some(Step::End);
         };
@@ -210,7 +215,7 @@ impl<F: Framing> LiveFeed<F> {
             return Some(Step::Piece(self.framing.caught_up(self.from)));
         }
         let now = Instant::now();
-        if now >= self.deadline || self.state.shutdown.is_cancelled() {
+        if now >= self.deadline || self.shutdown.is_cancelled() {
             self.done = true;
             return Some(Step::End);
         }
@@ -237,7 +242,7 @@ impl<F: Framing> Steps for LiveFeed<F> {
 
     fn wait(&mut self) -> impl Future<Output = Wake> + Send + '_ {
         let due = self.due();
-        wait(&self.state, &mut self.changes, due)
+        wait(&self.shutdown, &mut self.changes, due)
     }
 }
 
@@ -268,10 +273,10 @@ impl<F: Framing> Feed for LiveFeed<F> {
     }
 
     fn stream_now(&self) -> StreamNow {
-        let meta = current_meta(&self.state, &self.live);
+        let meta = current_meta(&self.store, &self.live);
         StreamNow {
             tail: meta.filter(|m| !m.closed).map(|m| m.tail),
-            stopping: self.state.shutdown.is_cancelled(),
+            stopping: self.shutdown.is_cancelled(),
         }
     }
 
@@ -322,7 +327,8 @@ pub(super) fn live_response<F: Framing>(
 ) -> Response {
     let now = Instant::now();
     let feed: Box<dyn Feed> = Box::new(LiveFeed {
-        state: state.clone(),
+        store: state.store.clone(),
+        shutdown: state.shutdown.clone(),
         changes: live.subscribe(),
         live,
         from,
@@ -445,9 +451,9 @@ fn event_stream(body: Body, base64: bool) -> Response {
 
 /// The stream's committed metadata, if `live` is still the stream at its path (not
 /// deleted, not replaced by a new stream of the same name).
-fn current_meta(state: &AppState, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
+fn current_meta(store: &Store, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
     let meta = live.meta();
-    let current = state.store.shared().get(&meta.path)?;
+    let current = store.shared().get(&meta.path)?;
     if !Arc::ptr_eq(&current, live) {
         return None;
     }
@@ -467,11 +473,15 @@ pub(crate) enum Wake {
 
 /// Waits for the next commit on a stream, until `due`, or for shutdown, whichever comes
 /// first.
-async fn wait(state: &AppState, changes: &mut watch::Receiver<u64>, due: Instant) -> Wake {
+async fn wait(
+    shutdown: &CancellationToken,
+    changes: &mut watch::Receiver<u64>,
+    due: Instant,
+) -> Wake {
     tokio::select! {
         changed = changes.changed() => if changed.is_ok() { Wake::Commit } else { Wake::End },
         () = tokio::time::sleep_until(due) => Wake::Due,
-        () = state.shutdown.cancelled() => Wake::End,
+        () = shutdown.cancelled() => Wake::End,
     }
 }
 

@@ -410,17 +410,22 @@ pub enum OpenError {
     },
 }
 
-/// The handle to the storage: submit mutations, read committed data.
+/// The handle to the storage: submit mutations, read committed data. A clone is one
+/// pointer (every live response holds one).
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct Store(Arc<Parts>);
+
+/// What the clones of a [`Store`] share.
+#[derive(Debug)]
+struct Parts {
     tx: mpsc::Sender<Cmd>,
     /// The writer's state, shared by its thread and commits made in place.
     writer: Arc<Mutex<Writer>>,
     /// Mutations in flight (sent and not yet answered).
-    in_flight: Arc<AtomicUsize>,
+    in_flight: AtomicUsize,
     shared: Arc<Shared>,
-    readers: Arc<Vec<Arc<Mutex<Connection>>>>,
-    next_reader: Arc<AtomicUsize>,
+    readers: Vec<Arc<Mutex<Connection>>>,
+    next_reader: AtomicUsize,
     rooms: Arc<Rooms>,
 }
 
@@ -489,20 +494,20 @@ impl Store {
                 path: PathBuf::new(),
                 source: e,
             })?;
-        Ok(Store {
+        Ok(Store(Arc::new(Parts {
             tx,
             writer,
-            in_flight: Arc::default(),
+            in_flight: AtomicUsize::new(0),
             shared,
-            readers: Arc::new(readers),
-            next_reader: Arc::new(AtomicUsize::new(0)),
+            readers,
+            next_reader: AtomicUsize::new(0),
             rooms: Arc::default(),
-        })
+        })))
     }
 
     /// The committed state readers consult.
     pub fn shared(&self) -> &Shared {
-        &self.shared
+        &self.0.shared
     }
 
     /// Creates a stream (or confirms an identical one).
@@ -534,13 +539,14 @@ impl Store {
         stopped: fn(String) -> E,
     ) -> Result<T, E> {
         let (tx, rx) = oneshot::channel();
-        let in_flight = InFlight::enter(&self.in_flight);
+        let in_flight = InFlight::enter(&self.0.in_flight);
         let mut cmd = Some(cmd(tx));
         if in_flight.alone {
-            cmd = cmd.and_then(|cmd| Writer::commit_now(&self.writer, cmd));
+            cmd = cmd.and_then(|cmd| Writer::commit_now(&self.0.writer, cmd));
         }
         if let Some(cmd) = cmd {
-            self.tx
+            self.0
+                .tx
                 .send(cmd)
                 .map_err(|_| stopped("the writer has stopped".into()))?;
         }
@@ -552,7 +558,7 @@ impl Store {
     /// Finishes queued writes, persists access times and stops the writer.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Shutdown(tx)).is_ok() {
+        if self.0.tx.send(Cmd::Shutdown(tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -611,7 +617,7 @@ impl Store {
             body: ReadBody::Pieces(PendingRead {
                 range: from..measured.next,
                 conn,
-                rooms: Arc::clone(&self.rooms),
+                rooms: Arc::clone(&self.0.rooms),
                 meta,
                 len,
             }),
@@ -620,8 +626,8 @@ impl Store {
 
     /// A read connection (they take turns).
     fn reader(&self) -> Arc<Mutex<Connection>> {
-        let i = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
-        Arc::clone(&self.readers[i])
+        let i = self.0.next_reader.fetch_add(1, Ordering::Relaxed) % self.0.readers.len();
+        Arc::clone(&self.0.readers[i])
     }
 }
 
