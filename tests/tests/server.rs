@@ -1003,3 +1003,55 @@ async fn small_buffer_sse(
         },
     ))
 }
+
+#[tokio::test]
+async fn sigterm_ends_parked_sse_responses_cleanly() {
+    let dir = temp_dir("sigterm-parked");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("parked-stop");
+    let r = c
+        .put(&url)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    // Subscribers on connections of their own (so the lean writer serves them), idle
+    // long enough to have parked.
+    let sse = client();
+    let mut subscribers = Vec::new();
+    for _ in 0..10 {
+        let r = sse
+            .get(format!("{url}?offset=now&live=sse"))
+            .send()
+            .await
+            .expect("sse");
+        assert_eq!(r.status(), StatusCode::OK);
+        let mut body = r.bytes_stream();
+        let mut seen = String::new();
+        assert!(
+            read_until(
+                &mut body,
+                &mut seen,
+                "\"upToDate\":true",
+                Duration::from_secs(5)
+            )
+            .await,
+            "caught up: {seen}"
+        );
+        subscribers.push(body);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server.terminate(Duration::from_secs(10)).await,
+        "exit status 0 within 10 s"
+    );
+    // Each response is ended properly (its last chunk written), not cut off.
+    for (i, body) in subscribers.iter_mut().enumerate() {
+        assert!(
+            ends_within(body, Duration::from_secs(5)).await,
+            "subscriber {i} ended cleanly"
+        );
+    }
+}

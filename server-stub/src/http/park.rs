@@ -85,8 +85,8 @@ fn key(live: &Arc<Live>) -> usize {
     Arc::as_ptr(live) as usize
 }
 
-/// Parks a connection until its feed has something to do, then resumes it in a task
-/// of its own.
+/// Parks a connection until its feed has something to do; then its stream's watcher
+/// writes to it in place, or resumes it in a task of its own (see [`deliver`]).
 pub(crate) fn park(stream: TcpStream, feed: Box<dyn Feed>, close: bool, conn: Conn) {
     let stream = match stream.into_std() {
         Ok(stream) => stream,
@@ -109,6 +109,7 @@ fn repark(parked: Parked) {
     let lots = Arc::clone(&parked.conn.lots);
     let live = Arc::clone(parked.feed.live());
     let token = parked.conn.token.clone();
+    let tracker = parked.conn.tracker.clone();
     let lot = Arc::clone(lots.map().entry(key(&live)).or_insert_with(|| {
         Arc::new(Lot {
             live,
@@ -127,7 +128,9 @@ fn repark(parked: Parked) {
     state.parked.push(parked);
     if !std::mem::replace(&mut state.watched, true) {
         drop(state);
-        tokio::spawn(watch(lots, lot, token));
+        // Tracked with the connections: at shutdown, the drain waits for the watcher
+        // to hand every feed on (to end its response).
+        tracker.spawn(watch(lots, lot, token));
         return;
     }
     let poke = state.wakes_at.is_none_or(|at| due < at)
@@ -235,7 +238,9 @@ enum Delivered {
 
 /// Writes what `parked` sends next while that needs no storage read and the socket
 /// takes it at once: one system call per piece, where resuming it in a task would
-/// also put its socket back with the reactor and take it off again.
+/// also put its socket back with the reactor and take it off again. The socket is not
+/// read here: a peer that left is noticed when a write fails (at the latest, the
+/// keep-alive's), and anything it sent is read once the response is resumed.
 fn deliver(parked: &mut Parked) -> Delivered {
     loop {
         match parked.feed.step_now() {

@@ -421,8 +421,13 @@ struct Parts {
     tx: mpsc::Sender<Cmd>,
     /// The writer's state, shared by its thread and commits made in place.
     writer: Arc<Mutex<Writer>>,
-    /// Mutations in flight (sent and not yet answered).
+    /// Mutations whose callers wait for their answer (a caller that goes away stops
+    /// counting, even if its command is still queued).
     in_flight: AtomicUsize,
+    /// Whether a mutation alone in flight may commit in its caller's thread: not for
+    /// an in-memory store, whose readers share the writer's connection (a commit
+    /// there could wait for a reader's piece).
+    commit_in_place: bool,
     shared: Arc<Shared>,
     readers: Vec<Arc<Mutex<Connection>>>,
     next_reader: AtomicUsize,
@@ -495,6 +500,7 @@ impl Store {
                 source: e,
             })?;
         Ok(Store(Arc::new(Parts {
+            commit_in_place: file.is_some(),
             tx,
             writer,
             in_flight: AtomicUsize::new(0),
@@ -541,7 +547,7 @@ impl Store {
         let (tx, rx) = oneshot::channel();
         let in_flight = InFlight::enter(&self.0.in_flight);
         let mut cmd = Some(cmd(tx));
-        if in_flight.alone {
+        if in_flight.alone && self.0.commit_in_place {
             cmd = cmd.and_then(|cmd| Writer::commit_now(&self.0.writer, cmd));
         }
         if let Some(cmd) = cmd {

@@ -73,19 +73,23 @@ impl ReadChunk {
         &mut self.body[at..at + n]
     }
 
+    /// Adds `bytes` to the body: over the room there is, or at its end (copied
+    /// once, not zeroed first).
     fn put(&mut self, bytes: &[u8]) {
-        self.grow(bytes.len()).copy_from_slice(bytes);
+        if self.len == self.body.len() {
+            self.body.extend_from_slice(bytes);
+            self.len += bytes.len();
+        } else {
+            self.grow(bytes.len()).copy_from_slice(bytes);
+        }
     }
 
     /// Adds positions `[a, b)`: `piece` is their stored bytes (JSON: comma-joined
     /// messages).
     pub(super) fn push(&mut self, piece: &[u8], a: u64, b: u64) {
-        let filled: Result<(), std::convert::Infallible> =
-            self.push_with(piece.len(), a, b, |room| {
-                room.copy_from_slice(piece);
-                Ok(())
-            });
-        let Ok(()) = filled;
+        self.comma();
+        self.put(piece);
+        self.covered(a, b);
     }
 
     /// Adds positions `[a, b)`, whose `len` stored bytes `fill` writes into the room
@@ -97,17 +101,27 @@ impl ReadChunk {
         b: u64,
         fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
     ) -> Result<(), E> {
-        if self.json && self.count > 0 {
-            self.put(b",");
-        }
+        self.comma();
         let before = self.len;
         if let Err(e) = fill(self.grow(len)) {
             self.len = before;
             return Err(e);
         }
+        self.covered(a, b);
+        Ok(())
+    }
+
+    /// The comma before every JSON message but the first.
+    fn comma(&mut self) {
+        if self.json && self.count > 0 {
+            self.put(b",");
+        }
+    }
+
+    /// Notes that positions `[a, b)` were added.
+    fn covered(&mut self, a: u64, b: u64) {
         self.count += b - a;
         self.next = b;
-        Ok(())
     }
 
     /// The body's length so far.
