@@ -140,13 +140,7 @@ async fn sixteen_concurrent_producers_get_unique_gapless_offsets() {
     let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
     let c = client();
     let url = server.stream("shared");
-    let r = c
-        .put(&url)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    create_json(&c, &url).await;
     let per_writer = 40;
     let mut tasks = Vec::new();
     for w in 0..16 {
@@ -705,6 +699,48 @@ async fn ends_within<B>(
     }
 }
 
+/// Creates an empty JSON stream at `url`.
+async fn create_json(c: &Client, url: &str) {
+    let r = c
+        .put(url)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+}
+
+/// Reads an SSE body until its reader is caught up (within 5 s).
+async fn until_caught_up<B: AsRef<[u8]>, E>(
+    body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),
+) {
+    let mut seen = String::new();
+    assert!(
+        read_until(body, &mut seen, "\"upToDate\":true", Duration::from_secs(5)).await,
+        "caught up: {seen}"
+    );
+}
+
+/// Subscribes to `url` by SSE from `offset`, and reads until caught up. Each call on a
+/// client of its own (see `client`) opens a connection for it: a connection that
+/// served another request first is hyper's, and its responses wait in their task
+/// instead of parking.
+async fn caught_up_sse(
+    sse: &Client,
+    url: &str,
+    offset: &str,
+) -> impl futures::Stream<Item = reqwest::Result<impl AsRef<[u8]>>> + Unpin {
+    let r = sse
+        .get(format!("{url}?offset={offset}&live=sse"))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.bytes_stream();
+    until_caught_up(&mut body).await;
+    body
+}
+
 #[tokio::test]
 async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deletion() {
     let dir = temp_dir("parked");
@@ -718,40 +754,15 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
         server.stream("parked-quiet"),
     );
     for url in [&a, &b, &quiet] {
-        let r = c
-            .put(url)
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .expect("put");
-        assert_eq!(r.status(), StatusCode::CREATED);
+        create_json(&c, url).await;
     }
-    // Each subscriber on a connection of its own, opened for it: a connection that
-    // served another request first is hyper's, and its responses wait in their task.
+    // Each subscriber on a connection of its own (see `caught_up_sse`).
     let sse = client();
     let open = |url: String| {
         let (c, sse) = (c.clone(), sse.clone());
         async move {
             let tail = head_tail(&c, &url).await;
-            let r = sse
-                .get(format!("{url}?offset={tail}&live=sse"))
-                .send()
-                .await
-                .expect("sse");
-            assert_eq!(r.status(), StatusCode::OK);
-            let mut body = r.bytes_stream();
-            let mut seen = String::new();
-            assert!(
-                read_until(
-                    &mut body,
-                    &mut seen,
-                    "\"upToDate\":true",
-                    Duration::from_secs(5)
-                )
-                .await,
-                "caught up: {seen}"
-            );
-            body
+            caught_up_sse(&sse, &url, &tail).await
         }
     };
     let mut subscribers = Vec::new();
@@ -850,60 +861,20 @@ async fn parked_subscribers_get_every_event_once_in_order_when_many_or_not_readi
     let c = client();
     let (many, full) = (server.stream("many"), server.stream("full"));
     for url in [&many, &full] {
-        let r = c
-            .put(url)
-            .header("content-type", "application/json")
-            .send()
-            .await
-            .expect("put");
-        assert_eq!(r.status(), StatusCode::CREATED);
+        create_json(&c, url).await;
     }
-    let sse = client();
-    let open = |url: String| {
-        let sse = sse.clone();
-        async move {
-            let r = sse
-                .get(format!("{url}?offset=now&live=sse"))
-                .send()
-                .await
-                .expect("sse");
-            assert_eq!(r.status(), StatusCode::OK);
-            let mut body = r.bytes_stream();
-            let mut seen = String::new();
-            assert!(
-                read_until(
-                    &mut body,
-                    &mut seen,
-                    "\"upToDate\":true",
-                    Duration::from_secs(5)
-                )
-                .await,
-                "caught up: {seen}"
-            );
-            body
-        }
-    };
     // More subscribers than one task writes to in turn.
+    let sse = client();
     let mut subscribers = Vec::new();
     for _ in 0..150 {
-        subscribers.push(open(many.clone()).await);
+        subscribers.push(caught_up_sse(&sse, &many, "now").await);
     }
     // And three, with small receive buffers, that stop reading while far more
     // arrives than their sockets hold.
     let mut stalled = Vec::new();
     for _ in 0..3 {
         let mut body = small_buffer_sse(server.addr(), "/v1/stream/full?offset=now&live=sse").await;
-        let mut seen = String::new();
-        assert!(
-            read_until(
-                &mut body,
-                &mut seen,
-                "\"upToDate\":true",
-                Duration::from_secs(5)
-            )
-            .await,
-            "caught up: {seen}"
-        );
+        until_caught_up(&mut body).await;
         stalled.push(body);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1010,37 +981,13 @@ async fn sigterm_ends_parked_sse_responses_cleanly() {
     let server = ServerProcess::start(&dir, &[]).await;
     let c = client();
     let url = server.stream("parked-stop");
-    let r = c
-        .put(&url)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
-    // Subscribers on connections of their own (so the lean writer serves them), idle
-    // long enough to have parked.
+    create_json(&c, &url).await;
+    // Subscribers on connections of their own (see `caught_up_sse`), idle long enough
+    // to have parked.
     let sse = client();
     let mut subscribers = Vec::new();
     for _ in 0..10 {
-        let r = sse
-            .get(format!("{url}?offset=now&live=sse"))
-            .send()
-            .await
-            .expect("sse");
-        assert_eq!(r.status(), StatusCode::OK);
-        let mut body = r.bytes_stream();
-        let mut seen = String::new();
-        assert!(
-            read_until(
-                &mut body,
-                &mut seen,
-                "\"upToDate\":true",
-                Duration::from_secs(5)
-            )
-            .await,
-            "caught up: {seen}"
-        );
-        subscribers.push(body);
+        subscribers.push(caught_up_sse(&sse, &url, "now").await);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
