@@ -21,6 +21,14 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
+/// A store in a fresh directory (see [`scratch`]) holding an empty JSON stream `s`.
+async fn with_json_stream(name: &str) -> (PathBuf, Store) {
+    let dir = scratch(name);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    (dir, store)
+}
+
 fn append(path: &str, messages: &[String]) -> AppendReq {
     AppendReq {
         path: path.into(),
@@ -115,10 +123,8 @@ fn count(file: &std::path::Path, table: &str) -> i64 {
 
 #[tokio::test]
 async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
-    let dir = scratch("blobs");
+    let (dir, store) = with_json_stream("blobs").await;
     let file = dir.join("gapless.sqlite3");
-    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
     // Small, large, small, large: 3 + 400 + 2 + 300 messages; then 2.4 MB more, for
     // streamed reads of several pieces.
     let sizes = [
@@ -169,10 +175,8 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
 
 #[tokio::test]
 async fn blobs_whose_length_was_not_kept_are_measured_from_the_blob() {
-    let dir = scratch("no-bytes");
+    let (dir, store) = with_json_stream("no-bytes").await;
     let file = dir.join("gapless.sqlite3");
-    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
     for first in [0, 1000, 2000] {
         store
             .append(append("s", &messages(first, 1000, 600)))
@@ -279,9 +283,7 @@ async fn pieces_of(
 
 #[tokio::test]
 async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
-    let dir = scratch("gone");
-    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+    let (dir, store) = with_json_stream("gone").await;
     store
         .append(append("s", &messages(0, 3000, 600)))
         .await
@@ -408,9 +410,7 @@ fn a_new_database_records_its_layout() {
 
 #[tokio::test]
 async fn after_shutdown_a_lone_write_is_refused_not_committed_in_place() {
-    let dir = scratch("stopped");
-    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+    let (dir, store) = with_json_stream("stopped").await;
     store
         .append(append("s", &messages(0, 1, 5)))
         .await
