@@ -140,15 +140,15 @@ struct LiveFeed<F> {
 impl<F: Framing> LiveFeed<F> {
     async fn step(&mut self) -> Step {
         let piece = match self.piece_now() {
-            Some(piece) => piece,
-            None => self.piece().await,
+            Ok(piece) => piece,
+            Err(meta) => self.read_piece(meta).await,
         };
         self.sent(piece)
     }
 
     /// [`LiveFeed::step`] when it needs no storage read.
     fn step_now(&mut self) -> Option<Step> {
-        self.piece_now().map(|piece| self.sent(piece))
+        self.piece_now().ok().map(|piece| self.sent(piece))
     }
 
     /// Notes that `step` is being sent: a piece puts off the next keep-alive.
@@ -159,70 +159,65 @@ impl<F: Framing> LiveFeed<F> {
         step
     }
 
-    /// The next piece, reading from storage what the newest chunks in memory lack.
-    async fn piece(&mut self) -> Step {
-        if self.done {
-            return Step::End;
+    /// The next piece, read from storage up to the tail `meta` gives (what
+    /// [`LiveFeed::piece_now`] found not in memory).
+    async fn read_piece(&mut self, meta: Arc<StreamMeta>) -> Step {
+        // Boxed: the read's state is large and only lives while it runs.
+        let read = Box::pin(self.store.read(
+            &self.live,
+            Arc::clone(&meta),
+            self.from,
+            meta.tail,
+            F::MAX_BATCH_BYTES,
+        ))
+        .await;
+        match read {
+            Ok(chunk) => self.framed(&chunk, &meta),
+            Err(e) => {
+                tracing::error!(path = %meta.path, "live read failed: {e}");
+                self.done = true;
+                Step::End
+            }
         }
-        let Some(meta) = current_meta(&self.store, &self.live) else {
-            self.done = true;
-            return Step::End;
-        };
-        if self.from < meta.tail {
-            // Boxed: the read's state is large and only lives while it runs.
-            let read = Box::pin(self.store.read(
-                &self.live,
-                Arc::clone(&meta),
-                self.from,
-                meta.tail,
-                F::MAX_BATCH_BYTES,
-            ))
-            .await;
-            return match read {
-                Ok(chunk) => self.framed(&chunk, &meta),
-                Err(e) => {
-                    tracing::error!(path = %meta.path, "live read failed: {e}");
-                    self.done = true;
-                    Step::End
-                }
-            };
-        }
-        self.piece_now().unwrap_or(Step::Idle)
     }
 
     /// The next piece when it needs no storage read (what it sends next is in the
-    /// newest chunks kept in memory, or is no data); `None` otherwise.
-    fn piece_now(&mut self) -> Option<Step> {
+    /// newest chunks kept in memory, or is no data); otherwise the stream's metadata,
+    /// for [`LiveFeed::read_piece`].
+    fn piece_now(&mut self) -> Result<Step, Arc<StreamMeta>> {
         if self.done {
-            return Some(Step::End);
+            return Ok(Step::End);
         }
         let Some(meta) = current_meta(&self.store, &self.live) else {
             self.done = true;
-            return Some(Step::End);
+            return Ok(Step::End);
         };
         if self.from < meta.tail {
-            let chunk =
+            let recent =
                 self.live
-                    .read_recent(meta.is_json(), self.from, meta.tail, F::MAX_BATCH_BYTES)?;
-            return Some(self.framed(&chunk, &meta));
+                    .read_recent(meta.is_json(), self.from, meta.tail, F::MAX_BATCH_BYTES);
+            return match recent {
+                Some(chunk) => Ok(self.framed(&chunk, &meta)),
+                None => Err(meta),
+            };
         }
         if meta.closed {
             self.done = true;
-            return Some(Step::Piece(self.framing.end(self.from)));
+            return Ok(Step::Piece(self.framing.end(self.from)));
         }
         if !self.caught_up_sent {
             self.caught_up_sent = true;
-            return Some(Step::Piece(self.framing.caught_up(self.from)));
+            return Ok(Step::Piece(self.framing.caught_up(self.from)));
         }
         let now = Instant::now();
         if now >= self.deadline || self.shutdown.is_cancelled() {
             self.done = true;
-            return Some(Step::End);
+            return Ok(Step::End);
         }
         if now >= self.keep_alive_at {
-            return Some(Step::Piece(keep_alive()));
+            return Ok(Step::Piece(keep_alive()));
         }
-        Some(Step::Idle)
+        Ok(Step::Idle)
     }
 
     /// The piece for `chunk`, read from `self.from` on.

@@ -556,9 +556,9 @@ impl Store {
                 .send(cmd)
                 .map_err(|_| stopped("the writer has stopped".into()))?;
         }
-        let answer = rx.await;
-        drop(in_flight);
-        answer.unwrap_or_else(|_| Err(stopped("the writer has stopped".into())))
+        // `in_flight` counts until the answer is in.
+        rx.await
+            .unwrap_or_else(|_| Err(stopped("the writer has stopped".into())))
     }
 
     /// Finishes queued writes, persists access times and stops the writer.
