@@ -1,5 +1,5 @@
 //! The server's behaviour beyond the conformance suite: session endpoints, restart
-//! and `kill -9` durability, concurrent producers, auth, bad input, SIGTERM.
+//! and `kill -9` durability, concurrent producers, auth, CORS, bad input, SIGTERM.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -393,6 +393,66 @@ async fn auth_tokens_guard_every_route_by_scope() {
         .await
         .expect("options");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn cors_headers_answer_browsers_and_spare_other_clients() {
+    let dir = temp_dir("cors");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("cors");
+    create_json(&c, &url).await;
+    let origin = "http://board.example.test";
+    let preflight = c
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "producer-id, if-none-match",
+        )
+        .send()
+        .await
+        .expect("options");
+    assert_eq!(preflight.status(), StatusCode::NO_CONTENT);
+    let h = preflight.headers();
+    assert_eq!(h["access-control-allow-origin"], origin);
+    let allowed = h["access-control-allow-headers"].to_str().expect("ascii");
+    assert!(allowed.contains("producer-id") && allowed.contains("if-none-match"));
+    assert!(h["access-control-allow-methods"]
+        .to_str()
+        .expect("ascii")
+        .contains("POST"));
+    // A browser's cross-origin read may see the protocol's headers.
+    let browser = c
+        .get(format!("{url}?offset=-1"))
+        .header("origin", origin)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(browser.status(), StatusCode::OK);
+    let h = browser.headers();
+    assert_eq!(h["access-control-allow-origin"], origin);
+    let exposed = h["access-control-expose-headers"].to_str().expect("ascii");
+    for name in [
+        "stream-next-offset",
+        "stream-up-to-date",
+        "stream-cursor",
+        "etag",
+    ] {
+        assert!(exposed.contains(name), "{name} exposed: {exposed}");
+    }
+    assert_eq!(h["vary"], "origin");
+    // Other clients get the same answer without the CORS headers.
+    let plain = c.get(format!("{url}?offset=-1")).send().await.expect("get");
+    assert_eq!(plain.status(), StatusCode::OK);
+    let h = plain.headers();
+    assert!(h.get("access-control-allow-origin").is_none());
+    assert!(h.get("access-control-expose-headers").is_none());
+    assert_eq!(h["vary"], "origin");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert!(h.contains_key("stream-next-offset"));
     server.finish().await;
 }
 

@@ -161,7 +161,8 @@ const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-da
     producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, \
     content-type, content-encoding, location, retry-after, vary";
 
-/// Answers CORS preflights and adds CORS and §12.7 headers to every response.
+/// Answers CORS preflights, adds CORS headers to the responses of requests that name
+/// their origin, and §12.7 headers to every response.
 async fn cors_and_security(request: Request, next: Next) -> Response {
     let origin = request.headers().get("origin").cloned();
     let preflight = request.method() == Method::OPTIONS;
@@ -171,13 +172,17 @@ async fn cors_and_security(request: Request, next: Next) -> Response {
         next.run(request).await
     };
     let hm = response.headers_mut();
-    let allow_origin = origin.unwrap_or_else(|| HeaderValue::from_static("*"));
-    hm.insert("access-control-allow-origin", allow_origin);
+    // Only a browser's cross-origin request needs the CORS headers, and it always
+    // names its origin; other clients are spared parsing them. `Vary` tells caches
+    // that the answer depends on the origin.
     hm.insert("vary", HeaderValue::from_static("origin"));
-    hm.insert(
-        "access-control-expose-headers",
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    );
+    if let Some(origin) = origin {
+        hm.insert("access-control-allow-origin", origin);
+        hm.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static(EXPOSE_HEADERS),
+        );
+    }
     if preflight {
         hm.insert(
             "access-control-allow-methods",
