@@ -217,7 +217,7 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool) {
         let conn = Arc::clone(&self.conn);
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             error!("cannot begin a transaction: {e}");
             for cmd in group {
                 Self::reject(cmd, "storage unavailable");
@@ -263,7 +263,7 @@ impl Writer {
             }
         }
         let committed = match failure {
-            None => match conn.execute_batch("COMMIT") {
+            None => match run_cached(&conn, "COMMIT") {
                 Ok(()) => true,
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -791,6 +791,12 @@ fn same_config(
         return Err("the stream exists with a different closure status".into());
     }
     Ok(())
+}
+
+/// Runs a statement without parameters, prepared once per connection (parsing
+/// `BEGIN IMMEDIATE` and `COMMIT` afresh for every group showed in profiles).
+fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
 /// Sets each stream's tail to the end of its last stored chunk where that is further
