@@ -3,8 +3,10 @@
 //! directory, with each peer's figure and gapless's ratio to it in one table.
 //!
 //! [`servers`] starts the servers, [`scenarios`] measures them, [`stats`] summarises
-//! latencies and repeated runs, [`report`] writes the table.
+//! latencies and repeated runs, [`report`] writes the table, and [`floor`] measures
+//! what the fan-out scenario's loopback costs without any server.
 
+pub mod floor;
 pub mod report;
 pub mod scenarios;
 pub mod servers;

@@ -55,7 +55,7 @@ impl Target {
     pub fn durability(&self) -> String {
         match &self.kind {
             ServerKind::Gapless { durability, .. } if durability == "full" => {
-                "SQLite WAL, synchronous=FULL: one fsync per group commit".into()
+                "SQLite WAL, synchronous=FULL: one fdatasync per group commit".into()
             }
             ServerKind::Gapless { durability, .. } => {
                 format!(

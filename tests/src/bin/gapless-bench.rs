@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gapless_tests::bench::servers::{ServerKind, Target};
-use gapless_tests::bench::{report, run_once, Figures, Selection, Sizes};
+use gapless_tests::bench::{floor, report, run_once, Figures, Selection, Sizes};
 
 /// Benchmarks gapless against its peers, side by side, in one run.
 #[derive(Debug, Parser)]
@@ -129,11 +129,32 @@ async fn main() -> ExitCode {
         }
         all.push(Figures::median(&runs));
     }
+    let only = args.only.clone().unwrap_or_else(Selection::all);
+    let floor = if only.has("fan-out") {
+        tracing::info!("fan-out over raw loopback TCP (the floor)");
+        match floor::fan_out_floor(&sizes).await {
+            Ok(l) => format!(
+                "\nFor scale, scenario 4 over raw loopback TCP in this run (no server: the same \
+                 subscribers, rate and length, {}-byte writes from two threads, read by the same \
+                 runtime as the subscribers): p50 {} ms, p99 {} ms, max {} ms.\n",
+                floor::FRAME,
+                report::show(l.p50_ms),
+                report::show(l.p99_ms),
+                report::show(l.max_ms)
+            ),
+            Err(e) => {
+                eprintln!("gapless-bench: the loopback floor failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        String::new()
+    };
     let table = report::table(&sizes, &targets, &all);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let text = format!(
         "# gapless-bench results\n\n{} mode, {} run(s) per server (medians), {cores} cores, \
-         loopback, the load generator on the same cores.\n\n{table}",
+         loopback, the load generator on the same cores.\n\n{table}{floor}",
         if args.quick {
             "quick (smoke test, not a measurement)"
         } else {
