@@ -107,6 +107,22 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
     status_kib(pid, "VmRSS")
 }
 
+/// The CPU time process `pid` has used so far, user and system, its ended threads
+/// included (`utime` and `stime` from /proc/<pid>/stat, in the kernel's 10 ms ticks).
+pub fn cpu_of(pid: u32) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // the state is field 3, `utime` field 14 and `stime` field 15.
+    let mut after = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .skip(11);
+    let utime: u64 = after.next()?.parse().ok()?;
+    let stime: u64 = after.next()?.parse().ok()?;
+    // USER_HZ: 100 on Linux whatever the kernel's own tick rate.
+    Some(std::time::Duration::from_millis((utime + stime) * 10))
+}
+
 /// A memory figure of process `pid` from /proc/<pid>/status (such as `VmRSS` or
 /// `RssAnon`: resident memory not backed by a file), in KiB.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {

@@ -50,6 +50,7 @@ pub fn rows(sizes: &Sizes) -> Vec<Row> {
         ),
         row("append1_p50", "1. … ack latency p50", "ms", Lower),
         row("append1_p99", "1. … ack latency p99", "ms", Lower),
+        row("append1_cpu", "1. … server CPU per append", "µs", Lower),
         row(
             "append16_rate",
             "2. append, 16 producers on 16 streams",
@@ -58,6 +59,7 @@ pub fn rows(sizes: &Sizes) -> Vec<Row> {
         ),
         row("append16_p50", "2. … ack latency p50", "ms", Lower),
         row("append16_p99", "2. … ack latency p99", "ms", Lower),
+        row("append16_cpu", "2. … server CPU per append", "µs", Lower),
         row(
             "fill_rate",
             &format!(
@@ -92,6 +94,7 @@ pub fn rows(sizes: &Sizes) -> Vec<Row> {
         row("fanout_p99", "4. … p99", "ms", Lower),
         row("fanout_max", "4. … max", "ms", Lower),
         row("fanout_delivered", "4. … deliveries received", "%", Higher),
+        row("fanout_cpu", "4. … server CPU per delivery", "µs", Lower),
     ];
     for n in &sizes.idle {
         rows.push(row(

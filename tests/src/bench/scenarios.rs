@@ -154,6 +154,7 @@ pub async fn append_throughput(
         create(http, &url).await?;
         urls.push(url);
     }
+    let cpu = server.cpu();
     let started = Instant::now();
     let tasks: Vec<_> = urls
         .into_iter()
@@ -172,12 +173,15 @@ pub async fn append_throughput(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let rate = all.len() as f64 / elapsed;
-    let latency = Latency::of(all);
     let key = if producers == 1 {
         "append1"
     } else {
         "append16"
     };
+    if let Some(us) = cpu_per(server, cpu, all.len()) {
+        figures.set(&format!("{key}_cpu"), us);
+    }
+    let latency = Latency::of(all);
     figures.set(&format!("{key}_rate"), rate);
     figures.set(&format!("{key}_p50"), latency.p50_ms);
     figures.set(&format!("{key}_p99"), latency.p99_ms);
@@ -244,6 +248,13 @@ pub async fn catch_up(
     figures.set("catchup_mb_s", bytes as f64 / 1e6 / secs);
     figures.set("catchup_msgs_s", messages as f64 / secs);
     Ok(())
+}
+
+/// The server's CPU time since `before` in microseconds per one of `done` operations
+/// (for servers the harness started: it reads their process's CPU time).
+fn cpu_per(server: &Running, before: Option<Duration>, done: usize) -> Option<f64> {
+    let used = server.cpu()?.checked_sub(before?)?;
+    (done > 0).then(|| used.as_secs_f64() * 1e6 / done as f64)
 }
 
 /// The offset after the last message of a stream (from `HEAD`).
@@ -324,6 +335,7 @@ pub async fn fan_out(
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let interval = Duration::from_secs_f64(1.0 / sizes.fan_out_rate);
+    let cpu = server.cpu();
     let started = Instant::now();
     let mut sent = 0u64;
     while started.elapsed() < sizes.fan_out_for {
@@ -348,6 +360,9 @@ pub async fn fan_out(
     }
     let samples = std::mem::take(&mut *latencies.lock().map_err(|_| BenchError::Poisoned)?);
     let delivered = samples.len();
+    if let Some(us) = cpu_per(server, cpu, delivered) {
+        figures.set("fanout_cpu", us);
+    }
     let latency = Latency::of(samples);
     figures.set("fanout_rate", rate);
     figures.set("fanout_p50", latency.p50_ms);

@@ -98,6 +98,11 @@ impl Running {
         crate::rss_kib_of(self.child.as_ref()?.id()?)
     }
 
+    /// The CPU time the server has used so far, for servers the harness started.
+    pub fn cpu(&self) -> Option<Duration> {
+        crate::cpu_of(self.child.as_ref()?.id()?)
+    }
+
     /// Stops the server (SIGKILL: its data directory is thrown away anyway).
     pub async fn stop(mut self) {
         if let Some(child) = self.child.as_mut() {

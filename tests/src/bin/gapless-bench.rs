@@ -106,10 +106,11 @@ async fn main() -> ExitCode {
     } else {
         Sizes::full()
     };
-    let mut all = Vec::new();
-    for target in &targets {
-        let mut runs = Vec::new();
-        for run in 0..args.runs.max(1) {
+    // Run by run, every server in turn: a noisy minute on this machine then weighs on
+    // each server's figures rather than on one server's.
+    let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
+    for run in 0..args.runs.max(1) {
+        for (target, figures) in targets.iter().zip(&mut runs) {
             tracing::info!(target = %target.name, run, "starting");
             match run_once(
                 target,
@@ -120,15 +121,15 @@ async fn main() -> ExitCode {
             )
             .await
             {
-                Ok(f) => runs.push(f),
+                Ok(f) => figures.push(f),
                 Err(e) => {
                     eprintln!("gapless-bench: {} failed: {e}", target.name);
                     return ExitCode::FAILURE;
                 }
             }
         }
-        all.push(Figures::median(&runs));
     }
+    let all: Vec<Figures> = runs.iter().map(|r| Figures::median(r)).collect();
     let only = args.only.clone().unwrap_or_else(Selection::all);
     let floor = if only.has("fan-out") {
         tracing::info!("fan-out over raw loopback TCP (the floor)");
@@ -153,7 +154,7 @@ async fn main() -> ExitCode {
     let table = report::table(&sizes, &targets, &all);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let text = format!(
-        "# gapless-bench results\n\n{} mode, {} run(s) per server (medians), {cores} cores, \
+        "# gapless-bench results\n\n{} mode, {} run(s) per server, the servers in turn (medians), {cores} cores, \
          loopback, the load generator on the same cores.\n\n{table}{floor}",
         if args.quick {
             "quick (smoke test, not a measurement)"
