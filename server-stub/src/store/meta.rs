@@ -98,6 +98,11 @@ pub struct StreamMeta {
     pub forked_from: Option<i64>,
     /// The fork position (the source's tail, or the requested offset).
     pub fork_at: u64,
+    /// The first position of this stream whose chunk was still in `landed` when this
+    /// was published (`None`: every chunk was in `chunks`). Chunks only ever move
+    /// from `landed` to `chunks`, so reads of positions below it need not look in
+    /// `landed`. Not stored: a database is folded when it is opened.
+    pub landed_from: Option<u64>,
 }
 
 impl StreamMeta {
@@ -182,6 +187,7 @@ mod tests {
             chain: vec![Segment { id: 1, until: 5 }, Segment { id: 2, until: 10 }],
             forked_from: Some(2),
             fork_at: 10,
+            landed_from: None,
         };
         assert_eq!(
             meta.segments(0, 20),

@@ -373,6 +373,15 @@ impl Shared {
         }
     }
 
+    /// Replaces a stream's published metadata without waking its readers: for changes
+    /// that no read's outcome depends on.
+    fn refresh(&self, meta: StreamMeta) {
+        let map = self.by_path.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(live) = map.get(&meta.path).filter(|l| l.meta().id == meta.id) {
+            *live.meta.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(meta);
+        }
+    }
+
     fn unpublish(&self, id: i64) {
         let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
         let path = map

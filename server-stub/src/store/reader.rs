@@ -294,37 +294,80 @@ fn locate(
 /// fork chain), in order, as a row of (start, end, blob, data, ends, blob length,
 /// data length), with its start, its end and the part `[a, b)` of it in `range`,
 /// until `visit` returns `false`.
+///
+/// A stream's chunks are in `chunks` and, the newest not yet folded, in `landed`
+/// (after all of its chunks in `chunks`). `chunks` is read first, through its key;
+/// `landed`, which has no index, only for what `chunks` did not hold, and only when
+/// the stream may have chunks there: its metadata says so (`landed_from`), or it is
+/// an ancestor, whose metadata is not at hand. Both are then read in one transaction,
+/// so from one snapshot: a fold committed in between cannot hide a chunk.
 fn each_chunk(
     conn: &Connection,
     meta: &StreamMeta,
     range: Range<u64>,
     mut visit: impl FnMut(&rusqlite::Row<'_>, u64, u64, (u64, u64)) -> rusqlite::Result<bool>,
 ) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT start, end, blob, data, ends,
-                IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
-         FROM chunks
-         WHERE stream_id = ?1
-           AND start >= IFNULL((SELECT MAX(start) FROM chunks WHERE stream_id = ?1 AND start <= ?2), 0)
-           AND start < ?3
-         ORDER BY start",
-    )?;
-    for (id, lo, hi) in meta.segments(range.start, range.end) {
-        let mut rows = stmt.query(params![id, lo as i64, hi as i64])?;
-        while let Some(row) = rows.next()? {
-            let start = row.get::<_, i64>(0)? as u64;
-            let end = row.get::<_, i64>(1)? as u64;
-            let (a, b) = (lo.max(start), hi.min(end));
-            if a >= b {
-                continue;
-            }
-            if !visit(row, start, end, (a, b))? {
-                return Ok(());
+    let segments = meta.segments(range.start, range.end);
+    let maybe_landed =
+        |id: i64, hi: u64| id != meta.id || meta.landed_from.is_some_and(|from| hi > from);
+    let snapshot = conn.is_autocommit() && segments.iter().any(|&(id, _, hi)| maybe_landed(id, hi));
+    if snapshot {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+    }
+    let outcome = (|| {
+        for (id, lo, hi) in segments {
+            let mut at = lo;
+            let tables: &[&str] = if maybe_landed(id, hi) {
+                &[CHUNKS, LANDED]
+            } else {
+                &[CHUNKS]
+            };
+            for sql in tables {
+                if at >= hi {
+                    break;
+                }
+                let mut stmt = conn.prepare_cached(sql)?;
+                let mut rows = stmt.query(params![id, at as i64, hi as i64])?;
+                while let Some(row) = rows.next()? {
+                    let start = row.get::<_, i64>(0)? as u64;
+                    let end = row.get::<_, i64>(1)? as u64;
+                    let (a, b) = (at.max(start), hi.min(end));
+                    if a >= b {
+                        continue;
+                    }
+                    if !visit(row, start, end, (a, b))? {
+                        return Ok(());
+                    }
+                    at = b;
+                }
             }
         }
+        Ok(())
+    })();
+    if snapshot {
+        conn.prepare_cached("COMMIT")?.execute([])?;
     }
-    Ok(())
+    outcome
 }
+
+/// The chunks of stream `?1` in `chunks` that positions `[?2, ?3)` touch, in order:
+/// (start, end, blob, data, ends, blob length, data length).
+const CHUNKS: &str = "SELECT start, end, blob, data, ends,
+        IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
+    FROM chunks
+    WHERE stream_id = ?1
+      AND start >= IFNULL((SELECT MAX(start) FROM chunks WHERE stream_id = ?1 AND start <= ?2), 0)
+      AND start < ?3
+    ORDER BY start";
+
+/// Those of [`CHUNKS`] that are in `landed`, in order: a stream's chunks land in the
+/// order of their positions, so in the order of `seq`, which needs no sorting and
+/// lets a read that has gathered enough stop early.
+const LANDED: &str = "SELECT start, end, blob, data, ends,
+        IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
+    FROM landed
+    WHERE stream_id = ?1 AND end > ?2 AND start < ?3
+    ORDER BY seq";
 
 /// Positions `[a, b)` of a stored chunk starting at `start`: for JSON (`ends` holding
 /// each message's end as a little-endian `u32`) the comma-joined messages, otherwise

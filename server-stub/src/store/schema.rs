@@ -56,6 +56,21 @@ CREATE TABLE IF NOT EXISTS blobs (
     ends BLOB,
     data BLOB NOT NULL
 );
+-- Where chunks land first, in commit order: a group commit then writes one or two
+-- pages of this table, however many streams its chunks belong to, where inserting into
+-- `chunks` would write a page per stream. The writer moves them into `chunks` in bulk
+-- (see `writer::FOLD_ROWS`); every landed chunk of a stream comes after all of its
+-- chunks in `chunks`. Same columns as `chunks`.
+CREATE TABLE IF NOT EXISTS landed (
+    seq       INTEGER PRIMARY KEY,
+    stream_id INTEGER NOT NULL,
+    start     INTEGER NOT NULL,
+    end       INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    ends      BLOB,
+    blob      INTEGER,
+    bytes     INTEGER
+);
 CREATE TABLE IF NOT EXISTS producers (
     stream_id   INTEGER NOT NULL,
     producer_id TEXT NOT NULL,
@@ -66,9 +81,10 @@ CREATE TABLE IF NOT EXISTS producers (
 ";
 
 /// The layout this build writes, kept in the database's `user_version`: 1 adds
-/// `blobs` (0: databases from before versions were kept). A database written by a
-/// later layout is refused rather than misread.
-pub const LAYOUT_VERSION: i64 = 1;
+/// `blobs` (0: databases from before versions were kept), 2 adds `landed`, which an
+/// earlier build would not read. A database written by a later layout is refused
+/// rather than misread.
+pub const LAYOUT_VERSION: i64 = 2;
 
 /// Opens (creating if needed) the database at `path`, or a private in-memory one.
 pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, OpenError> {
@@ -154,6 +170,7 @@ pub fn load_streams(conn: &Connection) -> rusqlite::Result<HashMap<i64, StreamMe
             chain: decode_chain(&chain),
             forked_from: r.get(12)?,
             fork_at: r.get::<_, i64>(13)? as u64,
+            landed_from: None,
         })
     })?;
     let mut out = HashMap::new();

@@ -1,5 +1,6 @@
-//! Tests of storage through [`Store`]: chunks kept inline or out of line, read whole
-//! and streamed, in part and across both layouts, and databases from before `blobs`.
+//! Tests of storage through [`Store`]: chunks kept inline or out of line, landed or
+//! folded, read whole and streamed, in part and across both layouts, and databases
+//! from before `blobs`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -169,6 +170,159 @@ async fn large_chunks_go_out_of_line_and_read_back_from_any_position() {
         "deleting the stream deletes its blobs"
     );
     assert_eq!(count(&file, "chunks"), 0);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Two JSON streams `s` and `t` appended in turn, one or two small messages at a time
+/// with a large (out of line) chunk now and then, `FOLD_ROWS + 40` appends in all: the
+/// chunks of the first fold are in `chunks`, the last 40 still in `landed`. Returns
+/// the store, its file and each stream's message count.
+async fn landed_and_folded(name: &str) -> (PathBuf, Store, [usize; 2]) {
+    let (dir, store) = with_json_stream(name).await;
+    store.create(CreateReq::json("t")).await.expect("create");
+    let mut next = [0usize; 2];
+    for k in 0..writer::FOLD_ROWS + 40 {
+        let i = k % 2;
+        let (n, pad) = if k % 64 == 7 {
+            (300, 600)
+        } else {
+            (1 + k % 3, 10)
+        };
+        let path = ["s", "t"][i];
+        store
+            .append(append(path, &messages(next[i], n, pad)))
+            .await
+            .expect("append");
+        next[i] += n;
+    }
+    let file = dir.join("gapless.sqlite3");
+    assert_eq!(
+        count(&file, "landed"),
+        40,
+        "the appends since the last fold"
+    );
+    assert!(count(&file, "chunks") >= writer::FOLD_ROWS as i64);
+    (dir, store, next)
+}
+
+#[tokio::test]
+async fn storage_reads_see_landed_and_folded_chunks_as_one_stream() {
+    let (dir, store, counts) = landed_and_folded("landed").await;
+    // Straight from storage, as a reader connection sees it: memory holds the newest
+    // small chunks, so reads through the store would not come here for them.
+    let conn = schema::open_reader(&dir.join("gapless.sqlite3")).expect("reader");
+    for (path, n) in ["s", "t"].into_iter().zip(counts) {
+        let meta = store.shared().get(path).expect("stream").meta();
+        assert_eq!(meta.tail, n as u64);
+        let all: Vec<u64> = (0..meta.tail).collect();
+        // From every 97th position to the tail in pages of any size; from each of the
+        // newest 60 (where the landed chunks are) also in pages of one chunk, and to
+        // each of the positions after it.
+        let newest = meta.tail.saturating_sub(60);
+        let whole = |from| (from, meta.tail, &[3_000, 1 << 20][..]);
+        let reads =
+            (0..newest)
+                .step_by(97)
+                .map(whole)
+                .chain((newest..meta.tail).flat_map(|from| {
+                    (from + 1..=meta.tail).map(move |to| (from, to, &[1, 1 << 20][..]))
+                }));
+        for (from, to, sizes) in reads {
+            for &max_bytes in sizes {
+                let mut at = from;
+                let mut read = Vec::new();
+                while at < to {
+                    let measured =
+                        reader::measure(&conn, &meta, at..to, max_bytes).expect("measure");
+                    let page = reader::read_range(&conn, &meta, at, to, max_bytes).expect("read");
+                    assert_eq!((page.count, page.next), (measured.count, measured.next));
+                    assert_eq!(page.body().len(), measured.bytes + 2, "[ and ]");
+                    assert!(page.count > 0, "{path} from {at}: no progress");
+                    read.extend(numbers(page.body()));
+                    at = page.next;
+                }
+                assert_eq!(
+                    read,
+                    all[from as usize..to as usize],
+                    "{path} [{from}, {to}) by {max_bytes}"
+                );
+            }
+        }
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn large_appends_are_folded_by_their_bytes_long_before_their_count() {
+    let (dir, store) = with_json_stream("fold-bytes").await;
+    let file = dir.join("gapless.sqlite3");
+    // Each append carries 300 messages of about 620 bytes.
+    let appends = writer::FOLD_BYTES / (300 * 620) + 10;
+    for k in 0..appends {
+        store
+            .append(append("s", &messages(k * 300, 300, 600)))
+            .await
+            .expect("append");
+    }
+    let landed = count(&file, "landed") as usize;
+    assert!(
+        landed > 0 && landed <= 10,
+        "{landed} of {appends} still landed"
+    );
+    let all: Vec<u64> = (0..appends as u64 * 300).collect();
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, all);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn chunks_landed_before_a_crash_are_folded_on_open_and_deleted_with_their_stream() {
+    let (dir, store, counts) = landed_and_folded("landed-crash").await;
+    let file = dir.join("gapless.sqlite3");
+    store.shutdown().await;
+    assert_eq!(count(&file, "landed"), 0, "a clean stop folds");
+    {
+        // As a `kill -9` leaves it: the newest chunks (a large one among them) not yet
+        // folded.
+        let conn = Connection::open(&file).expect("open");
+        conn.execute_batch(
+            "INSERT INTO landed (stream_id, start, end, data, ends, blob, bytes)
+                 SELECT stream_id, start, end, data, ends, blob, bytes FROM chunks
+                 WHERE start >= 250 ORDER BY stream_id, start;
+             DELETE FROM chunks WHERE start >= 250;",
+        )
+        .expect("unfold");
+    }
+    assert!(count(&file, "landed") > 0);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    assert_eq!(count(&file, "landed"), 0, "folded on open");
+    for (path, n) in ["s", "t"].into_iter().zip(counts) {
+        let tail = store.shared().get(path).expect("stream").meta().tail;
+        assert_eq!(tail, n as u64, "{path}'s tail found after the fold");
+        let all: Vec<u64> = (0..tail).collect();
+        assert_eq!(read_all(&store, path, 0, 1 << 20).await, all);
+    }
+    // Deleting a stream deletes what it has in both tables, and its blobs: `s` gets a
+    // small and a large chunk more, which land.
+    for (first, n, pad) in [(counts[0], 2, 10), (counts[0] + 2, 300, 600)] {
+        store
+            .append(append("s", &messages(first, n, pad)))
+            .await
+            .expect("append");
+    }
+    assert_eq!(count(&file, "landed"), 2);
+    for path in ["s", "t"] {
+        store.delete(path).await.expect("delete");
+    }
+    for table in ["landed", "chunks", "blobs"] {
+        assert_eq!(
+            count(&file, table),
+            0,
+            "{table} after deleting every stream"
+        );
+    }
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

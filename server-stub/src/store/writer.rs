@@ -26,6 +26,29 @@ use super::{
 const MAX_GROUP: usize = 512;
 /// How often expired streams are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How many chunks may wait in `landed` before a commit moves them all into
+/// `chunks`: sixteen streams appending together then write each stream's page of
+/// `chunks` once per sixty-four appends, not once per append. Reads look through
+/// `landed` (it has no index, which would scatter the writes again), so it stays
+/// small.
+pub(crate) const FOLD_ROWS: usize = 1024;
+/// How many payload bytes may wait in `landed` before it is folded. Large appends
+/// gain nothing from landing (each writes pages of its own), and a stream filled by
+/// them would otherwise be read back through a long `landed`.
+pub(crate) const FOLD_BYTES: usize = 4 << 20;
+
+/// What waits in `landed`.
+#[derive(Clone, Copy, Debug, Default)]
+struct Landed {
+    rows: usize,
+    bytes: usize,
+}
+
+impl Landed {
+    fn full(&self) -> bool {
+        self.rows >= FOLD_ROWS || self.bytes >= FOLD_BYTES
+    }
+}
 
 /// A mutation sent to the writer, with where to send its outcome.
 pub(crate) enum Cmd {
@@ -94,6 +117,9 @@ pub(crate) struct Writer {
     stopped: bool,
     /// How many commands the last commit took.
     last_group: usize,
+    /// What waits in `landed`: with the group in progress, and as last committed.
+    landed: Landed,
+    landed_committed: Landed,
 }
 
 impl std::fmt::Debug for Writer {
@@ -113,6 +139,11 @@ impl Writer {
     ) -> rusqlite::Result<Writer> {
         let (metas, producers) = {
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            // What landed before a stop is folded now, so that every stream's tail is
+            // found at the end of `chunks`.
+            run_cached(&c, "BEGIN IMMEDIATE")?;
+            fold(&c)?;
+            run_cached(&c, "COMMIT")?;
             let mut metas = load_streams(&c)?;
             recover_tails(&c, &mut metas)?;
             (metas, load_producers(&c)?)
@@ -134,6 +165,8 @@ impl Writer {
             fresh: HashMap::new(),
             stopped: false,
             last_group: 0,
+            landed: Landed::default(),
+            landed_committed: Landed::default(),
         })
     }
 
@@ -262,6 +295,14 @@ impl Writer {
                 failure = Some(e.to_string());
             }
         }
+        // Folded when enough has landed, and at each sweep (and so at shutdown).
+        let mut folded = false;
+        if failure.is_none() && (self.landed.full() || (sweep && self.landed.rows > 0)) {
+            match fold(&conn) {
+                Ok(()) => folded = true,
+                Err(e) => failure = Some(e.to_string()),
+            }
+        }
         let committed = match failure {
             None => match run_cached(&conn, "COMMIT") {
                 Ok(()) => true,
@@ -274,6 +315,11 @@ impl Writer {
         };
         drop(conn);
         if committed {
+            if folded {
+                self.landed = Landed::default();
+                self.forget_landed();
+            }
+            self.landed_committed = self.landed;
             self.publish_touched();
             for reply in replies {
                 reply.send();
@@ -321,6 +367,7 @@ impl Writer {
     /// Restores what the failed group touched.
     fn restore(&mut self) {
         self.fresh.clear();
+        self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
                 if self.paths.get(&current.path) == Some(&id) {
@@ -337,6 +384,34 @@ impl Writer {
                 Some(state) => self.producers.insert(key, state),
                 None => self.producers.remove(&key),
             };
+        }
+    }
+
+    /// Stores a chunk at the tail of `meta`'s stream (in `landed`), keeps it for the
+    /// readers' memory and moves the tail past it.
+    fn land(
+        &mut self,
+        conn: &Connection,
+        meta: &mut StreamMeta,
+        payload: &Payload,
+    ) -> rusqlite::Result<()> {
+        let chunk = insert_chunk(conn, meta.id, meta.tail, payload)?;
+        self.landed.rows += 1;
+        self.landed.bytes += payload.data.len();
+        self.fresh.entry(meta.id).or_default().extend(chunk);
+        meta.landed_from.get_or_insert(meta.tail);
+        meta.tail += payload.count;
+        Ok(())
+    }
+
+    /// After a commit that folded `landed`: no stream has chunks there any more. The
+    /// streams the commit touched are published as usual; the others' published
+    /// metadata is updated without waking their readers (nothing they read changed).
+    fn forget_landed(&mut self) {
+        for meta in self.metas.values_mut() {
+            if meta.landed_from.take().is_some() && !self.undo_metas.contains_key(&meta.id) {
+                self.shared.refresh(meta.clone());
+            }
         }
     }
 
@@ -430,6 +505,7 @@ impl Writer {
             chain: Vec::new(),
             forked_from: None,
             fork_at: 0,
+            landed_from: None,
         };
         if let Some(fork) = &req.fork {
             let source = match self.lookup(&fork.source, now) {
@@ -491,9 +567,7 @@ impl Writer {
         }
         if let Some(payload) = &req.body {
             if !payload.is_empty() {
-                let chunk = insert_chunk(conn, id, meta.tail, payload)?;
-                self.fresh.entry(id).or_default().extend(chunk);
-                meta.tail += payload.count;
+                self.land(conn, &mut meta, payload)?;
             }
         }
         meta.closed = req.closed;
@@ -586,9 +660,7 @@ impl Writer {
         let mut meta = meta.clone();
         let plain = !req.close && req.stream_seq.is_none() && meta.ttl_secs.is_none();
         if let Some(payload) = req.body.as_ref().filter(|p| !p.is_empty()) {
-            let chunk = insert_chunk(conn, id, meta.tail, payload)?;
-            self.fresh.entry(id).or_default().extend(chunk);
-            meta.tail += payload.count;
+            self.land(conn, &mut meta, payload)?;
         }
         if req.close {
             meta.closed = true;
@@ -663,11 +735,18 @@ impl Writer {
             }
             conn.prepare_cached(
                 "DELETE FROM blobs WHERE id IN
-                    (SELECT blob FROM chunks WHERE stream_id = ?1 AND blob IS NOT NULL)",
+                    (SELECT blob FROM chunks WHERE stream_id = ?1 AND blob IS NOT NULL
+                     UNION ALL
+                     SELECT blob FROM landed WHERE stream_id = ?1 AND blob IS NOT NULL)",
             )?
             .execute([id])?;
             conn.prepare_cached("DELETE FROM chunks WHERE stream_id = ?1")?
                 .execute([id])?;
+            let unfolded = conn
+                .prepare_cached("DELETE FROM landed WHERE stream_id = ?1")?
+                .execute([id])?;
+            // (Their bytes are not known here: a fold may come a little early.)
+            self.landed.rows = self.landed.rows.saturating_sub(unfolded);
             conn.prepare_cached("DELETE FROM producers WHERE stream_id = ?1")?
                 .execute([id])?;
             conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
@@ -799,6 +878,17 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
+/// Moves every chunk in `landed` into `chunks`, within the caller's transaction.
+fn fold(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO chunks (stream_id, start, end, data, ends, blob, bytes)
+         SELECT stream_id, start, end, data, ends, blob, bytes FROM landed ORDER BY seq",
+    )?
+    .execute([])?;
+    conn.prepare_cached("DELETE FROM landed")?.execute([])?;
+    Ok(())
+}
+
 /// Sets each stream's tail to the end of its last stored chunk where that is further
 /// than its row says (plain appends do not rewrite the row).
 fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rusqlite::Result<()> {
@@ -819,8 +909,8 @@ fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rus
 /// included, and seeking among rows of 100 KB read megabytes.
 const INLINE_BYTES: usize = 768;
 
-/// Stores a chunk and returns it as the readers' memory keeps it (unless it is too
-/// large to be kept there).
+/// Stores a chunk in `landed` and returns it as the readers' memory keeps it (unless
+/// it is too large to be kept there).
 fn insert_chunk(
     conn: &Connection,
     id: i64,
@@ -835,7 +925,7 @@ fn insert_chunk(
     let stored = payload.data.len() + ends.as_ref().map_or(0, Vec::len);
     if stored <= INLINE_BYTES {
         conn.prepare_cached(
-            "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO landed (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![id, start as i64, end, &payload.data[..], ends])?;
     } else {
@@ -843,7 +933,7 @@ fn insert_chunk(
             .execute(params![&payload.data[..], ends])?;
         let blob = conn.last_insert_rowid();
         conn.prepare_cached(
-            "INSERT INTO chunks (stream_id, start, end, data, blob, bytes)
+            "INSERT INTO landed (stream_id, start, end, data, blob, bytes)
              VALUES (?1, ?2, ?3, X'', ?4, ?5)",
         )?
         .execute(params![
