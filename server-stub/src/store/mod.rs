@@ -374,7 +374,7 @@ impl Shared {
     }
 
     /// Replaces a stream's published metadata without waking its readers: for changes
-    /// that no read's outcome depends on.
+    /// that alter where a read looks, not what it finds (`landed_from` after a fold).
     fn refresh(&self, meta: StreamMeta) {
         let map = self.by_path.read().unwrap_or_else(|p| p.into_inner());
         if let Some(live) = map.get(&meta.path).filter(|l| l.meta().id == meta.id) {
@@ -654,6 +654,11 @@ async fn on_reader<T: Send + 'static>(
 ) -> Result<T, String> {
     tokio::task::spawn_blocking(move || {
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        if !conn.is_autocommit() {
+            // Left open by a read that panicked (or, in memory, by a writer that did):
+            // a read must see what is committed now, not an old snapshot.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         read(&conn).map_err(|e| e.to_string())
     })
     .await

@@ -301,7 +301,7 @@ fn locate(
 /// the stream may have chunks there: its metadata says so (`landed_from`), or it is
 /// an ancestor, whose metadata is not at hand. Both are then read in one transaction,
 /// so from one snapshot: a fold committed in between cannot hide a chunk.
-fn each_chunk(
+pub(super) fn each_chunk(
     conn: &Connection,
     meta: &StreamMeta,
     range: Range<u64>,
@@ -310,44 +310,60 @@ fn each_chunk(
     let segments = meta.segments(range.start, range.end);
     let maybe_landed =
         |id: i64, hi: u64| id != meta.id || meta.landed_from.is_some_and(|from| hi > from);
-    let snapshot = conn.is_autocommit() && segments.iter().any(|&(id, _, hi)| maybe_landed(id, hi));
-    if snapshot {
-        conn.prepare_cached("BEGIN")?.execute([])?;
-    }
-    let outcome = (|| {
-        for (id, lo, hi) in segments {
-            let mut at = lo;
-            let tables: &[&str] = if maybe_landed(id, hi) {
-                &[CHUNKS, LANDED]
-            } else {
-                &[CHUNKS]
-            };
-            for sql in tables {
-                if at >= hi {
-                    break;
+    let both = segments.iter().any(|&(id, _, hi)| maybe_landed(id, hi));
+    let _snapshot = if both && conn.is_autocommit() {
+        Some(Snapshot::begin(conn)?)
+    } else {
+        None
+    };
+    for (id, lo, hi) in segments {
+        let mut at = lo;
+        let tables: &[&str] = if maybe_landed(id, hi) {
+            &[CHUNKS, LANDED]
+        } else {
+            &[CHUNKS]
+        };
+        for sql in tables {
+            if at >= hi {
+                break;
+            }
+            let mut stmt = conn.prepare_cached(sql)?;
+            let mut rows = stmt.query(params![id, at as i64, hi as i64])?;
+            while let Some(row) = rows.next()? {
+                let start = row.get::<_, i64>(0)? as u64;
+                let end = row.get::<_, i64>(1)? as u64;
+                let (a, b) = (at.max(start), hi.min(end));
+                if a >= b {
+                    continue;
                 }
-                let mut stmt = conn.prepare_cached(sql)?;
-                let mut rows = stmt.query(params![id, at as i64, hi as i64])?;
-                while let Some(row) = rows.next()? {
-                    let start = row.get::<_, i64>(0)? as u64;
-                    let end = row.get::<_, i64>(1)? as u64;
-                    let (a, b) = (at.max(start), hi.min(end));
-                    if a >= b {
-                        continue;
-                    }
-                    if !visit(row, start, end, (a, b))? {
-                        return Ok(());
-                    }
-                    at = b;
+                if !visit(row, start, end, (a, b))? {
+                    return Ok(());
                 }
+                at = b;
             }
         }
-        Ok(())
-    })();
-    if snapshot {
-        conn.prepare_cached("COMMIT")?.execute([])?;
     }
-    outcome
+    Ok(())
+}
+
+/// A read transaction, ended however the read ends: returning, failing or
+/// panicking (a connection left inside one would read an old snapshot from then on).
+struct Snapshot<'c>(&'c Connection);
+
+impl<'c> Snapshot<'c> {
+    fn begin(conn: &'c Connection) -> rusqlite::Result<Self> {
+        conn.prepare_cached("BEGIN")?.execute([])?;
+        Ok(Snapshot(conn))
+    }
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        // A read-only transaction: ending it by rollback loses nothing.
+        if let Ok(mut end) = self.0.prepare_cached("ROLLBACK") {
+            let _ = end.execute([]);
+        }
+    }
 }
 
 /// The chunks of stream `?1` in `chunks` that positions `[?2, ?3)` touch, in order:

@@ -120,6 +120,9 @@ pub(crate) struct Writer {
     /// What waits in `landed`: with the group in progress, and as last committed.
     landed: Landed,
     landed_committed: Landed,
+    /// A group's transaction is open or failed: until its commit succeeds, a panic
+    /// rolls it back and restores the state from before it.
+    unsettled: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -167,6 +170,7 @@ impl Writer {
             last_group: 0,
             landed: Landed::default(),
             landed_committed: Landed::default(),
+            unsettled: false,
         })
     }
 
@@ -238,16 +242,25 @@ impl Writer {
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.commit_group(group, sweep);
         }));
-        if outcome.is_err() {
+        if outcome.is_err() && self.unsettled {
             error!("the writer panicked; the group was rolled back");
             let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
             let _ = c.execute_batch("ROLLBACK");
             drop(c);
             self.restore();
+        } else if outcome.is_err() {
+            // Committed before the panic: the state is the committed one already, and
+            // restoring it would move tails back onto positions already written.
+            error!("the writer panicked after a commit");
+            self.undo_metas.clear();
+            self.undo_producers.clear();
+            self.fresh.clear();
         }
+        self.unsettled = false;
     }
 
     fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool) {
+        self.unsettled = true;
         let conn = Arc::clone(&self.conn);
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
@@ -315,6 +328,7 @@ impl Writer {
         };
         drop(conn);
         if committed {
+            self.unsettled = false;
             if folded {
                 self.landed = Landed::default();
                 self.forget_landed();
@@ -327,9 +341,9 @@ impl Writer {
         } else {
             let why = failure.unwrap_or_default();
             error!("group commit failed, rolled back: {why}");
-            if let Ok(c) = self.conn.lock() {
-                let _ = c.execute_batch("ROLLBACK");
-            }
+            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = c.execute_batch("ROLLBACK");
+            drop(c);
             self.restore();
             for reply in replies {
                 reply.fail(&why);
@@ -395,7 +409,7 @@ impl Writer {
         meta: &mut StreamMeta,
         payload: &Payload,
     ) -> rusqlite::Result<()> {
-        let chunk = insert_chunk(conn, meta.id, meta.tail, payload)?;
+        let chunk = insert_landed(conn, meta.id, meta.tail, payload)?;
         self.landed.rows += 1;
         self.landed.bytes += payload.data.len();
         self.fresh.entry(meta.id).or_default().extend(chunk);
@@ -742,11 +756,15 @@ impl Writer {
             .execute([id])?;
             conn.prepare_cached("DELETE FROM chunks WHERE stream_id = ?1")?
                 .execute([id])?;
-            let unfolded = conn
-                .prepare_cached("DELETE FROM landed WHERE stream_id = ?1")?
-                .execute([id])?;
-            // (Their bytes are not known here: a fold may come a little early.)
-            self.landed.rows = self.landed.rows.saturating_sub(unfolded);
+            let mut unfolded = conn.prepare_cached(
+                "DELETE FROM landed WHERE stream_id = ?1 RETURNING IFNULL(bytes, length(data))",
+            )?;
+            let mut gone = unfolded.query([id])?;
+            while let Some(row) = gone.next()? {
+                let bytes: i64 = row.get(0)?;
+                self.landed.rows = self.landed.rows.saturating_sub(1);
+                self.landed.bytes = self.landed.bytes.saturating_sub(bytes as usize);
+            }
             conn.prepare_cached("DELETE FROM producers WHERE stream_id = ?1")?
                 .execute([id])?;
             conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
@@ -911,7 +929,7 @@ const INLINE_BYTES: usize = 768;
 
 /// Stores a chunk in `landed` and returns it as the readers' memory keeps it (unless
 /// it is too large to be kept there).
-fn insert_chunk(
+fn insert_landed(
     conn: &Connection,
     id: i64,
     start: u64,
