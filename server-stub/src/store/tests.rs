@@ -346,6 +346,78 @@ async fn chunks_landed_before_a_crash_are_folded_on_open_and_deleted_with_their_
 }
 
 #[tokio::test]
+async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_stream() {
+    let dir = scratch("recreate-forked");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let soon = meta::now_ms() + 300;
+    // Ten times over: which of the two streams at the path was published last used to
+    // depend on hash order.
+    let paths: Vec<String> = (0..10).map(|i| format!("src-{i}")).collect();
+    for path in &paths {
+        let source = CreateReq {
+            expires_at_ms: Some(soon),
+            ..CreateReq::json(path.clone())
+        };
+        store.create(source).await.expect("create");
+        store
+            .append(append(path, &messages(0, 3, 10)))
+            .await
+            .expect("append");
+        // (A fork would take its source's expiry unless given one.)
+        let fork = CreateReq {
+            fork: Some(ForkReq {
+                source: path.clone(),
+                offset: None,
+                sub_offset: None,
+            }),
+            expires_at_ms: Some(soon + 3_600_000),
+            ..CreateReq::json(format!("{path}-fork"))
+        };
+        store.create(fork).await.expect("fork");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    for path in &paths {
+        // The expired source is kept (soft-deleted) for its fork; the path is free.
+        let created = store
+            .create(CreateReq::json(path.clone()))
+            .await
+            .expect("create again");
+        assert!(created.created);
+        let meta = store.shared().get(path).expect("published").meta();
+        assert_eq!(
+            (meta.id, meta.deleted, meta.tail),
+            (created.meta.id, false, 0),
+            "{path} is the new stream"
+        );
+        let fork = format!("{path}-fork");
+        assert_eq!(read_all(&store, &fork, 0, 1 << 20).await, vec![0, 1, 2]);
+    }
+    let ids: Vec<i64> = paths
+        .iter()
+        .map(|p| store.shared().get(p).expect("published").meta().id)
+        .collect();
+    // And so after a restart.
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    for (path, id) in paths.iter().zip(ids) {
+        let meta = store.shared().get(path).expect("published").meta();
+        assert_eq!(
+            (meta.id, meta.deleted),
+            (id, false),
+            "{path} after a restart"
+        );
+        store
+            .append(append(path, &messages(0, 1, 10)))
+            .await
+            .expect("the new stream takes appends");
+        let fork = format!("{path}-fork");
+        assert_eq!(read_all(&store, &fork, 0, 1 << 20).await, vec![0, 1, 2]);
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn blobs_whose_length_was_not_kept_are_measured_from_the_blob() {
     let (dir, store) = with_json_stream("no-bytes").await;
     let file = dir.join("gapless.sqlite3");

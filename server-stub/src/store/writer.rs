@@ -151,10 +151,20 @@ impl Writer {
             recover_tails(&c, &mut metas)?;
             (metas, load_producers(&c)?)
         };
-        let paths = metas.values().map(|m| (m.path.clone(), m.id)).collect();
+        // A path belongs to its live stream rather than to one kept (soft-deleted) for
+        // its forks, and only the owner of a path is published there.
+        let mut paths: HashMap<String, i64> = HashMap::new();
+        for meta in metas.values() {
+            let owner = paths.entry(meta.path.clone()).or_insert(meta.id);
+            if metas.get(owner).is_some_and(|m| m.deleted) && !meta.deleted {
+                *owner = meta.id;
+            }
+        }
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
         for meta in metas.values() {
-            shared.publish(meta.clone(), Vec::new());
+            if paths.get(&meta.path) == Some(&meta.id) {
+                shared.publish(meta.clone(), Vec::new());
+            }
         }
         Ok(Writer {
             conn,
@@ -369,6 +379,9 @@ impl Writer {
         self.undo_producers.clear();
         for id in touched {
             match self.metas.get(&id) {
+                // Kept (soft-deleted) for its forks while its path is another stream's
+                // now: only that one is published there.
+                Some(meta) if self.paths.get(&meta.path).is_some_and(|&owner| owner != id) => {}
                 Some(meta) => {
                     let fresh = self.fresh.remove(&id).unwrap_or_default();
                     self.shared.publish(meta.clone(), fresh);
