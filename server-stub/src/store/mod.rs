@@ -654,11 +654,6 @@ async fn on_reader<T: Send + 'static>(
 ) -> Result<T, String> {
     tokio::task::spawn_blocking(move || {
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
-        if !conn.is_autocommit() {
-            // Left open by a read that panicked (or, in memory, by a writer that did):
-            // a read must see what is committed now, not an old snapshot.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
         read(&conn).map_err(|e| e.to_string())
     })
     .await

@@ -366,24 +366,36 @@ impl Drop for Snapshot<'_> {
     }
 }
 
-/// The chunks of stream `?1` in `chunks` that positions `[?2, ?3)` touch, in order:
-/// (start, end, blob, data, ends, blob length, data length).
-const CHUNKS: &str = "SELECT start, end, blob, data, ends,
-        IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
+/// The columns [`each_chunk`] reads from `chunks` or `landed` (which have the same):
+/// start, end, blob, data, ends, blob length, data length.
+macro_rules! chunk_columns {
+    () => {
+        "SELECT start, end, blob, data, ends,
+            IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)"
+    };
+}
+
+/// The chunks of stream `?1` in `chunks` that positions `[?2, ?3)` touch, in order.
+const CHUNKS: &str = concat!(
+    chunk_columns!(),
+    "
     FROM chunks
     WHERE stream_id = ?1
       AND start >= IFNULL((SELECT MAX(start) FROM chunks WHERE stream_id = ?1 AND start <= ?2), 0)
       AND start < ?3
-    ORDER BY start";
+    ORDER BY start"
+);
 
 /// Those of [`CHUNKS`] that are in `landed`, in order: a stream's chunks land in the
 /// order of their positions, so in the order of `seq`, which needs no sorting and
 /// lets a read that has gathered enough stop early.
-const LANDED: &str = "SELECT start, end, blob, data, ends,
-        IFNULL(bytes, (SELECT length(data) FROM blobs WHERE id = blob)), length(data)
+const LANDED: &str = concat!(
+    chunk_columns!(),
+    "
     FROM landed
     WHERE stream_id = ?1 AND end > ?2 AND start < ?3
-    ORDER BY seq";
+    ORDER BY seq"
+);
 
 /// Positions `[a, b)` of a stored chunk starting at `start`: for JSON (`ends` holding
 /// each message's end as a little-endian `u32`) the comma-joined messages, otherwise

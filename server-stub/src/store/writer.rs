@@ -161,10 +161,8 @@ impl Writer {
             }
         }
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
-        for meta in metas.values() {
-            if paths.get(&meta.path) == Some(&meta.id) {
-                shared.publish(meta.clone(), Vec::new());
-            }
+        for meta in metas.values().filter(|m| owns_path(&paths, m)) {
+            shared.publish(meta.clone(), Vec::new());
         }
         Ok(Writer {
             conn,
@@ -254,10 +252,7 @@ impl Writer {
         }));
         if outcome.is_err() && self.unsettled {
             error!("the writer panicked; the group was rolled back");
-            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = c.execute_batch("ROLLBACK");
-            drop(c);
-            self.restore();
+            self.roll_back();
         } else if outcome.is_err() {
             // Committed before the panic: the state is the committed one already, and
             // restoring it would move tails back onto positions already written.
@@ -351,10 +346,7 @@ impl Writer {
         } else {
             let why = failure.unwrap_or_default();
             error!("group commit failed, rolled back: {why}");
-            let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-            let _ = c.execute_batch("ROLLBACK");
-            drop(c);
-            self.restore();
+            self.roll_back();
             for reply in replies {
                 reply.fail(&why);
             }
@@ -379,9 +371,7 @@ impl Writer {
         self.undo_producers.clear();
         for id in touched {
             match self.metas.get(&id) {
-                // Kept (soft-deleted) for its forks while its path is another stream's
-                // now: only that one is published there.
-                Some(meta) if self.paths.get(&meta.path).is_some_and(|&owner| owner != id) => {}
+                Some(meta) if !owns_path(&self.paths, meta) => {}
                 Some(meta) => {
                     let fresh = self.fresh.remove(&id).unwrap_or_default();
                     self.shared.publish(meta.clone(), fresh);
@@ -389,6 +379,14 @@ impl Writer {
                 None => self.shared.unpublish(id),
             }
         }
+    }
+
+    /// Rolls the failed group's transaction back and restores what it touched.
+    fn roll_back(&mut self) {
+        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = c.execute_batch("ROLLBACK");
+        drop(c);
+        self.restore();
     }
 
     /// Restores what the failed group touched.
@@ -901,6 +899,12 @@ fn same_config(
         return Err("the stream exists with a different closure status".into());
     }
     Ok(())
+}
+
+/// Whether `meta`'s stream is the one published at its path: not when it is kept
+/// (soft-deleted) for its forks while its path is another stream's now.
+fn owns_path(paths: &HashMap<String, i64>, meta: &StreamMeta) -> bool {
+    paths.get(&meta.path).is_none_or(|&owner| owner == meta.id)
 }
 
 /// Runs a statement without parameters, prepared once per connection (parsing

@@ -108,19 +108,12 @@ async fn main() -> ExitCode {
     };
     // Run by run, every server in turn: a noisy minute on this machine then weighs on
     // each server's figures rather than on one server's.
+    let only = args.only.clone().unwrap_or_else(Selection::all);
     let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
     for run in 0..args.runs.max(1) {
         for (target, figures) in targets.iter().zip(&mut runs) {
             tracing::info!(target = %target.name, run, "starting");
-            match run_once(
-                target,
-                &sizes,
-                args.only.as_ref().unwrap_or(&Selection::all()),
-                &args.work,
-                run,
-            )
-            .await
-            {
+            match run_once(target, &sizes, &only, &args.work, run).await {
                 Ok(f) => figures.push(f),
                 Err(e) => {
                     eprintln!("gapless-bench: {} failed: {e}", target.name);
@@ -130,7 +123,6 @@ async fn main() -> ExitCode {
         }
     }
     let all: Vec<Figures> = runs.iter().map(|r| Figures::median(r)).collect();
-    let only = args.only.clone().unwrap_or_else(Selection::all);
     let floor = if only.has("fan-out") {
         tracing::info!("fan-out over raw loopback TCP (the floor)");
         match floor::fan_out_floor(&sizes).await {
