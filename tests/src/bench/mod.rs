@@ -3,9 +3,11 @@
 //! directory, with each peer's figure and gapless's ratio to it in one table.
 //!
 //! [`servers`] starts the servers, [`scenarios`] measures them, [`stats`] summarises
-//! latencies and repeated runs, [`report`] writes the table, and [`floor`] measures
-//! what the fan-out scenario's loopback costs without any server.
+//! latencies and repeated runs, [`report`] writes the table, [`floor`] measures
+//! what the fan-out scenario's loopback costs without any server, and [`callgrind`]
+//! counts a server's instructions instead.
 
+pub mod callgrind;
 pub mod floor;
 pub mod report;
 pub mod scenarios;
@@ -118,6 +120,21 @@ impl Sizes {
         }
     }
 
+    /// For servers running under callgrind, some fifty times slower: long enough
+    /// that what a scenario costs outweighs its start and end, with fewer subscribers
+    /// (whose deliveries the slowed server must still keep up with). No idle memory:
+    /// valgrind's own would swamp it.
+    pub fn counted() -> Sizes {
+        Sizes {
+            append_for: Duration::from_secs(3),
+            catch_up_messages: 100_000,
+            fan_out_subscribers: 100,
+            fan_out_rate: 20.0,
+            fan_out_for: Duration::from_secs(3),
+            idle: Vec::new(),
+        }
+    }
+
     /// Seconds in all: a smoke test of the harness, not a measurement.
     pub fn quick() -> Sizes {
         Sizes {
@@ -162,13 +179,14 @@ impl Figures {
 }
 
 /// One run of every scenario against `target`, each server start on a fresh
-/// directory under `work`.
+/// directory under `work`; under callgrind, counting its instructions, when `counted`.
 pub async fn run_once(
     target: &Target,
     sizes: &Sizes,
     only: &Selection,
     work: &Path,
     run: usize,
+    counted: bool,
 ) -> Result<Figures, BenchError> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(usize::MAX)
@@ -185,7 +203,7 @@ pub async fn run_once(
             .map_err(BenchError::io("data dir"))
     };
 
-    let server = start(target, &fresh("main")?, &http).await?;
+    let server = start(target, &fresh("main")?, &http, counted).await?;
     cold.extend(server.cold_start);
     if only.has("append") {
         tracing::info!(target = %target.name, "append, 1 producer");
@@ -203,10 +221,10 @@ pub async fn run_once(
     }
     server.stop().await;
 
-    if target.is_local() && only.has("idle") {
+    if target.is_local() && only.has("idle") && !counted {
         for &n in &sizes.idle {
             tracing::info!(target = %target.name, n, "idle subscribers");
-            let server = start(target, &fresh(&format!("idle{n}"))?, &http).await?;
+            let server = start(target, &fresh(&format!("idle{n}"))?, &http, counted).await?;
             cold.extend(server.cold_start);
             if let Some(kib) = scenarios::idle_memory(&http, &server, n).await? {
                 figures.set(&format!("idle_{n}"), kib);
@@ -218,6 +236,12 @@ pub async fn run_once(
     if let Some(m) = stats::median(&cold_ms) {
         figures.set("cold_ms", m);
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if counted {
+        // The dumps stay, one per scenario, for `callgrind_annotate`.
+        let _ = std::fs::remove_dir_all(work.join("main"));
+        tracing::info!(dumps = %work.display(), "callgrind dumps kept");
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
     Ok(figures)
 }

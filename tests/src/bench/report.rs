@@ -38,9 +38,50 @@ fn row(id: &str, label: &str, unit: &'static str, better: Better) -> Row {
     }
 }
 
-/// The rows a run with `sizes` fills, in the order.
-pub fn rows(sizes: &Sizes) -> Vec<Row> {
+/// The rows a run with `sizes` fills, in the order; when `counted`, the
+/// servers' instructions per operation instead.
+pub fn rows(sizes: &Sizes, counted: bool) -> Vec<Row> {
     use Better::{Higher, Lower};
+    if counted {
+        return vec![
+            row(
+                "append1_ir",
+                "1. append, 1 producer: server instructions per append",
+                "instructions",
+                Lower,
+            ),
+            row(
+                "append16_ir",
+                "2. append, 16 producers: server instructions per append",
+                "instructions",
+                Lower,
+            ),
+            row(
+                "fill_ir",
+                "3. fill, arrays of 1,000: server instructions per message",
+                "instructions",
+                Lower,
+            ),
+            row(
+                "catchup_ir",
+                &format!(
+                    "3. catch-up read of {} messages: server instructions per message",
+                    sizes.catch_up_messages
+                ),
+                "instructions",
+                Lower,
+            ),
+            row(
+                "fanout_ir",
+                &format!(
+                    "4. fan-out to {} SSE subscribers: server instructions per delivery",
+                    sizes.fan_out_subscribers
+                ),
+                "instructions",
+                Lower,
+            ),
+        ];
+    }
     let mut rows = vec![
         row(
             "append1_rate",
@@ -163,8 +204,9 @@ pub fn show(value: f64) -> String {
     }
 }
 
-/// The Markdown table: the first target is gapless, the others are its peers.
-pub fn table(sizes: &Sizes, targets: &[Target], figures: &[Figures]) -> String {
+/// The Markdown table: the first target is gapless, the others are its peers; the
+/// instruction counts when `counted`.
+pub fn table(sizes: &Sizes, targets: &[Target], figures: &[Figures], counted: bool) -> String {
     let mut out = String::new();
     let _ = write!(out, "| figure | unit |");
     for (i, t) in targets.iter().enumerate() {
@@ -177,7 +219,7 @@ pub fn table(sizes: &Sizes, targets: &[Target], figures: &[Figures]) -> String {
     let columns = 2 + targets.len() * 2 - 1;
     out.push_str(&"|---".repeat(columns));
     out.push_str("|\n");
-    for r in rows(sizes) {
+    for r in rows(sizes, counted) {
         let _ = write!(out, "| {} | {} |", r.label, r.unit);
         let ours = figures.first().and_then(|f| f.get(&r.id));
         for (i, f) in figures.iter().enumerate() {

@@ -154,7 +154,7 @@ pub async fn append_throughput(
         create(http, &url).await?;
         urls.push(url);
     }
-    let cpu = server.cpu();
+    let meter = Meter::start(server).await?;
     let started = Instant::now();
     let tasks: Vec<_> = urls
         .into_iter()
@@ -178,9 +178,7 @@ pub async fn append_throughput(
     } else {
         "append16"
     };
-    if let Some(us) = cpu_per(server, cpu, all.len()) {
-        figures.set(&format!("{key}_cpu"), us);
-    }
+    meter.charge(server, all.len(), key, figures).await?;
     let latency = Latency::of(all);
     figures.set(&format!("{key}_rate"), rate);
     figures.set(&format!("{key}_p50"), latency.p50_ms);
@@ -200,6 +198,7 @@ pub async fn catch_up(
     create(http, &url).await?;
     let total = sizes.catch_up_messages;
     let per_batch = 1_000.min(total.max(1));
+    let meter = Meter::start(server).await?;
     let started = Instant::now();
     let mut seq = 0;
     while seq < total {
@@ -208,7 +207,11 @@ pub async fn catch_up(
         seq += count;
     }
     figures.set("fill_rate", total as f64 / started.elapsed().as_secs_f64());
+    meter
+        .charge(server, total as usize, "fill", figures)
+        .await?;
 
+    let meter = Meter::start(server).await?;
     let started = Instant::now();
     let mut offset = "-1".to_owned();
     let (mut bytes, mut messages) = (0u64, 0u64);
@@ -245,16 +248,55 @@ pub async fn catch_up(
             "catch-up read returned {messages} messages, expected {total}"
         )));
     }
+    meter
+        .charge(server, messages as usize, "catchup", figures)
+        .await?;
     figures.set("catchup_mb_s", bytes as f64 / 1e6 / secs);
     figures.set("catchup_msgs_s", messages as f64 / secs);
     Ok(())
 }
 
-/// The server's CPU time since `before` in microseconds per one of `done` operations
-/// (for servers the harness started: it reads their process's CPU time).
-fn cpu_per(server: &Running, before: Option<Duration>, done: usize) -> Option<f64> {
-    let used = server.cpu()?.checked_sub(before?)?;
-    (done > 0).then(|| used.as_secs_f64() * 1e6 / done as f64)
+/// What a server has spent when the measured part of a scenario starts, to charge to
+/// the operations done by its end (for servers the harness started: it reads their
+/// process's CPU time, and their instruction count when they run under callgrind).
+struct Meter {
+    cpu: Option<Duration>,
+}
+
+impl Meter {
+    async fn start(server: &Running) -> Result<Meter, BenchError> {
+        server.zero_instructions().await?;
+        Ok(Meter { cpu: server.cpu() })
+    }
+
+    /// Sets `{key}_cpu`, the server's CPU time in microseconds per one of `done`
+    /// operations, and `{key}_ir`, its instructions per operation.
+    async fn charge(
+        self,
+        server: &Running,
+        done: usize,
+        key: &str,
+        figures: &mut Figures,
+    ) -> Result<(), BenchError> {
+        let instructions = server.instructions().await?;
+        if done == 0 {
+            return Ok(());
+        }
+        let used = server
+            .cpu()
+            .zip(self.cpu)
+            .and_then(|(now, then)| now.checked_sub(then));
+        if let Some(used) = used {
+            figures.set(
+                &format!("{key}_cpu"),
+                used.as_secs_f64() * 1e6 / done as f64,
+            );
+        }
+        if let Some(n) = instructions {
+            figures.set(&format!("{key}_ir"), n as f64 / done as f64);
+        }
+        Ok(())
+    }
 }
 
 /// The offset after the last message of a stream (from `HEAD`).
@@ -335,7 +377,7 @@ pub async fn fan_out(
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let interval = Duration::from_secs_f64(1.0 / sizes.fan_out_rate);
-    let cpu = server.cpu();
+    let meter = Meter::start(server).await?;
     let started = Instant::now();
     let mut sent = 0u64;
     while started.elapsed() < sizes.fan_out_for {
@@ -360,9 +402,7 @@ pub async fn fan_out(
     }
     let samples = std::mem::take(&mut *latencies.lock().map_err(|_| BenchError::Poisoned)?);
     let delivered = samples.len();
-    if let Some(us) = cpu_per(server, cpu, delivered) {
-        figures.set("fanout_cpu", us);
-    }
+    meter.charge(server, delivered, "fanout", figures).await?;
     let latency = Latency::of(samples);
     figures.set("fanout_rate", rate);
     figures.set("fanout_p50", latency.p50_ms);

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use super::callgrind::Callgrind;
 use super::BenchError;
 
 /// Which server, and how to start it.
@@ -85,6 +86,8 @@ pub struct Running {
     pub base: String,
     /// Spawn to first answered request, for servers the harness started.
     pub cold_start: Option<Duration>,
+    /// Where its instructions are counted, when it runs under callgrind.
+    callgrind: Option<Callgrind>,
 }
 
 impl Running {
@@ -101,6 +104,27 @@ impl Running {
     /// The CPU time the server has used so far, for servers the harness started.
     pub fn cpu(&self) -> Option<Duration> {
         crate::cpu_of(self.child.as_ref()?.id()?)
+    }
+
+    /// Zeroes the server's instruction count, when it runs under callgrind.
+    pub async fn zero_instructions(&self) -> Result<(), BenchError> {
+        match (&self.callgrind, self.pid()) {
+            (Some(cg), Some(pid)) => cg.zero(pid).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The instructions the server executed since its count was last zeroed, when it
+    /// runs under callgrind.
+    pub async fn instructions(&self) -> Result<Option<u64>, BenchError> {
+        match (&self.callgrind, self.pid()) {
+            (Some(cg), Some(pid)) => cg.dump(pid).await.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref()?.id()
     }
 
     /// Stops the server (SIGKILL: its data directory is thrown away anyway).
@@ -121,11 +145,14 @@ fn free_port() -> Result<u16, BenchError> {
         .port())
 }
 
-/// Starts `target` on a fresh `data_dir` and waits for its first answer.
+/// Starts `target` on a fresh `data_dir` and waits for its first answer; under
+/// callgrind when `counted` (gapless and Electric only: the instructions of Node's
+/// JIT compiler would not compare with theirs).
 pub async fn start(
     target: &Target,
     data_dir: &Path,
     http: &reqwest::Client,
+    counted: bool,
 ) -> Result<Running, BenchError> {
     let mut command = match &target.kind {
         ServerKind::External { base } => {
@@ -133,6 +160,7 @@ pub async fn start(
                 child: None,
                 base: base.trim_end_matches('/').to_owned(),
                 cold_start: None,
+                callgrind: None,
             })
         }
         ServerKind::Gapless { bin, durability } => {
@@ -177,6 +205,18 @@ pub async fn start(
             command.args(["--port", &port.to_string()]);
         }
     }
+    let mut callgrind = None;
+    if counted {
+        if matches!(target.kind, ServerKind::Node { .. }) {
+            return Err(BenchError::Server(
+                "the Node server's instructions are not counted (its JIT's would not compare)"
+                    .into(),
+            ));
+        }
+        let (wrapped, cg) = Callgrind::wrap(&command, &data_dir.with_extension("callgrind"));
+        command = wrapped;
+        callgrind = Some(cg);
+    }
     let log =
         std::fs::File::create(data_dir.with_extension("log")).map_err(BenchError::io("log"))?;
     let spawned = Instant::now();
@@ -192,9 +232,10 @@ pub async fn start(
         child: Some(child),
         base,
         cold_start: None,
+        callgrind,
     };
     let probe = running.stream("bench-ready-probe");
-    let deadline = spawned + Duration::from_secs(30);
+    let deadline = spawned + Duration::from_secs(if counted { 120 } else { 30 });
     loop {
         if http.head(&probe).send().await.is_ok() {
             running.cold_start = Some(spawned.elapsed());
@@ -211,8 +252,9 @@ pub async fn start(
         if Instant::now() > deadline {
             running.stop().await;
             return Err(BenchError::Server(format!(
-                "{} did not answer within 30 s",
-                target.name
+                "{} did not answer within {} s",
+                target.name,
+                deadline.duration_since(spawned).as_secs()
             )));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;

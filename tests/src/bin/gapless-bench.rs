@@ -15,6 +15,12 @@ struct Args {
     /// Small sizes, seconds in all: a smoke test of the harness, not a measurement.
     #[arg(long)]
     quick: bool,
+    /// Counts each server's instructions per operation under valgrind's callgrind
+    /// instead of timing it: repeatable whatever else the machine does, but user space
+    /// only (no kernel work) and not for the Node server (a JIT's instructions would
+    /// not compare). Smaller sizes; idle memory and cold start are not measured.
+    #[arg(long)]
+    instructions: bool,
     /// Runs per server; each figure is the median over them.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -57,7 +63,7 @@ fn targets(args: &Args) -> Result<Vec<Target>, String> {
             },
         });
     }
-    if let Some(dir) = &args.node {
+    if let Some(dir) = args.node.as_ref().filter(|_| !args.instructions) {
         out.push(Target {
             name: "node".into(),
             kind: ServerKind::Node { dir: dir.clone() },
@@ -68,6 +74,9 @@ fn targets(args: &Args) -> Result<Vec<Target>, String> {
             name: "electric".into(),
             kind: ServerKind::Electric { bin: bin.clone() },
         });
+    }
+    if args.instructions && !args.urls.is_empty() {
+        return Err("--instructions counts only servers it starts, not --url ones".into());
     }
     for spec in &args.urls {
         let (name, base) = spec
@@ -103,6 +112,8 @@ async fn main() -> ExitCode {
     };
     let sizes = if args.quick {
         Sizes::quick()
+    } else if args.instructions {
+        Sizes::counted()
     } else {
         Sizes::full()
     };
@@ -113,7 +124,7 @@ async fn main() -> ExitCode {
     for run in 0..args.runs.max(1) {
         for (target, figures) in targets.iter().zip(&mut runs) {
             tracing::info!(target = %target.name, run, "starting");
-            match run_once(target, &sizes, &only, &args.work, run).await {
+            match run_once(target, &sizes, &only, &args.work, run, args.instructions).await {
                 Ok(f) => figures.push(f),
                 Err(e) => {
                     eprintln!("gapless-bench: {} failed: {e}", target.name);
@@ -123,7 +134,7 @@ async fn main() -> ExitCode {
         }
     }
     let all: Vec<Figures> = runs.iter().map(|r| Figures::median(r)).collect();
-    let floor = if only.has("fan-out") {
+    let floor = if only.has("fan-out") && !args.instructions {
         tracing::info!("fan-out over raw loopback TCP (the floor)");
         match floor::fan_out_floor(&sizes).await {
             Ok(l) => format!(
@@ -143,15 +154,24 @@ async fn main() -> ExitCode {
     } else {
         String::new()
     };
-    let table = report::table(&sizes, &targets, &all);
+    let table = report::table(&sizes, &targets, &all, args.instructions);
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let counted = if args.instructions {
+        "Instructions counted by valgrind's callgrind in each server's own code and \
+         libraries (user space: the kernel's work for system calls, TCP and the disk is \
+         not counted), from the start to the end of each scenario's measured part. \
+         Valgrind runs a server's threads one at a time, so concurrent appends form \
+         other groups than they would natively.\n\n"
+    } else {
+        ""
+    };
     let text = format!(
         "# gapless-bench results\n\n{} mode, {} run(s) per server, the servers in turn (medians), {cores} cores, \
-         loopback, the load generator on the same cores.\n\n{table}{floor}",
-        if args.quick {
-            "quick (smoke test, not a measurement)"
-        } else {
-            "full"
+         loopback, the load generator on the same cores.\n\n{counted}{table}{floor}",
+        match (args.quick, args.instructions) {
+            (true, _) => "quick (smoke test, not a measurement)",
+            (false, true) => "instruction-counting",
+            (false, false) => "full",
         },
         args.runs.max(1),
     );
