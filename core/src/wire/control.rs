@@ -94,9 +94,100 @@ impl Control {
 
     /// The control event's JSON text, as a server writes it.
     pub fn to_json(&self) -> String {
-        // Serializing plain strings and booleans cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+        let mut out = String::with_capacity(96);
+        self.write_json(&mut out);
+        out
     }
+
+    /// Appends the control event's JSON text to `out`: the same text as
+    /// [`Control::to_json`], written by hand rather than through serde, since a server
+    /// writes one after every delivery to every subscriber.
+    ///
+    /// ```
+    /// use gapless_core::wire::Control;
+    /// use gapless_core::Offset;
+    ///
+    /// let c = Control {
+    ///     stream_next_offset: Offset::parse("0000000000000042").unwrap(),
+    ///     stream_cursor: Some("7".into()),
+    ///     up_to_date: true,
+    ///     stream_closed: false,
+    /// };
+    /// let mut out = String::from("data:");
+    /// c.write_json(&mut out);
+    /// assert_eq!(out, r#"data:{"streamNextOffset":"0000000000000042","streamCursor":"7","upToDate":true}"#);
+    /// ```
+    pub fn write_json(&self, out: &mut String) {
+        Control::write_json_of(
+            out,
+            self.stream_next_offset.as_str(),
+            self.stream_cursor.as_deref(),
+            self.up_to_date,
+            self.stream_closed,
+        );
+    }
+
+    /// Appends the JSON text of the control event with these fields to `out`, for a
+    /// server that holds the offset as text already (what [`Control::write_json`]
+    /// writes).
+    ///
+    /// ```
+    /// use gapless_core::wire::Control;
+    ///
+    /// let mut out = String::new();
+    /// Control::write_json_of(&mut out, "0000000000000042", None, false, true);
+    /// assert_eq!(out, r#"{"streamNextOffset":"0000000000000042","streamClosed":true}"#);
+    /// ```
+    pub fn write_json_of(
+        out: &mut String,
+        stream_next_offset: &str,
+        stream_cursor: Option<&str>,
+        up_to_date: bool,
+        stream_closed: bool,
+    ) {
+        out.push_str("{\"streamNextOffset\":");
+        push_json_string(out, stream_next_offset);
+        if let Some(cursor) = stream_cursor {
+            out.push_str(",\"streamCursor\":");
+            push_json_string(out, cursor);
+        }
+        if up_to_date {
+            out.push_str(",\"upToDate\":true");
+        }
+        if stream_closed {
+            out.push_str(",\"streamClosed\":true");
+        }
+        out.push('}');
+    }
+}
+
+/// Appends `s` as a JSON string: quoted, with `"`, `\\` and control characters
+/// escaped (as serde_json escapes them).
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut rest = s;
+    while let Some(i) = rest.find(|c: char| c == '"' || c == '\\' || c < ' ') {
+        out.push_str(&rest[..i]);
+        let c = rest.as_bytes()[i];
+        match c {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(c >> 4)]));
+                out.push(char::from(HEX[usize::from(c & 0xf)]));
+            }
+        }
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -172,6 +263,24 @@ mod tests {
                 .ok()
                 .filter(|c| c.stream_next_offset.is_concrete() || c.stream_next_offset.is_start());
             assert_eq!(Control::parse(text).ok(), derived, "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn json_written_by_hand_is_what_serde_writes(
+            cursor in proptest::option::of(".{0,12}"),
+            up_to_date: bool,
+            stream_closed: bool,
+            offset in "[0-9_]{1,20}",
+        ) {
+            let c = Control {
+                stream_next_offset: Offset::parse(&offset).unwrap(),
+                stream_cursor: cursor,
+                up_to_date,
+                stream_closed,
+            };
+            proptest::prop_assert_eq!(c.to_json(), serde_json::to_string(&c).unwrap());
         }
     }
 }

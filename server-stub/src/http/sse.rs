@@ -13,7 +13,6 @@ use axum::response::{IntoResponse, Response};
 use gapless_core::sse::{encode_comment, encode_event};
 use gapless_core::wire::headers::is_text;
 use gapless_core::wire::{encode_base64, Control};
-use gapless_core::Offset;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -22,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept::{drive, Driven};
 use super::headers as h;
 use super::AppState;
-use crate::store::{format_offset, now_ms, Live, ReadChunk, Store, StreamMeta};
+use crate::store::{now_ms, push_offset, Live, ReadChunk, Store, StreamMeta};
 
 /// Largest batch one `data` event carries.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -359,32 +358,40 @@ struct Protocol {
 }
 
 impl Protocol {
+    /// The control event after data up to `at`.
     fn control(&self, at: u64, up_to_date: bool, closed: bool) -> String {
-        let control = Control {
-            stream_next_offset: Offset::parse(&format_offset(at)).unwrap_or(Offset::START),
-            stream_cursor: (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms())),
-            up_to_date,
-            stream_closed: closed,
-        };
-        let mut out = String::new();
-        encode_event(&mut out, Some("control"), None, &control.to_json());
+        let mut out = String::with_capacity(CONTROL_BYTES);
+        self.push_control(&mut out, at, up_to_date, closed);
         out
     }
+
+    /// Appends the control event after data up to `at` to `out`.
+    fn push_control(&self, out: &mut String, at: u64, up_to_date: bool, closed: bool) {
+        let mut offset = String::with_capacity(40);
+        push_offset(&mut offset, at);
+        let cursor = (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms()));
+        let mut json = String::with_capacity(CONTROL_BYTES);
+        Control::write_json_of(&mut json, &offset, cursor.as_deref(), up_to_date, closed);
+        encode_event(out, Some("control"), None, &json);
+    }
 }
+
+/// Room for a control event.
+const CONTROL_BYTES: usize = 128;
 
 impl Framing for Protocol {
     const MAX_BATCH_BYTES: usize = MAX_EVENT_BYTES;
 
     fn batch(&self, chunk: &ReadChunk, _from: u64, tail: u64, closed: bool) -> Framed {
         let data = match self.encoding {
-            Encoding::Json | Encoding::Text => String::from_utf8_lossy(chunk.body()).into_owned(),
-            Encoding::Base64 => encode_base64(chunk.body()),
+            Encoding::Json | Encoding::Text => String::from_utf8_lossy(chunk.body()),
+            Encoding::Base64 => encode_base64(chunk.body()).into(),
         };
-        let mut text = String::with_capacity(data.len() + 128);
+        let mut text = String::with_capacity(data.len() + 2 * CONTROL_BYTES);
         encode_event(&mut text, Some("data"), None, &data);
         let up_to_date = chunk.next >= tail;
         let ended = closed && up_to_date;
-        text.push_str(&self.control(chunk.next, up_to_date, ended));
+        self.push_control(&mut text, chunk.next, up_to_date, ended);
         Framed {
             text,
             caught_up: up_to_date,

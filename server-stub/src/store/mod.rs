@@ -25,7 +25,7 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
-pub use meta::{format_offset, now_ms, parse_offset, BadOffset, ReadFrom, StreamMeta};
+pub use meta::{format_offset, now_ms, parse_offset, push_offset, BadOffset, ReadFrom, StreamMeta};
 pub use reader::ReadChunk;
 pub use schema::Durability;
 
