@@ -27,7 +27,7 @@ pub fn encode_event(out: &mut String, event: Option<&str>, id: Option<&str>, dat
     }
     let mut rest = data;
     loop {
-        match rest.find(['\r', '\n']) {
+        match memchr::memchr2(b'\r', b'\n', rest.as_bytes()) {
             Some(i) => {
                 push_raw_field(out, "data", &rest[..i]);
                 let skip = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
@@ -89,7 +89,7 @@ fn push_raw_field(out: &mut String, name: &str, value: &str) {
 }
 
 fn single_line(value: &str) -> std::borrow::Cow<'_, str> {
-    if value.contains(['\r', '\n']) {
+    if memchr::memchr2(b'\r', b'\n', value.as_bytes()).is_some() {
         value.replace(['\r', '\n'], " ").into()
     } else {
         value.into()

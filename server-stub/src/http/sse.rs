@@ -133,6 +133,8 @@ struct LiveFeed<F> {
     changes: watch::Receiver<u64>,
     caught_up_sent: bool,
     done: bool,
+    /// The stream holds JSON messages (its content type, read once).
+    json: bool,
     framing: F,
 }
 
@@ -187,14 +189,14 @@ impl<F: Framing> LiveFeed<F> {
         if self.done {
             return Ok(Step::End);
         }
-        let Some(meta) = current_meta(&self.store, &self.live) else {
+        let Some(meta) = current_meta(&self.live) else {
             self.done = true;
             return Ok(Step::End);
         };
         if self.from < meta.tail {
-            let recent =
-                self.live
-                    .read_recent(meta.is_json(), self.from, meta.tail, F::MAX_BATCH_BYTES);
+            let recent = self
+                .live
+                .read_recent(self.json, self.from, meta.tail, F::MAX_BATCH_BYTES);
             return match recent {
                 Some(chunk) => Ok(self.framed(&chunk, &meta)),
                 None => Err(meta),
@@ -267,7 +269,7 @@ impl<F: Framing> Feed for LiveFeed<F> {
     }
 
     fn stream_now(&self) -> StreamNow {
-        let meta = current_meta(&self.store, &self.live);
+        let meta = current_meta(&self.live);
         StreamNow {
             tail: meta.filter(|m| !m.closed).map(|m| m.tail),
             stopping: self.shutdown.is_cancelled(),
@@ -324,6 +326,7 @@ pub(super) fn live_response<F: Framing>(
         store: state.store.clone(),
         shutdown: state.shutdown.clone(),
         changes: live.subscribe(),
+        json: live.meta().is_json(),
         live,
         from,
         deadline: now + state.config.sse_max_age,
@@ -384,7 +387,10 @@ impl Framing for Protocol {
 
     fn batch(&self, chunk: &ReadChunk, _from: u64, tail: u64, closed: bool) -> Framed {
         let data = match self.encoding {
-            Encoding::Json | Encoding::Text => String::from_utf8_lossy(chunk.body()),
+            Encoding::Json | Encoding::Text => match std::str::from_utf8(chunk.body()) {
+                Ok(text) => text.into(),
+                Err(_) => String::from_utf8_lossy(chunk.body()),
+            },
             Encoding::Base64 => encode_base64(chunk.body()).into(),
         };
         let mut text = String::with_capacity(data.len() + 2 * CONTROL_BYTES);
@@ -453,12 +459,11 @@ fn event_stream(body: Body, base64: bool) -> Response {
 
 /// The stream's committed metadata, if `live` is still the stream at its path (not
 /// deleted, not replaced by a new stream of the same name).
-fn current_meta(store: &Store, live: &Arc<Live>) -> Option<Arc<StreamMeta>> {
-    let meta = live.meta();
-    let current = store.shared().get(&meta.path)?;
-    if !Arc::ptr_eq(&current, live) {
+fn current_meta(live: &Live) -> Option<Arc<StreamMeta>> {
+    if live.is_replaced() {
         return None;
     }
+    let meta = live.meta();
     (!meta.deleted).then_some(meta)
 }
 

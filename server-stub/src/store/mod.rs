@@ -18,7 +18,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -265,9 +265,24 @@ pub struct Live {
     access_ms: AtomicU64,
     changed: watch::Sender<u64>,
     recent: Mutex<recent::Recent>,
+    /// No longer the stream at its path (deleted, expired, or created again there).
+    replaced: AtomicBool,
 }
 
 impl Live {
+    /// Whether this is no longer the stream at its path: it was deleted for good, or
+    /// its path now names a stream created again there. Set before its readers are
+    /// woken, so a woken reader sees it.
+    pub fn is_replaced(&self) -> bool {
+        self.replaced.load(Ordering::Acquire)
+    }
+
+    /// Marks the stream replaced and wakes its readers.
+    fn replace(&self) {
+        self.replaced.store(true, Ordering::Release);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
     /// The committed metadata.
     pub fn meta(&self) -> Arc<StreamMeta> {
         Arc::clone(&self.meta.read().unwrap_or_else(|p| p.into_inner()))
@@ -364,10 +379,11 @@ impl Shared {
                         meta: RwLock::new(Arc::new(meta)),
                         changed,
                         recent: Mutex::new(recent),
+                        replaced: AtomicBool::new(false),
                     }),
                 );
                 if let Some(old) = old {
-                    old.changed.send_modify(|v| *v += 1);
+                    old.replace();
                 }
             }
         }
@@ -389,7 +405,7 @@ impl Shared {
             .find(|(_, live)| live.meta().id == id)
             .map(|(p, _)| p.clone());
         if let Some(live) = path.and_then(|p| map.remove(&p)) {
-            live.changed.send_modify(|v| *v += 1);
+            live.replace();
         }
     }
 }
