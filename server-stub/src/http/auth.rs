@@ -172,7 +172,7 @@ fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError> {
     }
     let token = request
         .headers()
-        .get("authorization")
+        .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
             v.strip_prefix("Bearer ")

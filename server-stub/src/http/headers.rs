@@ -1,15 +1,60 @@
 //! Request header parsing (TTL, expiry, closure, producers, forks) and response
 //! header values (ETag, cursor, caching) of the Durable Streams protocol.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
 use crate::store::{parse_offset, ProducerHdr, ReadFrom};
 
+/// The headers of the protocol, named once: a lookup or an insertion by name then
+/// hashes it, where one by `&str` first parses and checks the text.
+pub(super) mod names {
+    use axum::http::HeaderName;
+
+    /// `Stream-Next-Offset`.
+    pub(crate) const STREAM_NEXT_OFFSET: HeaderName = HeaderName::from_static("stream-next-offset");
+    /// `Stream-Up-To-Date`.
+    pub(crate) const STREAM_UP_TO_DATE: HeaderName = HeaderName::from_static("stream-up-to-date");
+    /// `Stream-Cursor`.
+    pub(crate) const STREAM_CURSOR: HeaderName = HeaderName::from_static("stream-cursor");
+    /// `X-Accel-Buffering` (tells proxies not to buffer a live response).
+    pub(crate) const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+    /// `Cross-Origin-Resource-Policy`.
+    pub(crate) const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
+        HeaderName::from_static("cross-origin-resource-policy");
+
+    /// `Stream-TTL`.
+    pub(crate) const STREAM_TTL: HeaderName = HeaderName::from_static("stream-ttl");
+    /// `Stream-Expires-At`.
+    pub(crate) const STREAM_EXPIRES_AT: HeaderName = HeaderName::from_static("stream-expires-at");
+    /// `Stream-Closed`.
+    pub(crate) const STREAM_CLOSED: HeaderName = HeaderName::from_static("stream-closed");
+    /// `Stream-Seq`.
+    pub(crate) const STREAM_SEQ: HeaderName = HeaderName::from_static("stream-seq");
+    /// `Stream-Forked-From`.
+    pub(crate) const STREAM_FORKED_FROM: HeaderName = HeaderName::from_static("stream-forked-from");
+    /// `Stream-Fork-Offset`.
+    pub(crate) const STREAM_FORK_OFFSET: HeaderName = HeaderName::from_static("stream-fork-offset");
+    /// `Stream-Fork-Sub-Offset`.
+    pub(crate) const STREAM_FORK_SUB_OFFSET: HeaderName =
+        HeaderName::from_static("stream-fork-sub-offset");
+    /// `Producer-Id`.
+    pub(crate) const PRODUCER_ID: HeaderName = HeaderName::from_static("producer-id");
+    /// `Producer-Epoch`.
+    pub(crate) const PRODUCER_EPOCH: HeaderName = HeaderName::from_static("producer-epoch");
+    /// `Producer-Seq`.
+    pub(crate) const PRODUCER_SEQ: HeaderName = HeaderName::from_static("producer-seq");
+    /// `Last-Event-ID`.
+    pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
+}
+
 /// The value of a header as text; a value that is not visible ASCII is a 400.
-pub(super) fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+pub(super) fn text<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a str>, ApiError> {
     match headers.get(name) {
         None => Ok(None),
         Some(v) => v
@@ -22,7 +67,7 @@ pub(super) fn text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a 
 /// `Stream-Closed: true` (case-insensitive); any other value is ignored (§4.1).
 pub(super) fn closed(headers: &HeaderMap) -> bool {
     headers
-        .get("stream-closed")
+        .get(names::STREAM_CLOSED)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
@@ -30,7 +75,7 @@ pub(super) fn closed(headers: &HeaderMap) -> bool {
 /// `Stream-TTL`: a non-negative decimal integer without sign, leading zeros or
 /// exponent.
 pub(super) fn ttl(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(v) = text(headers, "stream-ttl")? else {
+    let Some(v) = text(headers, &names::STREAM_TTL)? else {
         return Ok(None);
     };
     let canonical =
@@ -47,7 +92,7 @@ pub(super) fn ttl(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 
 /// `Stream-Expires-At`: an RFC 3339 timestamp, as milliseconds since the epoch.
 pub(super) fn expires_at(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(v) = text(headers, "stream-expires-at")? else {
+    let Some(v) = text(headers, &names::STREAM_EXPIRES_AT)? else {
         return Ok(None);
     };
     let t = OffsetDateTime::parse(v, &Rfc3339).map_err(|e| {
@@ -66,7 +111,7 @@ pub(super) fn rfc3339(ms: u64) -> String {
 }
 
 /// An integer producer header: 0 ..= 2^53-1.
-fn producer_number(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiError> {
+fn producer_number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
     let Some(v) = text(headers, name)? else {
         return Ok(None);
     };
@@ -80,9 +125,9 @@ fn producer_number(headers: &HeaderMap, name: &str) -> Result<Option<u64>, ApiEr
 
 /// The producer headers: all three or none.
 pub(super) fn producer(headers: &HeaderMap) -> Result<Option<ProducerHdr>, ApiError> {
-    let id = text(headers, "producer-id")?;
-    let epoch = producer_number(headers, "producer-epoch")?;
-    let seq = producer_number(headers, "producer-seq")?;
+    let id = text(headers, &names::PRODUCER_ID)?;
+    let epoch = producer_number(headers, &names::PRODUCER_EPOCH)?;
+    let seq = producer_number(headers, &names::PRODUCER_SEQ)?;
     match (id, epoch, seq) {
         (None, None, None) => Ok(None),
         (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Ok(Some(ProducerHdr {
@@ -99,7 +144,7 @@ pub(super) fn producer(headers: &HeaderMap) -> Result<Option<ProducerHdr>, ApiEr
 
 /// A fork offset header value, as a position.
 pub(super) fn fork_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(v) = text(headers, "stream-fork-offset")? else {
+    let Some(v) = text(headers, &names::STREAM_FORK_OFFSET)? else {
         return Ok(None);
     };
     match parse_offset(v) {
@@ -111,7 +156,7 @@ pub(super) fn fork_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> 
 
 /// `Stream-Fork-Sub-Offset`: a non-negative integer.
 pub(super) fn fork_sub_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    let Some(v) = text(headers, "stream-fork-sub-offset")? else {
+    let Some(v) = text(headers, &names::STREAM_FORK_SUB_OFFSET)? else {
         return Ok(None);
     };
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
@@ -155,7 +200,7 @@ pub(super) fn etag(id: i64, from: u64, to: u64, closed: bool) -> String {
 /// Whether `If-None-Match` matches `tag`.
 pub(super) fn if_none_match(headers: &HeaderMap, tag: &str) -> bool {
     headers
-        .get_all("if-none-match")
+        .get_all(axum::http::header::IF_NONE_MATCH)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

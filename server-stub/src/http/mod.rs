@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -164,7 +164,7 @@ const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-da
 /// Answers CORS preflights, adds CORS headers to the responses of requests that name
 /// their origin, and §12.7 headers to every response.
 async fn cors_and_security(request: Request, next: Next) -> Response {
-    let origin = request.headers().get("origin").cloned();
+    let origin = request.headers().get(header::ORIGIN).cloned();
     let preflight = request.method() == Method::OPTIONS;
     let mut response = if preflight {
         StatusCode::NO_CONTENT.into_response()
@@ -175,31 +175,34 @@ async fn cors_and_security(request: Request, next: Next) -> Response {
     // Only a browser's cross-origin request needs the CORS headers, and it always
     // names its origin; other clients are spared parsing them. `Vary` tells caches
     // that the answer depends on the origin.
-    hm.insert("vary", HeaderValue::from_static("origin"));
+    hm.insert(header::VARY, HeaderValue::from_static("origin"));
     if let Some(origin) = origin {
-        hm.insert("access-control-allow-origin", origin);
+        hm.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         hm.insert(
-            "access-control-expose-headers",
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
             HeaderValue::from_static(EXPOSE_HEADERS),
         );
     }
     if preflight {
         hm.insert(
-            "access-control-allow-methods",
+            header::ACCESS_CONTROL_ALLOW_METHODS,
             HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
         );
         hm.insert(
-            "access-control-allow-headers",
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
             HeaderValue::from_static(ALLOW_HEADERS),
         );
-        hm.insert("access-control-max-age", HeaderValue::from_static("86400"));
+        hm.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
     }
     hm.insert(
-        "x-content-type-options",
+        header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
     hm.insert(
-        "cross-origin-resource-policy",
+        headers::names::CROSS_ORIGIN_RESOURCE_POLICY,
         HeaderValue::from_static("cross-origin"),
     );
     response

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use gapless_core::event::{Channel, Envelope, EventError};
@@ -106,7 +106,7 @@ pub(super) async fn post_events(
     body: Body,
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
-    let ct = h::text(&headers, "content-type")?.unwrap_or("");
+    let ct = h::text(&headers, &header::CONTENT_TYPE)?.unwrap_or("");
     if !gapless_core::wire::headers::is_json(ct) {
         return Err(SessionError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -442,7 +442,7 @@ pub(super) async fn stream(
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
     let (live, meta) = live_session(&state, &path)?;
-    let last_event_id = h::text(&headers, "last-event-id")?;
+    let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
     let from = start(q.offset.as_deref().or(last_event_id), &meta)?;
     live.touch();
     Ok(live_response(&state, live, from, SessionFraming, false))

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gapless_core::sse::{encode_comment, encode_event};
 use gapless_core::wire::headers::is_text;
@@ -443,11 +443,11 @@ fn event_stream(body: Body, base64: bool) -> Response {
     let mut response = (StatusCode::OK, body).into_response();
     let hm = response.headers_mut();
     hm.insert(
-        "content-type",
+        header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
-    hm.insert("cache-control", HeaderValue::from_static("no-cache"));
-    hm.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    hm.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    hm.insert(h::names::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     if base64 {
         hm.insert(
             "stream-sse-data-encoding",

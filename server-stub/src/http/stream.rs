@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gapless_core::wire::{flatten_append_body, headers::is_json, WireError};
 
@@ -119,7 +119,7 @@ async fn create(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let content_type = h::text(headers, "content-type")?.map(str::to_owned);
+    let content_type = h::text(headers, &header::CONTENT_TYPE)?.map(str::to_owned);
     let ttl_secs = h::ttl(headers)?;
     let expires_at_ms = h::expires_at(headers)?;
     if ttl_secs.is_some() && expires_at_ms.is_some() {
@@ -128,7 +128,7 @@ async fn create(
         ));
     }
     let sub_offset = h::fork_sub_offset(headers)?;
-    let fork = match h::text(headers, "stream-forked-from")? {
+    let fork = match h::text(headers, &h::names::STREAM_FORKED_FROM)? {
         Some(source) => {
             let offset = h::fork_offset(headers)?;
             if offset.is_none() && sub_offset.is_some_and(|s| s > 0) {
@@ -187,13 +187,16 @@ async fn create(
             };
             let mut response = status.into_response();
             let hm = response.headers_mut();
-            hm.insert("content-type", header(&ok.meta.content_type));
-            hm.insert("stream-next-offset", header(format_offset(ok.meta.tail)));
+            hm.insert(header::CONTENT_TYPE, header(&ok.meta.content_type));
+            hm.insert(
+                h::names::STREAM_NEXT_OFFSET,
+                header(format_offset(ok.meta.tail)),
+            );
             if ok.meta.closed {
-                hm.insert("stream-closed", HeaderValue::from_static("true"));
+                hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
             }
             if ok.created {
-                let host = h::text(headers, "host")
+                let host = h::text(headers, &header::HOST)
                     .ok()
                     .flatten()
                     .unwrap_or("localhost");
@@ -232,10 +235,10 @@ async fn append(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let content_type = h::text(headers, "content-type")?.map(str::to_owned);
+    let content_type = h::text(headers, &header::CONTENT_TYPE)?.map(str::to_owned);
     let close = h::closed(headers);
     let producer = h::producer(headers)?;
-    let stream_seq = h::text(headers, "stream-seq")?.map(str::to_owned);
+    let stream_seq = h::text(headers, &h::names::STREAM_SEQ)?.map(str::to_owned);
     let bytes = body_bytes(state, body).await?;
     if bytes.is_empty() && !close {
         return Err(ApiError::bad_request(
@@ -273,13 +276,13 @@ async fn append(
             };
             let mut response = status.into_response();
             let hm = response.headers_mut();
-            hm.insert("stream-next-offset", header(format_offset(ok.next)));
+            hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(ok.next)));
             if ok.closed {
-                hm.insert("stream-closed", HeaderValue::from_static("true"));
+                hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
             }
             if let Some((epoch, seq)) = ok.producer {
-                hm.insert("producer-epoch", header(epoch.to_string()));
-                hm.insert("producer-seq", header(seq.to_string()));
+                hm.insert(h::names::PRODUCER_EPOCH, header(epoch.to_string()));
+                hm.insert(h::names::PRODUCER_SEQ, header(seq.to_string()));
             }
             Ok(response)
         }
@@ -323,18 +326,21 @@ fn head(state: &AppState, path: &str) -> Result<Response, ApiError> {
     let (live, meta) = lookup(state, path)?;
     let mut response = StatusCode::OK.into_response();
     let hm = response.headers_mut();
-    hm.insert("content-type", header(&meta.content_type));
-    hm.insert("stream-next-offset", header(format_offset(meta.tail)));
+    hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
+    hm.insert(
+        h::names::STREAM_NEXT_OFFSET,
+        header(format_offset(meta.tail)),
+    );
     if let Some(ttl) = meta.ttl_secs {
-        hm.insert("stream-ttl", header(ttl.to_string()));
+        hm.insert(h::names::STREAM_TTL, header(ttl.to_string()));
     }
     if let Some(at) = meta.expiry_ms(live.access_ms()) {
-        hm.insert("stream-expires-at", header(h::rfc3339(at)));
+        hm.insert(h::names::STREAM_EXPIRES_AT, header(h::rfc3339(at)));
     }
     if meta.closed {
-        hm.insert("stream-closed", HeaderValue::from_static("true"));
+        hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
     }
-    hm.insert("cache-control", HeaderValue::from_static("no-store"));
+    hm.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -436,22 +442,25 @@ async fn catch_up(
         (StatusCode::OK, headers, body).into_response()
     };
     let hm = response.headers_mut();
-    hm.insert("content-type", header(&meta.content_type));
-    hm.insert("stream-next-offset", header(format_offset(next)));
+    hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
+    hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(next)));
     if up_to_date {
-        hm.insert("stream-up-to-date", HeaderValue::from_static("true"));
+        hm.insert(
+            h::names::STREAM_UP_TO_DATE,
+            HeaderValue::from_static("true"),
+        );
     }
     if closed {
-        hm.insert("stream-closed", HeaderValue::from_static("true"));
+        hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
     }
     if let Some(c) = cursor {
-        hm.insert("stream-cursor", header(c));
+        hm.insert(h::names::STREAM_CURSOR, header(c));
     }
     if at_now {
-        hm.insert("cache-control", HeaderValue::from_static("no-store"));
+        hm.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {
-        hm.insert("etag", header(&tag));
-        hm.insert("cache-control", HeaderValue::from_static(CACHEABLE));
+        hm.insert(header::ETAG, header(&tag));
+        hm.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHEABLE));
     }
     Ok(response)
 }
@@ -464,7 +473,7 @@ fn read_body(body: ReadBody, headers: &mut HeaderMap) -> Body {
         ReadBody::Whole(bytes) => return Body::from(bytes),
         ReadBody::Pieces(pending) => pending,
     };
-    headers.insert("content-length", HeaderValue::from(pending.len()));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(pending.len()));
     let pieces = pending.start();
     Body::from_stream(futures::stream::unfold(
         (pieces, false),
@@ -515,14 +524,17 @@ async fn long_poll(
         if meta.closed || tokio::time::Instant::now() >= deadline {
             let mut response = StatusCode::NO_CONTENT.into_response();
             let hm = response.headers_mut();
-            hm.insert("stream-next-offset", header(format_offset(from)));
-            hm.insert("stream-up-to-date", HeaderValue::from_static("true"));
+            hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(from)));
+            hm.insert(
+                h::names::STREAM_UP_TO_DATE,
+                HeaderValue::from_static("true"),
+            );
             if meta.closed {
-                hm.insert("stream-closed", HeaderValue::from_static("true"));
+                hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
             } else {
-                hm.insert("stream-cursor", header(cursor));
+                hm.insert(h::names::STREAM_CURSOR, header(cursor));
             }
-            hm.insert("cache-control", HeaderValue::from_static("no-store"));
+            hm.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             return Ok(response);
         }
         tokio::select! {
