@@ -114,24 +114,46 @@ impl ResponseHead {
 /// assert_eq!(gapless_core::wire::headers::media_type("Application/JSON; charset=utf-8"), "application/json");
 /// ```
 pub fn media_type(content_type: &str) -> String {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    media_type_as_written(content_type).to_ascii_lowercase()
+}
+
+/// The media type of a `Content-Type` value as written: without parameters or the
+/// whitespace around it, its case kept (compare it ignoring ASCII case). Unlike
+/// [`media_type`], it allocates nothing.
+///
+/// ```
+/// use gapless_core::wire::headers::media_type_as_written;
+///
+/// assert_eq!(media_type_as_written(" Application/JSON ; charset=utf-8"), "Application/JSON");
+/// ```
+pub fn media_type_as_written(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or("").trim()
+}
+
+/// Whether two `Content-Type` values name the same media type (parameters and case
+/// aside).
+///
+/// ```
+/// use gapless_core::wire::headers::same_media_type;
+///
+/// assert!(same_media_type("application/json", "Application/JSON; charset=utf-8"));
+/// assert!(!same_media_type("text/plain", "text/html"));
+/// ```
+pub fn same_media_type(a: &str, b: &str) -> bool {
+    media_type_as_written(a).eq_ignore_ascii_case(media_type_as_written(b))
 }
 
 /// Whether a content type selects JSON mode (§9.1).
 pub fn is_json(content_type: &str) -> bool {
-    media_type(content_type) == "application/json"
+    media_type_as_written(content_type).eq_ignore_ascii_case("application/json")
 }
 
 /// Whether SSE data for this content type is sent as UTF-8 text rather than base64 (§5.8):
 /// `text/*` and `application/json` are text; everything else is base64.
 pub fn is_text(content_type: &str) -> bool {
-    let m = media_type(content_type);
-    m.starts_with("text/") || m == "application/json"
+    let m = media_type_as_written(content_type);
+    m.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("text/"))
+        || m.eq_ignore_ascii_case("application/json")
 }
 
 #[cfg(test)]

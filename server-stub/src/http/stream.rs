@@ -156,7 +156,7 @@ async fn create(
             .store
             .shared()
             .get(&f.source)
-            .map(|l| l.meta().content_type.clone())
+            .map(|l| l.meta().content_type.to_string())
             .unwrap_or_default(),
         (None, None) => "application/octet-stream".to_owned(),
     };

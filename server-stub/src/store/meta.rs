@@ -1,6 +1,8 @@
 //! Stream metadata as the writer and readers see it: configuration, tail, closure,
 //! expiry and the fork chain, plus the offset format.
 
+use std::sync::Arc;
+
 use gapless_core::Offset;
 
 /// Width of the zero-padded decimal offsets this server issues.
@@ -94,10 +96,10 @@ pub struct Segment {
 pub struct StreamMeta {
     /// Internal id (never reused; forks reference it).
     pub id: i64,
-    /// The URL path under `/v1/stream/`.
-    pub path: String,
-    /// The content type fixed at creation, as given.
-    pub content_type: String,
+    /// The URL path under `/v1/stream/` (shared: metadata is cloned on every append).
+    pub path: Arc<str>,
+    /// The content type fixed at creation, as given (shared, as `path`).
+    pub content_type: Arc<str>,
     /// Sliding time-to-live in seconds.
     pub ttl_secs: Option<u64>,
     /// Absolute expiry, milliseconds since the epoch.

@@ -324,7 +324,7 @@ impl Live {
 /// the readers.
 #[derive(Debug, Default)]
 pub struct Shared {
-    by_path: RwLock<HashMap<String, Arc<Live>>>,
+    by_path: RwLock<HashMap<Arc<str>, Arc<Live>>>,
 }
 
 impl Shared {
@@ -343,7 +343,7 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .cloned()
+            .map(|p| p.to_string())
             .collect()
     }
 
@@ -358,7 +358,7 @@ impl Shared {
     /// in memory before readers are woken), creating its entry if new.
     fn publish(&self, meta: StreamMeta, fresh: Vec<Arc<recent::Chunk>>) {
         let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
-        match map.get(&meta.path) {
+        match map.get(&*meta.path) {
             Some(live) if live.meta().id == meta.id => {
                 live.recent
                     .lock()

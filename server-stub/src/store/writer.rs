@@ -10,6 +10,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use gapless_core::wire::headers::same_media_type;
 use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
@@ -105,7 +106,7 @@ pub(crate) struct Writer {
     conn: Arc<Mutex<Connection>>,
     shared: Arc<Shared>,
     metas: HashMap<i64, StreamMeta>,
-    paths: HashMap<String, i64>,
+    paths: HashMap<Arc<str>, i64>,
     producers: HashMap<(i64, String), (u64, u64)>,
     next_id: i64,
     /// Originals of what the current group touched, to restore if it fails.
@@ -153,7 +154,7 @@ impl Writer {
         };
         // A path belongs to its live stream rather than to one kept (soft-deleted) for
         // its forks, and only the owner of a path is published there.
-        let mut paths: HashMap<String, i64> = HashMap::new();
+        let mut paths: HashMap<Arc<str>, i64> = HashMap::new();
         for meta in metas.values() {
             let owner = paths.entry(meta.path.clone()).or_insert(meta.id);
             if metas.get(owner).is_some_and(|m| m.deleted) && !meta.deleted {
@@ -395,8 +396,8 @@ impl Writer {
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
-                if self.paths.get(&current.path) == Some(&id) {
-                    self.paths.remove(&current.path);
+                if self.paths.get(&*current.path) == Some(&id) {
+                    self.paths.remove(&*current.path);
                 }
             }
             if let Some(meta) = original {
@@ -514,11 +515,11 @@ impl Writer {
         let id = self.next_id;
         let mut meta = StreamMeta {
             id,
-            path: req.path.clone(),
+            path: req.path.as_str().into(),
             content_type: req
                 .content_type
                 .clone()
-                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+                .map_or_else(|| "application/octet-stream".into(), Into::into),
             ttl_secs: req.ttl_secs,
             expires_at_ms: req.expires_at_ms,
             created_ms: now,
@@ -562,8 +563,8 @@ impl Writer {
             }
             meta.content_type = req
                 .content_type
-                .clone()
-                .unwrap_or_else(|| source.content_type.clone());
+                .as_deref()
+                .map_or_else(|| Arc::clone(&source.content_type), Into::into);
             if req.ttl_secs.is_none() && req.expires_at_ms.is_none() {
                 meta.ttl_secs = source.ttl_secs;
                 meta.expires_at_ms = source.expires_at_ms;
@@ -667,7 +668,7 @@ impl Writer {
         if let Some(ct) = &req.content_type {
             if has_body && !same_media_type(ct, &meta.content_type) {
                 return Ok(Err(AppendError::ContentType {
-                    expected: meta.content_type.clone(),
+                    expected: meta.content_type.to_string(),
                 }));
             }
         }
@@ -781,8 +782,8 @@ impl Writer {
             conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
                 .execute([id])?;
             self.metas.remove(&id);
-            if self.paths.get(&meta.path) == Some(&id) {
-                self.paths.remove(&meta.path);
+            if self.paths.get(&*meta.path) == Some(&id) {
+                self.paths.remove(&*meta.path);
             }
             let stale: Vec<(i64, String)> = self
                 .producers
@@ -839,11 +840,6 @@ enum Lookup {
     Live(i64),
     SoftDeleted,
     Expired(i64),
-}
-
-/// Compares media types, ignoring parameters and case.
-pub(crate) fn same_media_type(a: &str, b: &str) -> bool {
-    gapless_core::wire::headers::media_type(a) == gapless_core::wire::headers::media_type(b)
 }
 
 fn same_config(
@@ -903,8 +899,8 @@ fn same_config(
 
 /// Whether `meta`'s stream is the one published at its path: not when it is kept
 /// (soft-deleted) for its forks while its path is another stream's now.
-fn owns_path(paths: &HashMap<String, i64>, meta: &StreamMeta) -> bool {
-    paths.get(&meta.path).is_none_or(|&owner| owner == meta.id)
+fn owns_path(paths: &HashMap<Arc<str>, i64>, meta: &StreamMeta) -> bool {
+    paths.get(&*meta.path).is_none_or(|&owner| owner == meta.id)
 }
 
 /// Runs a statement without parameters, prepared once per connection (parsing
