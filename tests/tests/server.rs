@@ -456,6 +456,127 @@ async fn cors_headers_answer_browsers_and_spare_other_clients() {
     server.finish().await;
 }
 
+/// One response read off a connection.
+struct Answer {
+    status: u16,
+    /// Lower-cased names.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// One response parsed off the front of `bytes` (its body by `Content-Length`; none
+/// for `204` or a `HEAD`), and what follows it.
+fn next_response(bytes: &[u8], head_request: bool) -> (Answer, &[u8]) {
+    let end = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a whole head");
+    let head = std::str::from_utf8(&bytes[..end]).expect("text head");
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().expect("status line")[9..12]
+        .parse()
+        .expect("status");
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header");
+            (n.to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map_or(0, |(_, v)| v.parse().expect("length"));
+    let length = if head_request || status == 204 {
+        0
+    } else {
+        length
+    };
+    let rest = &bytes[end + 4..];
+    let body = rest[..length].to_vec();
+    (
+        Answer {
+            status,
+            headers,
+            body,
+        },
+        &rest[length..],
+    )
+}
+
+#[tokio::test]
+async fn requests_pipelined_on_one_connection_are_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("pipelined");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    create_json(&c, &server.stream("p")).await;
+    let mut conn = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let post = |body: &str, ct: &str| {
+        format!(
+            "POST /v1/stream/p HTTP/1.1\r\nHost: t\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Appends, a malformed one and one of the wrong type among them, a HEAD and a
+    // catch-up read, all sent before any answer is read; the last append arrives in
+    // two writes, cut inside its body.
+    let json = "application/json";
+    let first = [
+        post(r#"{"n":0}"#, json),
+        post(r#"{"n":"#, json),
+        post(r#"[{"n":1},{"n":2}]"#, json),
+        post(r#"{"n":9}"#, "text/plain"),
+        post(r#"{"n":3}"#, json),
+    ]
+    .concat();
+    let (cut, rest) = first.split_at(first.len() - 3);
+    conn.write_all(cut.as_bytes()).await.expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    conn.write_all(rest.as_bytes()).await.expect("write");
+    conn.write_all(
+        b"HEAD /v1/stream/p HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /v1/stream/p?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut all))
+        .await
+        .expect("the server closes after the last answer")
+        .expect("read");
+    let mut rest = &all[..];
+    let mut statuses = Vec::new();
+    for head_request in [false, false, false, false, false, true, false] {
+        let (
+            Answer {
+                status,
+                headers,
+                body,
+            },
+            after,
+        ) = next_response(rest, head_request);
+        let has = |name: &str| headers.iter().any(|(n, _)| n == name);
+        assert!(has("date"), "{status} without a date");
+        if status == 204 {
+            assert!(!has("content-length"), "204 with a length");
+        }
+        statuses.push(status);
+        if head_request {
+            let next = headers.iter().find(|(n, _)| n == "stream-next-offset");
+            assert!(next.is_some_and(|(_, v)| v.ends_with("_0000000000000004")));
+        }
+        if status == 200 && !head_request {
+            assert_eq!(body, br#"[{"n":0},{"n":1},{"n":2},{"n":3}]"#);
+        }
+        rest = after;
+    }
+    assert_eq!(statuses, [204, 400, 204, 409, 204, 200, 200]);
+    assert!(rest.is_empty(), "nothing after the last answer");
+    server.finish().await;
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let dir = temp_dir("bad-input");

@@ -1,9 +1,10 @@
-//! Accepting connections. Live SSE requests are answered by a lean HTTP/1.1 writer
-//! that steps the response's feed itself and, while the feed has nothing to send,
-//! parks the connection without a task or a buffer (see `park`): an idle subscriber
-//! costs a few hundred bytes, not hyper's two 8 KiB buffers and a task. Every other
-//! request goes to hyper. Both paths answer through the same router, so every header,
-//! check and middleware applies alike.
+//! Accepting connections. Live SSE requests and small `POST`s (appends) are read and
+//! answered by a lean HTTP/1.1 layer: a live response's feed is stepped here and,
+//! while it has nothing to send, the connection is parked without a task or a buffer
+//! (see `park`), so an idle subscriber costs a few hundred bytes, not hyper's two
+//! 8 KiB buffers and a task; an append costs a third fewer instructions than through
+//! hyper. Every other request goes to hyper. Both paths answer through the same
+//! router, so every header, check and middleware applies alike.
 
 use std::future::Future;
 use std::io;
@@ -12,8 +13,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
 use axum::Router;
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
@@ -33,8 +34,14 @@ use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// The most headers a lean request may carry.
 const MAX_HEADERS: usize = 48;
+/// The largest request body the lean path reads (larger ones go to hyper, which
+/// streams them to the router and its limits).
+const MAX_LEAN_BODY: usize = 64 * 1024;
 /// The chunk that ends a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+/// How long a request may take to arrive once it has begun (its head, then its
+/// body), as hyper allows for a head: a client that stalls midway is let go.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -121,25 +128,36 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
                 Ok(Head::Closed) | Err(_) => return,
             },
         };
-        // Scoped so that neither the request nor the response keeps room in this
-        // future's state while the response streams.
-        let routed = {
-            let lean = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r)));
-            lean.map(|(n, (request, close))| {
-                (n, close, Box::pin(conn.app.clone().oneshot(request)))
-            })
-        };
-        let Some((n, close, routed)) = routed else {
+        let Some((n, lean)) = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r))) else {
             // Boxed: its state is large, and it must not size every lean connection.
             return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
         };
-        buf.drain(..n);
+        let Lean {
+            mut request,
+            close,
+            body,
+        } = lean;
+        if body > 0 {
+            let read = tokio::select! {
+                _ = conn.token.cancelled() => return,
+                read = read_at_least(&stream, &mut buf, n + body) => read,
+            };
+            if read.is_err() {
+                return;
+            }
+            *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
+        }
+        // Scoped so that neither the request nor the response keeps room in this
+        // future's state while the response streams.
+        let bodiless = request.method() == Method::HEAD;
+        let routed = Box::pin(conn.app.clone().oneshot(request));
+        buf.drain(..n + body);
         if buf.is_empty() {
             // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
         }
         let (head, body, framing, feed) = match routed.await {
-            Ok(response) => encode_head(response, close),
+            Ok(response) => encode_head(response, close, bodiless),
             Err(never) => match never {},
         };
         if let Some(feed) = feed {
@@ -156,7 +174,7 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             buf: &mut buf,
             body,
             framing,
-            out: head,
+            out: vec![Bytes::from(head)],
             written: 0,
             ended: framing == Framing::None,
         };
@@ -248,9 +266,11 @@ enum Head {
     Closed,
 }
 
-/// Reads until `buf` holds a whole request head.
+/// Reads until `buf` holds a whole request head: an error if it takes longer than
+/// [`REQUEST_TIMEOUT`] from its first byte.
 async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
     let mut searched = 0;
+    let mut deadline = None;
     loop {
         if let Some(at) = find_head_end(buf, searched) {
             return Ok(Head::Complete(at));
@@ -262,7 +282,10 @@ async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
         if buf.capacity() == buf.len() {
             buf.reserve(if buf.is_empty() { 512 } else { buf.len() });
         }
-        stream.readable().await?;
+        if !buf.is_empty() {
+            deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
+        }
+        readable(stream, deadline).await?;
         match stream.try_read_buf(buf) {
             Ok(0) => return Ok(Head::Closed),
             Ok(_) => {}
@@ -270,6 +293,33 @@ async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Waits until `stream` is readable, or fails when `deadline` passes.
+async fn readable(stream: &TcpStream, deadline: Option<tokio::time::Instant>) -> io::Result<()> {
+    match deadline {
+        None => stream.readable().await,
+        Some(at) => tokio::time::timeout_at(at, stream.readable())
+            .await
+            .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// Reads until `buf` holds at least `len` bytes: an error if the peer closes first or
+/// takes longer than [`REQUEST_TIMEOUT`].
+async fn read_at_least(stream: &TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+    buf.reserve(len.saturating_sub(buf.len()));
+    let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
+    while buf.len() < len {
+        readable(stream, deadline).await?;
+        match stream.try_read_buf(buf) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The length of the head (through its blank line) if `buf` holds one; the search
@@ -281,36 +331,64 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
         .map(|i| from + i + 4)
 }
 
-/// The request, if it is one the lean path answers: an HTTP/1.1 `GET` without a body
-/// asking for `live=sse`. The flag says the client asked to close afterwards.
-fn lean_request(head: &[u8]) -> Option<(Request<Body>, bool)> {
+/// A request the lean path answers.
+struct Lean {
+    /// The request, its body still empty.
+    request: Request<Body>,
+    /// The client asked to close the connection afterwards.
+    close: bool,
+    /// The length of the body that follows the head.
+    body: usize,
+}
+
+/// The request, if it is one the lean path answers: an HTTP/1.1 `GET` or `HEAD`
+/// without a body that does not wait (no `live`) or asks for `live=sse`, or a `POST`, `PUT` or
+/// `DELETE` whose body has a `Content-Length` of at most [`MAX_LEAN_BODY`]. A long
+/// poll goes to hyper, which notices a client that leaves while it waits.
+fn lean_request(head: &[u8]) -> Option<Lean> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
-    if !parsed.parse(head).ok()?.is_complete() {
-        return None;
-    }
-    if parsed.method? != "GET" || parsed.version? != 1 {
+    if !parsed.parse(head).ok()?.is_complete() || parsed.version? != 1 {
         return None;
     }
     let path = parsed.path?;
-    let query = path.split_once('?')?.1;
-    if !query.split('&').any(|pair| pair == "live=sse") {
-        return None;
-    }
-    let uri: Uri = path.parse().ok()?;
-    let mut request = Request::builder()
-        .method(Method::GET)
-        .uri(uri)
-        .version(Version::HTTP_11);
+    let method = match parsed.method? {
+        "GET" => {
+            let query = path.split_once('?').map_or("", |(_, q)| q);
+            let live = query.split('&').find_map(|pair| pair.strip_prefix("live="));
+            if live.is_some_and(|l| l != "sse") {
+                return None;
+            }
+            Method::GET
+        }
+        "HEAD" => Method::HEAD,
+        "POST" => Method::POST,
+        "PUT" => Method::PUT,
+        "DELETE" => Method::DELETE,
+        _ => return None,
+    };
+    let mut request = Request::new(Body::empty());
+    *request.method_mut() = method;
+    *request.uri_mut() = path.parse().ok()?;
+    *request.version_mut() = Version::HTTP_11;
     let mut close = false;
+    let mut body: Option<usize> = None;
+    let map = request.headers_mut();
+    map.reserve(parsed.headers.len());
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if name == header::CONTENT_LENGTH && h.value != b"0"
-            || name == header::TRANSFER_ENCODING
-            || name == header::UPGRADE
-            || name == header::EXPECT
-        {
+        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
             return None;
+        }
+        if name == header::CONTENT_LENGTH {
+            // One length, in plain digits; a second one (even equal) is hyper's to
+            // judge.
+            let digits = h.value.iter().all(u8::is_ascii_digit) && !h.value.is_empty();
+            let len: usize = std::str::from_utf8(h.value).ok()?.parse().ok()?;
+            if !digits || body.is_some() {
+                return None;
+            }
+            body = Some(len);
         }
         if name == header::CONNECTION {
             close |= h
@@ -318,9 +396,18 @@ fn lean_request(head: &[u8]) -> Option<(Request<Body>, bool)> {
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
-        request = request.header(name, HeaderValue::from_bytes(h.value).ok()?);
+        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    Some((request.body(Body::empty()).ok()?, close))
+    let body = body.unwrap_or(0);
+    let allowed = match request.method() {
+        &Method::GET | &Method::HEAD => 0,
+        _ => MAX_LEAN_BODY,
+    };
+    (body <= allowed).then_some(Lean {
+        request,
+        close,
+        body,
+    })
 }
 
 /// How a response body is delimited on the wire.
@@ -330,28 +417,39 @@ enum Framing {
     None,
     /// `Transfer-Encoding: chunked`.
     Chunked,
-    /// The response's own `Content-Length` (the connection closes afterwards, to be
-    /// safe against a body that does not match it).
+    /// The response's own `Content-Length`, which its body is known to match.
+    Exact,
+    /// The response's own `Content-Length`, which its body may not match: the
+    /// connection closes afterwards, to be safe.
     Length,
 }
 
 /// The response head as bytes, the body, how the body is framed, and the feed of a
-/// live response (which then is the body).
+/// live response (which then is the body). `bodiless`: the answer to a `HEAD`, whose
+/// headers describe a body that is not sent.
 fn encode_head(
     response: axum::response::Response,
     close: bool,
+    bodiless: bool,
 ) -> (Vec<u8>, Body, Framing, Option<Box<dyn Feed>>) {
     let (parts, body) = response.into_parts();
     let status = parts.status;
-    let framing = if status.is_informational()
+    let length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    let framing = if bodiless
+        || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED
     {
         Framing::None
-    } else if parts.headers.contains_key(header::CONTENT_LENGTH) {
-        Framing::Length
     } else {
-        Framing::Chunked
+        match length {
+            None => Framing::Chunked,
+            Some(len) if len.is_some() && body.size_hint().exact() == len => Framing::Exact,
+            Some(_) => Framing::Length,
+        }
     };
     let mut head = Vec::with_capacity(512);
     head.extend_from_slice(b"HTTP/1.1 ");
@@ -359,13 +457,23 @@ fn encode_head(
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
+    // As hyper does: no length on an answer that cannot have a body, and the date.
+    let lengthless = status.is_informational() || status == StatusCode::NO_CONTENT;
     for (name, value) in &parts.headers {
-        if name == header::CONNECTION || name == header::TRANSFER_ENCODING {
+        if name == header::CONNECTION
+            || name == header::TRANSFER_ENCODING
+            || lengthless && name == header::CONTENT_LENGTH
+        {
             continue;
         }
         head.extend_from_slice(name.as_str().as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        head.extend_from_slice(b"date: ");
+        head.extend_from_slice(&http_date());
         head.extend_from_slice(b"\r\n");
     }
     if framing == Framing::Chunked {
@@ -382,6 +490,29 @@ fn encode_head(
     (head, body, framing, feed)
 }
 
+/// The current time as an HTTP date, formatted once a second per thread.
+fn http_date() -> [u8; 29] {
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, [u8; 29])> = const { std::cell::Cell::new((0, [b' '; 29])) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with(|last| {
+        let (at, text) = last.get();
+        if at == secs {
+            return text;
+        }
+        let mut text = [b' '; 29];
+        let formatted = httpdate::fmt_http_date(now);
+        let n = formatted.len().min(29);
+        text[..n].copy_from_slice(&formatted.as_bytes()[..n]);
+        last.set((secs, text));
+        text
+    })
+}
+
 /// One chunk of a chunked body.
 pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
     let size = format!("{:x}\r\n", data.len());
@@ -392,17 +523,18 @@ pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a response that is not live (an error answer to a live request, say): head,
-/// then the body as it comes, watching the connection for the peer leaving meanwhile
-/// and keeping what it sends next in `buf`. Resolves to `Ok(true)` when the response
-/// was completed, `Ok(false)` when it could not be (the body failed, or the peer left).
+/// Writes a response that is not live: head, then the body as it comes (each piece
+/// written as it is, with its chunk's framing around it, in one vectored write),
+/// watching the connection for the peer leaving meanwhile and keeping what it sends
+/// next in `buf`. Resolves to `Ok(true)` when the response was completed, `Ok(false)`
+/// when it could not be (the body failed, or the peer left).
 struct Pump<'a> {
     stream: &'a TcpStream,
     buf: &'a mut Vec<u8>,
     body: Body,
     framing: Framing,
-    /// Bytes to write, and how many are written.
-    out: Vec<u8>,
+    /// Pieces to write, and how much of them is written.
+    out: Vec<Bytes>,
     written: usize,
     /// The body has ended; `out` holds the last bytes.
     ended: bool,
@@ -411,16 +543,32 @@ struct Pump<'a> {
 impl Pump<'_> {
     /// Writes what is pending in `out`.
     fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.written < self.out.len() {
+        loop {
+            // Skip what is written.
+            let mut skip = self.written;
+            let mut first = 0;
+            while first < self.out.len() && skip >= self.out[first].len() {
+                skip -= self.out[first].len();
+                first += 1;
+            }
+            if first == self.out.len() {
+                break;
+            }
+            let mut slices = [io::IoSlice::new(&[]); 3];
+            let mut n = 0;
+            for (i, piece) in self.out[first..].iter().take(slices.len()).enumerate() {
+                slices[i] = io::IoSlice::new(if i == 0 { &piece[skip..] } else { piece });
+                n = i + 1;
+            }
             std::task::ready!(self.stream.poll_write_ready(cx))?;
-            match self.stream.try_write(&self.out[self.written..]) {
+            match self.stream.try_write_vectored(&slices[..n]) {
                 Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
         // Nothing is held while waiting for the next frame.
-        self.out = Vec::new();
+        self.out.clear();
         self.written = 0;
         Poll::Ready(Ok(()))
     }
@@ -464,19 +612,22 @@ impl Future for Pump<'_> {
                 None => {
                     this.ended = true;
                     if this.framing == Framing::Chunked {
-                        this.out = LAST_CHUNK.to_vec();
+                        this.out.push(Bytes::from_static(LAST_CHUNK));
                     }
                 }
                 // The body failed midway: the response cannot be completed.
                 Some(Err(_)) => return Poll::Ready(Ok(false)),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        this.out = match this.framing {
-                            Framing::Chunked if !data.is_empty() => chunk(&data),
-                            _ => data.to_vec(),
-                        };
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) if this.framing == Framing::Chunked && !data.is_empty() => {
+                        this.out.extend([
+                            Bytes::from(format!("{:x}\r\n", data.len())),
+                            data,
+                            Bytes::from_static(b"\r\n"),
+                        ]);
                     }
-                }
+                    Ok(data) if this.framing != Framing::Chunked => this.out.push(data),
+                    _ => {}
+                },
             }
         }
     }
@@ -571,25 +722,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_bodyless_http11_sse_gets_are_lean() {
+    fn lean_requests_are_http11_gets_that_do_not_wait_and_small_writes() {
         let lean = |head: &str| {
-            lean_request(head.as_bytes()).map(|(r, close)| (r.uri().to_string(), close))
+            lean_request(head.as_bytes()).map(|l| {
+                (
+                    l.request.method().to_string(),
+                    l.request.uri().to_string(),
+                    l.close,
+                    l.body,
+                )
+            })
         };
+        let expect = |m: &str, uri: &str, close, body| Some((m.into(), uri.into(), close, body));
         assert_eq!(
             lean("GET /v1/stream/a?offset=-1&live=sse HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Some(("/v1/stream/a?offset=-1&live=sse".into(), false))
+            expect("GET", "/v1/stream/a?offset=-1&live=sse", false, 0)
         );
         assert_eq!(
             lean("GET /v1/stream/a?live=sse HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
-            Some(("/v1/stream/a?live=sse".into(), true))
+            expect("GET", "/v1/stream/a?live=sse", true, 0)
+        );
+        assert_eq!(
+            lean("GET /v1/stream/a?offset=-1 HTTP/1.1\r\n\r\n"),
+            expect("GET", "/v1/stream/a?offset=-1", false, 0)
+        );
+        assert_eq!(
+            lean("POST /v1/stream/a HTTP/1.1\r\nContent-Length: 65536\r\n\r\n"),
+            expect("POST", "/v1/stream/a", false, 65536)
+        );
+        assert_eq!(
+            lean("HEAD /v1/stream/a HTTP/1.1\r\n\r\n"),
+            expect("HEAD", "/v1/stream/a", false, 0)
+        );
+        assert_eq!(
+            lean("PUT /v1/stream/a HTTP/1.1\r\n\r\n"),
+            expect("PUT", "/v1/stream/a", false, 0)
+        );
+        assert_eq!(
+            lean("DELETE /v1/stream/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
+            expect("DELETE", "/v1/stream/a", false, 0)
         );
         for other in [
             "GET /v1/stream/a?live=long-poll HTTP/1.1\r\n\r\n",
-            "GET /v1/stream/a?live=ssex HTTP/1.1\r\n\r\n",
-            "HEAD /v1/stream/a?live=sse HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?offset=5&live=ssex HTTP/1.1\r\n\r\n",
+            "HEAD /v1/stream/a HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
+            "PATCH /v1/stream/a HTTP/1.1\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.0\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nBad Header: x\r\n\r\n",
         ] {
