@@ -257,12 +257,7 @@ impl<'a> Reader<'a> {
         let bytes = self.text.as_bytes();
         loop {
             let start = self.pos;
-            while let Some(&b) = bytes.get(self.pos) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
-                    break;
-                }
-                self.pos += 1;
-            }
+            self.pos = plain_run(bytes, self.pos);
             if let Some(out) = &mut out {
                 out.push_str(&self.text[start..self.pos]);
             }
@@ -431,4 +426,34 @@ impl<'a> Reader<'a> {
                 at,
             })
     }
+}
+
+/// The end of the run of plain string bytes (not `"`, `\\` or a control character)
+/// starting at `at`: eight bytes at a time while none of them is special, then byte by
+/// byte. Strings are most of what a message holds, and most of their bytes are plain.
+pub(super) fn plain_run(bytes: &[u8], mut at: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `v` is zero: its high bit is set in `zero(v)` (exact as to whether any
+    // byte is).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = bytes.get(at..at + 8) {
+        let mut eight = [0u8; 8];
+        eight.copy_from_slice(word);
+        let v = u64::from_le_bytes(eight);
+        let quote = zero(v ^ (ONES * u64::from(b'"')));
+        let backslash = zero(v ^ (ONES * u64::from(b'\\')));
+        let control = v.wrapping_sub(ONES * 0x20) & !v & HIGH;
+        if quote | backslash | control != 0 {
+            break;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            break;
+        }
+        at += 1;
+    }
+    at
 }

@@ -175,3 +175,21 @@ fn floats_come_from_the_parser_given() {
         }
     );
 }
+
+proptest! {
+    #[test]
+    fn plain_runs_end_where_a_byte_by_byte_scan_ends(
+        bytes in proptest::collection::vec(
+            prop_oneof![1 => Just(b'"'), 1 => Just(b'\\'), 1 => 0u8..0x20, 20 => 0x20u8..=0xff],
+            0..64,
+        ),
+        start in 0usize..64,
+    ) {
+        let start = start.min(bytes.len());
+        let naive = bytes[start..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            .map_or(bytes.len(), |i| start + i);
+        prop_assert_eq!(read::plain_run(&bytes, start), naive);
+    }
+}

@@ -36,7 +36,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 const MAX_HEADERS: usize = 48;
 /// The largest request body the lean path reads (larger ones go to hyper, which
 /// streams them to the router and its limits).
-const MAX_LEAN_BODY: usize = 64 * 1024;
+const MAX_LEAN_BODY: usize = 1 << 20;
 /// The chunk that ends a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// How long a request may take to arrive once it has begun (its head, then its
@@ -747,8 +747,8 @@ mod tests {
             expect("GET", "/v1/stream/a?offset=-1", false, 0)
         );
         assert_eq!(
-            lean("POST /v1/stream/a HTTP/1.1\r\nContent-Length: 65536\r\n\r\n"),
-            expect("POST", "/v1/stream/a", false, 65536)
+            lean("POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n"),
+            expect("POST", "/v1/stream/a", false, 1 << 20)
         );
         assert_eq!(
             lean("HEAD /v1/stream/a HTTP/1.1\r\n\r\n"),
@@ -771,7 +771,7 @@ mod tests {
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
             "POST /v1/stream/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n",
             "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
             "POST /v1/stream/a HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
             "POST /v1/stream/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
