@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Version};
+use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
 use axum::Router;
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
@@ -128,7 +128,11 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
                 Ok(Head::Closed) | Err(_) => return,
             },
         };
-        let Some((n, lean)) = head.and_then(|n| lean_request(&buf[..n]).map(|r| (n, r))) else {
+        let lean = head.and_then(|n| {
+            // One copy of the head, which the request's URI and header values share.
+            lean_request(&Bytes::copy_from_slice(&buf[..n])).map(|r| (n, r))
+        });
+        let Some((n, lean)) = lean else {
             // Boxed: its state is large, and it must not size every lean connection.
             return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
         };
@@ -345,7 +349,7 @@ struct Lean {
 /// without a body that does not wait (no `live`) or asks for `live=sse`, or a `POST`, `PUT` or
 /// `DELETE` whose body has a `Content-Length` of at most [`MAX_LEAN_BODY`]. A long
 /// poll goes to hyper, which notices a client that leaves while it waits.
-fn lean_request(head: &[u8]) -> Option<Lean> {
+fn lean_request(head: &Bytes) -> Option<Lean> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     if !parsed.parse(head).ok()?.is_complete() || parsed.version? != 1 {
@@ -369,7 +373,7 @@ fn lean_request(head: &[u8]) -> Option<Lean> {
     };
     let mut request = Request::new(Body::empty());
     *request.method_mut() = method;
-    *request.uri_mut() = path.parse().ok()?;
+    *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
     *request.version_mut() = Version::HTTP_11;
     let mut close = false;
     let mut body: Option<usize> = None;
@@ -396,7 +400,10 @@ fn lean_request(head: &[u8]) -> Option<Lean> {
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
-        map.append(name, HeaderValue::from_bytes(h.value).ok()?);
+        map.append(
+            name,
+            HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?,
+        );
     }
     let body = body.unwrap_or(0);
     let allowed = match request.method() {
@@ -724,7 +731,7 @@ mod tests {
     #[test]
     fn lean_requests_are_http11_gets_that_do_not_wait_and_small_writes() {
         let lean = |head: &str| {
-            lean_request(head.as_bytes()).map(|l| {
+            lean_request(&Bytes::copy_from_slice(head.as_bytes())).map(|l| {
                 (
                     l.request.method().to_string(),
                     l.request.uri().to_string(),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gapless_core::wire::{flatten_append_body, headers::is_json, WireError};
@@ -29,12 +29,13 @@ const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
 /// Dispatches every method on `/v1/stream/{path}`.
 pub(super) async fn route(
     State(state): State<AppState>,
-    method: Method,
     Path(path): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> Response {
+    // The request taken whole: its headers moved, not copied as an extractor would.
+    let (parts, body) = request.into_parts();
+    let (method, headers) = (parts.method, parts.headers);
     if let Some(rest) = path.strip_prefix("__ds/") {
         return crate::subscriptions::route(&state, method, rest, &headers, body).await;
     }
