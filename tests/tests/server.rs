@@ -578,6 +578,38 @@ async fn requests_pipelined_on_one_connection_are_answered_in_order() {
 }
 
 #[tokio::test]
+async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_serves_on() {
+    let dir = temp_dir("in-use");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("s");
+    create_json(&c, &url).await;
+    let second = tokio::process::Command::new(gapless_tests::server_binary())
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), second)
+        .await
+        .expect("the second server gives up at once")
+        .expect("it runs");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("is in use by another process"), "{said}");
+    let r = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let read = c.get(format!("{url}?offset=-1")).send().await.expect("get");
+    assert_eq!(read.text().await.expect("body"), r#"[{"n":1}]"#);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let dir = temp_dir("bad-input");
     let server = ServerProcess::start(&dir, &["--max-body-bytes", "1024", "--strict-events"]).await;

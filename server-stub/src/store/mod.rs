@@ -424,6 +424,13 @@ pub enum OpenError {
     /// SQLite refused.
     #[error("cannot open the database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// Another process has the database open: the server holds its database's lock
+    /// for as long as it runs.
+    #[error("the database {path} is in use by another process (another gapless-server on the same data directory?)")]
+    InUse {
+        /// The database file.
+        path: PathBuf,
+    },
     /// The database was written by a later version of the server, in a layout this
     /// one could misread.
     #[error("the database has layout {found}, written by a later gapless-server; this one knows layouts up to {known}")]
@@ -499,7 +506,15 @@ impl Store {
                     source,
                 })?;
                 let file = dir.join("gapless.sqlite3");
-                (schema::open(Some(&file), durability)?, Some(file))
+                let conn = schema::open(Some(&file), durability).map_err(|e| match e {
+                    OpenError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                        if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+                    {
+                        OpenError::InUse { path: file.clone() }
+                    }
+                    e => e,
+                })?;
+                (conn, Some(file))
             }
             None => (schema::open(None, durability)?, None),
         };
