@@ -398,11 +398,7 @@ async fn auth_tokens_guard_every_route_by_scope() {
 
 #[tokio::test]
 async fn cors_headers_answer_browsers_and_spare_other_clients() {
-    let dir = temp_dir("cors");
-    let server = ServerProcess::start(&dir, &[]).await;
-    let c = client();
-    let url = server.stream("cors");
-    create_json(&c, &url).await;
+    let (_, server, c, url) = server_with_json_stream("cors", "cors").await;
     let origin = "http://board.example.test";
     let preflight = c
         .request(reqwest::Method::OPTIONS, &url)
@@ -506,10 +502,7 @@ fn next_response(bytes: &[u8], head_request: bool) -> (Answer, &[u8]) {
 #[tokio::test]
 async fn requests_pipelined_on_one_connection_are_answered_in_order() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let dir = temp_dir("pipelined");
-    let server = ServerProcess::start(&dir, &[]).await;
-    let c = client();
-    create_json(&c, &server.stream("p")).await;
+    let (_, server, _, _) = server_with_json_stream("pipelined", "p").await;
     let mut conn = tokio::net::TcpStream::connect(server.addr())
         .await
         .expect("connect");
@@ -579,11 +572,7 @@ async fn requests_pipelined_on_one_connection_are_answered_in_order() {
 
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_serves_on() {
-    let dir = temp_dir("in-use");
-    let server = ServerProcess::start(&dir, &[]).await;
-    let c = client();
-    let url = server.stream("s");
-    create_json(&c, &url).await;
+    let (dir, server, c, url) = server_with_json_stream("in-use", "s").await;
     let second = tokio::process::Command::new(gapless_tests::server_binary())
         .args(["--bind", "127.0.0.1:0", "--data-dir"])
         .arg(&dir)
@@ -596,13 +585,7 @@ async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_ser
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("is in use by another process"), "{said}");
-    let r = c
-        .post(&url)
-        .header("content-type", "application/json")
-        .body(r#"{"n":1}"#)
-        .send()
-        .await
-        .expect("post");
+    let r = post_json(&c, &url, r#"{"n":1}"#).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let read = c.get(format!("{url}?offset=-1")).send().await.expect("get");
     assert_eq!(read.text().await.expect("body"), r#"[{"n":1}]"#);
@@ -923,6 +906,30 @@ async fn create_json(c: &Client, url: &str) {
     assert_eq!(r.status(), StatusCode::CREATED);
 }
 
+/// Appends `body` (JSON) to the stream at `url`.
+async fn post_json(c: &Client, url: &str, body: &'static str) -> reqwest::Response {
+    c.post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("append")
+}
+
+/// A server on a fresh directory named `name`, a client, and the URL of a new JSON
+/// stream `stream` on it.
+async fn server_with_json_stream(
+    name: &str,
+    stream: &str,
+) -> (std::path::PathBuf, ServerProcess, Client, String) {
+    let dir = temp_dir(name);
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream(stream);
+    create_json(&c, &url).await;
+    (dir, server, c, url)
+}
+
 /// Reads an SSE body until its reader is caught up (within 5 s).
 async fn until_caught_up<B: AsRef<[u8]>, E>(
     body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),
@@ -989,13 +996,7 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
     }
     // Idle long enough to have given up their tasks.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = c
-        .post(&a)
-        .header("content-type", "application/json")
-        .body(r#"{"wake":1}"#)
-        .send()
-        .await
-        .expect("append");
+    let r = post_json(&c, &a, r#"{"wake":1}"#).await;
     assert!(r.status().is_success(), "{}", r.status());
     for (i, body) in subscribers.iter_mut().enumerate() {
         let mut seen = String::new();
@@ -1190,11 +1191,7 @@ async fn small_buffer_sse(
 
 #[tokio::test]
 async fn sigterm_ends_parked_sse_responses_cleanly() {
-    let dir = temp_dir("sigterm-parked");
-    let server = ServerProcess::start(&dir, &[]).await;
-    let c = client();
-    let url = server.stream("parked-stop");
-    create_json(&c, &url).await;
+    let (_, server, _, url) = server_with_json_stream("sigterm-parked", "parked-stop").await;
     // Subscribers on connections of their own (see `caught_up_sse`), idle long enough
     // to have parked.
     let sse = client();

@@ -740,35 +740,44 @@ mod tests {
                 )
             })
         };
-        let expect = |m: &str, uri: &str, close, body| Some((m.into(), uri.into(), close, body));
-        assert_eq!(
-            lean("GET /v1/stream/a?offset=-1&live=sse HTTP/1.1\r\nHost: x\r\n\r\n"),
-            expect("GET", "/v1/stream/a?offset=-1&live=sse", false, 0)
-        );
-        assert_eq!(
-            lean("GET /v1/stream/a?live=sse HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n"),
-            expect("GET", "/v1/stream/a?live=sse", true, 0)
-        );
-        assert_eq!(
-            lean("GET /v1/stream/a?offset=-1 HTTP/1.1\r\n\r\n"),
-            expect("GET", "/v1/stream/a?offset=-1", false, 0)
-        );
-        assert_eq!(
-            lean("POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n"),
-            expect("POST", "/v1/stream/a", false, 1 << 20)
-        );
-        assert_eq!(
-            lean("HEAD /v1/stream/a HTTP/1.1\r\n\r\n"),
-            expect("HEAD", "/v1/stream/a", false, 0)
-        );
-        assert_eq!(
-            lean("PUT /v1/stream/a HTTP/1.1\r\n\r\n"),
-            expect("PUT", "/v1/stream/a", false, 0)
-        );
-        assert_eq!(
-            lean("DELETE /v1/stream/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"),
-            expect("DELETE", "/v1/stream/a", false, 0)
-        );
+        // The head, and the method, URI, close flag and body length it is read as.
+        let lean_ones = [
+            (
+                "GET /v1/stream/a?offset=-1&live=sse HTTP/1.1\r\nHost: x\r\n\r\n",
+                ("GET", "/v1/stream/a?offset=-1&live=sse", false, 0),
+            ),
+            (
+                "GET /v1/stream/a?live=sse HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+                ("GET", "/v1/stream/a?live=sse", true, 0),
+            ),
+            (
+                "GET /v1/stream/a?offset=-1 HTTP/1.1\r\n\r\n",
+                ("GET", "/v1/stream/a?offset=-1", false, 0),
+            ),
+            (
+                "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
+                ("POST", "/v1/stream/a", false, 1 << 20),
+            ),
+            (
+                "HEAD /v1/stream/a HTTP/1.1\r\n\r\n",
+                ("HEAD", "/v1/stream/a", false, 0),
+            ),
+            (
+                "PUT /v1/stream/a HTTP/1.1\r\n\r\n",
+                ("PUT", "/v1/stream/a", false, 0),
+            ),
+            (
+                "DELETE /v1/stream/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                ("DELETE", "/v1/stream/a", false, 0),
+            ),
+        ];
+        for (head, (method, uri, close, body)) in lean_ones {
+            assert_eq!(
+                lean(head),
+                Some((method.into(), uri.into(), close, body)),
+                "{head:?}"
+            );
+        }
         for other in [
             "GET /v1/stream/a?live=long-poll HTTP/1.1\r\n\r\n",
             "GET /v1/stream/a?offset=5&live=ssex HTTP/1.1\r\n\r\n",
