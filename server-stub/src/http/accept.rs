@@ -1,11 +1,11 @@
-//! Accepting connections. Live SSE requests and small `POST`s (appends) are read and
-//! answered by a lean HTTP/1.1 layer: a live response's feed is stepped here and,
-//! while it has nothing to send, the connection is parked without a task or a buffer
-//! (see `park`), so an idle subscriber costs a few hundred bytes, not hyper's two
-//! 8 KiB buffers and a task; an append costs a third fewer instructions than through
-//! hyper. Every other request goes to hyper. Both paths answer through the same
-//! router, so every header, check and middleware applies alike.
-
+//! Accepting connections. Live SSE requests, reads that do not wait, `HEAD`s and
+//! writes with bodies up to [`MAX_LEAN_BODY`] are read and answered by a lean
+//! HTTP/1.1 layer: a live response's feed is stepped here and, while it has nothing
+//! to send, the connection is parked without a task or a buffer (see `park`), so an
+//! idle subscriber costs a few hundred bytes, not hyper's two 8 KiB buffers and a
+//! task. Long polls, larger or chunked bodies and upgrades go to hyper, which keeps
+//! the connection from then on. Both paths answer through the same router, so every
+//! header, check and middleware applies alike.
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -151,8 +151,6 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             }
             *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
         }
-        // Scoped so that neither the request nor the response keeps room in this
-        // future's state while the response streams.
         let bodiless = request.method() == Method::HEAD;
         let routed = Box::pin(conn.app.clone().oneshot(request));
         buf.drain(..n + body);
@@ -289,13 +287,25 @@ async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
         if !buf.is_empty() {
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
         }
-        readable(stream, deadline).await?;
-        match stream.try_read_buf(buf) {
-            Ok(0) => return Ok(Head::Closed),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        if read_some(stream, buf, deadline).await? == Some(0) {
+            return Ok(Head::Closed);
         }
+    }
+}
+
+/// Waits until `stream` is readable (failing when `deadline` passes) and reads what it
+/// has into `buf`: how many bytes (0: the peer closed), or `None` when the readiness
+/// was stale.
+async fn read_some(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    deadline: Option<tokio::time::Instant>,
+) -> io::Result<Option<usize>> {
+    readable(stream, deadline).await?;
+    match stream.try_read_buf(buf) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -315,12 +325,8 @@ async fn read_at_least(stream: &TcpStream, buf: &mut Vec<u8>, len: usize) -> io:
     buf.reserve(len.saturating_sub(buf.len()));
     let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
     while buf.len() < len {
-        readable(stream, deadline).await?;
-        match stream.try_read_buf(buf) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+        if read_some(stream, buf, deadline).await? == Some(0) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
     Ok(())
@@ -387,12 +393,10 @@ fn lean_request(head: &Bytes) -> Option<Lean> {
         if name == header::CONTENT_LENGTH {
             // One length, in plain digits; a second one (even equal) is hyper's to
             // judge.
-            let digits = h.value.iter().all(u8::is_ascii_digit) && !h.value.is_empty();
-            let len: usize = std::str::from_utf8(h.value).ok()?.parse().ok()?;
-            if !digits || body.is_some() {
+            if body.is_some() || h.value.is_empty() || !h.value.iter().all(u8::is_ascii_digit) {
                 return None;
             }
-            body = Some(len);
+            body = Some(std::str::from_utf8(h.value).ok()?.parse().ok()?);
         }
         if name == header::CONNECTION {
             close |= h
@@ -520,9 +524,14 @@ fn http_date() -> [u8; 29] {
     })
 }
 
+/// The line that opens a chunk of `len` bytes.
+fn chunk_size_line(len: usize) -> String {
+    format!("{len:x}\r\n")
+}
+
 /// One chunk of a chunked body.
 pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
-    let size = format!("{:x}\r\n", data.len());
+    let size = chunk_size_line(data.len());
     let mut out = Vec::with_capacity(size.len() + data.len() + 2);
     out.extend_from_slice(size.as_bytes());
     out.extend_from_slice(data);
@@ -627,7 +636,7 @@ impl Future for Pump<'_> {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if this.framing == Framing::Chunked && !data.is_empty() => {
                         this.out.extend([
-                            Bytes::from(format!("{:x}\r\n", data.len())),
+                            Bytes::from(chunk_size_line(data.len())),
                             data,
                             Bytes::from_static(b"\r\n"),
                         ]);
