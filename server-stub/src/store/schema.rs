@@ -19,7 +19,22 @@ pub enum Durability {
     Normal,
 }
 
-const SCHEMA: &str = "
+/// The columns of a stored chunk, in `chunks` and in `landed` alike.
+macro_rules! chunk_table_columns {
+    () => {
+        "
+    stream_id INTEGER NOT NULL,
+    start     INTEGER NOT NULL,
+    end       INTEGER NOT NULL,
+    data      BLOB NOT NULL,
+    ends      BLOB,
+    blob      INTEGER,
+    bytes     INTEGER"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS streams (
     id            INTEGER PRIMARY KEY,
     path          TEXT NOT NULL,
@@ -39,14 +54,9 @@ CREATE TABLE IF NOT EXISTS streams (
 -- `blob`: where the payload is when it is not in `data`; `bytes`: its length then, so
 -- that measuring a read seeks no blob (NULL in rows written before the column
 -- existed: their blob's length is read instead).
-CREATE TABLE IF NOT EXISTS chunks (
-    stream_id INTEGER NOT NULL,
-    start     INTEGER NOT NULL,
-    end       INTEGER NOT NULL,
-    data      BLOB NOT NULL,
-    ends      BLOB,
-    blob      INTEGER,
-    bytes     INTEGER,
+CREATE TABLE IF NOT EXISTS chunks (",
+    chunk_table_columns!(),
+    ",
     PRIMARY KEY (stream_id, start)
 ) WITHOUT ROWID;
 -- Chunk payloads too large for a row of `chunks`. `ends` comes first: a partial read
@@ -60,16 +70,11 @@ CREATE TABLE IF NOT EXISTS blobs (
 -- pages of this table, however many streams its chunks belong to, where inserting into
 -- `chunks` would write a page per stream. The writer moves them into `chunks` in bulk
 -- (see `writer::FOLD_ROWS`); every landed chunk of a stream comes after all of its
--- chunks in `chunks`. Same columns as `chunks`.
+-- chunks in `chunks`.
 CREATE TABLE IF NOT EXISTS landed (
-    seq       INTEGER PRIMARY KEY,
-    stream_id INTEGER NOT NULL,
-    start     INTEGER NOT NULL,
-    end       INTEGER NOT NULL,
-    data      BLOB NOT NULL,
-    ends      BLOB,
-    blob      INTEGER,
-    bytes     INTEGER
+    seq       INTEGER PRIMARY KEY,",
+    chunk_table_columns!(),
+    "
 );
 CREATE TABLE IF NOT EXISTS producers (
     stream_id   INTEGER NOT NULL,
@@ -78,7 +83,8 @@ CREATE TABLE IF NOT EXISTS producers (
     seq         INTEGER NOT NULL,
     PRIMARY KEY (stream_id, producer_id)
 ) WITHOUT ROWID;
-";
+"
+);
 
 /// The layout this build writes, kept in the database's `user_version`: 1 adds
 /// `blobs` (0: databases from before versions were kept), 2 adds `landed`, which an
