@@ -4,11 +4,6 @@ use clap::Parser;
 use gapless_server::{Config, Server};
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: per append some 5,000 fewer instructions than glibc's allocator (callgrind,
-/// `gapless-bench --instructions`), and less memory per idle subscriber.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
