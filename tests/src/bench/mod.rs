@@ -203,7 +203,10 @@ pub async fn run_once(
             .map_err(BenchError::io("data dir"))
     };
 
-    let server = start(target, &fresh("main")?, &http, counted).await?;
+    // Each data directory goes as soon as its server stops: a peer may preallocate
+    // hundreds of megabytes in it (Electric's WAL segments are 128 MiB each).
+    let main_dir = fresh("main")?;
+    let server = start(target, &main_dir, &http, counted).await?;
     cold.extend(server.cold_start);
     if only.has("append") {
         tracing::info!(target = %target.name, "append, 1 producer");
@@ -220,16 +223,19 @@ pub async fn run_once(
         scenarios::fan_out(&http, &server, sizes, &mut figures).await?;
     }
     server.stop().await;
+    let _ = std::fs::remove_dir_all(&main_dir);
 
     if target.is_local() && only.has("idle") && !counted {
         for &n in &sizes.idle {
             tracing::info!(target = %target.name, n, "idle subscribers");
-            let server = start(target, &fresh(&format!("idle{n}"))?, &http, counted).await?;
+            let dir = fresh(&format!("idle{n}"))?;
+            let server = start(target, &dir, &http, counted).await?;
             cold.extend(server.cold_start);
             if let Some(kib) = scenarios::idle_memory(&http, &server, n).await? {
                 figures.set(&format!("idle_{n}"), kib);
             }
             server.stop().await;
+            let _ = std::fs::remove_dir_all(&dir);
         }
     }
     let cold_ms: Vec<f64> = cold.into_iter().map(stats::ms).collect();
@@ -238,7 +244,6 @@ pub async fn run_once(
     }
     if counted {
         // The dumps stay, one per scenario, for `callgrind_annotate`.
-        let _ = std::fs::remove_dir_all(work.join("main"));
         tracing::info!(dumps = %work.display(), "callgrind dumps kept");
     } else {
         let _ = std::fs::remove_dir_all(&work);

@@ -136,13 +136,58 @@ impl Running {
     }
 }
 
-/// A free loopback port (bound, then released for the server to take).
+/// The ports the kernel hands out to outgoing connections (Linux's default when
+/// `/proc` does not say).
+fn ephemeral_ports() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(str::parse::<u16>);
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// A free loopback port for a server that must be told its port (bound, then released
+/// for the server to take), chosen below the ephemeral range: a port from that range
+/// could be taken, between its release and the server's bind, by one of the many
+/// connections the readiness probe opens meanwhile.
 fn free_port() -> Result<u16, BenchError> {
+    let (low, _) = ephemeral_ports();
+    let floor = low.saturating_sub(16_384).max(1024);
+    let span = u32::from(low.saturating_sub(floor).max(1));
+    // A start that differs between runs and processes, so parallel harnesses spread.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for attempt in 0..span.min(4096) {
+        let offset = seed.wrapping_add(attempt.wrapping_mul(7_919)) % span;
+        let Ok(port) = u16::try_from(u32::from(floor) + offset) else {
+            continue;
+        };
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(BenchError::io("port"))?;
     Ok(listener
         .local_addr()
         .map_err(BenchError::io("port"))?
         .port())
+}
+
+/// The last lines a server wrote to its log, to say why it stopped.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+    if tail.is_empty() {
+        "(its log is empty)".into()
+    } else {
+        format!("its log ends:\n{tail}")
+    }
 }
 
 /// Starts `target` on a fresh `data_dir` and waits for its first answer; under
@@ -217,8 +262,8 @@ pub async fn start(
         command = wrapped;
         callgrind = Some(cg);
     }
-    let log =
-        std::fs::File::create(data_dir.with_extension("log")).map_err(BenchError::io("log"))?;
+    let log_path = data_dir.with_extension("log");
+    let log = std::fs::File::create(&log_path).map_err(BenchError::io("log"))?;
     let spawned = Instant::now();
     let child = command
         .stdin(Stdio::null())
@@ -244,17 +289,19 @@ pub async fn start(
         if let Some(child) = running.child.as_mut() {
             if let Ok(Some(status)) = child.try_wait() {
                 return Err(BenchError::Server(format!(
-                    "{} exited with {status} before answering",
-                    target.name
+                    "{} exited with {status} before answering on port {port}; {}",
+                    target.name,
+                    log_tail(&log_path)
                 )));
             }
         }
         if Instant::now() > deadline {
             running.stop().await;
             return Err(BenchError::Server(format!(
-                "{} did not answer within {} s",
+                "{} did not answer within {} s; {}",
                 target.name,
-                deadline.duration_since(spawned).as_secs()
+                deadline.duration_since(spawned).as_secs(),
+                log_tail(&log_path)
             )));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
