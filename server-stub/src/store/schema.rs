@@ -144,6 +144,48 @@ fn add_column(conn: &Connection, name: &str) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// How far past the frames one checkpoint interval writes the log is made ready: it
+/// runs over when a checkpoint must wait for a reader.
+const WAL_SLACK: f64 = 1.25;
+
+/// Makes the database's write-ahead log as long as it grows between two checkpoints,
+/// with zeros written and synced, so that a commit overwrites blocks the file already
+/// has: extending the file instead makes each commit's `fdatasync` also write the
+/// file's new length and blocks (measured here: 235 µs a commit while the log grew
+/// after a start, 135 µs once it had its length). SQLite keeps the log's length from
+/// then on (no `journal_size_limit` is set) and ignores what lies past its last valid
+/// frame, zeros included. Only an existing log is lengthened, and only while nothing
+/// writes to it: the writer calls this before it takes its first command.
+pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
+    let pragma = |name: &str| -> std::io::Result<u64> {
+        conn.pragma_query_value(None, name, |r| r.get::<_, i64>(0))
+            .map(|v| v.max(0) as u64)
+            .map_err(std::io::Error::other)
+    };
+    let frames = pragma("wal_autocheckpoint")?;
+    let frame_bytes = pragma("page_size")? + 24;
+    let target = (32.0 + (frames * frame_bytes) as f64 * WAL_SLACK) as u64;
+    let wal = std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("{db}-wal"))?;
+    let mut at = wal.metadata()?.len();
+    if at >= target {
+        return Ok(());
+    }
+    let zeros = vec![0u8; 1 << 18];
+    while at < target {
+        let n = zeros.len().min((target - at) as usize);
+        wal.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    wal.sync_data()
+}
+
 /// How much of the database file a reader maps into memory.
 const READER_MMAP_BYTES: i64 = 1 << 34;
 

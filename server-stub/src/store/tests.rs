@@ -672,3 +672,42 @@ async fn after_shutdown_a_lone_write_is_refused_not_committed_in_place() {
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn the_log_is_lengthened_ahead_and_a_crash_image_of_it_reads_back_whole() {
+    let dir = scratch("presized");
+    let store = Store::open(Some(&dir), Durability::Full).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    for first in (0..200).step_by(20) {
+        store
+            .append(append("s", &messages(first, 20, 30)))
+            .await
+            .expect("append");
+    }
+    let wal = dir.join("gapless.sqlite3-wal");
+    let length = std::fs::metadata(&wal).expect("the log").len();
+    assert!(
+        length >= 1000 * (4096 + 24),
+        "the log is {length} bytes, not as long as a checkpoint interval"
+    );
+
+    // As a `kill -9` leaves the files: the commits in the log, zeros after them.
+    let image = scratch("presized-image");
+    for name in ["gapless.sqlite3", "gapless.sqlite3-wal"] {
+        std::fs::copy(dir.join(name), image.join(name)).expect("copy");
+    }
+    store.shutdown().await;
+    let copy = Store::open(Some(&image), Durability::Full).expect("open the image");
+    assert_eq!(copy.shared().get("s").expect("stream").meta().tail, 200);
+    let all: Vec<u64> = (0..200).collect();
+    assert_eq!(read_all(&copy, "s", 0, 1 << 20).await, all);
+    copy.shutdown().await;
+    let check: String = Connection::open(image.join("gapless.sqlite3"))
+        .expect("open")
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity check");
+    assert_eq!(check, "ok");
+    for d in [dir, image] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}

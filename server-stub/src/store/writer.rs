@@ -17,7 +17,7 @@ use tracing::{debug, error, warn};
 
 use super::meta::{now_ms, Segment, StreamMeta};
 use super::recent::{self, Chunk};
-use super::schema::{load_producers, load_streams, save_stream};
+use super::schema::{load_producers, load_streams, presize_wal, save_stream};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Payload,
     Shared,
@@ -187,6 +187,14 @@ impl Writer {
     /// is sent through `rx` (commits made in place, see [`Writer::commit_now`], take
     /// turns with it through the lock).
     pub(crate) fn run(writer: Arc<Mutex<Writer>>, rx: Receiver<Cmd>) {
+        {
+            // Before any command: commits made meanwhile wait for the lock.
+            let writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            let conn = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = presize_wal(&conn) {
+                warn!("could not lengthen the write-ahead log in advance: {e}");
+            }
+        }
         let mut last_sweep = std::time::Instant::now();
         loop {
             let first = match rx.recv_timeout(SWEEP_EVERY) {
@@ -909,10 +917,14 @@ fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }
 
-/// Moves every chunk in `landed` into `chunks`, within the caller's transaction.
+/// Moves every chunk in `landed` into `chunks`, within the caller's transaction. `OR
+/// FAIL` rather than the default `ABORT`: a statement that may abort after writing
+/// some rows needs a statement journal, a copy of every page it changes (spilled to
+/// a temporary file past 64 KiB), so that it can undo itself alone; a failed fold
+/// fails the whole transaction anyway.
 fn fold(conn: &Connection) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO chunks (stream_id, start, end, data, ends, blob, bytes)
+        "INSERT OR FAIL INTO chunks (stream_id, start, end, data, ends, blob, bytes)
          SELECT stream_id, start, end, data, ends, blob, bytes FROM landed ORDER BY seq",
     )?
     .execute([])?;
