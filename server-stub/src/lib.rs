@@ -163,8 +163,9 @@ impl Server {
         if self.demo {
             tokio::spawn(demo::run_demo(self.url(), token.clone()));
         }
+        let direct = http::direct::Direct::new(self.state.clone(), self.tokens.clone());
         let app = http::router(self.state, self.tokens);
-        http::accept::serve(self.listener, app, token).await;
+        http::accept::serve(self.listener, app, direct, token).await;
         store.shutdown().await;
         info!("stopped");
         Ok(())

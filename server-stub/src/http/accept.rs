@@ -5,7 +5,8 @@
 //! idle subscriber costs a few hundred bytes, not hyper's two 8 KiB buffers and a
 //! task. Long polls, larger or chunked bodies and upgrades go to hyper, which keeps
 //! the connection from then on. Both paths answer through the same router, so every
-//! header, check and middleware applies alike.
+//! header, check and middleware applies alike; the lean layer hands stream requests
+//! to `direct`, which answers them as the router would, without its layers.
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::debug;
 
+use super::direct::{Direct, Target};
 use super::park::{park, Conn, Lots, Parked};
 use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 
@@ -47,7 +49,13 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// Serves `app` on `listener` until `token` is cancelled, then stops accepting and
 /// waits (a few seconds at most) for open connections to finish.
-pub(crate) async fn serve(listener: TcpListener, app: Router, token: CancellationToken) {
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    direct: Direct,
+    token: CancellationToken,
+) {
+    let direct = Arc::new(direct);
     let tracker = TaskTracker::new();
     let lots = Arc::new(Lots::default());
     loop {
@@ -66,6 +74,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Router, token: Cancellatio
         let _ = stream.set_nodelay(true);
         let conn = Conn {
             app: app.clone(),
+            direct: Arc::clone(&direct),
             token: token.clone(),
             tracker: tracker.clone(),
             lots: Arc::clone(&lots),
@@ -152,16 +161,22 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
         }
         let bodiless = request.method() == Method::HEAD;
-        let routed = Box::pin(conn.app.clone().oneshot(request));
+        let routed: Pin<Box<dyn Future<Output = axum::response::Response> + Send + '_>> =
+            match Target::of(&request) {
+                Some(target) => Box::pin(conn.direct.answer(target, request)),
+                None => Box::pin(async {
+                    match conn.app.clone().oneshot(request).await {
+                        Ok(response) => response,
+                        Err(never) => match never {},
+                    }
+                }),
+            };
         buf.drain(..n + body);
         if buf.is_empty() {
             // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
         }
-        let (head, body, framing, feed) = match routed.await {
-            Ok(response) => encode_head(response, close, bodiless),
-            Err(never) => match never {},
-        };
+        let (head, body, framing, feed) = encode_head(routed.await, close, bodiless);
         if let Some(feed) = feed {
             // A live response: its feed is stepped here (and parked while idle).
             drop(body);

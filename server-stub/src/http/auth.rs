@@ -161,7 +161,7 @@ pub async fn require(State(tokens): State<Arc<Tokens>>, request: Request, next: 
 }
 
 /// Whether `request` may pass: an open path, or a token whose scope covers it.
-fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError> {
+pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError> {
     let path = request.uri().path();
     let open = request.method() == Method::OPTIONS
         || path == "/healthz"

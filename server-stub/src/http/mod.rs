@@ -3,6 +3,7 @@
 
 pub(crate) mod accept;
 pub mod auth;
+pub(crate) mod direct;
 mod error;
 mod headers;
 mod park;
@@ -166,11 +167,17 @@ const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-da
 async fn cors_and_security(request: Request, next: Next) -> Response {
     let origin = request.headers().get(header::ORIGIN).cloned();
     let preflight = request.method() == Method::OPTIONS;
-    let mut response = if preflight {
+    let response = if preflight {
         StatusCode::NO_CONTENT.into_response()
     } else {
         next.run(request).await
     };
+    decorate(response, origin, preflight)
+}
+
+/// Adds the CORS headers for a request from `origin` (the preflight's as well, for a
+/// `preflight`) and the §12.7 headers to `response`.
+fn decorate(mut response: Response, origin: Option<HeaderValue>, preflight: bool) -> Response {
     let hm = response.headers_mut();
     // Only a browser's cross-origin request needs the CORS headers, and it always
     // names its origin; other clients are spared parsing them. `Vary` tells caches

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 use tracing::debug;
 
 use super::accept::{chunk, resume};
+use super::direct::Direct;
 use super::sse::{Feed, Step};
 use crate::store::Live;
 
@@ -26,6 +27,8 @@ use crate::store::Live;
 pub(crate) struct Conn {
     /// The router requests go through.
     pub(crate) app: Router,
+    /// Stream requests answered without the router.
+    pub(crate) direct: Arc<Direct>,
     /// Cancelled when the server stops.
     pub(crate) token: CancellationToken,
     /// Tracks the connection's tasks, for the drain at shutdown.

@@ -26,25 +26,36 @@ pub(super) const MAX_READ_BYTES: usize = 16 << 20;
 /// Cache-Control of catch-up and long-poll data responses (§10).
 const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
 
-/// Dispatches every method on `/v1/stream/{path}`.
+/// Dispatches every method on `/v1/stream/{path}`, through the router.
 pub(super) async fn route(
     State(state): State<AppState>,
     Path(path): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
+    answer(&state, path, query, request).await
+}
+
+/// Answers `request` for the stream at `path` (percent-decoded) with its `query`'s
+/// pairs, as the router's extractors find them (see [`route`]).
+pub(super) async fn answer(
+    state: &AppState,
+    path: String,
+    query: Vec<(String, String)>,
+    request: Request,
+) -> Response {
     // The request taken whole: its headers moved, not copied as an extractor would.
     let (parts, body) = request.into_parts();
     let (method, headers) = (parts.method, parts.headers);
     if let Some(rest) = path.strip_prefix("__ds/") {
-        return crate::subscriptions::route(&state, method, rest, &headers, body).await;
+        return crate::subscriptions::route(state, method, rest, &headers, body).await;
     }
     let result = match method {
-        Method::PUT => create(&state, path, &headers, body).await,
-        Method::POST => append(&state, path, &headers, body).await,
-        Method::DELETE => delete(&state, &path).await,
-        Method::HEAD => head(&state, &path),
-        Method::GET => read(&state, &path, &query, &headers).await,
+        Method::PUT => create(state, path, &headers, body).await,
+        Method::POST => append(state, path, &headers, body).await,
+        Method::DELETE => delete(state, &path).await,
+        Method::HEAD => head(state, &path),
+        Method::GET => read(state, &path, &query, &headers).await,
         _ => Err(ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             format!("method {method} is not allowed on a stream"),

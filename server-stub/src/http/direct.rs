@@ -1,0 +1,215 @@
+//! Stream requests answered without the router: the lean HTTP layer hands a request
+//! for `/v1/stream/{path}` here, which finds its path and query as the router's
+//! extractors do, checks its token as the auth layer does, answers it with the same
+//! handler and adds the same headers, sparing each request the router's matching,
+//! boxing and layers. Anything it would not find exactly as the router does goes to
+//! the router.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method};
+use axum::response::{IntoResponse, Response};
+use http_body::Body as _;
+
+use super::{auth, decorate, stream, AppState};
+
+/// Where stream routes live.
+const STREAM_PREFIX: &str = "/v1/stream/";
+
+/// What the router's extractors find in a stream request: the stream's path
+/// (percent-decoded, as `Path<String>` finds it) and the query's pairs (as
+/// `Query<Vec<(String, String)>>` finds them).
+#[derive(Debug)]
+pub(crate) struct Target {
+    path: String,
+    query: Vec<(String, String)>,
+}
+
+impl Target {
+    /// The target of `request`, when it is for a stream and its path and query read as
+    /// the router's extractors read them; `None` for what the router must answer (a
+    /// preflight, any other route, a path that is not UTF-8 once decoded, a query the
+    /// router refuses).
+    pub(crate) fn of(request: &Request) -> Option<Target> {
+        if request.method() == Method::OPTIONS {
+            return None;
+        }
+        let rest = request.uri().path().strip_prefix(STREAM_PREFIX)?;
+        if rest.is_empty() {
+            return None;
+        }
+        let path = percent_encoding::percent_decode_str(rest)
+            .decode_utf8()
+            .ok()?
+            .into_owned();
+        let query = serde_urlencoded::from_str(request.uri().query().unwrap_or_default()).ok()?;
+        Some(Target { path, query })
+    }
+}
+
+/// The stream routes' handler and auth check, as the router has them.
+#[derive(Clone, Debug)]
+pub(crate) struct Direct {
+    state: AppState,
+    tokens: Option<Arc<auth::Tokens>>,
+}
+
+impl Direct {
+    /// The handler's state and the tokens the auth layer checks (none: no auth).
+    pub(crate) fn new(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Direct {
+        Direct { state, tokens }
+    }
+
+    /// Answers `request` for `target` (see [`Target::of`]) as the router would.
+    pub(crate) async fn answer(&self, target: Target, request: Request) -> Response {
+        let origin = request.headers().get(header::ORIGIN).cloned();
+        let head = request.method() == Method::HEAD;
+        let checked = match &self.tokens {
+            Some(tokens) => auth::allowed(tokens, &request),
+            None => Ok(()),
+        };
+        let mut response = match checked {
+            Ok(()) => stream::answer(&self.state, target.path, target.query, request).await,
+            Err(e) => e.into_response(),
+        };
+        // As the router does: the length of a body of known length, and no body in
+        // answer to a HEAD.
+        set_content_length(&mut response);
+        if head {
+            *response.body_mut() = axum::body::Body::empty();
+        }
+        decorate(response, origin, false)
+    }
+}
+
+/// Gives a response whose body's length is known a `Content-Length`, as the router
+/// does for every response it returns.
+fn set_content_length(response: &mut Response) {
+    if response.headers().contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if let Some(len) = response.body().size_hint().exact() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{HeaderMap, StatusCode};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::Config;
+
+    /// A server's state in memory, with tokens `w` (writes anything) and `r` (reads
+    /// `public/`), answering through the router and directly.
+    fn server() -> (axum::Router, Direct) {
+        let tokens = Arc::new(auth::Tokens::parse("w write *\nr read public/\n").expect("tokens"));
+        let config = Config::for_tests();
+        let (state, _) = crate::build_state(&config, config.bind).expect("state");
+        let direct = Direct::new(state.clone(), Some(Arc::clone(&tokens)));
+        (super::super::router(state, Some(tokens)), direct)
+    }
+
+    /// A request's method, URI, headers and body.
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], &'a str);
+
+    fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request {
+        let mut builder = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(Body::from(body.to_owned())).expect("request")
+    }
+
+    /// Status, headers (but the date) and body.
+    async fn parts(response: Response) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let (parts, body) = response.into_parts();
+        let mut headers = parts.headers;
+        headers.remove(header::DATE);
+        let body = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+        (parts.status, headers, body.to_vec())
+    }
+
+    #[tokio::test]
+    async fn stream_requests_are_answered_as_the_router_answers_them() {
+        let w = ("authorization", "Bearer w");
+        let r = ("authorization", "Bearer r");
+        let json = ("content-type", "application/json");
+        let origin = ("origin", "https://board.example");
+        let cases: &[Case] = &[
+            ("PUT", "/v1/stream/public/a%20b", &[w, json], ""),
+            (
+                "POST",
+                "/v1/stream/public/a%20b",
+                &[w, json, origin],
+                r#"[{"i":1},{"i":2}]"#,
+            ),
+            (
+                "POST",
+                "/v1/stream/public/a%20b",
+                &[w, ("content-type", "text/plain")],
+                "x",
+            ),
+            ("POST", "/v1/stream/public/a%20b", &[w, json], "{not json"),
+            ("GET", "/v1/stream/public/a%20b?offset=-1", &[r, origin], ""),
+            (
+                "GET",
+                "/v1/stream/public/a%20b?offset=-1&offset=0",
+                &[r],
+                "",
+            ),
+            ("GET", "/v1/stream/public/a%20b?offset=nonsense", &[r], ""),
+            ("GET", "/v1/stream/public/a%20b?offset=%FF", &[r], ""),
+            ("HEAD", "/v1/stream/public/a%20b", &[r], ""),
+            ("GET", "/v1/stream/public/a%20b?offset=-1", &[], ""),
+            (
+                "GET",
+                "/v1/stream/public/a%20b?offset=-1",
+                &[("authorization", "Bearer x")],
+                "",
+            ),
+            ("POST", "/v1/stream/public/a%20b", &[r, json], "[]"),
+            ("PATCH", "/v1/stream/public/a%20b", &[w], ""),
+            ("GET", "/v1/stream/private/none?offset=-1", &[w], ""),
+            ("DELETE", "/v1/stream/public/a%20b", &[w], ""),
+            ("HEAD", "/v1/stream/public/a%20b", &[w], ""),
+        ];
+        let (router, _) = server();
+        let (_, direct) = server();
+        for &(method, uri, headers, body) in cases {
+            let routed = router
+                .clone()
+                .oneshot(request(method, uri, headers, body))
+                .await
+                .expect("infallible");
+            let request = request(method, uri, headers, body);
+            let Some(target) = Target::of(&request) else {
+                panic!("{method} {uri} is not answered directly");
+            };
+            let answered = direct.answer(target, request).await;
+            let (routed, answered) = (parts(routed).await, parts(answered).await);
+            assert_eq!(answered, routed, "{method} {uri}");
+        }
+    }
+
+    #[tokio::test]
+    async fn what_the_router_must_answer_goes_back_to_it() {
+        for (method, uri) in [
+            ("OPTIONS", "/v1/stream/a"),
+            ("GET", "/v1/stream/"),
+            ("GET", "/v1/stream/%FF"),
+            ("GET", "/api/sessions/a/events"),
+            ("GET", "/healthz"),
+        ] {
+            assert!(
+                Target::of(&request(method, uri, &[], "")).is_none(),
+                "{method} {uri}"
+            );
+        }
+    }
+}
