@@ -16,7 +16,6 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -320,11 +319,16 @@ impl Live {
     }
 }
 
+/// The maps streams and producers are looked up in on every request, by id, path or
+/// producer: hashed with aHash, keyed at random per map as std's SipHash is (paths and
+/// producer ids come from clients), at a fraction of its cost on short keys.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
+
 /// The committed state of every stream, shared by the writer (which publishes) and
 /// the readers.
 #[derive(Debug, Default)]
 pub struct Shared {
-    by_path: RwLock<HashMap<Arc<str>, Arc<Live>>>,
+    by_path: RwLock<Map<Arc<str>, Arc<Live>>>,
 }
 
 impl Shared {

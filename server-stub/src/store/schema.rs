@@ -1,12 +1,11 @@
 //! The SQLite schema: opening a database, creating its tables, loading what it holds.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::meta::{Segment, StreamMeta};
-use super::OpenError;
+use super::{Map, OpenError};
 
 /// How hard a commit pushes data to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -206,7 +205,7 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Every stream, live or soft-deleted, by id.
-pub fn load_streams(conn: &Connection) -> rusqlite::Result<HashMap<i64, StreamMeta>> {
+pub fn load_streams(conn: &Connection) -> rusqlite::Result<Map<i64, StreamMeta>> {
     let mut stmt = conn.prepare(
         "SELECT id, path, content_type, ttl_secs, expires_at_ms, created_ms, access_ms, tail,
                 closed, last_seq, deleted, chain, forked_from, fork_at FROM streams",
@@ -231,7 +230,7 @@ pub fn load_streams(conn: &Connection) -> rusqlite::Result<HashMap<i64, StreamMe
             landed_from: None,
         })
     })?;
-    let mut out = HashMap::new();
+    let mut out = Map::default();
     for meta in rows {
         let meta = meta?;
         out.insert(meta.id, meta);
@@ -240,7 +239,7 @@ pub fn load_streams(conn: &Connection) -> rusqlite::Result<HashMap<i64, StreamMe
 }
 
 /// Every producer's state: (stream id, producer id) → (epoch, last seq).
-pub fn load_producers(conn: &Connection) -> rusqlite::Result<HashMap<(i64, String), (u64, u64)>> {
+pub fn load_producers(conn: &Connection) -> rusqlite::Result<Map<(i64, String), (u64, u64)>> {
     let mut stmt = conn.prepare("SELECT stream_id, producer_id, epoch, seq FROM producers")?;
     let rows = stmt.query_map([], |r| {
         Ok((

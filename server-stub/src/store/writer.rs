@@ -5,7 +5,6 @@
 //! and a write alone in flight may commit in its caller's thread while the writer is
 //! idle, so that a lone producer does not pay two thread hand-offs per append.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use super::meta::{now_ms, Segment, StreamMeta};
 use super::recent::{self, Chunk};
 use super::schema::{load_producers, load_streams, presize_wal, save_stream};
 use super::{
-    AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Payload,
+    AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Map, Payload,
     Shared,
 };
 
@@ -105,15 +104,15 @@ impl Reply {
 pub(crate) struct Writer {
     conn: Arc<Mutex<Connection>>,
     shared: Arc<Shared>,
-    metas: HashMap<i64, StreamMeta>,
-    paths: HashMap<Arc<str>, i64>,
-    producers: HashMap<(i64, String), (u64, u64)>,
+    metas: Map<i64, StreamMeta>,
+    paths: Map<Arc<str>, i64>,
+    producers: Map<(i64, String), (u64, u64)>,
     next_id: i64,
     /// Originals of what the current group touched, to restore if it fails.
-    undo_metas: HashMap<i64, Option<StreamMeta>>,
-    undo_producers: HashMap<(i64, String), Option<(u64, u64)>>,
+    undo_metas: Map<i64, Option<StreamMeta>>,
+    undo_producers: Map<(i64, String), Option<(u64, u64)>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
-    fresh: HashMap<i64, Vec<Arc<Chunk>>>,
+    fresh: Map<i64, Vec<Arc<Chunk>>>,
     /// Shut down: commits made in place are refused from then on.
     stopped: bool,
     /// How many commands the last commit took.
@@ -154,7 +153,7 @@ impl Writer {
         };
         // A path belongs to its live stream rather than to one kept (soft-deleted) for
         // its forks, and only the owner of a path is published there.
-        let mut paths: HashMap<Arc<str>, i64> = HashMap::new();
+        let mut paths: Map<Arc<str>, i64> = Map::default();
         for meta in metas.values() {
             let owner = paths.entry(meta.path.clone()).or_insert(meta.id);
             if metas.get(owner).is_some_and(|m| m.deleted) && !meta.deleted {
@@ -172,9 +171,9 @@ impl Writer {
             paths,
             producers,
             next_id,
-            undo_metas: HashMap::new(),
-            undo_producers: HashMap::new(),
-            fresh: HashMap::new(),
+            undo_metas: Map::default(),
+            undo_producers: Map::default(),
+            fresh: Map::default(),
             stopped: false,
             last_group: 0,
             landed: Landed::default(),
@@ -907,7 +906,7 @@ fn same_config(
 
 /// Whether `meta`'s stream is the one published at its path: not when it is kept
 /// (soft-deleted) for its forks while its path is another stream's now.
-fn owns_path(paths: &HashMap<Arc<str>, i64>, meta: &StreamMeta) -> bool {
+fn owns_path(paths: &Map<Arc<str>, i64>, meta: &StreamMeta) -> bool {
     paths.get(&*meta.path).is_none_or(|&owner| owner == meta.id)
 }
 
@@ -934,7 +933,7 @@ fn fold(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Sets each stream's tail to the end of its last stored chunk where that is further
 /// than its row says (plain appends do not rewrite the row).
-fn recover_tails(conn: &Connection, metas: &mut HashMap<i64, StreamMeta>) -> rusqlite::Result<()> {
+fn recover_tails(conn: &Connection, metas: &mut Map<i64, StreamMeta>) -> rusqlite::Result<()> {
     let mut last_end =
         conn.prepare("SELECT end FROM chunks WHERE stream_id = ?1 ORDER BY start DESC LIMIT 1")?;
     for (id, meta) in metas.iter_mut() {
