@@ -1,16 +1,19 @@
 //! Durable storage of streams on SQLite: the request and outcome types, the shared
 //! committed state readers see, and the [`Store`] handle the HTTP layer uses.
 //!
-//! Writes go to one writer ([`writer`]) that group-commits in its own thread (or, for
-//! a write alone in flight while it is idle, in the caller's); reads run on a
-//! small pool of read-only connections ([`reader`]) and never see more than the
-//! committed tail that [`Shared`] publishes after each commit.
+//! Writes go to one writer (`writer`) that group-commits in its own thread (or, for
+//! a write alone in flight while it is idle, in the caller's); with
+//! [`Durability::Full`], `syncer` syncs the write-ahead log before a commit is
+//! answered or published. Reads run on a small pool of read-only connections
+//! ([`reader`]) and never see more than the committed tail that [`Shared`] publishes
+//! after each (durable) commit.
 
 pub mod meta;
 pub mod reader;
 pub mod recent;
 mod rooms;
 pub mod schema;
+mod syncer;
 mod writer;
 
 #[cfg(test)]
@@ -530,10 +533,22 @@ impl Store {
             None => vec![Arc::clone(&conn)],
         };
         let shared = Arc::new(Shared::default());
-        let writer = Arc::new(Mutex::new(Writer::load(
-            Arc::clone(&conn),
-            Arc::clone(&shared),
-        )?));
+        let mut writer = Writer::load(Arc::clone(&conn), Arc::clone(&shared))?;
+        if let (Some(file), Durability::Full) = (&file, durability) {
+            // Commits are synced by the syncer from now on, not by SQLite.
+            let data_dir = |source| OpenError::DataDir {
+                path: file.clone(),
+                source,
+            };
+            let wal = std::fs::OpenOptions::new()
+                .write(true)
+                .open(schema::wal_path(file))
+                .map_err(data_dir)?;
+            writer.sync_with(syncer::Syncer::start(wal, Arc::clone(&shared)).map_err(data_dir)?);
+            let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+        }
+        let writer = Arc::new(Mutex::new(writer));
         let (tx, rx) = mpsc::channel();
         let runs = Arc::clone(&writer);
         std::thread::Builder::new()

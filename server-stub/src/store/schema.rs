@@ -10,7 +10,8 @@ use super::{Map, OpenError};
 /// How hard a commit pushes data to the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Durability {
-    /// `synchronous=FULL`: every group commit is fsynced before it is acknowledged;
+    /// Every group commit's write-ahead log is fsynced before it is acknowledged or
+    /// published (by the store's syncer, SQLite itself running `synchronous=NORMAL`);
     /// nothing acknowledged is lost even on power loss.
     Full,
     /// `synchronous=NORMAL`: commits survive a crash or `kill -9` of the server, but
@@ -171,7 +172,7 @@ pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
     let target = (32.0 + (frames * frame_bytes) as f64 * WAL_SLACK) as u64;
     let wal = std::fs::OpenOptions::new()
         .write(true)
-        .open(format!("{db}-wal"))?;
+        .open(wal_path(Path::new(db)))?;
     let mut at = wal.metadata()?.len();
     if at >= target {
         return Ok(());
@@ -185,11 +186,18 @@ pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
     wal.sync_data()
 }
 
+/// The write-ahead log of the database file at `db`.
+pub fn wal_path(db: &Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-wal");
+    name.into()
+}
+
 /// How much of the database file a reader maps into memory.
 const READER_MMAP_BYTES: i64 = 1 << 34;
 
 /// Opens a reading connection to the database file at `path` (the writer's must be
-/// open: see [`VFS`]). It is opened for writing, as the VFS coordinates only such
+/// open: see `VFS`). It is opened for writing, as the VFS coordinates only such
 /// connections in memory, and made to refuse writes (`query_only`).
 pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags_and_vfs(

@@ -711,3 +711,93 @@ async fn the_log_is_lengthened_ahead_and_a_crash_image_of_it_reads_back_whole() 
         let _ = std::fs::remove_dir_all(d);
     }
 }
+
+#[tokio::test]
+async fn concurrent_appends_are_answered_once_synced_each_at_its_own_offsets() {
+    let dir = scratch("synced");
+    let store = Store::open(Some(&dir), Durability::Full).expect("open");
+    for path in ["s", "t"] {
+        store.create(CreateReq::json(path)).await.expect("create");
+    }
+    let tasks: Vec<_> = (0..8)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let path = if task % 2 == 0 { "s" } else { "t" };
+                let mut nexts = Vec::new();
+                for i in 0..40 {
+                    let ok = store
+                        .append(append(path, &messages(task * 1000 + i, 1, 8)))
+                        .await
+                        .expect("append");
+                    // Answered once published: the tail readers see includes it.
+                    let seen = store.shared().get(path).expect("stream").meta().tail;
+                    assert!(
+                        seen >= ok.next,
+                        "answered at {} before {seen} was seen",
+                        ok.next
+                    );
+                    nexts.push((path, ok.next));
+                }
+                nexts
+            })
+        })
+        .collect();
+    let mut nexts = Vec::new();
+    for task in tasks {
+        nexts.extend(task.await.expect("task"));
+    }
+    for path in ["s", "t"] {
+        let mut mine: Vec<u64> = nexts
+            .iter()
+            .filter(|(p, _)| *p == path)
+            .map(|&(_, n)| n)
+            .collect();
+        mine.sort_unstable();
+        assert_eq!(
+            mine,
+            (1..=160).collect::<Vec<u64>>(),
+            "{path}: one offset each"
+        );
+    }
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Full).expect("reopen");
+    for (path, first) in [("s", 0), ("t", 1)] {
+        let mut read = read_all(&store, path, 0, 1 << 20).await;
+        read.sort_unstable();
+        let expected: Vec<u64> = (0..8)
+            .filter(|task| task % 2 == first)
+            .flat_map(|task| (0..40).map(move |i| (task * 1000 + i) as u64))
+            .collect();
+        let mut expected = expected;
+        expected.sort_unstable();
+        assert_eq!(read, expected, "{path} after a restart");
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_failed_sync_answers_with_an_error_publishes_nothing_and_stops_writing() {
+    let (dir, store) = with_json_stream("sync-fails").await;
+    {
+        // A log that cannot be synced: fsync of a pipe fails (EINVAL).
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let unsyncable = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        let syncer = syncer::Syncer::start(unsyncable, Arc::clone(&store.0.shared)).expect("start");
+        store.0.writer.lock().expect("writer").sync_with(syncer);
+    }
+    for attempt in 0..2 {
+        let err = store
+            .append(append("s", &messages(0, 1, 8)))
+            .await
+            .expect_err("no answer but an error");
+        assert!(
+            matches!(&err, AppendError::Storage(why) if why.contains("sync")),
+            "attempt {attempt}: {err:?}"
+        );
+        let tail = store.shared().get("s").expect("stream").meta().tail;
+        assert_eq!(tail, 0, "attempt {attempt}: nothing published");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,6 +1,6 @@
 //! The single writer: validates every mutation against committed state, applies a
 //! group of them in one SQLite transaction, and acknowledges each only after the
-//! commit. Offsets are assigned here, inside the transaction, never by "read the max,
+//! commit (once it is durable: see `syncer`). Offsets are assigned here, inside the transaction, never by "read the max,
 //! then insert". Its state is behind one lock: its thread commits what is sent to it,
 //! and a write alone in flight may commit in its caller's thread while the writer is
 //! idle, so that a lone producer does not pay two thread hand-offs per append.
@@ -17,6 +17,7 @@ use tracing::{debug, error, warn};
 use super::meta::{now_ms, Segment, StreamMeta};
 use super::recent::{self, Chunk};
 use super::schema::{load_producers, load_streams, presize_wal, save_stream};
+use super::syncer::{Notice, Settled, Syncer};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Map, Payload,
     Shared,
@@ -59,8 +60,8 @@ pub(crate) enum Cmd {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// An outcome waiting for its transaction to commit.
-enum Reply {
+/// An outcome waiting for its transaction to commit (and be synced).
+pub(crate) enum Reply {
     Create(
         oneshot::Sender<Result<CreateOk, CreateError>>,
         Result<CreateOk, CreateError>,
@@ -76,7 +77,8 @@ enum Reply {
 }
 
 impl Reply {
-    fn send(self) {
+    /// Sends the outcome.
+    pub(crate) fn send(self) {
         // A receiver that went away (client disconnected) needs no answer.
         let _ = match self {
             Reply::Create(tx, r) => tx.send(r).map_err(drop),
@@ -85,7 +87,8 @@ impl Reply {
         };
     }
 
-    fn fail(self, why: &str) {
+    /// Sends a storage error instead of the outcome.
+    pub(crate) fn fail(self, why: &str) {
         match self {
             Reply::Create(tx, _) => {
                 let _ = tx.send(Err(CreateError::Storage(why.to_owned())));
@@ -113,6 +116,10 @@ pub(crate) struct Writer {
     undo_producers: Map<(i64, String), Option<(u64, u64)>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
+    /// What the group in progress will change for readers once it is durable.
+    outbox: Vec<Notice>,
+    /// Syncs the log before commits are told, when commits do not sync themselves.
+    syncer: Option<Syncer>,
     /// Shut down: commits made in place are refused from then on.
     stopped: bool,
     /// How many commands the last commit took.
@@ -174,12 +181,19 @@ impl Writer {
             undo_metas: Map::default(),
             undo_producers: Map::default(),
             fresh: Map::default(),
+            outbox: Vec::new(),
+            syncer: None,
             stopped: false,
             last_group: 0,
             landed: Landed::default(),
             landed_committed: Landed::default(),
             unsettled: false,
         })
+    }
+
+    /// Has `syncer` sync the log before each commit is told (see [`Syncer`]).
+    pub(crate) fn sync_with(&mut self, syncer: Syncer) {
+        self.syncer = Some(syncer);
     }
 
     /// Runs until every sender is gone or a shutdown command arrives, committing what
@@ -223,9 +237,13 @@ impl Writer {
             }
             if !group.is_empty() || sweep {
                 let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
-                writer.commit(group, sweep);
+                writer.commit(group, sweep, false);
                 if shutdown.is_some() {
                     writer.stopped = true;
+                    // Every commit told before the shutdown is answered.
+                    if let Some(syncer) = writer.syncer.as_mut() {
+                        syncer.finish();
+                    }
                 }
             }
             if let Some(tx) = shutdown {
@@ -243,8 +261,12 @@ impl Writer {
     /// otherwise.
     pub(crate) fn commit_now(writer: &Mutex<Writer>, cmd: Cmd) -> Option<Cmd> {
         match writer.try_lock() {
-            Ok(mut writer) if !writer.stopped && writer.last_group <= 1 => {
-                writer.commit(vec![cmd], false);
+            Ok(mut writer)
+                if !writer.stopped
+                    && writer.last_group <= 1
+                    && writer.syncer.as_ref().is_none_or(Syncer::idle) =>
+            {
+                writer.commit(vec![cmd], false, true);
                 None
             }
             _ => Some(cmd),
@@ -253,10 +275,11 @@ impl Writer {
 
     /// Commits `group` (and sweeps), rolling back and answering with an error should
     /// a bug panic: it must cost one group its answers, not the server its writer.
-    fn commit(&mut self, group: Vec<Cmd>, sweep: bool) {
+    /// `inline`: in the caller's thread, which then syncs the log itself.
+    fn commit(&mut self, group: Vec<Cmd>, sweep: bool, inline: bool) {
         self.last_group = group.len();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.commit_group(group, sweep);
+            self.commit_group(group, sweep, inline);
         }));
         if outcome.is_err() && self.unsettled {
             error!("the writer panicked; the group was rolled back");
@@ -268,11 +291,18 @@ impl Writer {
             self.undo_metas.clear();
             self.undo_producers.clear();
             self.fresh.clear();
+            self.outbox.clear();
         }
         self.unsettled = false;
     }
 
-    fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool) {
+    fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool, inline: bool) {
+        if let Some(why) = self.syncer.as_ref().and_then(Syncer::failure) {
+            for cmd in group {
+                Self::reject(cmd, why);
+            }
+            return;
+        }
         self.unsettled = true;
         let conn = Arc::clone(&self.conn);
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
@@ -348,8 +378,14 @@ impl Writer {
             }
             self.landed_committed = self.landed;
             self.publish_touched();
-            for reply in replies {
-                reply.send();
+            let settled = Settled {
+                notices: std::mem::take(&mut self.outbox),
+                replies,
+            };
+            match &self.syncer {
+                None => settled.deliver(&self.shared),
+                Some(syncer) if inline => syncer.settle_now(settled),
+                Some(syncer) => syncer.settle(settled),
             }
         } else {
             let why = failure.unwrap_or_default();
@@ -372,7 +408,8 @@ impl Writer {
         }
     }
 
-    /// Publishes every stream the committed group touched and wakes its readers.
+    /// Queues the publication of every stream the committed group touched (its
+    /// readers woken), to be made once the commit is durable.
     fn publish_touched(&mut self) {
         let touched: Vec<i64> = self.undo_metas.keys().copied().collect();
         self.undo_metas.clear();
@@ -382,9 +419,9 @@ impl Writer {
                 Some(meta) if !owns_path(&self.paths, meta) => {}
                 Some(meta) => {
                     let fresh = self.fresh.remove(&id).unwrap_or_default();
-                    self.shared.publish(meta.clone(), fresh);
+                    self.outbox.push(Notice::Publish(meta.clone(), fresh));
                 }
-                None => self.shared.unpublish(id),
+                None => self.outbox.push(Notice::Unpublish(id)),
             }
         }
     }
@@ -400,6 +437,7 @@ impl Writer {
     /// Restores what the failed group touched.
     fn restore(&mut self) {
         self.fresh.clear();
+        self.outbox.clear();
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
@@ -439,11 +477,12 @@ impl Writer {
 
     /// After a commit that folded `landed`: no stream has chunks there any more. The
     /// streams the commit touched are published as usual; the others' published
-    /// metadata is updated without waking their readers (nothing they read changed).
+    /// metadata is to be updated without waking their readers (nothing they read
+    /// changed).
     fn forget_landed(&mut self) {
         for meta in self.metas.values_mut() {
             if meta.landed_from.take().is_some() && !self.undo_metas.contains_key(&meta.id) {
-                self.shared.refresh(meta.clone());
+                self.outbox.push(Notice::Refresh(meta.clone()));
             }
         }
     }
