@@ -99,13 +99,21 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
         .route("/api/sessions", get(session::list))
         .route("/", get(demo_page))
         .route("/pkg/{file}", get(package_file))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         .fallback(not_found)
         .with_state(state);
     if let Some(tokens) = tokens {
         router = router.layer(middleware::from_fn_with_state(tokens, auth::require));
     }
     router.layer(middleware::from_fn(cors_and_security))
+}
+
+/// `ok`, or 503 with the reason once the server has stopped writing (a failed sync).
+async fn health(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
+    match state.store.shared().write_failure() {
+        None => "ok".into_response(),
+        Some(why) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response(),
+    }
 }
 
 /// The live session page.

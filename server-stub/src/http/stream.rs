@@ -442,6 +442,11 @@ async fn catch_up(
         ReadStream::whole(ReadChunk::empty(meta.is_json(), from))
     };
     let next = read.next;
+    if next == from && from < meta.tail {
+        // Published positions storage no longer holds: the stream was deleted (or
+        // expired, or created anew) by a commit whose publication waits for its sync.
+        return Err(ApiError::not_found());
+    }
     let up_to_date = next >= meta.tail;
     let closed = meta.closed && up_to_date;
     let tag = h::etag(meta.id, from, next, closed);

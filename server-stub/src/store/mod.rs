@@ -332,9 +332,19 @@ pub(crate) type Map<K, V> = std::collections::HashMap<K, V, ahash::RandomState>;
 #[derive(Debug, Default)]
 pub struct Shared {
     by_path: RwLock<Map<Arc<str>, Arc<Live>>>,
+    /// A sync of the write-ahead log failed: writing has stopped (see `syncer`).
+    sync_failed: AtomicBool,
 }
 
 impl Shared {
+    /// Why the server has stopped writing, if it has: a sync of the write-ahead log
+    /// failed, and what it covered is of unknown outcome.
+    pub fn write_failure(&self) -> Option<&'static str> {
+        self.sync_failed
+            .load(Ordering::Acquire)
+            .then_some(syncer::SYNC_FAILED)
+    }
+
     /// The stream at `path`, live or soft-deleted.
     pub fn get(&self, path: &str) -> Option<Arc<Live>> {
         self.by_path
@@ -540,9 +550,14 @@ impl Store {
                 path: file.clone(),
                 source,
             };
+            // The log beside the file SQLite opened (its path, links resolved).
+            let db = {
+                let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+                c.path().map_or_else(|| file.clone(), PathBuf::from)
+            };
             let wal = std::fs::OpenOptions::new()
                 .write(true)
-                .open(schema::wal_path(file))
+                .open(schema::wal_path(&db))
                 .map_err(data_dir)?;
             writer.sync_with(syncer::Syncer::start(wal, Arc::clone(&shared)).map_err(data_dir)?);
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,11 +7,12 @@
 //!
 //! A commit made in its caller's thread while nothing waits here syncs in that thread
 //! (see [`Syncer::settle_now`]): a lone producer pays no hand-off. A failed sync ends
-//! writing: the commits it covered are in the log but were never acknowledged, and
-//! nothing more is committed after them.
+//! writing: the commits it covered are in the log, perhaps durable, perhaps not, so
+//! they are answered as of unknown outcome (neither acknowledged nor refused), nothing
+//! more is committed after them, and the server reports itself unhealthy.
 
 use std::fs::File;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -63,8 +64,10 @@ impl Settled {
     }
 }
 
-/// Why writing stopped after a failed sync.
-const SYNC_FAILED: &str = "the disk failed to sync the write-ahead log; writing has stopped";
+/// What the commits a failed sync covered, and all writes after them, are answered.
+pub(crate) const SYNC_FAILED: &str = "the disk failed to sync the write-ahead log: \
+    whether this write is durable is unknown, and the server has stopped writing \
+    (restart it to recover)";
 
 /// The thread that syncs the write-ahead log for commits made in the writer's thread.
 #[derive(Debug)]
@@ -75,8 +78,6 @@ pub(crate) struct Syncer {
     thread: Option<JoinHandle<()>>,
     /// Commits handed over and not yet delivered.
     pending: Arc<AtomicUsize>,
-    /// A sync failed: nothing may be committed any more.
-    failed: Arc<AtomicBool>,
 }
 
 impl Syncer {
@@ -86,13 +87,12 @@ impl Syncer {
         let wal = Arc::new(wal);
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let failed = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (wal, shared) = (Arc::clone(&wal), Arc::clone(&shared));
-            let (pending, failed) = (Arc::clone(&pending), Arc::clone(&failed));
+            let (wal, shared, pending) =
+                (Arc::clone(&wal), Arc::clone(&shared), Arc::clone(&pending));
             std::thread::Builder::new()
                 .name("gapless-syncer".into())
-                .spawn(move || run(&wal, &shared, &rx, &pending, &failed))?
+                .spawn(move || run(&wal, &shared, &rx, &pending))?
         };
         Ok(Syncer {
             wal,
@@ -100,13 +100,15 @@ impl Syncer {
             tx: Some(tx),
             thread: Some(thread),
             pending,
-            failed,
         })
     }
 
     /// Whether a sync failed (from then on nothing may be committed), with why.
     pub(crate) fn failure(&self) -> Option<&'static str> {
-        self.failed.load(Ordering::Acquire).then_some(SYNC_FAILED)
+        self.shared
+            .sync_failed
+            .load(Ordering::Acquire)
+            .then_some(SYNC_FAILED)
     }
 
     /// Whether no commit handed over waits to be delivered: a commit may then sync and
@@ -123,8 +125,11 @@ impl Syncer {
             None => Some(settled),
         };
         if let Some(settled) = refused {
+            // The thread is gone (it panicked): nothing committed will be told.
+            error!("the syncer has stopped; writing stops");
+            self.shared.sync_failed.store(true, Ordering::Release);
             self.pending.fetch_sub(1, Ordering::AcqRel);
-            settled.fail("the writer has stopped");
+            settled.fail(SYNC_FAILED);
         }
     }
 
@@ -134,7 +139,7 @@ impl Syncer {
             Ok(()) => settled.deliver(&self.shared),
             Err(e) => {
                 error!("fdatasync of the write-ahead log failed: {e}");
-                self.failed.store(true, Ordering::Release);
+                self.shared.sync_failed.store(true, Ordering::Release);
                 settled.fail(SYNC_FAILED);
             }
         }
@@ -157,13 +162,8 @@ impl Drop for Syncer {
 
 /// Syncs once for everything handed over since the last sync, then delivers it in
 /// commit order; until the writer's side of the channel is gone.
-fn run(
-    wal: &File,
-    shared: &Shared,
-    rx: &Receiver<Settled>,
-    pending: &AtomicUsize,
-    failed: &AtomicBool,
-) {
+fn run(wal: &File, shared: &Shared, rx: &Receiver<Settled>, pending: &AtomicUsize) {
+    let failed = &shared.sync_failed;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
@@ -177,11 +177,19 @@ fn run(
                 SYNC_FAILED.to_owned()
             })
         };
-        for settled in batch {
-            match &synced {
-                Ok(()) => settled.deliver(shared),
-                Err(why) => settled.fail(why),
+        // A panic while delivering (a bug) must not leave the writer waiting for this
+        // thread: writing stops as after a failed sync.
+        let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for settled in batch {
+                match &synced {
+                    Ok(()) => settled.deliver(shared),
+                    Err(why) => settled.fail(why),
+                }
             }
+        }));
+        if delivered.is_err() {
+            error!("the syncer panicked while delivering commits; writing stops");
+            failed.store(true, Ordering::Release);
         }
         pending.fetch_sub(n, Ordering::AcqRel);
     }

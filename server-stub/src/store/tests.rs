@@ -798,6 +798,7 @@ async fn a_failed_sync_answers_with_an_error_publishes_nothing_and_stops_writing
         );
         let tail = store.shared().get("s").expect("stream").meta().tail;
         assert_eq!(tail, 0, "attempt {attempt}: nothing published");
+        assert!(store.shared().write_failure().is_some(), "reported");
     }
     let _ = std::fs::remove_dir_all(dir);
 }

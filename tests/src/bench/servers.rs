@@ -56,7 +56,8 @@ impl Target {
     pub fn durability(&self) -> String {
         match &self.kind {
             ServerKind::Gapless { durability, .. } if durability == "full" => {
-                "SQLite WAL, synchronous=FULL: one fdatasync per group commit".into()
+                "SQLite WAL, the log fdatasynced before any ack: one fdatasync per batch of group commits"
+                    .into()
             }
             ServerKind::Gapless { durability, .. } => {
                 format!(
