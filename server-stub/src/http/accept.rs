@@ -367,8 +367,8 @@ struct Lean {
 }
 
 /// The request, if it is one the lean path answers: an HTTP/1.1 `GET` or `HEAD`
-/// without a body that does not wait (no `live`) or asks for `live=sse`, or a `POST`, `PUT` or
-/// `DELETE` whose body has a `Content-Length` of at most [`MAX_LEAN_BODY`]. A long
+/// without a body that does not wait (no `live`) or asks for `live=sse`, or a `POST`,
+/// `PUT` or `DELETE` whose body has a `Content-Length` of at most [`MAX_LEAN_BODY`]. A long
 /// poll goes to hyper, which notices a client that leaves while it waits.
 fn lean_request(head: &Bytes) -> Option<Lean> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];

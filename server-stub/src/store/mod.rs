@@ -550,17 +550,11 @@ impl Store {
                 path: file.clone(),
                 source,
             };
-            // The log beside the file SQLite opened (its path, links resolved).
-            let db = {
-                let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-                c.path().map_or_else(|| file.clone(), PathBuf::from)
-            };
-            let wal = std::fs::OpenOptions::new()
-                .write(true)
-                .open(schema::wal_path(&db))
-                .map_err(data_dir)?;
-            writer.sync_with(syncer::Syncer::start(wal, Arc::clone(&shared)).map_err(data_dir)?);
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
+            let wal = schema::open_wal(&c)
+                .map_err(data_dir)?
+                .ok_or_else(|| data_dir(std::io::ErrorKind::NotFound.into()))?;
+            writer.sync_with(syncer::Syncer::start(wal, Arc::clone(&shared)).map_err(data_dir)?);
             c.pragma_update(None, "synchronous", "NORMAL")?;
         }
         let writer = Arc::new(Mutex::new(writer));

@@ -159,7 +159,7 @@ const WAL_SLACK: f64 = 1.25;
 pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
 
-    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+    let Some(wal) = open_wal(conn)? else {
         return Ok(());
     };
     let pragma = |name: &str| -> std::io::Result<u64> {
@@ -170,9 +170,6 @@ pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
     let frames = pragma("wal_autocheckpoint")?;
     let frame_bytes = pragma("page_size")? + 24;
     let target = (32.0 + (frames * frame_bytes) as f64 * WAL_SLACK) as u64;
-    let wal = std::fs::OpenOptions::new()
-        .write(true)
-        .open(wal_path(Path::new(db)))?;
     let mut at = wal.metadata()?.len();
     if at >= target {
         return Ok(());
@@ -186,11 +183,16 @@ pub fn presize_wal(conn: &Connection) -> std::io::Result<()> {
     wal.sync_data()
 }
 
-/// The write-ahead log of the database file at `db`.
-pub fn wal_path(db: &Path) -> std::path::PathBuf {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-wal");
-    name.into()
+/// Opens the write-ahead log of `conn`'s database file, beside the file SQLite
+/// opened (its path as SQLite resolved it); `None` for a database in memory.
+pub fn open_wal(conn: &Connection) -> std::io::Result<Option<std::fs::File>> {
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(format!("{db}-wal"))
+        .map(Some)
 }
 
 /// How much of the database file a reader maps into memory.

@@ -103,14 +103,6 @@ impl Syncer {
         })
     }
 
-    /// Whether a sync failed (from then on nothing may be committed), with why.
-    pub(crate) fn failure(&self) -> Option<&'static str> {
-        self.shared
-            .sync_failed
-            .load(Ordering::Acquire)
-            .then_some(SYNC_FAILED)
-    }
-
     /// Whether no commit handed over waits to be delivered: a commit may then sync and
     /// deliver in its own thread without overtaking one.
     pub(crate) fn idle(&self) -> bool {

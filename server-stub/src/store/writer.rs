@@ -1,7 +1,7 @@
 //! The single writer: validates every mutation against committed state, applies a
 //! group of them in one SQLite transaction, and acknowledges each only after the
-//! commit (once it is durable: see `syncer`). Offsets are assigned here, inside the transaction, never by "read the max,
-//! then insert". Its state is behind one lock: its thread commits what is sent to it,
+//! commit (once it is durable: see `syncer`). Offsets are assigned here, inside the
+//! transaction, never by "read the max, then insert". Its state is behind one lock: its thread commits what is sent to it,
 //! and a write alone in flight may commit in its caller's thread while the writer is
 //! idle, so that a lone producer does not pay two thread hand-offs per append.
 
@@ -297,7 +297,8 @@ impl Writer {
     }
 
     fn commit_group(&mut self, group: Vec<Cmd>, sweep: bool, inline: bool) {
-        if let Some(why) = self.syncer.as_ref().and_then(Syncer::failure) {
+        // After a failed sync nothing may be committed.
+        if let Some(why) = self.shared.write_failure() {
             for cmd in group {
                 Self::reject(cmd, why);
             }
