@@ -97,6 +97,9 @@ pub struct Sizes {
     pub append_for: Duration,
     /// The length of the catch-up stream.
     pub catch_up_messages: u64,
+    /// How many times the catch-up stream is read whole (the median read is
+    /// reported: one read of a million messages lasts a tenth of a second).
+    pub catch_up_reads: usize,
     /// SSE subscribers in the fan-out scenario.
     pub fan_out_subscribers: usize,
     /// The fan-out producer's rate cap (messages/s); a slow server holds it lower.
@@ -113,6 +116,7 @@ impl Sizes {
         Sizes {
             append_for: Duration::from_secs(5),
             catch_up_messages: 1_000_000,
+            catch_up_reads: 5,
             fan_out_subscribers: 1_000,
             fan_out_rate: 100.0,
             fan_out_for: Duration::from_secs(5),
@@ -128,6 +132,7 @@ impl Sizes {
         Sizes {
             append_for: Duration::from_secs(3),
             catch_up_messages: 100_000,
+            catch_up_reads: 1,
             fan_out_subscribers: 100,
             fan_out_rate: 20.0,
             fan_out_for: Duration::from_secs(3),
@@ -140,6 +145,7 @@ impl Sizes {
         Sizes {
             append_for: Duration::from_millis(300),
             catch_up_messages: 5_000,
+            catch_up_reads: 2,
             fan_out_subscribers: 20,
             fan_out_rate: 100.0,
             fan_out_for: Duration::from_millis(300),

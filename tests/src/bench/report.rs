@@ -112,7 +112,10 @@ pub fn rows(sizes: &Sizes, counted: bool) -> Vec<Row> {
         ),
         row(
             "catchup_mb_s",
-            "3. catch-up read from offset -1",
+            &format!(
+                "3. catch-up read from offset -1 (median of {} reads)",
+                sizes.catch_up_reads
+            ),
             "MB/s",
             Higher,
         ),

@@ -187,7 +187,8 @@ pub async fn append_throughput(
 }
 
 /// Scenario 3: fills a stream with `sizes.catch_up_messages` messages (arrays of
-/// 1,000), then reads it from the start to the tail, following `Stream-Next-Offset`.
+/// 1,000), then reads it from the start to the tail `sizes.catch_up_reads` times,
+/// following `Stream-Next-Offset`; the median read's rate is reported.
 pub async fn catch_up(
     http: &reqwest::Client,
     server: &Running,
@@ -212,12 +213,35 @@ pub async fn catch_up(
         .await?;
 
     let meter = Meter::start(server).await?;
+    let mut reads = Vec::with_capacity(sizes.catch_up_reads);
+    for _ in 0..sizes.catch_up_reads.max(1) {
+        let (bytes, messages, secs) = read_whole(http, &url).await?;
+        if messages != total {
+            return Err(BenchError::Server(format!(
+                "catch-up read returned {messages} messages, expected {total}"
+            )));
+        }
+        reads.push((bytes as f64 / 1e6 / secs, messages as f64 / secs));
+    }
+    meter
+        .charge(server, (total as usize) * reads.len(), "catchup", figures)
+        .await?;
+    reads.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mb_s, msgs_s) = reads[reads.len() / 2];
+    figures.set("catchup_mb_s", mb_s);
+    figures.set("catchup_msgs_s", msgs_s);
+    Ok(())
+}
+
+/// Reads the stream at `url` from the start to its tail, following
+/// `Stream-Next-Offset`: the bytes and messages read, and the seconds it took.
+async fn read_whole(http: &reqwest::Client, url: &str) -> Result<(u64, u64, f64), BenchError> {
     let started = Instant::now();
     let mut offset = "-1".to_owned();
     let (mut bytes, mut messages) = (0u64, 0u64);
     loop {
         let response = http.get(format!("{url}?offset={offset}")).send().await?;
-        check(&url, &response)?;
+        check(url, &response)?;
         let next = header(&response, STREAM_NEXT_OFFSET);
         let up_to_date = header(&response, STREAM_UP_TO_DATE).is_some_and(|v| v == "true");
         let mut body = response.bytes_stream();
@@ -225,8 +249,10 @@ pub async fn catch_up(
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             bytes += chunk.len() as u64;
-            // Every benchmark message holds exactly one `{`.
-            messages += chunk.iter().filter(|&&b| b == b'{').count() as u64;
+            // Every benchmark message holds exactly one `{` (counted with SIMD, so
+            // that the count does not hold the reading back: a byte-by-byte count
+            // took half of the harness's time).
+            messages += memchr::memchr_iter(b'{', &chunk).count() as u64;
         }
         tracing::debug!(
             %offset,
@@ -242,18 +268,7 @@ pub async fn catch_up(
             _ => break,
         }
     }
-    let secs = started.elapsed().as_secs_f64();
-    if messages != total {
-        return Err(BenchError::Server(format!(
-            "catch-up read returned {messages} messages, expected {total}"
-        )));
-    }
-    meter
-        .charge(server, messages as usize, "catchup", figures)
-        .await?;
-    figures.set("catchup_mb_s", bytes as f64 / 1e6 / secs);
-    figures.set("catchup_msgs_s", messages as f64 / secs);
-    Ok(())
+    Ok((bytes, messages, started.elapsed().as_secs_f64()))
 }
 
 /// What a server has spent when the measured part of a scenario starts, to charge to
