@@ -1129,6 +1129,97 @@ async fn parked_subscribers_get_every_event_once_in_order_when_many_or_not_readi
     server.finish().await;
 }
 
+#[tokio::test]
+async fn parked_subscribers_sharing_a_delivery_each_get_their_own_framing() {
+    let dir = temp_dir("parked-shared");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let (status, _) = post_events(&c, &server.url, "mix", &token_event("mix", "first")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let stream = server.stream("sessions/mix");
+    // On the same stream, parked side by side: two Durable Streams subscribers with no
+    // cursor, one whose cursor is ahead of the clock (its control events must move
+    // past it), and one on the session endpoint (events of its own framing).
+    let ahead = 9_000_000_000u64;
+    let open = |url: String| async move {
+        let r = client().get(url).send().await.expect("sse");
+        assert_eq!(r.status(), StatusCode::OK);
+        r.bytes_stream()
+    };
+    let mut plain = Vec::new();
+    for _ in 0..2 {
+        plain.push(open(format!("{stream}?offset=now&live=sse")).await);
+    }
+    let mut cursored = open(format!("{stream}?offset=now&live=sse&cursor={ahead}")).await;
+    let mut session = open(format!("{}/api/sessions/mix/stream?offset=now", server.url)).await;
+    for body in plain.iter_mut().chain([&mut cursored]) {
+        until_caught_up(body).await;
+    }
+    let mut seen = String::new();
+    assert!(
+        read_until(
+            &mut session,
+            &mut seen,
+            "up-to-date",
+            Duration::from_secs(5)
+        )
+        .await
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (status, _) = post_events(&c, &server.url, "mix", &token_event("mix", "second")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let mut cursors = Vec::new();
+    for body in plain.iter_mut().chain([&mut cursored]) {
+        let events = next_events(body, 2).await;
+        assert_eq!(events[0].event, "data");
+        assert!(events[0].data.contains("\"second\""), "{}", events[0].data);
+        assert_eq!(events[1].event, "control");
+        let control: Value = serde_json::from_str(&events[1].data).expect("control");
+        assert_eq!(control["streamNextOffset"], head_tail(&c, &stream).await);
+        let cursor = control["streamCursor"].as_str().expect("cursor");
+        cursors.push(cursor.parse::<u64>().expect("numeric cursor"));
+    }
+    assert_eq!(
+        cursors[0], cursors[1],
+        "the same cursor for the same request"
+    );
+    assert!(cursors[0] < ahead, "{cursors:?}");
+    assert!(
+        cursors[2] > ahead,
+        "a cursor past the client's: {cursors:?}"
+    );
+    let events = next_events(&mut session, 1).await;
+    assert_eq!(events[0].event, "container-agent:token");
+    assert!(events[0].data.contains("\"second\""), "{}", events[0].data);
+    assert_eq!(
+        events[0].id.as_deref(),
+        Some(head_tail(&c, &stream).await.as_str())
+    );
+    server.finish().await;
+}
+
+/// The next `n` SSE events of `body` (within 10 s).
+async fn next_events<B: AsRef<[u8]>, E: std::fmt::Debug>(
+    body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),
+    n: usize,
+) -> Vec<gapless_core::sse::SseEvent> {
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("SSE data in time")
+            .expect("stream open")
+            .expect("bytes");
+        decoder.feed(chunk.as_ref());
+        while let Some(event) = decoder.next_event() {
+            events.push(event.expect("valid SSE"));
+        }
+    }
+    events
+}
+
 /// An SSE response read over a socket with a small receive buffer (so that a server
 /// writing to it finds it full soon): its body, as the chunks of its chunked framing.
 async fn small_buffer_sse(

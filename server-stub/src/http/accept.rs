@@ -225,8 +225,8 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
 ) -> Driven {
     loop {
         match feed.step().await {
-            Step::Piece(text) => {
-                if write_all(stream, &chunk(text.as_bytes())).await.is_err() {
+            Step::Piece(piece) => {
+                if write_all(stream, &chunk(&piece)).await.is_err() {
                     return Driven::Failed;
                 }
             }
@@ -539,16 +539,40 @@ fn http_date() -> [u8; 29] {
     })
 }
 
-/// The line that opens a chunk of `len` bytes.
-fn chunk_size_line(len: usize) -> String {
-    format!("{len:x}\r\n")
+/// The line that opens a chunk of `len` bytes (hexadecimal digits, CRLF), written
+/// on the stack.
+pub(crate) struct ChunkHead {
+    line: [u8; 18],
+    len: usize,
+}
+
+impl ChunkHead {
+    /// The line for a chunk of `len` bytes.
+    pub(crate) fn new(len: usize) -> ChunkHead {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut line = [0u8; 18];
+        let digits = (usize::BITS - len.leading_zeros()).div_ceil(4).max(1) as usize;
+        for (i, slot) in line[..digits].iter_mut().enumerate() {
+            *slot = HEX[(len >> (4 * (digits - 1 - i))) & 0xf];
+        }
+        line[digits..digits + 2].copy_from_slice(b"\r\n");
+        ChunkHead {
+            line,
+            len: digits + 2,
+        }
+    }
+
+    /// The line's bytes.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.line[..self.len]
+    }
 }
 
 /// One chunk of a chunked body.
 pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
-    let size = chunk_size_line(data.len());
-    let mut out = Vec::with_capacity(size.len() + data.len() + 2);
-    out.extend_from_slice(size.as_bytes());
+    let head = ChunkHead::new(data.len());
+    let mut out = Vec::with_capacity(head.len + data.len() + 2);
+    out.extend_from_slice(head.as_bytes());
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
     out
@@ -651,7 +675,7 @@ impl Future for Pump<'_> {
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) if this.framing == Framing::Chunked && !data.is_empty() => {
                         this.out.extend([
-                            Bytes::from(chunk_size_line(data.len())),
+                            Bytes::copy_from_slice(ChunkHead::new(data.len()).as_bytes()),
                             data,
                             Bytes::from_static(b"\r\n"),
                         ]);
@@ -751,6 +775,14 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_heads_are_the_length_in_hexadecimal_then_crlf() {
+        for len in [0, 1, 9, 10, 15, 16, 255, 256, 4095, 1 << 20, usize::MAX] {
+            let head = ChunkHead::new(len);
+            assert_eq!(head.as_bytes(), format!("{len:x}\r\n").as_bytes(), "{len}");
+        }
+    }
 
     #[test]
     fn lean_requests_are_http11_gets_that_do_not_wait_and_small_writes() {

@@ -7,7 +7,7 @@
 //! takes it at once; the others it resumes, each in a task of its own.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::accept::{chunk, resume};
+use super::accept::{chunk, resume, ChunkHead};
 use super::direct::Direct;
-use super::sse::{Feed, Step};
+use super::sse::{Feed, SharedPiece, Step};
 use crate::store::Live;
 
 /// What a connection needs to go on serving requests after a response.
@@ -215,8 +215,10 @@ const DELIVER_BATCH: usize = 64;
 /// own those that need more, and returns those that are idle again.
 fn deliver_all(ready: impl IntoIterator<Item = Parked>) -> Vec<Parked> {
     let mut idle = Vec::new();
+    // What the subscriber before framed: the next at the same place sends it as it is.
+    let mut shared = None;
     for mut parked in ready {
-        match deliver(&mut parked) {
+        match deliver(&mut parked, &mut shared) {
             Delivered::Idle => idle.push(parked),
             Delivered::Resume(pending) => {
                 let tracker = parked.conn.tracker.clone();
@@ -240,25 +242,33 @@ enum Delivered {
 }
 
 /// Writes what `parked` sends next while that needs no storage read and the socket
-/// takes it at once: one system call per piece, where resuming it in a task would
-/// also put its socket back with the reactor and take it off again. The socket is not
-/// read here: a peer that left is noticed when a write fails (at the latest, the
+/// takes it at once: one system call per piece (the chunk's framing around it, in one
+/// vectored write), where resuming it in a task would also put its socket back with
+/// the reactor and take it off again. A piece the subscriber before framed, `shared`,
+/// is sent as it is where it fits (see [`Feed::step_now`]). The socket is not read
+/// here: a peer that left is noticed when a write fails (at the latest, the
 /// keep-alive's), and anything it sent is read once the response is resumed.
-fn deliver(parked: &mut Parked) -> Delivered {
+fn deliver(parked: &mut Parked, shared: &mut Option<SharedPiece>) -> Delivered {
     loop {
-        match parked.feed.step_now() {
-            Some(Step::Piece(text)) => {
-                let bytes = chunk(text.as_bytes());
-                match (&parked.stream).write(&bytes) {
-                    Ok(n) if n == bytes.len() => {}
-                    Ok(n) => return Delivered::Resume(bytes[n..].to_vec()),
+        match parked.feed.step_now(shared) {
+            Some(Step::Piece(piece)) => {
+                let head = ChunkHead::new(piece.len());
+                let parts = [
+                    IoSlice::new(head.as_bytes()),
+                    IoSlice::new(&piece),
+                    IoSlice::new(b"\r\n"),
+                ];
+                let whole = head.as_bytes().len() + piece.len() + 2;
+                match (&parked.stream).write_vectored(&parts) {
+                    Ok(n) if n == whole => {}
+                    Ok(n) => return Delivered::Resume(chunk(&piece)[n..].to_vec()),
                     Err(e)
                         if matches!(
                             e.kind(),
                             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                         ) =>
                     {
-                        return Delivered::Resume(bytes)
+                        return Delivered::Resume(chunk(&piece))
                     }
                     Err(_) => return Delivered::Failed,
                 }

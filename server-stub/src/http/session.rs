@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::headers as h;
-use super::sse::{live_response, Framed, Framing};
+use super::sse::{live_response, Framed, Framing, FramingKey};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
@@ -488,5 +488,13 @@ impl Framing for SessionFraming {
 
     fn caught_up(&self, at: u64) -> String {
         offset_event("up-to-date", at)
+    }
+
+    fn key(&self) -> FramingKey {
+        FramingKey::Session
+    }
+
+    fn has_key(&self, key: &FramingKey) -> bool {
+        *key == FramingKey::Session
     }
 }

@@ -29,8 +29,8 @@ const MAX_EVENT_BYTES: usize = 256 * 1024;
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// How stored bytes become SSE data.
-#[derive(Clone, Copy)]
-enum Encoding {
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Encoding {
     Json,
     Text,
     Base64,
@@ -47,6 +47,44 @@ pub(super) trait Framing: Send + 'static {
     fn end(&self, at: u64) -> String;
     /// The reader has caught up with the tail at `at`.
     fn caught_up(&self, at: u64) -> String;
+    /// What makes this framing's batches what they are, beyond the data.
+    fn key(&self) -> FramingKey;
+    /// Whether [`Framing::batch`] frames data as the framing of `key` does (so that
+    /// a piece one feed framed can be sent by another as it is).
+    fn has_key(&self, key: &FramingKey) -> bool;
+}
+
+/// What makes a framing's batches what they are, beyond the data: equal keys frame
+/// the same data alike.
+#[derive(Clone, PartialEq, Eq)]
+pub(super) enum FramingKey {
+    /// The Durable Streams framing, with its data encoding and the client's cursor.
+    Protocol {
+        encoding: Encoding,
+        cursor: Option<String>,
+    },
+    /// The session endpoints' framing.
+    Session,
+}
+
+/// The piece a feed framed for a batch of subscribers written in turn (see
+/// [`Feed::step_now`]): the next subscriber of the same stream at the same offset,
+/// with the same framing, sends it as it is instead of reading and framing the same
+/// data again.
+pub(crate) struct SharedPiece {
+    /// Where it starts.
+    from: u64,
+    /// The stream's tail and closure when it was framed.
+    tail: u64,
+    closed: bool,
+    /// Which framing framed it.
+    key: FramingKey,
+    /// The piece.
+    piece: Bytes,
+    /// Where it ends, and what it told the reader.
+    next: u64,
+    caught_up: bool,
+    ended: bool,
 }
 
 /// One encoded batch, and what it told the reader.
@@ -62,7 +100,7 @@ pub(super) struct Framed {
 /// What a live feed does next.
 pub(crate) enum Step {
     /// Write this piece of the response.
-    Piece(String),
+    Piece(Bytes),
     /// The response is complete.
     End,
     /// Nothing to send until the stream changes or [`Feed::due`] comes.
@@ -92,10 +130,13 @@ pub(crate) trait Feed: Send {
     ) -> Pin<Box<dyn Future<Output = Driven> + Send + 'a>>;
     /// The next piece of the response, waiting in this task while it is idle; `None`
     /// at the end.
-    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>>;
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>>;
     /// The next step, when taking it needs no storage read (what it sends next is in
     /// memory, or is no data); `None` when it does (then [`Feed::drive`] takes it).
-    fn step_now(&mut self) -> Option<Step>;
+    /// `shared` is the piece the subscriber written before it framed, if any: when
+    /// this one would send the same, it sends that; when it frames one, it leaves it
+    /// there for the next.
+    fn step_now(&mut self, shared: &mut Option<SharedPiece>) -> Option<Step>;
     /// The stream it follows.
     fn live(&self) -> &Arc<Live>;
     /// When it must step even if nothing is committed (keep-alive, end of the
@@ -140,16 +181,18 @@ struct LiveFeed<F> {
 
 impl<F: Framing> LiveFeed<F> {
     async fn step(&mut self) -> Step {
-        let piece = match self.piece_now() {
+        let piece = match self.piece_now(None) {
             Ok(piece) => piece,
             Err(meta) => self.read_piece(meta).await,
         };
         self.sent(piece)
     }
 
-    /// [`LiveFeed::step`] when it needs no storage read.
-    fn step_now(&mut self) -> Option<Step> {
-        self.piece_now().ok().map(|piece| self.sent(piece))
+    /// [`LiveFeed::step`] when it needs no storage read (see [`Feed::step_now`]).
+    fn step_now(&mut self, shared: &mut Option<SharedPiece>) -> Option<Step> {
+        self.piece_now(Some(shared))
+            .ok()
+            .map(|piece| self.sent(piece))
     }
 
     /// Notes that `step` is being sent: a piece puts off the next keep-alive.
@@ -173,7 +216,7 @@ impl<F: Framing> LiveFeed<F> {
         ))
         .await;
         match read {
-            Ok(chunk) => self.framed(&chunk, &meta),
+            Ok(chunk) => Step::Piece(self.framed(&chunk, &meta)),
             Err(e) => {
                 tracing::error!(path = %meta.path, "live read failed: {e}");
                 self.done = true;
@@ -184,8 +227,11 @@ impl<F: Framing> LiveFeed<F> {
 
     /// The next piece when it needs no storage read (what it sends next is in the
     /// newest chunks kept in memory, or is no data); otherwise the stream's metadata,
-    /// for [`LiveFeed::read_piece`].
-    fn piece_now(&mut self) -> Result<Step, Arc<StreamMeta>> {
+    /// for [`LiveFeed::read_piece`]. With `shared`, see [`Feed::step_now`].
+    fn piece_now(
+        &mut self,
+        shared: Option<&mut Option<SharedPiece>>,
+    ) -> Result<Step, Arc<StreamMeta>> {
         if self.done {
             return Ok(Step::End);
         }
@@ -194,21 +240,40 @@ impl<F: Framing> LiveFeed<F> {
             return Ok(Step::End);
         };
         if self.from < meta.tail {
-            let recent = self
-                .live
-                .read_recent(self.json, self.from, meta.tail, F::MAX_BATCH_BYTES);
-            return match recent {
-                Some(chunk) => Ok(self.framed(&chunk, &meta)),
-                None => Err(meta),
+            let Some(shared) = shared else {
+                return self.recent(&meta).map(Step::Piece).ok_or(meta);
             };
+            let from = self.from;
+            let same = |s: &&mut SharedPiece| {
+                (s.from, s.tail, s.closed) == (from, meta.tail, meta.closed)
+                    && self.framing.has_key(&s.key)
+            };
+            if let Some(s) = shared.as_mut().filter(same) {
+                self.from = s.next;
+                self.caught_up_sent = s.caught_up;
+                self.done = s.ended;
+                return Ok(Step::Piece(s.piece.clone()));
+            }
+            let piece = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
+            *shared = Some(SharedPiece {
+                from,
+                tail: meta.tail,
+                closed: meta.closed,
+                key: self.framing.key(),
+                piece: piece.clone(),
+                next: self.from,
+                caught_up: self.caught_up_sent,
+                ended: self.done,
+            });
+            return Ok(Step::Piece(piece));
         }
         if meta.closed {
             self.done = true;
-            return Ok(Step::Piece(self.framing.end(self.from)));
+            return Ok(Step::Piece(self.framing.end(self.from).into()));
         }
         if !self.caught_up_sent {
             self.caught_up_sent = true;
-            return Ok(Step::Piece(self.framing.caught_up(self.from)));
+            return Ok(Step::Piece(self.framing.caught_up(self.from).into()));
         }
         let now = Instant::now();
         if now >= self.deadline || self.shutdown.is_cancelled() {
@@ -216,18 +281,27 @@ impl<F: Framing> LiveFeed<F> {
             return Ok(Step::End);
         }
         if now >= self.keep_alive_at {
-            return Ok(Step::Piece(keep_alive()));
+            return Ok(Step::Piece(keep_alive().into()));
         }
         Ok(Step::Idle)
     }
 
+    /// The piece for what the newest chunks kept in memory hold from `self.from` on,
+    /// if they hold it.
+    fn recent(&mut self, meta: &StreamMeta) -> Option<Bytes> {
+        let chunk = self
+            .live
+            .read_recent(self.json, self.from, meta.tail, F::MAX_BATCH_BYTES)?;
+        Some(self.framed(&chunk, meta))
+    }
+
     /// The piece for `chunk`, read from `self.from` on.
-    fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Step {
+    fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Bytes {
         let framed = self.framing.batch(chunk, self.from, meta.tail, meta.closed);
         self.from = chunk.next;
         self.caught_up_sent = framed.caught_up;
         self.done = framed.ended;
-        Step::Piece(framed.text)
+        Bytes::from(framed.text)
     }
 }
 
@@ -252,12 +326,12 @@ impl<F: Framing> Feed for LiveFeed<F> {
         Box::pin(drive(stream, buf, self, active))
     }
 
-    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<String>> + Send + '_>> {
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>> {
         Box::pin(next_piece(self))
     }
 
-    fn step_now(&mut self) -> Option<Step> {
-        LiveFeed::step_now(self)
+    fn step_now(&mut self, shared: &mut Option<SharedPiece>) -> Option<Step> {
+        LiveFeed::step_now(self, shared)
     }
 
     fn live(&self) -> &Arc<Live> {
@@ -299,7 +373,7 @@ impl FeedSlot {
 
 /// Steps `feed` to its next piece, waiting in this task while it is idle; `None` at
 /// the end.
-async fn next_piece(feed: &mut impl Steps) -> Option<String> {
+async fn next_piece(feed: &mut impl Steps) -> Option<Bytes> {
     loop {
         match feed.step().await {
             Step::Piece(text) => return Some(text),
@@ -345,7 +419,7 @@ pub(super) fn live_response<F: Framing>(
                 None => slot.take()?,
             };
             let piece = feed.next_piece().await?;
-            Some((Ok::<_, Infallible>(Bytes::from(piece)), (slot, Some(feed))))
+            Some((Ok::<_, Infallible>(piece), (slot, Some(feed))))
         },
     );
     let mut response = event_stream(Body::from_stream(stream), base64);
@@ -411,6 +485,18 @@ impl Framing for Protocol {
 
     fn caught_up(&self, at: u64) -> String {
         self.control(at, true, false)
+    }
+
+    fn key(&self) -> FramingKey {
+        FramingKey::Protocol {
+            encoding: self.encoding,
+            cursor: self.client_cursor.clone(),
+        }
+    }
+
+    fn has_key(&self, key: &FramingKey) -> bool {
+        matches!(key, FramingKey::Protocol { encoding, cursor }
+            if *encoding == self.encoding && cursor.as_deref() == self.client_cursor.as_deref())
     }
 }
 
