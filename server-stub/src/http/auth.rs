@@ -3,12 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
 
@@ -148,16 +145,6 @@ fn resource(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/api/sessions/")?;
     let id = rest.split('/').next()?;
     Some(format!("sessions/{id}"))
-}
-
-/// Middleware: requires a valid token on every route but `/healthz`, the page at `/`
-/// and CORS preflights.
-pub async fn require(State(tokens): State<Arc<Tokens>>, request: Request, next: Next) -> Response {
-    match allowed(&tokens, &request) {
-        // One await point: the future keeps room for one call of the rest, not two.
-        Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// Whether `request` may pass: an open path, or a token whose scope covers it.

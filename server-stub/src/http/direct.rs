@@ -1,18 +1,18 @@
 //! Stream requests answered without the router: the lean HTTP layer hands a request
 //! for `/v1/stream/{path}` here, which finds its path and query as the router's
-//! extractors do, checks its token as the auth layer does, answers it with the same
-//! handler and adds the same headers, sparing each request the router's matching,
-//! boxing and layers. Anything it would not find exactly as the router does goes to
+//! extractors do, passes it through the same gate as the router's middleware (token,
+//! headers) and answers it with the same handler, sparing each request the router's
+//! matching and boxing. Anything it would not find exactly as the router does goes to
 //! the router.
 
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use http_body::Body as _;
 
-use super::{auth, decorate, stream, AppState};
+use super::{auth, stream, AppState, Gate};
 
 /// Where stream routes live.
 const STREAM_PREFIX: &str = "/v1/stream/";
@@ -48,38 +48,40 @@ impl Target {
     }
 }
 
-/// The stream routes' handler and auth check, as the router has them.
+/// The stream routes' handler and gate, as the router has them.
 #[derive(Clone, Debug)]
 pub(crate) struct Direct {
     state: AppState,
-    tokens: Option<Arc<auth::Tokens>>,
+    gate: Gate,
 }
 
 impl Direct {
-    /// The handler's state and the tokens the auth layer checks (none: no auth).
+    /// The handler's state and the tokens the gate checks (none: no auth).
     pub(crate) fn new(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Direct {
-        Direct { state, tokens }
+        Direct {
+            state,
+            gate: Gate::new(tokens),
+        }
     }
 
     /// Answers `request` for `target` (see [`Target::of`]) as the router would.
     pub(crate) async fn answer(&self, target: Target, request: Request) -> Response {
-        let origin = request.headers().get(header::ORIGIN).cloned();
         let head = request.method() == Method::HEAD;
-        let checked = match &self.tokens {
-            Some(tokens) => auth::allowed(tokens, &request),
-            None => Ok(()),
+        let mut response = match self.gate.enter(&request) {
+            Ok(entry) => {
+                let response =
+                    stream::answer(&self.state, target.path, target.query, request).await;
+                Gate::leave(&entry, response)
+            }
+            Err(response) => *response,
         };
-        let mut response = match checked {
-            Ok(()) => stream::answer(&self.state, target.path, target.query, request).await,
-            Err(e) => e.into_response(),
-        };
-        // As the router does: the length of a body of known length, and no body in
-        // answer to a HEAD.
+        // As the server around the router does: the length of a body of known
+        // length, and no body in answer to a HEAD.
         set_content_length(&mut response);
         if head {
             *response.body_mut() = axum::body::Body::empty();
         }
-        decorate(response, origin, false)
+        response
     }
 }
 

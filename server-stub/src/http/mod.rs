@@ -1,10 +1,11 @@
-//! The HTTP surface: the router, shared request state, and the CORS and browser
-//! security headers every response carries.
+//! The HTTP surface: the router and the shared request state (what every request
+//! passes through, routed or answered directly, is in [`gate`]).
 
 pub(crate) mod accept;
 pub mod auth;
 pub(crate) mod direct;
 mod error;
+mod gate;
 mod headers;
 mod park;
 mod session;
@@ -14,15 +15,15 @@ mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
+pub(crate) use gate::Gate;
 
 use crate::store::Store;
 
@@ -88,7 +89,7 @@ pub(crate) fn rfc3339_now() -> String {
 /// Builds the router; with `tokens`, every route but `/healthz` and `/` needs a
 /// bearer token.
 pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
-    let mut router = Router::new()
+    Router::new()
         .route("/v1/stream/{*path}", any(stream::route))
         .route(
             "/api/sessions/{id}/events",
@@ -101,11 +102,11 @@ pub fn router(state: AppState, tokens: Option<Arc<auth::Tokens>>) -> Router {
         .route("/pkg/{file}", get(package_file))
         .route("/healthz", get(health))
         .fallback(not_found)
-        .with_state(state);
-    if let Some(tokens) = tokens {
-        router = router.layer(middleware::from_fn_with_state(tokens, auth::require));
-    }
-    router.layer(middleware::from_fn(cors_and_security))
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            Gate::new(tokens),
+            gate::pass,
+        ))
 }
 
 /// `ok`, or 503 with the reason once the server has stopped writing (a failed sync).
@@ -160,65 +161,4 @@ async fn package_file(
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
-}
-
-const ALLOW_HEADERS: &str = "content-type, authorization, if-none-match, last-event-id, \
-    stream-seq, stream-ttl, stream-expires-at, stream-closed, producer-id, producer-epoch, \
-    producer-seq, stream-forked-from, stream-fork-offset, stream-fork-sub-offset";
-const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-date, \
-    stream-closed, stream-ttl, stream-expires-at, producer-epoch, producer-seq, \
-    producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, \
-    content-type, content-encoding, location, retry-after, vary";
-
-/// Answers CORS preflights, adds CORS headers to the responses of requests that name
-/// their origin, and §12.7 headers to every response.
-async fn cors_and_security(request: Request, next: Next) -> Response {
-    let origin = request.headers().get(header::ORIGIN).cloned();
-    let preflight = request.method() == Method::OPTIONS;
-    let response = if preflight {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
-    };
-    decorate(response, origin, preflight)
-}
-
-/// Adds the CORS headers for a request from `origin` (the preflight's as well, for a
-/// `preflight`) and the §12.7 headers to `response`.
-fn decorate(mut response: Response, origin: Option<HeaderValue>, preflight: bool) -> Response {
-    let hm = response.headers_mut();
-    // Only a browser's cross-origin request needs the CORS headers, and it always
-    // names its origin; other clients are spared parsing them. `Vary` tells caches
-    // that the answer depends on the origin.
-    hm.insert(header::VARY, HeaderValue::from_static("origin"));
-    if let Some(origin) = origin {
-        hm.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        hm.insert(
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            HeaderValue::from_static(EXPOSE_HEADERS),
-        );
-    }
-    if preflight {
-        hm.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
-        );
-        hm.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOW_HEADERS),
-        );
-        hm.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
-    }
-    hm.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    hm.insert(
-        headers::names::CROSS_ORIGIN_RESOURCE_POLICY,
-        HeaderValue::from_static("cross-origin"),
-    );
-    response
 }

@@ -1,0 +1,114 @@
+//! What every request passes through, whether the router or the direct path
+//! ([`super::direct`]) answers it: the token check, CORS preflights, and the CORS
+//! and browser security headers (§12.7) on every response. Both paths call this one
+//! gate, so that what it does stays the same on both.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::auth::{self, Tokens};
+use super::headers;
+use super::ApiError;
+
+const ALLOW_HEADERS: &str = "content-type, authorization, if-none-match, last-event-id, \
+    stream-seq, stream-ttl, stream-expires-at, stream-closed, producer-id, producer-epoch, \
+    producer-seq, stream-forked-from, stream-fork-offset, stream-fork-sub-offset";
+const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-date, \
+    stream-closed, stream-ttl, stream-expires-at, producer-epoch, producer-seq, \
+    producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, \
+    content-type, content-encoding, location, retry-after, vary";
+
+/// The checks and headers every request and response pass through.
+#[derive(Clone, Debug)]
+pub(crate) struct Gate {
+    /// The tokens requests must bear (none: no auth).
+    tokens: Option<Arc<Tokens>>,
+}
+
+/// What a request told the gate that its response needs.
+pub(crate) struct Entry {
+    /// The origin a browser named.
+    origin: Option<HeaderValue>,
+    /// It was a CORS preflight.
+    preflight: bool,
+}
+
+impl Gate {
+    /// A gate checking `tokens` (none: every request passes).
+    pub(crate) fn new(tokens: Option<Arc<Tokens>>) -> Gate {
+        Gate { tokens }
+    }
+
+    /// Lets `request` in, noting what its response needs; or the response that
+    /// answers it here instead (a preflight's, or a refusal: a missing or wrong token),
+    /// boxed: the way in stays small.
+    pub(crate) fn enter(&self, request: &Request) -> Result<Entry, Box<Response>> {
+        let entry = Entry {
+            origin: request.headers().get(header::ORIGIN).cloned(),
+            preflight: request.method() == Method::OPTIONS,
+        };
+        let checked = match &self.tokens {
+            _ if entry.preflight => Err(StatusCode::NO_CONTENT.into_response()),
+            Some(tokens) => auth::allowed(tokens, request).map_err(ApiError::into_response),
+            None => Ok(()),
+        };
+        match checked {
+            Ok(()) => Ok(entry),
+            Err(response) => Err(Box::new(Gate::leave(&entry, response))),
+        }
+    }
+
+    /// Adds to `response` the headers the request's `entry` calls for: the CORS
+    /// headers for a request that named its origin (and the preflight's own), and the
+    /// §12.7 headers to every response.
+    pub(crate) fn leave(entry: &Entry, mut response: Response) -> Response {
+        let hm = response.headers_mut();
+        // Only a browser's cross-origin request needs the CORS headers, and it always
+        // names its origin; other clients are spared parsing them. `Vary` tells caches
+        // that the answer depends on the origin.
+        hm.insert(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(origin) = &entry.origin {
+            hm.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            hm.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(EXPOSE_HEADERS),
+            );
+        }
+        if entry.preflight {
+            hm.insert(
+                header::ACCESS_CONTROL_ALLOW_METHODS,
+                HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS"),
+            );
+            hm.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static(ALLOW_HEADERS),
+            );
+            hm.insert(
+                header::ACCESS_CONTROL_MAX_AGE,
+                HeaderValue::from_static("86400"),
+            );
+        }
+        hm.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        hm.insert(
+            headers::names::CROSS_ORIGIN_RESOURCE_POLICY,
+            HeaderValue::from_static("cross-origin"),
+        );
+        response
+    }
+}
+
+/// The gate as the router's middleware.
+pub(super) async fn pass(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    match gate.enter(&request) {
+        // One await point: the future keeps room for one call of the rest, not two.
+        Ok(entry) => Gate::leave(&entry, next.run(request).await),
+        Err(response) => *response,
+    }
+}
