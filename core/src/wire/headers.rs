@@ -1,43 +1,46 @@
 //! Durable Streams header names (§5, §13.2) and a case-insensitive view of response headers.
+//!
+//! The names are written in lowercase, as HTTP/2 sends them and as `http::HeaderName`
+//! takes them; HTTP/1.1 peers may send any case, and every lookup here ignores it.
 
 use std::time::Duration;
 
 /// Tail offset after the data in this response (§5.6).
-pub const STREAM_NEXT_OFFSET: &str = "Stream-Next-Offset";
+pub const STREAM_NEXT_OFFSET: &str = "stream-next-offset";
 /// `true` when the response reaches the current tail (§5.6).
-pub const STREAM_UP_TO_DATE: &str = "Stream-Up-To-Date";
+pub const STREAM_UP_TO_DATE: &str = "stream-up-to-date";
 /// `true` when the stream is closed (§4.1).
-pub const STREAM_CLOSED: &str = "Stream-Closed";
+pub const STREAM_CLOSED: &str = "stream-closed";
 /// The caching cursor a live reader echoes back as `cursor=` (§10).
-pub const STREAM_CURSOR: &str = "Stream-Cursor";
+pub const STREAM_CURSOR: &str = "stream-cursor";
 /// Relative time-to-live in seconds, set at creation (§5.1).
-pub const STREAM_TTL: &str = "Stream-TTL";
+pub const STREAM_TTL: &str = "stream-ttl";
 /// Absolute expiry time (RFC 3339), set at creation (§5.1).
-pub const STREAM_EXPIRES_AT: &str = "Stream-Expires-At";
+pub const STREAM_EXPIRES_AT: &str = "stream-expires-at";
 /// Writer sequence number for ordered appends (§5.2).
-pub const STREAM_SEQ: &str = "Stream-Seq";
+pub const STREAM_SEQ: &str = "stream-seq";
 /// Source stream of a fork (§4.2).
-pub const STREAM_FORKED_FROM: &str = "Stream-Forked-From";
+pub const STREAM_FORKED_FROM: &str = "stream-forked-from";
 /// Offset in the source at which a fork branches (§4.2).
-pub const STREAM_FORK_OFFSET: &str = "Stream-Fork-Offset";
+pub const STREAM_FORK_OFFSET: &str = "stream-fork-offset";
 /// Messages or bytes past the fork offset that the fork still inherits (§4.2).
-pub const STREAM_FORK_SUB_OFFSET: &str = "Stream-Fork-Sub-Offset";
+pub const STREAM_FORK_SUB_OFFSET: &str = "stream-fork-sub-offset";
 /// Idempotent producer identity (§5.2.1).
-pub const PRODUCER_ID: &str = "Producer-Id";
+pub const PRODUCER_ID: &str = "producer-id";
 /// Idempotent producer epoch (§5.2.1).
-pub const PRODUCER_EPOCH: &str = "Producer-Epoch";
+pub const PRODUCER_EPOCH: &str = "producer-epoch";
 /// Idempotent producer sequence number (§5.2.1).
-pub const PRODUCER_SEQ: &str = "Producer-Seq";
+pub const PRODUCER_SEQ: &str = "producer-seq";
 /// On a 409 sequence gap: the sequence number the server expected (§5.2.1).
-pub const PRODUCER_EXPECTED_SEQ: &str = "Producer-Expected-Seq";
+pub const PRODUCER_EXPECTED_SEQ: &str = "producer-expected-seq";
 /// On a 409 sequence gap: the sequence number the server received (§5.2.1).
-pub const PRODUCER_RECEIVED_SEQ: &str = "Producer-Received-Seq";
+pub const PRODUCER_RECEIVED_SEQ: &str = "producer-received-seq";
 /// Marks base64-encoded SSE data for binary streams (§5.8).
 pub const SSE_DATA_ENCODING: &str = "stream-sse-data-encoding";
 /// Standard HTTP back-off hint on 429 and 503.
-pub const RETRY_AFTER: &str = "Retry-After";
+pub const RETRY_AFTER: &str = "retry-after";
 /// Standard HTTP content type.
-pub const CONTENT_TYPE: &str = "Content-Type";
+pub const CONTENT_TYPE: &str = "content-type";
 
 /// The status line and headers of an HTTP response, as a driver hands them to the core.
 ///

@@ -114,7 +114,7 @@ impl Tokens {
                 StatusCode::UNAUTHORIZED,
                 "a valid bearer token is required",
             )
-            .with("www-authenticate", "Bearer"));
+            .with(axum::http::header::WWW_AUTHENTICATE, "Bearer"));
         };
         let writes = !matches!(*method, Method::GET | Method::HEAD);
         if writes && grant.access == Access::Read {

@@ -46,9 +46,8 @@ impl ApiError {
     }
 
     /// Adds a header.
-    pub fn with(mut self, name: &'static str, value: impl ToString) -> Self {
-        self.headers
-            .push((HeaderName::from_static(name), value.to_string()));
+    pub fn with(mut self, name: HeaderName, value: impl ToString) -> Self {
+        self.headers.push((name, value.to_string()));
         self
     }
 }

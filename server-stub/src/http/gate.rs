@@ -112,3 +112,50 @@ pub(super) async fn pass(State(gate): State<Gate>, request: Request, next: Next)
         Err(response) => *response,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use gapless_core::wire::headers as wire;
+
+    use super::{ALLOW_HEADERS, EXPOSE_HEADERS};
+
+    fn listed(list: &str, name: &str) -> bool {
+        list.split(',').any(|n| n.trim() == name)
+    }
+
+    #[test]
+    fn browsers_may_send_and_read_every_protocol_header() {
+        for sent in [
+            wire::CONTENT_TYPE,
+            wire::STREAM_SEQ,
+            wire::STREAM_TTL,
+            wire::STREAM_EXPIRES_AT,
+            wire::STREAM_CLOSED,
+            wire::STREAM_FORKED_FROM,
+            wire::STREAM_FORK_OFFSET,
+            wire::STREAM_FORK_SUB_OFFSET,
+            wire::PRODUCER_ID,
+            wire::PRODUCER_EPOCH,
+            wire::PRODUCER_SEQ,
+        ] {
+            assert!(listed(ALLOW_HEADERS, sent), "{sent} not allowed");
+        }
+        for read in [
+            wire::CONTENT_TYPE,
+            wire::STREAM_NEXT_OFFSET,
+            wire::STREAM_UP_TO_DATE,
+            wire::STREAM_CLOSED,
+            wire::STREAM_CURSOR,
+            wire::STREAM_TTL,
+            wire::STREAM_EXPIRES_AT,
+            wire::PRODUCER_EPOCH,
+            wire::PRODUCER_SEQ,
+            wire::PRODUCER_EXPECTED_SEQ,
+            wire::PRODUCER_RECEIVED_SEQ,
+            wire::SSE_DATA_ENCODING,
+            wire::RETRY_AFTER,
+        ] {
+            assert!(listed(EXPOSE_HEADERS, read), "{read} not exposed");
+        }
+    }
+}

@@ -12,42 +12,54 @@ use crate::store::{parse_offset, ProducerHdr, ReadFrom};
 /// hashes it, where one by `&str` first parses and checks the text.
 pub(super) mod names {
     use axum::http::HeaderName;
+    use gapless_core::wire::headers as wire;
+
+    /// The protocol's header names as the core spells them (checked to be lowercase
+    /// names when this compiles).
+    const fn protocol(name: &'static str) -> HeaderName {
+        HeaderName::from_static(name)
+    }
 
     /// `Stream-Next-Offset`.
-    pub(crate) const STREAM_NEXT_OFFSET: HeaderName = HeaderName::from_static("stream-next-offset");
+    pub(crate) const STREAM_NEXT_OFFSET: HeaderName = protocol(wire::STREAM_NEXT_OFFSET);
     /// `Stream-Up-To-Date`.
-    pub(crate) const STREAM_UP_TO_DATE: HeaderName = HeaderName::from_static("stream-up-to-date");
+    pub(crate) const STREAM_UP_TO_DATE: HeaderName = protocol(wire::STREAM_UP_TO_DATE);
     /// `Stream-Cursor`.
-    pub(crate) const STREAM_CURSOR: HeaderName = HeaderName::from_static("stream-cursor");
+    pub(crate) const STREAM_CURSOR: HeaderName = protocol(wire::STREAM_CURSOR);
+    /// `Stream-TTL`.
+    pub(crate) const STREAM_TTL: HeaderName = protocol(wire::STREAM_TTL);
+    /// `Stream-Expires-At`.
+    pub(crate) const STREAM_EXPIRES_AT: HeaderName = protocol(wire::STREAM_EXPIRES_AT);
+    /// `Stream-Closed`.
+    pub(crate) const STREAM_CLOSED: HeaderName = protocol(wire::STREAM_CLOSED);
+    /// `Stream-Seq`.
+    pub(crate) const STREAM_SEQ: HeaderName = protocol(wire::STREAM_SEQ);
+    /// `Stream-Forked-From`.
+    pub(crate) const STREAM_FORKED_FROM: HeaderName = protocol(wire::STREAM_FORKED_FROM);
+    /// `Stream-Fork-Offset`.
+    pub(crate) const STREAM_FORK_OFFSET: HeaderName = protocol(wire::STREAM_FORK_OFFSET);
+    /// `Stream-Fork-Sub-Offset`.
+    pub(crate) const STREAM_FORK_SUB_OFFSET: HeaderName = protocol(wire::STREAM_FORK_SUB_OFFSET);
+    /// `Producer-Id`.
+    pub(crate) const PRODUCER_ID: HeaderName = protocol(wire::PRODUCER_ID);
+    /// `Producer-Epoch`.
+    pub(crate) const PRODUCER_EPOCH: HeaderName = protocol(wire::PRODUCER_EPOCH);
+    /// `Producer-Seq`.
+    pub(crate) const PRODUCER_SEQ: HeaderName = protocol(wire::PRODUCER_SEQ);
+    /// `Producer-Expected-Seq`.
+    pub(crate) const PRODUCER_EXPECTED_SEQ: HeaderName = protocol(wire::PRODUCER_EXPECTED_SEQ);
+    /// `Producer-Received-Seq`.
+    pub(crate) const PRODUCER_RECEIVED_SEQ: HeaderName = protocol(wire::PRODUCER_RECEIVED_SEQ);
+    /// `Stream-SSE-Data-Encoding`.
+    pub(crate) const SSE_DATA_ENCODING: HeaderName = protocol(wire::SSE_DATA_ENCODING);
+
+    /// `Last-Event-ID`.
+    pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
     /// `X-Accel-Buffering` (tells proxies not to buffer a live response).
     pub(crate) const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
     /// `Cross-Origin-Resource-Policy`.
     pub(crate) const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
         HeaderName::from_static("cross-origin-resource-policy");
-
-    /// `Stream-TTL`.
-    pub(crate) const STREAM_TTL: HeaderName = HeaderName::from_static("stream-ttl");
-    /// `Stream-Expires-At`.
-    pub(crate) const STREAM_EXPIRES_AT: HeaderName = HeaderName::from_static("stream-expires-at");
-    /// `Stream-Closed`.
-    pub(crate) const STREAM_CLOSED: HeaderName = HeaderName::from_static("stream-closed");
-    /// `Stream-Seq`.
-    pub(crate) const STREAM_SEQ: HeaderName = HeaderName::from_static("stream-seq");
-    /// `Stream-Forked-From`.
-    pub(crate) const STREAM_FORKED_FROM: HeaderName = HeaderName::from_static("stream-forked-from");
-    /// `Stream-Fork-Offset`.
-    pub(crate) const STREAM_FORK_OFFSET: HeaderName = HeaderName::from_static("stream-fork-offset");
-    /// `Stream-Fork-Sub-Offset`.
-    pub(crate) const STREAM_FORK_SUB_OFFSET: HeaderName =
-        HeaderName::from_static("stream-fork-sub-offset");
-    /// `Producer-Id`.
-    pub(crate) const PRODUCER_ID: HeaderName = HeaderName::from_static("producer-id");
-    /// `Producer-Epoch`.
-    pub(crate) const PRODUCER_EPOCH: HeaderName = HeaderName::from_static("producer-epoch");
-    /// `Producer-Seq`.
-    pub(crate) const PRODUCER_SEQ: HeaderName = HeaderName::from_static("producer-seq");
-    /// `Last-Event-ID`.
-    pub(crate) const LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 }
 
 /// The value of a header as text; a value that is not visible ASCII is a 400.

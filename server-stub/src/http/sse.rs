@@ -536,7 +536,7 @@ fn event_stream(body: Body, base64: bool) -> Response {
     hm.insert(h::names::X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
     if base64 {
         hm.insert(
-            "stream-sse-data-encoding",
+            h::names::SSE_DATA_ENCODING,
             HeaderValue::from_static("base64"),
         );
     }

@@ -309,18 +309,18 @@ pub(super) fn append_error(e: AppendError) -> ApiError {
         AppendError::NotFound => ApiError::not_found(),
         AppendError::Gone => ApiError::gone(),
         AppendError::Closed { next } => ApiError::new(StatusCode::CONFLICT, message)
-            .with("stream-closed", "true")
-            .with("stream-next-offset", format_offset(next)),
+            .with(h::names::STREAM_CLOSED, "true")
+            .with(h::names::STREAM_NEXT_OFFSET, format_offset(next)),
         AppendError::ContentType { .. } | AppendError::SeqRegression { .. } => {
             ApiError::new(StatusCode::CONFLICT, message)
         }
         AppendError::StaleEpoch { current } => {
-            ApiError::new(StatusCode::FORBIDDEN, message).with("producer-epoch", current)
+            ApiError::new(StatusCode::FORBIDDEN, message).with(h::names::PRODUCER_EPOCH, current)
         }
         AppendError::NewEpochSeqNotZero { .. } => ApiError::bad_request(message),
         AppendError::SeqGap { expected, received } => ApiError::new(StatusCode::CONFLICT, message)
-            .with("producer-expected-seq", expected)
-            .with("producer-received-seq", received),
+            .with(h::names::PRODUCER_EXPECTED_SEQ, expected)
+            .with(h::names::PRODUCER_RECEIVED_SEQ, received),
         AppendError::Storage(e) => ApiError::storage(&e),
     }
 }
@@ -563,7 +563,7 @@ async fn long_poll(
             () = tokio::time::sleep_until(deadline) => {}
             () = state.shutdown.cancelled() => {
                 return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is shutting down")
-                    .with("retry-after", 1));
+                    .with(axum::http::header::RETRY_AFTER, 1));
             }
         }
     }
