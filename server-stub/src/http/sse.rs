@@ -235,7 +235,7 @@ impl<F: Framing> LiveFeed<F> {
         if self.done {
             return Ok(Step::End);
         }
-        let Some(meta) = current_meta(&self.live) else {
+        let Some(meta) = self.live.current() else {
             self.done = true;
             return Ok(Step::End);
         };
@@ -343,7 +343,7 @@ impl<F: Framing> Feed for LiveFeed<F> {
     }
 
     fn stream_now(&self) -> StreamNow {
-        let meta = current_meta(&self.live);
+        let meta = self.live.current();
         StreamNow {
             tail: meta.filter(|m| !m.closed).map(|m| m.tail),
             stopping: self.shutdown.is_cancelled(),
@@ -541,16 +541,6 @@ fn event_stream(body: Body, base64: bool) -> Response {
         );
     }
     response
-}
-
-/// The stream's committed metadata, if `live` is still the stream at its path (not
-/// deleted, not replaced by a new stream of the same name).
-fn current_meta(live: &Live) -> Option<Arc<StreamMeta>> {
-    if live.is_replaced() {
-        return None;
-    }
-    let meta = live.meta();
-    (!meta.deleted).then_some(meta)
 }
 
 /// Why a wait ended.

@@ -408,7 +408,7 @@ async fn read(
             if q.offset.is_none() {
                 return Err(ApiError::bad_request("long-poll needs an offset"));
             }
-            long_poll(state, path, live, from, q.cursor).await
+            long_poll(state, live, from, q.cursor).await
         }
         Some("sse") => {
             if q.offset.is_none() {
@@ -513,7 +513,6 @@ fn read_body(body: ReadBody, headers: &mut HeaderMap) -> Body {
 
 async fn long_poll(
     state: &AppState,
-    path: &str,
     live: Arc<Live>,
     from: u64,
     client_cursor: Option<&str>,
@@ -521,10 +520,12 @@ async fn long_poll(
     let deadline = tokio::time::Instant::now() + state.config.long_poll_timeout;
     let mut changes = live.subscribe();
     loop {
-        let (current, meta) = lookup(state, path)?;
-        if !Arc::ptr_eq(&current, &live) {
-            return Err(ApiError::not_found());
-        }
+        // Replaced, deleted or expired while it waited: gone, as a new lookup of its
+        // path would find.
+        let meta = live
+            .current()
+            .filter(|meta| !meta.is_expired(live.access_ms(), now_ms()))
+            .ok_or_else(ApiError::not_found)?;
         let cursor = h::cursor(client_cursor, now_ms());
         if meta.tail > from {
             return catch_up(

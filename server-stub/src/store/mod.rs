@@ -285,6 +285,16 @@ impl Live {
         self.changed.send_modify(|v| *v += 1);
     }
 
+    /// The committed metadata, while this is still the stream at its path and it
+    /// is not deleted (what a live reader checks each time it wakes).
+    pub fn current(&self) -> Option<Arc<StreamMeta>> {
+        if self.is_replaced() {
+            return None;
+        }
+        let meta = self.meta();
+        (!meta.deleted).then_some(meta)
+    }
+
     /// The committed metadata.
     pub fn meta(&self) -> Arc<StreamMeta> {
         Arc::clone(&self.meta.read().unwrap_or_else(|p| p.into_inner()))
