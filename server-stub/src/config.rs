@@ -28,8 +28,9 @@ pub struct Config {
     /// Keep everything in memory instead (lost at exit; for tests).
     #[arg(long, env = "GAPLESS_MEMORY")]
     pub memory: bool,
-    /// full: fsync every group commit (SQLite synchronous=FULL); normal: survive
-    /// process crashes but not power loss (synchronous=NORMAL).
+    /// full: the write-ahead log is fdatasynced before a commit is acknowledged or
+    /// published (nothing acknowledged is lost, even on power loss); normal: commits
+    /// survive a crash of the process but not a power loss (no sync per commit).
     #[arg(long, env = "GAPLESS_DURABILITY", value_enum, default_value = "full")]
     pub durability: Durability,
     /// How long a long-poll read waits for data before answering 204.
