@@ -4,14 +4,16 @@
 //!
 //! [`servers`] starts the servers, [`scenarios`] measures them, [`stats`] summarises
 //! latencies and repeated runs, [`report`] writes the table, [`floor`] measures
-//! what the fan-out scenario's loopback costs without any server, and [`callgrind`]
-//! counts a server's instructions instead.
+//! what the fan-out scenario's loopback costs without any server, [`sse_reader`] is
+//! the fan-out's lean subscriber, and [`callgrind`] counts a server's instructions
+//! instead.
 
 pub mod callgrind;
 pub mod floor;
 pub mod report;
 pub mod scenarios;
 pub mod servers;
+pub mod sse_reader;
 pub mod stats;
 
 use std::collections::BTreeMap;

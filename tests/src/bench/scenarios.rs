@@ -3,14 +3,14 @@
 //! read, live fan-out latency, memory per idle SSE subscriber, and cold start.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use gapless_core::sse::SseDecoder;
 use gapless_core::wire::headers::{STREAM_NEXT_OFFSET, STREAM_UP_TO_DATE};
 
 use super::servers::Running;
+use super::sse_reader::SseReader;
 use super::stats::Latency;
 use super::{BenchError, Figures, Sizes};
 
@@ -322,34 +322,27 @@ async fn tail(http: &reqwest::Client, url: &str) -> Result<String, BenchError> {
         .ok_or_else(|| BenchError::Server(format!("{url}: HEAD without {STREAM_NEXT_OFFSET}")))
 }
 
-/// Reads an SSE subscription, recording for every message the time since it was sent.
+/// Reads an SSE subscription (by [`SseReader`]), recording for every message the time
+/// since it was sent.
 async fn subscriber(
-    http: reqwest::Client,
     url: String,
     clock: Instant,
     connected: Arc<AtomicUsize>,
     latencies: Arc<Mutex<Vec<Duration>>>,
 ) -> Result<(), BenchError> {
-    let response = http.get(&url).send().await?;
-    check(&url, &response)?;
+    let reader = SseReader::open(&url).await?;
     connected.fetch_add(1, Ordering::SeqCst);
-    let mut decoder = SseDecoder::new();
-    let mut body = response.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        decoder.feed(&chunk?);
-        while let Some(event) = decoder.next_event() {
-            let event = event.map_err(|e| BenchError::Server(e.to_string()))?;
-            if event.event != "data" {
-                continue;
-            }
-            let now = clock.elapsed();
-            let mut out = latencies.lock().map_err(|_| BenchError::Poisoned)?;
-            for sent in send_times(&event.data) {
-                out.push(now.saturating_sub(Duration::from_micros(sent)));
-            }
-        }
-    }
-    Ok(())
+    reader
+        .each_data(
+            |data, now| {
+                let mut out = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+                for sent in send_times(data) {
+                    out.push(now.saturating_sub(Duration::from_micros(sent)));
+                }
+            },
+            clock,
+        )
+        .await
 }
 
 /// Scenario 4: `sizes.fan_out_subscribers` SSE subscribers on one stream, one producer
@@ -371,7 +364,6 @@ pub async fn fan_out(
     let tasks: Vec<_> = (0..subscribers)
         .map(|_| {
             tokio::spawn(subscriber(
-                http.clone(),
                 format!("{url}?offset={from}&live=sse"),
                 clock,
                 connected.clone(),

@@ -1,0 +1,171 @@
+//! A lean SSE subscriber for the fan-out scenario: one HTTP/1.1 `GET` on a socket of
+//! its own, the response's chunked framing undone by hand and its events decoded by
+//! the core's SSE decoder. A thousand of them share the load generator's cores with
+//! the server; a full HTTP client per subscriber would spend more of those cores
+//! than the server under test.
+
+use std::time::{Duration, Instant};
+
+use gapless_core::sse::SseDecoder;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::BenchError;
+
+/// Largest response head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+
+/// An open SSE response, read as it comes.
+pub struct SseReader {
+    stream: TcpStream,
+    /// Bytes read and not yet unframed.
+    buf: Vec<u8>,
+    /// The body comes in chunks (otherwise it runs to the end of the connection).
+    chunked: bool,
+    /// Bytes of the current chunk still to come, when inside one.
+    left_in_chunk: usize,
+    /// The CRLF after a chunk's data is still to come.
+    after_chunk: bool,
+    decoder: SseDecoder,
+}
+
+impl SseReader {
+    /// Sends `GET url` (an `http://` URL) and reads the response head: a 200 with a
+    /// body is required.
+    pub async fn open(url: &str) -> Result<SseReader, BenchError> {
+        let bad = |why: String| BenchError::Server(format!("{url}: {why}"));
+        let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| bad("no host".into()))?
+            .to_owned();
+        let port = parsed
+            .port_or_known_default()
+            .ok_or_else(|| bad("no port".into()))?;
+        let target = match parsed.query() {
+            Some(q) => format!("{}?{q}", parsed.path()),
+            None => parsed.path().to_owned(),
+        };
+        let mut stream = TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(BenchError::io("connect"))?;
+        stream
+            .set_nodelay(true)
+            .map_err(BenchError::io("nodelay"))?;
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nhost: {host}:{port}\r\naccept: text/event-stream\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(BenchError::io("request"))?;
+        let mut buf = Vec::with_capacity(4096);
+        let head_end = loop {
+            if let Some(at) = memchr::memmem::find(&buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if buf.len() > MAX_HEAD {
+                return Err(bad("response head too large".into()));
+            }
+            if read_more(&mut stream, &mut buf).await? == 0 {
+                return Err(bad("closed before the response head".into()));
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        let status = head.split_whitespace().nth(1).unwrap_or_default();
+        if status != "200" {
+            return Err(bad(format!("answered {status}")));
+        }
+        let chunked = head
+            .lines()
+            .filter_map(|l| l.strip_prefix("transfer-encoding:"))
+            .any(|v| v.contains("chunked"));
+        buf.drain(..head_end);
+        Ok(SseReader {
+            stream,
+            buf,
+            chunked,
+            left_in_chunk: 0,
+            after_chunk: false,
+            decoder: SseDecoder::new(),
+        })
+    }
+
+    /// Reads until the response ends, handing the data of each `data` event, and the
+    /// time it was read, to `on_data`.
+    pub async fn each_data(
+        mut self,
+        mut on_data: impl FnMut(&str, Duration),
+        clock: Instant,
+    ) -> Result<(), BenchError> {
+        loop {
+            if !self.unframe()? {
+                return Ok(());
+            }
+            let now = clock.elapsed();
+            while let Some(event) = self.decoder.next_event() {
+                let event = event.map_err(|e| BenchError::Server(e.to_string()))?;
+                if event.event == "data" {
+                    on_data(&event.data, now);
+                }
+            }
+            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Hands the body bytes in `buf` to the decoder, undoing the chunked framing;
+    /// `false` once the body has ended.
+    fn unframe(&mut self) -> Result<bool, BenchError> {
+        if !self.chunked {
+            self.decoder.feed(&self.buf);
+            self.buf.clear();
+            return Ok(true);
+        }
+        let mut at = 0;
+        loop {
+            let rest = &self.buf[at..];
+            if self.left_in_chunk > 0 {
+                let n = self.left_in_chunk.min(rest.len());
+                if n == 0 {
+                    break;
+                }
+                self.decoder.feed(&rest[..n]);
+                self.left_in_chunk -= n;
+                at += n;
+                self.after_chunk = self.left_in_chunk == 0;
+            } else if self.after_chunk {
+                if rest.len() < 2 {
+                    break;
+                }
+                if &rest[..2] != b"\r\n" {
+                    return Err(BenchError::Server("malformed chunk end".into()));
+                }
+                at += 2;
+                self.after_chunk = false;
+            } else {
+                let Some(line_end) = memchr::memmem::find(rest, b"\r\n") else {
+                    break;
+                };
+                let line = std::str::from_utf8(&rest[..line_end]).unwrap_or_default();
+                let size = line.split(';').next().unwrap_or_default().trim();
+                let size = usize::from_str_radix(size, 16)
+                    .map_err(|_| BenchError::Server(format!("bad chunk size {line:?}")))?;
+                at += line_end + 2;
+                if size == 0 {
+                    return Ok(false);
+                }
+                self.left_in_chunk = size;
+            }
+        }
+        self.buf.drain(..at);
+        Ok(true)
+    }
+}
+
+/// Reads what the socket has into `buf`: how many bytes (0: closed).
+async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, BenchError> {
+    buf.reserve(8192);
+    stream.read_buf(buf).await.map_err(BenchError::io("read"))
+}
