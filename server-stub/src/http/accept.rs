@@ -20,7 +20,7 @@ use axum::Router;
 use http_body::Body as _;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -118,7 +118,7 @@ pub(crate) async fn resume(parked: Parked, pending: Vec<u8>) {
 
 /// One connection (`buf` holds what was read of it already): lean answers to live
 /// SSE requests for as long as they come, then hyper for the rest of the connection.
-async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
+async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
     // The live response being written, and whether the connection closes after it.
     let mut live: Option<(Box<dyn Feed>, bool)> = None;
     loop {
@@ -131,7 +131,7 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         }
         let head = tokio::select! {
             _ = conn.token.cancelled() => return,
-            head = read_head(&stream, &mut buf) => match head {
+            head = read_head(&mut stream, &mut buf) => match head {
                 Ok(Head::Complete(n)) => Some(n),
                 Ok(Head::TooLarge) => None,
                 Ok(Head::Closed) | Err(_) => return,
@@ -153,7 +153,7 @@ async fn requests(stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         if body > 0 {
             let read = tokio::select! {
                 _ = conn.token.cancelled() => return,
-                read = read_at_least(&stream, &mut buf, n + body) => read,
+                read = read_at_least(&mut stream, &mut buf, n + body) => read,
             };
             if read.is_err() {
                 return;
@@ -285,7 +285,7 @@ enum Head {
 
 /// Reads until `buf` holds a whole request head: an error if it takes longer than
 /// [`REQUEST_TIMEOUT`] from its first byte.
-async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
     let mut searched = 0;
     let mut deadline = None;
     loop {
@@ -302,33 +302,25 @@ async fn read_head(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
         if !buf.is_empty() {
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
         }
-        if read_some(stream, buf, deadline).await? == Some(0) {
+        if read_some(stream, buf, deadline).await? == 0 {
             return Ok(Head::Closed);
         }
     }
 }
 
-/// Waits until `stream` is readable (failing when `deadline` passes) and reads what it
-/// has into `buf`: how many bytes (0: the peer closed), or `None` when the readiness
-/// was stale.
+/// Reads what `stream` has into `buf` once it has something (failing when `deadline`
+/// passes): how many bytes (0: the peer closed). Through `AsyncRead`, which marks the
+/// socket drained when a read leaves room in `buf`, so the next read waits for the
+/// next readiness event instead of first trying the socket in vain.
 async fn read_some(
-    stream: &TcpStream,
+    stream: &mut TcpStream,
     buf: &mut Vec<u8>,
     deadline: Option<tokio::time::Instant>,
-) -> io::Result<Option<usize>> {
-    readable(stream, deadline).await?;
-    match stream.try_read_buf(buf) {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Waits until `stream` is readable, or fails when `deadline` passes.
-async fn readable(stream: &TcpStream, deadline: Option<tokio::time::Instant>) -> io::Result<()> {
+) -> io::Result<usize> {
+    let read = stream.read_buf(buf);
     match deadline {
-        None => stream.readable().await,
-        Some(at) => tokio::time::timeout_at(at, stream.readable())
+        None => read.await,
+        Some(at) => tokio::time::timeout_at(at, read)
             .await
             .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
     }
@@ -336,11 +328,11 @@ async fn readable(stream: &TcpStream, deadline: Option<tokio::time::Instant>) ->
 
 /// Reads until `buf` holds at least `len` bytes: an error if the peer closes first or
 /// takes longer than [`REQUEST_TIMEOUT`].
-async fn read_at_least(stream: &TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
+async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
     buf.reserve(len.saturating_sub(buf.len()));
     let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
     while buf.len() < len {
-        if read_some(stream, buf, deadline).await? == Some(0) {
+        if read_some(stream, buf, deadline).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
     }
