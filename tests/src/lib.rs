@@ -108,7 +108,7 @@ pub fn rss_kib_of(pid: u32) -> Option<u64> {
 }
 
 /// The CPU time process `pid` has used so far, user and system, its ended threads
-/// included (`utime` and `stime` from /proc/<pid>/stat, in the kernel's 10 ms ticks).
+/// included (`utime` and `stime` from `/proc/<pid>/stat`, in the kernel's 10 ms ticks).
 pub fn cpu_of(pid: u32) -> Option<std::time::Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The fields after the command name, which is in parentheses and may hold spaces:
@@ -123,7 +123,7 @@ pub fn cpu_of(pid: u32) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis((utime + stime) * 10))
 }
 
-/// A memory figure of process `pid` from /proc/<pid>/status (such as `VmRSS` or
+/// A memory figure of process `pid` from `/proc/<pid>/status` (such as `VmRSS` or
 /// `RssAnon`: resident memory not backed by a file), in KiB.
 pub fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -1,6 +1,6 @@
 //! The adapter between the official Durable Streams client conformance runner and
 //! gapless-client: one JSON command per line on stdin, one JSON result per line on
-//! stdout. Reads go through the client's resume machine ([`Subscription`]) and
+//! stdout. Reads go through the client's resume machine ([`gapless_client::Subscription`]) and
 //! idempotent appends through its [`Producer`]; plain requests are made directly so
 //! that every status reaches the runner unchanged.
 

@@ -1,5 +1,5 @@
 //! The HTTP surface: the router and the shared request state (what every request
-//! passes through, routed or answered directly, is in [`gate`]).
+//! passes through, routed or answered directly, is in `gate.rs`).
 
 pub(crate) mod accept;
 pub mod auth;

@@ -156,7 +156,7 @@ impl Sizes {
     }
 }
 
-/// The figures one run of one server produced, by row id (see [`report::ROWS`]).
+/// The figures one run of one server produced, by row id (see [`report::rows`]).
 #[derive(Clone, Debug, Default)]
 pub struct Figures(BTreeMap<String, f64>);
 
