@@ -1199,6 +1199,70 @@ async fn parked_subscribers_sharing_a_delivery_each_get_their_own_framing() {
     server.finish().await;
 }
 
+#[tokio::test]
+async fn a_waiting_long_poll_ends_as_a_new_read_would_when_its_stream_is_deleted() {
+    let dir = temp_dir("long-poll-deleted");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    // `kept` has a fork, so deleting it keeps it (gone: 410) for the fork to read;
+    // `dropped` has none, so deleting it removes it (404).
+    let (kept, dropped) = (server.stream("lp-kept"), server.stream("lp-dropped"));
+    for url in [&kept, &dropped] {
+        create_json(&c, url).await;
+        let r = post_json(&c, url, r#"[{"i":0}]"#).await;
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let fork = c
+        .put(server.stream("lp-fork"))
+        .header("content-type", "application/json")
+        .header("stream-forked-from", "/v1/stream/lp-kept")
+        .send()
+        .await
+        .expect("fork");
+    assert!(fork.status().is_success(), "{}", fork.status());
+    let mut waiting = Vec::new();
+    for url in [&kept, &dropped] {
+        let tail = head_tail(&c, url).await;
+        let poll = c.get(format!("{url}?offset={tail}&live=long-poll")).send();
+        waiting.push(tokio::spawn(poll));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for url in [&kept, &dropped] {
+        let r = c.delete(url).send().await.expect("delete");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    for (poll, url) in waiting.into_iter().zip([&kept, &dropped]) {
+        let waited = tokio::time::timeout(Duration::from_secs(10), poll)
+            .await
+            .expect("the long-poll ends at the deletion")
+            .expect("task")
+            .expect("long-poll");
+        let fresh = c
+            .get(format!("{url}?offset=-1"))
+            .send()
+            .await
+            .expect("read");
+        assert_eq!(waited.status(), fresh.status(), "{url}");
+    }
+    assert_eq!(
+        c.get(format!("{kept}?offset=-1"))
+            .send()
+            .await
+            .expect("read")
+            .status(),
+        StatusCode::GONE
+    );
+    assert_eq!(
+        c.get(format!("{dropped}?offset=-1"))
+            .send()
+            .await
+            .expect("read")
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    server.finish().await;
+}
+
 /// The next `n` SSE events of `body` (within 10 s).
 async fn next_events<B: AsRef<[u8]>, E: std::fmt::Debug>(
     body: &mut (impl futures::Stream<Item = Result<B, E>> + Unpin),

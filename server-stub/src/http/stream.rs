@@ -520,12 +520,19 @@ async fn long_poll(
     let deadline = tokio::time::Instant::now() + state.config.long_poll_timeout;
     let mut changes = live.subscribe();
     loop {
-        // Replaced, deleted or expired while it waited: gone, as a new lookup of its
-        // path would find.
-        let meta = live
-            .current()
-            .filter(|meta| !meta.is_expired(live.access_ms(), now_ms()))
-            .ok_or_else(ApiError::not_found)?;
+        // What a new lookup of its path would find, had it changed while this waited:
+        // another stream or none (404), this one deleted but kept for its forks
+        // (410), or expired (404).
+        if live.is_replaced() {
+            return Err(ApiError::not_found());
+        }
+        let meta = live.meta();
+        if meta.deleted {
+            return Err(ApiError::gone());
+        }
+        if meta.is_expired(live.access_ms(), now_ms()) {
+            return Err(ApiError::not_found());
+        }
         let cursor = h::cursor(client_cursor, now_ms());
         if meta.tail > from {
             return catch_up(

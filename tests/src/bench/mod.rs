@@ -147,7 +147,7 @@ impl Sizes {
         Sizes {
             append_for: Duration::from_millis(300),
             catch_up_messages: 5_000,
-            catch_up_reads: 2,
+            catch_up_reads: 3,
             fan_out_subscribers: 20,
             fan_out_rate: 100.0,
             fan_out_for: Duration::from_millis(300),

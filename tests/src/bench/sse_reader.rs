@@ -92,16 +92,14 @@ impl SseReader {
     }
 
     /// Reads until the response ends, handing the data of each `data` event, and the
-    /// time it was read, to `on_data`.
+    /// time it was read, to `on_data`; an error if a chunked body is cut short.
     pub async fn each_data(
         mut self,
         mut on_data: impl FnMut(&str, Duration),
         clock: Instant,
     ) -> Result<(), BenchError> {
         loop {
-            if !self.unframe()? {
-                return Ok(());
-            }
+            let more = self.unframe()?;
             let now = clock.elapsed();
             while let Some(event) = self.decoder.next_event() {
                 let event = event.map_err(|e| BenchError::Server(e.to_string()))?;
@@ -109,8 +107,16 @@ impl SseReader {
                     on_data(&event.data, now);
                 }
             }
-            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
+            if !more {
                 return Ok(());
+            }
+            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
+                // The end of the connection ends a body that runs to it; a chunked
+                // body has its own end, and one cut short is an error.
+                return match self.chunked {
+                    false => Ok(()),
+                    true => Err(BenchError::Server("SSE response cut short".into())),
+                };
             }
         }
     }
