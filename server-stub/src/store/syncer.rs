@@ -127,13 +127,9 @@ impl Syncer {
 
     /// Syncs in this thread and delivers (only while [`Syncer::idle`]).
     pub(crate) fn settle_now(&self, settled: Settled) {
-        match self.wal.sync_data() {
+        match sync(&self.wal, &self.shared) {
             Ok(()) => settled.deliver(&self.shared),
-            Err(e) => {
-                error!("fdatasync of the write-ahead log failed: {e}");
-                self.shared.sync_failed.store(true, Ordering::Release);
-                settled.fail(SYNC_FAILED);
-            }
+            Err(why) => settled.fail(why),
         }
     }
 
@@ -152,28 +148,31 @@ impl Drop for Syncer {
     }
 }
 
+/// Syncs the log, unless a sync failed before; a failure stops writing for good.
+fn sync(wal: &File, shared: &Shared) -> Result<(), &'static str> {
+    if let Some(why) = shared.write_failure() {
+        return Err(why);
+    }
+    wal.sync_data().map_err(|e| {
+        error!("fdatasync of the write-ahead log failed: {e}");
+        shared.sync_failed.store(true, Ordering::Release);
+        SYNC_FAILED
+    })
+}
+
 /// Syncs once for everything handed over since the last sync, then delivers it in
 /// commit order; until the writer's side of the channel is gone.
 fn run(wal: &File, shared: &Shared, rx: &Receiver<Settled>, pending: &AtomicUsize) {
-    let failed = &shared.sync_failed;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let n = batch.len();
-        let synced = if failed.load(Ordering::Acquire) {
-            Err(SYNC_FAILED.to_owned())
-        } else {
-            wal.sync_data().map_err(|e| {
-                error!("fdatasync of the write-ahead log failed: {e}");
-                failed.store(true, Ordering::Release);
-                SYNC_FAILED.to_owned()
-            })
-        };
+        let synced = sync(wal, shared);
         // A panic while delivering (a bug) must not leave the writer waiting for this
         // thread: writing stops as after a failed sync.
         let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             for settled in batch {
-                match &synced {
+                match synced {
                     Ok(()) => settled.deliver(shared),
                     Err(why) => settled.fail(why),
                 }
@@ -181,7 +180,7 @@ fn run(wal: &File, shared: &Shared, rx: &Receiver<Settled>, pending: &AtomicUsiz
         }));
         if delivered.is_err() {
             error!("the syncer panicked while delivering commits; writing stops");
-            failed.store(true, Ordering::Release);
+            shared.sync_failed.store(true, Ordering::Release);
         }
         pending.fetch_sub(n, Ordering::AcqRel);
     }
