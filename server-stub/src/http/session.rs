@@ -493,8 +493,4 @@ impl Framing for SessionFraming {
     fn key(&self) -> FramingKey {
         FramingKey::Session
     }
-
-    fn has_key(&self, key: &FramingKey) -> bool {
-        *key == FramingKey::Session
-    }
 }

@@ -47,11 +47,10 @@ pub(super) trait Framing: Send + 'static {
     fn end(&self, at: u64) -> String;
     /// The reader has caught up with the tail at `at`.
     fn caught_up(&self, at: u64) -> String;
-    /// What makes this framing's batches what they are, beyond the data.
+    /// What makes this framing's batches what they are, beyond the data: a piece one
+    /// feed framed can be sent as it is by another whose key is equal (cheap to make:
+    /// it is compared for every subscriber written in turn).
     fn key(&self) -> FramingKey;
-    /// Whether [`Framing::batch`] frames data as the framing of `key` does (so that
-    /// a piece one feed framed can be sent by another as it is).
-    fn has_key(&self, key: &FramingKey) -> bool;
 }
 
 /// What makes a framing's batches what they are, beyond the data: equal keys frame
@@ -61,7 +60,7 @@ pub(super) enum FramingKey {
     /// The Durable Streams framing, with its data encoding and the client's cursor.
     Protocol {
         encoding: Encoding,
-        cursor: Option<String>,
+        cursor: Option<Arc<str>>,
     },
     /// The session endpoints' framing.
     Session,
@@ -246,7 +245,7 @@ impl<F: Framing> LiveFeed<F> {
             let from = self.from;
             let same = |s: &&mut SharedPiece| {
                 (s.from, s.tail, s.closed) == (from, meta.tail, meta.closed)
-                    && self.framing.has_key(&s.key)
+                    && self.framing.key() == s.key
             };
             if let Some(s) = shared.as_mut().filter(same) {
                 self.from = s.next;
@@ -430,7 +429,7 @@ pub(super) fn live_response<F: Framing>(
 /// The Durable Streams framing (§5.8): a `data` event per batch, then a `control`
 /// event with the next offset, cursor, up-to-date and closure.
 struct Protocol {
-    client_cursor: Option<String>,
+    client_cursor: Option<Arc<str>>,
     encoding: Encoding,
 }
 
@@ -493,11 +492,6 @@ impl Framing for Protocol {
             cursor: self.client_cursor.clone(),
         }
     }
-
-    fn has_key(&self, key: &FramingKey) -> bool {
-        matches!(key, FramingKey::Protocol { encoding, cursor }
-            if *encoding == self.encoding && cursor.as_deref() == self.client_cursor.as_deref())
-    }
 }
 
 /// Starts a Durable Streams SSE response reading from `from`.
@@ -516,7 +510,7 @@ pub(super) fn respond(
         Encoding::Base64
     };
     let framing = Protocol {
-        client_cursor: client_cursor.map(str::to_owned),
+        client_cursor: client_cursor.map(Arc::from),
         encoding,
     };
     let base64 = matches!(encoding, Encoding::Base64);
