@@ -6,7 +6,8 @@
 //! task. Long polls, larger or chunked bodies and upgrades go to hyper, which keeps
 //! the connection from then on. Both paths answer through the same router, so every
 //! header, check and middleware applies alike; the lean layer hands stream requests
-//! to `direct`, which answers them as the router would, without its layers.
+//! to `direct`, which answers them as the router would, through the same gate but
+//! without the router's matching.
 use std::future::Future;
 use std::io;
 use std::pin::Pin;

@@ -85,8 +85,8 @@ impl Direct {
     }
 }
 
-/// Gives a response whose body's length is known a `Content-Length`, as the router
-/// does for every response it returns.
+/// Gives a response whose body's length is known a `Content-Length`, as the server
+/// around the router does for every response the router returns.
 fn set_content_length(response: &mut Response) {
     if response.headers().contains_key(header::CONTENT_LENGTH) {
         return;

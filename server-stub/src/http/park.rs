@@ -258,7 +258,7 @@ fn deliver(parked: &mut Parked, shared: &mut Option<SharedPiece>) -> Delivered {
                     IoSlice::new(&piece),
                     IoSlice::new(b"\r\n"),
                 ];
-                let whole = head.as_bytes().len() + piece.len() + 2;
+                let whole: usize = parts.iter().map(|part| part.len()).sum();
                 match (&parked.stream).write_vectored(&parts) {
                     Ok(n) if n == whole => {}
                     Ok(n) => return Delivered::Resume(chunk(&piece)[n..].to_vec()),

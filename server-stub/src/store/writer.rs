@@ -1,9 +1,10 @@
 //! The single writer: validates every mutation against committed state, applies a
 //! group of them in one SQLite transaction, and acknowledges each only after the
 //! commit (once it is durable: see `syncer`). Offsets are assigned here, inside the
-//! transaction, never by "read the max, then insert". Its state is behind one lock: its thread commits what is sent to it,
-//! and a write alone in flight may commit in its caller's thread while the writer is
-//! idle, so that a lone producer does not pay two thread hand-offs per append.
+//! transaction, never by "read the max, then insert". Its state is behind one lock:
+//! its thread commits what is sent to it, and a write alone in flight may commit in
+//! its caller's thread while the writer is idle, so that a lone producer does not pay
+//! two thread hand-offs per append.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
