@@ -3,10 +3,11 @@
 //!
 //! [`proxy`] is a connection-cutting TCP proxy for fault injection, [`peer`] starts
 //! the Node reference server, [`reading`] holds the read checks the client tests
-//! share. The tests themselves live in `tests/tests/`.
+//! share, [`chunked`] undoes chunked framing for readers on raw sockets. The tests themselves live in `tests/tests/`.
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod chunked;
 pub mod peer;
 pub mod proxy;
 pub mod reading;

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures::StreamExt;
+use gapless_tests::chunked::Dechunker;
 use gapless_tests::{temp_dir, ServerProcess};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -1285,7 +1286,7 @@ async fn next_events<B: AsRef<[u8]>, E: std::fmt::Debug>(
 }
 
 /// An SSE response read over a socket with a small receive buffer (so that a server
-/// writing to it finds it full soon): its body, as the chunks of its chunked framing.
+/// writing to it finds it full soon): its body, in pieces as they arrive.
 async fn small_buffer_sse(
     addr: &str,
     target: &str,
@@ -1316,28 +1317,31 @@ async fn small_buffer_sse(
     assert!(head.contains("transfer-encoding: chunked"), "{head}");
     buf.drain(..head_end);
     Box::pin(futures::stream::unfold(
-        (stream, buf),
-        |(mut stream, mut buf)| async move {
+        (stream, buf, Some(Dechunker::default())),
+        |(mut stream, mut buf, mut dechunker)| async move {
             loop {
-                if let Some(line) = buf.windows(2).position(|w| w == b"\r\n") {
-                    let size = std::str::from_utf8(&buf[..line])
-                        .ok()
-                        .and_then(|s| usize::from_str_radix(s.trim(), 16).ok())
-                        .expect("chunk size");
-                    if size == 0 {
-                        return None;
-                    }
-                    if buf.len() >= line + 2 + size + 2 {
-                        let data = buf[line + 2..line + 2 + size].to_vec();
-                        buf.drain(..line + 2 + size + 2);
-                        return Some((Ok(data), (stream, buf)));
-                    }
+                // The body bytes that have come, once some have (no dechunker: the
+                // body has ended).
+                let mut data = Vec::new();
+                let ended = match dechunker
+                    .as_mut()?
+                    .feed(&mut buf, |d| data.extend_from_slice(d))
+                {
+                    Ok(ended) => ended,
+                    Err(e) => return Some((Err(std::io::Error::other(e)), (stream, buf, None))),
+                };
+                if ended {
+                    dechunker = None;
                 }
+                if !data.is_empty() {
+                    return Some((Ok(data), (stream, buf, dechunker)));
+                }
+                dechunker.as_ref()?;
                 let mut more = [0u8; 4096];
                 match stream.read(&mut more).await {
                     Ok(0) => return None,
                     Ok(n) => buf.extend_from_slice(&more[..n]),
-                    Err(e) => return Some((Err(e), (stream, buf))),
+                    Err(e) => return Some((Err(e), (stream, buf, None))),
                 }
             }
         },

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BenchError;
+use crate::chunked::Dechunker;
 
 /// Largest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -21,11 +22,7 @@ pub struct SseReader {
     /// Bytes read and not yet unframed.
     buf: Vec<u8>,
     /// The body comes in chunks (otherwise it runs to the end of the connection).
-    chunked: bool,
-    /// Bytes of the current chunk still to come, when inside one.
-    left_in_chunk: usize,
-    /// The CRLF after a chunk's data is still to come.
-    after_chunk: bool,
+    chunked: Option<Dechunker>,
     decoder: SseDecoder,
 }
 
@@ -84,9 +81,7 @@ impl SseReader {
         Ok(SseReader {
             stream,
             buf,
-            chunked,
-            left_in_chunk: 0,
-            after_chunk: false,
+            chunked: chunked.then(Dechunker::default),
             decoder: SseDecoder::new(),
         })
     }
@@ -114,8 +109,8 @@ impl SseReader {
                 // The end of the connection ends a body that runs to it; a chunked
                 // body has its own end, and one cut short is an error.
                 return match self.chunked {
-                    false => Ok(()),
-                    true => Err(BenchError::Server("SSE response cut short".into())),
+                    None => Ok(()),
+                    Some(_) => Err(BenchError::Server("SSE response cut short".into())),
                 };
             }
         }
@@ -124,49 +119,18 @@ impl SseReader {
     /// Hands the body bytes in `buf` to the decoder, undoing the chunked framing;
     /// `false` once the body has ended.
     fn unframe(&mut self) -> Result<bool, BenchError> {
-        if !self.chunked {
-            self.decoder.feed(&self.buf);
-            self.buf.clear();
-            return Ok(true);
-        }
-        let mut at = 0;
-        loop {
-            let rest = &self.buf[at..];
-            if self.left_in_chunk > 0 {
-                let n = self.left_in_chunk.min(rest.len());
-                if n == 0 {
-                    break;
-                }
-                self.decoder.feed(&rest[..n]);
-                self.left_in_chunk -= n;
-                at += n;
-                self.after_chunk = self.left_in_chunk == 0;
-            } else if self.after_chunk {
-                if rest.len() < 2 {
-                    break;
-                }
-                if &rest[..2] != b"\r\n" {
-                    return Err(BenchError::Server("malformed chunk end".into()));
-                }
-                at += 2;
-                self.after_chunk = false;
-            } else {
-                let Some(line_end) = memchr::memmem::find(rest, b"\r\n") else {
-                    break;
-                };
-                let line = std::str::from_utf8(&rest[..line_end]).unwrap_or_default();
-                let size = line.split(';').next().unwrap_or_default().trim();
-                let size = usize::from_str_radix(size, 16)
-                    .map_err(|_| BenchError::Server(format!("bad chunk size {line:?}")))?;
-                at += line_end + 2;
-                if size == 0 {
-                    return Ok(false);
-                }
-                self.left_in_chunk = size;
+        let decoder = &mut self.decoder;
+        match &mut self.chunked {
+            None => {
+                decoder.feed(&self.buf);
+                self.buf.clear();
+                Ok(true)
             }
+            Some(dechunker) => dechunker
+                .feed(&mut self.buf, |data| decoder.feed(data))
+                .map(|ended| !ended)
+                .map_err(|e| BenchError::Server(e.to_string())),
         }
-        self.buf.drain(..at);
-        Ok(true)
     }
 }
 
