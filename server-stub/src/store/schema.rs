@@ -69,8 +69,8 @@ CREATE TABLE IF NOT EXISTS blobs (
 -- Where chunks land first, in commit order: a group commit then writes one or two
 -- pages of this table, however many streams its chunks belong to, where inserting into
 -- `chunks` would write a page per stream. The writer moves them into `chunks` in bulk
--- (see `writer::FOLD_ROWS`); every landed chunk of a stream comes after all of its
--- chunks in `chunks`.
+-- (see `writer::FOLD_ROWS`), joining a stream's neighbouring small chunks into one;
+-- every landed chunk of a stream comes after all of its chunks in `chunks`.
 CREATE TABLE IF NOT EXISTS landed (
     seq       INTEGER PRIMARY KEY,",
     chunk_table_columns!(),

@@ -39,6 +39,22 @@ pub(crate) const FOLD_ROWS: usize = 1024;
 /// them would otherwise be read back through a long `landed`.
 pub(crate) const FOLD_BYTES: usize = 4 << 20;
 
+/// The largest chunk a fold makes by joining consecutive small chunks of a stream.
+const JOINED_BYTES: usize = 64 * 1024;
+
+/// A chunk in `landed`, as the writer keeps it for the fold: one stored in its row
+/// with its bytes (to be joined with its neighbours), or one stored out of line.
+#[derive(Debug)]
+enum Kept {
+    Inline(Arc<Chunk>),
+    OutOfLine {
+        start: u64,
+        end: u64,
+        blob: i64,
+        bytes: usize,
+    },
+}
+
 /// What waits in `landed`.
 #[derive(Clone, Copy, Debug, Default)]
 struct Landed {
@@ -117,6 +133,11 @@ pub(crate) struct Writer {
     undo_producers: Map<(i64, String), Option<(u64, u64)>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
+    /// The chunks in `landed`, per stream in order, for the fold to write from
+    /// memory instead of reading them back; not to be trusted after a rollback (the
+    /// fold then reads `landed`), until the next fold.
+    kept: Map<i64, Vec<Kept>>,
+    kept_whole: bool,
     /// What the group in progress will change for readers once it is durable.
     outbox: Vec<Notice>,
     /// Syncs the log before commits are told, when commits do not sync themselves.
@@ -131,6 +152,10 @@ pub(crate) struct Writer {
     /// A group's transaction is open or failed: until its commit succeeds, a panic
     /// rolls it back and restores the state from before it.
     unsettled: bool,
+    /// Tests: the next group fails after its commands are applied, as a storage
+    /// error would make it.
+    #[cfg(test)]
+    pub(super) fail_next_group: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -182,6 +207,8 @@ impl Writer {
             undo_metas: Map::default(),
             undo_producers: Map::default(),
             fresh: Map::default(),
+            kept: Map::default(),
+            kept_whole: true,
             outbox: Vec::new(),
             syncer: None,
             stopped: false,
@@ -189,6 +216,8 @@ impl Writer {
             landed: Landed::default(),
             landed_committed: Landed::default(),
             unsettled: false,
+            #[cfg(test)]
+            fail_next_group: false,
         })
     }
 
@@ -348,6 +377,10 @@ impl Writer {
                 break;
             }
         }
+        #[cfg(test)]
+        if std::mem::take(&mut self.fail_next_group) {
+            failure = Some("a failure injected by a test".into());
+        }
         if failure.is_none() && sweep {
             if let Err(e) = self.sweep(&conn) {
                 failure = Some(e.to_string());
@@ -356,7 +389,16 @@ impl Writer {
         // Folded when enough has landed, and at each sweep (and so at shutdown).
         let mut folded = false;
         if failure.is_none() && (self.landed.full() || (sweep && self.landed.rows > 0)) {
-            match fold(&conn) {
+            let kept = self.kept.values().map(Vec::len).sum::<usize>();
+            let from_memory = self.kept_whole && kept == self.landed.rows;
+            if !from_memory {
+                debug!("folding what landed as stored (after a rollback, or a chunk not kept)");
+            }
+            let moved = match from_memory {
+                true => fold_kept(&conn, &self.kept),
+                false => fold(&conn),
+            };
+            match moved {
                 Ok(()) => folded = true,
                 Err(e) => failure = Some(e.to_string()),
             }
@@ -376,6 +418,8 @@ impl Writer {
             self.unsettled = false;
             if folded {
                 self.landed = Landed::default();
+                self.kept.clear();
+                self.kept_whole = true;
                 self.forget_landed();
             }
             self.landed_committed = self.landed;
@@ -440,6 +484,7 @@ impl Writer {
     fn restore(&mut self) {
         self.fresh.clear();
         self.outbox.clear();
+        self.kept_whole = false;
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
@@ -468,9 +513,14 @@ impl Writer {
         meta: &mut StreamMeta,
         payload: &Payload,
     ) -> rusqlite::Result<()> {
-        let chunk = insert_landed(conn, meta.id, meta.tail, payload)?;
+        let (chunk, kept) = insert_landed(conn, meta.id, meta.tail, payload)?;
         self.landed.rows += 1;
         self.landed.bytes += payload.data.len();
+        match kept {
+            Some(kept) => self.kept.entry(meta.id).or_default().push(kept),
+            // Not kept whole in memory: the fold reads `landed`.
+            None => self.kept_whole = false,
+        }
         self.fresh.entry(meta.id).or_default().extend(chunk);
         meta.landed_from.get_or_insert(meta.tail);
         meta.tail += payload.count;
@@ -819,6 +869,7 @@ impl Writer {
             let mut unfolded = conn.prepare_cached(
                 "DELETE FROM landed WHERE stream_id = ?1 RETURNING IFNULL(bytes, length(data))",
             )?;
+            self.kept.remove(&id);
             let mut gone = unfolded.query([id])?;
             while let Some(row) = gone.next()? {
                 let bytes: i64 = row.get(0)?;
@@ -972,6 +1023,119 @@ fn fold(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Moves every chunk in `landed` into `chunks` as [`fold`] does, but from what the
+/// writer kept of them (`kept`, which must be all of them), so that nothing is read
+/// back: consecutive chunks stored in their rows are joined into one chunk of up to
+/// [`JOINED_BYTES`] (fewer keys to insert, and to read through later), and those
+/// stored out of line keep their blob.
+fn fold_kept(conn: &Connection, kept: &Map<i64, Vec<Kept>>) -> rusqlite::Result<()> {
+    let mut joined = Joined::default();
+    for (&id, chunks) in kept {
+        for chunk in chunks {
+            match chunk {
+                Kept::Inline(chunk) if chunk.end > chunk.start => {
+                    if joined.data.len() + chunk.data.len() + 1 > JOINED_BYTES {
+                        joined.store(conn, id)?;
+                    }
+                    joined.push(chunk);
+                }
+                Kept::Inline(chunk) => {
+                    // Empty: stored as it is (joining would add a separator).
+                    joined.store(conn, id)?;
+                    joined.push(chunk);
+                    joined.store(conn, id)?;
+                }
+                &Kept::OutOfLine {
+                    start,
+                    end,
+                    blob,
+                    bytes,
+                } => {
+                    joined.store(conn, id)?;
+                    conn.prepare_cached(
+                        "INSERT OR FAIL INTO chunks (stream_id, start, end, data, blob, bytes)
+                         VALUES (?1, ?2, ?3, X'', ?4, ?5)",
+                    )?
+                    .execute(params![
+                        id,
+                        start as i64,
+                        end as i64,
+                        blob,
+                        bytes as i64
+                    ])?;
+                }
+            }
+        }
+        joined.store(conn, id)?;
+    }
+    conn.prepare_cached("DELETE FROM landed")?.execute([])?;
+    Ok(())
+}
+
+/// Consecutive chunks of one stream being joined into one.
+#[derive(Default)]
+struct Joined {
+    start: u64,
+    end: u64,
+    data: Vec<u8>,
+    /// JSON: each message's end, as little-endian `u32`s, within `data`.
+    ends: Option<Vec<u8>>,
+    /// Something is joined.
+    some: bool,
+}
+
+impl Joined {
+    /// Adds the chunk after those joined so far (JSON messages after a comma).
+    fn push(&mut self, chunk: &Chunk) {
+        if !self.some {
+            self.start = chunk.start;
+            self.ends = chunk.ends.as_ref().map(|_| Vec::new());
+            self.some = true;
+        } else if chunk.ends.is_some() {
+            self.data.push(b',');
+        }
+        let base = self.data.len() as u32;
+        self.data.extend_from_slice(&chunk.data);
+        if let (Some(joined), Some(ends)) = (self.ends.as_mut(), chunk.ends.as_ref()) {
+            for end in ends.chunks_exact(4) {
+                let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]);
+                joined.extend_from_slice(&(end + base).to_le_bytes());
+            }
+        }
+        self.end = chunk.end;
+    }
+
+    /// Stores what was joined as one chunk of stream `id` in `chunks` (in its row,
+    /// or out of line as [`insert_landed`] decides), and starts again.
+    fn store(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        if !self.some {
+            return Ok(());
+        }
+        self.some = false;
+        let (start, end) = (self.start as i64, self.end as i64);
+        let ends = self.ends.as_deref();
+        if self.data.len() + ends.map_or(0, <[u8]>::len) <= INLINE_BYTES {
+            conn.prepare_cached(
+                "INSERT OR FAIL INTO chunks (stream_id, start, end, data, ends)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, start, end, &self.data[..], ends])?;
+        } else {
+            conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
+                .execute(params![&self.data[..], ends])?;
+            let blob = conn.last_insert_rowid();
+            conn.prepare_cached(
+                "INSERT OR FAIL INTO chunks (stream_id, start, end, data, blob, bytes)
+                 VALUES (?1, ?2, ?3, X'', ?4, ?5)",
+            )?
+            .execute(params![id, start, end, blob, self.data.len() as i64])?;
+        }
+        self.data.clear();
+        self.ends = None;
+        Ok(())
+    }
+}
+
 /// Sets each stream's tail to the end of its last stored chunk where that is further
 /// than its row says (plain appends do not rewrite the row).
 fn recover_tails(conn: &Connection, metas: &mut Map<i64, StreamMeta>) -> rusqlite::Result<()> {
@@ -992,25 +1156,27 @@ fn recover_tails(conn: &Connection, metas: &mut Map<i64, StreamMeta>) -> rusqlit
 /// included, and seeking among rows of 100 KB read megabytes.
 const INLINE_BYTES: usize = 768;
 
-/// Stores a chunk in `landed` and returns it as the readers' memory keeps it (unless
-/// it is too large to be kept there).
+/// Stores a chunk in `landed`; returns it as the readers' memory keeps it (unless it
+/// is too large to be kept there), and as the fold does (unless its row holds it and
+/// it is not kept in memory: never, as such rows are small).
 fn insert_landed(
     conn: &Connection,
     id: i64,
     start: u64,
     payload: &Payload,
-) -> rusqlite::Result<Option<Arc<Chunk>>> {
+) -> rusqlite::Result<(Option<Arc<Chunk>>, Option<Kept>)> {
     let ends: Option<Vec<u8>> = payload
         .ends
         .as_ref()
         .map(|ends| ends.iter().flat_map(|e| e.to_le_bytes()).collect());
     let end = (start + payload.count) as i64;
     let stored = payload.data.len() + ends.as_ref().map_or(0, Vec::len);
-    if stored <= INLINE_BYTES {
+    let blob = if stored <= INLINE_BYTES {
         conn.prepare_cached(
             "INSERT INTO landed (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
         .execute(params![id, start as i64, end, &payload.data[..], ends])?;
+        None
     } else {
         conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
             .execute(params![&payload.data[..], ends])?;
@@ -1026,16 +1192,28 @@ fn insert_landed(
             blob,
             payload.data.len() as i64
         ])?;
-    }
+        Some(blob)
+    };
     if payload.count == 0 {
         warn!("empty chunk inserted");
     }
-    Ok((payload.data.len() <= recent::MAX_BYTES).then(|| {
+    let chunk = (payload.data.len() <= recent::MAX_BYTES).then(|| {
         Arc::new(Chunk {
             start,
             end: start + payload.count,
             data: payload.data.clone(),
             ends,
         })
-    }))
+    });
+    let kept = match (blob, &chunk) {
+        (Some(blob), _) => Some(Kept::OutOfLine {
+            start,
+            end: start + payload.count,
+            blob,
+            bytes: payload.data.len(),
+        }),
+        (None, Some(chunk)) => Some(Kept::Inline(Arc::clone(chunk))),
+        (None, None) => None,
+    };
+    Ok((chunk, kept))
 }
