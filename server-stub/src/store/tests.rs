@@ -693,7 +693,7 @@ async fn the_log_is_lengthened_ahead_and_a_crash_image_of_it_reads_back_whole() 
     let wal = dir.join("gapless.sqlite3-wal");
     let length = std::fs::metadata(&wal).expect("the log").len();
     assert!(
-        length >= 1000 * (4096 + 24),
+        length >= schema::CHECKPOINT_FRAMES as u64 * (4096 + 24),
         "the log is {length} bytes, not as long as a checkpoint interval"
     );
 
