@@ -134,8 +134,10 @@ pub(crate) struct Writer {
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
     /// The chunks in `landed`, per stream in order, for the fold to write from
-    /// memory instead of reading them back; not to be trusted after a rollback (the
-    /// fold then reads `landed`), until the next fold.
+    /// memory instead of reading them back (at most what `landed` holds before a
+    /// fold, each chunk of them at most `INLINE_BYTES` or a blob's id); emptied
+    /// and not trusted after a rollback (the fold then reads `landed`), until the
+    /// next fold.
     kept: Map<i64, Vec<Kept>>,
     kept_whole: bool,
     /// What the group in progress will change for readers once it is durable.
@@ -484,6 +486,9 @@ impl Writer {
     fn restore(&mut self) {
         self.fresh.clear();
         self.outbox.clear();
+        // What the failed group kept is not in `landed`, and what it deleted from
+        // `landed` is back: the fold reads `landed` until the next one empties it.
+        self.kept.clear();
         self.kept_whole = false;
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
