@@ -134,12 +134,11 @@ pub(crate) struct Writer {
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
     /// The chunks in `landed`, per stream in order, for the fold to write from
-    /// memory instead of reading them back (at most what `landed` holds before a
-    /// fold, each chunk of them at most `INLINE_BYTES` or a blob's id); emptied
-    /// and not trusted after a rollback (the fold then reads `landed`), until the
-    /// next fold.
+    /// memory instead of reading them back (each at most `INLINE_BYTES`, or a blob's
+    /// id). Always some of `landed`'s chunks: all of them, unless a rollback emptied
+    /// it (what the failed group kept is not in `landed`) or a chunk was not kept;
+    /// until the next fold, which then reads `landed`.
     kept: Map<i64, Vec<Kept>>,
-    kept_whole: bool,
     /// What the group in progress will change for readers once it is durable.
     outbox: Vec<Notice>,
     /// Syncs the log before commits are told, when commits do not sync themselves.
@@ -210,7 +209,6 @@ impl Writer {
             undo_producers: Map::default(),
             fresh: Map::default(),
             kept: Map::default(),
-            kept_whole: true,
             outbox: Vec::new(),
             syncer: None,
             stopped: false,
@@ -391,10 +389,11 @@ impl Writer {
         // Folded when enough has landed, and at each sweep (and so at shutdown).
         let mut folded = false;
         if failure.is_none() && (self.landed.full() || (sweep && self.landed.rows > 0)) {
+            // Some of `landed`'s chunks, as many as it holds: all of them.
             let kept = self.kept.values().map(Vec::len).sum::<usize>();
-            let from_memory = self.kept_whole && kept == self.landed.rows;
+            let from_memory = kept == self.landed.rows;
             if !from_memory {
-                debug!("folding what landed as stored (after a rollback, or a chunk not kept)");
+                debug!("folding what landed as stored (after a rollback)");
             }
             let moved = match from_memory {
                 true => fold_kept(&conn, &self.kept),
@@ -421,7 +420,6 @@ impl Writer {
             if folded {
                 self.landed = Landed::default();
                 self.kept.clear();
-                self.kept_whole = true;
                 self.forget_landed();
             }
             self.landed_committed = self.landed;
@@ -489,7 +487,6 @@ impl Writer {
         // What the failed group kept is not in `landed`, and what it deleted from
         // `landed` is back: the fold reads `landed` until the next one empties it.
         self.kept.clear();
-        self.kept_whole = false;
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
             if let Some(current) = self.metas.remove(&id) {
@@ -521,10 +518,9 @@ impl Writer {
         let (chunk, kept) = insert_landed(conn, meta.id, meta.tail, payload)?;
         self.landed.rows += 1;
         self.landed.bytes += payload.data.len();
-        match kept {
-            Some(kept) => self.kept.entry(meta.id).or_default().push(kept),
-            // Not kept whole in memory: the fold reads `landed`.
-            None => self.kept_whole = false,
+        // One not kept leaves `kept` short: the fold reads `landed`.
+        if let Some(kept) = kept {
+            self.kept.entry(meta.id).or_default().push(kept);
         }
         self.fresh.entry(meta.id).or_default().extend(chunk);
         meta.landed_from.get_or_insert(meta.tail);
@@ -1057,17 +1053,7 @@ fn fold_kept(conn: &Connection, kept: &Map<i64, Vec<Kept>>) -> rusqlite::Result<
                     bytes,
                 } => {
                     joined.store(conn, id)?;
-                    conn.prepare_cached(
-                        "INSERT OR FAIL INTO chunks (stream_id, start, end, data, blob, bytes)
-                         VALUES (?1, ?2, ?3, X'', ?4, ?5)",
-                    )?
-                    .execute(params![
-                        id,
-                        start as i64,
-                        end as i64,
-                        blob,
-                        bytes as i64
-                    ])?;
+                    store_blob_row(conn, Table::Chunks, id, start..end, blob, bytes)?;
                 }
             }
         }
@@ -1110,31 +1096,22 @@ impl Joined {
         self.end = chunk.end;
     }
 
-    /// Stores what was joined as one chunk of stream `id` in `chunks` (in its row,
-    /// or out of line as [`insert_landed`] decides), and starts again.
+    /// Stores what was joined as one chunk of stream `id` in `chunks` (see
+    /// [`store_chunk`]), and starts again.
     fn store(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
         if !self.some {
             return Ok(());
         }
         self.some = false;
-        let (start, end) = (self.start as i64, self.end as i64);
-        let ends = self.ends.as_deref();
-        if self.data.len() + ends.map_or(0, <[u8]>::len) <= INLINE_BYTES {
-            conn.prepare_cached(
-                "INSERT OR FAIL INTO chunks (stream_id, start, end, data, ends)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![id, start, end, &self.data[..], ends])?;
-        } else {
-            conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
-                .execute(params![&self.data[..], ends])?;
-            let blob = conn.last_insert_rowid();
-            conn.prepare_cached(
-                "INSERT OR FAIL INTO chunks (stream_id, start, end, data, blob, bytes)
-                 VALUES (?1, ?2, ?3, X'', ?4, ?5)",
-            )?
-            .execute(params![id, start, end, blob, self.data.len() as i64])?;
-        }
+        let range = self.start..self.end;
+        store_chunk(
+            conn,
+            Table::Chunks,
+            id,
+            range,
+            &self.data,
+            self.ends.as_deref(),
+        )?;
         self.data.clear();
         self.ends = None;
         Ok(())
@@ -1161,6 +1138,72 @@ fn recover_tails(conn: &Connection, metas: &mut Map<i64, StreamMeta>) -> rusqlit
 /// included, and seeking among rows of 100 KB read megabytes.
 const INLINE_BYTES: usize = 768;
 
+/// The tables a chunk's row is in: `landed` first, `chunks` once folded.
+#[derive(Clone, Copy)]
+enum Table {
+    Landed,
+    Chunks,
+}
+
+/// Stores a chunk of stream `id` with positions `range` in `table`: in its row when
+/// small, otherwise its bytes (and message ends) in `blobs` and its row pointing
+/// there; returns the blob's id then. `chunks` takes rows `OR FAIL` (see [`fold`]).
+fn store_chunk(
+    conn: &Connection,
+    table: Table,
+    id: i64,
+    range: std::ops::Range<u64>,
+    data: &[u8],
+    ends: Option<&[u8]>,
+) -> rusqlite::Result<Option<i64>> {
+    if data.len() + ends.map_or(0, <[u8]>::len) <= INLINE_BYTES {
+        let sql = match table {
+            Table::Landed => {
+                "INSERT INTO landed (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)"
+            }
+            Table::Chunks => {
+                "INSERT OR FAIL INTO chunks (stream_id, start, end, data, ends)
+                 VALUES (?1, ?2, ?3, ?4, ?5)"
+            }
+        };
+        let (start, end) = (range.start as i64, range.end as i64);
+        conn.prepare_cached(sql)?
+            .execute(params![id, start, end, data, ends])?;
+        return Ok(None);
+    }
+    conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
+        .execute(params![data, ends])?;
+    let blob = conn.last_insert_rowid();
+    store_blob_row(conn, table, id, range, blob, data.len())?;
+    Ok(Some(blob))
+}
+
+/// Stores in `table` the row of a chunk of stream `id` with positions `range` whose
+/// `bytes` bytes are blob `blob`.
+fn store_blob_row(
+    conn: &Connection,
+    table: Table,
+    id: i64,
+    range: std::ops::Range<u64>,
+    blob: i64,
+    bytes: usize,
+) -> rusqlite::Result<()> {
+    let sql = match table {
+        Table::Landed => {
+            "INSERT INTO landed (stream_id, start, end, data, blob, bytes)
+             VALUES (?1, ?2, ?3, X'', ?4, ?5)"
+        }
+        Table::Chunks => {
+            "INSERT OR FAIL INTO chunks (stream_id, start, end, data, blob, bytes)
+             VALUES (?1, ?2, ?3, X'', ?4, ?5)"
+        }
+    };
+    let (start, end) = (range.start as i64, range.end as i64);
+    conn.prepare_cached(sql)?
+        .execute(params![id, start, end, blob, bytes as i64])
+        .map(drop)
+}
+
 /// Stores a chunk in `landed`; returns it as the readers' memory keeps it (unless it
 /// is too large to be kept there), and as the fold does (unless its row holds it and
 /// it is not kept in memory: never, as such rows are small).
@@ -1174,31 +1217,15 @@ fn insert_landed(
         .ends
         .as_ref()
         .map(|ends| ends.iter().flat_map(|e| e.to_le_bytes()).collect());
-    let end = (start + payload.count) as i64;
-    let stored = payload.data.len() + ends.as_ref().map_or(0, Vec::len);
-    let blob = if stored <= INLINE_BYTES {
-        conn.prepare_cached(
-            "INSERT INTO landed (stream_id, start, end, data, ends) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?
-        .execute(params![id, start as i64, end, &payload.data[..], ends])?;
-        None
-    } else {
-        conn.prepare_cached("INSERT INTO blobs (data, ends) VALUES (?1, ?2)")?
-            .execute(params![&payload.data[..], ends])?;
-        let blob = conn.last_insert_rowid();
-        conn.prepare_cached(
-            "INSERT INTO landed (stream_id, start, end, data, blob, bytes)
-             VALUES (?1, ?2, ?3, X'', ?4, ?5)",
-        )?
-        .execute(params![
-            id,
-            start as i64,
-            end,
-            blob,
-            payload.data.len() as i64
-        ])?;
-        Some(blob)
-    };
+    let range = start..start + payload.count;
+    let blob = store_chunk(
+        conn,
+        Table::Landed,
+        id,
+        range,
+        &payload.data,
+        ends.as_deref(),
+    )?;
     if payload.count == 0 {
         warn!("empty chunk inserted");
     }
