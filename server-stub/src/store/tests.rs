@@ -840,3 +840,120 @@ async fn a_fold_after_a_rolled_back_group_moves_what_was_committed_only() {
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_stream() {
+    let (dir, store) = with_json_stream("append-delete-create").await;
+    store
+        .append(append("s", &messages(0, 2, 5)))
+        .await
+        .expect("append");
+    let old = store.shared().get("s").expect("stream").meta().id;
+    // One group: it lands a chunk of `s`, deletes `s`, creates it again with a chunk
+    // and appends to the new one. The rows of a group land together at its end, but
+    // what landed before a delete must be there for the delete to remove.
+    let (appended, appended_rx) = oneshot::channel();
+    let (deleted, deleted_rx) = oneshot::channel();
+    let (created, created_rx) = oneshot::channel();
+    let (again, again_rx) = oneshot::channel();
+    let mut create = CreateReq::json("s");
+    create.body = Some(Payload::json(messages(10, 1, 5).iter().map(String::as_str)));
+    let group = vec![
+        Cmd::Append(append("s", &messages(2, 1, 5)), appended),
+        Cmd::Delete("s".into(), deleted),
+        Cmd::Create(create, created),
+        Cmd::Append(append("s", &messages(11, 2, 5)), again),
+    ];
+    store
+        .0
+        .writer
+        .lock()
+        .expect("writer")
+        .commit(group, false, false);
+    appended_rx.await.expect("answered").expect("appended");
+    deleted_rx.await.expect("answered").expect("deleted");
+    created_rx.await.expect("answered").expect("created");
+    again_rx.await.expect("answered").expect("appended");
+    let file = dir.join("gapless.sqlite3");
+    let rows_of_old = |file: &std::path::Path| -> i64 {
+        let conn = Connection::open(file).expect("open");
+        conn.query_row(
+            "SELECT (SELECT COUNT(*) FROM landed WHERE stream_id = ?1)
+                  + (SELECT COUNT(*) FROM chunks WHERE stream_id = ?1)",
+            params![old],
+            |r| r.get(0),
+        )
+        .expect("count")
+    };
+    assert_eq!(
+        rows_of_old(&file),
+        0,
+        "the deleted stream's chunks are gone"
+    );
+    let meta = store.shared().get("s").expect("stream").meta();
+    assert_ne!(meta.id, old);
+    assert_eq!(meta.tail, 3);
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, vec![10, 11, 12]);
+    // After a restart (which folds what landed), the same.
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, vec![10, 11, 12]);
+    assert_eq!(rows_of_old(&file), 0);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_group_lands_its_rows_in_order_in_statements_of_several_rows() {
+    let (dir, store) = with_json_stream("landing-rows").await;
+    store.create(CreateReq::json("t")).await.expect("create");
+    // 23 appends in one group (inserted as 16 + 4 + 2 + 1 rows), to two streams in
+    // turn, small ones in their rows and every fifth out of line.
+    let mut group = Vec::new();
+    let mut answers = Vec::new();
+    for i in 0..23 {
+        let pad = if i % 5 == 0 { 2000 } else { 5 };
+        let (tx, rx) = oneshot::channel();
+        let path = if i % 2 == 0 { "s" } else { "t" };
+        group.push(Cmd::Append(append(path, &messages(i, 1, pad)), tx));
+        answers.push(rx);
+    }
+    store
+        .0
+        .writer
+        .lock()
+        .expect("writer")
+        .commit(group, false, false);
+    for rx in answers {
+        rx.await.expect("answered").expect("appended");
+    }
+    let file = dir.join("gapless.sqlite3");
+    assert_eq!(count(&file, "landed"), 23);
+    assert_eq!(count(&file, "chunks"), 0);
+    let expected = |path: &str| -> Vec<u64> {
+        let parity = u64::from(path == "t");
+        (0..23).filter(|i| i % 2 == parity).collect()
+    };
+    let conn = schema::open_reader(&file).expect("reader");
+    for path in ["s", "t"] {
+        let meta = store.shared().get(path).expect("stream").meta();
+        // From storage (not the readers' memory), and from every position.
+        for from in 0..meta.tail {
+            let page = reader::read_range(&conn, &meta, from, meta.tail, 1 << 20).expect("read");
+            assert_eq!(
+                numbers(page.body()),
+                expected(path)[from as usize..],
+                "{path} from {from}"
+            );
+        }
+    }
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    for path in ["s", "t"] {
+        assert_eq!(read_all(&store, path, 0, 1 << 20).await, expected(path));
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
