@@ -162,22 +162,21 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
         }
         let bodiless = request.method() == Method::HEAD;
-        let routed: Pin<Box<dyn Future<Output = axum::response::Response> + Send + '_>> =
-            match Target::of(&request) {
-                Some(target) => Box::pin(conn.direct.answer(target, request)),
-                None => Box::pin(async {
-                    match conn.app.clone().oneshot(request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                }),
-            };
         buf.drain(..n + body);
         if buf.is_empty() {
             // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
         }
-        let (head, body, framing, feed) = encode_head(routed.await, close, bodiless);
+        let response = match Target::of(&request) {
+            // Not boxed: a box per request, and the copy of the answer's state into
+            // it, cost some 1,000 instructions per append.
+            Some(target) => conn.direct.answer(target, request).await,
+            // Boxed: the router's state must not size every lean connection.
+            None => Box::pin(conn.app.clone().oneshot(request))
+                .await
+                .unwrap_or_else(|never| match never {}),
+        };
+        let (head, body, framing, feed) = encode_head(response, close, bodiless);
         if let Some(feed) = feed {
             // A live response: its feed is stepped here (and parked while idle).
             drop(body);
@@ -341,12 +340,10 @@ async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) ->
 }
 
 /// The length of the head (through its blank line) if `buf` holds one; the search
-/// starts at `from`.
+/// starts at `from`. (A vectorised search: comparing every window of four bytes took
+/// some 900 instructions per request head.)
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| from + i + 4)
+    memchr::memmem::find(buf.get(from..)?, b"\r\n\r\n").map(|i| from + i + 4)
 }
 
 /// A request the lean path answers.
