@@ -40,8 +40,9 @@ use writer::{Cmd, Writer};
 pub struct Payload {
     /// The bytes as stored: raw bytes, or JSON messages joined by commas.
     pub data: Vec<u8>,
-    /// For JSON: the end (exclusive) of each message within `data`.
-    pub ends: Option<Vec<u32>>,
+    /// For JSON: the end (exclusive) of each message within `data`, as little-endian
+    /// `u32`s (as stored chunks keep them).
+    pub ends: Option<Vec<u8>>,
     /// Positions taken.
     pub count: u64,
 }
@@ -58,17 +59,26 @@ impl Payload {
     }
 
     /// JSON messages (each valid JSON text): one position per message.
-    pub fn json<'a>(messages: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut data = Vec::new();
-        let mut ends = Vec::new();
+    pub fn json<'a, M>(messages: M) -> Self
+    where
+        M: IntoIterator<Item = &'a str>,
+        M::IntoIter: Clone,
+    {
+        let messages = messages.into_iter();
+        // Sized once: growing them cost more than filling them.
+        let (count, bytes) = messages
+            .clone()
+            .fold((0, 0), |(n, bytes), m| (n + 1, bytes + m.len() + 1));
+        let mut data = Vec::with_capacity(bytes);
+        let mut ends = Vec::with_capacity(4 * count);
         for m in messages {
             if !ends.is_empty() {
                 data.push(b',');
             }
             data.extend_from_slice(m.as_bytes());
-            ends.push(data.len() as u32);
+            ends.extend_from_slice(&(data.len() as u32).to_le_bytes());
         }
-        let count = ends.len() as u64;
+        let count = count as u64;
         Payload {
             data,
             ends: Some(ends),

@@ -486,12 +486,7 @@ async fn a_database_from_before_blobs_keeps_its_chunks_and_takes_new_ones() {
         )
         .expect("old schema");
         let old = Payload::json(messages(0, 500, 40).iter().map(String::as_str));
-        let ends: Vec<u8> = old
-            .ends
-            .iter()
-            .flatten()
-            .flat_map(|e| e.to_le_bytes())
-            .collect();
+        let ends = old.ends.unwrap_or_default();
         conn.execute(
             "INSERT INTO chunks (stream_id, start, end, data, ends) VALUES (1, 0, 500, ?1, ?2)",
             params![old.data, ends],

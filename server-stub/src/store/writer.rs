@@ -536,16 +536,17 @@ impl Writer {
         &mut self,
         conn: &Connection,
         meta: &mut StreamMeta,
-        payload: &Payload,
+        payload: Payload,
     ) -> rusqlite::Result<()> {
+        let (bytes, count) = (payload.data.len(), payload.count);
         let (chunk, kept) = prepare_landing(conn, meta.tail, payload)?;
         self.landed.rows += 1;
-        self.landed.bytes += payload.data.len();
+        self.landed.bytes += bytes;
         self.landing.push((meta.id, kept.clone()));
         self.kept.entry(meta.id).or_default().push(kept);
         self.fresh.entry(meta.id).or_default().extend(chunk);
         meta.landed_from.get_or_insert(meta.tail);
-        meta.tail += payload.count;
+        meta.tail += count;
         Ok(())
     }
 
@@ -718,10 +719,8 @@ impl Writer {
             meta.fork_at = at;
             meta.tail = at;
         }
-        if let Some(payload) = &req.body {
-            if !payload.is_empty() {
-                self.land(conn, &mut meta, payload)?;
-            }
+        if let Some(payload) = req.body.filter(|p| !p.is_empty()) {
+            self.land(conn, &mut meta, payload)?;
         }
         meta.closed = req.closed;
         self.next_id += 1;
@@ -738,7 +737,7 @@ impl Writer {
     fn try_append(
         &mut self,
         conn: &Connection,
-        req: AppendReq,
+        mut req: AppendReq,
     ) -> rusqlite::Result<Result<AppendOk, AppendError>> {
         let now = now_ms();
         let id = match self.lookup(&req.path, now) {
@@ -812,7 +811,7 @@ impl Writer {
         }
         let mut meta = meta.clone();
         let plain = !req.close && req.stream_seq.is_none() && meta.ttl_secs.is_none();
-        if let Some(payload) = req.body.as_ref().filter(|p| !p.is_empty()) {
+        if let Some(payload) = req.body.take().filter(|p| !p.is_empty()) {
             self.land(conn, &mut meta, payload)?;
         }
         if req.close {
@@ -1219,37 +1218,34 @@ fn store_blob_row(
 fn prepare_landing(
     conn: &Connection,
     start: u64,
-    payload: &Payload,
+    payload: Payload,
 ) -> rusqlite::Result<(Option<Arc<Chunk>>, Kept)> {
-    let ends: Option<Vec<u8>> = payload
-        .ends
-        .as_ref()
-        .map(|ends| ends.iter().flat_map(|e| e.to_le_bytes()).collect());
-    let end = start + payload.count;
-    if payload.count == 0 {
+    let Payload { data, ends, count } = payload;
+    let end = start + count;
+    if count == 0 {
         warn!("empty chunk landed");
     }
-    if inline(&payload.data, ends.as_deref()) {
+    if inline(&data, ends.as_deref()) {
         let chunk = Arc::new(Chunk {
             start,
             end,
-            data: payload.data.clone(),
+            data,
             ends,
         });
         return Ok((Some(Arc::clone(&chunk)), Kept::Inline(chunk)));
     }
-    let blob = store_blob(conn, &payload.data, ends.as_deref())?;
+    let blob = store_blob(conn, &data, ends.as_deref())?;
     let kept = Kept::OutOfLine {
         start,
         end,
         blob,
-        bytes: payload.data.len(),
+        bytes: data.len(),
     };
-    let chunk = (payload.data.len() <= recent::MAX_BYTES).then(|| {
+    let chunk = (data.len() <= recent::MAX_BYTES).then(|| {
         Arc::new(Chunk {
             start,
             end,
-            data: payload.data.clone(),
+            data,
             ends,
         })
     });
