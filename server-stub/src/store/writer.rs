@@ -182,7 +182,7 @@ impl Writer {
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
             // Room for the statements of every kind of group (the default holds 16),
             // those landing rows among them.
-            c.set_prepared_statement_cache_capacity(32 + LANDED_PER_INSERT);
+            c.set_prepared_statement_cache_capacity(32);
             // What landed before a stop is folded now, so that every stream's tail is
             // found at the end of `chunks`.
             run_cached(&c, "BEGIN IMMEDIATE")?;
