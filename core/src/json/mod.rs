@@ -81,7 +81,7 @@ fn unused_floats(_: &str) -> Option<f64> {
 
 /// Checks that `text` is one JSON value (with whitespace around it allowed) and returns
 /// the value's text without that whitespace.
-fn checked(text: &str) -> Result<&str, JsonError> {
+pub(crate) fn checked(text: &str) -> Result<&str, JsonError> {
     let mut reader = Reader::new(text, unused_floats);
     reader.whitespace();
     let start = reader.pos();

@@ -2,7 +2,7 @@
 //! flattens exactly one level.
 
 use super::WireError;
-use crate::json::{split_array, RawJson};
+use crate::json::{checked, split_array, RawJson};
 
 /// Splits a JSON-mode read body (a JSON array) into its messages, each kept as the
 /// exact JSON text the server sent. An empty body counts as `[]`.
@@ -40,6 +40,24 @@ fn text_of(body: &[u8]) -> Result<&str, WireError> {
 /// assert!(flatten_append_body(b"[1,").is_err());
 /// ```
 pub fn flatten_append_body(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
+    Ok(split_append_body(body)?
+        .into_iter()
+        .map(RawJson::checked)
+        .collect())
+}
+
+/// The messages a JSON-mode append body adds, as [`flatten_append_body`] finds them,
+/// but as slices of the body: nothing is copied (a server storing them copies them
+/// once, into what it stores).
+///
+/// ```
+/// use gapless_core::wire::{split_append_body, WireError};
+///
+/// assert_eq!(split_append_body(b" [1, {\"a\": 2}] ").unwrap(), ["1", "{\"a\": 2}"]);
+/// assert_eq!(split_append_body(b" \"x\" ").unwrap(), ["\"x\""]);
+/// assert_eq!(split_append_body(b"[]").unwrap_err(), WireError::EmptyJsonArray);
+/// ```
+pub fn split_append_body(body: &[u8]) -> Result<Vec<&str>, WireError> {
     let text = text_of(body)?;
     let bad = |e: crate::json::JsonError| WireError::BadJson(e.to_string());
     if text
@@ -50,9 +68,9 @@ pub fn flatten_append_body(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
         if items.is_empty() {
             return Err(WireError::EmptyJsonArray);
         }
-        Ok(items.into_iter().map(RawJson::checked).collect())
+        Ok(items)
     } else {
-        Ok(vec![RawJson::new(text).map_err(bad)?])
+        Ok(vec![checked(text).map_err(bad)?])
     }
 }
 

@@ -17,7 +17,7 @@ pub use append::AppendOutcome;
 pub use control::Control;
 pub use error::WireError;
 pub use headers::ResponseHead;
-pub use json_mode::{flatten_append_body, parse_json_batch, write_json_batch};
+pub use json_mode::{flatten_append_body, parse_json_batch, split_append_body, write_json_batch};
 pub use payload::{decode_sse_data, encode_base64, DataEncoding};
 pub use read::{ReadMeta, ReadStatus};
 pub use url::{encode_query_value, read_url, LiveParam};

@@ -7,7 +7,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gapless_core::wire::{flatten_append_body, headers::is_json, WireError};
+use gapless_core::wire::{headers::is_json, split_append_body, WireError};
 
 use super::error::ApiError;
 use super::headers::{self as h};
@@ -91,8 +91,8 @@ fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<P
     if !is_json(content_type) {
         return Ok(Payload::bytes(body.to_vec()));
     }
-    match flatten_append_body(body) {
-        Ok(messages) => Ok(Payload::json(messages.iter().map(|m| m.get()))),
+    match split_append_body(body) {
+        Ok(messages) => Ok(Payload::json(messages.iter().copied())),
         Err(WireError::EmptyJsonArray) if allow_empty_array => Ok(Payload::json([])),
         Err(WireError::EmptyJsonArray) => Err(ApiError::bad_request(
             "a JSON append must not be an empty array",
