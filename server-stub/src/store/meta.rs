@@ -20,6 +20,7 @@ pub fn format_offset(pos: u64) -> String {
 
 /// The part of every offset before its position: the epoch (see [`format_offset`]).
 const EPOCH_PART: &str = "0000000000000000_";
+const _: () = assert!(EPOCH_PART.len() == OFFSET_WIDTH + 1);
 
 /// Appends the offset of `pos` (see [`format_offset`]) to `out`: it is written for
 /// every append and every delivery, where `format!` costs ten times as much (and

@@ -844,9 +844,13 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
         .await
         .expect("append");
     let old = store.shared().get("s").expect("stream").meta().id;
-    // One group: it lands a chunk of `s`, deletes `s`, creates it again with a chunk
-    // and appends to the new one. The rows of a group land together at its end, but
-    // what landed before a delete must be there for the delete to remove.
+    let file = dir.join("gapless.sqlite3");
+    assert_eq!(count(&file, "blobs"), 0);
+    // One group: it lands a chunk of `s` (out of line: a blob) and one in its row,
+    // deletes `s`, creates it again with a chunk and appends to the new one. The rows
+    // of a group land together at its end, but what landed before a delete must be
+    // there for the delete to remove (with its blob).
+    let (large, large_rx) = oneshot::channel();
     let (appended, appended_rx) = oneshot::channel();
     let (deleted, deleted_rx) = oneshot::channel();
     let (created, created_rx) = oneshot::channel();
@@ -854,7 +858,8 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
     let mut create = CreateReq::json("s");
     create.body = Some(Payload::json(messages(10, 1, 5).iter().map(String::as_str)));
     let group = vec![
-        Cmd::Append(append("s", &messages(2, 1, 5)), appended),
+        Cmd::Append(append("s", &messages(2, 1, 2000)), large),
+        Cmd::Append(append("s", &messages(3, 1, 5)), appended),
         Cmd::Delete("s".into(), deleted),
         Cmd::Create(create, created),
         Cmd::Append(append("s", &messages(11, 2, 5)), again),
@@ -865,11 +870,19 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
         .lock()
         .expect("writer")
         .commit(group, false, false);
+    large_rx.await.expect("answered").expect("appended");
     appended_rx.await.expect("answered").expect("appended");
     deleted_rx.await.expect("answered").expect("deleted");
     created_rx.await.expect("answered").expect("created");
     again_rx.await.expect("answered").expect("appended");
-    let file = dir.join("gapless.sqlite3");
+    assert_eq!(count(&file, "blobs"), 0, "the deleted chunk's blob is gone");
+    // The writer counts what `landed` holds, and keeps all of it for the fold.
+    let rows = count(&file, "landed") as usize;
+    assert_eq!(rows, 2);
+    assert_eq!(
+        store.0.writer.lock().expect("writer").landed_counts(),
+        (rows, rows)
+    );
     let rows_of_old = |file: &std::path::Path| -> i64 {
         let conn = Connection::open(file).expect("open");
         conn.query_row(
@@ -949,6 +962,54 @@ async fn a_group_lands_its_rows_in_order_in_statements_of_several_rows() {
     for path in ["s", "t"] {
         assert_eq!(read_all(&store, path, 0, 1 << 20).await, expected(path));
     }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_failure_to_land_before_a_delete_fails_the_group_and_changes_nothing() {
+    let (dir, store) = with_json_stream("landing-fails").await;
+    store
+        .append(append("s", &messages(0, 2, 5)))
+        .await
+        .expect("append");
+    // The group's rows are inserted before its delete, and that fails.
+    let (appended, appended_rx) = oneshot::channel();
+    let (deleted, deleted_rx) = oneshot::channel();
+    let group = vec![
+        Cmd::Append(append("s", &messages(2, 1, 5)), appended),
+        Cmd::Delete("s".into(), deleted),
+    ];
+    {
+        let mut writer = store.0.writer.lock().expect("writer");
+        writer.fail_next_landing = true;
+        writer.commit(group, false, false);
+    }
+    let failed = appended_rx.await.expect("answered");
+    assert!(matches!(failed, Err(AppendError::Storage(_))), "{failed:?}");
+    let failed = deleted_rx.await.expect("answered");
+    assert!(matches!(failed, Err(DeleteError::Storage(_))), "{failed:?}");
+    // Nothing changed: the stream is there, at its tail, and takes appends again.
+    let meta = store.shared().get("s").expect("stream").meta();
+    assert_eq!(meta.tail, 2);
+    let file = dir.join("gapless.sqlite3");
+    let rows = count(&file, "landed") as usize;
+    assert_eq!(rows, 1);
+    // What it kept for the fold is emptied by the rollback: the next fold reads
+    // `landed`.
+    assert_eq!(
+        store.0.writer.lock().expect("writer").landed_counts(),
+        (rows, 0)
+    );
+    store
+        .append(append("s", &messages(2, 2, 5)))
+        .await
+        .expect("append");
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, vec![0, 1, 2, 3]);
+    store.shutdown().await;
+    drop(store);
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, vec![0, 1, 2, 3]);
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }

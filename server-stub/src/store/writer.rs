@@ -133,11 +133,12 @@ pub(crate) struct Writer {
     undo_producers: Map<(i64, String), Option<(u64, u64)>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
-    /// The chunks in `landed`, per stream in order, for the fold to write from
-    /// memory instead of reading them back (each at most `INLINE_BYTES`, or a blob's
-    /// id). Always some of `landed`'s chunks: all of them, unless a rollback emptied
-    /// it (what the failed group kept is not in `landed`); until the next fold,
-    /// which then reads `landed`.
+    /// The chunks landed since the last fold (in `landed`, or in `landing` until the
+    /// group's end), per stream in order, for the fold to write from memory instead
+    /// of reading them back (each at most `INLINE_BYTES`, or a blob's id). Always some
+    /// of them: all, unless a rollback emptied it (what the failed group kept is not
+    /// in `landed`); until the next fold, which then reads `landed`. Whatever reads
+    /// `landed` or deletes from it comes after `landing` is inserted.
     kept: Map<i64, Vec<Kept>>,
     /// The rows the group in progress lands, in order, inserted into `landed` together
     /// (see [`insert_landed`]) at its end, or before a command that reads or deletes
@@ -161,6 +162,10 @@ pub(crate) struct Writer {
     /// error would make it.
     #[cfg(test)]
     pub(super) fail_next_group: bool,
+    /// Tests: the next insertion of landed rows fails, as a storage error would make
+    /// it.
+    #[cfg(test)]
+    pub(super) fail_next_landing: bool,
 }
 
 impl std::fmt::Debug for Writer {
@@ -181,7 +186,7 @@ impl Writer {
         let (metas, producers) = {
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
             // Room for the statements of every kind of group (the default holds 16),
-            // those landing rows among them.
+            // those landing rows among them (see `LANDED_PER_INSERT`).
             c.set_prepared_statement_cache_capacity(32);
             // What landed before a stop is folded now, so that every stream's tail is
             // found at the end of `chunks`.
@@ -226,6 +231,8 @@ impl Writer {
             unsettled: false,
             #[cfg(test)]
             fail_next_group: false,
+            #[cfg(test)]
+            fail_next_landing: false,
         })
     }
 
@@ -359,8 +366,9 @@ impl Writer {
             // than an append: creating or deleting a stream may delete what landed.
             if !matches!(cmd, Cmd::Append(..)) {
                 if let Err(e) = self.insert_landing(&conn) {
-                    Self::reject(cmd, "storage unavailable");
-                    failure = Some(e.to_string());
+                    let why = e.to_string();
+                    Self::reject(cmd, &why);
+                    failure = Some(why);
                     break;
                 }
             }
@@ -411,6 +419,7 @@ impl Writer {
         // Folded when enough has landed, and at each sweep (and so at shutdown).
         let mut folded = false;
         if failure.is_none() && (self.landed.full() || (sweep && self.landed.rows > 0)) {
+            debug_assert!(self.landing.is_empty(), "folded before landing");
             // Some of `landed`'s chunks, as many as it holds: all of them.
             let kept = self.kept.values().map(Vec::len).sum::<usize>();
             let from_memory = kept == self.landed.rows;
@@ -551,8 +560,19 @@ impl Writer {
         Ok(())
     }
 
+    /// Tests: the rows `landed` holds as the writer counts them, and how many chunks
+    /// it keeps for the fold.
+    #[cfg(test)]
+    pub(super) fn landed_counts(&self) -> (usize, usize) {
+        (self.landed.rows, self.kept.values().map(Vec::len).sum())
+    }
+
     /// Inserts the rows the group has landed so far into `landed`.
     fn insert_landing(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        #[cfg(test)]
+        if !self.landing.is_empty() && std::mem::take(&mut self.fail_next_landing) {
+            return Err(rusqlite::Error::InvalidQuery);
+        }
         insert_landed(conn, &self.landing)?;
         self.landing.clear();
         Ok(())
@@ -870,6 +890,8 @@ impl Writer {
     /// Deletes a stream: softly while forks still read from it, for good otherwise;
     /// then collects soft-deleted ancestors nothing reads from any more.
     fn remove_stream(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        // What it deletes from `landed` must be there.
+        debug_assert!(self.landing.is_empty(), "removed before landing");
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
             let referenced = self.metas.values().any(|m| {
@@ -1256,8 +1278,10 @@ fn prepare_landing(
 /// The columns of a row of `landed` as [`insert_landed`] binds them.
 const LANDED_COLUMNS: usize = 7;
 
-/// The most rows one statement inserts into `landed`.
-const LANDED_PER_INSERT: usize = 16;
+/// The most rows one statement inserts into `landed`: with the writer's other
+/// statements (14), all fit the connection's statement cache (32), and so do those
+/// of the readers sharing the connection of an in-memory store (5).
+const LANDED_PER_INSERT: usize = 8;
 
 /// The statements inserting 1 to [`LANDED_PER_INSERT`] rows into `landed`, in order.
 static LANDED_INSERTS: std::sync::LazyLock<[String; LANDED_PER_INSERT]> =
@@ -1272,8 +1296,8 @@ static LANDED_INSERTS: std::sync::LazyLock<[String; LANDED_PER_INSERT]> =
     });
 
 /// Inserts the rows of the chunks a group landed (`rows`: stream and chunk, in the
-/// order they landed) into `landed`, in that order, up to sixteen rows per
-/// statement. With sixteen producers (groups of about seven appends), a statement
+/// order they landed) into `landed`, in that order, up to [`LANDED_PER_INSERT`] rows
+/// per statement. With sixteen producers (groups of about seven appends), a statement
 /// per row cost some 6,500 instructions per append, one per group 4,300.
 fn insert_landed(conn: &Connection, rows: &[(i64, Kept)]) -> rusqlite::Result<()> {
     let mut rest = rows;
