@@ -916,7 +916,7 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
 async fn a_group_lands_its_rows_in_order_in_statements_of_several_rows() {
     let (dir, store) = with_json_stream("landing-rows").await;
     store.create(CreateReq::json("t")).await.expect("create");
-    // 23 appends in one group (inserted as 16 rows, then 7), to two streams in
+    // 23 appends in one group (inserted as 8, 8 and 7 rows), to two streams in
     // turn, small ones in their rows and every fifth out of line.
     let mut group = Vec::new();
     let mut answers = Vec::new();
