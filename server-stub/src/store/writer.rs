@@ -55,6 +55,16 @@ enum Kept {
     },
 }
 
+impl Kept {
+    /// The positions the chunk holds.
+    fn range(&self) -> std::ops::Range<u64> {
+        match self {
+            Kept::Inline(chunk) => chunk.start..chunk.end,
+            Kept::OutOfLine { start, end, .. } => *start..*end,
+        }
+    }
+}
+
 /// What waits in `landed`.
 #[derive(Clone, Copy, Debug, Default)]
 struct Landed {
@@ -1096,14 +1106,9 @@ fn fold_kept(conn: &Connection, kept: &Map<i64, Vec<Kept>>) -> rusqlite::Result<
                     joined.push(chunk);
                     joined.store(conn, id)?;
                 }
-                &Kept::OutOfLine {
-                    start,
-                    end,
-                    blob,
-                    bytes,
-                } => {
+                &Kept::OutOfLine { blob, bytes, .. } => {
                     joined.store(conn, id)?;
-                    store_blob_row(conn, id, start..end, blob, bytes)?;
+                    store_blob_row(conn, id, chunk.range(), blob, bytes)?;
                 }
             }
         }
@@ -1306,24 +1311,18 @@ fn insert_landed(conn: &Connection, rows: &[(i64, Kept)]) -> rusqlite::Result<()
         let mut insert = conn.prepare_cached(&LANDED_INSERTS[now.len() - 1])?;
         for (i, (id, kept)) in now.iter().enumerate() {
             let at = i * LANDED_COLUMNS;
+            let range = kept.range();
             insert.raw_bind_parameter(at + 1, id)?;
+            insert.raw_bind_parameter(at + 2, range.start as i64)?;
+            insert.raw_bind_parameter(at + 3, range.end as i64)?;
             match kept {
                 Kept::Inline(chunk) => {
-                    insert.raw_bind_parameter(at + 2, chunk.start as i64)?;
-                    insert.raw_bind_parameter(at + 3, chunk.end as i64)?;
                     insert.raw_bind_parameter(at + 4, chunk.data.as_slice())?;
                     insert.raw_bind_parameter(at + 5, chunk.ends.as_deref())?;
                     insert.raw_bind_parameter(at + 6, None::<i64>)?;
                     insert.raw_bind_parameter(at + 7, None::<i64>)?;
                 }
-                &Kept::OutOfLine {
-                    start,
-                    end,
-                    blob,
-                    bytes,
-                } => {
-                    insert.raw_bind_parameter(at + 2, start as i64)?;
-                    insert.raw_bind_parameter(at + 3, end as i64)?;
+                &Kept::OutOfLine { blob, bytes, .. } => {
                     insert.raw_bind_parameter(at + 4, &[] as &[u8])?;
                     insert.raw_bind_parameter(at + 5, None::<&[u8]>)?;
                     insert.raw_bind_parameter(at + 6, blob)?;
