@@ -644,9 +644,13 @@ impl Store {
                 .send(cmd)
                 .map_err(|_| stopped("the writer has stopped".into()))?;
         }
-        // `in_flight` counts until the answer is in.
-        rx.await
-            .unwrap_or_else(|_| Err(stopped("the writer has stopped".into())))
+        // `in_flight` counts until the answer is in. Dropped unanswered, the command
+        // was not committed: the writer stopped, or a bug made it give up the group.
+        rx.await.unwrap_or_else(|_| {
+            Err(stopped(
+                "the writer stopped or failed before committing this write".into(),
+            ))
+        })
     }
 
     /// Finishes queued writes, persists access times and stops the writer.

@@ -1013,3 +1013,46 @@ async fn a_failure_to_land_before_a_delete_fails_the_group_and_changes_nothing()
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn commands_after_a_failed_one_in_a_group_are_answered_with_its_failure() {
+    let (dir, store) = with_json_stream("after-a-failure").await;
+    store
+        .append(append("s", &messages(0, 2, 5)))
+        .await
+        .expect("append");
+    // The delete's landing flush fails: the append after it is never tried.
+    let (before, before_rx) = oneshot::channel();
+    let (deleted, deleted_rx) = oneshot::channel();
+    let (after, after_rx) = oneshot::channel();
+    let group = vec![
+        Cmd::Append(append("s", &messages(2, 1, 5)), before),
+        Cmd::Delete("s".into(), deleted),
+        Cmd::Append(append("s", &messages(2, 1, 5)), after),
+    ];
+    {
+        let mut writer = store.0.writer.lock().expect("writer");
+        writer.fail_next_landing = true;
+        writer.commit(group, false, false);
+    }
+    let failed = deleted_rx.await.expect("answered");
+    let Err(DeleteError::Storage(why)) = failed else {
+        panic!("{failed:?}");
+    };
+    for rx in [before_rx, after_rx] {
+        // Answered, with the group's failure: not left to read as a stopped writer.
+        let answer = rx.await.expect("answered, not dropped");
+        assert!(
+            matches!(&answer, Err(AppendError::Storage(w)) if w.contains(why.as_str())),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(store.shared().get("s").expect("stream").meta().tail, 2);
+    store
+        .append(append("s", &messages(2, 1, 5)))
+        .await
+        .expect("the writer goes on");
+    assert_eq!(read_all(&store, "s", 0, 1 << 20).await, vec![0, 1, 2]);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

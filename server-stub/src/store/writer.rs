@@ -371,7 +371,8 @@ impl Writer {
         }
         let mut replies = Vec::with_capacity(group.len());
         let mut failure: Option<String> = None;
-        for cmd in group {
+        let mut cmds = group.into_iter();
+        for cmd in cmds.by_ref() {
             // What lands waits for the end of the group, but for a command other
             // than an append: creating or deleting a stream may delete what landed.
             if !matches!(cmd, Cmd::Append(..)) {
@@ -480,6 +481,10 @@ impl Writer {
             self.roll_back();
             for reply in replies {
                 reply.fail(&why);
+            }
+            // Those after the failure were not tried; they fail with the group.
+            for cmd in cmds {
+                Self::reject(cmd, &why);
             }
         }
     }
