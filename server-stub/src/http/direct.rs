@@ -5,11 +5,13 @@
 //! matching and boxing. Anything it would not find exactly as the router does goes to
 //! the router.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
 use axum::response::Response;
+use futures::future::{Either, FutureExt};
 use http_body::Body as _;
 
 use super::{auth, stream, AppState, Gate};
@@ -64,24 +66,32 @@ impl Direct {
         }
     }
 
-    /// Answers `request` for `target` (see [`Target::of`]) as the router would.
-    pub(crate) async fn answer(&self, target: Target, request: Request) -> Response {
+    /// Answers `request` for `target` (see [`Target::of`]) as the router would. The
+    /// gate is passed before the answer's future is made, and that future is the
+    /// handler's with what follows it mapped on (not awaited in a future of its own,
+    /// which would hold it twice over).
+    pub(crate) fn answer(
+        &self,
+        target: Target,
+        request: Request,
+    ) -> impl Future<Output = Response> + Send + '_ {
         let head = request.method() == Method::HEAD;
-        let mut response = match self.gate.enter(&request) {
-            Ok(entry) => {
-                let response =
-                    stream::answer(&self.state, target.path, target.query, request).await;
-                Gate::leave(&entry, response)
-            }
-            Err(response) => *response,
+        let answer = match self.gate.enter(&request) {
+            Ok(entry) => Either::Left(
+                stream::answer(&self.state, target.path, target.query, request)
+                    .map(move |response| Gate::leave(&entry, response)),
+            ),
+            Err(response) => Either::Right(std::future::ready(*response)),
         };
-        // As the server around the router does: the length of a body of known
-        // length, and no body in answer to a HEAD.
-        set_content_length(&mut response);
-        if head {
-            *response.body_mut() = axum::body::Body::empty();
-        }
-        response
+        answer.map(move |mut response| {
+            // As the server around the router does: the length of a body of known
+            // length, and no body in answer to a HEAD.
+            set_content_length(&mut response);
+            if head {
+                *response.body_mut() = axum::body::Body::empty();
+            }
+            response
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Durable Streams routes under `/v1/stream/{path}`: create, append, close,
 //! delete, metadata, catch-up and long-poll reads (SSE lives in `sse.rs`).
 
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
@@ -37,31 +38,34 @@ pub(super) async fn route(
 }
 
 /// Answers `request` for the stream at `path` (percent-decoded) with its `query`'s
-/// pairs, as the router's extractors find them (see [`route`]).
-pub(super) async fn answer(
+/// pairs, as the router's extractors find them (see [`route`]). The request is taken
+/// apart before the answer's future is made, which then holds its parts once.
+pub(super) fn answer(
     state: &AppState,
     path: String,
     query: Vec<(String, String)>,
     request: Request,
-) -> Response {
+) -> impl Future<Output = Response> + Send + '_ {
     // The request taken whole: its headers moved, not copied as an extractor would.
     let (parts, body) = request.into_parts();
     let (method, headers) = (parts.method, parts.headers);
-    if let Some(rest) = path.strip_prefix("__ds/") {
-        return crate::subscriptions::route(state, method, rest, &headers, body).await;
+    async move {
+        if let Some(rest) = path.strip_prefix("__ds/") {
+            return crate::subscriptions::route(state, method, rest, &headers, body).await;
+        }
+        let result = match method {
+            Method::PUT => create(state, path, &headers, body).await,
+            Method::POST => append(state, path, &headers, body).await,
+            Method::DELETE => delete(state, &path).await,
+            Method::HEAD => head(state, &path),
+            Method::GET => read(state, &path, &query, &headers).await,
+            _ => Err(ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("method {method} is not allowed on a stream"),
+            )),
+        };
+        result.unwrap_or_else(IntoResponse::into_response)
     }
-    let result = match method {
-        Method::PUT => create(state, path, &headers, body).await,
-        Method::POST => append(state, path, &headers, body).await,
-        Method::DELETE => delete(state, &path).await,
-        Method::HEAD => head(state, &path),
-        Method::GET => read(state, &path, &query, &headers).await,
-        _ => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} is not allowed on a stream"),
-        )),
-    };
-    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Reads a request body, refusing more than the configured limit with 413.

@@ -19,6 +19,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
@@ -605,52 +606,74 @@ impl Store {
     }
 
     /// Creates a stream (or confirms an identical one).
-    pub async fn create(&self, req: CreateReq) -> Result<CreateOk, CreateError> {
+    ///
+    /// Submitted at the call; the future only waits for the answer (so it is small).
+    pub fn create(
+        &self,
+        req: CreateReq,
+    ) -> impl Future<Output = Result<CreateOk, CreateError>> + Send + '_ {
         self.call(|tx| Cmd::Create(req, tx), CreateError::Storage)
-            .await
     }
 
     /// Appends (and possibly closes), acknowledged after the commit.
-    pub async fn append(&self, req: AppendReq) -> Result<AppendOk, AppendError> {
+    ///
+    /// Submitted at the call; the future only waits for the answer (so it is small).
+    pub fn append(
+        &self,
+        req: AppendReq,
+    ) -> impl Future<Output = Result<AppendOk, AppendError>> + Send + '_ {
         self.call(|tx| Cmd::Append(req, tx), AppendError::Storage)
-            .await
     }
 
     /// Deletes a stream.
-    pub async fn delete(&self, path: &str) -> Result<(), DeleteError> {
+    ///
+    /// Submitted at the call; the future only waits for the answer (so it is small).
+    pub fn delete(&self, path: &str) -> impl Future<Output = Result<(), DeleteError>> + Send + '_ {
         let path = path.to_owned();
         self.call(|tx| Cmd::Delete(path, tx), DeleteError::Storage)
-            .await
     }
 
-    /// Sends a command to the writer and waits for its answer; a stopped writer is
-    /// the storage error `stopped` builds. A command alone in flight is committed in
-    /// this thread when the writer is idle: two thread hand-offs fewer for a lone
-    /// producer, and no smaller groups when many write at once.
-    async fn call<T, E>(
+    /// Sends a command to the writer, and returns what waits for its answer; a stopped
+    /// writer is the storage error `stopped` builds. A command alone in flight is
+    /// committed in this thread when the writer is idle: two thread hand-offs fewer
+    /// for a lone producer, and no smaller groups when many write at once. The command
+    /// is submitted here, not when the answer is first awaited: what waits holds only
+    /// the answer's receiver (a future awaited in every write request's, which it
+    /// would otherwise size with the command twice over).
+    fn call<T, E>(
         &self,
         cmd: impl FnOnce(oneshot::Sender<Result<T, E>>) -> Cmd,
         stopped: fn(String) -> E,
-    ) -> Result<T, E> {
+    ) -> impl Future<Output = Result<T, E>> + Send + '_
+    where
+        T: Send + 'static,
+        E: Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let in_flight = InFlight::enter(&self.0.in_flight);
         let mut cmd = Some(cmd(tx));
         if in_flight.alone && self.0.commit_in_place {
             cmd = cmd.and_then(|cmd| Writer::commit_now(&self.0.writer, cmd));
         }
-        if let Some(cmd) = cmd {
-            self.0
-                .tx
-                .send(cmd)
-                .map_err(|_| stopped("the writer has stopped".into()))?;
+        let sent = match cmd {
+            Some(cmd) => self.0.tx.send(cmd).is_ok(),
+            None => true,
+        };
+        async move {
+            if !sent {
+                return Err(stopped("the writer has stopped".into()));
+            }
+            // `in_flight` counts until the answer is in. Dropped unanswered, the
+            // command was not committed: the writer stopped, or a bug made it give up
+            // the group.
+            let answer = rx.await;
+            drop(in_flight);
+            answer.unwrap_or_else(|_| {
+                Err(stopped(
+                    "the writer stopped or failed before committing this write".into(),
+                ))
+            })
         }
-        // `in_flight` counts until the answer is in. Dropped unanswered, the command
-        // was not committed: the writer stopped, or a bug made it give up the group.
-        rx.await.unwrap_or_else(|_| {
-            Err(stopped(
-                "the writer stopped or failed before committing this write".into(),
-            ))
-        })
     }
 
     /// Finishes queued writes, persists access times and stops the writer.
