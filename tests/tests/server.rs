@@ -571,6 +571,109 @@ async fn requests_pipelined_on_one_connection_are_answered_in_order() {
     server.finish().await;
 }
 
+/// Sends `bytes` on a fresh connection, shuts its sending side down if `half_close`
+/// (which must not cost the answer to a request the lean layer reads) and reads
+/// everything until the server closes.
+async fn exchange(server: &ServerProcess, bytes: &[u8], half_close: bool) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    conn.write_all(bytes).await.expect("write");
+    if half_close {
+        conn.shutdown().await.expect("half-close");
+    }
+    let mut all = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut all))
+        .await
+        .expect("answered and closed within 10 s")
+        .expect("read");
+    all
+}
+
+#[tokio::test]
+async fn requests_are_framed_and_answered_on_the_wire_as_hyper_frames_and_answers_them() {
+    let (_, server, c, url) = server_with_json_stream("framing", "j").await;
+    // Lines that end in bare LFs: the head ends where the parser ends it, and the body
+    // is the 9 bytes after it (not the bytes after a later CRLF CRLF). (Such a head is
+    // hyper's, which answers nothing more once the client has half-closed.)
+    let all = exchange(
+        &server,
+        b"POST /v1/stream/j HTTP/1.1\nHost: t\nContent-Type: application/json\n\
+          Content-Length: 9\n\n[{\"a\":1}]\
+          GET /v1/stream/j?offset=-1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        false,
+    )
+    .await;
+    let (posted, rest) = next_response(&all, false);
+    assert_eq!(posted.status, 204);
+    let (read, rest) = next_response(rest, false);
+    assert_eq!((read.status, &read.body[..]), (200, &br#"[{"a":1}]"#[..]));
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(rest));
+    // A 304 has no length (RFC 9110, 8.6: it could only repeat the 200's).
+    let etag = read
+        .headers
+        .iter()
+        .find(|(n, _)| n == "etag")
+        .map(|(_, v)| v.clone())
+        .expect("etag");
+    let all = exchange(
+        &server,
+        format!("GET /v1/stream/j?offset=-1 HTTP/1.1\r\nHost: t\r\nIf-None-Match: {etag}\r\n\r\n")
+            .as_bytes(),
+        true,
+    )
+    .await;
+    let (cached, rest) = next_response(&all, false);
+    assert_eq!(cached.status, 304);
+    assert!(
+        !cached.headers.iter().any(|(n, _)| n == "content-length"),
+        "{:?}",
+        cached.headers
+    );
+    assert!(rest.is_empty());
+    // A catch-up read from storage (more than the newest chunks kept in memory) keeps
+    // the connection: the request after it is answered.
+    let big = server.stream("big");
+    let r = c
+        .put(&big)
+        .header("content-type", "application/octet-stream")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for i in 0..4u8 {
+        let r = c
+            .post(&big)
+            .header("content-type", "application/octet-stream")
+            .body(vec![b'a' + i; 128 * 1024])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+    let all = exchange(
+        &server,
+        b"GET /v1/stream/big?offset=-1 HTTP/1.1\r\nHost: t\r\n\r\n\
+          GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n",
+        true,
+    )
+    .await;
+    let (caught_up, rest) = next_response(&all, false);
+    assert_eq!(caught_up.status, 200);
+    assert!(
+        caught_up.body.len() >= 128 * 1024,
+        "{}",
+        caught_up.body.len()
+    );
+    assert!(caught_up.body.starts_with(&[b'a'; 128 * 1024]));
+    let (health, rest) = next_response(rest, false);
+    assert_eq!(health.status, 200, "the request after the read is answered");
+    assert!(rest.is_empty());
+    let _ = url;
+    server.finish().await;
+}
+
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_serves_on() {
     let (dir, server, c, url) = server_with_json_stream("in-use", "s").await;

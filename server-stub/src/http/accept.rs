@@ -42,9 +42,12 @@ const MAX_HEADERS: usize = 48;
 const MAX_LEAN_BODY: usize = 1 << 20;
 /// The chunk that ends a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
-/// How long a request may take to arrive once it has begun (its head, then its
-/// body), as hyper allows for a head: a client that stalls midway is let go.
+/// How long a request's head may take to arrive once it has begun (as hyper allows),
+/// and how long its body may send nothing: a client that stalls midway is let go.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The answer to a request whose body stopped coming for [`REQUEST_TIMEOUT`].
+const STALLED: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -156,7 +159,11 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
                 _ = conn.token.cancelled() => return,
                 read = read_at_least(&mut stream, &mut buf, n + body) => read,
             };
-            if read.is_err() {
+            if let Err(e) = read {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    // RFC 9110, 15.5.9: said before the connection closes.
+                    let _ = write_all(&stream, STALLED).await;
+                }
                 return;
             }
             *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
@@ -196,12 +203,17 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             buf: &mut buf,
             body,
             framing,
+            left: match framing {
+                Framing::Length(len) => Some(len),
+                _ => None,
+            },
             out: vec![Bytes::from(head)],
             written: 0,
             ended: framing == Framing::None,
+            half_closed: false,
         };
         match pump.await {
-            Ok(true) if !close && framing != Framing::Length => {}
+            Ok(true) if !close => {}
             _ => return,
         }
     }
@@ -297,7 +309,8 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head
         if let Some(at) = find_head_end(buf, searched) {
             return Ok(Head::Complete(at));
         }
-        searched = buf.len().saturating_sub(3);
+        // An end may begin in the last two bytes.
+        searched = buf.len().saturating_sub(2);
         if buf.len() >= MAX_HEAD_BYTES {
             return Ok(Head::TooLarge);
         }
@@ -332,11 +345,12 @@ async fn read_some(
 }
 
 /// Reads until `buf` holds at least `len` bytes: an error if the peer closes first or
-/// takes longer than [`REQUEST_TIMEOUT`].
+/// sends nothing for [`REQUEST_TIMEOUT`] (a slow body that keeps coming is read to its
+/// end, as hyper reads one).
 async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
     buf.reserve(len.saturating_sub(buf.len()));
-    let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
     while buf.len() < len {
+        let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
         if read_some(stream, buf, deadline).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
@@ -345,10 +359,21 @@ async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) ->
 }
 
 /// The length of the head (through its blank line) if `buf` holds one; the search
-/// starts at `from`. (A vectorised search: comparing every window of four bytes took
-/// some 900 instructions per request head.)
+/// starts at `from`. Lines end in CRLF, or in a bare LF, which the request parser
+/// (httparse, hyper's as well) accepts too: the head ends where the parser would end
+/// it (and one with a bare LF goes to hyper, see [`lean_request`]). (The line ends
+/// are found with `memchr`: comparing every window of four bytes took some 900
+/// instructions per request head.)
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    memchr::memmem::find(buf.get(from..)?, b"\r\n\r\n").map(|i| from + i + 4)
+    let from = from.min(buf.len());
+    memchr::memchr_iter(b'\n', &buf[from..]).find_map(|i| {
+        let at = from + i;
+        match (buf.get(at + 1), buf.get(at + 2)) {
+            (Some(b'\n'), _) => Some(at + 2),
+            (Some(b'\r'), Some(b'\n')) => Some(at + 3),
+            _ => None,
+        }
+    })
 }
 
 /// A request the lean path answers.
@@ -364,18 +389,37 @@ struct Lean {
 /// The request, if it is one the lean path answers: an HTTP/1.1 `GET` or `HEAD`
 /// without a body that does not wait (no `live`) or asks for `live=sse`, or a `POST`,
 /// `PUT` or `DELETE` whose body has a `Content-Length` of at most [`MAX_LEAN_BODY`]. A long
-/// poll goes to hyper, which notices a client that leaves while it waits.
+/// poll goes to hyper, which notices a client that leaves while it waits; so does a
+/// `GET` whose query's keys are encoded (a key is not read as it is written then), and
+/// a head with a line that ends in a bare LF, or that the parser would not end where
+/// `head` ends (the lean path must frame the request exactly as hyper does).
 fn lean_request(head: &Bytes) -> Option<Lean> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
-    if !parsed.parse(head).ok()?.is_complete() || parsed.version? != 1 {
+    let httparse::Status::Complete(len) = parsed.parse(head).ok()? else {
+        return None;
+    };
+    if len != head.len() || parsed.version? != 1 {
+        return None;
+    }
+    if memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r') {
         return None;
     }
     let path = parsed.path?;
     let method = match parsed.method? {
         "GET" => {
             let query = path.split_once('?').map_or("", |(_, q)| q);
-            let live = query.split('&').find_map(|pair| pair.strip_prefix("live="));
+            let mut live = None;
+            for pair in query.split('&') {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if key.contains(['%', '+']) {
+                    return None;
+                }
+                if key == "live" {
+                    // The first, as the handler reads it.
+                    live.get_or_insert(value);
+                }
+            }
             if live.is_some_and(|l| l != "sse") {
                 return None;
             }
@@ -440,9 +484,10 @@ enum Framing {
     Chunked,
     /// The response's own `Content-Length`, which its body is known to match.
     Exact,
-    /// The response's own `Content-Length`, which its body may not match: the
-    /// connection closes afterwards, to be safe.
-    Length,
+    /// The response's own `Content-Length`, which its body is not known to match:
+    /// the bytes are counted as they go, and the connection closes if they do not
+    /// match (the response cannot be completed then).
+    Length(u64),
 }
 
 /// The response head as bytes, the body, how the body is framed, and the feed of a
@@ -468,8 +513,10 @@ fn encode_head(
     } else {
         match length {
             None => Framing::Chunked,
-            Some(len) if len.is_some() && body.size_hint().exact() == len => Framing::Exact,
-            Some(_) => Framing::Length,
+            Some(Some(len)) if body.size_hint().exact() == Some(len) => Framing::Exact,
+            Some(Some(len)) => Framing::Length(len),
+            // A length that is not a number: hyper would refuse to send it.
+            Some(None) => Framing::Length(0),
         }
     };
     let mut head = Vec::with_capacity(512);
@@ -478,8 +525,11 @@ fn encode_head(
     head.push(b' ');
     head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     head.extend_from_slice(b"\r\n");
-    // As hyper does: no length on an answer that cannot have a body, and the date.
-    let lengthless = status.is_informational() || status == StatusCode::NO_CONTENT;
+    // As hyper does: no length on an answer that cannot have one (RFC 9110, 8.6: a
+    // 304's could only repeat the 200's), and the date.
+    let lengthless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
     for (name, value) in &parts.headers {
         if name == header::CONNECTION
             || name == header::TRANSFER_ENCODING
@@ -500,7 +550,7 @@ fn encode_head(
     if framing == Framing::Chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
-    if close || framing == Framing::Length {
+    if close {
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
@@ -577,17 +627,24 @@ pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
 /// written as it is, with its chunk's framing around it, in one vectored write),
 /// watching the connection for the peer leaving meanwhile and keeping what it sends
 /// next in `buf`. Resolves to `Ok(true)` when the response was completed, `Ok(false)`
-/// when it could not be (the body failed, or the peer left).
+/// when it could not be (the body failed or did not match its length, or the peer
+/// left). A peer that shuts its side of the connection down after its request (a
+/// half-close) still gets the whole response: only a failed write or read tells that
+/// it left.
 struct Pump<'a> {
     stream: &'a TcpStream,
     buf: &'a mut Vec<u8>,
     body: Body,
     framing: Framing,
+    /// For [`Framing::Length`]: how many bytes the body still owes its length.
+    left: Option<u64>,
     /// Pieces to write, and how much of them is written.
     out: Vec<Bytes>,
     written: usize,
     /// The body has ended; `out` holds the last bytes.
     ended: bool,
+    /// The peer has shut its side down: it sends nothing more.
+    half_closed: bool,
 }
 
 impl Pump<'_> {
@@ -623,16 +680,16 @@ impl Pump<'_> {
         Poll::Ready(Ok(()))
     }
 
-    /// Reads what the peer sends while the response is being written; `Ready(false)`
-    /// when it closed.
-    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<bool>> {
-        while self.buf.len() < MAX_HEAD_BYTES {
+    /// Reads what the peer sends while the response is being written, until it shuts
+    /// its side down; `Ready(Err)` when the connection failed.
+    fn poll_peer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.buf.len() < MAX_HEAD_BYTES && !self.half_closed {
             std::task::ready!(self.stream.poll_read_ready(cx))?;
             if self.buf.capacity() == self.buf.len() {
                 self.buf.reserve(256);
             }
             match self.stream.try_read_buf(self.buf) {
-                Ok(0) => return Poll::Ready(Ok(false)),
+                Ok(0) => self.half_closed = true,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -652,14 +709,16 @@ impl Future for Pump<'_> {
             if this.ended {
                 return Poll::Ready(Ok(true));
             }
-            if let Poll::Ready(open) = this.poll_peer(cx) {
-                if !open? {
-                    // The peer is gone: nobody to write the rest to.
-                    return Poll::Ready(Ok(false));
-                }
+            if let Poll::Ready(Err(e)) = this.poll_peer(cx) {
+                // The peer is gone: nobody to write the rest to.
+                return Poll::Ready(Err(e));
             }
             match std::task::ready!(Pin::new(&mut this.body).poll_frame(cx)) {
                 None => {
+                    if this.left.is_some_and(|left| left > 0) {
+                        // Shorter than its length: the response cannot be completed.
+                        return Poll::Ready(Ok(false));
+                    }
                     this.ended = true;
                     if this.framing == Framing::Chunked {
                         this.out.push(Bytes::from_static(LAST_CHUNK));
@@ -675,7 +734,16 @@ impl Future for Pump<'_> {
                             Bytes::from_static(b"\r\n"),
                         ]);
                     }
-                    Ok(data) if this.framing != Framing::Chunked => this.out.push(data),
+                    Ok(data) if this.framing != Framing::Chunked => {
+                        if let Some(left) = this.left.as_mut() {
+                            let Some(now) = left.checked_sub(data.len() as u64) else {
+                                // Longer than its length: not a byte more is sent.
+                                return Poll::Ready(Ok(false));
+                            };
+                            *left = now;
+                        }
+                        this.out.push(data);
+                    }
                     _ => {}
                 },
             }
@@ -821,6 +889,15 @@ mod tests {
                 "DELETE /v1/stream/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
                 ("DELETE", "/v1/stream/a", false, 0),
             ),
+            (
+                "GET /v1/stream/a?live=sse&live=long-poll&v=%20 HTTP/1.1\r\n\r\n",
+                (
+                    "GET",
+                    "/v1/stream/a?live=sse&live=long-poll&v=%20",
+                    false,
+                    0,
+                ),
+            ),
         ];
         for (head, (method, uri, close, body)) in lean_ones {
             assert_eq!(
@@ -844,6 +921,14 @@ mod tests {
             "POST /v1/stream/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
             "GET /v1/stream/a?live=sse HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            // Keys read otherwise once decoded: a long poll, whatever it looks like.
+            "GET /v1/stream/a?%6Cive=long-poll HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?li+ve=sse HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?live=long-poll&live=sse HTTP/1.1\r\n\r\n",
+            // Framed otherwise by the parser: bare LFs, more than the head.
+            "POST /v1/stream/a HTTP/1.1\nContent-Length: 3\n\n",
+            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 3\n\r\n",
+            "GET /v1/stream/a HTTP/1.1\r\n\r\nGET",
         ] {
             assert_eq!(lean(other), None, "{other:?}");
         }
@@ -853,6 +938,24 @@ mod tests {
     fn the_head_ends_at_the_blank_line() {
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\nrest", 0), Some(18));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n", 0), None);
-        assert_eq!(find_head_end(b"\r\n\r\n", 1), None);
+        assert_eq!(find_head_end(b"\r\n\r\n", 2), None);
+        // Where the parser ends a head whose lines end in bare LFs.
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\nrest", 0), Some(16));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\nrest", 0), Some(17));
+        assert_eq!(find_head_end(b"GET / HTTP/1.1\n\r\nrest", 0), Some(17));
+        for head in [
+            &b"GET / HTTP/1.1\n\n"[..],
+            b"GET / HTTP/1.1\r\n\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        ] {
+            let mut headers = [httparse::EMPTY_HEADER; 4];
+            let parsed = httparse::Request::new(&mut headers).parse(head);
+            assert_eq!(
+                parsed.ok(),
+                Some(httparse::Status::Complete(head.len())),
+                "{head:?}"
+            );
+            assert_eq!(find_head_end(head, 0), Some(head.len()), "{head:?}");
+        }
     }
 }
