@@ -670,6 +670,29 @@ async fn requests_are_framed_and_answered_on_the_wire_as_hyper_frames_and_answer
     let (health, rest) = next_response(rest, false);
     assert_eq!(health.status, 200, "the request after the read is answered");
     assert!(rest.is_empty());
+    // RFC 9112, 3.2: an HTTP/1.1 request names exactly one host (HTTP/1.0 may not).
+    for (request, status) in [
+        (&b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n"[..], 400),
+        (
+            b"GET /v1/stream/j?offset=-1 HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n",
+            400,
+        ),
+        (
+            b"POST /v1/stream/j HTTP/1.1\r\nHost: u@a\r\nContent-Type: application/json\r\n\
+              Content-Length: 9\r\nConnection: close\r\n\r\n[{\"b\":2}]",
+            400,
+        ),
+        (b"GET /v1/stream/j?offset=-1 HTTP/1.0\r\n\r\n", 200),
+    ] {
+        let all = exchange(&server, request, false).await;
+        let (answer, _) = next_response(&all, false);
+        assert_eq!(answer.status, status, "{:?}", String::from_utf8_lossy(request));
+        if status == 200 {
+            assert_eq!(answer.body, br#"[{"a":1}]"#, "nothing appended by the refused");
+        } else {
+            assert!(String::from_utf8_lossy(&answer.body).contains("Host"));
+        }
+    }
     let _ = url;
     server.finish().await;
 }

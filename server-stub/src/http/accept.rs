@@ -17,10 +17,11 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use axum::response::IntoResponse;
 use axum::Router;
 use http_body::Body as _;
+use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -31,6 +32,7 @@ use tracing::debug;
 use super::direct::{Direct, Target};
 use super::park::{park, Conn, Lots, Parked};
 use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
+use super::ApiError;
 
 /// The largest request head read before handing the connection to hyper (which then
 /// answers 431 if it is too large for it as well).
@@ -402,6 +404,15 @@ fn lean_request(head: &Bytes) -> Option<Lean> {
     if len != head.len() || parsed.version? != 1 {
         return None;
     }
+    // One Host, or hyper's path, which refuses the request (see `one_host`).
+    let mut hosts = parsed
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("host"));
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) if valid_host(host.value) => {}
+        _ => return None,
+    }
     if memchr::memchr_iter(b'\n', head).any(|i| i == 0 || head[i - 1] != b'\r') {
         return None;
     }
@@ -751,14 +762,48 @@ impl Future for Pump<'_> {
     }
 }
 
-/// Hands the connection to hyper, replaying the bytes already read.
+/// Whether a request names its host as RFC 9112 (3.2) requires: an HTTP/1.1 request
+/// (an HTTP/1.0 one may omit it) has exactly one `Host` header, with a valid value
+/// (see [`valid_host`]).
+fn one_host(version: Version, headers: &axum::http::HeaderMap) -> bool {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => version < Version::HTTP_11,
+        (Some(host), None) => valid_host(host.as_bytes()),
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Whether a `Host` value is made of what a host and port may be made of (RFC 3986,
+/// 3.2.2: names, addresses, IP literals in brackets, percent-encodings; then `:` and
+/// a port), or is empty (a target without an authority): no user information (`@`),
+/// no path, no spaces.
+fn valid_host(value: &[u8]) -> bool {
+    value
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+}
+
+/// Hands the connection to hyper, replaying the bytes already read: a request that
+/// does not name its host as it must is refused there, with 400.
 async fn hyper_connection(stream: TcpStream, read: Vec<u8>, app: Router, token: CancellationToken) {
     let io = TokioIo::new(Rewind {
         prefix: read,
         at: 0,
         inner: stream,
     });
-    let service = TowerToHyperService::new(app);
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            if !one_host(request.version(), request.headers()) {
+                let refused = ApiError::bad_request(
+                    "an HTTP/1.1 request needs exactly one valid Host header (RFC 9112, 3.2)",
+                );
+                return Ok(refused.into_response());
+            }
+            app.oneshot(request).await
+        }
+    });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(io, service);
@@ -866,31 +911,31 @@ mod tests {
                 ("GET", "/v1/stream/a?offset=-1&live=sse", false, 0),
             ),
             (
-                "GET /v1/stream/a?live=sse HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+                "GET /v1/stream/a?live=sse HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
                 ("GET", "/v1/stream/a?live=sse", true, 0),
             ),
             (
-                "GET /v1/stream/a?offset=-1 HTTP/1.1\r\n\r\n",
+                "GET /v1/stream/a?offset=-1 HTTP/1.1\r\nHost: x\r\n\r\n",
                 ("GET", "/v1/stream/a?offset=-1", false, 0),
             ),
             (
-                "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048576\r\n\r\n",
+                "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n",
                 ("POST", "/v1/stream/a", false, 1 << 20),
             ),
             (
-                "HEAD /v1/stream/a HTTP/1.1\r\n\r\n",
+                "HEAD /v1/stream/a HTTP/1.1\r\nHost: x\r\n\r\n",
                 ("HEAD", "/v1/stream/a", false, 0),
             ),
             (
-                "PUT /v1/stream/a HTTP/1.1\r\n\r\n",
+                "PUT /v1/stream/a HTTP/1.1\r\nHost: x\r\n\r\n",
                 ("PUT", "/v1/stream/a", false, 0),
             ),
             (
-                "DELETE /v1/stream/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+                "DELETE /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
                 ("DELETE", "/v1/stream/a", false, 0),
             ),
             (
-                "GET /v1/stream/a?live=sse&live=long-poll&v=%20 HTTP/1.1\r\n\r\n",
+                "GET /v1/stream/a?live=sse&live=long-poll&v=%20 HTTP/1.1\r\nHost: x\r\n\r\n",
                 (
                     "GET",
                     "/v1/stream/a?live=sse&live=long-poll&v=%20",
@@ -907,28 +952,32 @@ mod tests {
             );
         }
         for other in [
-            "GET /v1/stream/a?live=long-poll HTTP/1.1\r\n\r\n",
-            "GET /v1/stream/a?offset=5&live=ssex HTTP/1.1\r\n\r\n",
-            "HEAD /v1/stream/a HTTP/1.1\r\nContent-Length: 1\r\n\r\n",
-            "PATCH /v1/stream/a HTTP/1.1\r\n\r\n",
-            "GET /v1/stream/a?live=sse HTTP/1.0\r\n\r\n",
-            "GET /v1/stream/a?live=sse HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
-            "GET /v1/stream/a?live=sse HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 1048577\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-            "POST /v1/stream/a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+            "GET /v1/stream/a?live=long-poll HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /v1/stream/a?offset=5&live=ssex HTTP/1.1\r\nHost: x\r\n\r\n",
+            "HEAD /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n",
+            "PATCH /v1/stream/a HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.0\r\nHost: x\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 1048577\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
             "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
-            "GET /v1/stream/a?live=sse HTTP/1.1\r\nBad Header: x\r\n\r\n",
+            "GET /v1/stream/a?live=sse HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
             // Keys read otherwise once decoded: a long poll, whatever it looks like.
-            "GET /v1/stream/a?%6Cive=long-poll HTTP/1.1\r\n\r\n",
-            "GET /v1/stream/a?li+ve=sse HTTP/1.1\r\n\r\n",
-            "GET /v1/stream/a?live=long-poll&live=sse HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a?%6Cive=long-poll HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /v1/stream/a?li+ve=sse HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET /v1/stream/a?live=long-poll&live=sse HTTP/1.1\r\nHost: x\r\n\r\n",
             // Framed otherwise by the parser: bare LFs, more than the head.
-            "POST /v1/stream/a HTTP/1.1\nContent-Length: 3\n\n",
-            "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 3\n\r\n",
-            "GET /v1/stream/a HTTP/1.1\r\n\r\nGET",
+            "POST /v1/stream/a HTTP/1.1\nHost: x\nContent-Length: 3\n\n",
+            "POST /v1/stream/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\n\r\n",
+            "GET /v1/stream/a HTTP/1.1\r\nHost: x\r\n\r\nGET",
+            // Not one valid Host: hyper's path refuses it.
+            "GET /v1/stream/a HTTP/1.1\r\n\r\n",
+            "GET /v1/stream/a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            "GET /v1/stream/a HTTP/1.1\r\nHost: u@x\r\n\r\n",
         ] {
             assert_eq!(lean(other), None, "{other:?}");
         }
