@@ -100,6 +100,7 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
     let mut body = sse.bytes_stream();
     let mut decoder = gapless_core::sse::SseDecoder::new();
     let mut ids = Vec::new();
+    let mut event_ids = Vec::new();
     let mut live_posted = false;
     while ids.len() < 25 {
         let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
@@ -121,6 +122,7 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
             if event.event == "container-agent:token" {
                 let data: Value = serde_json::from_str(&event.data).expect("json");
                 assert_eq!(event.id.as_deref(), data["offset"].as_str());
+                event_ids.push(event.id.clone().unwrap_or_default());
                 ids.push(
                     data["data"]["delta"]
                         .as_str()
@@ -132,6 +134,34 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
     }
     let expected: Vec<String> = (0..25).map(|i| format!("t{i} ")).collect();
     assert_eq!(ids, expected);
+
+    // A browser's EventSource reconnects to the same URL (`?offset=-1`) with the last
+    // id it saw: it resumes after that event, without replaying the history.
+    let resumed = c
+        .get(format!("{}/api/sessions/s1/stream?offset=-1", server.url))
+        .header("last-event-id", &event_ids[22])
+        .send()
+        .await
+        .expect("sse");
+    let mut body = resumed.bytes_stream();
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    let mut first = None;
+    while first.is_none() {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("SSE data in time")
+            .expect("stream open")
+            .expect("bytes");
+        decoder.feed(&chunk);
+        while let Some(event) = decoder.next_event() {
+            let event = event.expect("valid SSE");
+            if event.event == "container-agent:token" && first.is_none() {
+                let data: Value = serde_json::from_str(&event.data).expect("json");
+                first = data["data"]["delta"].as_str().map(str::to_owned);
+            }
+        }
+    }
+    assert_eq!(first.as_deref(), Some("t23 "));
     server.finish().await;
 }
 

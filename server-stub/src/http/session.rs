@@ -442,8 +442,10 @@ pub(super) async fn stream(
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
     let (live, meta) = live_session(&state, &path)?;
+    // An EventSource reconnects to the same URL with the last id it saw: that, not
+    // the URL's offset, is where it resumes (else it would see the history again).
     let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
-    let from = start(q.offset.as_deref().or(last_event_id), &meta)?;
+    let from = start(last_event_id.or(q.offset.as_deref()), &meta)?;
     live.touch();
     Ok(live_response(&state, live, from, SessionFraming, false))
 }
