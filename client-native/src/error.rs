@@ -38,6 +38,18 @@ pub enum Error {
     /// The stream is closed: nothing more can be appended (409 with `Stream-Closed`).
     #[error("the stream is closed")]
     Closed,
+    /// An append may or may not have been stored: its answer was lost (retries ran
+    /// out, or the answer could not be read). The producer does not reuse its
+    /// sequence number for other data: its next append finds out.
+    #[error("the append's outcome is unknown: {0}")]
+    OutcomeUnknown(String),
+    /// Another producer with the same id claimed a newer epoch (403 with
+    /// `Producer-Epoch`): this one is fenced off.
+    #[error("fenced: another producer with this id holds epoch {current}")]
+    Fenced {
+        /// The epoch the server holds.
+        current: u64,
+    },
     /// The server broke the Durable Streams protocol.
     #[error("protocol violation: {0}")]
     Protocol(String),

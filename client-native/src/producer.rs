@@ -109,6 +109,14 @@ pub struct Ack {
 struct State {
     epoch: u64,
     seq: u64,
+    /// The append under `seq` was sent without a definite answer (its answer was
+    /// lost, or its future dropped): it may be stored. The next append takes the next
+    /// number, never this one for other data (the server would call it a duplicate
+    /// and drop it).
+    unsure: bool,
+    /// The number before `seq` belongs to an append of unknown outcome: a
+    /// sequence-gap answer expecting it says that append was not stored.
+    after_unsure: bool,
 }
 
 struct Shared {
@@ -187,7 +195,12 @@ impl Producer {
             json: headers::is_json(&cfg.content_type),
             stream,
             cfg,
-            state: Mutex::new(State { epoch, seq: 0 }),
+            state: Mutex::new(State {
+                epoch,
+                seq: 0,
+                unsure: false,
+                after_unsure: false,
+            }),
             lag: AtomicUsize::new(0),
             failure: std::sync::Mutex::new(None),
             closed: Mutex::new(None),
@@ -300,9 +313,17 @@ impl Shared {
     /// answers for good.
     async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
         let mut state = self.state.lock().await;
+        if std::mem::take(&mut state.unsure) {
+            state.seq += 1;
+            state.after_unsure = true;
+        }
         let mut delay = BackoffConfig::default().initial;
         let mut retries = 0u32;
+        // An attempt of this append was sent and its outcome is unknown.
+        let mut tried = false;
         loop {
+            // Until an answer says what became of it.
+            state.unsure = true;
             let mut req = self
                 .stream
                 .request(reqwest::Method::POST)
@@ -319,43 +340,75 @@ impl Shared {
                     debug!("append failed, retrying the same seq: {e}");
                     true
                 }
-                Ok(resp) => match AppendOutcome::of(&head_of(&resp), true)
-                    .map_err(|e| Error::Protocol(e.to_string()))?
-                {
-                    AppendOutcome::Accepted { next_offset } => {
-                        return Ok(self.acked(&mut state, Some(next_offset)))
+                Ok(resp) => {
+                    let outcome = AppendOutcome::of(&head_of(&resp), true)
+                        .map_err(|e| Error::OutcomeUnknown(format!("unreadable answer: {e}")))?;
+                    if !matches!(outcome, AppendOutcome::Retry { .. }) {
+                        // A definite answer: stored, or refused as a whole.
+                        state.unsure = false;
                     }
-                    AppendOutcome::Duplicate { next_offset } => {
-                        return Ok(self.acked(&mut state, next_offset))
+                    match outcome {
+                        AppendOutcome::Accepted { next_offset } => {
+                            return Ok(self.acked(&mut state, Some(next_offset)))
+                        }
+                        AppendOutcome::Duplicate { next_offset } => {
+                            return Ok(self.acked(&mut state, next_offset))
+                        }
+                        AppendOutcome::SeqGap { expected, .. }
+                            if state.after_unsure && expected + 1 == state.seq =>
+                        {
+                            // The append of unknown outcome before this one was not
+                            // stored: this one takes its number.
+                            state.seq = expected;
+                            state.after_unsure = false;
+                            continue;
+                        }
+                        AppendOutcome::StaleEpoch { current } if self.cfg.auto_claim && !tried => {
+                            // Fenced: another producer with this id claimed a newer
+                            // epoch, and this append was not stored (its only attempt
+                            // was refused). Claim an epoch above it and start its
+                            // sequence. (After an attempt of unknown outcome, sending
+                            // it again under a new epoch could store it twice.)
+                            warn!(epoch = current, "producer fenced; claiming a new epoch");
+                            state.epoch = current.max(state.epoch) + 1;
+                            state.seq = 0;
+                            state.after_unsure = false;
+                            continue;
+                        }
+                        AppendOutcome::StaleEpoch { current } if tried => {
+                            state.unsure = true;
+                            return Err(Error::OutcomeUnknown(format!(
+                                "fenced by epoch {current} after an attempt whose answer was lost"
+                            )));
+                        }
+                        AppendOutcome::StaleEpoch { current } => {
+                            return Err(Error::Fenced { current })
+                        }
+                        AppendOutcome::Closed { .. } => return Err(Error::Closed),
+                        AppendOutcome::SeqGap { expected, .. } => {
+                            return Err(Error::Protocol(format!(
+                                "producer sequence out of step: server expects {expected}, sent {}",
+                                state.seq
+                            )));
+                        }
+                        AppendOutcome::Retry { .. } => true,
+                        AppendOutcome::Rejected { .. } => {
+                            let status = resp.status().as_u16();
+                            let body = resp.text().await.unwrap_or_default();
+                            return Err(Error::from_status(
+                                status,
+                                body.chars().take(500).collect(),
+                            ));
+                        }
                     }
-                    AppendOutcome::StaleEpoch { current } if self.cfg.auto_claim => {
-                        // Fenced: another producer with this id claimed a newer
-                        // epoch. Claim one above it and start its sequence.
-                        warn!(epoch = current, "producer fenced; claiming a new epoch");
-                        state.epoch = current.max(state.epoch) + 1;
-                        state.seq = 0;
-                        continue;
-                    }
-                    AppendOutcome::Closed { .. } => return Err(Error::Closed),
-                    AppendOutcome::SeqGap { expected, .. } => {
-                        return Err(Error::Protocol(format!(
-                            "producer sequence out of step: server expects {expected}, sent {}",
-                            state.seq
-                        )));
-                    }
-                    AppendOutcome::Retry { .. } => true,
-                    AppendOutcome::StaleEpoch { .. } | AppendOutcome::Rejected { .. } => {
-                        let status = resp.status().as_u16();
-                        let body = resp.text().await.unwrap_or_default();
-                        return Err(Error::from_status(status, body.chars().take(500).collect()));
-                    }
-                },
+                }
             };
             if retry {
+                tried = true;
                 retries += 1;
                 if self.cfg.max_retries.is_some_and(|max| retries > max) {
-                    return Err(Error::Protocol(format!(
-                        "append failed after {} retries",
+                    return Err(Error::OutcomeUnknown(format!(
+                        "no answer after {} retries",
                         retries - 1
                     )));
                 }
@@ -373,6 +426,7 @@ impl Shared {
             seq: state.seq,
         };
         state.seq += 1;
+        state.after_unsure = false;
         ack
     }
 

@@ -22,6 +22,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     cut_all: watch::Sender<u64>,
     cuts: Arc<AtomicU64>,
+    /// The share of answer pieces cut, per mille (see [`Proxy::set_cut_per_mille`]).
+    cut_per_mille: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -65,6 +67,8 @@ impl Proxy {
         let cuts = Arc::new(AtomicU64::new(0));
         let upstream = upstream.to_owned();
         let counter = Arc::clone(&cuts);
+        let cut_rate = Arc::new(AtomicU64::new(cut_per_mille));
+        let rate = Arc::clone(&cut_rate);
         let task = tokio::spawn(async move {
             let mut rng = Rng(seed | 1);
             loop {
@@ -83,10 +87,11 @@ impl Proxy {
                 let mut cut_rx = cut_rx.clone();
                 cut_rx.borrow_and_update();
                 let counter = Arc::clone(&counter);
+                let rate = Arc::clone(&rate);
                 tokio::spawn(async move {
                     if let Ok(server) = TcpStream::connect(&upstream).await {
                         let faults = Faults {
-                            cut_per_mille,
+                            cut_per_mille: rate,
                             stall_per_mille,
                             seed: conn_seed,
                         };
@@ -99,8 +104,14 @@ impl Proxy {
             addr,
             cut_all,
             cuts,
+            cut_per_mille: cut_rate,
             task,
         }
+    }
+
+    /// Cuts `per_mille`/1000 of the answer pieces from now on, on every connection.
+    pub fn set_cut_per_mille(&self, per_mille: u64) {
+        self.cut_per_mille.store(per_mille, Ordering::Relaxed);
     }
 
     /// The proxy's base URL.
@@ -120,9 +131,9 @@ impl Proxy {
 }
 
 /// What one connection suffers.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Faults {
-    cut_per_mille: u64,
+    cut_per_mille: Arc<AtomicU64>,
     stall_per_mille: u64,
     seed: u64,
 }
@@ -154,7 +165,7 @@ async fn pump(
                 let pause = 100 + rng.next() % 1400;
                 tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             }
-            if rng.next() % 1000 < faults.cut_per_mille {
+            if rng.next() % 1000 < faults.cut_per_mille.load(Ordering::Relaxed) {
                 let keep = (rng.next() % n as u64) as usize;
                 let _ = cw.write_all(&buf[..keep]).await;
                 return true;

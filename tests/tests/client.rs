@@ -148,6 +148,111 @@ async fn producer_is_exactly_once_when_answers_are_lost() {
     server.finish().await;
 }
 
+/// The stream's messages, read straight from the server.
+async fn stored(server: &ServerProcess, name: &str) -> Vec<Value> {
+    reqwest::get(format!("{}?offset=-1", server.stream(name)))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test]
+async fn an_append_whose_answer_was_lost_does_not_make_the_next_one_a_duplicate() {
+    let dir = temp_dir("client-unknown-outcome");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    // Every answer is cut: the append is stored, and its producer cannot know it.
+    let proxy = Proxy::start(server.addr(), 1000, 7).await;
+    let direct = Client::new().expect("client");
+    json_stream(&direct, &server.stream("lost")).await;
+    let flaky = Client::builder()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut cfg = ProducerConfig::new("p", "application/json");
+    cfg.max_retries = Some(0);
+    let producer = flaky
+        .stream(format!("{}/v1/stream/lost", proxy.url()))
+        .producer(cfg);
+    let lost = producer.append_json(&serde_json::json!({"n": "a"})).await;
+    assert!(matches!(lost, Err(Error::OutcomeUnknown(_))), "{lost:?}");
+    proxy.set_cut_per_mille(0);
+    // The next append is other data: it must not reuse the number of the first.
+    producer
+        .append_json(&serde_json::json!({"n": "b"}))
+        .await
+        .expect("append");
+    let all = stored(&server, "lost").await;
+    assert_eq!(
+        all,
+        [serde_json::json!({"n": "a"}), serde_json::json!({"n": "b"})]
+    );
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_fenced_retry_of_an_append_whose_answer_was_lost_is_not_sent_again() {
+    let dir = temp_dir("client-fenced-retry");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    let proxy = Proxy::start(server.addr(), 1000, 9).await;
+    let direct = Client::new().expect("client");
+    json_stream(&direct, &server.stream("fenced")).await;
+    let flaky = Client::builder()
+        .request_timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let mut cfg = ProducerConfig::new("p", "application/json");
+    cfg.epoch = Some(1);
+    let first = flaky
+        .stream(format!("{}/v1/stream/fenced", proxy.url()))
+        .producer(cfg);
+    // Its answers are lost, and it retries...
+    let sending = tokio::spawn(async move {
+        let result = first.append_json(&serde_json::json!({"n": "a"})).await;
+        (first, result)
+    });
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    while proxy.cuts() == 0 {
+        assert!(tokio::time::Instant::now() < until, "no answer was cut");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // ...while a restarted writer with the same id claims a newer epoch.
+    let mut cfg = ProducerConfig::new("p", "application/json");
+    cfg.epoch = Some(2);
+    let second = direct.stream(server.stream("fenced")).producer(cfg);
+    second
+        .append_json(&serde_json::json!({"n": "x"}))
+        .await
+        .expect("append");
+    proxy.set_cut_per_mille(0);
+    // The retry is fenced: the first attempt may be stored (it is), so it must not
+    // be sent again under a newer epoch.
+    let (first, result) = sending.await.expect("task");
+    assert!(
+        matches!(result, Err(Error::OutcomeUnknown(_))),
+        "{result:?}"
+    );
+    assert_eq!(
+        stored(&server, "fenced").await,
+        [serde_json::json!({"n": "a"}), serde_json::json!({"n": "x"})]
+    );
+    // Its next append is not a retry: it claims an epoch above and is stored once.
+    first
+        .append_json(&serde_json::json!({"n": "c"}))
+        .await
+        .expect("append");
+    assert_eq!(
+        stored(&server, "fenced").await,
+        [
+            serde_json::json!({"n": "a"}),
+            serde_json::json!({"n": "x"}),
+            serde_json::json!({"n": "c"})
+        ]
+    );
+    server.finish().await;
+}
+
 #[tokio::test]
 async fn missing_stream_and_expired_offsets_are_distinct_errors() {
     let dir = temp_dir("client-errors");
