@@ -55,6 +55,32 @@ pub fn server_binary() -> PathBuf {
     .clone()
 }
 
+/// The `gapless` command-line client, built once per test process.
+pub fn cli_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "gapless-client",
+                "--bin",
+                "gapless",
+            ])
+            .current_dir(workspace_root())
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building gapless failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace_root().join("target"));
+        target.join("debug").join("gapless")
+    })
+    .clone()
+}
+
 /// An example binary of `gapless-client` (such as `agent_runner`), built once per
 /// test process.
 pub fn client_example(name: &str) -> PathBuf {

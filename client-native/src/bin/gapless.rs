@@ -128,6 +128,7 @@ async fn main() -> ExitCode {
                 Error::NotFound => 3,
                 Error::Auth { .. } => 4,
                 Error::ContinuityLost { .. } => 5,
+                Error::InvalidArgument(_) => 2,
                 _ => 1,
             })
         }
@@ -142,7 +143,7 @@ fn client(cli: &Cli) -> Result<Client, Error> {
     for h in &cli.headers {
         let (name, value) = h
             .split_once(':')
-            .ok_or_else(|| Error::Protocol(format!("header {h:?} is not `Name: value`")))?;
+            .ok_or_else(|| Error::InvalidArgument(format!("header {h:?} is not `Name: value`")))?;
         b = b.header(name.trim(), value.trim());
     }
     b.build()
@@ -186,7 +187,9 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 data.into_bytes()
             };
             let offset = client.stream(url).append(&content_type, body).await?;
-            println!("{offset}");
+            // Appended: a reader that left (`| true`) does not make it a failure,
+            // which a script would retry, appending twice.
+            out(format!("{offset}\n").as_bytes());
             Ok(())
         }
         Command::Create {
@@ -202,25 +205,30 @@ async fn run(cli: Cli) -> Result<(), Error> {
                     ..CreateOptions::default()
                 })
                 .await?;
-            println!("{}", info.next_offset);
+            out(format!("{}\n", info.next_offset).as_bytes());
             Ok(())
         }
         Command::Head { url } => {
             let info = client.stream(url).head().await?;
-            println!("content-type: {}", info.content_type.unwrap_or_default());
-            println!("next-offset:  {}", info.next_offset);
-            println!("closed:       {}", info.closed);
+            let mut text = format!(
+                "content-type: {}\nnext-offset:  {}\nclosed:       {}\n",
+                info.content_type.unwrap_or_default(),
+                info.next_offset,
+                info.closed
+            );
             if let Some(ttl) = info.ttl_seconds {
-                println!("ttl:          {ttl} s");
+                text.push_str(&format!("ttl:          {ttl} s\n"));
             }
             if let Some(at) = info.expires_at {
-                println!("expires-at:   {at}");
+                text.push_str(&format!("expires-at:   {at}\n"));
             }
+            out(text.as_bytes());
             Ok(())
         }
         Command::Delete { url } => client.stream(url).delete().await,
         Command::Close { url } => {
-            println!("{}", client.stream(url).close().await?);
+            let offset = client.stream(url).close().await?;
+            out(format!("{offset}\n").as_bytes());
             Ok(())
         }
         Command::Session {
@@ -240,7 +248,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
-/// Writes to stdout; a closed pipe (`gapless tail ... | head`) ends quietly.
+/// Writes to stdout; a closed pipe (`gapless tail ... | head`) ends quietly: never a
+/// panic, and never a failure after the operation it reports succeeded.
 fn out(bytes: &[u8]) -> bool {
     let mut stdout = std::io::stdout().lock();
     stdout

@@ -1,0 +1,67 @@
+//! The `gapless` command line against the real server: what it reports, and that a
+//! reader that goes away does not turn a done write into a failure.
+
+use std::process::Stdio;
+
+use gapless_tests::{cli_binary, temp_dir, ServerProcess};
+use serde_json::Value;
+use tokio::process::Command;
+
+#[tokio::test]
+async fn a_publish_whose_reader_left_still_succeeds_and_appends_once() {
+    let dir = temp_dir("cli-publish");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let url = server.stream("p");
+    let created = Command::new(cli_binary())
+        .args(["create", &url, "--content-type", "application/json"])
+        .output()
+        .await
+        .expect("runs");
+    assert!(created.status.success(), "{created:?}");
+    // Standard output is a pipe nobody reads (`gapless publish ... | true`).
+    let mut child = Command::new(cli_binary())
+        .args([
+            "publish",
+            &url,
+            r#"{"a":1}"#,
+            "--content-type",
+            "application/json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().await.expect("exits");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all: Vec<Value> = reqwest::get(format!("{url}?offset=-1"))
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all, [serde_json::json!({"a": 1})]);
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_malformed_header_argument_is_a_usage_error() {
+    let out = Command::new(cli_binary())
+        .args([
+            "-H",
+            "no colon here",
+            "head",
+            "http://127.0.0.1:9/v1/stream/x",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("Name: value"), "{said}");
+}
