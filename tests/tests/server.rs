@@ -255,6 +255,49 @@ async fn sixteen_concurrent_producers_get_unique_gapless_offsets() {
 }
 
 #[tokio::test]
+async fn session_producers_get_the_protocol_answers_and_headers() {
+    let dir = temp_dir("session-producer");
+    let server = ServerProcess::start(&dir, &["--memory"]).await;
+    let c = client();
+    let post = |epoch: u64, seq: u64| {
+        c.post(format!("{}/api/sessions/sp/events", server.url))
+            .header("producer-id", "runner")
+            .header("producer-epoch", epoch.to_string())
+            .header("producer-seq", seq.to_string())
+            .json(&token_event("sp", &format!("e{epoch}s{seq} ")))
+            .send()
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_owned())
+    };
+    let r = post(2, 0).await.expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    assert_eq!(header(&r, "producer-epoch").as_deref(), Some("2"));
+    assert_eq!(header(&r, "producer-seq").as_deref(), Some("0"));
+    // A retry is a duplicate, told as such, with the producer's state.
+    let r = post(2, 0).await.expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "producer-seq").as_deref(), Some("0"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["duplicate"], true);
+    // A fenced producer learns the epoch it is fenced by.
+    let r = post(1, 0).await.expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(header(&r, "producer-epoch").as_deref(), Some("2"));
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "forbidden");
+    // A gap names what was expected and what came.
+    let r = post(2, 5).await.expect("post");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(header(&r, "producer-expected-seq").as_deref(), Some("1"));
+    assert_eq!(header(&r, "producer-received-seq").as_deref(), Some("5"));
+    assert_eq!(history(&c, &server.url, "sp").await.len(), 1);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

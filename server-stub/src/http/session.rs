@@ -41,6 +41,10 @@ pub(super) struct SessionError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// The protocol's headers for this refusal (`Producer-Epoch` on a fenced
+    /// producer, `Producer-Expected-Seq` on a sequence gap, ...), as on the stream
+    /// routes.
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl SessionError {
@@ -49,6 +53,7 @@ impl SessionError {
             status,
             code,
             message: message.into(),
+            headers: Vec::new(),
         }
     }
 
@@ -59,11 +64,17 @@ impl SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = header::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
     }
 }
 
@@ -78,7 +89,9 @@ impl From<super::ApiError> for SessionError {
             StatusCode::INTERNAL_SERVER_ERROR => "internal",
             _ => "bad_request",
         };
-        SessionError::new(e.status, code, e.message)
+        let mut error = SessionError::new(e.status, code, e.message);
+        error.headers = e.headers;
+        error
     }
 }
 
@@ -190,7 +203,7 @@ pub(super) async fn post_events(
     } else {
         StatusCode::CREATED
     };
-    Ok((
+    let mut response = (
         status,
         Json(json!({
             "offsets": offsets,
@@ -198,7 +211,15 @@ pub(super) async fn post_events(
             "duplicate": ok.duplicate,
         })),
     )
-        .into_response())
+        .into_response();
+    // A producer learns its epoch and highest accepted sequence, as on the stream
+    // routes (a duplicate's offsets are not kept: `offsets` is empty then).
+    if let Some((epoch, seq)) = ok.producer {
+        let hm = response.headers_mut();
+        hm.insert(h::names::PRODUCER_EPOCH, epoch.into());
+        hm.insert(h::names::PRODUCER_SEQ, seq.into());
+    }
+    Ok(response)
 }
 
 /// The query of `GET .../events`.
