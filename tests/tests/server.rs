@@ -298,6 +298,46 @@ async fn session_producers_get_the_protocol_answers_and_headers() {
 }
 
 #[tokio::test]
+async fn a_page_of_session_history_is_capped_in_bytes_and_the_pages_hold_it_all() {
+    let dir = temp_dir("session-pages");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    // Six events of 1 MiB each, one per request.
+    let big = "x".repeat(1 << 20);
+    for i in 0..6 {
+        let (status, body) = post_events(
+            &c,
+            &server.url,
+            "big",
+            &token_event("big", &format!("{i}{big}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let page: Value = c
+        .get(format!(
+            "{}/api/sessions/big/events?after=-1&limit=1000",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let n = page["events"].as_array().map_or(0, Vec::len);
+    assert!((1..6).contains(&n), "{n} events in the first page");
+    assert_eq!(page["upToDate"], false);
+    let all = history(&c, &server.url, "big").await;
+    let firsts: Vec<String> = all
+        .iter()
+        .map(|e| e["data"]["delta"].as_str().unwrap_or_default()[..1].to_owned())
+        .collect();
+    assert_eq!(firsts, ["0", "1", "2", "3", "4", "5"]);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

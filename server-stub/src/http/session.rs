@@ -34,6 +34,9 @@ use crate::store::{
 const MAX_LIMIT: u64 = 1000;
 /// Page size when `limit` is absent.
 const DEFAULT_LIMIT: u64 = 100;
+/// About the most stored bytes one page of history reads (at least one chunk): a page
+/// of large events ends early, `upToDate` false, rather than holding them all.
+const MAX_PAGE_BYTES: usize = 4 << 20;
 
 /// An error of the session API: `{"error":{"code","message"}}`.
 #[derive(Debug)]
@@ -319,7 +322,7 @@ pub(super) async fn get_events(
     let chunk = if from < to {
         state
             .store
-            .read(&live, Arc::clone(&meta), from, to, usize::MAX)
+            .read(&live, Arc::clone(&meta), from, to, MAX_PAGE_BYTES)
             .await
             .map_err(|e| SessionError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?
     } else {
