@@ -426,7 +426,7 @@ async fn auth_tokens_guard_every_route_by_scope() {
     let tokens = dir.join("tokens");
     std::fs::write(
         &tokens,
-        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n",
+        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\nreader-s read sessions/s\n",
     )
     .expect("write");
     let server =
@@ -490,6 +490,37 @@ async fn auth_tokens_guard_every_route_by_scope() {
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
+    // The list of sessions shows what the token may read.
+    let r = c
+        .post(format!("{}/api/sessions/other/events", server.url))
+        .bearer_auth("writer-1")
+        .json(&token_event("other", "x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for (token, expected) in [
+        ("writer-1", &["other", "s"][..]),
+        ("reader-1", &["other", "s"][..]),
+        ("reader-s", &["s"][..]),
+    ] {
+        let list: Value = c
+            .get(format!("{}/api/sessions", server.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let ids: Vec<&str> = list["sessions"]
+            .as_array()
+            .expect("sessions")
+            .iter()
+            .filter_map(|s| s["id"].as_str())
+            .collect();
+        assert_eq!(ids, expected, "{token}");
+    }
     assert_eq!(
         c.get(format!("{}/healthz", server.url))
             .send()

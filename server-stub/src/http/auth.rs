@@ -157,7 +157,13 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
     if open {
         return Ok(());
     }
-    let token = request
+    let resource = resource(path);
+    tokens.check(bearer(request), request.method(), resource.as_deref())
+}
+
+/// The bearer token `request` carries.
+fn bearer(request: &Request) -> Option<&str> {
+    request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -165,9 +171,25 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
-        .map(str::trim);
-    let resource = resource(path);
-    tokens.check(token, request.method(), resource.as_deref())
+        .map(str::trim)
+}
+
+/// The stream paths a request's token covers, for a request that lists streams (a
+/// list shows only what its token may read).
+#[derive(Clone, Debug)]
+pub(crate) struct Scope(Vec<String>);
+
+impl Scope {
+    /// Whether the token covers the stream at `path`.
+    pub(crate) fn covers(&self, path: &str) -> bool {
+        self.0.iter().any(|p| path.starts_with(p.as_str()))
+    }
+}
+
+/// The scope of `request`'s token, if it has a valid one.
+pub(super) fn scope(tokens: &Tokens, request: &Request) -> Option<Scope> {
+    let grant = tokens.grants.get(bearer(request)?)?;
+    Some(Scope(grant.prefixes.clone()))
 }
 
 #[cfg(test)]

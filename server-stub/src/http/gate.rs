@@ -104,8 +104,18 @@ impl Gate {
     }
 }
 
-/// The gate as the router's middleware.
-pub(super) async fn pass(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+/// The gate as the router's middleware. A request that lists streams (only the
+/// router answers one) is given its token's [`auth::Scope`], which the list keeps to.
+pub(super) async fn pass(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    if request.uri().path() == "/api/sessions" {
+        if let Some(scope) = gate
+            .tokens
+            .as_ref()
+            .and_then(|tokens| auth::scope(tokens, &request))
+        {
+            request.extensions_mut().insert(scope);
+        }
+    }
     match gate.enter(&request) {
         // One await point: the future keeps room for one call of the rest, not two.
         Ok(entry) => Gate::leave(&entry, next.run(request).await),

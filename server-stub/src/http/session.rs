@@ -14,13 +14,14 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use gapless_core::event::{Channel, Envelope, EventError};
 use gapless_core::session::SessionView;
 use gapless_core::sse::encode_event;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::auth;
 use super::headers as h;
 use super::sse::{live_response, Framed, Framing, FramingKey};
 use super::stream::{append_error, body_bytes};
@@ -342,14 +343,19 @@ pub(super) async fn get_events(
     .into_response())
 }
 
-/// `GET /api/sessions`: every session, by id.
-pub(super) async fn list(State(state): State<AppState>) -> Response {
+/// `GET /api/sessions`: every session the request's token may read (every session
+/// when auth is off), by id.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    scope: Option<Extension<auth::Scope>>,
+) -> Response {
     let mut sessions: Vec<Value> = state
         .store
         .shared()
         .paths()
         .into_iter()
         .filter(|p| p.starts_with("sessions/"))
+        .filter(|p| scope.as_ref().is_none_or(|Extension(s)| s.covers(p)))
         .filter_map(|path| {
             let meta = state.store.shared().get(&path)?.meta();
             let id = path.strip_prefix("sessions/")?;
