@@ -1,7 +1,8 @@
 //! An agent runner with the crash guard installed: it streams a simulated session to
 //! a gapless server and, on request, dies mid-turn — by a panic, by a broken stdout
-//! pipe, or by waiting for a signal — to show that the session still ends with a
-//! durable `container-agent:error` event instead of "running" forever.
+//! pipe, by waiting for a signal, or by returning an error early — to show that the
+//! session still ends with a durable `container-agent:error` event instead of
+//! "running" forever.
 //!
 //! ```text
 //! cargo run -p gapless-client --example agent_runner -- http://127.0.0.1:4437 demo-1
@@ -59,7 +60,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             guard.print_line("waiting for a signal").ok();
             tokio::time::sleep(Duration::from_secs(600)).await;
         }
+        // An error passed up with `?`: the guard, dropped, reports it.
+        Some("return") => return Err("simulated error returned early".into()),
         _ => {}
     }
+    guard.done();
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! The crash guard an agent runner installs at start: whatever ends the process — a
-//! panic, a failed event stream, a broken stdout pipe, a termination signal — a
-//! terminal `container-agent:error` event is made durable first, so no session view
-//! is left "running" forever.
+//! panic, a failed event stream, a broken stdout pipe, a termination or hang-up
+//! signal, a return (an error passed up with `?`, say) before the runner said it was
+//! done — a terminal `container-agent:error` event is made durable first, so no
+//! session view is left "running" forever. (A `SIGKILL` leaves no chance: the view
+//! calls such a silent session stalled.)
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use gapless_core::event::{AgentError, Envelope, Event};
@@ -27,8 +29,39 @@ struct Inner {
     session_id: String,
     turns: AtomicU32,
     reported: AtomicBool,
+    /// The runner said it reached its end ([`CrashGuard::done`]).
+    done: AtomicBool,
     stdout_broken: AtomicBool,
     last_report: Mutex<Option<Result<(), String>>>,
+}
+
+impl Drop for Inner {
+    /// The runner's last handle is gone (its `main` returned) before it said it was
+    /// done and with nothing reported: an end it did not report, which is reported
+    /// here.
+    fn drop(&mut self) {
+        if *self.done.get_mut() || *self.reported.get_mut() {
+            return;
+        }
+        let last = CrashGuard {
+            inner: Arc::new(Inner {
+                url: std::mem::take(&mut self.url),
+                headers: std::mem::take(&mut self.headers),
+                task_id: std::mem::take(&mut self.task_id),
+                session_id: std::mem::take(&mut self.session_id),
+                turns: AtomicU32::new(*self.turns.get_mut()),
+                reported: AtomicBool::new(false),
+                // This one reports once, here, and not again when it is dropped.
+                done: AtomicBool::new(true),
+                stdout_broken: AtomicBool::new(false),
+                last_report: Mutex::new(None),
+            }),
+        };
+        last.report_blocking(
+            "EXITED",
+            "the runner ended before it reported an end (an error returned early?)",
+        );
+    }
 }
 
 /// The installed guard. Cheap to clone.
@@ -41,10 +74,14 @@ struct Inner {
 /// let guard = CrashGuard::install(&client, "http://127.0.0.1:4437", "task-1", "session-1");
 /// guard.set_turn(1);
 /// // A panic from here on publishes container-agent:error (UNCAUGHT_ERROR) first;
-/// // so does SIGTERM/SIGINT; a broken stdout pipe publishes EPIPE:
+/// // so do SIGTERM, SIGINT, SIGHUP and SIGQUIT; a broken stdout pipe publishes EPIPE:
 /// if guard.print_line("progress: 10%").is_err() {
 ///     std::process::exit(1); // the session already shows the failure
 /// }
+/// // ... the runner publishes its end (a completed status, say), then:
+/// guard.done();
+/// // Had it returned before this (an error passed up with `?`), dropping the guard
+/// // would have published EXITED.
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -64,7 +101,9 @@ impl std::fmt::Debug for CrashGuard {
 impl CrashGuard {
     /// Installs the guard for session `session_id` of task `task_id` on `server`:
     /// a panic hook (chained before the previous one) and, inside a tokio runtime, a
-    /// SIGTERM/SIGINT handler that reports and exits with 128 + the signal number.
+    /// SIGTERM/SIGINT/SIGHUP/SIGQUIT handler that reports and exits with 128 + the
+    /// signal number. Keep the guard (or a clone) until the runner is done, and call
+    /// [`CrashGuard::done`] then: dropping the last one before reports `EXITED`.
     pub fn install(client: &Client, server: &str, task_id: &str, session_id: &str) -> CrashGuard {
         let guard = CrashGuard {
             inner: Arc::new(Inner {
@@ -74,11 +113,14 @@ impl CrashGuard {
                 session_id: session_id.to_owned(),
                 turns: AtomicU32::new(0),
                 reported: AtomicBool::new(false),
+                done: AtomicBool::new(false),
                 stdout_broken: AtomicBool::new(false),
                 last_report: Mutex::new(None),
             }),
         };
-        let hook_guard = guard.clone();
+        // The hook and the signal handler do not keep the guard alive: its last
+        // handle dropped is how the guard learns that the runner returned.
+        let hook_guard = Arc::downgrade(&guard.inner);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let message = match info.payload().downcast_ref::<&str>() {
@@ -93,14 +135,24 @@ impl CrashGuard {
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            hook_guard.report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
+            if let Some(inner) = hook_guard.upgrade() {
+                CrashGuard { inner }
+                    .report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
+            }
             previous(info);
         }));
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let signal_guard = guard.clone();
-            handle.spawn(async move { signal_guard.watch_signals().await });
+            let signal_guard = Arc::downgrade(&guard.inner);
+            handle.spawn(watch_signals(signal_guard));
         }
         guard
+    }
+
+    /// Tells the guard that the runner reached its end and reported it (its terminal
+    /// status is published): nothing is reported when the guard is dropped. A panic
+    /// or signal after this is still reported.
+    pub fn done(&self) {
+        self.inner.done.store(true, Ordering::SeqCst);
     }
 
     /// Records the current turn; error events carry it as `turnCount`.
@@ -237,25 +289,35 @@ impl CrashGuard {
         });
         let _ = thread.join();
     }
+}
 
-    async fn watch_signals(self) {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
-                return;
-            };
-            let (name, number) = tokio::select! {
-                _ = term.recv() => ("SIGTERM", 15),
-                _ = int.recv() => ("SIGINT", 2),
-            };
-            let _ = self
+/// Waits for a signal that ends the runner, reports it (while the guard lives) and
+/// exits with 128 + its number.
+async fn watch_signals(guard: Weak<Inner>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int), Ok(mut hup), Ok(mut quit)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+            signal(SignalKind::quit()),
+        ) else {
+            return;
+        };
+        let (name, number) = tokio::select! {
+            _ = term.recv() => ("SIGTERM", 15),
+            _ = int.recv() => ("SIGINT", 2),
+            _ = hup.recv() => ("SIGHUP", 1),
+            _ = quit.recv() => ("SIGQUIT", 3),
+        };
+        if let Some(inner) = guard.upgrade() {
+            let _ = CrashGuard { inner }
                 .fail(name, &format!("the runner received {name}"))
                 .await;
-            std::process::exit(128 + number);
         }
+        std::process::exit(128 + number);
     }
+    #[cfg(not(unix))]
+    drop(guard);
 }

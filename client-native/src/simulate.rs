@@ -49,8 +49,8 @@ const SENTENCES: &[&str] = &[
     "All tests pass; the change is ready for review. ",
 ];
 
-/// Runs the script; returns `Ok(true)` when it completed, `Ok(false)` when it
-/// stopped at `stop_at_turn`.
+/// Runs the script; returns `Ok(true)` when it completed (and tells `guard` it is
+/// done), `Ok(false)` when it stopped at `stop_at_turn`.
 pub async fn run(
     producer: &SessionProducer,
     guard: Option<&CrashGuard>,
@@ -165,5 +165,9 @@ pub async fn run(
             extra: Map::new(),
         }))
         .await?;
+    // The end is durable: the guard has nothing to report from here.
+    if let Some(g) = guard {
+        g.done();
+    }
     Ok(true)
 }

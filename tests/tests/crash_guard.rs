@@ -1,5 +1,5 @@
-//! The crash guard: an agent runner killed mid-stream — by a panic, a broken stdout
-//! pipe or SIGTERM — leaves a durable `container-agent:error` in its session, and the
+//! The crash guard: an agent runner ended mid-stream — by a panic, a broken stdout
+//! pipe, SIGTERM, SIGHUP or an early return — leaves a durable `container-agent:error` in its session, and the
 //! session view shows the failure instead of "running".
 
 use std::process::Stdio;
@@ -82,9 +82,48 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
         "{view:?}"
     );
 
-    // SIGTERM while the runner works.
-    let mut child = Command::new(&runner)
-        .args([&server.url, "crash-signal", "--crash", "signal"])
+    // An error returned early (passed up with `?`): the guard, dropped, reports it.
+    let status = Command::new(&runner)
+        .args([&server.url, "crash-return", "--crash", "return"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert_eq!(status.code(), Some(1));
+    let (view, codes) = final_status(&server.url, "crash-return").await;
+    assert_eq!(codes, vec!["EXITED"]);
+    assert!(
+        matches!(view, Status::Failed { code: Some(ref c), .. } if c == "EXITED"),
+        "{view:?}"
+    );
+
+    // Signals while the runner works: termination, and the terminal hanging up.
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        signalled(&server.url, &runner, signal, code).await;
+    }
+
+    // A runner that completes shows completed, with no error.
+    let status = Command::new(&runner)
+        .args([&server.url, "fine"])
+        .stdout(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert!(status.success());
+    let (view, codes) = final_status(&server.url, "fine").await;
+    assert!(codes.is_empty());
+    assert!(matches!(view, Status::Completed { .. }), "{view:?}");
+
+    server.finish().await;
+}
+
+/// A runner sent `SIG<signal>` while it works exits with `code` and leaves
+/// `SIG<signal>` in its session.
+async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i32) {
+    let session = format!("crash-sig{}", signal.to_ascii_lowercase());
+    let mut child = Command::new(runner)
+        .args([server, &session, "--crash", "signal"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -101,29 +140,15 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     .expect("runner reaches its wait");
     let pid = child.id().expect("pid").to_string();
     std::process::Command::new("kill")
-        .args(["-TERM", &pid])
+        .args([&format!("-{signal}"), &pid])
         .status()
         .expect("kill");
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
         .expect("runner exits")
         .expect("status");
-    assert_eq!(status.code(), Some(143));
-    let (view, codes) = final_status(&server.url, "crash-signal").await;
-    assert_eq!(codes, vec!["SIGTERM"]);
+    assert_eq!(status.code(), Some(code), "SIG{signal}");
+    let (view, codes) = final_status(server, &session).await;
+    assert_eq!(codes, vec![format!("SIG{signal}")]);
     assert!(matches!(view, Status::Failed { .. }), "{view:?}");
-
-    // A runner that completes shows completed, with no error.
-    let status = Command::new(&runner)
-        .args([&server.url, "fine"])
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
-    assert!(status.success());
-    let (view, codes) = final_status(&server.url, "fine").await;
-    assert!(codes.is_empty());
-    assert!(matches!(view, Status::Completed { .. }), "{view:?}");
-
-    server.finish().await;
 }
