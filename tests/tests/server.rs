@@ -338,6 +338,73 @@ async fn a_page_of_session_history_is_capped_in_bytes_and_the_pages_hold_it_all(
 }
 
 #[tokio::test]
+async fn offsets_of_a_deleted_stream_are_refused_by_the_one_created_again_at_its_path() {
+    let (_, server, c, url) = server_with_json_stream("recreate", "r").await;
+    for n in 0..3 {
+        let body = format!(r#"{{"old":{n}}}"#);
+        let r = c
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+    let old_tail = head_tail(&c, &url).await;
+    let r = c.delete(&url).send().await.expect("delete");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    create_json(&c, &url).await;
+    let r = post_json(&c, &url, r#"{"new":0}"#).await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let new_tail = head_tail(&c, &url).await;
+    // The new stream's offsets sort after the old one's...
+    assert!(new_tail > old_tail, "{new_tail} after {old_tail}");
+    // ...and a reader resuming at an old offset is told its stream is gone, rather
+    // than being served the new stream from the old position (which skipped data).
+    for live in ["", "&live=long-poll", "&live=sse"] {
+        let r = c
+            .get(format!("{url}?offset={old_tail}{live}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::GONE, "{live}");
+    }
+    let all: Vec<Value> = c
+        .get(format!("{url}?offset=-1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(all, [json!({"new": 0})]);
+    // Sessions alike: a session created again after its stream was deleted.
+    let (status, first) = post_events(&c, &server.url, "d1", &token_event("d1", "a")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let old = first["nextOffset"].as_str().expect("offset").to_owned();
+    let r = c
+        .delete(server.stream("sessions/d1"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (status, again) = post_events(&c, &server.url, "d1", &token_event("d1", "b")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let offset = again["offsets"][0].as_str().expect("offset");
+    assert!(offset > old.as_str(), "{offset} after {old}");
+    let r = c
+        .get(format!("{}/api/sessions/d1/events?after={old}", server.url))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::GONE);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "offset_gone");
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

@@ -154,14 +154,15 @@ pub(super) fn producer(headers: &HeaderMap) -> Result<Option<ProducerHdr>, ApiEr
     }
 }
 
-/// A fork offset header value, as a position.
-pub(super) fn fork_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+/// A fork offset header value, as a position and the epoch it was given in (checked
+/// against the source's by the writer).
+pub(super) fn fork_offset(headers: &HeaderMap) -> Result<Option<(Option<u64>, u64)>, ApiError> {
     let Some(v) = text(headers, &names::STREAM_FORK_OFFSET)? else {
         return Ok(None);
     };
     match parse_offset(v) {
-        Ok(ReadFrom::At(pos)) => Ok(Some(pos)),
-        Ok(ReadFrom::Tail) => Ok(None),
+        Ok((epoch, ReadFrom::At(pos))) => Ok(Some((epoch, pos))),
+        Ok((_, ReadFrom::Tail)) => Ok(None),
         Err(e) => Err(ApiError::bad_request(format!("Stream-Fork-Offset: {e}"))),
     }
 }

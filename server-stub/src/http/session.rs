@@ -27,8 +27,8 @@ use super::sse::{live_response, Framed, Framing, FramingKey};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
-    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, Live,
-    Payload, ReadChunk, ReadFrom, StreamMeta,
+    format_offset, now_ms, resolve_offset, AppendError, AppendReq, BadOffset, CreateError,
+    CreateReq, Live, Payload, ReadChunk, ReadFrom, StreamMeta,
 };
 
 /// Largest page `GET .../events` returns.
@@ -200,7 +200,9 @@ pub(super) async fn post_events(
         Vec::new()
     } else {
         let first = ok.next - count;
-        (1..=count).map(|i| format_offset(first + i)).collect()
+        (1..=count)
+            .map(|i| format_offset(ok.stream_epoch, first + i))
+            .collect()
     };
     let status = if ok.duplicate {
         StatusCode::OK
@@ -211,7 +213,7 @@ pub(super) async fn post_events(
         status,
         Json(json!({
             "offsets": offsets,
-            "nextOffset": format_offset(ok.next),
+            "nextOffset": format_offset(ok.stream_epoch, ok.next),
             "duplicate": ok.duplicate,
         })),
     )
@@ -251,7 +253,12 @@ fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
     let from = match offset {
         None | Some("") => 0,
         Some(o) => {
-            match parse_offset(o).map_err(|e| SessionError::bad("invalid_offset", e.to_string()))? {
+            match resolve_offset(o, meta.epoch).map_err(|e| match e {
+                BadOffset::Retired(_) => {
+                    SessionError::new(StatusCode::GONE, "offset_gone", e.to_string())
+                }
+                e => SessionError::bad("invalid_offset", e.to_string()),
+            })? {
                 ReadFrom::At(p) => p,
                 ReadFrom::Tail => meta.tail,
             }
@@ -262,16 +269,16 @@ fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
             "invalid_offset",
             format!(
                 "offset is beyond the session's end {}",
-                format_offset(meta.tail)
+                format_offset(meta.epoch, meta.tail)
             ),
         ));
     }
     Ok(from)
 }
 
-/// One stored message as the session API shows it.
-fn event_json(message: &str, offset: u64) -> Value {
-    let offset = format_offset(offset);
+/// One stored message as the session API shows it (`offset` formatted in `epoch`).
+fn event_json(message: &str, epoch: u64, offset: u64) -> Value {
+    let offset = format_offset(epoch, offset);
     match Envelope::from_json(message) {
         Ok(envelope) => json!({
             "offset": offset,
@@ -332,11 +339,11 @@ pub(super) async fn get_events(
     let events: Vec<Value> = messages(&chunk)
         .iter()
         .enumerate()
-        .map(|(i, m)| event_json(m.get(), from + i as u64 + 1))
+        .map(|(i, m)| event_json(m.get(), meta.epoch, from + i as u64 + 1))
         .collect();
     Ok(Json(json!({
         "events": events,
-        "nextOffset": format_offset(chunk.next),
+        "nextOffset": format_offset(meta.epoch, chunk.next),
         "upToDate": chunk.next >= meta.tail,
         "closed": meta.closed && chunk.next >= meta.tail,
     }))
@@ -360,7 +367,7 @@ pub(super) async fn list(
             let meta = state.store.shared().get(&path)?.meta();
             let id = path.strip_prefix("sessions/")?;
             (!meta.deleted).then(
-                || json!({"id": id, "nextOffset": format_offset(meta.tail), "closed": meta.closed}),
+                || json!({"id": id, "nextOffset": format_offset(meta.epoch, meta.tail), "closed": meta.closed}),
             )
         })
         .collect();
@@ -404,7 +411,8 @@ pub(super) async fn view(
         for (i, m) in messages(&chunk).iter().enumerate() {
             if let Ok(mut envelope) = Envelope::from_json(m.get()) {
                 envelope.offset =
-                    gapless_core::Offset::parse(&format_offset(from + i as u64 + 1)).ok();
+                    gapless_core::Offset::parse(&format_offset(meta.epoch, from + i as u64 + 1))
+                        .ok();
                 folded.view.apply(&envelope, now);
             }
         }
@@ -477,18 +485,24 @@ pub(super) async fn stream(
     let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
     let from = start(last_event_id.or(q.offset.as_deref()), &meta)?;
     live.touch();
-    Ok(live_response(&state, live, from, SessionFraming, false))
+    let framing = SessionFraming { epoch: meta.epoch };
+    Ok(live_response(&state, live, from, framing, false))
 }
 
 /// The session framing: one event per stored message (`id:` its offset, `event:`
 /// its type), then `up-to-date` once caught up and `closed` at the end.
-struct SessionFraming;
+struct SessionFraming {
+    /// The stream's epoch, the first part of its offsets.
+    epoch: u64,
+}
 
-fn offset_event(kind: &str, at: u64) -> String {
-    let mut out = String::new();
-    let data = json!({"offset": format_offset(at)}).to_string();
-    encode_event(&mut out, Some(kind), None, &data);
-    out
+impl SessionFraming {
+    fn offset_event(&self, kind: &str, at: u64) -> String {
+        let mut out = String::new();
+        let data = json!({"offset": format_offset(self.epoch, at)}).to_string();
+        encode_event(&mut out, Some(kind), None, &data);
+        out
+    }
 }
 
 impl Framing for SessionFraming {
@@ -498,12 +512,12 @@ impl Framing for SessionFraming {
         let mut text = String::new();
         for (i, m) in messages(chunk).iter().enumerate() {
             let offset = from + i as u64 + 1;
-            let event = event_json(m.get(), offset);
+            let event = event_json(m.get(), self.epoch, offset);
             let kind = event["type"].as_str().unwrap_or("message").to_owned();
             encode_event(
                 &mut text,
                 Some(&kind),
-                Some(&format_offset(offset)),
+                Some(&format_offset(self.epoch, offset)),
                 &event.to_string(),
             );
         }
@@ -515,11 +529,11 @@ impl Framing for SessionFraming {
     }
 
     fn end(&self, at: u64) -> String {
-        offset_event("closed", at)
+        self.offset_event("closed", at)
     }
 
     fn caught_up(&self, at: u64) -> String {
-        offset_event("up-to-date", at)
+        self.offset_event("up-to-date", at)
     }
 
     fn key(&self) -> FramingKey {

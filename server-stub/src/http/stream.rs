@@ -14,8 +14,8 @@ use super::error::ApiError;
 use super::headers::{self as h};
 use super::{sse, AppState};
 use crate::store::{
-    format_offset, now_ms, parse_offset, AppendError, AppendReq, CreateError, CreateReq, ForkReq,
-    Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
+    format_offset, now_ms, resolve_offset, AppendError, AppendReq, BadOffset, CreateError,
+    CreateReq, ForkReq, Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
@@ -154,7 +154,8 @@ async fn create(
             }
             Some(ForkReq {
                 source: stream_path_of(source),
-                offset,
+                offset: offset.map(|(_, pos)| pos),
+                offset_epoch: offset.and_then(|(epoch, _)| epoch),
                 sub_offset,
             })
         }
@@ -206,7 +207,7 @@ async fn create(
             hm.insert(header::CONTENT_TYPE, header(&ok.meta.content_type));
             hm.insert(
                 h::names::STREAM_NEXT_OFFSET,
-                header(format_offset(ok.meta.tail)),
+                header(format_offset(ok.meta.epoch, ok.meta.tail)),
             );
             if ok.meta.closed {
                 hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
@@ -292,7 +293,10 @@ async fn append(
             };
             let mut response = status.into_response();
             let hm = response.headers_mut();
-            hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(ok.next)));
+            hm.insert(
+                h::names::STREAM_NEXT_OFFSET,
+                header(format_offset(ok.stream_epoch, ok.next)),
+            );
             if ok.closed {
                 hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
             }
@@ -306,15 +310,27 @@ async fn append(
     }
 }
 
+/// The protocol's answer to an unusable `offset`: 410 for one of an earlier stream at
+/// the path (its positions are gone), 400 otherwise.
+pub(super) fn offset_error(e: BadOffset) -> ApiError {
+    match e {
+        BadOffset::Retired(_) => ApiError::new(StatusCode::GONE, e.to_string()),
+        e => ApiError::bad_request(e.to_string()),
+    }
+}
+
 /// The protocol's answer to a failed append.
 pub(super) fn append_error(e: AppendError) -> ApiError {
     let message = e.to_string();
     match e {
         AppendError::NotFound => ApiError::not_found(),
         AppendError::Gone => ApiError::gone(),
-        AppendError::Closed { next } => ApiError::new(StatusCode::CONFLICT, message)
+        AppendError::Closed { next, stream_epoch } => ApiError::new(StatusCode::CONFLICT, message)
             .with(h::names::STREAM_CLOSED, "true")
-            .with(h::names::STREAM_NEXT_OFFSET, format_offset(next)),
+            .with(
+                h::names::STREAM_NEXT_OFFSET,
+                format_offset(stream_epoch, next),
+            ),
         AppendError::ContentType { .. } | AppendError::SeqRegression { .. } => {
             ApiError::new(StatusCode::CONFLICT, message)
         }
@@ -345,7 +361,7 @@ fn head(state: &AppState, path: &str) -> Result<Response, ApiError> {
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
     hm.insert(
         h::names::STREAM_NEXT_OFFSET,
-        header(format_offset(meta.tail)),
+        header(format_offset(meta.epoch, meta.tail)),
     );
     if let Some(ttl) = meta.ttl_secs {
         hm.insert(h::names::STREAM_TTL, header(ttl.to_string()));
@@ -391,7 +407,7 @@ async fn read(
     let (live, meta) = lookup(state, path)?;
     let from = match q.offset {
         None => ReadFrom::At(0),
-        Some(o) => parse_offset(o).map_err(|e| ApiError::bad_request(e.to_string()))?,
+        Some(o) => resolve_offset(o, meta.epoch).map_err(offset_error)?,
     };
     let at_now = from == ReadFrom::Tail;
     let from = match from {
@@ -401,8 +417,8 @@ async fn read(
     if from > meta.tail {
         return Err(ApiError::bad_request(format!(
             "offset {} is beyond the tail {}",
-            format_offset(from),
-            format_offset(meta.tail)
+            q.offset.unwrap_or_default(),
+            format_offset(meta.epoch, meta.tail)
         )));
     }
     live.touch();
@@ -464,7 +480,10 @@ async fn catch_up(
     };
     let hm = response.headers_mut();
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
-    hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(next)));
+    hm.insert(
+        h::names::STREAM_NEXT_OFFSET,
+        header(format_offset(meta.epoch, next)),
+    );
     if up_to_date {
         hm.insert(
             h::names::STREAM_UP_TO_DATE,
@@ -553,7 +572,10 @@ async fn long_poll(
         if meta.closed || tokio::time::Instant::now() >= deadline {
             let mut response = StatusCode::NO_CONTENT.into_response();
             let hm = response.headers_mut();
-            hm.insert(h::names::STREAM_NEXT_OFFSET, header(format_offset(from)));
+            hm.insert(
+                h::names::STREAM_NEXT_OFFSET,
+                header(format_offset(meta.epoch, from)),
+            );
             hm.insert(
                 h::names::STREAM_UP_TO_DATE,
                 HeaderValue::from_static("true"),

@@ -8,26 +8,40 @@ use gapless_core::Offset;
 /// Width of the zero-padded decimal offsets this server issues.
 const OFFSET_WIDTH: usize = 16;
 
-/// Formats a stream position (messages for JSON streams, bytes otherwise) as an
-/// offset: `0000000000000000_` and 16 zero-padded decimal digits, so string order is
-/// position order. (The leading part is a reserved epoch, always zero; the shape is
-/// the one the reference implementation uses, so offsets look familiar.)
-pub fn format_offset(pos: u64) -> String {
+/// Formats a position (messages for JSON streams, bytes otherwise) of a stream of
+/// epoch `epoch` as an offset: the epoch and the position, each in 16 zero-padded
+/// decimal digits, joined by `_`, so that string order is position order within a
+/// stream, and a stream created again at a path sorts after the one before (see
+/// [`StreamMeta::epoch`]). The shape is the reference implementation's, so offsets
+/// look familiar.
+pub fn format_offset(epoch: u64, pos: u64) -> String {
     let mut out = String::with_capacity(2 * OFFSET_WIDTH + 1);
-    push_offset(&mut out, pos);
+    push_offset(&mut out, epoch, pos);
     out
 }
 
-/// The part of every offset before its position: the epoch (see [`format_offset`]).
-const EPOCH_PART: &str = "0000000000000000_";
-const _: () = assert!(EPOCH_PART.len() == OFFSET_WIDTH + 1);
+/// An offset's epoch part when it is zero (streams created before epochs were
+/// kept, and the first of a fresh database's, see [`StreamMeta::epoch`]).
+const EPOCH_ZERO: &str = "0000000000000000_";
+const _: () = assert!(EPOCH_ZERO.len() == OFFSET_WIDTH + 1);
 
-/// Appends the offset of `pos` (see [`format_offset`]) to `out`: it is written for
-/// every append and every delivery, where `format!` costs ten times as much (and
-/// pushing it a character at a time, three times).
-pub fn push_offset(out: &mut String, pos: u64) {
+/// Appends the offset of `pos` in epoch `epoch` (see [`format_offset`]) to `out`: it
+/// is written for every append and every delivery, where `format!` costs ten times
+/// as much (and pushing it a character at a time, three times).
+pub fn push_offset(out: &mut String, epoch: u64, pos: u64) {
+    if epoch == 0 {
+        out.push_str(EPOCH_ZERO);
+    } else {
+        push_padded(out, epoch);
+        out.push('_');
+    }
+    push_padded(out, pos);
+}
+
+/// Appends `n` in at least [`OFFSET_WIDTH`] decimal digits, zero-padded.
+fn push_padded(out: &mut String, n: u64) {
     let mut digits = [b'0'; 20];
-    let (mut n, mut i) = (pos, digits.len());
+    let (mut n, mut i) = (n, digits.len());
     loop {
         i -= 1;
         digits[i] += (n % 10) as u8;
@@ -37,7 +51,6 @@ pub fn push_offset(out: &mut String, pos: u64) {
         }
     }
     let first = i.min(digits.len() - OFFSET_WIDTH);
-    out.push_str(EPOCH_PART);
     // ASCII digits: always UTF-8.
     out.push_str(std::str::from_utf8(&digits[first..]).unwrap_or_default());
 }
@@ -60,16 +73,34 @@ pub enum BadOffset {
     /// Well formed, but not one this server issues.
     #[error("offset {0:?} was not issued by this server")]
     Unknown(String),
+    /// An offset of a stream that was at this path before (deleted or expired, then
+    /// created again): none of its positions exists any more (410).
+    #[error("offset {0:?} belongs to an earlier stream at this path, since deleted or expired")]
+    Retired(String),
 }
 
-/// Parses an offset from a query or header value.
-pub fn parse_offset(text: &str) -> Result<ReadFrom, BadOffset> {
+/// Reads an offset for the stream of epoch `epoch` (see [`StreamMeta::epoch`]): an
+/// offset of an earlier epoch is [`BadOffset::Retired`]; one of a later epoch is past
+/// the stream's tail.
+pub fn resolve_offset(text: &str, epoch: u64) -> Result<ReadFrom, BadOffset> {
+    match parse_offset(text)? {
+        (_, from @ ReadFrom::Tail) => Ok(from),
+        (None, from) => Ok(from),
+        (Some(e), _) if e < epoch => Err(BadOffset::Retired(text.to_owned())),
+        (Some(e), _) if e > epoch => Ok(ReadFrom::At(u64::MAX)),
+        (Some(_), from) => Ok(from),
+    }
+}
+
+/// Parses an offset from a query or header value: its epoch (`None` for `-1` and
+/// `now`) and where it reads from.
+pub fn parse_offset(text: &str) -> Result<(Option<u64>, ReadFrom), BadOffset> {
     let offset = Offset::parse(text).map_err(|e| BadOffset::Malformed(e.to_string()))?;
     if offset.is_start() {
-        return Ok(ReadFrom::At(0));
+        return Ok((None, ReadFrom::At(0)));
     }
     if offset.is_now() {
-        return Ok(ReadFrom::Tail);
+        return Ok((None, ReadFrom::Tail));
     }
     let s = offset.as_str();
     let unknown = || BadOffset::Unknown(s.to_owned());
@@ -78,11 +109,9 @@ pub fn parse_offset(text: &str) -> Result<ReadFrom, BadOffset> {
     if !digits(epoch) || !digits(pos) {
         return Err(unknown());
     }
-    if epoch.bytes().any(|b| b != b'0') {
-        // A later epoch than any this server issued: past every tail.
-        return Ok(ReadFrom::At(u64::MAX));
-    }
-    pos.parse().map(ReadFrom::At).map_err(|_| unknown())
+    let epoch = epoch.parse().map_err(|_| unknown())?;
+    let pos = pos.parse().map_err(|_| unknown())?;
+    Ok((Some(epoch), ReadFrom::At(pos)))
 }
 
 /// One ancestor segment of a fork: positions below `until` (and at or above the
@@ -98,8 +127,15 @@ pub struct Segment {
 /// Everything known about one stream.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StreamMeta {
-    /// Internal id (never reused; forks reference it).
+    /// Internal id (forks reference it).
     pub id: i64,
+    /// The first part of the stream's offsets. A stream created at a path gets one
+    /// above every epoch the server issued before (the time in milliseconds, or the
+    /// last one plus one), so that offsets of an earlier stream at that path (deleted
+    /// or expired) sort before its own and are refused as such ([`resolve_offset`]),
+    /// never read as positions of the new one. A fork shares its source's (the same
+    /// offsets); streams created before epochs were kept have 0.
+    pub epoch: u64,
     /// The URL path under `/v1/stream/` (shared: metadata is cloned on every append).
     pub path: Arc<str>,
     /// The content type fixed at creation, as given (shared, as `path`).
@@ -185,15 +221,32 @@ mod tests {
 
     #[test]
     fn offsets_sort_as_positions_and_parse_back() {
-        assert!(format_offset(9) < format_offset(10));
-        assert_eq!(parse_offset(&format_offset(42)), Ok(ReadFrom::At(42)));
-        assert_eq!(parse_offset("-1"), Ok(ReadFrom::At(0)));
-        assert_eq!(parse_offset("now"), Ok(ReadFrom::Tail));
+        for epoch in [0, 1, 1_764_000_000_000] {
+            assert!(format_offset(epoch, 9) < format_offset(epoch, 10));
+            assert!(format_offset(epoch, u64::MAX / 10_000) < format_offset(epoch + 1, 0));
+            assert_eq!(
+                resolve_offset(&format_offset(epoch, 42), epoch),
+                Ok(ReadFrom::At(42))
+            );
+            assert_eq!(resolve_offset("-1", epoch), Ok(ReadFrom::At(0)));
+            assert_eq!(resolve_offset("now", epoch), Ok(ReadFrom::Tail));
+        }
         assert!(matches!(parse_offset("a,b"), Err(BadOffset::Malformed(_))));
         assert!(matches!(parse_offset("12"), Err(BadOffset::Unknown(_))));
-        assert_eq!(format_offset(7), "0000000000000000_0000000000000007");
+        assert_eq!(format_offset(0, 7), "0000000000000000_0000000000000007");
         assert_eq!(
-            parse_offset("9999999999999999_9999999999999999"),
+            format_offset(1_764_000_000_000, 7),
+            "0001764000000000_0000000000000007"
+        );
+        // An earlier stream's offsets are refused; a later epoch is past the tail.
+        let earlier = format_offset(5, 3);
+        assert!(matches!(
+            resolve_offset(&earlier, 6),
+            Err(BadOffset::Retired(_))
+        ));
+        assert_eq!(resolve_offset(&earlier, 4), Ok(ReadFrom::At(u64::MAX)));
+        assert_eq!(
+            resolve_offset("9999999999999999_9999999999999999", 0),
             Ok(ReadFrom::At(u64::MAX))
         );
     }
@@ -207,11 +260,13 @@ mod tests {
             n = next;
         }
         for pos in samples {
-            assert_eq!(
-                format_offset(pos),
-                format!("{:0w$}_{pos:0w$}", 0, w = OFFSET_WIDTH),
-                "{pos}"
-            );
+            for epoch in [0, 1, pos] {
+                assert_eq!(
+                    format_offset(epoch, pos),
+                    format!("{epoch:0w$}_{pos:0w$}", w = OFFSET_WIDTH),
+                    "{epoch} {pos}"
+                );
+            }
         }
     }
 
@@ -219,6 +274,7 @@ mod tests {
     fn fork_segments_split_reads() {
         let meta = StreamMeta {
             id: 3,
+            epoch: 0,
             path: "f".into(),
             content_type: "text/plain".into(),
             ttl_secs: None,

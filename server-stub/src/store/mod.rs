@@ -28,7 +28,10 @@ use bytes::Bytes;
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
-pub use meta::{format_offset, now_ms, parse_offset, push_offset, BadOffset, ReadFrom, StreamMeta};
+pub use meta::{
+    format_offset, now_ms, parse_offset, push_offset, resolve_offset, BadOffset, ReadFrom,
+    StreamMeta,
+};
 pub use reader::ReadChunk;
 pub use schema::Durability;
 
@@ -100,6 +103,9 @@ pub struct ForkReq {
     pub source: String,
     /// The fork offset (default: the source's tail).
     pub offset: Option<u64>,
+    /// The epoch the fork offset was given in (`None` for `-1` and `now`): it must be
+    /// the source's (see [`StreamMeta::epoch`]).
+    pub offset_epoch: Option<u64>,
     /// Positions past the offset.
     pub sub_offset: Option<u64>,
 }
@@ -197,6 +203,8 @@ pub struct AppendReq {
 pub struct AppendOk {
     /// The tail after it.
     pub next: u64,
+    /// The stream's epoch, the first part of its offsets (see [`StreamMeta::epoch`]).
+    pub stream_epoch: u64,
     /// Whether the stream is now closed.
     pub closed: bool,
     /// The producer's epoch and highest accepted seq, for producer requests.
@@ -219,6 +227,8 @@ pub enum AppendError {
     Closed {
         /// The final tail.
         next: u64,
+        /// The stream's epoch (see [`StreamMeta::epoch`]).
+        stream_epoch: u64,
     },
     /// Wrong content type (409).
     #[error("content type does not match the stream's {expected:?}")]

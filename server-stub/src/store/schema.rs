@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS streams (
     deleted       INTEGER NOT NULL DEFAULT 0,
     chain         TEXT NOT NULL DEFAULT '',
     forked_from   INTEGER,
-    fork_at       INTEGER NOT NULL DEFAULT 0
+    fork_at       INTEGER NOT NULL DEFAULT 0,
+    epoch         INTEGER NOT NULL DEFAULT 0
 );
 -- `blob`: where the payload is when it is not in `data`; `bytes`: its length then, so
 -- that measuring a read seeks no blob (NULL in rows written before the column
@@ -88,9 +89,10 @@ CREATE TABLE IF NOT EXISTS producers (
 
 /// The layout this build writes, kept in the database's `user_version`: 1 adds
 /// `blobs` (0: databases from before versions were kept), 2 adds `landed`, which an
-/// earlier build would not read. A database written by a later layout is refused
-/// rather than misread.
-pub const LAYOUT_VERSION: i64 = 2;
+/// earlier build would not read, 3 adds `streams.epoch` (an earlier build would issue
+/// offsets without it). A database written by a later layout is refused rather than
+/// misread.
+pub const LAYOUT_VERSION: i64 = 3;
 
 /// The SQLite VFS every connection to a database file uses: the server's process
 /// holds the file's lock for as long as it has the file open, so that no other
@@ -129,26 +131,28 @@ pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, O
     conn.pragma_update(None, "foreign_keys", "OFF")?;
     conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_FRAMES)?;
     conn.execute_batch(SCHEMA)?;
-    add_column(&conn, "blob")?;
-    add_column(&conn, "bytes")?;
+    add_column(&conn, "chunks", "blob", "INTEGER")?;
+    add_column(&conn, "chunks", "bytes", "INTEGER")?;
+    add_column(&conn, "streams", "epoch", "INTEGER NOT NULL DEFAULT 0")?;
     if found < LAYOUT_VERSION {
         conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
     }
     Ok(conn)
 }
 
-/// Databases written before chunks could keep their payload out of line lack the
-/// `chunks.blob` column, and those written before it kept their length, `chunks.bytes`:
-/// each missing one is added, NULL in every existing row (a payload stays inline,
-/// where reading finds it; a blob's length is read from the blob).
-fn add_column(conn: &Connection, name: &str) -> rusqlite::Result<()> {
+/// Adds a column a database from an earlier layout lacks: `chunks.blob` (before
+/// chunks could keep their payload out of line) and `chunks.bytes` (before they kept
+/// its length), NULL in every existing row (a payload stays inline, where reading
+/// finds it; a blob's length is read from the blob); `streams.epoch` (before offsets
+/// had epochs), 0 in every existing row (their offsets stay as they were issued).
+fn add_column(conn: &Connection, table: &str, name: &str, decl: &str) -> rusqlite::Result<()> {
     let has: bool = conn.query_row(
-        "SELECT COUNT(*) FROM pragma_table_info('chunks') WHERE name = ?1",
-        [name],
+        "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+        [table, name],
         |r| r.get::<_, i64>(0).map(|n| n > 0),
     )?;
     if !has {
-        conn.execute_batch(&format!("ALTER TABLE chunks ADD COLUMN {name} INTEGER"))?;
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {name} {decl}"))?;
     }
     Ok(())
 }
@@ -227,12 +231,13 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 pub fn load_streams(conn: &Connection) -> rusqlite::Result<Map<i64, StreamMeta>> {
     let mut stmt = conn.prepare(
         "SELECT id, path, content_type, ttl_secs, expires_at_ms, created_ms, access_ms, tail,
-                closed, last_seq, deleted, chain, forked_from, fork_at FROM streams",
+                closed, last_seq, deleted, chain, forked_from, fork_at, epoch FROM streams",
     )?;
     let rows = stmt.query_map([], |r| {
         let chain: String = r.get(11)?;
         Ok(StreamMeta {
             id: r.get(0)?,
+            epoch: r.get::<_, i64>(14)? as u64,
             path: r.get(1)?,
             content_type: r.get(2)?,
             ttl_secs: r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
@@ -273,8 +278,9 @@ pub fn load_producers(conn: &Connection) -> rusqlite::Result<Map<(i64, String), 
 pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO streams (id, path, content_type, ttl_secs, expires_at_ms,
-            created_ms, access_ms, tail, closed, last_seq, deleted, chain, forked_from, fork_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            created_ms, access_ms, tail, closed, last_seq, deleted, chain, forked_from, fork_at,
+            epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         m.id,
@@ -291,6 +297,7 @@ pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         encode_chain(&m.chain),
         m.forked_from,
         m.fork_at as i64,
+        m.epoch as i64,
     ])?;
     Ok(())
 }

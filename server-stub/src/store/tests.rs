@@ -374,6 +374,7 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
             fork: Some(ForkReq {
                 source: path.clone(),
                 offset: None,
+                offset_epoch: None,
                 sub_offset: None,
             }),
             expires_at_ms: Some(soon + 3_600_000),
@@ -585,6 +586,7 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     fork.fork = Some(ForkReq {
         source: "s".into(),
         offset: Some(500),
+        offset_epoch: None,
         sub_offset: None,
     });
     store.create(fork).await.expect("fork");

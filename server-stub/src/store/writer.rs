@@ -138,6 +138,8 @@ pub(crate) struct Writer {
     paths: Map<Arc<str>, i64>,
     producers: Map<(i64, String), (u64, u64)>,
     next_id: i64,
+    /// The highest epoch issued (see [`StreamMeta::epoch`]).
+    last_epoch: u64,
     /// Originals of what the current group touched, to restore if it fails.
     undo_metas: Map<i64, Option<StreamMeta>>,
     undo_producers: Map<(i64, String), Option<(u64, u64)>>,
@@ -217,6 +219,7 @@ impl Writer {
             }
         }
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
+        let last_epoch = metas.values().map(|m| m.epoch).max().unwrap_or(0);
         for meta in metas.values().filter(|m| owns_path(&paths, m)) {
             shared.publish(meta.clone(), Vec::new());
         }
@@ -227,6 +230,7 @@ impl Writer {
             paths,
             producers,
             next_id,
+            last_epoch,
             undo_metas: Map::default(),
             undo_producers: Map::default(),
             fresh: Map::default(),
@@ -677,8 +681,12 @@ impl Writer {
             Lookup::Missing => {}
         }
         let id = self.next_id;
+        // Above every epoch issued: an earlier stream's offsets at this path (it may
+        // have been deleted or expired a moment ago) sort before this one's.
+        let epoch = now.max(self.last_epoch + 1);
         let mut meta = StreamMeta {
             id,
+            epoch,
             path: req.path.as_str().into(),
             content_type: req
                 .content_type
@@ -717,12 +725,17 @@ impl Writer {
                     ))));
                 }
             }
+            if fork.offset_epoch.is_some_and(|e| e != source.epoch) {
+                return Ok(Err(CreateError::BadRequest(
+                    "the fork offset is not one of the source's offsets".into(),
+                )));
+            }
             let base = fork.offset.unwrap_or(source.tail);
             let at = base.saturating_add(fork.sub_offset.unwrap_or(0));
             if base > source.tail || at > source.tail {
                 return Ok(Err(CreateError::BadRequest(format!(
                     "fork offset is beyond the source's tail ({})",
-                    super::meta::format_offset(source.tail)
+                    super::meta::format_offset(source.epoch, source.tail)
                 ))));
             }
             meta.content_type = req
@@ -751,6 +764,8 @@ impl Writer {
                 });
             }
             meta.chain = chain;
+            // The same offsets as its source.
+            meta.epoch = source.epoch;
             meta.forked_from = Some(source.id);
             meta.fork_at = at;
             meta.tail = at;
@@ -760,6 +775,7 @@ impl Writer {
         }
         meta.closed = req.closed;
         self.next_id += 1;
+        self.last_epoch = self.last_epoch.max(meta.epoch);
         save_stream(conn, &meta)?;
         self.touch(id);
         self.paths.insert(meta.path.clone(), id);
@@ -795,6 +811,7 @@ impl Writer {
                 Some(&(epoch, last)) if p.epoch == epoch && p.seq <= last => {
                     return Ok(Ok(AppendOk {
                         next: meta.tail,
+                        stream_epoch: meta.epoch,
                         closed: meta.closed,
                         producer: Some((epoch, last)),
                         duplicate: true,
@@ -820,12 +837,16 @@ impl Writer {
             if !has_body && req.close {
                 return Ok(Ok(AppendOk {
                     next: meta.tail,
+                    stream_epoch: meta.epoch,
                     closed: true,
                     producer: None,
                     duplicate: false,
                 }));
             }
-            return Ok(Err(AppendError::Closed { next: meta.tail }));
+            return Ok(Err(AppendError::Closed {
+                next: meta.tail,
+                stream_epoch: meta.epoch,
+            }));
         }
         if let Some(ct) = &req.content_type {
             if has_body && !same_media_type(ct, &meta.content_type) {
@@ -878,6 +899,7 @@ impl Writer {
         };
         let ok = AppendOk {
             next: meta.tail,
+            stream_epoch: meta.epoch,
             closed: meta.closed,
             producer,
             duplicate: false,

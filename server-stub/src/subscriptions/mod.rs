@@ -97,6 +97,12 @@ fn tail_of(state: &AppState, path: &str) -> u64 {
         .map_or(0, |m| m.tail)
 }
 
+/// The epoch of the stream at `path` (see [`crate::store::StreamMeta::epoch`]); 0
+/// when there is none.
+pub(crate) fn epoch_of(state: &AppState, path: &str) -> u64 {
+    state.store.shared().get(path).map_or(0, |l| l.meta().epoch)
+}
+
 fn random_hex(bytes: usize) -> String {
     signing::random_bytes(bytes)
         .iter()
@@ -375,11 +381,12 @@ fn listing(state: &AppState, sub: &Sub) -> Vec<Value> {
         .iter()
         .map(|(path, l)| {
             let tail = tail_of(state, path);
+            let epoch = epoch_of(state, path);
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(l.acked),
-                "tail_offset": format_offset(tail),
+                "acked_offset": format_offset(epoch, l.acked),
+                "tail_offset": format_offset(epoch, tail),
                 "has_pending": tail > l.acked,
             })
         })
@@ -395,7 +402,7 @@ fn serialize(state: &AppState, sub: &Sub, signer: &Signer) -> Value {
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(l.acked),
+                "acked_offset": format_offset(epoch_of(state, path), l.acked),
             })
         })
         .collect();

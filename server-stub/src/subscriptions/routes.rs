@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{listing, pending, serialize, tail_of, Kind, Link, Registry, Sub};
 use crate::http::AppState;
-use crate::store::{parse_offset, ReadFrom};
+use crate::store::{resolve_offset, ReadFrom};
 
 /// A subscription API error: `{"error":{"code","message",...}}`.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -369,7 +369,13 @@ fn settle(
                     .or_else(|| ack.get("path"))
                     .and_then(Value::as_str)
                     .map(trim);
-                let offset = ack.get("offset").and_then(Value::as_str).map(parse_offset);
+                let offset = match &stream {
+                    Some(stream) => ack
+                        .get("offset")
+                        .and_then(Value::as_str)
+                        .map(|o| resolve_offset(o, super::epoch_of(state, stream))),
+                    None => None,
+                };
                 let (Some(stream), Some(Ok(ReadFrom::At(offset)))) = (stream, offset) else {
                     return error(
                         StatusCode::CONFLICT,
