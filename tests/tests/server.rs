@@ -405,6 +405,55 @@ async fn offsets_of_a_deleted_stream_are_refused_by_the_one_created_again_at_its
 }
 
 #[tokio::test]
+async fn session_input_at_the_edges_gets_clear_answers() {
+    let dir = temp_dir("session-edges");
+    let server = ServerProcess::start(&dir, &["--memory"]).await;
+    let c = client();
+    // An event's own `offset` is the server's to assign: dropped unread, whatever it is.
+    let mut event = token_event("e", "x");
+    event["offset"] = json!("a/b");
+    let (status, body) = post_events(&c, &server.url, "e", &event).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A timestamp no clock gives is refused.
+    let mut event = token_event("e", "y");
+    event["timestamp"] = json!(1e30);
+    let (status, body) = post_events(&c, &server.url, "e", &event).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(history(&c, &server.url, "e").await.len(), 1);
+    // `..` is not a session id (clients normalise it out of URLs: sent raw here).
+    let all = exchange(
+        &server,
+        b"POST /api/sessions/../events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+          Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+        false,
+    )
+    .await;
+    let (answer, _) = next_response(&all, false);
+    assert_eq!(answer.status, 400);
+    assert!(String::from_utf8_lossy(&answer.body).contains("invalid_session_id"));
+    // A stream under `sessions/` that does not hold JSON is not shown as an empty
+    // session.
+    let url = server.stream("sessions/plain");
+    c.put(&url)
+        .header("content-type", "text/plain")
+        .body("bytes")
+        .send()
+        .await
+        .expect("put");
+    for route in ["events", "stream", "view"] {
+        let r = c
+            .get(format!("{}/api/sessions/plain/{route}", server.url))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::CONFLICT, "{route}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "not_a_session", "{route}");
+    }
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

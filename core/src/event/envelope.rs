@@ -7,6 +7,10 @@ use serde_json::{Map, Value};
 use super::{Channel, Event};
 use crate::Offset;
 
+/// The largest timestamp given as a fraction that is taken (2^53 - 1: the largest
+/// integer a double holds exactly, and JavaScript's `Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_MS: f64 = 9_007_199_254_740_991.0;
+
 /// An envelope is not the JSON object `{type, data, ...}` it must be.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -110,7 +114,11 @@ impl Envelope {
         let timestamp = match timestamp {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
-            Some(Value::Number(n)) if n.as_f64().is_some_and(|f| f >= 0.0) => {
+            // A fractional one (JavaScript's clocks give them) up to the largest
+            // integer a double holds exactly: beyond, it is no time but a mistake.
+            Some(Value::Number(n))
+                if n.as_f64().is_some_and(|f| (0.0..=MAX_SAFE_MS).contains(&f)) =>
+            {
                 n.as_f64().map(|f| f as u64)
             }
             Some(other) => {

@@ -395,6 +395,8 @@ fn envelope_errors_are_clear() {
         (r#"{"data":{}}"#, "missing `type`"),
         (r#"{"type":7}"#, "non-empty string"),
         (r#"{"type":"a","timestamp":"yesterday"}"#, "timestamp"),
+        (r#"{"type":"a","timestamp":1e30}"#, "timestamp"),
+        (r#"{"type":"a","timestamp":-1}"#, "timestamp"),
         ("{", "not an event envelope"),
     ] {
         let err = Envelope::from_json(text).unwrap_err().to_string();
@@ -404,6 +406,9 @@ fn envelope_errors_are_clear() {
         Envelope::from_json(r#"{"type":"a","offset":"a/b"}"#),
         Err(EnvelopeError::BadOffset(_))
     ));
+    // A JavaScript clock's fraction is taken, whole milliseconds kept.
+    let fractional = Envelope::from_json(r#"{"type":"a","timestamp":1700000000000.5}"#);
+    assert_eq!(fractional.map(|e| e.timestamp), Ok(Some(1_700_000_000_000)));
 }
 
 #[test]

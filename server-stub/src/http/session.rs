@@ -101,7 +101,10 @@ impl From<super::ApiError> for SessionError {
 
 /// The stream path of a session, after checking the id.
 fn session_path(id: &str) -> Result<String, SessionError> {
+    // Not `.` nor `..`, which clients normalise out of URLs.
     let valid = !id.is_empty()
+        && id != "."
+        && id != ".."
         && id.len() <= 128
         && id
             .bytes()
@@ -109,7 +112,8 @@ fn session_path(id: &str) -> Result<String, SessionError> {
     if !valid {
         return Err(SessionError::bad(
             "invalid_session_id",
-            "a session id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' or '.'",
+            "a session id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' or '.' \
+             (not `.` nor `..`)",
         ));
     }
     Ok(format!("sessions/{id}"))
@@ -146,8 +150,13 @@ pub(super) async fn post_events(
         other => vec![other],
     };
     let mut texts = Vec::with_capacity(items.len());
-    for (i, item) in items.into_iter().enumerate() {
+    for (i, mut item) in items.into_iter().enumerate() {
         let at = |m: String| format!("event {i}: {m}");
+        // The server assigns offsets: whatever an event says of its own is dropped
+        // unread (it must not refuse the event).
+        if let Value::Object(fields) = &mut item {
+            fields.remove("offset");
+        }
         let mut envelope = Envelope::from_value(item)
             .map_err(|e| SessionError::bad("invalid_event", at(e.to_string())))?;
         match envelope.event.check(!state.config.strict_events) {
@@ -239,14 +248,27 @@ fn live_session(
     state: &AppState,
     path: &str,
 ) -> Result<(Arc<Live>, Arc<StreamMeta>), SessionError> {
-    super::stream::lookup(state, path).map_err(|e| match e.status {
+    let (live, meta) = super::stream::lookup(state, path).map_err(|e| match e.status {
         StatusCode::NOT_FOUND => SessionError::new(
             StatusCode::NOT_FOUND,
             "session_not_found",
             "no such session",
         ),
         _ => e.into(),
-    })
+    })?;
+    if !meta.is_json() {
+        // Made through the stream routes with another content type: its bytes are
+        // not events, and showing none would hide them.
+        return Err(SessionError::new(
+            StatusCode::CONFLICT,
+            "not_a_session",
+            format!(
+                "the stream {path} holds {}, not JSON events",
+                meta.content_type
+            ),
+        ));
+    }
+    Ok((live, meta))
 }
 
 fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
