@@ -414,6 +414,18 @@ async fn session_input_at_the_edges_gets_clear_answers() {
     event["offset"] = json!("a/b");
     let (status, body) = post_events(&c, &server.url, "e", &event).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A query that does not decode is a JSON error too.
+    let r = c
+        .get(format!(
+            "{}/api/sessions/e/events?limit=1&limit=2",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_query");
     // A timestamp no clock gives is refused.
     let mut event = token_event("e", "y");
     event["timestamp"] = json!(1e30);
@@ -576,9 +588,11 @@ async fn auth_tokens_guard_every_route_by_scope() {
         c.head(&url).send().await.expect("head").status(),
         StatusCode::UNAUTHORIZED
     );
-    // Nothing was created by the refused requests.
-    let (status, _) = post_events(&c, &server.url, "s", &token_event("s", "x")).await;
+    // Nothing was created by the refused requests. (The session API's refusals are
+    // JSON, as its other errors.)
+    let (status, body) = post_events(&c, &server.url, "s", &token_event("s", "x")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     let r = c
         .post(format!("{}/api/sessions/s/events", server.url))
         .bearer_auth("reader-1")

@@ -12,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 
 use super::auth::{self, Tokens};
 use super::headers;
-use super::ApiError;
 
 const ALLOW_HEADERS: &str = "content-type, authorization, if-none-match, last-event-id, \
     stream-seq, stream-ttl, stream-expires-at, stream-closed, producer-id, producer-epoch, \
@@ -53,7 +52,14 @@ impl Gate {
         };
         let checked = match &self.tokens {
             _ if entry.preflight => Err(StatusCode::NO_CONTENT.into_response()),
-            Some(tokens) => auth::allowed(tokens, request).map_err(ApiError::into_response),
+            // The session API's errors are JSON, its refusals too.
+            Some(tokens) => auth::allowed(tokens, request).map_err(|e| {
+                if request.uri().path().starts_with("/api/") {
+                    super::session::SessionError::from(e).into_response()
+                } else {
+                    e.into_response()
+                }
+            }),
             None => Ok(()),
         };
         match checked {

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -90,6 +91,7 @@ impl From<super::ApiError> for SessionError {
             StatusCode::GONE => "gone",
             StatusCode::CONFLICT => "conflict",
             StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::INTERNAL_SERVER_ERROR => "internal",
             _ => "bad_request",
         };
@@ -330,9 +332,10 @@ fn messages(chunk: &ReadChunk) -> Vec<gapless_core::json::RawJson> {
 pub(super) async fn get_events(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
+    let Query(q) = q.map_err(|e| SessionError::bad("invalid_query", e.body_text()))?;
     let (live, meta) = live_session(&state, &path)?;
     let from = start(q.after.as_deref(), &meta)?;
     let limit = match q.limit.as_deref() {
@@ -408,9 +411,10 @@ pub(super) struct ViewQuery {
 pub(super) async fn view(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<ViewQuery>,
+    q: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
+    let Query(q) = q.map_err(|e| SessionError::bad("invalid_query", e.body_text()))?;
     let (live, meta) = live_session(&state, &path)?;
     let stall_after_ms = q.stall_after_ms.unwrap_or(60_000).max(1);
     let now = gapless_core::Time::from_millis(now_ms());
@@ -497,10 +501,11 @@ pub(super) struct StreamQuery {
 pub(super) async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(q): Query<StreamQuery>,
+    q: Result<Query<StreamQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, SessionError> {
     let path = session_path(&id)?;
+    let Query(q) = q.map_err(|e| SessionError::bad("invalid_query", e.body_text()))?;
     let (live, meta) = live_session(&state, &path)?;
     // An EventSource reconnects to the same URL with the last id it saw: that, not
     // the URL's offset, is where it resumes (else it would see the history again).
