@@ -779,10 +779,26 @@ fn one_host(version: Version, headers: &axum::http::HeaderMap) -> bool {
 /// a port), or is empty (a target without an authority): no user information (`@`),
 /// no path, no spaces.
 fn valid_host(value: &[u8]) -> bool {
-    value
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+    value.iter().all(|&b| HOST_BYTES[b as usize])
 }
+
+/// The bytes a `Host` value may hold (see [`valid_host`]), looked up by value: a
+/// search of the punctuation list for each byte cost some 350 instructions a request.
+const HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = (b as u8).is_ascii_alphanumeric();
+        b += 1;
+    }
+    let punctuation = b"-._~!$&'()*+,;=%:[]";
+    let mut i = 0;
+    while i < punctuation.len() {
+        table[punctuation[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 /// Hands the connection to hyper, replaying the bytes already read: a request that
 /// does not name its host as it must is refused there, with 400.

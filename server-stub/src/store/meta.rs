@@ -38,21 +38,40 @@ pub fn push_offset(out: &mut String, epoch: u64, pos: u64) {
     push_padded(out, pos);
 }
 
-/// Appends `n` in at least [`OFFSET_WIDTH`] decimal digits, zero-padded.
+/// Appends `n` in at least [`OFFSET_WIDTH`] decimal digits, zero-padded: below 10^16
+/// (every epoch, and positions short of ten petabytes) as two halves of eight digits
+/// in 32-bit arithmetic, where a digit at a time in 64-bit took some 300
+/// instructions a number (`gapless-bench --instructions`).
 fn push_padded(out: &mut String, n: u64) {
+    const HALF: u64 = 100_000_000;
     let mut digits = [b'0'; 20];
+    if n < HALF * HALF {
+        fill_eight(&mut digits[4..12], (n / HALF) as u32);
+        fill_eight(&mut digits[12..], (n % HALF) as u32);
+        push_ascii(out, &digits[4..]);
+        return;
+    }
     let (mut n, mut i) = (n, digits.len());
-    loop {
+    while n > 0 {
         i -= 1;
         digits[i] += (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
-    let first = i.min(digits.len() - OFFSET_WIDTH);
+    push_ascii(out, &digits[i..]);
+}
+
+/// Writes `v` (below 10^8) as eight decimal digits.
+fn fill_eight(slot: &mut [u8], mut v: u32) {
+    for d in slot.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
+/// Appends ASCII digits.
+fn push_ascii(out: &mut String, digits: &[u8]) {
     // ASCII digits: always UTF-8.
-    out.push_str(std::str::from_utf8(&digits[first..]).unwrap_or_default());
+    out.push_str(std::str::from_utf8(digits).unwrap_or_default());
 }
 
 /// Where a read starts.
