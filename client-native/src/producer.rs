@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use gapless_core::producer::{Numbering, Verdict};
 use gapless_core::resume::BackoffConfig;
 use gapless_core::wire::{headers, AppendOutcome};
 use gapless_core::Offset;
@@ -106,17 +107,9 @@ pub struct Ack {
     pub seq: u64,
 }
 
+/// The producer's numbers (the core's machine: see [`Numbering`]).
 struct State {
-    epoch: u64,
-    seq: u64,
-    /// The append under `seq` was sent without a definite answer (its answer was
-    /// lost, or its future dropped): it may be stored. The next append takes the next
-    /// number, never this one for other data (the server would call it a duplicate
-    /// and drop it).
-    unsure: bool,
-    /// The number before `seq` belongs to an append of unknown outcome: a
-    /// sequence-gap answer expecting it says that append was not stored.
-    after_unsure: bool,
+    numbers: Numbering,
 }
 
 struct Shared {
@@ -196,10 +189,7 @@ impl Producer {
             stream,
             cfg,
             state: Mutex::new(State {
-                epoch,
-                seq: 0,
-                unsure: false,
-                after_unsure: false,
+                numbers: Numbering::new(epoch),
             }),
             lag: AtomicUsize::new(0),
             failure: std::sync::Mutex::new(None),
@@ -309,125 +299,92 @@ impl Producer {
 }
 
 impl Shared {
-    /// Sends one append under the next sequence number, retrying until the server
-    /// answers for good.
+    /// Sends one append under the numbers the core's [`Numbering`] gives it, retrying
+    /// until the server answers for good. An append whose outcome stays unknown (its
+    /// answers lost until the retries ran out, or its future dropped) fails with
+    /// [`Error::OutcomeUnknown`], and the next append is sent under a new epoch, never
+    /// under its numbers.
     async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
         let mut state = self.state.lock().await;
-        if std::mem::take(&mut state.unsure) {
-            state.seq += 1;
-            state.after_unsure = true;
-        }
+        state.numbers.begin();
         let mut delay = BackoffConfig::default().initial;
         let mut retries = 0u32;
-        // An attempt of this append was sent and its outcome is unknown.
-        let mut tried = false;
         loop {
-            // Until an answer says what became of it.
-            state.unsure = true;
+            let (epoch, seq) = state.numbers.numbers();
             let mut req = self
                 .stream
                 .request(reqwest::Method::POST)
                 .header(CONTENT_TYPE, self.cfg.content_type.as_str())
                 .header(headers::PRODUCER_ID, self.cfg.id.as_str())
-                .header(headers::PRODUCER_EPOCH, state.epoch.to_string())
-                .header(headers::PRODUCER_SEQ, state.seq.to_string())
+                .header(headers::PRODUCER_EPOCH, epoch.to_string())
+                .header(headers::PRODUCER_SEQ, seq.to_string())
                 .body(body.clone());
             if close {
                 req = req.header(headers::STREAM_CLOSED, "true");
             }
-            let retry = match req.send().await {
+            let resp = match req.send().await {
                 Err(e) => {
                     debug!("append failed, retrying the same seq: {e}");
-                    true
+                    state.numbers.unanswered();
+                    None
                 }
-                Ok(resp) => {
-                    let outcome = AppendOutcome::of(&head_of(&resp), true)
-                        .map_err(|e| Error::OutcomeUnknown(format!("unreadable answer: {e}")))?;
-                    if !matches!(outcome, AppendOutcome::Retry { .. }) {
-                        // A definite answer: stored, or refused as a whole.
-                        state.unsure = false;
+                Ok(resp) => Some(resp),
+            };
+            if let Some(resp) = resp {
+                let Ok(outcome) = AppendOutcome::of(&head_of(&resp), true) else {
+                    state.numbers.give_up();
+                    return Err(Error::OutcomeUnknown(format!(
+                        "unreadable answer ({})",
+                        resp.status()
+                    )));
+                };
+                match state.numbers.answer(&outcome, self.cfg.auto_claim) {
+                    Verdict::Stored { epoch, seq } => {
+                        let offset = match outcome {
+                            AppendOutcome::Accepted { next_offset } => Some(next_offset),
+                            AppendOutcome::Duplicate { next_offset } => next_offset,
+                            _ => None,
+                        };
+                        return Ok(Ack { offset, epoch, seq });
                     }
-                    match outcome {
-                        AppendOutcome::Accepted { next_offset } => {
-                            return Ok(self.acked(&mut state, Some(next_offset)))
-                        }
-                        AppendOutcome::Duplicate { next_offset } => {
-                            return Ok(self.acked(&mut state, next_offset))
-                        }
-                        AppendOutcome::SeqGap { expected, .. }
-                            if state.after_unsure && expected + 1 == state.seq =>
-                        {
-                            // The append of unknown outcome before this one was not
-                            // stored: this one takes its number.
-                            state.seq = expected;
-                            state.after_unsure = false;
-                            continue;
-                        }
-                        AppendOutcome::StaleEpoch { current } if self.cfg.auto_claim && !tried => {
-                            // Fenced: another producer with this id claimed a newer
-                            // epoch, and this append was not stored (its only attempt
-                            // was refused). Claim an epoch above it and start its
-                            // sequence. (After an attempt of unknown outcome, sending
-                            // it again under a new epoch could store it twice.)
-                            warn!(epoch = current, "producer fenced; claiming a new epoch");
-                            state.epoch = current.max(state.epoch) + 1;
-                            state.seq = 0;
-                            state.after_unsure = false;
-                            continue;
-                        }
-                        AppendOutcome::StaleEpoch { current } if tried => {
-                            state.unsure = true;
-                            return Err(Error::OutcomeUnknown(format!(
-                                "fenced by epoch {current} after an attempt whose answer was lost"
-                            )));
-                        }
-                        AppendOutcome::StaleEpoch { current } => {
-                            return Err(Error::Fenced { current })
-                        }
-                        AppendOutcome::Closed { .. } => return Err(Error::Closed),
-                        AppendOutcome::SeqGap { expected, .. } => {
-                            return Err(Error::Protocol(format!(
-                                "producer sequence out of step: server expects {expected}, sent {}",
-                                state.seq
-                            )));
-                        }
-                        AppendOutcome::Retry { .. } => true,
-                        AppendOutcome::Rejected { .. } => {
+                    Verdict::Resend => {
+                        warn!(
+                            epoch = state.numbers.numbers().0,
+                            "producer fenced; claimed a new epoch"
+                        );
+                        continue;
+                    }
+                    Verdict::Retry => {}
+                    Verdict::Fenced { current } => return Err(Error::Fenced { current }),
+                    Verdict::FencedUnsure { current } => {
+                        return Err(Error::OutcomeUnknown(format!(
+                            "fenced by epoch {current} after an attempt whose answer was lost"
+                        )))
+                    }
+                    Verdict::Refused => return Err(match outcome {
+                        AppendOutcome::Closed { .. } => Error::Closed,
+                        AppendOutcome::SeqGap { expected, .. } => Error::Protocol(format!(
+                            "producer sequence out of step: server expects {expected}, sent {seq}"
+                        )),
+                        _ => {
                             let status = resp.status().as_u16();
                             let body = resp.text().await.unwrap_or_default();
-                            return Err(Error::from_status(
-                                status,
-                                body.chars().take(500).collect(),
-                            ));
+                            Error::from_status(status, body.chars().take(500).collect())
                         }
-                    }
+                    }),
                 }
-            };
-            if retry {
-                tried = true;
-                retries += 1;
-                if self.cfg.max_retries.is_some_and(|max| retries > max) {
-                    return Err(Error::OutcomeUnknown(format!(
-                        "no answer after {} retries",
-                        retries - 1
-                    )));
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
             }
+            retries += 1;
+            if self.cfg.max_retries.is_some_and(|max| retries > max) {
+                state.numbers.give_up();
+                return Err(Error::OutcomeUnknown(format!(
+                    "no answer after {} retries",
+                    retries - 1
+                )));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
         }
-    }
-
-    /// Records an acknowledged append: its ack, and the next sequence number.
-    fn acked(&self, state: &mut State, offset: Option<Offset>) -> Ack {
-        let ack = Ack {
-            offset,
-            epoch: state.epoch,
-            seq: state.seq,
-        };
-        state.seq += 1;
-        state.after_unsure = false;
-        ack
     }
 
     fn batch_body(&self, messages: &[Vec<u8>]) -> Vec<u8> {

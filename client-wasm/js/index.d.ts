@@ -15,7 +15,7 @@ export interface ReadOptions {
 }
 
 /** A stable error code on every Error the package throws or rejects with. */
-export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "NETWORK";
+export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "NETWORK" | "OUTCOME_UNKNOWN" | "FENCED";
 export interface GaplessError extends Error { code: ErrorCode; status?: number }
 
 export type StreamUpdate =

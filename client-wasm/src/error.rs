@@ -22,6 +22,11 @@ pub enum Code {
     InvalidArgument,
     /// The network failed for good.
     Network,
+    /// An append may or may not be stored: its answers were lost (the producer's
+    /// next append is sent under a new epoch, never under its numbers).
+    OutcomeUnknown,
+    /// Another producer with the same id holds a newer epoch.
+    Fenced,
 }
 
 impl Code {
@@ -36,6 +41,8 @@ impl Code {
             Code::Status => "STATUS",
             Code::InvalidArgument => "INVALID_ARGUMENT",
             Code::Network => "NETWORK",
+            Code::OutcomeUnknown => "OUTCOME_UNKNOWN",
+            Code::Fenced => "FENCED",
         }
     }
 }

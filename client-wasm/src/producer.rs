@@ -2,9 +2,10 @@
 //! resolving once the server has committed it; idempotent-producer headers make
 //! retries after lost answers safe (exactly once).
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::rc::Rc;
 
+use gapless_core::producer::{Numbering, Verdict};
 use gapless_core::wire::AppendOutcome;
 use wasm_bindgen::prelude::*;
 
@@ -13,11 +14,11 @@ use crate::options;
 use crate::sync::{FifoLock, Sleep};
 use crate::transport::{head_of, text, Fetch};
 
-/// The idempotent-producer numbers; appends take turns (`lock`), one at a time.
+/// The idempotent-producer numbers (the core's machine); appends take turns
+/// (`lock`), one at a time.
 struct State {
     lock: FifoLock,
-    epoch: Cell<u64>,
-    seq: Cell<u64>,
+    numbers: RefCell<Numbering>,
 }
 
 /// An idempotent producer on one stream.
@@ -30,7 +31,7 @@ pub struct GaplessProducer {
     state: Rc<State>,
 }
 
-/// Retries of one append before it fails with `NETWORK`.
+/// Retries of one append before it fails with `OUTCOME_UNKNOWN`.
 const MAX_RETRIES: u32 = 8;
 
 #[wasm_bindgen]
@@ -57,8 +58,7 @@ impl GaplessProducer {
             // A fresh epoch per producer object fences any earlier one with this id.
             state: Rc::new(State {
                 lock: FifoLock::default(),
-                epoch: Cell::new(js_sys::Date::now() as u64),
-                seq: Cell::new(0),
+                numbers: RefCell::new(Numbering::new(js_sys::Date::now() as u64)),
             }),
         })
     }
@@ -99,56 +99,81 @@ impl GaplessProducer {
         wasm_bindgen_futures::future_to_promise(async move {
             let body = body?;
             let _turn = state.lock.lock().await;
+            state.numbers.borrow_mut().begin();
             let mut retries = 0;
             let mut delay = 100u32;
             loop {
+                let (epoch, seq) = state.numbers.borrow().numbers();
                 let mut all = headers.clone();
                 all.push(("Content-Type".into(), ct.clone()));
                 all.push(("Producer-Id".into(), id.clone()));
-                all.push(("Producer-Epoch".into(), state.epoch.get().to_string()));
-                all.push(("Producer-Seq".into(), state.seq.get().to_string()));
+                all.push(("Producer-Epoch".into(), epoch.to_string()));
+                all.push(("Producer-Seq".into(), seq.to_string()));
                 let fetch = Fetch::new();
-                let retry = match fetch.send("POST", &url, &all, Some(body.clone())).await {
-                    Err(_) => true,
-                    Ok(r) => match AppendOutcome::of(&head_of(&r), true)
-                        .map_err(|e| js_error(Code::Protocol, &e.to_string(), None))?
-                    {
-                        AppendOutcome::Accepted { next_offset } => {
-                            state.seq.set(state.seq.get() + 1);
-                            return Ok(JsValue::from(next_offset.as_str()));
+                match fetch.send("POST", &url, &all, Some(body.clone())).await {
+                    Err(_) => state.numbers.borrow_mut().unanswered(),
+                    Ok(r) => {
+                        let Ok(outcome) = AppendOutcome::of(&head_of(&r), true) else {
+                            state.numbers.borrow_mut().give_up();
+                            return Err(js_error(
+                                Code::OutcomeUnknown,
+                                "the append's answer could not be read",
+                                Some(r.status()),
+                            ));
+                        };
+                        let verdict = state.numbers.borrow_mut().answer(&outcome, true);
+                        match verdict {
+                            Verdict::Stored { .. } => {
+                                return Ok(match outcome {
+                                    AppendOutcome::Accepted { next_offset } => {
+                                        JsValue::from(next_offset.as_str())
+                                    }
+                                    AppendOutcome::Duplicate {
+                                        next_offset: Some(o),
+                                    } => JsValue::from(o.as_str()),
+                                    _ => JsValue::NULL,
+                                });
+                            }
+                            Verdict::Resend => continue,
+                            Verdict::Retry => {}
+                            Verdict::Fenced { .. } => {
+                                return Err(js_error(
+                                    Code::Fenced,
+                                    "another producer with this id holds a newer epoch",
+                                    Some(403),
+                                ))
+                            }
+                            Verdict::FencedUnsure { .. } => {
+                                return Err(js_error(
+                                    Code::OutcomeUnknown,
+                                    "fenced after an attempt whose answer was lost",
+                                    Some(403),
+                                ))
+                            }
+                            Verdict::Refused if matches!(outcome, AppendOutcome::Closed { .. }) => {
+                                return Err(js_error(
+                                    Code::Closed,
+                                    "the stream is closed",
+                                    Some(409),
+                                ));
+                            }
+                            Verdict::Refused => {
+                                return Err(status_error(r.status(), &text(&r).await))
+                            }
                         }
-                        AppendOutcome::Duplicate { next_offset } => {
-                            state.seq.set(state.seq.get() + 1);
-                            return Ok(
-                                next_offset.map_or(JsValue::NULL, |o| JsValue::from(o.as_str()))
-                            );
-                        }
-                        AppendOutcome::StaleEpoch { current } => {
-                            state.epoch.set(current.max(state.epoch.get()) + 1);
-                            state.seq.set(0);
-                            continue;
-                        }
-                        AppendOutcome::Closed { .. } => {
-                            return Err(js_error(Code::Closed, "the stream is closed", Some(409)));
-                        }
-                        AppendOutcome::Retry { .. } => true,
-                        AppendOutcome::SeqGap { .. } | AppendOutcome::Rejected { .. } => {
-                            return Err(status_error(r.status(), &text(&r).await));
-                        }
-                    },
-                };
-                if retry {
-                    retries += 1;
-                    if retries > MAX_RETRIES {
-                        return Err(js_error(
-                            Code::Network,
-                            "the append failed after retries",
-                            None,
-                        ));
                     }
-                    Sleep::new(delay).await;
-                    delay = (delay * 2).min(5000);
                 }
+                retries += 1;
+                if retries > MAX_RETRIES {
+                    state.numbers.borrow_mut().give_up();
+                    return Err(js_error(
+                        Code::OutcomeUnknown,
+                        "no answer to the append after retries",
+                        None,
+                    ));
+                }
+                Sleep::new(delay).await;
+                delay = (delay * 2).min(5000);
             }
         })
     }

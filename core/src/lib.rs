@@ -25,6 +25,8 @@
 //! - [`wire`]: Durable Streams headers, control events, JSON-mode bodies, base64 data and
 //!   the meaning of read responses.
 //! - [`resume`]: the resume state machine (catch-up → live, dedupe, reconnect, backoff).
+//! - [`producer`]: the idempotent producer's numbering: what each append is sent under
+//!   and what each answer means for it.
 //! - [`session`]: the session view reducer a UI renders.
 //! - [`fuzz_checks`]: parser properties shared by the fuzz targets and their replay.
 #![forbid(unsafe_code)]
@@ -33,6 +35,7 @@ pub mod event;
 pub mod fuzz_checks;
 pub mod json;
 pub mod offset;
+pub mod producer;
 pub mod resume;
 pub mod session;
 pub mod sse;

@@ -1,0 +1,291 @@
+//! The idempotent producer's numbering (§5.2.1), without I/O: which epoch and sequence
+//! number each append is sent under, and what each answer means for it. Both clients
+//! drive this one machine around their own HTTP and backoff, so that a rule such as
+//! "never send other data under the number of an append whose answer was lost" is
+//! kept once.
+//!
+//! ```
+//! use gapless_core::producer::{Numbering, Verdict};
+//! use gapless_core::wire::AppendOutcome;
+//!
+//! let mut numbers = Numbering::new(7);
+//! assert_eq!(numbers.begin(), (7, 0));
+//! // The answer was lost: the append may be stored.
+//! numbers.unanswered();
+//! numbers.give_up();
+//! // The next append starts a new epoch: never (7, 0) again for other data, which
+//! // the server would take for a duplicate and drop.
+//! assert_eq!(numbers.begin(), (8, 0));
+//! let stored = AppendOutcome::Duplicate { next_offset: None };
+//! assert_eq!(numbers.answer(&stored, true), Verdict::Stored { epoch: 8, seq: 0 });
+//! ```
+
+use crate::wire::AppendOutcome;
+
+/// A producer's numbers and what is known of its last append.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Numbering {
+    epoch: u64,
+    seq: u64,
+    /// The append under `seq` may be stored: it was sent without a definite answer
+    /// (its answer lost, or its sender gone). The next append starts a new epoch.
+    unsure: bool,
+    /// An attempt of the current append was sent and not answered for good.
+    tried: bool,
+}
+
+/// What an answer to an append means for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Stored (or stored before: a duplicate); sent under these numbers.
+    Stored {
+        /// Its epoch.
+        epoch: u64,
+        /// Its sequence number.
+        seq: u64,
+    },
+    /// Send it again at once, under the numbers [`Numbering::numbers`] now gives (a
+    /// new epoch claimed).
+    Resend,
+    /// Send it again, the same, after a pause (a transient refusal).
+    Retry,
+    /// Another producer with this id holds a newer epoch, and this append was not
+    /// stored: it fails.
+    Fenced {
+        /// The server's epoch.
+        current: u64,
+    },
+    /// Fenced after an attempt whose answer was lost: it may be stored, and sending
+    /// it under a new epoch could store it twice. It fails, of unknown outcome.
+    FencedUnsure {
+        /// The server's epoch.
+        current: u64,
+    },
+    /// Refused for good (closed stream, sequence gap, any other status): not stored.
+    Refused,
+}
+
+impl Numbering {
+    /// A producer starting at `epoch`, sequence 0.
+    pub fn new(epoch: u64) -> Numbering {
+        Numbering {
+            epoch,
+            seq: 0,
+            unsure: false,
+            tried: false,
+        }
+    }
+
+    /// Starts an append: the epoch and sequence number to send it under. After an
+    /// append of unknown outcome, that is a new epoch, sequence 0: the server would
+    /// take other data under the same numbers for a duplicate (and drop it), and the
+    /// next number would be a gap, or refused as the start of an epoch, if that append
+    /// was not stored; a new epoch is taken either way (and fences off the old one,
+    /// should a request of it still be on its way).
+    pub fn begin(&mut self) -> (u64, u64) {
+        if std::mem::take(&mut self.unsure) {
+            self.epoch = self.epoch.saturating_add(1);
+            self.seq = 0;
+        }
+        self.tried = false;
+        // Until an answer says what became of it.
+        self.unsure = true;
+        self.numbers()
+    }
+
+    /// The numbers the current append is sent under.
+    pub fn numbers(&self) -> (u64, u64) {
+        (self.epoch, self.seq)
+    }
+
+    /// An attempt went unanswered (the request or its answer failed): it may be
+    /// stored.
+    pub fn unanswered(&mut self) {
+        self.tried = true;
+    }
+
+    /// The driver stops trying the current append (its retries ran out, or an
+    /// answer could not be read): its outcome stays unknown, and the next append
+    /// does not reuse its number. (Dropping the append without a call has the same
+    /// effect: it is unsure from [`Numbering::begin`] on.)
+    pub fn give_up(&mut self) {
+        self.unsure = true;
+    }
+
+    /// What `outcome`, the server's answer to the current attempt, means.
+    /// `auto_claim`: on a stale epoch, claim one above the server's and start again
+    /// (when this append cannot have been stored).
+    pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
+        match *outcome {
+            AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. } => {
+                let stored = Verdict::Stored {
+                    epoch: self.epoch,
+                    seq: self.seq,
+                };
+                self.seq += 1;
+                self.unsure = false;
+                stored
+            }
+            AppendOutcome::Retry { .. } => {
+                self.tried = true;
+                Verdict::Retry
+            }
+            AppendOutcome::StaleEpoch { current } if self.tried => {
+                // Still unsure: the next append starts an epoch above the server's.
+                self.epoch = current.max(self.epoch);
+                Verdict::FencedUnsure { current }
+            }
+            AppendOutcome::StaleEpoch { current } if auto_claim => {
+                self.epoch = current.max(self.epoch).saturating_add(1);
+                self.seq = 0;
+                Verdict::Resend
+            }
+            AppendOutcome::StaleEpoch { current } => {
+                self.unsure = false;
+                Verdict::Fenced { current }
+            }
+            AppendOutcome::SeqGap { .. }
+            | AppendOutcome::Closed { .. }
+            | AppendOutcome::Rejected { .. } => {
+                self.unsure = false;
+                Verdict::Refused
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::Offset;
+
+    fn stored() -> AppendOutcome {
+        AppendOutcome::Accepted {
+            next_offset: Offset::parse("0000000000000000_0000000000000001").unwrap(),
+        }
+    }
+
+    #[test]
+    fn answered_appends_take_numbers_in_turn() {
+        let mut n = Numbering::new(3);
+        for seq in 0..3 {
+            assert_eq!(n.begin(), (3, seq));
+            assert_eq!(n.answer(&stored(), true), Verdict::Stored { epoch: 3, seq });
+        }
+        assert_eq!(n.begin(), (3, 3));
+        assert_eq!(
+            n.answer(&AppendOutcome::Duplicate { next_offset: None }, true),
+            Verdict::Stored { epoch: 3, seq: 3 }
+        );
+    }
+
+    #[test]
+    fn a_fenced_first_attempt_claims_and_a_fenced_retry_does_not() {
+        let fenced = AppendOutcome::StaleEpoch { current: 9 };
+        let mut n = Numbering::new(3);
+        n.begin();
+        assert_eq!(n.answer(&fenced, true), Verdict::Resend);
+        assert_eq!(n.numbers(), (10, 0));
+        assert_eq!(
+            n.answer(&stored(), true),
+            Verdict::Stored { epoch: 10, seq: 0 }
+        );
+        n.begin();
+        n.unanswered();
+        let fenced = AppendOutcome::StaleEpoch { current: 11 };
+        assert_eq!(
+            n.answer(&fenced, true),
+            Verdict::FencedUnsure { current: 11 }
+        );
+        // The next append starts an epoch above the server's, under no numbers of the
+        // unsure one.
+        assert_eq!(n.begin(), (12, 0));
+        let mut n = Numbering::new(3);
+        n.begin();
+        assert_eq!(n.answer(&fenced, false), Verdict::Fenced { current: 11 });
+        assert_eq!(n.begin(), (3, 0), "a definite refusal keeps the number");
+    }
+
+    /// A model server: the producer state it keeps, and the data it stored.
+    struct Server {
+        epoch: Option<u64>,
+        last: u64,
+        stored: Vec<u32>,
+    }
+
+    impl Server {
+        fn append(&mut self, epoch: u64, seq: u64, data: u32) -> AppendOutcome {
+            match self.epoch {
+                Some(e) if epoch < e => return AppendOutcome::StaleEpoch { current: e },
+                Some(e) if epoch == e && seq <= self.last => {
+                    return AppendOutcome::Duplicate { next_offset: None }
+                }
+                Some(e) if epoch == e && seq != self.last + 1 => {
+                    return AppendOutcome::SeqGap {
+                        expected: self.last + 1,
+                        received: Some(seq),
+                    }
+                }
+                Some(e) if epoch == e => {}
+                _ if seq != 0 => return AppendOutcome::Rejected { status: 400 },
+                _ => {}
+            }
+            self.epoch = Some(epoch);
+            self.last = seq;
+            self.stored.push(data);
+            stored()
+        }
+    }
+
+    proptest! {
+        /// Whatever answers are lost (before or after the server stored the data) and
+        /// whenever the driver gives up, nothing is stored twice, nothing acknowledged
+        /// is missing, and what is stored keeps the appends' order.
+        #[test]
+        fn lost_answers_never_lose_nor_duplicate(
+            faults in proptest::collection::vec((0u8..4, any::<bool>()), 1..60)
+        ) {
+            let mut server = Server { epoch: None, last: 0, stored: Vec::new() };
+            let mut n = Numbering::new(1);
+            let mut acked = Vec::new();
+            for (data, &(fault, give_up)) in faults.iter().enumerate() {
+                let data = data as u32;
+                n.begin();
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let (epoch, seq) = n.numbers();
+                    // 0: answered; 1: lost before the server; 2: lost after it stored.
+                    let lost = attempts == 1 && fault > 0 && fault < 3;
+                    if lost && fault == 1 {
+                        n.unanswered();
+                    } else {
+                        let outcome = server.append(epoch, seq, data);
+                        if lost {
+                            n.unanswered();
+                        } else {
+                            match n.answer(&outcome, true) {
+                                Verdict::Stored { .. } => {
+                                    acked.push(data);
+                                    break;
+                                }
+                                Verdict::Resend | Verdict::Retry => continue,
+                                v => prop_assert!(false, "{v:?}"),
+                            }
+                        }
+                    }
+                    if give_up {
+                        n.give_up();
+                        break;
+                    }
+                }
+            }
+            let mut seen = std::collections::HashSet::new();
+            prop_assert!(server.stored.iter().all(|d| seen.insert(*d)), "{:?}", server.stored);
+            prop_assert!(server.stored.windows(2).all(|w| w[0] < w[1]), "{:?}", server.stored);
+            prop_assert!(acked.iter().all(|d| server.stored.contains(d)));
+        }
+    }
+}
