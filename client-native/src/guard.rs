@@ -191,7 +191,11 @@ impl CrashGuard {
         if let Err(e) = &result {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 self.inner.stdout_broken.store(true, Ordering::Relaxed);
-                self.report_blocking("EPIPE", "stdout closed (broken pipe)");
+                // A runner that is done has reported its end: a reader leaving after
+                // that is no failure of its session.
+                if !self.inner.done.load(Ordering::SeqCst) {
+                    self.report_blocking("EPIPE", "stdout closed (broken pipe)");
+                }
             }
         }
         result
@@ -312,9 +316,10 @@ async fn watch_signals(guard: Weak<Inner>) {
             _ = quit.recv() => ("SIGQUIT", 3),
         };
         if let Some(inner) = guard.upgrade() {
-            let _ = CrashGuard { inner }
-                .fail(name, &format!("the runner received {name}"))
-                .await;
+            // On a thread of its own, waited for: a runtime shutting down meanwhile
+            // (the runner's `main` returning as the signal reached its other
+            // processes too) must not cancel the report half-way.
+            CrashGuard { inner }.report_blocking(name, &format!("the runner received {name}"));
         }
         std::process::exit(128 + number);
     }

@@ -361,17 +361,31 @@ impl Shared {
                             "fenced by epoch {current} after an attempt whose answer was lost"
                         )))
                     }
-                    Verdict::Refused => return Err(match outcome {
-                        AppendOutcome::Closed { .. } => Error::Closed,
-                        AppendOutcome::SeqGap { expected, .. } => Error::Protocol(format!(
+                    Verdict::RefusedUnsure => {
+                        return Err(Error::OutcomeUnknown(format!(
+                            "a retry was refused ({}) after an attempt whose answer was lost",
+                            resp.status()
+                        )))
+                    }
+                    Verdict::Taken => {
+                        return Err(Error::Protocol(format!(
+                            "another writer with producer id {:?} already used epoch {epoch} sequence {seq}: not stored",
+                            self.cfg.id
+                        )))
+                    }
+                    Verdict::Refused => {
+                        return Err(match outcome {
+                            AppendOutcome::Closed { .. } => Error::Closed,
+                            AppendOutcome::SeqGap { expected, .. } => Error::Protocol(format!(
                             "producer sequence out of step: server expects {expected}, sent {seq}"
                         )),
-                        _ => {
-                            let status = resp.status().as_u16();
-                            let body = resp.text().await.unwrap_or_default();
-                            Error::from_status(status, body.chars().take(500).collect())
-                        }
-                    }),
+                            _ => {
+                                let status = resp.status().as_u16();
+                                let body = resp.text().await.unwrap_or_default();
+                                Error::from_status(status, body.chars().take(500).collect())
+                            }
+                        })
+                    }
                 }
             }
             retries += 1;

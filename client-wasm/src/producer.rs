@@ -150,6 +150,18 @@ impl GaplessProducer {
                                     Some(403),
                                 ))
                             }
+                            Verdict::RefusedUnsure => {
+                                return Err(js_error(
+                                    Code::OutcomeUnknown,
+                                    "a retry was refused after an attempt whose answer was lost",
+                                    Some(r.status()),
+                                ))
+                            }
+                            Verdict::Taken => return Err(js_error(
+                                Code::Fenced,
+                                "another writer with this producer id already used these numbers",
+                                None,
+                            )),
                             Verdict::Refused if matches!(outcome, AppendOutcome::Closed { .. }) => {
                                 return Err(js_error(
                                     Code::Closed,

@@ -16,7 +16,7 @@
 //! // The next append starts a new epoch: never (7, 0) again for other data, which
 //! // the server would take for a duplicate and drop.
 //! assert_eq!(numbers.begin(), (8, 0));
-//! let stored = AppendOutcome::Duplicate { next_offset: None };
+//! let stored = AppendOutcome::Accepted { next_offset: "0000000000000000_0000000000000002".parse().unwrap() };
 //! assert_eq!(numbers.answer(&stored, true), Verdict::Stored { epoch: 8, seq: 0 });
 //! ```
 
@@ -63,6 +63,13 @@ pub enum Verdict {
     },
     /// Refused for good (closed stream, sequence gap, any other status): not stored.
     Refused,
+    /// Refused, but after an attempt whose answer was lost (which may have stored
+    /// it): it fails, of unknown outcome.
+    RefusedUnsure,
+    /// Its first attempt was answered as a duplicate: another writer with this
+    /// producer id already used these numbers. Not stored; it fails, and the next
+    /// append moves to a new epoch.
+    Taken,
 }
 
 impl Numbering {
@@ -117,6 +124,7 @@ impl Numbering {
     /// (when this append cannot have been stored).
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
         match *outcome {
+            AppendOutcome::Duplicate { .. } if !self.tried => Verdict::Taken,
             AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. } => {
                 let stored = Verdict::Stored {
                     epoch: self.epoch,
@@ -131,8 +139,11 @@ impl Numbering {
                 Verdict::Retry
             }
             AppendOutcome::StaleEpoch { current } if self.tried => {
-                // Still unsure: the next append starts an epoch above the server's.
-                self.epoch = current.max(self.epoch);
+                // Still unsure: the next append starts a new epoch, above the server's
+                // when claiming is allowed.
+                if auto_claim {
+                    self.epoch = current.max(self.epoch);
+                }
                 Verdict::FencedUnsure { current }
             }
             AppendOutcome::StaleEpoch { current } if auto_claim => {
@@ -144,9 +155,17 @@ impl Numbering {
                 self.unsure = false;
                 Verdict::Fenced { current }
             }
-            AppendOutcome::SeqGap { .. }
-            | AppendOutcome::Closed { .. }
-            | AppendOutcome::Rejected { .. } => {
+            // A gap proves this append was not stored (a stored one is a duplicate).
+            AppendOutcome::SeqGap { .. } => {
+                self.unsure = false;
+                Verdict::Refused
+            }
+            // Another refusal of a retry says nothing of the attempt whose answer was
+            // lost.
+            AppendOutcome::Closed { .. } | AppendOutcome::Rejected { .. } if self.tried => {
+                Verdict::RefusedUnsure
+            }
+            AppendOutcome::Closed { .. } | AppendOutcome::Rejected { .. } => {
                 self.unsure = false;
                 Verdict::Refused
             }
@@ -174,11 +193,41 @@ mod tests {
             assert_eq!(n.begin(), (3, seq));
             assert_eq!(n.answer(&stored(), true), Verdict::Stored { epoch: 3, seq });
         }
+        // A duplicate is this append stored by an attempt whose answer was lost...
         assert_eq!(n.begin(), (3, 3));
+        n.unanswered();
+        let duplicate = AppendOutcome::Duplicate { next_offset: None };
         assert_eq!(
-            n.answer(&AppendOutcome::Duplicate { next_offset: None }, true),
+            n.answer(&duplicate, true),
             Verdict::Stored { epoch: 3, seq: 3 }
         );
+        // ...but answered to a first attempt, another writer's use of the numbers.
+        assert_eq!(n.begin(), (3, 4));
+        assert_eq!(n.answer(&duplicate, true), Verdict::Taken);
+        assert_eq!(n.begin(), (4, 0), "the next append moves to a new epoch");
+    }
+
+    #[test]
+    fn a_refused_retry_leaves_the_outcome_unknown_but_a_gap_does_not() {
+        let refused = AppendOutcome::Rejected { status: 401 };
+        let mut n = Numbering::new(5);
+        n.begin();
+        assert_eq!(n.answer(&refused, true), Verdict::Refused);
+        assert_eq!(n.begin(), (5, 0), "not stored: its numbers are free");
+        n.unanswered();
+        assert_eq!(n.answer(&refused, true), Verdict::RefusedUnsure);
+        assert_eq!(
+            n.begin(),
+            (6, 0),
+            "perhaps stored: its numbers are not reused"
+        );
+        n.unanswered();
+        let gap = AppendOutcome::SeqGap {
+            expected: 3,
+            received: Some(0),
+        };
+        assert_eq!(n.answer(&gap, true), Verdict::Refused);
+        assert_eq!(n.begin(), (6, 0));
     }
 
     #[test]
@@ -206,6 +255,13 @@ mod tests {
         n.begin();
         assert_eq!(n.answer(&fenced, false), Verdict::Fenced { current: 11 });
         assert_eq!(n.begin(), (3, 0), "a definite refusal keeps the number");
+        // Without claiming, an unsure fence does not take the server's epoch.
+        n.unanswered();
+        assert_eq!(
+            n.answer(&fenced, false),
+            Verdict::FencedUnsure { current: 11 }
+        );
+        assert_eq!(n.begin(), (4, 0));
     }
 
     /// A model server: the producer state it keeps, and the data it stored.

@@ -466,6 +466,68 @@ async fn session_input_at_the_edges_gets_clear_answers() {
 }
 
 #[tokio::test]
+async fn a_subscription_sees_a_stream_created_again_at_its_path_from_its_start() {
+    let dir = temp_dir("subscription-recreate");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    let url = server.stream("w");
+    create_json(&c, &url).await;
+    for body in [r#"{"n":1}"#, r#"{"n":2}"#] {
+        assert_eq!(
+            post_json(&c, &url, body).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let sub = server.stream("__ds/subscriptions/s1");
+    let r = c
+        .put(&sub)
+        .json(&json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["w"]}))
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    // Linked at its tail: nothing pending.
+    let r = c
+        .post(format!("{sub}/claim"))
+        .json(&json!({"worker": "x"}))
+        .send()
+        .await
+        .expect("claim");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    // The stream is deleted and created again, shorter than it was acknowledged to.
+    assert_eq!(
+        c.delete(&url).send().await.expect("delete").status(),
+        StatusCode::NO_CONTENT
+    );
+    create_json(&c, &url).await;
+    assert_eq!(
+        post_json(&c, &url, r#"{"new":1}"#).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let tail = head_tail(&c, &url).await;
+    let r = c
+        .post(format!("{sub}/claim"))
+        .json(&json!({"worker": "x"}))
+        .send()
+        .await
+        .expect("claim");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "the new stream's data is pending"
+    );
+    let claimed: Value = r.json().await.expect("json");
+    let link = &claimed["streams"][0];
+    assert_eq!(link["has_pending"], true);
+    assert_eq!(link["tail_offset"], tail.as_str());
+    // Acknowledged from the new stream's start (its epoch, position 0).
+    let acked = link["acked_offset"].as_str().expect("acked");
+    assert_eq!(&acked[..17], &tail[..17], "{acked} in the epoch of {tail}");
+    assert!(acked.ends_with("_0000000000000000"), "{acked}");
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

@@ -100,11 +100,13 @@ pub enum BadOffset {
 
 /// Reads an offset for the stream of epoch `epoch` (see [`StreamMeta::epoch`]): an
 /// offset of an earlier epoch is [`BadOffset::Retired`]; one of a later epoch is past
-/// the stream's tail.
+/// the stream's tail. Position 0 is the start in every epoch (nothing read: no gap to
+/// fear), as `-1` is; the official conformance suite writes the start as
+/// `0000000000000000_0000000000000000`.
 pub fn resolve_offset(text: &str, epoch: u64) -> Result<ReadFrom, BadOffset> {
     match parse_offset(text)? {
         (_, from @ ReadFrom::Tail) => Ok(from),
-        (None, from) => Ok(from),
+        (None, from) | (_, from @ ReadFrom::At(0)) => Ok(from),
         (Some(e), _) if e < epoch => Err(BadOffset::Retired(text.to_owned())),
         (Some(e), _) if e > epoch => Ok(ReadFrom::At(u64::MAX)),
         (Some(_), from) => Ok(from),
@@ -257,7 +259,9 @@ mod tests {
             format_offset(1_764_000_000_000, 7),
             "0001764000000000_0000000000000007"
         );
-        // An earlier stream's offsets are refused; a later epoch is past the tail.
+        // An earlier stream's offsets are refused (but for its start, every stream's);
+        // a later epoch is past the tail.
+        assert_eq!(resolve_offset(&format_offset(0, 0), 6), Ok(ReadFrom::At(0)));
         let earlier = format_offset(5, 3);
         assert!(matches!(
             resolve_offset(&earlier, 6),

@@ -725,7 +725,8 @@ impl Writer {
                     ))));
                 }
             }
-            if fork.offset_epoch.is_some_and(|e| e != source.epoch) {
+            // (Position 0 is every epoch's start.)
+            if fork.offset_epoch.is_some_and(|e| e != source.epoch) && fork.offset != Some(0) {
                 return Ok(Err(CreateError::BadRequest(
                     "the fork offset is not one of the source's offsets".into(),
                 )));

@@ -36,7 +36,34 @@ enum Kind {
 struct Link {
     explicit: bool,
     glob: bool,
+    /// The acknowledged position, in the stream of epoch `epoch`.
     acked: u64,
+    /// The epoch of the stream `acked` is a position of (see
+    /// [`crate::store::StreamMeta::epoch`]): once the path holds another stream,
+    /// nothing of it is acknowledged.
+    epoch: u64,
+}
+
+impl Link {
+    /// A link to the stream at `path`, acknowledged up to its tail now.
+    fn at_tail(state: &AppState, path: &str) -> Link {
+        Link {
+            explicit: false,
+            glob: false,
+            acked: tail_of(state, path),
+            epoch: epoch_of(state, path),
+        }
+    }
+
+    /// The acknowledged position in the stream now at `path`: 0 if it is another
+    /// stream than the one acknowledged (created again since).
+    fn acked(&self, state: &AppState, path: &str) -> u64 {
+        if epoch_of(state, path) == self.epoch {
+            self.acked
+        } else {
+            0
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -52,7 +79,8 @@ struct Sub {
     failed: bool,
     generation: u64,
     wake_id: Option<String>,
-    snapshot: BTreeMap<String, u64>,
+    /// Each linked stream's epoch and tail when the wake began.
+    snapshot: BTreeMap<String, (u64, u64)>,
     holder: Option<String>,
 }
 
@@ -186,7 +214,7 @@ impl Registry {
         sub.snapshot = sub
             .links
             .keys()
-            .map(|p| (p.clone(), tail_of(state, p)))
+            .map(|p| (p.clone(), (epoch_of(state, p), tail_of(state, p))))
             .collect();
         match &sub.kind {
             Kind::Webhook { url } => {
@@ -290,9 +318,15 @@ impl Registry {
                         let Some(s) = subs.get_mut(sub) else { return };
                         s.failed = false;
                         if done && s.wake_id.as_deref() == Some(wake_id) {
-                            for (path, tail) in std::mem::take(&mut s.snapshot) {
+                            for (path, (epoch, tail)) in std::mem::take(&mut s.snapshot) {
                                 if let Some(link) = s.links.get_mut(&path) {
-                                    link.acked = link.acked.max(tail);
+                                    // What the wake covered, in the stream it saw.
+                                    if link.epoch == epoch {
+                                        link.acked = link.acked.max(tail);
+                                    } else {
+                                        link.acked = tail;
+                                        link.epoch = epoch;
+                                    }
                                 }
                             }
                             self.finish_wake(state, s)
@@ -371,7 +405,7 @@ fn pending(state: &AppState, sub: &Sub) -> bool {
 fn pending_stream(state: &AppState, sub: &Sub) -> Option<String> {
     sub.links
         .iter()
-        .find(|(p, l)| tail_of(state, p) > l.acked)
+        .find(|(p, l)| tail_of(state, p) > l.acked(state, p))
         .map(|(p, _)| p.clone())
 }
 
@@ -382,12 +416,13 @@ fn listing(state: &AppState, sub: &Sub) -> Vec<Value> {
         .map(|(path, l)| {
             let tail = tail_of(state, path);
             let epoch = epoch_of(state, path);
+            let acked = l.acked(state, path);
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(epoch, l.acked),
+                "acked_offset": format_offset(epoch, acked),
                 "tail_offset": format_offset(epoch, tail),
-                "has_pending": tail > l.acked,
+                "has_pending": tail > acked,
             })
         })
         .collect()
@@ -402,7 +437,7 @@ fn serialize(state: &AppState, sub: &Sub, signer: &Signer) -> Value {
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(epoch_of(state, path), l.acked),
+                "acked_offset": format_offset(epoch_of(state, path), l.acked(state, path)),
             })
         })
         .collect();

@@ -237,23 +237,15 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
     }
     let mut links = std::collections::BTreeMap::new();
     for path in &explicit {
-        links.insert(
-            path.clone(),
-            Link {
-                explicit: true,
-                glob: false,
-                acked: tail_of(state, path),
-            },
-        );
+        let mut link = Link::at_tail(state, path);
+        link.explicit = true;
+        links.insert(path.clone(), link);
     }
     if let Some(p) = &pattern {
         for path in state.store.shared().paths() {
             if !path.starts_with("__ds/") && super::glob::matches(p, &path) {
-                let tail = tail_of(state, &path);
-                let link = links.entry(path).or_insert(Link {
-                    acked: tail,
-                    ..Link::default()
-                });
+                let link = Link::at_tail(state, &path);
+                let link = links.entry(path).or_insert(link);
                 link.glob = true;
             }
         }
@@ -294,11 +286,8 @@ fn add_streams(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Valu
         return not_found();
     };
     for path in paths {
-        let tail = tail_of(state, &path);
-        let link = sub.links.entry(path).or_insert(Link {
-            acked: tail,
-            ..Link::default()
-        });
+        let link = Link::at_tail(state, &path);
+        let link = sub.links.entry(path).or_insert(link);
         link.explicit = true;
     }
     StatusCode::NO_CONTENT.into_response()
@@ -390,7 +379,7 @@ fn settle(
                         "the stream is not linked",
                     );
                 };
-                if offset < link.acked || offset > tail_of(state, &stream) {
+                if offset < link.acked(state, &stream) || offset > tail_of(state, &stream) {
                     return error(
                         StatusCode::CONFLICT,
                         "INVALID_OFFSET",
@@ -402,6 +391,7 @@ fn settle(
             for (stream, offset) in updates {
                 if let Some(link) = sub.links.get_mut(&stream) {
                     link.acked = offset;
+                    link.epoch = super::epoch_of(state, &stream);
                 }
             }
             let done = body.get("done").and_then(Value::as_bool) == Some(true);
