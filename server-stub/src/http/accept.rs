@@ -47,7 +47,11 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// How long a request's head may take to arrive once it has begun (as hyper allows),
 /// and how long its body may send nothing: a client that stalls midway is let go.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The answer to a request whose body stopped coming for [`REQUEST_TIMEOUT`].
+/// The longest a lean request's body (at most [`MAX_LEAN_BODY`]) may take in all:
+/// about 3.5 KB/s for the largest.
+const BODY_TIMEOUT: Duration = Duration::from_secs(300);
+/// The answer to a request whose body stopped coming for [`REQUEST_TIMEOUT`], or took
+/// longer than [`BODY_TIMEOUT`].
 const STALLED: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 /// How long shutdown waits for connections to finish.
@@ -346,13 +350,16 @@ async fn read_some(
     }
 }
 
-/// Reads until `buf` holds at least `len` bytes: an error if the peer closes first or
-/// sends nothing for [`REQUEST_TIMEOUT`] (a slow body that keeps coming is read to its
-/// end, as hyper reads one).
+/// Reads until `buf` holds at least `len` bytes: an error if the peer closes first,
+/// sends nothing for [`REQUEST_TIMEOUT`] or takes more than [`BODY_TIMEOUT`] in all (a
+/// slow body that keeps coming is read to its end; one dribbled a byte at a time does
+/// not hold the connection for ever). The buffer grows as the body arrives, not to
+/// the announced length at once.
 async fn read_at_least(stream: &mut TcpStream, buf: &mut Vec<u8>, len: usize) -> io::Result<()> {
-    buf.reserve(len.saturating_sub(buf.len()));
+    buf.reserve(len.saturating_sub(buf.len()).min(64 * 1024));
+    let end = tokio::time::Instant::now() + BODY_TIMEOUT;
     while buf.len() < len {
-        let deadline = Some(tokio::time::Instant::now() + REQUEST_TIMEOUT);
+        let deadline = Some((tokio::time::Instant::now() + REQUEST_TIMEOUT).min(end));
         if read_some(stream, buf, deadline).await? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

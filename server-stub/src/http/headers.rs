@@ -201,12 +201,14 @@ pub(super) fn cursor(client: Option<&str>, now_ms: u64) -> String {
     }
 }
 
-/// The ETag of a read: stream id, range, and closure.
-pub(super) fn etag(id: i64, from: u64, to: u64, closed: bool) -> String {
+/// The ETag of a read: stream id and epoch, range, and closure.
+pub(super) fn etag(id: i64, epoch: u64, from: u64, to: u64, closed: bool) -> String {
+    // The epoch with the id: an id can be another stream's after a restart, the pair
+    // cannot (see `StreamMeta::epoch`).
     if closed {
-        format!("\"{id}:{from}:{to}:c\"")
+        format!("\"{id}.{epoch}:{from}:{to}:c\"")
     } else {
-        format!("\"{id}:{from}:{to}\"")
+        format!("\"{id}.{epoch}:{from}:{to}\"")
     }
 }
 

@@ -469,7 +469,7 @@ async fn catch_up(
     }
     let up_to_date = next >= meta.tail;
     let closed = meta.closed && up_to_date;
-    let tag = h::etag(meta.id, from, next, closed);
+    let tag = h::etag(meta.id, meta.epoch, from, next, closed);
     let not_modified = !at_now && h::if_none_match(headers, &tag);
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()

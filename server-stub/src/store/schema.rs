@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS landed (
     chunk_table_columns!(),
     "
 );
+-- Counters that must not go back when the rows that showed them are deleted: `epoch`,
+-- the highest stream epoch issued.
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS producers (
     stream_id   INTEGER NOT NULL,
     producer_id TEXT NOT NULL,
@@ -260,6 +266,24 @@ pub fn load_streams(conn: &Connection) -> rusqlite::Result<Map<i64, StreamMeta>>
         out.insert(meta.id, meta);
     }
     Ok(out)
+}
+
+/// The highest stream epoch issued (0 when none was recorded).
+pub fn load_last_epoch(conn: &Connection) -> rusqlite::Result<u64> {
+    use rusqlite::OptionalExtension;
+    let value: Option<i64> = conn
+        .query_row("SELECT value FROM counters WHERE name = 'epoch'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(value.map_or(0, |v| v as u64))
+}
+
+/// Records `epoch` as the highest stream epoch issued.
+pub fn save_last_epoch(conn: &Connection, epoch: u64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT OR REPLACE INTO counters (name, value) VALUES ('epoch', ?1)")?
+        .execute([epoch as i64])?;
+    Ok(())
 }
 
 /// Every producer's state: (stream id, producer id) → (epoch, last seq).

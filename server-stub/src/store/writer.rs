@@ -17,7 +17,9 @@ use tracing::{debug, error, warn};
 
 use super::meta::{now_ms, Segment, StreamMeta};
 use super::recent::{self, Chunk};
-use super::schema::{load_producers, load_streams, presize_wal, save_stream};
+use super::schema::{
+    load_last_epoch, load_producers, load_streams, presize_wal, save_last_epoch, save_stream,
+};
 use super::syncer::{Notice, Settled, Syncer};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Map, Payload,
@@ -219,7 +221,15 @@ impl Writer {
             }
         }
         let next_id = metas.keys().max().copied().unwrap_or(0) + 1;
-        let last_epoch = metas.values().map(|m| m.epoch).max().unwrap_or(0);
+        // Recorded, as deleted streams took theirs along.
+        let last_epoch = metas
+            .values()
+            .map(|m| m.epoch)
+            .max()
+            .unwrap_or(0)
+            .max(load_last_epoch(
+                &conn.lock().unwrap_or_else(|p| p.into_inner()),
+            )?);
         for meta in metas.values().filter(|m| owns_path(&paths, m)) {
             shared.publish(meta.clone(), Vec::new());
         }
@@ -776,7 +786,10 @@ impl Writer {
         }
         meta.closed = req.closed;
         self.next_id += 1;
-        self.last_epoch = self.last_epoch.max(meta.epoch);
+        if meta.epoch > self.last_epoch {
+            self.last_epoch = meta.epoch;
+            save_last_epoch(conn, meta.epoch)?;
+        }
         save_stream(conn, &meta)?;
         self.touch(id);
         self.paths.insert(meta.path.clone(), id);
