@@ -306,7 +306,11 @@ impl Shared {
     /// under its numbers.
     async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
         let mut state = self.state.lock().await;
-        state.numbers.begin();
+        if close && body.is_empty() {
+            state.numbers.begin_close();
+        } else {
+            state.numbers.begin();
+        }
         let mut delay = BackoffConfig::default().initial;
         let mut retries = 0u32;
         loop {

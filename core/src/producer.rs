@@ -32,6 +32,9 @@ pub struct Numbering {
     unsure: bool,
     /// An attempt of the current append was sent and not answered for good.
     tried: bool,
+    /// The current append only closes the stream (no data): the server answers it
+    /// 204 whether or not it is a retry, so a 204 tells nothing of other writers.
+    closing: bool,
 }
 
 /// What an answer to an append means for it.
@@ -80,6 +83,7 @@ impl Numbering {
             seq: 0,
             unsure: false,
             tried: false,
+            closing: false,
         }
     }
 
@@ -95,9 +99,19 @@ impl Numbering {
             self.seq = 0;
         }
         self.tried = false;
+        self.closing = false;
         // Until an answer says what became of it.
         self.unsure = true;
         self.numbers()
+    }
+
+    /// Starts an append that only closes the stream (an empty body with
+    /// `Stream-Closed: true`), which the server answers 204 even the first time: as
+    /// [`Numbering::begin`] otherwise.
+    pub fn begin_close(&mut self) -> (u64, u64) {
+        let numbers = self.begin();
+        self.closing = true;
+        numbers
     }
 
     /// The numbers the current append is sent under.
@@ -124,7 +138,7 @@ impl Numbering {
     /// (when this append cannot have been stored).
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
         match *outcome {
-            AppendOutcome::Duplicate { .. } if !self.tried => Verdict::Taken,
+            AppendOutcome::Duplicate { .. } if !self.tried && !self.closing => Verdict::Taken,
             AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. } => {
                 let stored = Verdict::Stored {
                     epoch: self.epoch,
@@ -205,6 +219,13 @@ mod tests {
         assert_eq!(n.begin(), (3, 4));
         assert_eq!(n.answer(&duplicate, true), Verdict::Taken);
         assert_eq!(n.begin(), (4, 0), "the next append moves to a new epoch");
+        // A close-only append is answered 204 the first time too.
+        n.answer(&stored(), true);
+        assert_eq!(n.begin_close(), (4, 1));
+        assert_eq!(
+            n.answer(&duplicate, true),
+            Verdict::Stored { epoch: 4, seq: 1 }
+        );
     }
 
     #[test]
