@@ -36,7 +36,7 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
 
 interface Ids { taskId: string; sessionId: string }
 /** Every session event kind, as a discriminated union on `type`. */
-export type SessionEvent = { channel: string; timestamp?: number } & (
+export type SessionEvent = { channel: string; timestamp: number | null } & (
   | { type: "container-agent:status"; data: Ids & { stage: "initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running" | string; message: string } }
   | { type: "container-agent:started"; data: Ids & { model: string; maxTurns: number; sandboxProvider?: string; sandboxContainerId?: string } }
   | { type: "container-agent:token"; data: Ids & { delta: string } }

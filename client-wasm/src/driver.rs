@@ -2,8 +2,9 @@
 //! client's — ask the machine for a request, run it with `fetch`, feed back the
 //! status, headers, body chunks, failures and time — on the browser's event loop.
 
-use std::cell::Cell;
-use std::rc::Rc;
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::Poll;
 
 use gapless_core::resume::{Config, LiveMode, Output, ReqId, Request, Resume, TransportError};
 use gapless_core::{Offset, Time};
@@ -34,27 +35,32 @@ impl Clock {
     }
 }
 
-/// A running subscription's handle on the driver.
-pub struct Driver {
-    /// Set to stop the loop at its next step.
-    pub stopped: Rc<Cell<bool>>,
-}
-
-/// Starts the loop for `url` from `from`; outputs go to `tx` until a final one, the
-/// receiver is dropped, or `stopped` is set.
+/// Starts the loop for `url` from `from`; outputs go to `tx` until a final one or the
+/// receiver closes the channel, which also aborts the request in flight at once.
 pub fn spawn(
     url: String,
     from: Offset,
     live: LiveMode,
     headers: Vec<(String, String)>,
     tx: Sender<Item>,
-) -> Driver {
+) {
     let seed = (js_sys::Math::random() * (u64::MAX as f64)) as u64;
     let machine = Resume::new(Config::new(url).live(live).jitter_seed(seed), from);
-    let stopped = Rc::new(Cell::new(false));
-    let flag = Rc::clone(&stopped);
-    wasm_bindgen_futures::spawn_local(drive(machine, headers, tx, flag));
-    Driver { stopped }
+    wasm_bindgen_futures::spawn_local(drive(machine, headers, tx));
+}
+
+/// Ready when `timer` fires (`false`) or the receiver closes the channel (`true`).
+fn timer_or_closed<'a>(
+    mut timer: Sleep,
+    tx: &'a Sender<Item>,
+) -> impl Future<Output = bool> + Unpin + 'a {
+    poll_fn(move |cx| {
+        if tx.poll_closed(cx) {
+            Poll::Ready(true)
+        } else {
+            Pin::new(&mut timer).poll(cx).map(|()| false)
+        }
+    })
 }
 
 /// Sends the machine's outputs; `false` once the subscription is over.
@@ -71,24 +77,21 @@ async fn forward(machine: &mut Resume, tx: &mut Sender<Item>) -> bool {
     !machine.is_finished()
 }
 
-async fn drive(
-    mut machine: Resume,
-    headers: Vec<(String, String)>,
-    mut tx: Sender<Item>,
-    stopped: Rc<Cell<bool>>,
-) {
+async fn drive(mut machine: Resume, headers: Vec<(String, String)>, mut tx: Sender<Item>) {
     let clock = Clock::start();
     loop {
-        if stopped.get() || !forward(&mut machine, &mut tx).await {
+        if !forward(&mut machine, &mut tx).await {
             return;
         }
         if let Some(req) = machine.poll_request() {
-            perform(&mut machine, &clock, req, &headers, &mut tx, &stopped).await;
+            perform(&mut machine, &clock, req, &headers, &mut tx).await;
             continue;
         }
         match machine.poll_timeout() {
             Some(t) => {
-                Sleep::new(clock.until(t)).await;
+                if timer_or_closed(Sleep::new(clock.until(t)), &tx).await {
+                    return;
+                }
                 machine.handle_timeout(clock.now());
             }
             None => return,
@@ -114,7 +117,6 @@ async fn perform(
     req: Request,
     headers: &[(String, String)],
     tx: &mut Sender<Item>,
-    stopped: &Rc<Cell<bool>>,
 ) {
     let id = req.id;
     let mut all: Vec<(String, String)> = headers.to_vec();
@@ -126,10 +128,13 @@ async fn perform(
     let fetch = Fetch::new();
     machine.handle_sent(clock.now(), id);
     let sent = Box::pin(fetch.send("GET", &req.url, &all, None));
-    let response = match race(sent, deadline(machine, clock)).await {
+    // Closed meanwhile: returning drops (aborts) the fetch.
+    let response = match race(sent, timer_or_closed(deadline(machine, clock), tx)).await {
         First::Left(r) => r,
-        First::Right(()) => {
-            machine.handle_timeout(clock.now());
+        First::Right(closed) => {
+            if !closed {
+                machine.handle_timeout(clock.now());
+            }
             return;
         }
     };
@@ -144,10 +149,10 @@ async fn perform(
     let body = BodyReader::new(&response);
     let mut read = Box::pin(body.read());
     loop {
-        if stopped.get() || !forward(machine, tx).await || !still(machine, id) {
+        if !forward(machine, tx).await || !still(machine, id) {
             return;
         }
-        match race(read.as_mut(), deadline(machine, clock)).await {
+        match race(read.as_mut(), timer_or_closed(deadline(machine, clock), tx)).await {
             First::Left(Ok(Some(bytes))) => {
                 machine.handle_body(clock.now(), id, &bytes);
                 read = Box::pin(body.read());
@@ -160,8 +165,9 @@ async fn perform(
                 machine.handle_failure(clock.now(), id, TransportError::Io(e));
                 return;
             }
+            First::Right(true) => return,
             // The pending read stays: its chunk is not lost if the machine goes on.
-            First::Right(()) => machine.handle_timeout(clock.now()),
+            First::Right(false) => machine.handle_timeout(clock.now()),
         }
     }
 }

@@ -15,14 +15,16 @@ fn get(options: &JsValue, key: &str) -> Option<JsValue> {
         .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
-/// `options.offset` (default `-1`, the start).
+/// `options.offset` (default `-1`, the start); anything but a string is refused (a
+/// number read as "absent" would replay the whole history).
 pub fn offset(options: &JsValue) -> Result<Offset, JsValue> {
-    match get(options, "offset").and_then(|v| v.as_string()) {
-        None => Ok(Offset::START),
-        Some(s) => {
-            Offset::parse(&s).map_err(|e| js_error(Code::InvalidArgument, &e.to_string(), None))
-        }
-    }
+    let Some(value) = get(options, "offset") else {
+        return Ok(Offset::START);
+    };
+    let text = value
+        .as_string()
+        .ok_or_else(|| js_error(Code::InvalidArgument, "offset must be a string", None))?;
+    Offset::parse(&text).map_err(|e| js_error(Code::InvalidArgument, &e.to_string(), None))
 }
 
 /// `options.live`: `"sse"` (default), `"long-poll"`, or `false` (history only).

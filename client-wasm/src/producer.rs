@@ -117,7 +117,7 @@ impl GaplessProducer {
                             state.numbers.borrow_mut().give_up();
                             return Err(js_error(
                                 Code::OutcomeUnknown,
-                                "the append's answer could not be read",
+                                "unreadable answer",
                                 Some(r.status()),
                             ));
                         };
@@ -139,29 +139,31 @@ impl GaplessProducer {
                             Verdict::Fenced { .. } => {
                                 return Err(js_error(
                                     Code::Fenced,
-                                    "another producer with this id holds a newer epoch",
+                                    "fenced by a newer epoch",
                                     Some(403),
                                 ))
                             }
                             Verdict::FencedUnsure { .. } => {
                                 return Err(js_error(
                                     Code::OutcomeUnknown,
-                                    "fenced after an attempt whose answer was lost",
+                                    "fenced after a lost answer",
                                     Some(403),
                                 ))
                             }
                             Verdict::RefusedUnsure => {
                                 return Err(js_error(
                                     Code::OutcomeUnknown,
-                                    "a retry was refused after an attempt whose answer was lost",
+                                    "retry refused after a lost answer",
                                     Some(r.status()),
                                 ))
                             }
-                            Verdict::Taken => return Err(js_error(
-                                Code::Fenced,
-                                "another writer with this producer id already used these numbers",
-                                None,
-                            )),
+                            Verdict::Taken => {
+                                return Err(js_error(
+                                    Code::Fenced,
+                                    "numbers used by another writer",
+                                    None,
+                                ))
+                            }
                             Verdict::Refused if matches!(outcome, AppendOutcome::Closed { .. }) => {
                                 return Err(js_error(
                                     Code::Closed,
@@ -180,7 +182,7 @@ impl GaplessProducer {
                     state.numbers.borrow_mut().give_up();
                     return Err(js_error(
                         Code::OutcomeUnknown,
-                        "no answer to the append after retries",
+                        "no answer after retries",
                         None,
                     ));
                 }

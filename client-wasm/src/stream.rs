@@ -13,16 +13,15 @@ use gapless_core::Time;
 use serde_json::{Map, Value};
 use wasm_bindgen::prelude::*;
 
-use crate::driver::{self, Driver};
+use crate::driver;
 use crate::error::{js_error, stream_error, Code};
 use crate::js::{from_json, marker, object, parse, set};
 use crate::options;
 use crate::sync::{channel, Receiver};
 
-/// The shared part of both objects: the driver and its outputs.
+/// The shared part of both objects: the driver's outputs (closing them stops it).
 struct Feed {
     rx: Rc<Receiver<Output>>,
-    driver: Driver,
 }
 
 impl Feed {
@@ -31,16 +30,21 @@ impl Feed {
         let live = options::live(options)?;
         let headers = options::headers(options)?;
         let (tx, rx) = channel(16);
-        let driver = driver::spawn(url.to_owned(), from, live, headers, tx);
-        Ok(Feed {
-            rx: Rc::new(rx),
-            driver,
-        })
+        driver::spawn(url.to_owned(), from, live, headers, tx);
+        Ok(Feed { rx: Rc::new(rx) })
     }
 
+    /// Stops the driver, which aborts its request in flight.
     fn close(&self) {
-        self.driver.stopped.set(true);
         self.rx.close();
+    }
+}
+
+impl Drop for Feed {
+    /// A stream freed without `close()` (JavaScript's `free()`) stops its driver and
+    /// aborts its request too: nothing else would.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 

@@ -69,6 +69,18 @@ impl<T> Sender<T> {
     }
 }
 
+impl<T> Sender<T> {
+    /// Whether the receiver has closed the channel; if not, `cx` is woken when it
+    /// does (or, spuriously, when an item is taken).
+    pub fn poll_closed(&self, cx: &mut std::task::Context<'_>) -> bool {
+        let closed = self.0.closed.get();
+        if !closed {
+            self.0.sender.borrow_mut().push(cx.waker().clone());
+        }
+        closed
+    }
+}
+
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         self.0.ended.set(true);

@@ -72,6 +72,13 @@ test("headers reach the server: without the token the read fails with AUTH", asy
   );
 });
 
+test("an offset that is not a string is refused, not read as the start", () => {
+  assert.throws(
+    () => new GaplessStream(unique("offset"), { offset: 5, headers }),
+    (e) => e.code === "INVALID_ARGUMENT",
+  );
+});
+
 test("a closed stream ends the iteration", async () => {
   const url = unique("closed");
   await create(url);
