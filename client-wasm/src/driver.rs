@@ -15,16 +15,24 @@ use crate::transport::{head_of, BodyReader, Fetch};
 /// What the driver hands to the JavaScript side.
 pub type Item = Output;
 
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// `performance.now()`: monotonic, unlike `Date.now()`, whose jumps (the system
+    /// clock set back or forward) would stall a back-off or abandon healthy requests.
+    #[wasm_bindgen(js_namespace = performance, js_name = now)]
+    fn monotonic_ms() -> f64;
+}
+
 /// The driver's clock: milliseconds since it started.
 struct Clock(f64);
 
 impl Clock {
     fn start() -> Clock {
-        Clock(js_sys::Date::now())
+        Clock(monotonic_ms())
     }
 
     fn now(&self) -> Time {
-        Time::from_millis((js_sys::Date::now() - self.0).max(0.0) as u64)
+        Time::from_millis((monotonic_ms() - self.0).max(0.0) as u64)
     }
 
     /// Milliseconds from now until `t` (at least 0).
