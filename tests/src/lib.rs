@@ -28,29 +28,34 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Builds with the cargo that runs the tests (`cargo build --quiet` and `args`), or
+/// fails the test saying `what`; the path of `rel` under the debug target directory.
+fn cargo_build(args: &[&str], what: &str, rel: &[&str]) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet"])
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {what} failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join("target"));
+    rel.iter()
+        .fold(target.join("debug"), |path, part| path.join(part))
+}
+
 /// The `gapless-server` binary, built (once per test process) with the same cargo
 /// that runs the tests.
 pub fn server_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "gapless-server",
-                "--bin",
-                "gapless-server",
-            ])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building gapless-server failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace_root().join("target"));
-        target.join("debug").join("gapless-server")
+        cargo_build(
+            &["-p", "gapless-server", "--bin", "gapless-server"],
+            "gapless-server",
+            &["gapless-server"],
+        )
     })
     .clone()
 }
@@ -59,24 +64,11 @@ pub fn server_binary() -> PathBuf {
 pub fn cli_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "gapless-client",
-                "--bin",
-                "gapless",
-            ])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building gapless failed");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace_root().join("target"));
-        target.join("debug").join("gapless")
+        cargo_build(
+            &["-p", "gapless-client", "--bin", "gapless"],
+            "gapless",
+            &["gapless"],
+        )
     })
     .clone()
 }
@@ -84,20 +76,16 @@ pub fn cli_binary() -> PathBuf {
 /// An example binary of `gapless-client` (such as `agent_runner`), built once per
 /// test process.
 pub fn client_example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "--quiet", "-p", "gapless-client", "--examples"])
-            .current_dir(workspace_root())
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building the examples failed");
-    });
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| workspace_root().join("target"));
-    target.join("debug").join("examples").join(name)
+    static EXAMPLES: OnceLock<PathBuf> = OnceLock::new();
+    EXAMPLES
+        .get_or_init(|| {
+            cargo_build(
+                &["-p", "gapless-client", "--examples"],
+                "the examples",
+                &["examples"],
+            )
+        })
+        .join(name)
 }
 
 /// A fresh, empty directory under the system's temporary directory.

@@ -103,33 +103,25 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
     let mut event_ids = Vec::new();
     let mut live_posted = false;
     while ids.len() < 25 {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("SSE data in time")
-            .expect("stream open")
-            .expect("bytes");
-        decoder.feed(&chunk);
-        while let Some(event) = decoder.next_event() {
-            let event = event.expect("valid SSE");
-            if event.event == "up-to-date" && !live_posted {
-                live_posted = true;
-                let live: Vec<Value> = (20..25)
-                    .map(|i| token_event("s1", &format!("t{i} ")))
-                    .collect();
-                let (status, _) = post_events(&c, &server.url, "s1", &Value::Array(live)).await;
-                assert_eq!(status, StatusCode::CREATED);
-            }
-            if event.event == "container-agent:token" {
-                let data: Value = serde_json::from_str(&event.data).expect("json");
-                assert_eq!(event.id.as_deref(), data["offset"].as_str());
-                event_ids.push(event.id.clone().unwrap_or_default());
-                ids.push(
-                    data["data"]["delta"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
+        let event = next_sse_event(&mut body, &mut decoder).await;
+        if event.event == "up-to-date" && !live_posted {
+            live_posted = true;
+            let live: Vec<Value> = (20..25)
+                .map(|i| token_event("s1", &format!("t{i} ")))
+                .collect();
+            let (status, _) = post_events(&c, &server.url, "s1", &Value::Array(live)).await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        if event.event == "container-agent:token" {
+            let data: Value = serde_json::from_str(&event.data).expect("json");
+            assert_eq!(event.id.as_deref(), data["offset"].as_str());
+            event_ids.push(event.id.clone().unwrap_or_default());
+            ids.push(
+                data["data"]["delta"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     let expected: Vec<String> = (0..25).map(|i| format!("t{i} ")).collect();
@@ -147,18 +139,10 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
     let mut decoder = gapless_core::sse::SseDecoder::new();
     let mut first = None;
     while first.is_none() {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
-            .await
-            .expect("SSE data in time")
-            .expect("stream open")
-            .expect("bytes");
-        decoder.feed(&chunk);
-        while let Some(event) = decoder.next_event() {
-            let event = event.expect("valid SSE");
-            if event.event == "container-agent:token" && first.is_none() {
-                let data: Value = serde_json::from_str(&event.data).expect("json");
-                first = data["data"]["delta"].as_str().map(str::to_owned);
-            }
+        let event = next_sse_event(&mut body, &mut decoder).await;
+        if event.event == "container-agent:token" {
+            let data: Value = serde_json::from_str(&event.data).expect("json");
+            first = data["data"]["delta"].as_str().map(str::to_owned);
         }
     }
     assert_eq!(first.as_deref(), Some("t23 "));
@@ -1341,6 +1325,24 @@ async fn read_until<B: AsRef<[u8]>, E>(
         }
     }
     true
+}
+
+/// The next event of an SSE body (within 10 s of data), decoded by the core's decoder.
+async fn next_sse_event<B: AsRef<[u8]>>(
+    body: &mut (impl futures::Stream<Item = reqwest::Result<B>> + Unpin),
+    decoder: &mut gapless_core::sse::SseDecoder,
+) -> gapless_core::sse::SseEvent {
+    loop {
+        if let Some(event) = decoder.next_event() {
+            return event.expect("valid SSE");
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            .await
+            .expect("SSE data in time")
+            .expect("stream open")
+            .expect("bytes");
+        decoder.feed(chunk.as_ref());
+    }
 }
 
 /// Whether an SSE body ends (cleanly) within `limit`.
