@@ -38,9 +38,10 @@ pub enum Update {
         /// The final offset.
         offset: Offset,
     },
-    /// The connection failed; the subscription will reconnect from the last delivered
-    /// offset after a backoff. Informational (for showing connection state): nothing
-    /// is lost or repeated. Sent only when the consumer keeps up.
+    /// A read failed (the connection, a time-out, a status worth retrying such as 503);
+    /// the subscription will read again from the last delivered offset after a
+    /// backoff. Informational (for showing connection state): nothing is lost or
+    /// repeated. Sent only when the consumer keeps up.
     Reconnecting {
         /// What failed.
         reason: String,
@@ -111,6 +112,12 @@ async fn forward(machine: &mut Resume, tx: &mpsc::Sender<Result<Update, Error>>)
             Output::Closed { offset } => (Ok(Update::Closed { offset }), true),
             Output::ContinuityLost { offset } => (Err(Error::ContinuityLost { offset }), true),
             Output::Failed(e) => (Err(e.into()), true),
+            Output::Reconnecting { cause, .. } => {
+                // Informational: not worth holding data back for a slow consumer.
+                let reason = cause.to_string();
+                let _ = tx.try_send(Ok(Update::Reconnecting { reason }));
+                continue;
+            }
             _ => continue,
         };
         if tx.send(item).await.is_err() || last {
@@ -181,7 +188,6 @@ async fn perform(
         Err(e) => {
             debug!("request failed: {e}");
             machine.handle_failure(clock.now(), id, transport_error(&e));
-            reconnecting(tx, e.to_string());
             return;
         }
     };
@@ -201,19 +207,12 @@ async fn perform(
                 Err(e) => {
                     debug!("response body failed: {e}");
                     machine.handle_failure(clock.now(), id, transport_error(&e));
-                    reconnecting(tx, e.to_string());
                     return;
                 }
             },
             () = sleep_opt(deadline) => machine.handle_timeout(clock.now()),
         }
     }
-}
-
-/// Tells the consumer the connection dropped, unless it is behind (then it would only
-/// delay data).
-fn reconnecting(tx: &mpsc::Sender<Result<Update, Error>>, reason: String) {
-    let _ = tx.try_send(Ok(Update::Reconnecting { reason }));
 }
 
 fn still(machine: &Resume, id: ReqId) -> bool {

@@ -18,10 +18,16 @@ export interface ReadOptions {
 export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "NETWORK" | "OUTCOME_UNKNOWN" | "FENCED";
 export interface GaplessError extends Error { code: ErrorCode; status?: number }
 
+/** A read failed (the connection, a time-out, a status such as 503, an answer with
+ * nothing to read) and is made again from `offset` after a back-off: for showing
+ * connection state; nothing is lost or repeated. */
+export type Reconnecting = { type: "reconnecting"; offset: string };
+
 export type StreamUpdate =
   | { type: "batch"; messages?: unknown[]; bytes?: Uint8Array; offset: string; upToDate: boolean }
   | { type: "up-to-date"; offset: string }
-  | { type: "closed"; offset: string };
+  | { type: "closed"; offset: string }
+  | Reconnecting;
 
 export class GaplessStream implements AsyncIterable<StreamUpdate> {
   constructor(url: string, options?: ReadOptions);
@@ -92,7 +98,8 @@ interface Suggestion { title: string; description: string; labels: string[]; pri
 export type SessionUpdate =
   | { type: "events"; events: SessionEvent[]; offset: string }
   | { type: "up-to-date"; offset: string }
-  | { type: "closed"; offset: string };
+  | { type: "closed"; offset: string }
+  | Reconnecting;
 
 export type SessionStatus =
   | { state: "pending" } | { state: "running" } | { state: "turn_limit" } | { state: "cancelled" }

@@ -15,16 +15,23 @@ for (const Class of [GaplessStream, GaplessSession]) {
       },
     };
   };
+  // After the returned unsubscribe function is called, the callback is not called again
+  // (not even with what was queued before).
   Class.prototype.subscribe = function (callback) {
+    let live = true;
+    const tell = (error, update) => live && callback(error, update);
     (async () => {
       try {
-        for await (const update of this) callback(null, update);
-        callback(null, null);
+        for await (const update of this) tell(null, update);
+        tell(null, null);
       } catch (error) {
-        callback(error, null);
+        tell(error, null);
       }
     })();
-    return () => this.close();
+    return () => {
+      live = false;
+      this.close();
+    };
   };
 }
 

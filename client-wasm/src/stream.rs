@@ -62,6 +62,20 @@ async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
     }
 }
 
+/// The update of an output that carries no data: `{type: "up-to-date", offset}`,
+/// `{type: "closed", offset}` or `{type: "reconnecting", offset}` (a read failed and is
+/// made again from `offset` after a back-off; why is not told, which keeps the package
+/// within its size budget).
+fn marker_of(out: Output) -> JsValue {
+    let (kind, offset) = match out {
+        Output::UpToDate { offset } => ("up-to-date", offset),
+        Output::Closed { offset } => ("closed", offset),
+        Output::Reconnecting { offset, .. } => ("reconnecting", offset),
+        _ => return JsValue::NULL,
+    };
+    marker(kind, offset.as_str())
+}
+
 /// A read of one Durable Streams stream: history, then live.
 #[wasm_bindgen]
 pub struct GaplessStream {
@@ -79,7 +93,7 @@ impl GaplessStream {
     }
 
     /// The next update: `{type: "batch", messages | bytes, offset, upToDate}`,
-    /// `{type: "up-to-date", offset}`, `{type: "closed", offset}`, or `null` once the
+    /// `{type: "up-to-date" | "closed" | "reconnecting", offset}`, or `null` once the
     /// stream has ended.
     pub fn next(&self) -> js_sys::Promise {
         let rx = Rc::clone(&self.feed.rx);
@@ -117,9 +131,7 @@ impl GaplessStream {
                     }
                     update
                 }
-                Output::UpToDate { offset } => marker("up-to-date", offset.as_str()),
-                Output::Closed { offset } => marker("closed", offset.as_str()),
-                _ => JsValue::NULL,
+                other => marker_of(other),
             })
         })
     }
@@ -153,7 +165,8 @@ impl GaplessSession {
     }
 
     /// The next update: `{type: "events", events: [{type, channel, data, timestamp}],
-    /// offset}`, `{type: "up-to-date", offset}`, `{type: "closed", offset}`, or `null`.
+    /// offset}`, `{type: "up-to-date" | "closed" | "reconnecting", offset}`, or `null`
+    /// once it has ended.
     pub fn next(&self) -> js_sys::Promise {
         let rx = Rc::clone(&self.feed.rx);
         let view = Rc::clone(&self.view);
@@ -209,9 +222,7 @@ impl GaplessSession {
                     set(&update, "type", &"events".into());
                     update
                 }
-                Output::UpToDate { offset } => marker("up-to-date", offset.as_str()),
-                Output::Closed { offset } => marker("closed", offset.as_str()),
-                _ => JsValue::NULL,
+                other => marker_of(other),
             })
         })
     }

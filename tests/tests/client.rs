@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, Error, ProducerConfig};
+use gapless_client::{Client, Error, ProducerConfig, Update};
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
@@ -95,6 +95,55 @@ async fn subscription_survives_a_server_kill_and_restart() {
     let (_sub, last) = reader.await.expect("reader");
     assert_eq!(last, stream.head().await.expect("head").next_offset);
     drop(producer);
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_subscription_tells_of_each_retry_and_reads_on_from_where_it_was() {
+    let dir = temp_dir("client-retry-told");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let addr = server.addr().to_owned();
+    let client = Client::new().expect("client");
+    let stream = json_stream(&client, &server.stream("told")).await;
+    stream
+        .append("application/json", br#"{"i":0}"#.to_vec())
+        .await
+        .expect("append");
+    let mut sub = stream.subscribe_with(Offset::START, LiveMode::LongPoll);
+    let at = expect_sequence(&mut sub, 1, Duration::from_secs(10)).await;
+    server.kill9().await;
+    let told = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match sub.next().await {
+                Some(Ok(Update::Reconnecting { reason })) => return reason,
+                Some(Ok(Update::UpToDate { .. })) => {}
+                other => panic!("unexpected {other:?} while the server is down"),
+            }
+        }
+    })
+    .await
+    .expect("the failed read is told");
+    assert!(told.contains("connect"), "{told}");
+    let server = ServerProcess::start_on(&dir, &addr, &[]).await;
+    stream
+        .append("application/json", br#"{"i":1}"#.to_vec())
+        .await
+        .expect("append");
+    let mut next = None;
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while next.is_none() {
+            match sub.next().await {
+                Some(Ok(Update::Batch(b))) => next = Some(b),
+                Some(Ok(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("data after the restart");
+    let batch = next.expect("batch");
+    assert!(batch.next_offset > at, "read on from {at}");
+    assert_eq!(batch.payload.len(), 1, "the new message only, once");
     server.finish().await;
 }
 

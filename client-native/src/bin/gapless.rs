@@ -312,7 +312,7 @@ async fn tail(
                 return Ok(());
             }
             Update::Reconnecting { reason } => {
-                eprintln!("gapless: connection lost ({reason}); reconnecting from the last offset");
+                eprintln!("gapless: {reason}; reading again from the last offset");
             }
             _ => {}
         }

@@ -79,6 +79,38 @@ test("an offset that is not a string is refused, not read as the start", () => {
   );
 });
 
+test("a read that fails is told as reconnecting, from where reading will go on", async () => {
+  // Nothing listens there: every read fails to connect, and is retried.
+  const stream = new GaplessStream("http://127.0.0.1:9/v1/stream/nowhere", { headers, offset: "-1" });
+  const first = await stream.next();
+  stream.close();
+  assert.equal(first.type, "reconnecting");
+  assert.equal(first.offset, "-1");
+  assert.equal(await stream.next(), null, "closed: nothing more");
+});
+
+test("after unsubscribing, the callback is not called again", async () => {
+  const url = unique("unsubscribe");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  for (let i = 0; i < 3; i++) await producer.append({ i });
+  const stream = new GaplessStream(url, { headers, live: "long-poll" });
+  const calls = [];
+  let unsubscribe;
+  const first = new Promise((resolve) => {
+    unsubscribe = stream.subscribe((error, update) => {
+      calls.push(error ?? update);
+      resolve();
+    });
+  });
+  await first;
+  unsubscribe();
+  const seen = calls.length;
+  for (let i = 3; i < 6; i++) await producer.append({ i });
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(calls.length, seen, `no call after unsubscribing: ${JSON.stringify(calls.slice(seen))}`);
+});
+
 test("a closed stream ends the iteration", async () => {
   const url = unique("closed");
   await create(url);

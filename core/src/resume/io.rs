@@ -47,6 +47,23 @@ pub enum TransportError {
     TimedOut,
 }
 
+/// Why the machine reads again after a back-off (see [`Output::Reconnecting`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RetryCause {
+    /// The request failed below HTTP.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server answered with a status worth retrying (408, 429, 5xx; 304 from a
+    /// confused intermediary).
+    #[error("the server answered {0}")]
+    Status(u16),
+    /// The answer carried nothing that moved the reader on: an SSE connection that
+    /// ended without a control event, a 204 to an SSE request, a body without a head.
+    #[error("the answer carried nothing to read")]
+    Empty,
+}
+
 /// The data of one batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
@@ -110,6 +127,16 @@ pub enum Output {
     },
     /// A fatal error; retrying would not help. Final.
     Failed(StreamError),
+    /// A request failed and the machine will read again from `offset` after `delay`.
+    /// Informational (for showing connection state): nothing is lost or repeated.
+    Reconnecting {
+        /// Where the next read starts.
+        offset: Offset,
+        /// What went wrong.
+        cause: RetryCause,
+        /// The back-off before the next request.
+        delay: std::time::Duration,
+    },
 }
 
 /// Why a subscription failed for good.

@@ -24,7 +24,11 @@
 //! - SSE data is held back until the `control` event that follows it (§5.8) names its
 //!   offset; data whose control event never arrived is read again after reconnecting.
 //! - Failures are retried with full-jitter back-off ([`BackoffConfig`]), honouring
-//!   `Retry-After`, and the schedule resets after every successful response.
+//!   `Retry-After`, and the schedule resets after every successful response. Each
+//!   retry is told ([`Output::Reconnecting`]), so that every driver can show it.
+//! - A server or proxy that answers live requests at once with nothing (a 204 to SSE,
+//!   a long-poll not held) is not asked again in a loop: SSE backs off and falls back
+//!   to long-poll, and quiet long-polls start at most once per [`QUIET_ROUND_FLOOR`].
 //!
 //! ```
 //! use gapless_core::resume::{Config, LiveMode, Output, Resume};
@@ -68,10 +72,18 @@ use crate::{Offset, Time};
 use backoff::Backoff;
 
 pub use config::{BackoffConfig, Config, ConfigError, LiveMode};
-pub use io::{Batch, Output, Payload, ReqId, Request, Stats, StreamError, TransportError};
+pub use io::{
+    Batch, Output, Payload, ReqId, Request, RetryCause, Stats, StreamError, TransportError,
+};
 
 /// How much of an error response's body is kept for the error message.
 const ERROR_BODY_LIMIT: usize = 1024;
+
+/// The least time between the starts of two live requests in a row that each ended
+/// quickly without moving the reader on (a long-poll answered at once with nothing
+/// new, a 204 to an SSE request): a server or proxy doing that is not made to answer
+/// in a loop. A long-poll held to its timeout is repeated at once.
+pub const QUIET_ROUND_FLOOR: Duration = Duration::from_secs(1);
 
 /// The resume state machine. See the [module documentation](self) for the call order.
 #[derive(Debug)]
@@ -92,7 +104,6 @@ pub struct Resume {
     sse_fruitless: u32,
     outputs: VecDeque<Output>,
     stats: Stats,
-    last_failure: Option<TransportError>,
 }
 
 #[derive(Debug)]
@@ -112,6 +123,9 @@ struct InFlight {
     id: ReqId,
     kind: LiveParam,
     deadline: Time,
+    /// When the driver started the request (see [`Resume::handle_sent`]; zero if it
+    /// did not say).
+    sent: Time,
     body: Body,
 }
 
@@ -155,7 +169,6 @@ impl Resume {
             sse_fruitless: 0,
             outputs: VecDeque::new(),
             stats: Stats::default(),
-            last_failure: None,
         }
     }
 
@@ -185,11 +198,6 @@ impl Resume {
     /// The live mode in use now (SSE may have fallen back to long-poll).
     pub fn live_mode(&self) -> LiveMode {
         self.live
-    }
-
-    /// The most recent transport failure, for a driver that shows connection state.
-    pub fn last_failure(&self) -> Option<&TransportError> {
-        self.last_failure.as_ref()
     }
 
     /// The request the machine is waiting on, if any. A driver stops reading a
@@ -229,6 +237,7 @@ impl Resume {
             id,
             kind,
             deadline: Time::from_millis(u64::MAX),
+            sent: Time::ZERO,
             body: Body::Head,
         });
         Some(Request {
@@ -265,6 +274,7 @@ impl Resume {
         if let Phase::Awaiting(f) = &mut self.phase {
             if f.id == id {
                 f.deadline = now + timeout;
+                f.sent = now;
             }
         }
     }
@@ -303,10 +313,13 @@ impl Resume {
                 });
                 self.phase = Phase::Finished;
             }
-            ReadStatus::Retry { retry_after, .. } => self.retry(now, kind, retry_after),
+            ReadStatus::Retry {
+                status,
+                retry_after,
+            } => self.retry(now, kind, retry_after, RetryCause::Status(status)),
             // We never send `If-None-Match`, so a 304 can only come from a confused
             // intermediary: ask again after a pause.
-            ReadStatus::NotModified => self.retry(now, kind, None),
+            ReadStatus::NotModified => self.retry(now, kind, None, RetryCause::Status(304)),
             ReadStatus::Rejected { status } => self.set_body(
                 now + timeout,
                 Body::Refused {
@@ -354,20 +367,18 @@ impl Resume {
         let Phase::Awaiting(f) = std::mem::replace(&mut self.phase, Phase::Ready(kind)) else {
             return;
         };
+        let sent = f.sent;
         match f.body {
-            Body::Head => self.retry(now, kind, None),
-            Body::Read { meta, bytes } => self.finish_read(kind, meta, bytes),
-            Body::Refused { status, bytes } => self.fail(StreamError::Rejected {
-                status,
-                message: String::from_utf8_lossy(&bytes).trim().to_owned(),
-            }),
+            Body::Head => self.retry(now, kind, None, RetryCause::Empty),
+            Body::Read { meta, bytes } => self.finish_read(now, kind, sent, meta, bytes),
+            Body::Refused { status, bytes } => self.fail(rejected(status, &bytes)),
             Body::Sse(sse) => {
                 // The server ends SSE connections now and then (§5.8, about every 60 s);
                 // reconnect at once if this one was useful, else back off.
                 if sse.progressed {
                     self.phase = Phase::Ready(LiveParam::Sse);
                 } else {
-                    self.sse_fruitless(now);
+                    self.sse_fruitless(now, RetryCause::Empty);
                 }
             }
         }
@@ -375,6 +386,7 @@ impl Resume {
 
     /// The current request failed below HTTP: connect error, reset, or a driver
     /// time-out. Data not yet confirmed is dropped and read again after a back-off.
+    /// A refusal (4xx) whose body broke off is final all the same.
     pub fn handle_failure(&mut self, now: Time, id: ReqId, error: TransportError) {
         let Some(f) = self.current(id) else {
             return;
@@ -382,17 +394,19 @@ impl Resume {
         let kind = f.kind;
         let sse_progress = match &f.body {
             Body::Sse(sse) => Some(sse.progressed),
+            // A refusal is final, however its body ends.
+            Body::Refused { .. } => return self.handle_end(now, id),
             _ => None,
         };
-        self.last_failure = Some(error);
+        let cause = RetryCause::Transport(error);
         match sse_progress {
-            Some(false) => self.sse_fruitless(now),
+            Some(false) => self.sse_fruitless(now, cause),
             Some(true) => {
                 // The connection was useful: come back quickly.
                 self.backoff.reset();
-                self.retry(now, kind, None);
+                self.retry(now, kind, None, cause);
             }
-            None => self.retry(now, kind, None),
+            None => self.retry(now, kind, None, cause),
         }
     }
 
@@ -446,22 +460,33 @@ impl Resume {
         self.phase = Phase::Finished;
     }
 
-    /// Schedules a request of kind `then` after a back-off.
-    fn retry(&mut self, now: Time, then: LiveParam, retry_after: Option<Duration>) {
+    /// Schedules a request of kind `then` after a back-off, and says so.
+    fn retry(
+        &mut self,
+        now: Time,
+        then: LiveParam,
+        retry_after: Option<Duration>,
+        cause: RetryCause,
+    ) {
         self.stats.retries += 1;
         let delay = self.backoff.next_delay(retry_after);
         self.phase = Phase::Waiting {
             until: now + delay,
             then,
         };
+        self.outputs.push_back(Output::Reconnecting {
+            offset: self.offset.clone(),
+            cause,
+            delay,
+        });
     }
 
-    fn sse_fruitless(&mut self, now: Time) {
+    fn sse_fruitless(&mut self, now: Time, cause: RetryCause) {
         self.sse_fruitless += 1;
         if self.sse_fruitless >= self.cfg.sse_fallback_after {
             self.fall_back_to_long_poll();
         } else {
-            self.retry(now, LiveParam::Sse, None);
+            self.retry(now, LiveParam::Sse, None, cause);
         }
     }
 
@@ -502,7 +527,14 @@ impl Resume {
         self.content_type.as_deref().is_some_and(is_json)
     }
 
-    fn finish_read(&mut self, kind: LiveParam, meta: ReadMeta, bytes: Vec<u8>) {
+    fn finish_read(
+        &mut self,
+        now: Time,
+        kind: LiveParam,
+        sent: Time,
+        meta: ReadMeta,
+        bytes: Vec<u8>,
+    ) {
         if kind == LiveParam::CatchUp || self.content_type.is_none() {
             if let Some(mt) = &meta.media_type {
                 self.content_type = Some(mt.clone());
@@ -516,9 +548,8 @@ impl Resume {
         } else {
             Payload::Bytes(bytes)
         };
-        self.backoff.reset();
         let final_read = meta.closed && (meta.up_to_date || payload.is_empty());
-        self.accept(
+        let moved = self.accept(
             payload,
             meta.next_offset,
             meta.up_to_date,
@@ -526,6 +557,19 @@ impl Resume {
             meta.cursor,
         );
         if self.is_finished() {
+            return;
+        }
+        if !moved && kind == LiveParam::Sse {
+            // A 204 to an SSE request: no events here.
+            return self.sse_fruitless(now, RetryCause::Empty);
+        }
+        self.backoff.reset();
+        let earliest = sent + QUIET_ROUND_FLOOR;
+        if !moved && kind == LiveParam::LongPoll && now < earliest {
+            self.phase = Phase::Waiting {
+                until: earliest,
+                then: kind,
+            };
             return;
         }
         self.phase = Phase::Ready(match kind {
@@ -542,7 +586,8 @@ impl Resume {
         });
     }
 
-    /// Delivers data that ends at `next`, unless it was delivered already.
+    /// Delivers data that ends at `next`, unless it was delivered already; whether the
+    /// reader moved on.
     fn accept(
         &mut self,
         payload: Payload,
@@ -550,7 +595,7 @@ impl Resume {
         up_to_date: bool,
         closed: bool,
         cursor: Option<String>,
-    ) {
+    ) -> bool {
         let advances =
             self.offset.is_now() || matches!(self.offset.partial_cmp(&next), Some(Ordering::Less));
         if advances {
@@ -580,6 +625,7 @@ impl Resume {
             });
             self.phase = Phase::Finished;
         }
+        advances
     }
 
     /// Processes every complete SSE event buffered in the current connection's decoder.
@@ -654,6 +700,12 @@ impl Resume {
             Ok(Payload::Bytes(bytes))
         }
     }
+}
+
+/// A refusal with the start of its body as the message.
+fn rejected(status: u16, body: &[u8]) -> StreamError {
+    let message = String::from_utf8_lossy(body).trim().to_owned();
+    StreamError::Rejected { status, message }
 }
 
 #[cfg(test)]

@@ -288,6 +288,10 @@ pub(super) fn run(sim: &mut Sim, live: LiveMode, from: Offset, seed: u64) -> (Ve
                     delivered.extend(msgs.iter().map(|v| v.get().to_owned()));
                 }
                 Output::UpToDate { .. } => {}
+                Output::Reconnecting { offset, .. } => {
+                    assert_eq!(&offset, m.offset(), "the retry resumes where delivery is");
+                    assert!(m.poll_timeout().is_some(), "a retry waits out its back-off");
+                }
                 terminal => {
                     assert!(m.is_finished());
                     assert!(m.poll_request().is_none());

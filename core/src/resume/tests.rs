@@ -80,8 +80,12 @@ fn sse_data_waits_for_its_control_event() {
     );
     m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
     assert!(
-        m.poll_output().is_none(),
-        "unconfirmed data is dropped, to be read again"
+        matches!(
+            outputs(&mut m)[..],
+            [Output::Reconnecting { ref offset, cause: RetryCause::Transport(_), .. }]
+                if offset.as_str() == "5"
+        ),
+        "unconfirmed data is dropped, to be read again from where delivery is"
     );
     assert_eq!(m.offset().as_str(), "5");
 }
@@ -163,6 +167,11 @@ fn idle_request_times_out_and_is_retried() {
     assert_eq!(m.poll_timeout(), Some(Time::from_millis(2_000)));
     m.handle_timeout(Time::from_millis(2_000));
     assert!(m.poll_timeout().is_some(), "backing off");
+    let Some(Output::Reconnecting { cause, delay, .. }) = m.poll_output() else {
+        panic!("the retry is told");
+    };
+    assert_eq!(cause, RetryCause::Transport(TransportError::TimedOut));
+    assert_eq!(m.poll_timeout(), Some(Time::from_millis(2_000) + delay));
     m.handle_timeout(Time::from_millis(10_000));
     let again = m.poll_request().unwrap();
     assert_ne!(again.id, req.id);
@@ -170,6 +179,119 @@ fn idle_request_times_out_and_is_retried() {
     m.handle_response(Time::from_millis(10_000), req.id, head(200, "9"));
     m.handle_end(Time::from_millis(10_000), req.id);
     assert!(m.poll_output().is_none());
+}
+
+/// A machine at the tail of a stream at offset 1, with its live request `live` sent
+/// at `at`.
+fn at_tail(live: LiveMode, at: Time) -> (Resume, Request) {
+    let mut m = Resume::new(Config::new("http://h/s").live(live), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "1").with_header("Stream-Up-To-Date", "true"),
+        b"[1]",
+    );
+    outputs(&mut m);
+    let req = m.poll_request().unwrap();
+    m.handle_sent(at, req.id);
+    (m, req)
+}
+
+#[test]
+fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
+    let start = Time::from_millis(5_000);
+    let (mut m, req) = at_tail(LiveMode::LongPoll, start);
+    let quick = start + Duration::from_millis(20);
+    m.handle_response(
+        quick,
+        req.id,
+        head(204, "1").with_header("Stream-Up-To-Date", "true"),
+    );
+    m.handle_end(quick, req.id);
+    assert!(m.poll_request().is_none(), "no request in a loop");
+    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
+    assert!(outputs(&mut m).is_empty(), "not a failure: nothing to tell");
+    m.handle_timeout(start + QUIET_ROUND_FLOOR);
+    let next = m.poll_request().expect("the next poll, after the floor");
+    assert_eq!(next.live, LiveParam::LongPoll);
+
+    // Held to the server's time-out, the poll is repeated at once.
+    let sent = start + QUIET_ROUND_FLOOR;
+    let held = sent + Duration::from_secs(30);
+    m.handle_sent(sent, next.id);
+    m.handle_response(
+        held,
+        next.id,
+        head(204, "1").with_header("Stream-Up-To-Date", "true"),
+    );
+    m.handle_end(held, next.id);
+    assert!(
+        m.poll_request().is_some(),
+        "a held poll is repeated at once"
+    );
+}
+
+#[test]
+fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
+    let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+    assert_eq!(req.live, LiveParam::Sse);
+    m.handle_response(Time::ZERO, req.id, head(204, "1"));
+    m.handle_end(Time::ZERO, req.id);
+    assert!(m.poll_request().is_none(), "no request in a loop");
+    assert!(matches!(
+        outputs(&mut m)[..],
+        [Output::Reconnecting {
+            cause: RetryCause::Empty,
+            ..
+        }]
+    ));
+    let mut now = Time::ZERO;
+    for _ in 1..Config::new("x").sse_fallback_after {
+        now = m.poll_timeout().expect("backing off");
+        m.handle_timeout(now);
+        let req = m.poll_request().expect("SSE again");
+        assert_eq!(req.live, LiveParam::Sse);
+        m.handle_response(now, req.id, head(204, "1"));
+        m.handle_end(now, req.id);
+    }
+    let req = m.poll_request().unwrap_or_else(|| {
+        m.handle_timeout(m.poll_timeout().expect("backing off"));
+        m.poll_request().expect("a request")
+    });
+    assert_eq!(req.live, LiveParam::LongPoll, "fell back at {now:?}");
+}
+
+#[test]
+fn a_refusal_whose_body_breaks_off_is_final() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    let req = m.poll_request().unwrap();
+    m.handle_response(Time::ZERO, req.id, ResponseHead::new(401));
+    m.handle_body(Time::ZERO, req.id, b"missing tok");
+    m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
+    assert_eq!(
+        outputs(&mut m),
+        vec![Output::Failed(StreamError::Rejected {
+            status: 401,
+            message: "missing tok".into()
+        })]
+    );
+    assert!(m.is_finished() && m.poll_request().is_none());
+}
+
+#[test]
+fn retryable_statuses_are_told_with_their_status() {
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
+    let req = m.poll_request().unwrap();
+    m.handle_response(Time::ZERO, req.id, ResponseHead::new(503));
+    let out = outputs(&mut m);
+    assert!(
+        matches!(out[..], [Output::Reconnecting { cause: RetryCause::Status(503), ref offset, .. }] if *offset == Offset::START),
+        "{out:?}"
+    );
+    assert_eq!(
+        RetryCause::Status(503).to_string(),
+        "the server answered 503"
+    );
 }
 
 #[test]
