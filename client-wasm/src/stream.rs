@@ -177,6 +177,8 @@ impl GaplessSession {
             Ok(match out {
                 Output::Batch(b) => {
                     let Payload::Json(messages) = &b.payload else {
+                        // Final, as every error of `next()` is: reading stops.
+                        rx.close();
                         return Err(js_error(
                             Code::Protocol,
                             "a session stream must be JSON",
