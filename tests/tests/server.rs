@@ -389,6 +389,87 @@ async fn offsets_of_a_deleted_stream_are_refused_by_the_one_created_again_at_its
 }
 
 #[tokio::test]
+async fn a_fork_takes_its_sources_offsets_up_to_its_fork_point_and_a_fork_created_again_refuses_the_earlier_ones(
+) {
+    let (_, server, c, source) = server_with_json_stream("fork-epochs", "fsrc").await;
+    for body in [r#"{"s":0}"#, r#"{"s":1}"#] {
+        assert_eq!(
+            post_json(&c, &source, body).await.status(),
+            StatusCode::NO_CONTENT
+        );
+    }
+    let fork_point = head_tail(&c, &source).await;
+    let fork = server.stream("ffork");
+    let create_fork = || async {
+        let r = c
+            .put(&fork)
+            .header("content-type", "application/json")
+            .header("stream-forked-from", "/v1/stream/fsrc")
+            .send()
+            .await
+            .expect("fork");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    };
+    create_fork().await;
+    // Up to the fork point, the fork's offsets are the source's (the same offset space).
+    assert_eq!(head_tail(&c, &fork).await, fork_point);
+    let r = c
+        .get(format!("{fork}?offset=-1"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.headers()["stream-next-offset"], fork_point.as_str());
+    assert_eq!(
+        post_json(&c, &fork, r#"{"f":0}"#).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let read = |url: String| {
+        let c = c.clone();
+        async move {
+            let r = c.get(url).send().await.expect("get");
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // The source's offset of the fork point reads the fork's own data from there.
+    let (status, body) = read(format!("{fork}?offset={fork_point}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([{"f": 0}]));
+    let fork_tail = head_tail(&c, &fork).await;
+    assert_ne!(
+        &fork_tail[..17],
+        &fork_point[..17],
+        "its own data in an epoch of its own"
+    );
+    assert!(fork_tail > fork_point, "{fork_tail} after {fork_point}");
+    // The source's offsets past the fork point name the source's data, not the fork's.
+    assert_eq!(
+        post_json(&c, &source, r#"{"s":2}"#).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let past = head_tail(&c, &source).await;
+    assert_eq!(
+        read(format!("{fork}?offset={past}")).await.0,
+        StatusCode::GONE
+    );
+    // Deleted and forked again from the same source: the earlier fork's offsets are gone,
+    // rather than read as positions of the new fork (which has other data there).
+    assert_eq!(
+        c.delete(&fork).send().await.expect("delete").status(),
+        StatusCode::NO_CONTENT
+    );
+    create_fork().await;
+    for live in ["", "&live=long-poll"] {
+        let (status, _) = read(format!("{fork}?offset={fork_tail}{live}")).await;
+        assert_eq!(status, StatusCode::GONE, "{live}");
+    }
+    let (status, body) = read(format!("{fork}?offset=-1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([{"s": 0}, {"s": 1}, {"s": 2}]));
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn session_input_at_the_edges_gets_clear_answers() {
     let dir = temp_dir("session-edges");
     let server = ServerProcess::start(&dir, &["--memory"]).await;

@@ -28,8 +28,8 @@ use super::sse::{live_response, Framed, Framing, FramingKey};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
-    format_offset, now_ms, resolve_offset, AppendError, AppendReq, BadOffset, CreateError,
-    CreateReq, Live, Payload, ReadChunk, ReadFrom, StreamMeta,
+    format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, Epochs, Live,
+    Payload, ReadChunk, ReadFrom, StreamMeta,
 };
 
 /// Largest page `GET .../events` returns.
@@ -277,7 +277,7 @@ fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
     let from = match offset {
         None | Some("") => 0,
         Some(o) => {
-            match resolve_offset(o, meta.epoch).map_err(|e| match e {
+            match meta.resolve(o).map_err(|e| match e {
                 BadOffset::Retired(_) => {
                     SessionError::new(StatusCode::GONE, "offset_gone", e.to_string())
                 }
@@ -293,16 +293,15 @@ fn start(offset: Option<&str>, meta: &StreamMeta) -> Result<u64, SessionError> {
             "invalid_offset",
             format!(
                 "offset is beyond the session's end {}",
-                format_offset(meta.epoch, meta.tail)
+                meta.offset(meta.tail)
             ),
         ));
     }
     Ok(from)
 }
 
-/// One stored message as the session API shows it (`offset` formatted in `epoch`).
-fn event_json(message: &str, epoch: u64, offset: u64) -> Value {
-    let offset = format_offset(epoch, offset);
+/// One stored message as the session API shows it, at `offset`.
+fn event_json(message: &str, offset: &str) -> Value {
     match Envelope::from_json(message) {
         Ok(envelope) => json!({
             "offset": offset,
@@ -364,11 +363,11 @@ pub(super) async fn get_events(
     let events: Vec<Value> = messages(&chunk)
         .iter()
         .enumerate()
-        .map(|(i, m)| event_json(m.get(), meta.epoch, from + i as u64 + 1))
+        .map(|(i, m)| event_json(m.get(), &meta.offset(from + i as u64 + 1)))
         .collect();
     Ok(Json(json!({
         "events": events,
-        "nextOffset": format_offset(meta.epoch, chunk.next),
+        "nextOffset": meta.offset(chunk.next),
         "upToDate": chunk.next >= meta.tail,
         "closed": meta.closed && chunk.next >= meta.tail,
     }))
@@ -392,7 +391,7 @@ pub(super) async fn list(
             let meta = state.store.shared().get(&path)?.meta();
             let id = path.strip_prefix("sessions/")?;
             (!meta.deleted).then(
-                || json!({"id": id, "nextOffset": format_offset(meta.epoch, meta.tail), "closed": meta.closed}),
+                || json!({"id": id, "nextOffset": meta.offset(meta.tail), "closed": meta.closed}),
             )
         })
         .collect();
@@ -437,8 +436,7 @@ pub(super) async fn view(
         for (i, m) in messages(&chunk).iter().enumerate() {
             if let Ok(mut envelope) = Envelope::from_json(m.get()) {
                 envelope.offset =
-                    gapless_core::Offset::parse(&format_offset(meta.epoch, from + i as u64 + 1))
-                        .ok();
+                    gapless_core::Offset::parse(&meta.offset(from + i as u64 + 1)).ok();
                 folded.view.apply(&envelope, now);
             }
         }
@@ -512,21 +510,23 @@ pub(super) async fn stream(
     let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
     let from = start(last_event_id.or(q.offset.as_deref()), &meta)?;
     live.touch();
-    let framing = SessionFraming { epoch: meta.epoch };
+    let framing = SessionFraming {
+        epochs: meta.epochs(),
+    };
     Ok(live_response(&state, live, from, framing, false))
 }
 
 /// The session framing: one event per stored message (`id:` its offset, `event:`
 /// its type), then `up-to-date` once caught up and `closed` at the end.
 struct SessionFraming {
-    /// The stream's epoch, the first part of its offsets.
-    epoch: u64,
+    /// How the stream writes its positions in offsets.
+    epochs: Epochs,
 }
 
 impl SessionFraming {
     fn offset_event(&self, kind: &str, at: u64) -> String {
         let mut out = String::new();
-        let data = json!({"offset": format_offset(self.epoch, at)}).to_string();
+        let data = json!({"offset": self.epochs.offset(at)}).to_string();
         encode_event(&mut out, Some(kind), None, &data);
         out
     }
@@ -539,12 +539,13 @@ impl Framing for SessionFraming {
         let mut text = String::new();
         for (i, m) in messages(chunk).iter().enumerate() {
             let offset = from + i as u64 + 1;
-            let event = event_json(m.get(), self.epoch, offset);
+            let offset_text = self.epochs.offset(offset);
+            let event = event_json(m.get(), &offset_text);
             let kind = event["type"].as_str().unwrap_or("message").to_owned();
             encode_event(
                 &mut text,
                 Some(&kind),
-                Some(&format_offset(self.epoch, offset)),
+                Some(&offset_text),
                 &event.to_string(),
             );
         }

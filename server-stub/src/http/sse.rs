@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept::{drive, Driven};
 use super::headers as h;
 use super::AppState;
-use crate::store::{now_ms, push_offset, Live, ReadChunk, Store, StreamMeta};
+use crate::store::{now_ms, Epochs, Live, ReadChunk, Store, StreamMeta};
 
 /// Largest batch one `data` event carries.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -431,8 +431,8 @@ pub(super) fn live_response<F: Framing>(
 struct Protocol {
     client_cursor: Option<Arc<str>>,
     encoding: Encoding,
-    /// The stream's epoch, the first part of its offsets.
-    epoch: u64,
+    /// How the stream writes its positions in offsets.
+    epochs: Epochs,
 }
 
 impl Protocol {
@@ -446,7 +446,7 @@ impl Protocol {
     /// Appends the control event after data up to `at` to `out`.
     fn push_control(&self, out: &mut String, at: u64, up_to_date: bool, closed: bool) {
         let mut offset = String::with_capacity(40);
-        push_offset(&mut offset, self.epoch, at);
+        self.epochs.push_offset(&mut offset, at);
         let cursor = (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms()));
         let mut json = String::with_capacity(CONTROL_BYTES);
         Control::write_json_of(&mut json, &offset, cursor.as_deref(), up_to_date, closed);
@@ -514,7 +514,7 @@ pub(super) fn respond(
     let framing = Protocol {
         client_cursor: client_cursor.map(Arc::from),
         encoding,
-        epoch: meta.epoch,
+        epochs: meta.epochs(),
     };
     let base64 = matches!(encoding, Encoding::Base64);
     live_response(state, live, from, framing, base64)

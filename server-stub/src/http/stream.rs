@@ -14,8 +14,8 @@ use super::error::ApiError;
 use super::headers::{self as h};
 use super::{sse, AppState};
 use crate::store::{
-    format_offset, now_ms, resolve_offset, AppendError, AppendReq, BadOffset, CreateError,
-    CreateReq, ForkReq, Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
+    format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, ForkReq,
+    Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
@@ -207,7 +207,7 @@ async fn create(
             hm.insert(header::CONTENT_TYPE, header(&ok.meta.content_type));
             hm.insert(
                 h::names::STREAM_NEXT_OFFSET,
-                header(format_offset(ok.meta.epoch, ok.meta.tail)),
+                header(ok.meta.offset(ok.meta.tail)),
             );
             if ok.meta.closed {
                 hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
@@ -359,10 +359,7 @@ fn head(state: &AppState, path: &str) -> Result<Response, ApiError> {
     let mut response = StatusCode::OK.into_response();
     let hm = response.headers_mut();
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
-    hm.insert(
-        h::names::STREAM_NEXT_OFFSET,
-        header(format_offset(meta.epoch, meta.tail)),
-    );
+    hm.insert(h::names::STREAM_NEXT_OFFSET, header(meta.offset(meta.tail)));
     if let Some(ttl) = meta.ttl_secs {
         hm.insert(h::names::STREAM_TTL, header(ttl.to_string()));
     }
@@ -407,7 +404,7 @@ async fn read(
     let (live, meta) = lookup(state, path)?;
     let from = match q.offset {
         None => ReadFrom::At(0),
-        Some(o) => resolve_offset(o, meta.epoch).map_err(offset_error)?,
+        Some(o) => meta.resolve(o).map_err(offset_error)?,
     };
     let at_now = from == ReadFrom::Tail;
     let from = match from {
@@ -418,7 +415,7 @@ async fn read(
         return Err(ApiError::bad_request(format!(
             "offset {} is beyond the tail {}",
             q.offset.unwrap_or_default(),
-            format_offset(meta.epoch, meta.tail)
+            meta.offset(meta.tail)
         )));
     }
     live.touch();
@@ -480,10 +477,7 @@ async fn catch_up(
     };
     let hm = response.headers_mut();
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
-    hm.insert(
-        h::names::STREAM_NEXT_OFFSET,
-        header(format_offset(meta.epoch, next)),
-    );
+    hm.insert(h::names::STREAM_NEXT_OFFSET, header(meta.offset(next)));
     if up_to_date {
         hm.insert(
             h::names::STREAM_UP_TO_DATE,
@@ -572,10 +566,7 @@ async fn long_poll(
         if meta.closed || tokio::time::Instant::now() >= deadline {
             let mut response = StatusCode::NO_CONTENT.into_response();
             let hm = response.headers_mut();
-            hm.insert(
-                h::names::STREAM_NEXT_OFFSET,
-                header(format_offset(meta.epoch, from)),
-            );
+            hm.insert(h::names::STREAM_NEXT_OFFSET, header(meta.offset(from)));
             hm.insert(
                 h::names::STREAM_UP_TO_DATE,
                 HeaderValue::from_static("true"),

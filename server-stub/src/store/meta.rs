@@ -98,18 +98,84 @@ pub enum BadOffset {
     Retired(String),
 }
 
-/// Reads an offset for the stream of epoch `epoch` (see [`StreamMeta::epoch`]): an
-/// offset of an earlier epoch is [`BadOffset::Retired`]; one of a later epoch is past
-/// the stream's tail. Position 0 is the start in every epoch (nothing read: no gap to
-/// fear), as `-1` is; the official conformance suite writes the start as
+/// Reads an offset for the stream of epoch `epoch` (see [`StreamMeta::epoch`]) that
+/// also takes the offsets of `inherited` (a fork's ancestors', up to its fork point):
+/// an offset of an earlier epoch is [`BadOffset::Retired`]; one of a later epoch is
+/// past the stream's tail. Position 0 is the start in every epoch (nothing read: no
+/// gap to fear), as `-1` is; the official conformance suite writes the start as
 /// `0000000000000000_0000000000000000`.
-pub fn resolve_offset(text: &str, epoch: u64) -> Result<ReadFrom, BadOffset> {
+pub fn resolve_offset(
+    text: &str,
+    epoch: u64,
+    inherited: &[Inherited],
+) -> Result<ReadFrom, BadOffset> {
     match parse_offset(text)? {
         (_, from @ ReadFrom::Tail) => Ok(from),
         (None, from) | (_, from @ ReadFrom::At(0)) => Ok(from),
+        (Some(e), from @ ReadFrom::At(pos))
+            if e != epoch && inherited.iter().any(|i| i.takes(e, pos)) =>
+        {
+            Ok(from)
+        }
         (Some(e), _) if e < epoch => Err(BadOffset::Retired(text.to_owned())),
         (Some(e), _) if e > epoch => Ok(ReadFrom::At(u64::MAX)),
         (Some(_), from) => Ok(from),
+    }
+}
+
+/// An epoch whose offsets a fork takes besides its own: its source's, or an earlier
+/// ancestor's, up to the position where the fork stops sharing that stream's data
+/// (there the two name the same place).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inherited {
+    /// The ancestor's epoch.
+    pub epoch: u64,
+    /// The last position its offsets name in the fork.
+    pub until: u64,
+}
+
+impl Inherited {
+    /// Whether the offset of `pos` in `epoch` names a place in the fork.
+    pub fn takes(&self, epoch: u64, pos: u64) -> bool {
+        epoch == self.epoch && pos <= self.until
+    }
+}
+
+/// The epoch in which a stream of epoch `own` that inherited `inherited` writes `pos`
+/// (see [`Epochs`]).
+fn epoch_at(own: u64, inherited: &[Inherited], pos: u64) -> u64 {
+    inherited
+        .iter()
+        .find(|i| pos <= i.until)
+        .map_or(own, |i| i.epoch)
+}
+
+/// How a stream writes its positions in offsets: in its own epoch, but for a fork's
+/// positions up to its fork point, which it writes as its source wrote them (the
+/// protocol's "same offset space": a reader of the fork from `-1` sees the source's
+/// offsets up to there). `inherited` runs by `until`, the deepest ancestor first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Epochs {
+    /// The stream's own epoch.
+    pub own: u64,
+    /// Its ancestors' (see [`StreamMeta::inherited`]).
+    pub inherited: Vec<Inherited>,
+}
+
+impl Epochs {
+    /// The epoch of the offset of `pos`.
+    pub fn at(&self, pos: u64) -> u64 {
+        epoch_at(self.own, &self.inherited, pos)
+    }
+
+    /// The offset of `pos`.
+    pub fn offset(&self, pos: u64) -> String {
+        format_offset(self.at(pos), pos)
+    }
+
+    /// Appends the offset of `pos` to `out`.
+    pub fn push_offset(&self, out: &mut String, pos: u64) {
+        push_offset(out, self.at(pos), pos);
     }
 }
 
@@ -154,8 +220,11 @@ pub struct StreamMeta {
     /// above every epoch the server issued before (the time in milliseconds, or the
     /// last one plus one), so that offsets of an earlier stream at that path (deleted
     /// or expired) sort before its own and are refused as such ([`resolve_offset`]),
-    /// never read as positions of the new one. A fork shares its source's (the same
-    /// offsets); streams created before epochs were kept have 0.
+    /// never read as positions of the new one. A fork gets its own too (a fork
+    /// created again from the same source refuses the earlier one's offsets), and
+    /// takes its ancestors' offsets up to its fork point ([`StreamMeta::inherited`]).
+    /// Streams created before epochs were kept have 0; forks created before forks had
+    /// their own, their source's.
     pub epoch: u64,
     /// The URL path under `/v1/stream/` (shared: metadata is cloned on every append).
     pub path: Arc<str>,
@@ -179,6 +248,9 @@ pub struct StreamMeta {
     pub deleted: bool,
     /// Ancestor segments (empty unless this is a fork).
     pub chain: Vec<Segment>,
+    /// The ancestors' epochs whose offsets this fork takes (empty unless it is a
+    /// fork with an epoch of its own).
+    pub inherited: Vec<Inherited>,
     /// The source stream, if this is a fork.
     pub forked_from: Option<i64>,
     /// The fork position (the source's tail, or the requested offset).
@@ -191,6 +263,35 @@ pub struct StreamMeta {
 }
 
 impl StreamMeta {
+    /// Reads an offset of this stream's (see [`resolve_offset`]).
+    pub fn resolve(&self, text: &str) -> Result<ReadFrom, BadOffset> {
+        resolve_offset(text, self.epoch, &self.inherited)
+    }
+
+    /// How it writes its positions in offsets.
+    pub fn epochs(&self) -> Epochs {
+        Epochs {
+            own: self.epoch,
+            inherited: self.inherited.clone(),
+        }
+    }
+
+    /// The epoch of the offset of `pos` (see [`Epochs`]).
+    pub fn epoch_at(&self, pos: u64) -> u64 {
+        epoch_at(self.epoch, &self.inherited, pos)
+    }
+
+    /// The offset of `pos` (see [`Epochs`]).
+    pub fn offset(&self, pos: u64) -> String {
+        format_offset(self.epoch_at(pos), pos)
+    }
+
+    /// Whether the offset of `pos` in `epoch` names a place in this stream: one of its
+    /// own, one it inherited, or the start.
+    pub fn takes(&self, epoch: u64, pos: u64) -> bool {
+        epoch == self.epoch || pos == 0 || self.inherited.iter().any(|i| i.takes(epoch, pos))
+    }
+
     /// Whether this stream holds JSON messages (positions count messages).
     pub fn is_json(&self) -> bool {
         gapless_core::wire::headers::is_json(&self.content_type)
@@ -246,11 +347,11 @@ mod tests {
             assert!(format_offset(epoch, 9) < format_offset(epoch, 10));
             assert!(format_offset(epoch, u64::MAX / 10_000) < format_offset(epoch + 1, 0));
             assert_eq!(
-                resolve_offset(&format_offset(epoch, 42), epoch),
+                resolve_offset(&format_offset(epoch, 42), epoch, &[]),
                 Ok(ReadFrom::At(42))
             );
-            assert_eq!(resolve_offset("-1", epoch), Ok(ReadFrom::At(0)));
-            assert_eq!(resolve_offset("now", epoch), Ok(ReadFrom::Tail));
+            assert_eq!(resolve_offset("-1", epoch, &[]), Ok(ReadFrom::At(0)));
+            assert_eq!(resolve_offset("now", epoch, &[]), Ok(ReadFrom::Tail));
         }
         assert!(matches!(parse_offset("a,b"), Err(BadOffset::Malformed(_))));
         assert!(matches!(parse_offset("12"), Err(BadOffset::Unknown(_))));
@@ -261,17 +362,42 @@ mod tests {
         );
         // An earlier stream's offsets are refused (but for its start, every stream's);
         // a later epoch is past the tail.
-        assert_eq!(resolve_offset(&format_offset(0, 0), 6), Ok(ReadFrom::At(0)));
+        assert_eq!(
+            resolve_offset(&format_offset(0, 0), 6, &[]),
+            Ok(ReadFrom::At(0))
+        );
         let earlier = format_offset(5, 3);
         assert!(matches!(
-            resolve_offset(&earlier, 6),
+            resolve_offset(&earlier, 6, &[]),
             Err(BadOffset::Retired(_))
         ));
-        assert_eq!(resolve_offset(&earlier, 4), Ok(ReadFrom::At(u64::MAX)));
+        assert_eq!(resolve_offset(&earlier, 4, &[]), Ok(ReadFrom::At(u64::MAX)));
         assert_eq!(
-            resolve_offset("9999999999999999_9999999999999999", 0),
+            resolve_offset("9999999999999999_9999999999999999", 0, &[]),
             Ok(ReadFrom::At(u64::MAX))
         );
+    }
+
+    #[test]
+    fn a_fork_takes_its_ancestors_offsets_up_to_its_fork_point_only() {
+        // Forked from epoch 5 at 3, itself forked from epoch 2 at 1; the fork's own
+        // epoch is 9.
+        let inherited = [
+            Inherited { epoch: 2, until: 1 },
+            Inherited { epoch: 5, until: 3 },
+        ];
+        let resolve = |e, pos| resolve_offset(&format_offset(e, pos), 9, &inherited);
+        assert_eq!(resolve(5, 3), Ok(ReadFrom::At(3)));
+        assert_eq!(resolve(2, 1), Ok(ReadFrom::At(1)));
+        assert_eq!(resolve(9, 7), Ok(ReadFrom::At(7)));
+        // Past the fork point the source's offsets name the source's own data, which
+        // the fork does not have; an earlier fork's (epoch 7) are gone.
+        for (e, pos) in [(5, 4), (2, 2), (7, 2)] {
+            assert!(
+                matches!(resolve(e, pos), Err(BadOffset::Retired(_))),
+                "{e} {pos}"
+            );
+        }
     }
 
     #[test]
@@ -309,6 +435,7 @@ mod tests {
             last_seq: None,
             deleted: false,
             chain: vec![Segment { id: 1, until: 5 }, Segment { id: 2, until: 10 }],
+            inherited: Vec::new(),
             forked_from: Some(2),
             fork_at: 10,
             landed_from: None,

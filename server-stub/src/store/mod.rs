@@ -29,7 +29,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use meta::{
-    format_offset, now_ms, parse_offset, push_offset, resolve_offset, BadOffset, ReadFrom,
+    format_offset, now_ms, parse_offset, push_offset, resolve_offset, BadOffset, Epochs, ReadFrom,
     StreamMeta,
 };
 pub use reader::ReadChunk;
@@ -203,7 +203,8 @@ pub struct AppendReq {
 pub struct AppendOk {
     /// The tail after it.
     pub next: u64,
-    /// The stream's epoch, the first part of its offsets (see [`StreamMeta::epoch`]).
+    /// The epoch of `next`'s offset (see [`Epochs`]): the stream's own, or a fork's
+    /// source's at its fork point.
     pub stream_epoch: u64,
     /// Whether the stream is now closed.
     pub closed: bool,
@@ -227,7 +228,7 @@ pub enum AppendError {
     Closed {
         /// The final tail.
         next: u64,
-        /// The stream's epoch (see [`StreamMeta::epoch`]).
+        /// The epoch of `next`'s offset (see [`Epochs`]).
         stream_epoch: u64,
     },
     /// Wrong content type (409).

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::meta::{Segment, StreamMeta};
+use super::meta::{Inherited, Segment, StreamMeta};
 use super::{Map, OpenError};
 
 /// How hard a commit pushes data to the disk.
@@ -96,9 +96,10 @@ CREATE TABLE IF NOT EXISTS producers (
 /// The layout this build writes, kept in the database's `user_version`: 1 adds
 /// `blobs` (0: databases from before versions were kept), 2 adds `landed`, which an
 /// earlier build would not read, 3 adds `streams.epoch` (an earlier build would issue
-/// offsets without it). A database written by a later layout is refused rather than
-/// misread.
-pub const LAYOUT_VERSION: i64 = 3;
+/// offsets without it), 4 gives forks epochs of their own and adds `streams.inherited`
+/// (an earlier build would refuse their sources' offsets). A database written by a
+/// later layout is refused rather than misread.
+pub const LAYOUT_VERSION: i64 = 4;
 
 /// The SQLite VFS every connection to a database file uses: the server's process
 /// holds the file's lock for as long as it has the file open, so that no other
@@ -140,6 +141,7 @@ pub fn open(path: Option<&Path>, durability: Durability) -> Result<Connection, O
     add_column(&conn, "chunks", "blob", "INTEGER")?;
     add_column(&conn, "chunks", "bytes", "INTEGER")?;
     add_column(&conn, "streams", "epoch", "INTEGER NOT NULL DEFAULT 0")?;
+    add_column(&conn, "streams", "inherited", "TEXT NOT NULL DEFAULT ''")?;
     if found < LAYOUT_VERSION {
         conn.pragma_update(None, "user_version", LAYOUT_VERSION)?;
     }
@@ -237,7 +239,8 @@ pub fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 pub fn load_streams(conn: &Connection) -> rusqlite::Result<Map<i64, StreamMeta>> {
     let mut stmt = conn.prepare(
         "SELECT id, path, content_type, ttl_secs, expires_at_ms, created_ms, access_ms, tail,
-                closed, last_seq, deleted, chain, forked_from, fork_at, epoch FROM streams",
+                closed, last_seq, deleted, chain, forked_from, fork_at, epoch, inherited
+         FROM streams",
     )?;
     let rows = stmt.query_map([], |r| {
         let chain: String = r.get(11)?;
@@ -255,6 +258,7 @@ pub fn load_streams(conn: &Connection) -> rusqlite::Result<Map<i64, StreamMeta>>
             last_seq: r.get(9)?,
             deleted: r.get::<_, i64>(10)? != 0,
             chain: decode_chain(&chain),
+            inherited: decode_inherited(&r.get::<_, String>(15)?),
             forked_from: r.get(12)?,
             fork_at: r.get::<_, i64>(13)? as u64,
             landed_from: None,
@@ -303,8 +307,8 @@ pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT OR REPLACE INTO streams (id, path, content_type, ttl_secs, expires_at_ms,
             created_ms, access_ms, tail, closed, last_seq, deleted, chain, forked_from, fork_at,
-            epoch)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            epoch, inherited)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         m.id,
@@ -322,6 +326,7 @@ pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
         m.forked_from,
         m.fork_at as i64,
         m.epoch as i64,
+        encode_inherited(&m.inherited),
     ])?;
     Ok(())
 }
@@ -346,14 +351,44 @@ fn decode_chain(text: &str) -> Vec<Segment> {
         .collect()
 }
 
+/// `epoch:until` per inherited epoch, comma-separated (see [`StreamMeta::inherited`]).
+fn encode_inherited(inherited: &[Inherited]) -> String {
+    inherited
+        .iter()
+        .map(|i| format!("{}:{}", i.epoch, i.until))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn decode_inherited(text: &str) -> Vec<Inherited> {
+    text.split(',')
+        .filter_map(|part| {
+            let (epoch, until) = part.split_once(':')?;
+            Some(Inherited {
+                epoch: epoch.parse().ok()?,
+                until: until.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn chain_round_trips() {
+    fn chain_and_inherited_epochs_round_trip() {
         let chain = vec![Segment { id: 1, until: 5 }, Segment { id: 9, until: 70 }];
         assert_eq!(decode_chain(&encode_chain(&chain)), chain);
         assert_eq!(decode_chain(""), vec![]);
+        let inherited = vec![
+            Inherited {
+                epoch: 1_764_000_000_000,
+                until: 5,
+            },
+            Inherited { epoch: 3, until: 0 },
+        ];
+        assert_eq!(decode_inherited(&encode_inherited(&inherited)), inherited);
+        assert_eq!(decode_inherited(""), vec![]);
     }
 }

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
-use super::meta::{now_ms, Segment, StreamMeta};
+use super::meta::{now_ms, Inherited, Segment, StreamMeta};
 use super::recent::{self, Chunk};
 use super::schema::{
     load_last_epoch, load_producers, load_streams, presize_wal, save_last_epoch, save_stream,
@@ -711,6 +711,7 @@ impl Writer {
             last_seq: None,
             deleted: false,
             chain: Vec::new(),
+            inherited: Vec::new(),
             forked_from: None,
             fork_at: 0,
             landed_from: None,
@@ -735,8 +736,11 @@ impl Writer {
                     ))));
                 }
             }
-            // (Position 0 is every epoch's start.)
-            if fork.offset_epoch.is_some_and(|e| e != source.epoch) && fork.offset != Some(0) {
+            let foreign = match (fork.offset_epoch, fork.offset) {
+                (Some(epoch), Some(pos)) => !source.takes(epoch, pos),
+                _ => false,
+            };
+            if foreign {
                 return Ok(Err(CreateError::BadRequest(
                     "the fork offset is not one of the source's offsets".into(),
                 )));
@@ -746,7 +750,7 @@ impl Writer {
             if base > source.tail || at > source.tail {
                 return Ok(Err(CreateError::BadRequest(format!(
                     "fork offset is beyond the source's tail ({})",
-                    super::meta::format_offset(source.epoch, source.tail)
+                    source.offset(source.tail)
                 ))));
             }
             meta.content_type = req
@@ -775,8 +779,19 @@ impl Writer {
                 });
             }
             meta.chain = chain;
-            // The same offsets as its source.
-            meta.epoch = source.epoch;
+            // Its own offsets (`epoch`), and its ancestors' up to the fork point.
+            meta.inherited = source
+                .inherited
+                .iter()
+                .map(|i| Inherited {
+                    epoch: i.epoch,
+                    until: i.until.min(at),
+                })
+                .chain([Inherited {
+                    epoch: source.epoch,
+                    until: at,
+                }])
+                .collect();
             meta.forked_from = Some(source.id);
             meta.fork_at = at;
             meta.tail = at;
@@ -825,7 +840,7 @@ impl Writer {
                 Some(&(epoch, last)) if p.epoch == epoch && p.seq <= last => {
                     return Ok(Ok(AppendOk {
                         next: meta.tail,
-                        stream_epoch: meta.epoch,
+                        stream_epoch: meta.epoch_at(meta.tail),
                         closed: meta.closed,
                         producer: Some((epoch, last)),
                         duplicate: true,
@@ -851,7 +866,7 @@ impl Writer {
             if !has_body && req.close {
                 return Ok(Ok(AppendOk {
                     next: meta.tail,
-                    stream_epoch: meta.epoch,
+                    stream_epoch: meta.epoch_at(meta.tail),
                     closed: true,
                     producer: None,
                     duplicate: false,
@@ -859,7 +874,7 @@ impl Writer {
             }
             return Ok(Err(AppendError::Closed {
                 next: meta.tail,
-                stream_epoch: meta.epoch,
+                stream_epoch: meta.epoch_at(meta.tail),
             }));
         }
         if let Some(ct) = &req.content_type {
@@ -913,7 +928,7 @@ impl Writer {
         };
         let ok = AppendOk {
             next: meta.tail,
-            stream_epoch: meta.epoch,
+            stream_epoch: meta.epoch_at(meta.tail),
             closed: meta.closed,
             producer,
             duplicate: false,

@@ -20,7 +20,9 @@ pub(crate) use routes::route;
 use signing::Signer;
 
 use crate::http::AppState;
-use crate::store::{format_offset, now_ms, AppendReq, Payload};
+use crate::store::{
+    format_offset, now_ms, resolve_offset, AppendReq, BadOffset, Payload, ReadFrom,
+};
 
 /// How a subscription is woken.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,6 +131,28 @@ fn tail_of(state: &AppState, path: &str) -> u64 {
 /// when there is none.
 pub(crate) fn epoch_of(state: &AppState, path: &str) -> u64 {
     state.store.shared().get(path).map_or(0, |l| l.meta().epoch)
+}
+
+/// The offset of `pos` in the stream at `path` (see [`crate::store::Epochs`]).
+pub(crate) fn offset_of(state: &AppState, path: &str, pos: u64) -> String {
+    match state.store.shared().get(path) {
+        Some(live) => live.meta().offset(pos),
+        None => format_offset(0, pos),
+    }
+}
+
+/// Reads `offset` as an offset of the stream at `path` (see [`StreamMeta::resolve`]).
+///
+/// [`StreamMeta::resolve`]: crate::store::StreamMeta::resolve
+pub(crate) fn resolve_at(
+    state: &AppState,
+    path: &str,
+    offset: &str,
+) -> Result<ReadFrom, BadOffset> {
+    match state.store.shared().get(path) {
+        Some(live) => live.meta().resolve(offset),
+        None => resolve_offset(offset, 0, &[]),
+    }
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -415,13 +439,12 @@ fn listing(state: &AppState, sub: &Sub) -> Vec<Value> {
         .iter()
         .map(|(path, l)| {
             let tail = tail_of(state, path);
-            let epoch = epoch_of(state, path);
             let acked = l.acked(state, path);
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(epoch, acked),
-                "tail_offset": format_offset(epoch, tail),
+                "acked_offset": offset_of(state, path, acked),
+                "tail_offset": offset_of(state, path, tail),
                 "has_pending": tail > acked,
             })
         })
@@ -437,7 +460,7 @@ fn serialize(state: &AppState, sub: &Sub, signer: &Signer) -> Value {
             json!({
                 "path": path,
                 "link_type": if l.explicit { "explicit" } else { "glob" },
-                "acked_offset": format_offset(epoch_of(state, path), l.acked(state, path)),
+                "acked_offset": offset_of(state, path, l.acked(state, path)),
             })
         })
         .collect();

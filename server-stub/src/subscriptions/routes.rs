@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::{listing, pending, serialize, tail_of, Kind, Link, Registry, Sub};
 use crate::http::AppState;
-use crate::store::{resolve_offset, ReadFrom};
+use crate::store::ReadFrom;
 
 /// A subscription API error: `{"error":{"code","message",...}}`.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -362,7 +362,7 @@ fn settle(
                     Some(stream) => ack
                         .get("offset")
                         .and_then(Value::as_str)
-                        .map(|o| resolve_offset(o, super::epoch_of(state, stream))),
+                        .map(|o| super::resolve_at(state, stream, o)),
                     None => None,
                 };
                 let (Some(stream), Some(Ok(ReadFrom::At(offset)))) = (stream, offset) else {
