@@ -41,7 +41,7 @@ impl GaplessProducer {
     #[wasm_bindgen(constructor)]
     pub fn new(url: &str, options: JsValue) -> Result<GaplessProducer, JsValue> {
         let id = options::string(&options, "producerId")
-            .unwrap_or_else(|| format!("browser-{:x}", (js_sys::Math::random() * 1e15) as u64));
+            .unwrap_or_else(|| format!("browser-{}", (js_sys::Math::random() * 1e15) as u64));
         if id.is_empty() {
             return Err(js_error(
                 Code::InvalidArgument,

@@ -127,15 +127,13 @@ pub enum Output {
     },
     /// A fatal error; retrying would not help. Final.
     Failed(StreamError),
-    /// A request failed and the machine will read again from `offset` after `delay`.
+    /// A request failed and the machine will read again from `offset` after a back-off.
     /// Informational (for showing connection state): nothing is lost or repeated.
     Reconnecting {
         /// Where the next read starts.
         offset: Offset,
         /// What went wrong.
         cause: RetryCause,
-        /// The back-off before the next request.
-        delay: std::time::Duration,
     },
 }
 

@@ -6,7 +6,9 @@
 //! [`Resume`] is sans-IO: it never opens a connection or reads a clock. A driver loops:
 //!
 //! 1. `poll_request()` — if it returns a [`Request`], abandon any earlier request and
-//!    start this one (a plain HTTP GET with the given URL and headers).
+//!    start this one (a plain HTTP GET with the given URL and headers), calling
+//!    `handle_sent(now)` as it starts (the idle time-out and the quiet-round floor
+//!    count from there).
 //! 2. Report what happens to the current request: `handle_response` once the status and
 //!    headers arrive, `handle_body` for each body chunk, then `handle_end` when the body
 //!    finished cleanly or `handle_failure` when the connection broke.
@@ -25,7 +27,8 @@
 //!   offset; data whose control event never arrived is read again after reconnecting.
 //! - Failures are retried with full-jitter back-off ([`BackoffConfig`]), honouring
 //!   `Retry-After`, and the schedule resets after every successful response. Each
-//!   retry is told ([`Output::Reconnecting`]), so that every driver can show it.
+//!   retry is told ([`Output::Reconnecting`]), so that every driver can show it (a
+//!   fallback from SSE to long-poll, asked for at once, is not a retry).
 //! - A server or proxy that answers live requests at once with nothing (a 204 to SSE,
 //!   a long-poll not held) is not asked again in a loop: SSE backs off and falls back
 //!   to long-poll, and quiet long-polls start at most once per [`QUIET_ROUND_FLOOR`].
@@ -79,10 +82,11 @@ pub use io::{
 /// How much of an error response's body is kept for the error message.
 const ERROR_BODY_LIMIT: usize = 1024;
 
-/// The least time between the starts of two live requests in a row that each ended
-/// quickly without moving the reader on (a long-poll answered at once with nothing
-/// new, a 204 to an SSE request): a server or proxy doing that is not made to answer
-/// in a loop. A long-poll held to its timeout is repeated at once.
+/// The least time between the start of a request that ended quickly without moving
+/// the reader on and the start of the next (a long-poll answered at once with
+/// nothing new, an SSE connection closed after saying only "up to date"): a server or
+/// proxy doing that is not made to answer in a loop. A long-poll held to its time-out is repeated at once; a 204
+/// to SSE backs off instead, towards the fallback to long-poll.
 pub const QUIET_ROUND_FLOOR: Duration = Duration::from_secs(1);
 
 /// The resume state machine. See the [module documentation](self) for the call order.
@@ -102,6 +106,9 @@ pub struct Resume {
     backoff: Backoff,
     /// SSE connections in a row that ended without delivering a control event.
     sse_fruitless: u32,
+    /// How many times the reader moved on (see [`Resume::accept`]): a request during
+    /// which it did not was quiet.
+    moves: u64,
     outputs: VecDeque<Output>,
     stats: Stats,
 }
@@ -126,6 +133,8 @@ struct InFlight {
     /// When the driver started the request (see [`Resume::handle_sent`]; zero if it
     /// did not say).
     sent: Time,
+    /// [`Resume::moves`] when the request was handed out.
+    moves: u64,
     body: Body,
 }
 
@@ -167,6 +176,7 @@ impl Resume {
             next_id: 0,
             backoff,
             sse_fruitless: 0,
+            moves: 0,
             outputs: VecDeque::new(),
             stats: Stats::default(),
         }
@@ -238,6 +248,7 @@ impl Resume {
             kind,
             deadline: Time::from_millis(u64::MAX),
             sent: Time::ZERO,
+            moves: self.moves,
             body: Body::Head,
         });
         Some(Request {
@@ -267,8 +278,10 @@ impl Resume {
 
     // ----- inputs -----
 
-    /// Arms the idle deadline of the current request when the driver starts it. Calling
-    /// it is optional but lets a connect that hangs be abandoned.
+    /// Arms the idle deadline of the current request when the driver starts it, and
+    /// notes when it started (see [`QUIET_ROUND_FLOOR`]). Without it a connect that
+    /// hangs is never abandoned, and quiet rounds are held to the floor only in the
+    /// machine's first second.
     pub fn handle_sent(&mut self, now: Time, id: ReqId) {
         let timeout = self.idle_timeout();
         if let Phase::Awaiting(f) = &mut self.phase {
@@ -367,16 +380,17 @@ impl Resume {
         let Phase::Awaiting(f) = std::mem::replace(&mut self.phase, Phase::Ready(kind)) else {
             return;
         };
-        let sent = f.sent;
+        let (sent, quiet) = (f.sent, f.moves == self.moves);
         match f.body {
             Body::Head => self.retry(now, kind, None, RetryCause::Empty),
             Body::Read { meta, bytes } => self.finish_read(now, kind, sent, meta, bytes),
             Body::Refused { status, bytes } => self.fail(rejected(status, &bytes)),
             Body::Sse(sse) => {
                 // The server ends SSE connections now and then (§5.8, about every 60 s);
-                // reconnect at once if this one was useful, else back off.
+                // reconnect at once if this one was useful (no sooner than the floor
+                // if it moved nothing on), else back off.
                 if sse.progressed {
-                    self.phase = Phase::Ready(LiveParam::Sse);
+                    self.go_on(now, LiveParam::Sse, sent, quiet);
                 } else {
                     self.sse_fruitless(now, RetryCause::Empty);
                 }
@@ -386,24 +400,23 @@ impl Resume {
 
     /// The current request failed below HTTP: connect error, reset, or a driver
     /// time-out. Data not yet confirmed is dropped and read again after a back-off.
-    /// A refusal (4xx) whose body broke off is final all the same.
     pub fn handle_failure(&mut self, now: Time, id: ReqId, error: TransportError) {
         let Some(f) = self.current(id) else {
             return;
         };
-        let kind = f.kind;
+        let (kind, moved) = (f.kind, f.moves != self.moves);
         let sse_progress = match &f.body {
             Body::Sse(sse) => Some(sse.progressed),
-            // A refusal is final, however its body ends.
-            Body::Refused { .. } => return self.handle_end(now, id),
             _ => None,
         };
         let cause = RetryCause::Transport(error);
         match sse_progress {
             Some(false) => self.sse_fruitless(now, cause),
             Some(true) => {
-                // The connection was useful: come back quickly.
-                self.backoff.reset();
+                // A connection that moved the reader on: come back quickly.
+                if moved {
+                    self.backoff.reset();
+                }
                 self.retry(now, kind, None, cause);
             }
             None => self.retry(now, kind, None, cause),
@@ -469,6 +482,8 @@ impl Resume {
         cause: RetryCause,
     ) {
         self.stats.retries += 1;
+        // Caught up again only once an answer says so (and `UpToDate` tells it).
+        self.up_to_date = false;
         let delay = self.backoff.next_delay(retry_after);
         self.phase = Phase::Waiting {
             until: now + delay,
@@ -477,7 +492,6 @@ impl Resume {
         self.outputs.push_back(Output::Reconnecting {
             offset: self.offset.clone(),
             cause,
-            delay,
         });
     }
 
@@ -564,15 +578,9 @@ impl Resume {
             return self.sse_fruitless(now, RetryCause::Empty);
         }
         self.backoff.reset();
-        let earliest = sent + QUIET_ROUND_FLOOR;
-        if !moved && kind == LiveParam::LongPoll && now < earliest {
-            self.phase = Phase::Waiting {
-                until: earliest,
-                then: kind,
-            };
-            return;
-        }
-        self.phase = Phase::Ready(match kind {
+        // Quiet: a long-poll that moved nothing on.
+        let quiet = !moved && kind == LiveParam::LongPoll;
+        let then = match kind {
             LiveParam::CatchUp if !self.up_to_date => LiveParam::CatchUp,
             LiveParam::CatchUp => match self.live {
                 LiveMode::Sse => LiveParam::Sse,
@@ -583,7 +591,22 @@ impl Resume {
                 }
             },
             other => other,
-        });
+        };
+        self.go_on(now, then, sent, quiet);
+    }
+
+    /// Asks for a request of kind `then` now, or, after a `quiet` one (see
+    /// [`QUIET_ROUND_FLOOR`]), no sooner than the floor after it was `sent`.
+    fn go_on(&mut self, now: Time, then: LiveParam, sent: Time, quiet: bool) {
+        let earliest = sent + QUIET_ROUND_FLOOR;
+        self.phase = if quiet && now < earliest {
+            Phase::Waiting {
+                until: earliest,
+                then,
+            }
+        } else {
+            Phase::Ready(then)
+        };
     }
 
     /// Delivers data that ends at `next`, unless it was delivered already; whether the
@@ -599,6 +622,7 @@ impl Resume {
         let advances =
             self.offset.is_now() || matches!(self.offset.partial_cmp(&next), Some(Ordering::Less));
         if advances {
+            self.moves += 1;
             self.offset = next;
             if !payload.is_empty() {
                 self.outputs.push_back(Output::Batch(Batch {

@@ -167,11 +167,11 @@ fn idle_request_times_out_and_is_retried() {
     assert_eq!(m.poll_timeout(), Some(Time::from_millis(2_000)));
     m.handle_timeout(Time::from_millis(2_000));
     assert!(m.poll_timeout().is_some(), "backing off");
-    let Some(Output::Reconnecting { cause, delay, .. }) = m.poll_output() else {
+    let Some(Output::Reconnecting { cause, offset }) = m.poll_output() else {
         panic!("the retry is told");
     };
     assert_eq!(cause, RetryCause::Transport(TransportError::TimedOut));
-    assert_eq!(m.poll_timeout(), Some(Time::from_millis(2_000) + delay));
+    assert_eq!(offset, Offset::START);
     m.handle_timeout(Time::from_millis(10_000));
     let again = m.poll_request().unwrap();
     assert_ne!(again.id, req.id);
@@ -254,28 +254,68 @@ fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
         m.handle_response(now, req.id, head(204, "1"));
         m.handle_end(now, req.id);
     }
-    let req = m.poll_request().unwrap_or_else(|| {
-        m.handle_timeout(m.poll_timeout().expect("backing off"));
-        m.poll_request().expect("a request")
-    });
+    let req = m.poll_request().expect("the fallback asks at once");
     assert_eq!(req.live, LiveParam::LongPoll, "fell back at {now:?}");
 }
 
 #[test]
-fn a_refusal_whose_body_breaks_off_is_final() {
-    let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
-    let req = m.poll_request().unwrap();
-    m.handle_response(Time::ZERO, req.id, ResponseHead::new(401));
-    m.handle_body(Time::ZERO, req.id, b"missing tok");
+fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loop() {
+    let start = Time::from_millis(3_000);
+    let (mut m, req) = at_tail(LiveMode::Sse, start);
+    let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+    let quick = start + Duration::from_millis(5);
+    m.handle_response(
+        quick,
+        req.id,
+        ResponseHead::new(200).with_header("content-type", "text/event-stream"),
+    );
+    m.handle_body(quick, req.id, up_to_date.as_bytes());
+    m.handle_end(quick, req.id);
+    assert!(m.poll_request().is_none(), "no request in a loop");
+    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
+    m.handle_timeout(start + QUIET_ROUND_FLOOR);
+    let req = m.poll_request().expect("SSE again, after the floor");
+    assert_eq!(req.live, LiveParam::Sse);
+    // One that delivers data is reopened at once.
+    let at = start + QUIET_ROUND_FLOOR;
+    m.handle_sent(at, req.id);
+    m.handle_response(
+        at,
+        req.id,
+        ResponseHead::new(200).with_header("content-type", "text/event-stream"),
+    );
+    let data = "event: data\ndata: [2]\n\nevent: control\ndata: {\"streamNextOffset\":\"2\",\"upToDate\":true}\n\n";
+    m.handle_body(at, req.id, data.as_bytes());
+    m.handle_end(at, req.id);
+    assert!(
+        m.poll_request().is_some(),
+        "a connection that moved is reopened at once"
+    );
+}
+
+#[test]
+fn up_to_date_is_told_again_once_a_retry_has_caught_up() {
+    let (mut m, req) = at_tail(LiveMode::LongPoll, Time::ZERO);
     m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
+    assert!(matches!(outputs(&mut m)[..], [Output::Reconnecting { .. }]));
+    let until = m.poll_timeout().expect("backing off");
+    m.handle_timeout(until);
+    let req = m.poll_request().expect("again");
+    m.handle_sent(until, req.id);
+    let later = until + Duration::from_secs(30);
+    m.handle_response(
+        later,
+        req.id,
+        head(204, "1").with_header("Stream-Up-To-Date", "true"),
+    );
+    m.handle_end(later, req.id);
     assert_eq!(
         outputs(&mut m),
-        vec![Output::Failed(StreamError::Rejected {
-            status: 401,
-            message: "missing tok".into()
-        })]
+        vec![Output::UpToDate {
+            offset: Offset::parse("1").unwrap()
+        }],
+        "a reader shown as reconnecting learns it is live again"
     );
-    assert!(m.is_finished() && m.poll_request().is_none());
 }
 
 #[test]

@@ -103,8 +103,8 @@ pub struct ForkReq {
     pub source: String,
     /// The fork offset (default: the source's tail).
     pub offset: Option<u64>,
-    /// The epoch the fork offset was given in (`None` for `-1` and `now`): it must be
-    /// the source's (see [`StreamMeta::epoch`]).
+    /// The epoch the fork offset was given in (`None` for `-1` and `now`): one the
+    /// source takes at that position (see [`StreamMeta::takes`]).
     pub offset_epoch: Option<u64>,
     /// Positions past the offset.
     pub sub_offset: Option<u64>,
