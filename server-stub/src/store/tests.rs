@@ -425,6 +425,67 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
 }
 
 #[tokio::test]
+async fn a_fork_of_a_fork_writes_and_takes_its_ancestors_offsets_up_to_its_fork_point_across_a_restart(
+) {
+    let (dir, store) = with_json_stream("fork-of-fork-epochs").await;
+    let fork = |name: &str, source: &str, at: Option<(u64, u64)>| CreateReq {
+        fork: Some(ForkReq {
+            source: source.into(),
+            offset: at.map(|(_, pos)| pos),
+            offset_epoch: at.map(|(epoch, _)| epoch),
+            sub_offset: None,
+        }),
+        ..CreateReq::json(name)
+    };
+    store
+        .append(append("s", &messages(0, 4, 5)))
+        .await
+        .expect("append");
+    let s = store.shared().get("s").expect("s").meta();
+    // `a` forks `s` at 4 and appends 2; `b` forks `a` at 2 (below a's fork point).
+    let a = store
+        .create(fork("a", "s", None))
+        .await
+        .expect("fork a")
+        .meta;
+    store
+        .append(append("a", &messages(4, 2, 5)))
+        .await
+        .expect("append");
+    let b = store
+        .create(fork("b", "a", Some((s.epoch, 2))))
+        .await
+        .expect("fork b")
+        .meta;
+    assert!(s.epoch < a.epoch && a.epoch < b.epoch, "each its own epoch");
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let a = store.shared().get("a").expect("a").meta();
+    let b = store.shared().get("b").expect("b").meta();
+    // Written as their sources write them up to the fork point, in their own epoch after.
+    assert_eq!(a.offset(4), format_offset(s.epoch, 4));
+    assert_eq!(a.offset(5), format_offset(a.epoch, 5));
+    assert_eq!(b.offset(2), format_offset(s.epoch, 2));
+    assert_eq!(b.offset(3), format_offset(b.epoch, 3));
+    assert!(
+        b.offset(2) < b.offset(3),
+        "strictly increasing across the fork point"
+    );
+    // Taken up to the fork point only.
+    assert_eq!(a.resolve(&format_offset(s.epoch, 4)), Ok(ReadFrom::At(4)));
+    assert_eq!(b.resolve(&format_offset(s.epoch, 2)), Ok(ReadFrom::At(2)));
+    for past in [format_offset(s.epoch, 3), format_offset(a.epoch, 5)] {
+        assert!(
+            matches!(b.resolve(&past), Err(BadOffset::Retired(_))),
+            "{past} names data b does not have"
+        );
+    }
+    assert_eq!(read_all(&store, "b", 0, 1 << 20).await, vec![0, 1]);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn blobs_whose_length_was_not_kept_are_measured_from_the_blob() {
     let (dir, store) = with_json_stream("no-bytes").await;
     let file = dir.join("gapless.sqlite3");
