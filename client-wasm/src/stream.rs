@@ -177,7 +177,8 @@ impl GaplessSession {
             Ok(match out {
                 Output::Batch(b) => {
                     let Payload::Json(messages) = &b.payload else {
-                        // Final, as every error of `next()` is: reading stops.
+                        // Reading stops: the driver ends (what it had queued, at
+                        // most 16 updates, may still be read).
                         rx.close();
                         return Err(js_error(
                             Code::Protocol,
