@@ -747,18 +747,32 @@ async fn auth_tokens_guard_every_route_by_scope() {
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::OK);
-    // The list of sessions shows what the token may read.
+    // The list of sessions shows what the token may read: `sessions/s` covers the
+    // session `s`, not `s2`.
+    for id in ["other", "s2"] {
+        let r = c
+            .post(format!("{}/api/sessions/{id}/events", server.url))
+            .bearer_auth("writer-1")
+            .json(&token_event(id, "x"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
     let r = c
-        .post(format!("{}/api/sessions/other/events", server.url))
-        .bearer_auth("writer-1")
-        .json(&token_event("other", "x"))
+        .get(format!("{}/api/sessions/s2/events", server.url))
+        .bearer_auth("reader-s")
         .send()
         .await
-        .expect("post");
-    assert_eq!(r.status(), StatusCode::CREATED);
+        .expect("get");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "s2 is not under sessions/s"
+    );
     for (token, expected) in [
-        ("writer-1", &["other", "s"][..]),
-        ("reader-1", &["other", "s"][..]),
+        ("writer-1", &["other", "s", "s2"][..]),
+        ("reader-1", &["other", "s", "s2"][..]),
         ("reader-s", &["s"][..]),
     ] {
         let list: Value = c

@@ -1,5 +1,5 @@
 //! Bearer-token authorization: tokens from a file, each allowed to read, or read and
-//! write, the streams under some path prefixes. Tokens never reach the logs.
+//! write, the streams under some paths. Tokens never reach the logs.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +22,42 @@ pub enum Access {
 #[derive(Clone, Debug)]
 struct Grant {
     access: Access,
-    prefixes: Vec<String>,
+    prefixes: Vec<Prefix>,
+}
+
+/// The streams one entry of a grant covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Prefix {
+    /// The stream at this path and those under it (`sessions/s1` covers `sessions/s1`
+    /// and `sessions/s1/x`, not `sessions/s10`); an empty one, every stream.
+    Path(String),
+    /// Every stream whose path starts with this, as written (`sessions/s1*`).
+    Raw(String),
+}
+
+impl Prefix {
+    /// Reads one entry of a token file's list: `*` (or `/`) for every stream, a
+    /// trailing `*` for a prefix as written, else a path.
+    fn parse(entry: &str) -> Prefix {
+        let p = entry.trim().trim_start_matches('/');
+        match p.strip_suffix('*') {
+            Some(raw) => Prefix::Raw(raw.to_owned()),
+            None => Prefix::Path(p.to_owned()),
+        }
+    }
+
+    /// Whether it covers the stream at `path`.
+    fn covers(&self, path: &str) -> bool {
+        match self {
+            Prefix::Raw(p) => path.starts_with(p.as_str()),
+            Prefix::Path(p) => match path.strip_prefix(p.as_str()) {
+                Some(rest) => {
+                    p.is_empty() || p.ends_with('/') || rest.is_empty() || rest.starts_with('/')
+                }
+                None => false,
+            },
+        }
+    }
 }
 
 /// The tokens a server accepts.
@@ -53,8 +88,10 @@ pub enum TokensError {
 }
 
 impl Tokens {
-    /// Reads a token file: one `<token> <read|write> <prefix>[,<prefix>...]` per line;
-    /// `#` starts a comment; the prefix `*` (or `/`) means every path.
+    /// Reads a token file: one `<token> <read|write> <path>[,<path>...]` per line;
+    /// `#` starts a comment. A path covers its stream and those under it; `*` (or
+    /// `/`) covers every stream, and a path ending in `*` every stream whose path
+    /// starts with what precedes it.
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
         let text = std::fs::read_to_string(path).map_err(|source| TokensError::Io {
             path: path.display().to_string(),
@@ -86,17 +123,7 @@ impl Tokens {
                 "write" | "read-write" => Access::Write,
                 _ => return Err(syntax("access must be read or write")),
             };
-            let prefixes = prefixes
-                .split(',')
-                .map(|p| {
-                    let p = p.trim().trim_start_matches('/');
-                    if p == "*" {
-                        String::new()
-                    } else {
-                        p.to_owned()
-                    }
-                })
-                .collect();
+            let prefixes = prefixes.split(',').map(Prefix::parse).collect();
             grants.insert(token.to_owned(), Grant { access, prefixes });
         }
         Ok(Tokens { grants })
@@ -124,7 +151,7 @@ impl Tokens {
             ));
         }
         let allowed = match resource {
-            Some(path) => grant.prefixes.iter().any(|p| path.starts_with(p.as_str())),
+            Some(path) => grant.prefixes.iter().any(|p| p.covers(path)),
             None => true,
         };
         if !allowed {
@@ -177,12 +204,12 @@ fn bearer(request: &Request) -> Option<&str> {
 /// The stream paths a request's token covers, for a request that lists streams (a
 /// list shows only what its token may read).
 #[derive(Clone, Debug)]
-pub(crate) struct Scope(Vec<String>);
+pub(crate) struct Scope(Vec<Prefix>);
 
 impl Scope {
     /// Whether the token covers the stream at `path`.
     pub(crate) fn covers(&self, path: &str) -> bool {
-        self.0.iter().any(|p| path.starts_with(p.as_str()))
+        self.0.iter().any(|p| p.covers(path))
     }
 }
 
@@ -234,6 +261,14 @@ mod tests {
             .check(Some("w1"), &Method::PUT, Some("anything"))
             .is_ok());
         assert!(Tokens::parse("t maybe x").is_err());
+        // A path covers its stream and those under it, not its longer namesakes; a
+        // trailing `*` covers a prefix as written.
+        let tokens = Tokens::parse("p read /sessions/s1\nq read sessions/s1*\n").unwrap();
+        let reads = |token, path| tokens.check(Some(token), &Method::GET, Some(path)).is_ok();
+        assert!(reads("p", "sessions/s1") && reads("p", "sessions/s1/x"));
+        assert!(!reads("p", "sessions/s10") && !reads("p", "sessions/s"));
+        assert!(reads("q", "sessions/s10") && reads("q", "sessions/s1"));
+        assert!(!reads("q", "sessions/s2"));
         assert_eq!(
             resource("/api/sessions/s1/events").as_deref(),
             Some("sessions/s1")
