@@ -41,6 +41,12 @@ pub enum SessionUpdate {
     UpToDate,
     /// The session's stream was closed.
     Closed,
+    /// A read failed and is made again from the last offset after a back-off (see
+    /// [`Update::Reconnecting`]). Informational; sent only when the consumer keeps up.
+    Reconnecting {
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// A read of one session's events, with a live [`SessionView`].
@@ -93,7 +99,10 @@ impl SessionSubscription {
                     }
                     Ok(Update::UpToDate { .. }) => Ok(SessionUpdate::UpToDate),
                     Ok(Update::Closed { .. }) => Ok(SessionUpdate::Closed),
-                    Ok(Update::Reconnecting { .. }) => continue,
+                    Ok(Update::Reconnecting { reason }) => {
+                        let _ = tx.try_send(Ok(SessionUpdate::Reconnecting { reason }));
+                        continue;
+                    }
                     Err(e) => Err(e),
                 };
                 if tx.send(out).await.is_err() {

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, Error, ProducerConfig, Update};
+use gapless_client::{Client, Error, ProducerConfig, SessionSubscription, SessionUpdate, Update};
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
@@ -98,6 +98,24 @@ async fn subscription_survives_a_server_kill_and_restart() {
     server.finish().await;
 }
 
+/// Reads `session` until an update `want` takes (10 s at most), failing on errors.
+async fn session_until(
+    session: &mut SessionSubscription,
+    want: fn(&SessionUpdate) -> bool,
+) -> SessionUpdate {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match session.next().await {
+                Some(Ok(u)) if want(&u) => return u,
+                Some(Ok(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("in time")
+}
+
 #[tokio::test]
 async fn a_subscription_tells_of_each_retry_and_reads_on_from_where_it_was() {
     let dir = temp_dir("client-retry-told");
@@ -111,7 +129,15 @@ async fn a_subscription_tells_of_each_retry_and_reads_on_from_where_it_was() {
         .expect("append");
     let mut sub = stream.subscribe_with(Offset::START, LiveMode::LongPoll);
     let at = expect_sequence(&mut sub, 1, Duration::from_secs(10)).await;
+    // A session read of the same stream is told too.
+    let mut session = stream.subscribe_session(Offset::START, Duration::from_secs(60));
+    session_until(&mut session, |u| matches!(u, SessionUpdate::UpToDate)).await;
     server.kill9().await;
+    let told = session_until(&mut session, |u| {
+        matches!(u, SessionUpdate::Reconnecting { .. })
+    })
+    .await;
+    assert!(matches!(told, SessionUpdate::Reconnecting { reason } if !reason.is_empty()));
     // The poll in flight breaks, then each attempt to connect again fails: each told.
     let told = tokio::time::timeout(Duration::from_secs(10), async {
         let mut told = Vec::new();

@@ -378,6 +378,9 @@ async fn session(
                         eprintln!("gapless: session stream closed");
                         return Ok(());
                     }
+                    SessionUpdate::Reconnecting { reason } => {
+                        eprintln!("gapless: {reason}; reading again from the last offset");
+                    }
                     _ => {}
                 }
             }
