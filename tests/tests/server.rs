@@ -419,6 +419,20 @@ async fn a_fork_takes_its_sources_offsets_up_to_its_fork_point_and_a_fork_create
         .await
         .expect("get");
     assert_eq!(r.headers()["stream-next-offset"], fork_point.as_str());
+    // And over SSE: the control event after the shared data names the fork point.
+    let r = c
+        .get(format!("{fork}?offset=-1&live=sse"))
+        .send()
+        .await
+        .expect("sse");
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    let control = format!("\"streamNextOffset\":\"{fork_point}\"");
+    assert!(
+        read_until(&mut body, &mut seen, &control, Duration::from_secs(5)).await,
+        "{seen}"
+    );
+    drop(body);
     assert_eq!(
         post_json(&c, &fork, r#"{"f":0}"#).await.status(),
         StatusCode::NO_CONTENT

@@ -28,7 +28,7 @@ use super::sse::{live_response, Framed, Framing, FramingKey};
 use super::stream::{append_error, body_bytes};
 use super::AppState;
 use crate::store::{
-    format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, Epochs, Live,
+    format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, Live,
     Payload, ReadChunk, ReadFrom, StreamMeta,
 };
 
@@ -510,23 +510,18 @@ pub(super) async fn stream(
     let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
     let from = start(last_event_id.or(q.offset.as_deref()), &meta)?;
     live.touch();
-    let framing = SessionFraming {
-        epochs: meta.epochs(),
-    };
+    let framing = SessionFraming;
     Ok(live_response(&state, live, from, framing, false))
 }
 
 /// The session framing: one event per stored message (`id:` its offset, `event:`
 /// its type), then `up-to-date` once caught up and `closed` at the end.
-struct SessionFraming {
-    /// How the stream writes its positions in offsets.
-    epochs: Epochs,
-}
+struct SessionFraming;
 
 impl SessionFraming {
-    fn offset_event(&self, kind: &str, at: u64) -> String {
+    fn offset_event(&self, kind: &str, at: u64, meta: &StreamMeta) -> String {
         let mut out = String::new();
-        let data = json!({"offset": self.epochs.offset(at)}).to_string();
+        let data = json!({"offset": meta.offset(at)}).to_string();
         encode_event(&mut out, Some(kind), None, &data);
         out
     }
@@ -535,11 +530,11 @@ impl SessionFraming {
 impl Framing for SessionFraming {
     const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-    fn batch(&self, chunk: &ReadChunk, from: u64, _tail: u64, _closed: bool) -> Framed {
+    fn batch(&self, chunk: &ReadChunk, from: u64, meta: &StreamMeta) -> Framed {
         let mut text = String::new();
         for (i, m) in messages(chunk).iter().enumerate() {
             let offset = from + i as u64 + 1;
-            let offset_text = self.epochs.offset(offset);
+            let offset_text = meta.offset(offset);
             let event = event_json(m.get(), &offset_text);
             let kind = event["type"].as_str().unwrap_or("message").to_owned();
             encode_event(
@@ -556,12 +551,12 @@ impl Framing for SessionFraming {
         }
     }
 
-    fn end(&self, at: u64) -> String {
-        self.offset_event("closed", at)
+    fn end(&self, at: u64, meta: &StreamMeta) -> String {
+        self.offset_event("closed", at, meta)
     }
 
-    fn caught_up(&self, at: u64) -> String {
-        self.offset_event("up-to-date", at)
+    fn caught_up(&self, at: u64, meta: &StreamMeta) -> String {
+        self.offset_event("up-to-date", at, meta)
     }
 
     fn key(&self) -> FramingKey {

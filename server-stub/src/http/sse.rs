@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::accept::{drive, Driven};
 use super::headers as h;
 use super::AppState;
-use crate::store::{now_ms, Epochs, Live, ReadChunk, Store, StreamMeta};
+use crate::store::{now_ms, push_offset, Live, ReadChunk, Store, StreamMeta};
 
 /// Largest batch one `data` event carries.
 const MAX_EVENT_BYTES: usize = 256 * 1024;
@@ -40,13 +40,13 @@ pub(super) enum Encoding {
 pub(super) trait Framing: Send + 'static {
     /// Largest batch read from storage for one piece of the response.
     const MAX_BATCH_BYTES: usize;
-    /// Encodes stored data `[from, chunk.next)`; `tail` and `closed` describe the
-    /// stream now.
-    fn batch(&self, chunk: &ReadChunk, from: u64, tail: u64, closed: bool) -> Framed;
+    /// Encodes stored data `[from, chunk.next)` of the stream `meta` describes now
+    /// (its tail, closure, and how it writes offsets: see [`StreamMeta::offset`]).
+    fn batch(&self, chunk: &ReadChunk, from: u64, meta: &StreamMeta) -> Framed;
     /// The stream is closed and everything up to `at` was sent.
-    fn end(&self, at: u64) -> String;
+    fn end(&self, at: u64, meta: &StreamMeta) -> String;
     /// The reader has caught up with the tail at `at`.
-    fn caught_up(&self, at: u64) -> String;
+    fn caught_up(&self, at: u64, meta: &StreamMeta) -> String;
     /// What makes this framing's batches what they are, beyond the data: a piece one
     /// feed framed can be sent as it is by another whose key is equal (cheap to make:
     /// it is compared for every subscriber written in turn).
@@ -268,11 +268,11 @@ impl<F: Framing> LiveFeed<F> {
         }
         if meta.closed {
             self.done = true;
-            return Ok(Step::Piece(self.framing.end(self.from).into()));
+            return Ok(Step::Piece(self.framing.end(self.from, &meta).into()));
         }
         if !self.caught_up_sent {
             self.caught_up_sent = true;
-            return Ok(Step::Piece(self.framing.caught_up(self.from).into()));
+            return Ok(Step::Piece(self.framing.caught_up(self.from, &meta).into()));
         }
         let now = Instant::now();
         if now >= self.deadline || self.shutdown.is_cancelled() {
@@ -296,7 +296,7 @@ impl<F: Framing> LiveFeed<F> {
 
     /// The piece for `chunk`, read from `self.from` on.
     fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Bytes {
-        let framed = self.framing.batch(chunk, self.from, meta.tail, meta.closed);
+        let framed = self.framing.batch(chunk, self.from, meta);
         self.from = chunk.next;
         self.caught_up_sent = framed.caught_up;
         self.done = framed.ended;
@@ -431,22 +431,27 @@ pub(super) fn live_response<F: Framing>(
 struct Protocol {
     client_cursor: Option<Arc<str>>,
     encoding: Encoding,
-    /// How the stream writes its positions in offsets.
-    epochs: Epochs,
 }
 
 impl Protocol {
-    /// The control event after data up to `at`.
-    fn control(&self, at: u64, up_to_date: bool, closed: bool) -> String {
+    /// The control event after data up to `at` of the stream `meta` describes.
+    fn control(&self, at: u64, meta: &StreamMeta, up_to_date: bool, closed: bool) -> String {
         let mut out = String::with_capacity(CONTROL_BYTES);
-        self.push_control(&mut out, at, up_to_date, closed);
+        self.push_control(&mut out, at, meta, up_to_date, closed);
         out
     }
 
     /// Appends the control event after data up to `at` to `out`.
-    fn push_control(&self, out: &mut String, at: u64, up_to_date: bool, closed: bool) {
+    fn push_control(
+        &self,
+        out: &mut String,
+        at: u64,
+        meta: &StreamMeta,
+        up_to_date: bool,
+        closed: bool,
+    ) {
         let mut offset = String::with_capacity(40);
-        self.epochs.push_offset(&mut offset, at);
+        push_offset(&mut offset, meta.epoch_at(at), at);
         let cursor = (!closed).then(|| h::cursor(self.client_cursor.as_deref(), now_ms()));
         let mut json = String::with_capacity(CONTROL_BYTES);
         Control::write_json_of(&mut json, &offset, cursor.as_deref(), up_to_date, closed);
@@ -460,7 +465,7 @@ const CONTROL_BYTES: usize = 128;
 impl Framing for Protocol {
     const MAX_BATCH_BYTES: usize = MAX_EVENT_BYTES;
 
-    fn batch(&self, chunk: &ReadChunk, _from: u64, tail: u64, closed: bool) -> Framed {
+    fn batch(&self, chunk: &ReadChunk, _from: u64, meta: &StreamMeta) -> Framed {
         let data = match self.encoding {
             Encoding::Json | Encoding::Text => match std::str::from_utf8(chunk.body()) {
                 Ok(text) => text.into(),
@@ -470,9 +475,9 @@ impl Framing for Protocol {
         };
         let mut text = String::with_capacity(data.len() + 2 * CONTROL_BYTES);
         encode_event(&mut text, Some("data"), None, &data);
-        let up_to_date = chunk.next >= tail;
-        let ended = closed && up_to_date;
-        self.push_control(&mut text, chunk.next, up_to_date, ended);
+        let up_to_date = chunk.next >= meta.tail;
+        let ended = meta.closed && up_to_date;
+        self.push_control(&mut text, chunk.next, meta, up_to_date, ended);
         Framed {
             text,
             caught_up: up_to_date,
@@ -480,12 +485,12 @@ impl Framing for Protocol {
         }
     }
 
-    fn end(&self, at: u64) -> String {
-        self.control(at, true, true)
+    fn end(&self, at: u64, meta: &StreamMeta) -> String {
+        self.control(at, meta, true, true)
     }
 
-    fn caught_up(&self, at: u64) -> String {
-        self.control(at, true, false)
+    fn caught_up(&self, at: u64, meta: &StreamMeta) -> String {
+        self.control(at, meta, true, false)
     }
 
     fn key(&self) -> FramingKey {
@@ -514,7 +519,6 @@ pub(super) fn respond(
     let framing = Protocol {
         client_cursor: client_cursor.map(Arc::from),
         encoding,
-        epochs: meta.epochs(),
     };
     let base64 = matches!(encoding, Encoding::Base64);
     live_response(state, live, from, framing, base64)

@@ -12,7 +12,7 @@ const OFFSET_WIDTH: usize = 16;
 /// epoch `epoch` as an offset: the epoch and the position, each in 16 zero-padded
 /// decimal digits, joined by `_`, so that string order is position order within a
 /// stream (a fork's positions up to its fork point are written in an older epoch
-/// than its own, see [`Epochs`]), and a stream's own positions sort after those of
+/// than its own, see [`StreamMeta::epoch_at`]), and a stream's own positions sort after those of
 /// any stream at its path before it (see [`StreamMeta::epoch`]). The shape is the reference implementation's, so offsets
 /// look familiar.
 pub fn format_offset(epoch: u64, pos: u64) -> String {
@@ -142,44 +142,6 @@ impl Inherited {
     }
 }
 
-/// The epoch in which a stream of epoch `own` that inherited `inherited` writes `pos`
-/// (see [`Epochs`]).
-fn epoch_at(own: u64, inherited: &[Inherited], pos: u64) -> u64 {
-    inherited
-        .iter()
-        .find(|i| pos <= i.until)
-        .map_or(own, |i| i.epoch)
-}
-
-/// How a stream writes its positions in offsets: in its own epoch, but for a fork's
-/// positions up to its fork point, which it writes as its source wrote them (the
-/// protocol's "same offset space": a reader of the fork from `-1` sees the source's
-/// offsets up to there). `inherited` runs by `until`, the deepest ancestor first.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Epochs {
-    /// The stream's own epoch.
-    pub own: u64,
-    /// Its ancestors' (see [`StreamMeta::inherited`]).
-    pub inherited: Vec<Inherited>,
-}
-
-impl Epochs {
-    /// The epoch of the offset of `pos`.
-    pub fn at(&self, pos: u64) -> u64 {
-        epoch_at(self.own, &self.inherited, pos)
-    }
-
-    /// The offset of `pos`.
-    pub fn offset(&self, pos: u64) -> String {
-        format_offset(self.at(pos), pos)
-    }
-
-    /// Appends the offset of `pos` to `out`.
-    pub fn push_offset(&self, out: &mut String, pos: u64) {
-        push_offset(out, self.at(pos), pos);
-    }
-}
-
 /// Parses an offset from a query or header value: its epoch (`None` for `-1` and
 /// `now`) and where it reads from.
 pub fn parse_offset(text: &str) -> Result<(Option<u64>, ReadFrom), BadOffset> {
@@ -269,20 +231,19 @@ impl StreamMeta {
         resolve_offset(text, self.epoch, &self.inherited)
     }
 
-    /// How it writes its positions in offsets.
-    pub fn epochs(&self) -> Epochs {
-        Epochs {
-            own: self.epoch,
-            inherited: self.inherited.clone(),
-        }
-    }
-
-    /// The epoch of the offset of `pos` (see [`Epochs`]).
+    /// The epoch in which this stream writes `pos` in offsets: its own, but for a
+    /// fork's positions up to its fork point, which it writes as its source wrote them
+    /// (the protocol's "same offset space": a reader of the fork from `-1` sees the
+    /// source's offsets up to there). `inherited` runs by `until`, the deepest
+    /// ancestor first.
     pub fn epoch_at(&self, pos: u64) -> u64 {
-        epoch_at(self.epoch, &self.inherited, pos)
+        self.inherited
+            .iter()
+            .find(|i| pos <= i.until)
+            .map_or(self.epoch, |i| i.epoch)
     }
 
-    /// The offset of `pos` (see [`Epochs`]).
+    /// The offset of `pos` (see [`StreamMeta::epoch_at`]).
     pub fn offset(&self, pos: u64) -> String {
         format_offset(self.epoch_at(pos), pos)
     }

@@ -29,7 +29,7 @@ use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
 pub use meta::{
-    format_offset, now_ms, parse_offset, push_offset, resolve_offset, BadOffset, Epochs, ReadFrom,
+    format_offset, now_ms, parse_offset, push_offset, resolve_offset, BadOffset, ReadFrom,
     StreamMeta,
 };
 pub use reader::ReadChunk;
@@ -203,8 +203,8 @@ pub struct AppendReq {
 pub struct AppendOk {
     /// The tail after it.
     pub next: u64,
-    /// The epoch of `next`'s offset (see [`Epochs`]): the stream's own, or a fork's
-    /// source's at its fork point.
+    /// The epoch of `next`'s offset (see [`StreamMeta::epoch_at`]): the stream's own,
+    /// or a fork's source's at its fork point.
     pub stream_epoch: u64,
     /// Whether the stream is now closed.
     pub closed: bool,
@@ -228,7 +228,7 @@ pub enum AppendError {
     Closed {
         /// The final tail.
         next: u64,
-        /// The epoch of `next`'s offset (see [`Epochs`]).
+        /// The epoch of `next`'s offset (see [`StreamMeta::epoch_at`]).
         stream_epoch: u64,
     },
     /// Wrong content type (409).

@@ -133,7 +133,7 @@ pub(crate) fn epoch_of(state: &AppState, path: &str) -> u64 {
     state.store.shared().get(path).map_or(0, |l| l.meta().epoch)
 }
 
-/// The offset of `pos` in the stream at `path` (see [`crate::store::Epochs`]).
+/// The offset of `pos` in the stream at `path` (see [`crate::store::StreamMeta::offset`]).
 pub(crate) fn offset_of(state: &AppState, path: &str, pos: u64) -> String {
     match state.store.shared().get(path) {
         Some(live) => live.meta().offset(pos),
