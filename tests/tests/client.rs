@@ -2,10 +2,13 @@
 //! producer writes, a server killed and restarted mid-subscription, and an exactly-once
 //! producer behind a proxy that cuts connections.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, Error, ProducerConfig, SessionSubscription, SessionUpdate, Update};
+use gapless_client::{
+    Client, Error, ProducerConfig, SessionSubscription, SessionUpdate, StreamHandle, Update,
+};
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
@@ -13,12 +16,24 @@ use gapless_tests::reading::{expect_closed, expect_sequence, json_stream};
 use gapless_tests::{temp_dir, ServerProcess};
 use serde_json::Value;
 
+/// A server started with `args` on a fresh directory named `name`, and a handle on
+/// the new JSON stream `stream` there.
+async fn server_with_stream(
+    name: &str,
+    args: &[&str],
+    stream: &str,
+) -> (PathBuf, ServerProcess, StreamHandle) {
+    let dir = temp_dir(name);
+    let server = ServerProcess::start(&dir, args).await;
+    let client = Client::new().expect("client");
+    let stream = json_stream(&client, &server.stream(stream)).await;
+    (dir, server, stream)
+}
+
 #[tokio::test]
 async fn history_then_live_without_gap_while_a_producer_writes() {
-    let dir = temp_dir("client-live");
-    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
-    let client = Client::new().expect("client");
-    let stream = json_stream(&client, &server.stream("live")).await;
+    let (_, server, stream) =
+        server_with_stream("client-live", &["--durability", "normal"], "live").await;
     let producer = stream.producer(ProducerConfig::new("writer", "application/json"));
     let n = 3000u64;
     // Half the messages exist before the readers start; the rest arrive while they
@@ -60,11 +75,8 @@ async fn history_then_live_without_gap_while_a_producer_writes() {
 
 #[tokio::test]
 async fn subscription_survives_a_server_kill_and_restart() {
-    let dir = temp_dir("client-restart");
-    let server = ServerProcess::start(&dir, &[]).await;
+    let (dir, server, stream) = server_with_stream("client-restart", &[], "r").await;
     let addr = server.addr().to_owned();
-    let client = Client::new().expect("client");
-    let stream = json_stream(&client, &server.stream("r")).await;
     let producer = stream.producer(ProducerConfig::new("w", "application/json"));
     for i in 0..100u64 {
         producer
@@ -118,11 +130,8 @@ async fn session_until(
 
 #[tokio::test]
 async fn a_subscription_tells_of_each_retry_and_reads_on_from_where_it_was() {
-    let dir = temp_dir("client-retry-told");
-    let server = ServerProcess::start(&dir, &[]).await;
+    let (dir, server, stream) = server_with_stream("client-retry-told", &[], "told").await;
     let addr = server.addr().to_owned();
-    let client = Client::new().expect("client");
-    let stream = json_stream(&client, &server.stream("told")).await;
     stream
         .append("application/json", br#"{"i":0}"#.to_vec())
         .await

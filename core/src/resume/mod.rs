@@ -30,8 +30,9 @@
 //!   retry is told ([`Output::Reconnecting`]), so that every driver can show it (a
 //!   fallback from SSE to long-poll, asked for at once, is not a retry).
 //! - A server or proxy that answers live requests at once with nothing (a 204 to SSE,
-//!   a long-poll not held) is not asked again in a loop: SSE backs off and falls back
-//!   to long-poll, and quiet long-polls start at most once per [`QUIET_ROUND_FLOOR`].
+//!   a long-poll not held, an SSE connection closed after "up to date") is not asked
+//!   again in a loop: a 204 to SSE backs off towards the fallback to long-poll, the
+//!   others start at most once per [`QUIET_ROUND_FLOOR`].
 //!
 //! ```
 //! use gapless_core::resume::{Config, LiveMode, Output, Resume};
@@ -85,8 +86,9 @@ const ERROR_BODY_LIMIT: usize = 1024;
 /// The least time between the start of a request that ended quickly without moving
 /// the reader on and the start of the next (a long-poll answered at once with
 /// nothing new, an SSE connection closed after saying only "up to date"): a server or
-/// proxy doing that is not made to answer in a loop. A long-poll held to its time-out is repeated at once; a 204
-/// to SSE backs off instead, towards the fallback to long-poll.
+/// proxy doing that is not made to answer in a loop. A long-poll held to its time-out
+/// is repeated at once; a 204 to SSE backs off instead, towards the fallback to
+/// long-poll.
 pub const QUIET_ROUND_FLOOR: Duration = Duration::from_secs(1);
 
 /// The resume state machine. See the [module documentation](self) for the call order.
@@ -380,16 +382,20 @@ impl Resume {
         let Phase::Awaiting(f) = std::mem::replace(&mut self.phase, Phase::Ready(kind)) else {
             return;
         };
-        let (sent, quiet) = (f.sent, f.moves == self.moves);
+        let (sent, moves) = (f.sent, f.moves);
         match f.body {
             Body::Head => self.retry(now, kind, None, RetryCause::Empty),
-            Body::Read { meta, bytes } => self.finish_read(now, kind, sent, meta, bytes),
-            Body::Refused { status, bytes } => self.fail(rejected(status, &bytes)),
+            Body::Read { meta, bytes } => self.finish_read(now, kind, sent, moves, meta, bytes),
+            Body::Refused { status, bytes } => self.fail(StreamError::Rejected {
+                status,
+                message: String::from_utf8_lossy(&bytes).trim().to_owned(),
+            }),
             Body::Sse(sse) => {
                 // The server ends SSE connections now and then (§5.8, about every 60 s);
                 // reconnect at once if this one was useful (no sooner than the floor
                 // if it moved nothing on), else back off.
                 if sse.progressed {
+                    let quiet = moves == self.moves;
                     self.go_on(now, LiveParam::Sse, sent, quiet);
                 } else {
                     self.sse_fruitless(now, RetryCause::Empty);
@@ -541,11 +547,13 @@ impl Resume {
         self.content_type.as_deref().is_some_and(is_json)
     }
 
+    /// Ends a read request that was `sent` when the reader had moved `moves` times.
     fn finish_read(
         &mut self,
         now: Time,
         kind: LiveParam,
         sent: Time,
+        moves: u64,
         meta: ReadMeta,
         bytes: Vec<u8>,
     ) {
@@ -563,7 +571,7 @@ impl Resume {
             Payload::Bytes(bytes)
         };
         let final_read = meta.closed && (meta.up_to_date || payload.is_empty());
-        let moved = self.accept(
+        self.accept(
             payload,
             meta.next_offset,
             meta.up_to_date,
@@ -573,6 +581,7 @@ impl Resume {
         if self.is_finished() {
             return;
         }
+        let moved = moves != self.moves;
         if !moved && kind == LiveParam::Sse {
             // A 204 to an SSE request: no events here.
             return self.sse_fruitless(now, RetryCause::Empty);
@@ -609,8 +618,8 @@ impl Resume {
         };
     }
 
-    /// Delivers data that ends at `next`, unless it was delivered already; whether the
-    /// reader moved on.
+    /// Delivers data that ends at `next`, unless it was delivered already (counting in
+    /// `moves` each time the reader moves on).
     fn accept(
         &mut self,
         payload: Payload,
@@ -618,7 +627,7 @@ impl Resume {
         up_to_date: bool,
         closed: bool,
         cursor: Option<String>,
-    ) -> bool {
+    ) {
         let advances =
             self.offset.is_now() || matches!(self.offset.partial_cmp(&next), Some(Ordering::Less));
         if advances {
@@ -649,7 +658,6 @@ impl Resume {
             });
             self.phase = Phase::Finished;
         }
-        advances
     }
 
     /// Processes every complete SSE event buffered in the current connection's decoder.
@@ -724,12 +732,6 @@ impl Resume {
             Ok(Payload::Bytes(bytes))
         }
     }
-}
-
-/// A refusal with the start of its body as the message.
-fn rejected(status: u16, body: &[u8]) -> StreamError {
-    let message = String::from_utf8_lossy(body).trim().to_owned();
-    StreamError::Rejected { status, message }
 }
 
 #[cfg(test)]

@@ -18,10 +18,20 @@ fn head(status: u16, next: &str) -> ResponseHead {
 /// Drives one catch-up request to completion with the given head and body.
 fn answer(m: &mut Resume, now: Time, head: ResponseHead, body: &[u8]) -> ReqId {
     let req = m.poll_request().expect("a request");
-    m.handle_response(now, req.id, head);
-    m.handle_body(now, req.id, body);
-    m.handle_end(now, req.id);
+    respond(m, now, req.id, head, body);
     req.id
+}
+
+/// Answers request `id` at `now` with `head` and `body`, whole.
+fn respond(m: &mut Resume, now: Time, id: ReqId, head: ResponseHead, body: &[u8]) {
+    m.handle_response(now, id, head);
+    m.handle_body(now, id, body);
+    m.handle_end(now, id);
+}
+
+/// The head of an SSE answer.
+fn event_stream() -> ResponseHead {
+    ResponseHead::new(200).with_header("content-type", "text/event-stream")
 }
 
 fn outputs(m: &mut Resume) -> Vec<Output> {
@@ -202,12 +212,13 @@ fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
     let start = Time::from_millis(5_000);
     let (mut m, req) = at_tail(LiveMode::LongPoll, start);
     let quick = start + Duration::from_millis(20);
-    m.handle_response(
+    respond(
+        &mut m,
         quick,
         req.id,
         head(204, "1").with_header("Stream-Up-To-Date", "true"),
+        b"",
     );
-    m.handle_end(quick, req.id);
     assert!(m.poll_request().is_none(), "no request in a loop");
     assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
     assert!(outputs(&mut m).is_empty(), "not a failure: nothing to tell");
@@ -219,12 +230,13 @@ fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
     let sent = start + QUIET_ROUND_FLOOR;
     let held = sent + Duration::from_secs(30);
     m.handle_sent(sent, next.id);
-    m.handle_response(
+    respond(
+        &mut m,
         held,
         next.id,
         head(204, "1").with_header("Stream-Up-To-Date", "true"),
+        b"",
     );
-    m.handle_end(held, next.id);
     assert!(
         m.poll_request().is_some(),
         "a held poll is repeated at once"
@@ -251,8 +263,7 @@ fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
         m.handle_timeout(now);
         let req = m.poll_request().expect("SSE again");
         assert_eq!(req.live, LiveParam::Sse);
-        m.handle_response(now, req.id, head(204, "1"));
-        m.handle_end(now, req.id);
+        respond(&mut m, now, req.id, head(204, "1"), b"");
     }
     let req = m.poll_request().expect("the fallback asks at once");
     assert_eq!(req.live, LiveParam::LongPoll, "fell back at {now:?}");
@@ -264,13 +275,7 @@ fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loo
     let (mut m, req) = at_tail(LiveMode::Sse, start);
     let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
     let quick = start + Duration::from_millis(5);
-    m.handle_response(
-        quick,
-        req.id,
-        ResponseHead::new(200).with_header("content-type", "text/event-stream"),
-    );
-    m.handle_body(quick, req.id, up_to_date.as_bytes());
-    m.handle_end(quick, req.id);
+    respond(&mut m, quick, req.id, event_stream(), up_to_date.as_bytes());
     assert!(m.poll_request().is_none(), "no request in a loop");
     assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
     m.handle_timeout(start + QUIET_ROUND_FLOOR);
@@ -279,14 +284,8 @@ fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loo
     // One that delivers data is reopened at once.
     let at = start + QUIET_ROUND_FLOOR;
     m.handle_sent(at, req.id);
-    m.handle_response(
-        at,
-        req.id,
-        ResponseHead::new(200).with_header("content-type", "text/event-stream"),
-    );
     let data = "event: data\ndata: [2]\n\nevent: control\ndata: {\"streamNextOffset\":\"2\",\"upToDate\":true}\n\n";
-    m.handle_body(at, req.id, data.as_bytes());
-    m.handle_end(at, req.id);
+    respond(&mut m, at, req.id, event_stream(), data.as_bytes());
     assert!(
         m.poll_request().is_some(),
         "a connection that moved is reopened at once"
@@ -303,12 +302,13 @@ fn up_to_date_is_told_again_once_a_retry_has_caught_up() {
     let req = m.poll_request().expect("again");
     m.handle_sent(until, req.id);
     let later = until + Duration::from_secs(30);
-    m.handle_response(
+    respond(
+        &mut m,
         later,
         req.id,
         head(204, "1").with_header("Stream-Up-To-Date", "true"),
+        b"",
     );
-    m.handle_end(later, req.id);
     assert_eq!(
         outputs(&mut m),
         vec![Output::UpToDate {

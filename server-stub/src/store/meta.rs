@@ -12,9 +12,9 @@ const OFFSET_WIDTH: usize = 16;
 /// epoch `epoch` as an offset: the epoch and the position, each in 16 zero-padded
 /// decimal digits, joined by `_`, so that string order is position order within a
 /// stream (a fork's positions up to its fork point are written in an older epoch
-/// than its own, see [`StreamMeta::epoch_at`]), and a stream's own positions sort after those of
-/// any stream at its path before it (see [`StreamMeta::epoch`]). The shape is the reference implementation's, so offsets
-/// look familiar.
+/// than its own, see [`StreamMeta::epoch_at`]), and a stream's own positions sort
+/// after those of any stream at its path before it (see [`StreamMeta::epoch`]). The
+/// shape is the reference implementation's, so offsets look familiar.
 pub fn format_offset(epoch: u64, pos: u64) -> String {
     let mut out = String::with_capacity(2 * OFFSET_WIDTH + 1);
     push_offset(&mut out, epoch, pos);

@@ -331,44 +331,41 @@ pub fn save_stream(conn: &Connection, m: &StreamMeta) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn encode_chain(chain: &[Segment]) -> String {
-    chain
-        .iter()
-        .map(|s| format!("{}:{}", s.id, s.until))
+/// Pairs written `a:b`, comma-separated: how `chain` and `inherited` are kept.
+fn encode_pairs<A: std::fmt::Display>(pairs: impl Iterator<Item = (A, u64)>) -> String {
+    pairs
+        .map(|(a, b)| format!("{a}:{b}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// The pairs of [`encode_pairs`]; malformed ones are skipped.
+fn decode_pairs<A: std::str::FromStr>(text: &str) -> impl Iterator<Item = (A, u64)> + '_ {
+    text.split(',').filter_map(|part| {
+        let (a, b) = part.split_once(':')?;
+        Some((a.parse().ok()?, b.parse().ok()?))
+    })
+}
+
+/// `id:until` per segment (see [`StreamMeta::chain`]).
+fn encode_chain(chain: &[Segment]) -> String {
+    encode_pairs(chain.iter().map(|s| (s.id, s.until)))
 }
 
 fn decode_chain(text: &str) -> Vec<Segment> {
-    text.split(',')
-        .filter_map(|part| {
-            let (id, until) = part.split_once(':')?;
-            Some(Segment {
-                id: id.parse().ok()?,
-                until: until.parse().ok()?,
-            })
-        })
+    decode_pairs(text)
+        .map(|(id, until)| Segment { id, until })
         .collect()
 }
 
-/// `epoch:until` per inherited epoch, comma-separated (see [`StreamMeta::inherited`]).
+/// `epoch:until` per inherited epoch (see [`StreamMeta::inherited`]).
 fn encode_inherited(inherited: &[Inherited]) -> String {
-    inherited
-        .iter()
-        .map(|i| format!("{}:{}", i.epoch, i.until))
-        .collect::<Vec<_>>()
-        .join(",")
+    encode_pairs(inherited.iter().map(|i| (i.epoch, i.until)))
 }
 
 fn decode_inherited(text: &str) -> Vec<Inherited> {
-    text.split(',')
-        .filter_map(|part| {
-            let (epoch, until) = part.split_once(':')?;
-            Some(Inherited {
-                epoch: epoch.parse().ok()?,
-                until: until.parse().ok()?,
-            })
-        })
+    decode_pairs(text)
+        .map(|(epoch, until)| Inherited { epoch, until })
         .collect()
 }
 
