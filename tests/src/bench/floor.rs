@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
-use super::stats::Latency;
+use super::arrival::{Clock, StampedSocket};
+use super::stats::{Delivery, Latency};
 use super::{BenchError, Sizes};
 
 /// The bytes of one message: about one SSE delivery of scenario 4 (a data event, its
@@ -17,12 +18,13 @@ use super::{BenchError, Sizes};
 pub const FRAME: usize = 256;
 
 /// Writes a frame to each of `sizes.fan_out_subscribers` raw TCP connections at
-/// `sizes.fan_out_rate` for `sizes.fan_out_for`, and measures write-to-read latency.
+/// `sizes.fan_out_rate` for `sizes.fan_out_for`, and measures write-to-read latency,
+/// and write-to-arrival latency when the kernel gives receive times.
 ///
 /// The writing side runs on a runtime of its own with two workers, each writing to
 /// half of the connections (as a server's two workers would); the readers run on the
 /// caller's runtime, as the scenario's subscribers do.
-pub async fn fan_out_floor(sizes: &Sizes) -> Result<Latency, BenchError> {
+pub async fn fan_out_floor(sizes: &Sizes) -> Result<(Latency, Option<Latency>), BenchError> {
     let writer = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -33,7 +35,10 @@ pub async fn fan_out_floor(sizes: &Sizes) -> Result<Latency, BenchError> {
     outcome
 }
 
-async fn measure(writer: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<Latency, BenchError> {
+async fn measure(
+    writer: &tokio::runtime::Runtime,
+    sizes: &Sizes,
+) -> Result<(Latency, Option<Latency>), BenchError> {
     let listener = writer
         .spawn(TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
         .await
@@ -51,13 +56,14 @@ async fn measure(writer: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<Late
         }
         Ok::<_, std::io::Error>(written)
     });
-    let clock = Instant::now();
+    let clock = Clock::start();
     let samples = Arc::new(Mutex::new(Vec::new()));
     let mut readers = Vec::new();
     for _ in 0..subscribers {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(BenchError::io("connect"))?;
+        let stream = StampedSocket::new(stream).map_err(BenchError::io("timestamps"))?;
         readers.push(tokio::spawn(read_frames(stream, clock, samples.clone())));
     }
     let mut written = accepting
@@ -76,7 +82,7 @@ async fn measure(writer: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<Late
     while started.elapsed() < sizes.fan_out_for {
         tokio::time::sleep_until((started + interval * sent).into()).await;
         let mut frame = vec![b'x'; FRAME];
-        let t = clock.elapsed().as_micros() as u64;
+        let t = clock.now().as_micros() as u64;
         frame[FRAME - 8..].copy_from_slice(&t.to_le_bytes());
         let frame = Arc::new(frame);
         let tasks: Vec<_> = halves
@@ -115,36 +121,34 @@ async fn measure(writer: &tokio::runtime::Runtime, sizes: &Sizes) -> Result<Late
             samples.len()
         )));
     }
-    Ok(Latency::of(samples))
+    Ok(Delivery::latencies(samples))
 }
 
-/// Reads whole frames, recording for each the time since it was written.
+/// Reads whole frames, recording for each the time since it was written, to its
+/// reading and to its arrival.
 async fn read_frames(
-    mut stream: TcpStream,
-    clock: Instant,
-    samples: Arc<Mutex<Vec<Duration>>>,
+    mut socket: StampedSocket,
+    clock: Clock,
+    samples: Arc<Mutex<Vec<Delivery>>>,
 ) -> Result<(), BenchError> {
-    let mut buf = vec![0u8; 16 * FRAME];
-    let mut have = 0;
+    let mut buf = Vec::with_capacity(16 * FRAME);
     loop {
-        let n = stream
-            .read(&mut buf[have..])
+        let (n, stamps) = socket
+            .read(&mut buf, &clock)
             .await
             .map_err(BenchError::io("read"))?;
         if n == 0 {
             return Ok(());
         }
-        have += n;
-        let now = clock.elapsed();
-        let whole = have / FRAME * FRAME;
+        let whole = buf.len() / FRAME * FRAME;
         let mut out = samples.lock().map_err(|_| BenchError::Poisoned)?;
         for frame in buf[..whole].chunks_exact(FRAME) {
             let mut sent = [0u8; 8];
             sent.copy_from_slice(&frame[FRAME - 8..]);
-            out.push(now.saturating_sub(Duration::from_micros(u64::from_le_bytes(sent))));
+            let sent = Duration::from_micros(u64::from_le_bytes(sent));
+            out.push(Delivery::of(sent, stamps));
         }
         drop(out);
-        buf.copy_within(whole..have, 0);
-        have -= whole;
+        buf.drain(..whole);
     }
 }

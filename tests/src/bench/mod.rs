@@ -5,9 +5,10 @@
 //! [`servers`] starts the servers, [`scenarios`] measures them, [`stats`] summarises
 //! latencies and repeated runs, [`report`] writes the table, [`floor`] measures
 //! what the fan-out scenario's loopback costs without any server, [`sse_reader`] is
-//! the fan-out's lean subscriber, and [`callgrind`] counts a server's instructions
-//! instead.
+//! the fan-out's lean subscriber, [`arrival`] reads its socket with the kernel's
+//! receive times, and [`callgrind`] counts a server's instructions instead.
 
+pub mod arrival;
 pub mod callgrind;
 pub mod floor;
 pub mod report;

@@ -134,9 +134,17 @@ pub fn rows(sizes: &Sizes, counted: bool) -> Vec<Row> {
             "msgs/s",
             Higher,
         ),
-        row("fanout_p50", "4. … publish-to-receive p50", "ms", Lower),
+        row("fanout_p50", "4. … publish-to-read p50", "ms", Lower),
         row("fanout_p99", "4. … p99", "ms", Lower),
         row("fanout_max", "4. … max", "ms", Lower),
+        row(
+            "fanout_arrival_p50",
+            "4. … publish-to-arrival p50 (kernel receive time)",
+            "ms",
+            Lower,
+        ),
+        row("fanout_arrival_p99", "4. … p99", "ms", Lower),
+        row("fanout_arrival_max", "4. … max", "ms", Lower),
         row("fanout_delivered", "4. … deliveries received", "%", Higher),
         row("fanout_cpu", "4. … server CPU per delivery", "µs", Lower),
     ];

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use gapless_core::wire::headers::{STREAM_NEXT_OFFSET, STREAM_UP_TO_DATE};
 
+use super::arrival::Clock;
 use super::servers::Running;
 use super::sse_reader::SseReader;
-use super::stats::Latency;
+use super::stats::{Delivery, Latency};
 use super::{BenchError, Figures, Sizes};
 
 /// The size of one benchmark message, as the issue and the peers' figures use.
@@ -323,24 +324,24 @@ async fn tail(http: &reqwest::Client, url: &str) -> Result<String, BenchError> {
 }
 
 /// Reads an SSE subscription (by [`SseReader`]), recording for every message the time
-/// since it was sent.
+/// from its sending to its being read, and to its arrival.
 async fn subscriber(
     url: String,
-    clock: Instant,
+    clock: Clock,
     connected: Arc<AtomicUsize>,
-    latencies: Arc<Mutex<Vec<Duration>>>,
+    latencies: Arc<Mutex<Vec<Delivery>>>,
 ) -> Result<(), BenchError> {
-    let reader = SseReader::open(&url).await?;
+    let reader = SseReader::open(&url, &clock).await?;
     connected.fetch_add(1, Ordering::SeqCst);
     reader
         .each_data(
-            |data, now| {
+            |data, stamps| {
                 let mut out = latencies.lock().unwrap_or_else(PoisonError::into_inner);
                 for sent in send_times(data) {
-                    out.push(now.saturating_sub(Duration::from_micros(sent)));
+                    out.push(Delivery::of(Duration::from_micros(sent), stamps));
                 }
             },
-            clock,
+            &clock,
         )
         .await
 }
@@ -357,7 +358,7 @@ pub async fn fan_out(
     let url = server.stream("fan-out");
     create(http, &url).await?;
     let from = tail(http, &url).await?;
-    let clock = Instant::now();
+    let clock = Clock::start();
     let connected = Arc::new(AtomicUsize::new(0));
     let latencies = Arc::new(Mutex::new(Vec::new()));
     let subscribers = sizes.fan_out_subscribers;
@@ -390,7 +391,7 @@ pub async fn fan_out(
     while started.elapsed() < sizes.fan_out_for {
         let due = started + interval.mul_f64(sent as f64);
         tokio::time::sleep_until(due.into()).await;
-        let t = clock.elapsed().as_micros() as u64;
+        let t = clock.now().as_micros() as u64;
         append(http, &url, message(sent, t)).await?;
         sent += 1;
     }
@@ -410,11 +411,16 @@ pub async fn fan_out(
     let samples = std::mem::take(&mut *latencies.lock().map_err(|_| BenchError::Poisoned)?);
     let delivered = samples.len();
     meter.charge(server, delivered, "fanout", figures).await?;
-    let latency = Latency::of(samples);
+    let (read, arrived) = Delivery::latencies(samples);
     figures.set("fanout_rate", rate);
-    figures.set("fanout_p50", latency.p50_ms);
-    figures.set("fanout_p99", latency.p99_ms);
-    figures.set("fanout_max", latency.max_ms);
+    figures.set("fanout_p50", read.p50_ms);
+    figures.set("fanout_p99", read.p99_ms);
+    figures.set("fanout_max", read.max_ms);
+    if let Some(arrived) = arrived {
+        figures.set("fanout_arrival_p50", arrived.p50_ms);
+        figures.set("fanout_arrival_p99", arrived.p99_ms);
+        figures.set("fanout_arrival_max", arrived.max_ms);
+    }
     figures.set(
         "fanout_delivered",
         100.0 * delivered as f64 / expected.max(1) as f64,

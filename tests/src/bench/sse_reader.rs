@@ -4,12 +4,10 @@
 //! the server; a full HTTP client per subscriber would spend more of those cores
 //! than the server under test.
 
-use std::time::{Duration, Instant};
-
 use gapless_core::sse::SseDecoder;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::arrival::{Clock, StampedSocket, Stamps};
 use super::BenchError;
 use crate::chunked::Dechunker;
 
@@ -18,7 +16,7 @@ const MAX_HEAD: usize = 16 * 1024;
 
 /// An open SSE response, read as it comes.
 pub struct SseReader {
-    stream: TcpStream,
+    socket: StampedSocket,
     /// Bytes read and not yet unframed.
     buf: Vec<u8>,
     /// The body comes in chunks (otherwise it runs to the end of the connection).
@@ -29,7 +27,7 @@ pub struct SseReader {
 impl SseReader {
     /// Sends `GET url` (an `http://` URL) and reads the response head: a 200 with a
     /// body is required.
-    pub async fn open(url: &str) -> Result<SseReader, BenchError> {
+    pub async fn open(url: &str, clock: &Clock) -> Result<SseReader, BenchError> {
         let bad = |why: String| BenchError::Server(format!("{url}: {why}"));
         let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
         let host = parsed
@@ -43,16 +41,17 @@ impl SseReader {
             Some(q) => format!("{}?{q}", parsed.path()),
             None => parsed.path().to_owned(),
         };
-        let mut stream = TcpStream::connect((host.as_str(), port))
+        let stream = TcpStream::connect((host.as_str(), port))
             .await
             .map_err(BenchError::io("connect"))?;
         stream
             .set_nodelay(true)
             .map_err(BenchError::io("nodelay"))?;
+        let mut socket = StampedSocket::new(stream).map_err(BenchError::io("timestamps"))?;
         let request = format!(
             "GET {target} HTTP/1.1\r\nhost: {host}:{port}\r\naccept: text/event-stream\r\n\r\n"
         );
-        stream
+        socket
             .write_all(request.as_bytes())
             .await
             .map_err(BenchError::io("request"))?;
@@ -64,7 +63,7 @@ impl SseReader {
             if buf.len() > MAX_HEAD {
                 return Err(bad("response head too large".into()));
             }
-            if read_more(&mut stream, &mut buf).await? == 0 {
+            if read_more(&mut socket, &mut buf, clock).await?.0 == 0 {
                 return Err(bad("closed before the response head".into()));
             }
         };
@@ -79,33 +78,39 @@ impl SseReader {
             .any(|v| v.contains("chunked"));
         buf.drain(..head_end);
         Ok(SseReader {
-            stream,
+            socket,
             buf,
             chunked: chunked.then(Dechunker::default),
             decoder: SseDecoder::new(),
         })
     }
 
-    /// Reads until the response ends, handing the data of each `data` event, and the
-    /// time it was read, to `on_data`; an error if a chunked body is cut short.
+    /// Reads until the response ends, handing the data of each `data` event, and when
+    /// the read that completed it was made and arrived, to `on_data`; an error if a
+    /// chunked body is cut short.
     pub async fn each_data(
         mut self,
-        mut on_data: impl FnMut(&str, Duration),
-        clock: Instant,
+        mut on_data: impl FnMut(&str, Stamps),
+        clock: &Clock,
     ) -> Result<(), BenchError> {
+        let mut stamps = Stamps {
+            read: clock.now(),
+            arrived: None,
+        };
         loop {
             let more = self.unframe()?;
-            let now = clock.elapsed();
             while let Some(event) = self.decoder.next_event() {
                 let event = event.map_err(|e| BenchError::Server(e.to_string()))?;
                 if event.event == "data" {
-                    on_data(&event.data, now);
+                    on_data(&event.data, stamps);
                 }
             }
             if !more {
                 return Ok(());
             }
-            if read_more(&mut self.stream, &mut self.buf).await? == 0 {
+            let (n, now) = read_more(&mut self.socket, &mut self.buf, clock).await?;
+            stamps = now;
+            if n == 0 {
                 // The end of the connection ends a body that runs to it; a chunked
                 // body has its own end, and one cut short is an error.
                 return match self.chunked {
@@ -134,8 +139,14 @@ impl SseReader {
     }
 }
 
-/// Reads what the socket has into `buf`: how many bytes (0: closed).
-async fn read_more(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<usize, BenchError> {
-    buf.reserve(8192);
-    stream.read_buf(buf).await.map_err(BenchError::io("read"))
+/// Reads what the socket has into `buf`: how many bytes (0: closed), and when.
+async fn read_more(
+    socket: &mut StampedSocket,
+    buf: &mut Vec<u8>,
+    clock: &Clock,
+) -> Result<(usize, Stamps), BenchError> {
+    socket
+        .read(buf, clock)
+        .await
+        .map_err(BenchError::io("read"))
 }

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use super::arrival::Stamps;
+
 /// The shape of a set of latency samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Latency {
@@ -42,6 +44,57 @@ impl Latency {
             p99_ms: at(0.99),
             max_ms: ms(samples[samples.len() - 1]),
         }
+    }
+}
+
+/// One delivery's latencies: from its sending to its being read, and to its arrival
+/// (when the kernel gave a receive time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// From sending to reading.
+    pub read: Duration,
+    /// From sending to arriving in the reader's socket.
+    pub arrived: Option<Duration>,
+}
+
+impl Delivery {
+    /// The delivery of what was sent at `sent` and read at `stamps` (one clock).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gapless_tests::bench::arrival::Stamps;
+    /// use gapless_tests::bench::stats::Delivery;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let d = Delivery::of(ms(10), Stamps { read: ms(13), arrived: Some(ms(11)) });
+    /// assert_eq!((d.read, d.arrived), (ms(3), Some(ms(1))));
+    /// ```
+    pub fn of(sent: Duration, stamps: Stamps) -> Delivery {
+        Delivery {
+            read: stamps.read.saturating_sub(sent),
+            arrived: stamps.arrived.map(|at| at.saturating_sub(sent)),
+        }
+    }
+
+    /// The shape of the read latencies, and of the arrival latencies when every
+    /// delivery has one.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gapless_tests::bench::stats::Delivery;
+    ///
+    /// let ms = Duration::from_millis;
+    /// let all = vec![Delivery { read: ms(2), arrived: Some(ms(1)) }];
+    /// let (read, arrived) = Delivery::latencies(all);
+    /// assert_eq!((read.max_ms, arrived.map(|a| a.max_ms)), (2.0, Some(1.0)));
+    ///
+    /// let some = vec![Delivery { read: ms(2), arrived: None }];
+    /// assert_eq!(Delivery::latencies(some).1, None);
+    /// ```
+    pub fn latencies(samples: Vec<Delivery>) -> (Latency, Option<Latency>) {
+        let arrived: Option<Vec<Duration>> = samples.iter().map(|d| d.arrived).collect();
+        let read = samples.into_iter().map(|d| d.read).collect();
+        (Latency::of(read), arrived.map(Latency::of))
     }
 }
 

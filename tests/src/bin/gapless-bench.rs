@@ -137,14 +137,24 @@ async fn main() -> ExitCode {
     let floor = if only.has("fan-out") && !args.instructions {
         tracing::info!("fan-out over raw loopback TCP (the floor)");
         match floor::fan_out_floor(&sizes).await {
-            Ok(l) => format!(
+            Ok((read, arrived)) => format!(
                 "\nFor scale, scenario 4 over raw loopback TCP in this run (no server: the same \
                  subscribers, rate and length, {}-byte writes from two threads, read by the same \
-                 runtime as the subscribers): p50 {} ms, p99 {} ms, max {} ms.\n",
+                 runtime as the subscribers): to the read p50 {} ms, p99 {} ms, max {} ms; \
+                 to the arrival {}.\n",
                 floor::FRAME,
-                report::show(l.p50_ms),
-                report::show(l.p99_ms),
-                report::show(l.max_ms)
+                report::show(read.p50_ms),
+                report::show(read.p99_ms),
+                report::show(read.max_ms),
+                arrived.map_or_else(
+                    || "not timestamped".to_owned(),
+                    |a| format!(
+                        "p50 {} ms, p99 {} ms, max {} ms",
+                        report::show(a.p50_ms),
+                        report::show(a.p99_ms),
+                        report::show(a.max_ms)
+                    )
+                )
             ),
             Err(e) => {
                 eprintln!("gapless-bench: the loopback floor failed: {e}");
