@@ -32,7 +32,8 @@
 //! - A server or proxy that answers live requests at once with nothing (a 204 to SSE,
 //!   a long-poll not held, an SSE connection closed after "up to date") is not asked
 //!   again in a loop: a 204 to SSE backs off towards the fallback to long-poll, the
-//!   others start at most once per [`QUIET_ROUND_FLOOR`].
+//!   others (and catch-up reads that move nothing and are not up to date) start at
+//!   most once per [`QUIET_ROUND_FLOOR`].
 //!
 //! ```
 //! use gapless_core::resume::{Config, LiveMode, Output, Resume};
@@ -85,7 +86,8 @@ const ERROR_BODY_LIMIT: usize = 1024;
 
 /// The least time between the start of a request that ended quickly without moving
 /// the reader on and the start of the next (a long-poll answered at once with
-/// nothing new, an SSE connection closed after saying only "up to date"): a server or
+/// nothing new, an SSE connection closed after saying only "up to date", a catch-up
+/// read that neither moved nor was up to date): a server or
 /// proxy doing that is not made to answer in a loop. A long-poll held to its time-out
 /// is repeated at once; a 204 to SSE backs off instead, towards the fallback to
 /// long-poll.
@@ -587,8 +589,6 @@ impl Resume {
             return self.sse_fruitless(now, RetryCause::Empty);
         }
         self.backoff.reset();
-        // Quiet: a long-poll that moved nothing on.
-        let quiet = !moved && kind == LiveParam::LongPoll;
         let then = match kind {
             LiveParam::CatchUp if !self.up_to_date => LiveParam::CatchUp,
             LiveParam::CatchUp => match self.live {
@@ -601,6 +601,9 @@ impl Resume {
             },
             other => other,
         };
+        // Quiet: a long-poll, or a catch-up read followed by another, that moved
+        // nothing on.
+        let quiet = !moved && (kind == LiveParam::LongPoll || then == LiveParam::CatchUp);
         self.go_on(now, then, sent, quiet);
     }
 

@@ -244,6 +244,41 @@ fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
 }
 
 #[test]
+fn a_catch_up_read_that_moves_nothing_and_is_not_up_to_date_is_not_repeated_at_once() {
+    let mut m = Resume::new(Config::new("http://h/s").live(LiveMode::Off), Offset::START);
+    let req = m.poll_request().unwrap();
+    m.handle_sent(Time::ZERO, req.id);
+    respond(&mut m, Time::ZERO, req.id, head(200, "1"), b"[1]");
+    assert_eq!(outputs(&mut m).len(), 1, "the batch");
+    // Asked again at once: the read moved on.
+    let start = Time::from_millis(2_000);
+    let req = m.poll_request().expect("more to read, at once");
+    m.handle_sent(start, req.id);
+    let quick = start + Duration::from_millis(3);
+    respond(&mut m, quick, req.id, head(200, "1"), b"[]");
+    assert!(m.poll_request().is_none(), "no request in a loop");
+    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
+    assert!(outputs(&mut m).is_empty(), "nothing to tell");
+    m.handle_timeout(start + QUIET_ROUND_FLOOR);
+    let req = m.poll_request().expect("again, after the floor");
+    assert_eq!(req.live, LiveParam::CatchUp);
+    assert!(req.url.ends_with("offset=1"), "{}", req.url);
+}
+
+#[test]
+fn a_catch_up_read_that_finds_the_tail_goes_live_at_once_though_it_moved_nothing() {
+    let from = Offset::parse("1").expect("an offset");
+    let mut m = Resume::new(Config::new("http://h/s").live(LiveMode::Sse), from);
+    let req = m.poll_request().unwrap();
+    assert_eq!(req.live, LiveParam::CatchUp);
+    m.handle_sent(Time::ZERO, req.id);
+    let up_to_date = head(200, "1").with_header("Stream-Up-To-Date", "true");
+    respond(&mut m, Time::from_millis(2), req.id, up_to_date, b"[]");
+    let req = m.poll_request().expect("live at once");
+    assert_eq!(req.live, LiveParam::Sse);
+}
+
+#[test]
 fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
     let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
     assert_eq!(req.live, LiveParam::Sse);
