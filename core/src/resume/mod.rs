@@ -412,22 +412,17 @@ impl Resume {
         let Some(f) = self.current(id) else {
             return;
         };
-        let (kind, moved) = (f.kind, f.moves != self.moves);
+        let kind = f.kind;
         let sse_progress = match &f.body {
             Body::Sse(sse) => Some(sse.progressed),
             _ => None,
         };
         let cause = RetryCause::Transport(error);
+        // (A connection that moved the reader on ended the back-off as it moved: it
+        // comes back quickly.)
         match sse_progress {
             Some(false) => self.sse_fruitless(now, cause),
-            Some(true) => {
-                // A connection that moved the reader on: come back quickly.
-                if moved {
-                    self.backoff.reset();
-                }
-                self.retry(now, kind, None, cause);
-            }
-            None => self.retry(now, kind, None, cause),
+            _ => self.retry(now, kind, None, cause),
         }
     }
 
@@ -691,13 +686,16 @@ impl Resume {
                     };
                     let pending = std::mem::take(&mut sse.pending);
                     let encoding = sse.encoding;
+                    // SSE works here (no fallback), but only moving on ends a back-off:
+                    // a connection that says "up to date" and breaks, again and again,
+                    // is not reopened in a loop.
                     sse.progressed = true;
                     self.sse_fruitless = 0;
-                    self.backoff.reset();
                     let payload = match self.sse_payload(&pending, encoding) {
                         Ok(p) => p,
                         Err(e) => return self.fail(StreamError::Protocol(e)),
                     };
+                    let moves = self.moves;
                     self.accept(
                         payload,
                         control.stream_next_offset,
@@ -707,6 +705,9 @@ impl Resume {
                     );
                     if self.is_finished() {
                         return;
+                    }
+                    if self.moves != moves {
+                        self.backoff.reset();
                     }
                 }
                 // Other event types are extensions (§11): ignore them.

@@ -328,6 +328,36 @@ fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loo
 }
 
 #[test]
+fn an_sse_connection_that_says_up_to_date_and_breaks_is_reopened_ever_more_slowly() {
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+    let mut now = Time::ZERO;
+    let mut waited = Duration::ZERO;
+    for _ in 0..20 {
+        m.handle_response(now, req.id, event_stream());
+        m.handle_body(now, req.id, up_to_date.as_bytes());
+        m.handle_failure(now, req.id, TransportError::Io("reset".into()));
+        let until = m.poll_timeout().expect("backing off");
+        waited += until.saturating_since(now);
+        now = until;
+        m.handle_timeout(now);
+        req = m.poll_request().expect("SSE again");
+        assert_eq!(req.live, LiveParam::Sse, "SSE works here: no fallback");
+        m.handle_sent(now, req.id);
+    }
+    // Twenty first retries would wait 0-100 ms each; a growing back-off, far more.
+    assert!(waited > Duration::from_secs(5), "waited {waited:?} in all");
+
+    // Data that moves the reader on ends the back-off.
+    let data = "event: data\ndata: [2]\n\nevent: control\ndata: {\"streamNextOffset\":\"2\"}\n\n";
+    m.handle_response(now, req.id, event_stream());
+    m.handle_body(now, req.id, data.as_bytes());
+    m.handle_failure(now, req.id, TransportError::Io("reset".into()));
+    let until = m.poll_timeout().expect("backing off");
+    assert!(until.saturating_since(now) <= Duration::from_millis(100));
+}
+
+#[test]
 fn up_to_date_is_told_again_once_a_retry_has_caught_up() {
     let (mut m, req) = at_tail(LiveMode::LongPoll, Time::ZERO);
     m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
