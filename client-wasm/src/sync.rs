@@ -19,6 +19,15 @@ fn wake_all(wakers: &RefCell<Vec<Waker>>) {
     }
 }
 
+/// Adds `waker` to `wakers` unless it is there already: a task polled again and again
+/// before it is woken (each chunk of a long response, each keep-alive) is listed once.
+fn register(wakers: &RefCell<Vec<Waker>>, waker: &Waker) {
+    let mut wakers = wakers.borrow_mut();
+    if !wakers.iter().any(|w| w.will_wake(waker)) {
+        wakers.push(waker.clone());
+    }
+}
+
 struct Channel<T> {
     queue: RefCell<VecDeque<T>>,
     capacity: usize,
@@ -58,7 +67,7 @@ impl<T> Sender<T> {
             } else if channel.queue.borrow().len() < channel.capacity {
                 Poll::Ready(Ok(()))
             } else {
-                channel.sender.borrow_mut().push(cx.waker().clone());
+                register(&channel.sender, cx.waker());
                 Poll::Pending
             }
         })
@@ -75,7 +84,7 @@ impl<T> Sender<T> {
     pub fn poll_closed(&self, cx: &mut std::task::Context<'_>) -> bool {
         let closed = self.0.closed.get();
         if !closed {
-            self.0.sender.borrow_mut().push(cx.waker().clone());
+            register(&self.0.sender, cx.waker());
         }
         closed
     }
@@ -104,7 +113,7 @@ impl<T> Receiver<T> {
             if channel.ended.get() || channel.closed.get() {
                 return Poll::Ready(None);
             }
-            channel.receivers.borrow_mut().push(cx.waker().clone());
+            register(&channel.receivers, cx.waker());
             Poll::Pending
         })
         .await
@@ -151,7 +160,7 @@ impl FifoLock {
             if self.serving.get() == ticket {
                 Poll::Ready(())
             } else {
-                self.waiting.borrow_mut().push(cx.waker().clone());
+                register(&self.waiting, cx.waker());
                 Poll::Pending
             }
         })
@@ -304,6 +313,17 @@ mod tests {
         drop(first);
         assert!(third.now_or_never().is_some(), "the third caller is next");
         assert!(lock.lock().now_or_never().is_some());
+    }
+
+    #[test]
+    fn a_task_polled_again_before_it_is_woken_is_listed_once() {
+        let (tx, _rx) = channel::<u8>(1);
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        for _ in 0..1_000 {
+            assert!(!tx.poll_closed(&mut cx));
+        }
+        assert_eq!(tx.0.sender.borrow().len(), 1);
     }
 
     #[test]
