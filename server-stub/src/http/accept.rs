@@ -29,6 +29,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::debug;
 
+use super::body::{BODY_TIMEOUT, REQUEST_TIMEOUT};
 use super::direct::{Direct, Target};
 use super::park::{park, Conn, Lots, Parked};
 use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
@@ -44,12 +45,6 @@ const MAX_HEADERS: usize = 48;
 const MAX_LEAN_BODY: usize = 1 << 20;
 /// The chunk that ends a chunked body.
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
-/// How long a request's head may take to arrive once it has begun (as hyper allows),
-/// and how long its body may send nothing: a client that stalls midway is let go.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// The longest a lean request's body (at most [`MAX_LEAN_BODY`]) may take in all:
-/// about 3.5 KB/s for the largest.
-const BODY_TIMEOUT: Duration = Duration::from_secs(300);
 /// The answer to a request whose body stopped coming for [`REQUEST_TIMEOUT`], or took
 /// longer than [`BODY_TIMEOUT`].
 const STALLED: &[u8] =

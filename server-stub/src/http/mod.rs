@@ -3,6 +3,7 @@
 
 pub(crate) mod accept;
 pub mod auth;
+mod body;
 pub(crate) mod direct;
 mod error;
 mod gate;
@@ -73,12 +74,13 @@ impl AppState {
     }
 }
 
-/// Reads a request body within the configured limit (413 past it).
+/// Reads a request body within the configured limit (413 past it) and time limits
+/// (408 past them).
 pub(crate) async fn body_bytes_of(
     state: &AppState,
     body: axum::body::Body,
 ) -> Result<axum::body::Bytes, ApiError> {
-    stream::body_bytes(state, body).await
+    body::body_bytes(state, body).await
 }
 
 /// The current time in RFC 3339.

@@ -23,9 +23,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::auth;
+use super::body::body_bytes;
 use super::headers as h;
 use super::sse::{live_response, Framed, Framing, FramingKey};
-use super::stream::{append_error, body_bytes};
+use super::stream::append_error;
 use super::AppState;
 use crate::store::{
     format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, Live,

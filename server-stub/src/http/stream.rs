@@ -4,12 +4,13 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gapless_core::wire::{headers::is_json, split_append_body, WireError};
 
+use super::body::body_bytes;
 use super::error::ApiError;
 use super::headers::{self as h};
 use super::{sse, AppState};
@@ -66,28 +67,6 @@ pub(super) fn answer(
         };
         result.unwrap_or_else(IntoResponse::into_response)
     }
-}
-
-/// Reads a request body, refusing more than the configured limit with 413.
-pub(super) async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, state.config.max_body_bytes)
-        .await
-        .map_err(|e| {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit");
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!(
-                        "the body exceeds the limit of {} bytes",
-                        state.config.max_body_bytes
-                    ),
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {e}"))
-            }
-        })
 }
 
 /// Turns a body into what it appends, by content type.
