@@ -123,6 +123,12 @@ impl Tokens {
                 "write" | "read-write" => Access::Write,
                 _ => return Err(syntax("access must be read or write")),
             };
+            // An empty entry (a comma too many) would read as every stream.
+            if prefixes.split(',').any(|p| p.trim().is_empty()) {
+                return Err(syntax(
+                    "an empty path in the list (`*` covers every stream)",
+                ));
+            }
             let prefixes = prefixes.split(',').map(Prefix::parse).collect();
             grants.insert(token.to_owned(), Grant { access, prefixes });
         }
@@ -261,6 +267,9 @@ mod tests {
             .check(Some("w1"), &Method::PUT, Some("anything"))
             .is_ok());
         assert!(Tokens::parse("t maybe x").is_err());
+        for empty in ["t read sessions/s1,", "t read ,x", "t read a,,b"] {
+            assert!(Tokens::parse(empty).is_err(), "{empty}");
+        }
         // A path covers its stream and those under it, not its longer namesakes; a
         // trailing `*` covers a prefix as written.
         let tokens = Tokens::parse("p read /sessions/s1\nq read sessions/s1*\n").unwrap();
