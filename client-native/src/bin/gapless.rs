@@ -311,13 +311,16 @@ async fn tail(
                 eprintln!("gapless: stream closed at {offset}");
                 return Ok(());
             }
-            Update::Reconnecting { reason } => {
-                eprintln!("gapless: {reason}; reading again from the last offset");
-            }
+            Update::Reconnecting { reason } => retrying(&reason),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// Tells that a read failed and is made again (by a stream or a session reader).
+fn retrying(reason: &impl std::fmt::Display) {
+    eprintln!("gapless: {reason}; reading again from the last offset");
 }
 
 fn status_line(status: &Status) -> String {
@@ -378,9 +381,7 @@ async fn session(
                         eprintln!("gapless: session stream closed");
                         return Ok(());
                     }
-                    SessionUpdate::Reconnecting { reason } => {
-                        eprintln!("gapless: {reason}; reading again from the last offset");
-                    }
+                    SessionUpdate::Reconnecting { reason } => retrying(&reason),
                     _ => {}
                 }
             }
