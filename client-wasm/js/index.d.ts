@@ -19,9 +19,9 @@ export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "P
 export interface GaplessError extends Error { code: ErrorCode; status?: number }
 
 /** A read failed (the connection, a time-out, a status such as 503, an answer with
- * nothing to read) and is made again from `offset` after a back-off: for showing
- * connection state; nothing is lost or repeated. */
-export type Reconnecting = { type: "reconnecting"; offset: string };
+ * nothing to read: `reason` says which, in words) and is made again from `offset`
+ * after a back-off: for showing connection state; nothing is lost or repeated. */
+export type Reconnecting = { type: "reconnecting"; offset: string; reason: string };
 
 export type StreamUpdate =
   | { type: "batch"; messages?: unknown[]; bytes?: Uint8Array; offset: string; upToDate: boolean }

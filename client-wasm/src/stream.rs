@@ -63,17 +63,20 @@ async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
 }
 
 /// The update of an output that carries no data: `{type: "up-to-date", offset}`,
-/// `{type: "closed", offset}` or `{type: "reconnecting", offset}` (a read failed and is
-/// made again from `offset` after a back-off; why is not told, which keeps the package
-/// within its size budget).
+/// `{type: "closed", offset}` or `{type: "reconnecting", offset, reason}` (a read
+/// failed, for `reason`, and is made again from `offset` after a back-off).
 fn marker_of(out: Output) -> JsValue {
-    let (kind, offset) = match out {
-        Output::UpToDate { offset } => ("up-to-date", offset),
-        Output::Closed { offset } => ("closed", offset),
-        Output::Reconnecting { offset, .. } => ("reconnecting", offset),
+    let (kind, offset, reason) = match out {
+        Output::UpToDate { offset } => ("up-to-date", offset, None),
+        Output::Closed { offset } => ("closed", offset, None),
+        Output::Reconnecting { offset, cause } => ("reconnecting", offset, Some(cause)),
         _ => return JsValue::NULL,
     };
-    marker(kind, offset.as_str())
+    let update = marker(kind, offset.as_str());
+    if let Some(reason) = reason {
+        set(&update, "reason", &reason.to_string().into());
+    }
+    update
 }
 
 /// A read of one Durable Streams stream: history, then live.

@@ -86,6 +86,8 @@ test("a read that fails is told as reconnecting, from where reading will go on",
   stream.close();
   assert.equal(first.type, "reconnecting");
   assert.equal(first.offset, "-1");
+  assert.equal(typeof first.reason, "string");
+  assert.ok(first.reason.length > 0 && !first.reason.includes("undefined"), first.reason);
   assert.equal(await stream.next(), null, "closed: nothing more");
 });
 
