@@ -2,7 +2,8 @@
 //! a gapless server and, on request, dies mid-turn — by a panic, by a broken stdout
 //! pipe, by waiting for a signal, or by returning an error early — to show that the
 //! session still ends with a durable `container-agent:error` event instead of
-//! "running" forever.
+//! "running" forever; or has a spawned task panic (`--crash task-panic`), which the
+//! runtime catches, and completes all the same.
 //!
 //! ```text
 //! cargo run -p gapless-client --example agent_runner -- http://127.0.0.1:4437 demo-1
@@ -33,8 +34,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = SessionProducer::open(&client, &server, &session, "agent-runner").await?;
     let mut script = Script::new("task-1", &session, 3);
     script.token_delay = Duration::from_millis(5);
-    if crash.is_some() {
-        script.stop_at_turn = Some(2);
+    match crash.as_deref() {
+        // A spawned task panics; tokio catches it and the runner goes on: to its end
+        // (nothing is reported), or to an early return (the guard tells the panic).
+        Some(mode @ ("task-panic" | "task-panic-return")) => {
+            let task = tokio::spawn(async { panic!("simulated panic in a task") });
+            if task.await.is_err() && mode == "task-panic-return" {
+                return Err("gave up after a task failed".into());
+            }
+        }
+        Some(_) => script.stop_at_turn = Some(2),
+        None => {}
     }
     let completed = run(&producer, Some(&guard), &script).await?;
     if guard

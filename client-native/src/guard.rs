@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use gapless_core::event::{AgentError, Envelope, Event};
@@ -33,6 +33,12 @@ struct Inner {
     done: AtomicBool,
     stdout_broken: AtomicBool,
     last_report: Mutex<Option<Result<(), String>>>,
+    /// The thread that installed the guard: the runner's own (its `main`).
+    thread: std::thread::ThreadId,
+    /// The first panic on another thread: a runtime (tokio's tasks) or the runner may
+    /// have caught it, so it is not reported at once, but told if the runner then
+    /// ends without saying it is done.
+    stray_panic: Mutex<Option<String>>,
 }
 
 impl Drop for Inner {
@@ -55,12 +61,25 @@ impl Drop for Inner {
                 done: AtomicBool::new(true),
                 stdout_broken: AtomicBool::new(false),
                 last_report: Mutex::new(None),
+                thread: self.thread,
+                stray_panic: Mutex::new(None),
             }),
         };
-        last.report_blocking(
-            "EXITED",
-            "the runner ended before it reported an end (an error returned early?)",
-        );
+        let stray = self
+            .stray_panic
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match stray {
+            Some(panic) => last.report_blocking(
+                "UNCAUGHT_ERROR",
+                &format!("the runner ended before it reported an end, after a panic: {panic}"),
+            ),
+            None => last.report_blocking(
+                "EXITED",
+                "the runner ended before it reported an end (an error returned early?)",
+            ),
+        }
     }
 }
 
@@ -102,7 +121,10 @@ impl CrashGuard {
     /// Installs the guard for session `session_id` of task `task_id` on `server`:
     /// a panic hook (chained before the previous one) and, inside a tokio runtime, a
     /// SIGTERM/SIGINT/SIGHUP/SIGQUIT handler that reports and exits with 128 + the
-    /// signal number. Keep the guard (or a clone) until the runner is done, and call
+    /// signal number. A panic on the thread that installs the guard (the runner's
+    /// `main`) is reported at once; one on another thread (a spawned task's, which
+    /// its runtime catches) only if the runner then ends without calling
+    /// [`CrashGuard::done`] (with panics that abort, every panic at once). Keep the guard (or a clone) until the runner is done, and call
     /// [`CrashGuard::done`] then: dropping the last one before reports `EXITED`.
     pub fn install(client: &Client, server: &str, task_id: &str, session_id: &str) -> CrashGuard {
         let guard = CrashGuard {
@@ -116,6 +138,8 @@ impl CrashGuard {
                 done: AtomicBool::new(false),
                 stdout_broken: AtomicBool::new(false),
                 last_report: Mutex::new(None),
+                thread: std::thread::current().id(),
+                stray_panic: Mutex::new(None),
             }),
         };
         // The hook and the signal handler do not keep the guard alive: its last
@@ -136,8 +160,19 @@ impl CrashGuard {
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
             if let Some(inner) = hook_guard.upgrade() {
-                CrashGuard { inner }
-                    .report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
+                let fatal = cfg!(panic = "abort") || std::thread::current().id() == inner.thread;
+                if fatal {
+                    CrashGuard { inner }
+                        .report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
+                } else {
+                    // A task's panic, say, which its runtime catches: the runner goes
+                    // on, and may still end well.
+                    inner
+                        .stray_panic
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert_with(|| format!("{message}{location}"));
+                }
             }
             previous(info);
         }));

@@ -103,6 +103,42 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
         signalled(&server.url, &runner, signal, code).await;
     }
 
+    // A spawned task's panic, caught by its runtime: the runner goes on and
+    // completes, and nothing is reported; had it returned early after it, the guard
+    // tells that panic.
+    let status = Command::new(&runner)
+        .args([&server.url, "task-panic", "--crash", "task-panic"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert!(status.success());
+    let (view, codes) = final_status(&server.url, "task-panic").await;
+    assert!(codes.is_empty(), "{codes:?}");
+    assert!(matches!(view, Status::Completed { .. }), "{view:?}");
+    let status = Command::new(&runner)
+        .args([
+            &server.url,
+            "task-panic-return",
+            "--crash",
+            "task-panic-return",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("runner runs");
+    assert_eq!(status.code(), Some(1));
+    let (view, codes) = final_status(&server.url, "task-panic-return").await;
+    assert_eq!(codes, vec!["UNCAUGHT_ERROR"]);
+    match view {
+        Status::Failed { error, .. } => {
+            assert!(error.contains("simulated panic in a task"), "{error}")
+        }
+        other => panic!("view shows {other:?}"),
+    }
+
     // A runner that completes shows completed, with no error.
     let status = Command::new(&runner)
         .args([&server.url, "fine"])
