@@ -425,6 +425,53 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
 }
 
 #[tokio::test]
+async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_that_took_it() {
+    let dir = scratch("rollback-path-owner");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let soon = meta::now_ms() + 300;
+    let source = CreateReq {
+        expires_at_ms: Some(soon),
+        ..CreateReq::json("src")
+    };
+    store.create(source).await.expect("create");
+    let fork = CreateReq {
+        fork: Some(ForkReq {
+            source: "src".into(),
+            offset: None,
+            offset_epoch: None,
+            sub_offset: None,
+        }),
+        expires_at_ms: Some(soon + 3_600_000),
+        ..CreateReq::json("fork")
+    };
+    store.create(fork).await.expect("fork");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // The expired source is kept for its fork; a new stream takes its path.
+    let new = store.create(CreateReq::json("src")).await.expect("again");
+    // Deleting the fork (which would let the old source go) fails and is rolled back.
+    store.0.writer.lock().expect("writer").fail_next_group = true;
+    let failed = store.delete("fork").await;
+    assert!(matches!(failed, Err(DeleteError::Storage(_))), "{failed:?}");
+    for attempt in ["after the rollback", "after the delete"] {
+        store
+            .append(append("src", &messages(0, 1, 10)))
+            .await
+            .unwrap_or_else(|e| panic!("{attempt}: the new stream takes appends: {e:?}"));
+        let meta = store.shared().get("src").expect("published").meta();
+        assert_eq!(meta.id, new.meta.id, "{attempt}");
+        if attempt == "after the rollback" {
+            store.delete("fork").await.expect("delete");
+        }
+    }
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let meta = store.shared().get("src").expect("published").meta();
+    assert_eq!((meta.id, meta.tail), (new.meta.id, 2), "after a restart");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_fork_of_a_fork_writes_and_takes_its_ancestors_offsets_up_to_its_fork_point_across_a_restart(
 ) {
     let (dir, store) = with_json_stream("fork-of-fork-epochs").await;
@@ -927,12 +974,12 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
         Cmd::Create(create, created),
         Cmd::Append(append("s", &messages(11, 2, 5)), again),
     ];
-    store
-        .0
-        .writer
-        .lock()
-        .expect("writer")
-        .commit(group, false, false);
+    let mut writer = store.0.writer.lock().expect("writer");
+    writer.commit(group, false, false);
+    // Nothing of the group is held for the readers' memory any more: the deleted
+    // stream's chunks were dropped, the new one's published.
+    assert_eq!(writer.fresh_streams(), 0);
+    drop(writer);
     large_rx.await.expect("answered").expect("appended");
     appended_rx.await.expect("answered").expect("appended");
     deleted_rx.await.expect("answered").expect("deleted");

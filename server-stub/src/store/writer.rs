@@ -145,6 +145,10 @@ pub(crate) struct Writer {
     /// Originals of what the current group touched, to restore if it fails.
     undo_metas: Map<i64, Option<StreamMeta>>,
     undo_producers: Map<(i64, String), Option<(u64, u64)>>,
+    /// The owners the current group's changes to `paths` replaced, to restore exactly
+    /// (a path a soft-deleted stream shares with its live successor stays the
+    /// successor's).
+    undo_paths: Map<Arc<str>, Option<i64>>,
     /// Chunks the group in progress added, per stream, for the readers' memory.
     fresh: Map<i64, Vec<Arc<Chunk>>>,
     /// The chunks landed since the last fold (in `landed`, or in `landing` until the
@@ -243,6 +247,7 @@ impl Writer {
             last_epoch,
             undo_metas: Map::default(),
             undo_producers: Map::default(),
+            undo_paths: Map::default(),
             fresh: Map::default(),
             kept: Map::default(),
             landing: Vec::new(),
@@ -359,6 +364,7 @@ impl Writer {
             error!("the writer panicked after a commit");
             self.undo_metas.clear();
             self.undo_producers.clear();
+            self.undo_paths.clear();
             self.fresh.clear();
             self.outbox.clear();
         }
@@ -520,16 +526,34 @@ impl Writer {
         let touched: Vec<i64> = self.undo_metas.keys().copied().collect();
         self.undo_metas.clear();
         self.undo_producers.clear();
+        self.undo_paths.clear();
         for id in touched {
+            // Taken whatever is published: a stream deleted in the group (or one that
+            // no longer owns its path) leaves no chunks behind here.
+            let fresh = self.fresh.remove(&id).unwrap_or_default();
             match self.metas.get(&id) {
                 Some(meta) if !owns_path(&self.paths, meta) => {}
-                Some(meta) => {
-                    let fresh = self.fresh.remove(&id).unwrap_or_default();
-                    self.outbox.push(Notice::Publish(meta.clone(), fresh));
-                }
+                Some(meta) => self.outbox.push(Notice::Publish(meta.clone(), fresh)),
                 None => self.outbox.push(Notice::Unpublish(id)),
             }
         }
+    }
+
+    /// How many streams have chunks of the group in progress held for the readers'
+    /// memory.
+    #[cfg(test)]
+    pub(super) fn fresh_streams(&self) -> usize {
+        self.fresh.len()
+    }
+
+    /// Makes `owner` the stream at `path` (`None`: no stream), noting the owner it
+    /// replaces for [`Writer::restore`].
+    fn set_owner(&mut self, path: &Arc<str>, owner: Option<i64>) {
+        let before = match owner {
+            Some(id) => self.paths.insert(path.clone(), id),
+            None => self.paths.remove(path),
+        };
+        self.undo_paths.entry(path.clone()).or_insert(before);
     }
 
     /// Rolls the failed group's transaction back and restores what it touched.
@@ -550,15 +574,16 @@ impl Writer {
         self.landing.clear();
         self.landed = self.landed_committed;
         for (id, original) in self.undo_metas.drain() {
-            if let Some(current) = self.metas.remove(&id) {
-                if self.paths.get(&*current.path) == Some(&id) {
-                    self.paths.remove(&*current.path);
-                }
-            }
+            self.metas.remove(&id);
             if let Some(meta) = original {
-                self.paths.insert(meta.path.clone(), id);
                 self.metas.insert(id, meta);
             }
+        }
+        for (path, owner) in self.undo_paths.drain() {
+            match owner {
+                Some(id) => self.paths.insert(path, id),
+                None => self.paths.remove(&path),
+            };
         }
         for (key, original) in self.undo_producers.drain() {
             match original {
@@ -807,7 +832,7 @@ impl Writer {
         }
         save_stream(conn, &meta)?;
         self.touch(id);
-        self.paths.insert(meta.path.clone(), id);
+        self.set_owner(&meta.path, Some(id));
         self.metas.insert(id, meta.clone());
         Ok(Ok(CreateOk {
             meta,
@@ -999,7 +1024,7 @@ impl Writer {
                 .execute([id])?;
             self.metas.remove(&id);
             if self.paths.get(&*meta.path) == Some(&id) {
-                self.paths.remove(&*meta.path);
+                self.set_owner(&meta.path, None);
             }
             let stale: Vec<(i64, String)> = self
                 .producers
