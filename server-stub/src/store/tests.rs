@@ -974,12 +974,13 @@ async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_
         Cmd::Create(create, created),
         Cmd::Append(append("s", &messages(11, 2, 5)), again),
     ];
-    let mut writer = store.0.writer.lock().expect("writer");
-    writer.commit(group, false, false);
-    // Nothing of the group is held for the readers' memory any more: the deleted
-    // stream's chunks were dropped, the new one's published.
-    assert_eq!(writer.fresh_streams(), 0);
-    drop(writer);
+    {
+        let mut writer = store.0.writer.lock().expect("writer");
+        writer.commit(group, false, false);
+        // Nothing of the group is held for the readers' memory any more: the deleted
+        // stream's chunks were dropped, the new one's published.
+        assert_eq!(writer.fresh_streams(), 0);
+    }
     large_rx.await.expect("answered").expect("appended");
     appended_rx.await.expect("answered").expect("appended");
     deleted_rx.await.expect("answered").expect("deleted");
