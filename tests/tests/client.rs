@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use gapless_client::{
-    Client, Error, ProducerConfig, SessionSubscription, SessionUpdate, StreamHandle, Update,
+    Client, CreateOptions, Error, ProducerConfig, SessionSubscription, SessionUpdate, StreamHandle,
+    Update,
 };
 use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
@@ -346,11 +347,19 @@ async fn a_fenced_retry_of_an_append_whose_answer_was_lost_is_not_sent_again() {
 }
 
 #[tokio::test]
-async fn missing_stream_and_expired_offsets_are_distinct_errors() {
+async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_errors() {
     let dir = temp_dir("client-errors");
-    let server = ServerProcess::start(&dir, &[]).await;
-    let client = Client::new().expect("client");
-    let mut sub = client
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "reader read *\nwriter write *\n").expect("tokens");
+    let server =
+        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+    let writer = Client::builder()
+        .bearer_token("writer")
+        .build()
+        .expect("client");
+
+    // A stream that was never there.
+    let mut sub = writer
         .stream(server.stream("absent"))
         .subscribe(Offset::START);
     match sub.next().await {
@@ -358,10 +367,53 @@ async fn missing_stream_and_expired_offsets_are_distinct_errors() {
         other => panic!("expected NotFound, got {other:?}"),
     }
     assert!(sub.next().await.is_none());
-    let reject = Client::builder().bearer_token("x").build().expect("client");
+
+    // One deleted while a fork still reads it: its data is gone for its readers
+    // (410), which is not "not found".
+    let source = writer.stream(server.stream("source"));
+    source
+        .create(CreateOptions {
+            content_type: Some("application/json".into()),
+            ..CreateOptions::default()
+        })
+        .await
+        .expect("create");
+    source
+        .append("application/json", br#"{"n":1}"#.to_vec())
+        .await
+        .expect("append");
+    let fork = reqwest::Client::new()
+        .put(server.stream("fork"))
+        .bearer_auth("writer")
+        .header("Content-Type", "application/json")
+        .header("Stream-Forked-From", "/v1/stream/source")
+        .send()
+        .await
+        .expect("fork");
+    assert_eq!(fork.status(), reqwest::StatusCode::CREATED);
+    source.delete().await.expect("delete");
+    let mut sub = source.subscribe(Offset::START);
+    match sub.next().await {
+        Some(Err(Error::ContinuityLost { .. })) => {}
+        other => panic!("expected ContinuityLost, got {other:?}"),
+    }
+
+    // A wrong token, and a token that may read but not write.
+    let stranger = Client::builder().bearer_token("x").build().expect("client");
     assert!(matches!(
-        reject.stream(server.stream("absent")).head().await,
-        Err(Error::NotFound)
+        stranger.stream(server.stream("fork")).head().await,
+        Err(Error::Auth { status: 401, .. })
+    ));
+    let reader = Client::builder()
+        .bearer_token("reader")
+        .build()
+        .expect("client");
+    let fork = reader.stream(server.stream("fork"));
+    assert!(fork.head().await.is_ok(), "the reader may read");
+    assert!(matches!(
+        fork.append("application/json", br#"{"n":2}"#.to_vec())
+            .await,
+        Err(Error::Auth { status: 403, .. })
     ));
     server.finish().await;
 }
