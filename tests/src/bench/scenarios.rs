@@ -405,11 +405,22 @@ pub async fn fan_out(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    for task in &tasks {
-        task.abort();
+    // A subscriber that failed (a response cut short, say) fails the run; the others
+    // are done.
+    for task in tasks {
+        if !task.is_finished() {
+            task.abort();
+        } else if let Ok(Err(e)) = task.await {
+            return Err(e);
+        }
     }
     let samples = std::mem::take(&mut *latencies.lock().map_err(|_| BenchError::Poisoned)?);
     let delivered = samples.len();
+    if delivered == 0 {
+        return Err(BenchError::Server(format!(
+            "fan-out: none of {subscribers} subscribers received any of {sent} messages"
+        )));
+    }
     meter.charge(server, delivered, "fanout", figures).await?;
     let (read, arrived) = Delivery::latencies(samples);
     figures.set("fanout_rate", rate);
