@@ -425,6 +425,42 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
 }
 
 #[tokio::test]
+async fn a_read_the_crash_forgot_does_not_let_a_stream_with_a_time_to_live_expire() {
+    let dir = scratch("ttl-grace");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    for path in ["read-lately", "long-idle"] {
+        let req = CreateReq {
+            ttl_secs: Some(2),
+            ..CreateReq::json(path)
+        };
+        store.create(req).await.expect("create");
+    }
+    store.shutdown().await;
+    {
+        // As a `kill -9` leaves it: the last access saved by a sweep. `read-lately` was
+        // read since (half a second before the crash), which only memory knew.
+        let conn = Connection::open(dir.join("gapless.sqlite3")).expect("open");
+        let now = meta::now_ms() as i64;
+        for (path, saved) in [("read-lately", now - 2_500), ("long-idle", now - 60_000)] {
+            conn.execute(
+                "UPDATE streams SET access_ms = ?1 WHERE path = ?2",
+                params![saved, path],
+            )
+            .expect("update");
+        }
+    }
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    store
+        .append(append("read-lately", &messages(0, 1, 5)))
+        .await
+        .expect("still alive");
+    let expired = store.append(append("long-idle", &messages(0, 1, 5))).await;
+    assert!(matches!(expired, Err(AppendError::NotFound)), "{expired:?}");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_that_took_it() {
     let dir = scratch("rollback-path-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

@@ -213,6 +213,7 @@ impl Writer {
             run_cached(&c, "COMMIT")?;
             let mut metas = load_streams(&c)?;
             recover_tails(&c, &mut metas)?;
+            grant_access_grace(&mut metas, now_ms());
             (metas, load_producers(&c)?)
         };
         // A path belongs to its live stream rather than to one kept (soft-deleted) for
@@ -1140,6 +1141,22 @@ fn same_config(
 
 /// Whether `meta`'s stream is the one published at its path: not when it is kept
 /// (soft-deleted) for its forks while its path is another stream's now.
+/// Moves the last access of every stream with a time-to-live on by one sweep
+/// interval (no later than `now`): reads only note their access in memory, and the
+/// sweep saves it every [`SWEEP_EVERY`], so after a crash the saved one may be up to
+/// that much older than the last read, which extended the stream's life. A stream is
+/// never deleted for a read the crash forgot; one long expired stays expired.
+fn grant_access_grace(metas: &mut Map<i64, StreamMeta>, now: u64) {
+    let grace = SWEEP_EVERY.as_millis() as u64;
+    for meta in metas.values_mut().filter(|m| m.ttl_secs.is_some()) {
+        meta.access_ms = meta
+            .access_ms
+            .saturating_add(grace)
+            .min(now)
+            .max(meta.access_ms);
+    }
+}
+
 fn owns_path(paths: &Map<Arc<str>, i64>, meta: &StreamMeta) -> bool {
     paths.get(&*meta.path).is_none_or(|&owner| owner == meta.id)
 }
