@@ -1387,16 +1387,21 @@ const LANDED_COLUMNS: usize = 7;
 const LANDED_PER_INSERT: usize = 8;
 
 /// The statements inserting 1 to [`LANDED_PER_INSERT`] rows into `landed`, in order.
-static LANDED_INSERTS: std::sync::LazyLock<[String; LANDED_PER_INSERT]> =
-    std::sync::LazyLock::new(|| {
+static LANDED_INSERTS: std::sync::LazyLock<[String; LANDED_PER_INSERT]> = std::sync::LazyLock::new(
+    || {
         std::array::from_fn(|i| {
             let row = format!("({})", ["?"; LANDED_COLUMNS].join(", "));
+            // `OR FAIL`: a statement of several rows that may abort midway needs a
+            // statement journal (a savepoint and a 64 KiB in-memory journal per
+            // statement) to undo its first rows; a failure fails the whole group,
+            // whose transaction is rolled back anyway.
             format!(
-                "INSERT INTO landed (stream_id, start, end, data, ends, blob, bytes) VALUES {}",
+                "INSERT OR FAIL INTO landed (stream_id, start, end, data, ends, blob, bytes) VALUES {}",
                 vec![row; i + 1].join(", ")
             )
         })
-    });
+    },
+);
 
 /// Inserts the rows of the chunks a group landed (`rows`: stream and chunk, in the
 /// order they landed) into `landed`, in that order, up to [`LANDED_PER_INSERT`] rows

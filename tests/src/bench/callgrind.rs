@@ -63,13 +63,33 @@ impl Callgrind {
 
     /// The dump with the highest number.
     fn newest_dump(&self) -> Result<PathBuf, BenchError> {
+        self.dumps()?
+            .into_iter()
+            .max_by_key(|(n, _)| *n)
+            .map(|(_, path)| path)
+            .ok_or_else(|| {
+                BenchError::Server(format!("no callgrind dump beside {}", self.out.display()))
+            })
+    }
+
+    /// Removes the dumps an earlier run left beside `out`, which the newest of this
+    /// run's could otherwise be taken for.
+    pub fn clear_earlier_dumps(&self) -> Result<(), BenchError> {
+        for (_, path) in self.dumps()? {
+            std::fs::remove_file(path).map_err(BenchError::io("old callgrind dump"))?;
+        }
+        Ok(())
+    }
+
+    /// The numbered dumps beside `out`.
+    fn dumps(&self) -> Result<Vec<(u64, PathBuf)>, BenchError> {
         let dir = self.out.parent().unwrap_or(Path::new("."));
         let stem = self
             .out
             .file_name()
             .map(|n| format!("{}.", n.to_string_lossy()))
             .unwrap_or_default();
-        std::fs::read_dir(dir)
+        Ok(std::fs::read_dir(dir)
             .map_err(BenchError::io("callgrind dumps"))?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -77,11 +97,7 @@ impl Callgrind {
                 let n: u64 = name.strip_prefix(&stem)?.parse().ok()?;
                 Some((n, e.path()))
             })
-            .max_by_key(|(n, _)| *n)
-            .map(|(_, path)| path)
-            .ok_or_else(|| {
-                BenchError::Server(format!("no callgrind dump beside {}", self.out.display()))
-            })
+            .collect())
     }
 }
 

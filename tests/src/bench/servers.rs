@@ -260,6 +260,7 @@ pub async fn start(
             ));
         }
         let (wrapped, cg) = Callgrind::wrap(&command, &data_dir.with_extension("callgrind"));
+        cg.clear_earlier_dumps()?;
         command = wrapped;
         callgrind = Some(cg);
     }
