@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use gapless_tests::{cli_binary, temp_dir, ServerProcess};
+use gapless_tests::{cli_binary, client_example, temp_dir, ServerProcess};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -64,4 +64,39 @@ async fn a_malformed_header_argument_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("Name: value"), "{said}");
+}
+
+#[tokio::test]
+async fn a_session_followed_to_its_end_exits_by_how_it_ended() {
+    let dir = temp_dir("cli-session");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let runner = client_example("agent_runner");
+    // One session completes, one fails (its runner panics mid-turn).
+    for (session, crash) in [("done", None), ("crashed", Some("panic"))] {
+        let mut args = vec![server.url.as_str(), session];
+        if let Some(how) = crash {
+            args.extend(["--crash", how]);
+        }
+        Command::new(&runner)
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .await
+            .expect("runner runs");
+    }
+    for (session, code) in [("done", 0), ("crashed", 6)] {
+        let out = Command::new(cli_binary())
+            .args(["session", &server.url, session, "--exit-at-end"])
+            .output()
+            .await
+            .expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "{session}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    server.finish().await;
 }

@@ -122,7 +122,11 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err(Ending::Session(status)) => {
+            eprintln!("gapless: the session ended {status}");
+            ExitCode::from(6)
+        }
+        Err(Ending::Client(e)) => {
             eprintln!("gapless: {e}");
             ExitCode::from(match e {
                 Error::NotFound => 3,
@@ -133,6 +137,25 @@ async fn main() -> ExitCode {
             })
         }
     }
+}
+
+/// Why a command did not succeed.
+enum Ending {
+    /// The client failed.
+    Client(Error),
+    /// The session followed to its end (`--exit-at-end`) failed or was cancelled.
+    Session(String),
+}
+
+impl From<Error> for Ending {
+    fn from(e: Error) -> Self {
+        Ending::Client(e)
+    }
+}
+
+/// What a subscription's end without the stream's closing means: the reader stopped.
+fn ended_early() -> Error {
+    Error::Protocol("the reader stopped before the stream was closed".into())
 }
 
 fn client(cli: &Cli) -> Result<Client, Error> {
@@ -149,7 +172,7 @@ fn client(cli: &Cli) -> Result<Client, Error> {
     b.build()
 }
 
-async fn run(cli: Cli) -> Result<(), Error> {
+async fn run(cli: Cli) -> Result<(), Ending> {
     let client = client(&cli)?;
     match cli.command {
         Command::Tail {
@@ -163,14 +186,14 @@ async fn run(cli: Cli) -> Result<(), Error> {
                 Live::Sse => LiveMode::Sse,
                 Live::LongPoll => LiveMode::LongPoll,
             };
-            tail(
+            Ok(tail(
                 &client.stream(url),
-                Offset::parse(&from)?,
+                Offset::parse(&from).map_err(Error::from)?,
                 mode,
                 json,
                 exit_at_tail,
             )
-            .await
+            .await?)
         }
         Command::Publish {
             url,
@@ -225,7 +248,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
             out(text.as_bytes());
             Ok(())
         }
-        Command::Delete { url } => client.stream(url).delete().await,
+        Command::Delete { url } => Ok(client.stream(url).delete().await?),
         Command::Close { url } => {
             let offset = client.stream(url).close().await?;
             out(format!("{offset}\n").as_bytes());
@@ -315,7 +338,7 @@ async fn tail(
             _ => {}
         }
     }
-    Ok(())
+    Err(ended_early())
 }
 
 /// Tells that a read failed and is made again (by a stream or a session reader).
@@ -351,14 +374,14 @@ async fn session(
     stream: &StreamHandle,
     stall_after: Duration,
     exit_at_end: bool,
-) -> Result<(), Error> {
+) -> Result<(), Ending> {
     let mut sub = stream.subscribe_session(Offset::START, stall_after);
     let mut shown = String::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             update = sub.next() => {
-                let Some(update) = update else { return Ok(()) };
+                let Some(update) = update else { return Err(ended_early().into()) };
                 match update? {
                     SessionUpdate::Events { events, .. } => {
                         let mut text = String::new();
@@ -394,7 +417,10 @@ async fn session(
             shown = line;
         }
         if exit_at_end && status.is_terminal() {
-            return Ok(());
+            return match status {
+                Status::Failed { .. } | Status::Cancelled => Err(Ending::Session(shown)),
+                _ => Ok(()),
+            };
         }
     }
 }
