@@ -85,7 +85,14 @@ impl SessionSubscription {
             while let Some(item) = inner.next().await {
                 let out = match item {
                     Ok(Update::Batch(batch)) => {
-                        let events = decode(&batch.payload);
+                        let Some(events) = decode(&batch.payload) else {
+                            // Not a session stream: said once, and the reading ends.
+                            let wrong = Error::Protocol(
+                                "a session stream must be a JSON stream (application/json)".into(),
+                            );
+                            let _ = tx.send(Err(wrong)).await;
+                            return;
+                        };
                         view_tx.send_modify(|v| {
                             let now = wall_clock();
                             for e in &events {
@@ -127,25 +134,26 @@ impl SessionSubscription {
 
 /// Decodes a batch of JSON messages into envelopes; a message that is not an
 /// envelope is kept as a raw event of kind `gapless:not-an-envelope`, never dropped.
-fn decode(payload: &Payload) -> Vec<Envelope> {
+/// `None` for a batch of bytes: the stream is not a session's.
+fn decode(payload: &Payload) -> Option<Vec<Envelope>> {
     match payload {
-        Payload::Json(messages) => messages
-            .iter()
-            .map(|m| {
-                Envelope::from_json(m.get()).unwrap_or_else(|e| {
-                    tracing::warn!("a session message is not an event envelope: {e}");
-                    let value = serde_json::from_str(m.get()).unwrap_or(serde_json::Value::Null);
-                    Envelope::new(gapless_core::event::Event::from_parts(
-                        "gapless:not-an-envelope",
-                        value,
-                    ))
+        Payload::Json(messages) => Some(
+            messages
+                .iter()
+                .map(|m| {
+                    Envelope::from_json(m.get()).unwrap_or_else(|e| {
+                        tracing::warn!("a session message is not an event envelope: {e}");
+                        let value =
+                            serde_json::from_str(m.get()).unwrap_or(serde_json::Value::Null);
+                        Envelope::new(gapless_core::event::Event::from_parts(
+                            "gapless:not-an-envelope",
+                            value,
+                        ))
+                    })
                 })
-            })
-            .collect(),
-        Payload::Bytes(_) => {
-            tracing::warn!("a session stream must be a JSON stream; bytes ignored");
-            Vec::new()
-        }
+                .collect(),
+        ),
+        Payload::Bytes(_) => None,
     }
 }
 

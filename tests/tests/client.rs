@@ -417,3 +417,32 @@ async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_err
     ));
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_session_reader_on_a_stream_of_bytes_fails_rather_than_showing_nothing() {
+    let dir = temp_dir("client-session-bytes");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let client = Client::new().expect("client");
+    let stream = client.stream(server.stream("sessions/not-json"));
+    stream
+        .create(CreateOptions {
+            content_type: Some("text/plain".into()),
+            ..CreateOptions::default()
+        })
+        .await
+        .expect("create");
+    stream
+        .append("text/plain", b"not events".to_vec())
+        .await
+        .expect("append");
+    let mut sub = stream.subscribe_session(Offset::START, Duration::from_secs(60));
+    let first = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("an answer in time");
+    assert!(
+        matches!(first, Some(Err(Error::Protocol(ref why))) if why.contains("JSON")),
+        "{first:?}"
+    );
+    assert!(sub.next().await.is_none(), "the reading ended");
+    server.finish().await;
+}
