@@ -15,7 +15,7 @@ use gapless_core::wire::AppendOutcome;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
 use tracing::{error, warn};
 
-use crate::client::head_of;
+use crate::client::{head_of, Dynamic};
 use crate::session::{session_stream_url, wall_clock};
 use crate::{Client, Error};
 
@@ -25,6 +25,8 @@ const REPORT_DEADLINE: Duration = Duration::from_secs(10);
 struct Inner {
     url: String,
     headers: HeaderMap,
+    /// The client's headers and parameters computed per request (a refreshed token).
+    dynamic: Dynamic,
     task_id: String,
     session_id: String,
     turns: AtomicU32,
@@ -53,6 +55,7 @@ impl Drop for Inner {
             inner: Arc::new(Inner {
                 url: std::mem::take(&mut self.url),
                 headers: std::mem::take(&mut self.headers),
+                dynamic: std::mem::take(&mut self.dynamic),
                 task_id: std::mem::take(&mut self.task_id),
                 session_id: std::mem::take(&mut self.session_id),
                 turns: AtomicU32::new(*self.turns.get_mut()),
@@ -131,6 +134,7 @@ impl CrashGuard {
             inner: Arc::new(Inner {
                 url: session_stream_url(server, session_id),
                 headers: client.headers.clone(),
+                dynamic: client.dynamic.clone(),
                 task_id: task_id.to_owned(),
                 session_id: session_id.to_owned(),
                 turns: AtomicU32::new(0),
@@ -251,8 +255,10 @@ impl CrashGuard {
     /// Posts the error event, retrying until it is acknowledged or the deadline.
     async fn post(&self, code: &str, error: &str) -> Result<(), Error> {
         let body = self.event(code, error).to_json();
-        // One idempotent-producer identity per report: a retry after a lost answer
-        // is recognised, so the event lands exactly once.
+        // One idempotent-producer identity per report (the process's own, so that two
+        // runners' reports never meet): a retry after a lost answer is recognised,
+        // so the event lands exactly once.
+        let producer = format!("gapless-crash-guard-{}", std::process::id());
         let epoch = wall_clock().as_millis().to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
@@ -260,16 +266,15 @@ impl CrashGuard {
         let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
         let mut delay = Duration::from_millis(50);
         loop {
-            let sent = http
+            let request = http
                 .post(&self.inner.url)
                 .headers(self.inner.headers.clone())
                 .header(CONTENT_TYPE, "application/json")
-                .header("Producer-Id", "gapless-crash-guard")
+                .header("Producer-Id", producer.as_str())
                 .header("Producer-Epoch", epoch.as_str())
                 .header("Producer-Seq", "0")
-                .body(body.clone())
-                .send()
-                .await;
+                .body(body.clone());
+            let sent = self.inner.dynamic.apply(request).send().await;
             match sent {
                 Ok(r) => {
                     let status = r.status().as_u16();

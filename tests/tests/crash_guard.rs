@@ -3,10 +3,11 @@
 //! session view shows the failure instead of "running".
 
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use gapless_client::{Client, SessionUpdate};
+use gapless_client::{Client, CrashGuard, SessionProducer, SessionUpdate};
 use gapless_core::session::Status;
 use gapless_core::Offset;
 use gapless_tests::{client_example, temp_dir, ServerProcess};
@@ -15,7 +16,11 @@ use tokio::process::Command;
 
 /// Reads the session to its tail and returns the view's status and the error codes.
 async fn final_status(server: &str, session: &str) -> (Status, Vec<String>) {
-    let client = Client::new().expect("client");
+    final_status_as(&Client::new().expect("client"), server, session).await
+}
+
+/// [`final_status`], read by `client`.
+async fn final_status_as(client: &Client, server: &str, session: &str) -> (Status, Vec<String>) {
     let stream = client.stream(format!("{server}/v1/stream/sessions/{session}"));
     let mut sub = stream.subscribe_session(Offset::START, Duration::from_secs(60));
     let mut codes = Vec::new();
@@ -187,4 +192,30 @@ async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i
     let (view, codes) = final_status(server, &session).await;
     assert_eq!(codes, vec![format!("SIG{signal}")]);
     assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+}
+
+#[tokio::test]
+async fn a_report_carries_the_credentials_the_client_computes_per_request() {
+    let dir = temp_dir("crash-guard-auth");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "fresh write *\n").expect("tokens");
+    let server =
+        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+    // No fixed token: the client computes it for each request (a refreshed one).
+    let client = Client::builder()
+        .dynamic_header("Authorization", Arc::new(|| "Bearer fresh".to_owned()))
+        .build()
+        .expect("client");
+    SessionProducer::open(&client, &server.url, "guarded", "runner")
+        .await
+        .expect("the session stream");
+    let guard = CrashGuard::install(&client, &server.url, "task", "guarded");
+    guard
+        .fail("TEST_FAILURE", "a failure the runner reports")
+        .await
+        .expect("reported");
+    let (view, codes) = final_status_as(&client, &server.url, "guarded").await;
+    assert_eq!(codes, vec!["TEST_FAILURE"]);
+    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+    server.finish().await;
 }
