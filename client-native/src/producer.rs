@@ -42,8 +42,10 @@ pub struct ProducerConfig {
     /// Give up on an append after this many retries (default: never; the append is
     /// retried until the server answers for good).
     pub max_retries: Option<u32>,
-    /// On a stale-epoch fence (403), claim the next epoch and go on (default true);
-    /// otherwise the 403 is returned.
+    /// On a stale-epoch fence (403), or when the server no longer knows this
+    /// producer's numbers (a gap, or 400 to a sequence past 0: its state expired or
+    /// its stream was made again), claim the next epoch and go on (default true);
+    /// otherwise the refusal is returned.
     pub auto_claim: bool,
 }
 
@@ -313,6 +315,8 @@ impl Shared {
         }
         let mut delay = BackoffConfig::default().initial;
         let mut retries = 0u32;
+        // The server's `Retry-After`, the least the next pause lasts.
+        let mut asked_to_wait = Duration::ZERO;
         loop {
             let (epoch, seq) = state.numbers.numbers();
             let mut req = self
@@ -354,11 +358,18 @@ impl Shared {
                     Verdict::Resend => {
                         warn!(
                             epoch = state.numbers.numbers().0,
-                            "producer fenced; claimed a new epoch"
+                            "producer fenced, or its numbers unknown to the server; claimed a new epoch"
                         );
                         continue;
                     }
-                    Verdict::Retry => {}
+                    Verdict::Retry => {
+                        if let AppendOutcome::Retry {
+                            retry_after: Some(after),
+                        } = outcome
+                        {
+                            asked_to_wait = after;
+                        }
+                    }
                     Verdict::Fenced { current } => return Err(Error::Fenced { current }),
                     Verdict::FencedUnsure { current } => {
                         return Err(Error::OutcomeUnknown(format!(
@@ -400,7 +411,7 @@ impl Shared {
                     retries - 1
                 )));
             }
-            tokio::time::sleep(delay).await;
+            tokio::time::sleep(delay.max(std::mem::take(&mut asked_to_wait))).await;
             delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
         }
     }

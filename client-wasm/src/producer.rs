@@ -102,6 +102,8 @@ impl GaplessProducer {
             state.numbers.borrow_mut().begin();
             let mut retries = 0;
             let mut delay = 100u32;
+            // The server's `Retry-After` (ms), the least the next pause lasts.
+            let mut asked_to_wait = 0u32;
             loop {
                 let (epoch, seq) = state.numbers.borrow().numbers();
                 let mut all = headers.clone();
@@ -135,7 +137,15 @@ impl GaplessProducer {
                                 });
                             }
                             Verdict::Resend => continue,
-                            Verdict::Retry => {}
+                            Verdict::Retry => {
+                                if let AppendOutcome::Retry {
+                                    retry_after: Some(after),
+                                } = outcome
+                                {
+                                    asked_to_wait =
+                                        after.as_millis().min(u128::from(u32::MAX)) as u32;
+                                }
+                            }
                             Verdict::Fenced { .. } => {
                                 return Err(js_error(
                                     Code::Fenced,
@@ -186,7 +196,7 @@ impl GaplessProducer {
                         None,
                     ));
                 }
-                Sleep::new(delay).await;
+                Sleep::new(delay.max(std::mem::take(&mut asked_to_wait))).await;
                 delay = (delay * 2).min(5000);
             }
         })

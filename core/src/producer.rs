@@ -35,7 +35,13 @@ pub struct Numbering {
     /// The current append only closes the stream (no data): the server answers it
     /// 204 whether or not it is a retry, so a 204 tells nothing of other writers.
     closing: bool,
+    /// New epochs the current append claimed (see [`MAX_CLAIMS`]).
+    claims: u8,
 }
+
+/// The most new epochs one append claims: a server that answers every epoch as
+/// stale, or every start as out of step, is not asked again in a loop.
+pub const MAX_CLAIMS: u8 = 3;
 
 /// What an answer to an append means for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +90,7 @@ impl Numbering {
             unsure: false,
             tried: false,
             closing: false,
+            claims: 0,
         }
     }
 
@@ -100,6 +107,7 @@ impl Numbering {
         }
         self.tried = false;
         self.closing = false;
+        self.claims = 0;
         // Until an answer says what became of it.
         self.unsure = true;
         self.numbers()
@@ -125,6 +133,15 @@ impl Numbering {
         self.tried = true;
     }
 
+    /// Moves the current append to the epoch after `above`, sequence 0, to be sent
+    /// again at once.
+    fn claim(&mut self, above: u64) -> Verdict {
+        self.claims += 1;
+        self.epoch = above.saturating_add(1);
+        self.seq = 0;
+        Verdict::Resend
+    }
+
     /// The driver stops trying the current append (its retries ran out, or an
     /// answer could not be read): its outcome stays unknown, and the next append
     /// does not reuse its number. (Dropping the append without a call has the same
@@ -135,7 +152,10 @@ impl Numbering {
 
     /// What `outcome`, the server's answer to the current attempt, means.
     /// `auto_claim`: on a stale epoch, claim one above the server's and start again
-    /// (when this append cannot have been stored).
+    /// (when this append cannot have been stored); and when the server has lost this
+    /// producer's numbers (a first attempt answered with a sequence gap, or refused
+    /// with 400 past sequence 0), start a new epoch. At most [`MAX_CLAIMS`] times
+    /// per append.
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
         match *outcome {
             AppendOutcome::Duplicate { .. } if !self.tried && !self.closing => Verdict::Taken,
@@ -160,14 +180,23 @@ impl Numbering {
                 }
                 Verdict::FencedUnsure { current }
             }
-            AppendOutcome::StaleEpoch { current } if auto_claim => {
-                self.epoch = current.max(self.epoch).saturating_add(1);
-                self.seq = 0;
-                Verdict::Resend
+            AppendOutcome::StaleEpoch { current } if auto_claim && self.claims < MAX_CLAIMS => {
+                self.claim(current.max(self.epoch))
             }
             AppendOutcome::StaleEpoch { current } => {
                 self.unsure = false;
                 Verdict::Fenced { current }
+            }
+            // The server has lost this producer's numbers (its state expired, or was
+            // lost): a first attempt answered with a gap, or refused (400) as an
+            // epoch's start past sequence 0, was not stored; it starts a new epoch.
+            AppendOutcome::SeqGap { .. } if auto_claim && !self.tried && self.claims == 0 => {
+                self.claim(self.epoch)
+            }
+            AppendOutcome::Rejected { status: 400 }
+                if auto_claim && !self.tried && self.claims == 0 && self.seq > 0 =>
+            {
+                self.claim(self.epoch)
             }
             // A gap proves this append was not stored (a stored one is a duplicate).
             AppendOutcome::SeqGap { .. } => {
@@ -226,6 +255,45 @@ mod tests {
             n.answer(&duplicate, true),
             Verdict::Stored { epoch: 4, seq: 1 }
         );
+    }
+
+    #[test]
+    fn a_producer_the_server_forgot_starts_a_new_epoch_once_and_claims_are_capped() {
+        let gap = AppendOutcome::SeqGap {
+            expected: 0,
+            received: Some(2),
+        };
+        let unknown = AppendOutcome::Rejected { status: 400 };
+        for forgotten in [gap, unknown.clone()] {
+            let mut n = Numbering::new(1);
+            for _ in 0..2 {
+                n.begin();
+                n.answer(&stored(), true);
+            }
+            assert_eq!(n.begin(), (1, 2));
+            assert_eq!(n.answer(&forgotten, true), Verdict::Resend, "{forgotten:?}");
+            assert_eq!(n.numbers(), (2, 0), "a new epoch, from its start");
+            // Refused again: a real refusal, not asked again.
+            assert_eq!(n.answer(&forgotten, true), Verdict::Refused);
+            // Without claiming, refused at once.
+            let mut n = Numbering::new(1);
+            n.begin();
+            n.answer(&stored(), true);
+            n.begin();
+            assert_eq!(n.answer(&forgotten, false), Verdict::Refused);
+        }
+        // A 400 at sequence 0 is a refusal.
+        let mut n = Numbering::new(1);
+        n.begin();
+        assert_eq!(n.answer(&unknown, true), Verdict::Refused);
+        // A server that calls every epoch stale is not asked in a loop.
+        let mut n = Numbering::new(1);
+        n.begin();
+        let stale = AppendOutcome::StaleEpoch { current: 9 };
+        for _ in 0..MAX_CLAIMS {
+            assert_eq!(n.answer(&stale, true), Verdict::Resend);
+        }
+        assert_eq!(n.answer(&stale, true), Verdict::Fenced { current: 9 });
     }
 
     #[test]

@@ -15,7 +15,7 @@ use gapless_core::Offset;
 use gapless_tests::proxy::Proxy;
 use gapless_tests::reading::{expect_closed, expect_sequence, json_stream};
 use gapless_tests::{temp_dir, ServerProcess};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A server started with `args` on a fresh directory named `name`, and a handle on
 /// the new JSON stream `stream` there.
@@ -444,5 +444,43 @@ async fn a_session_reader_on_a_stream_of_bytes_fails_rather_than_showing_nothing
         "{first:?}"
     );
     assert!(sub.next().await.is_none(), "the reading ended");
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_producer_goes_on_in_a_new_epoch_when_the_server_no_longer_knows_its_numbers() {
+    let (_, server, stream) = server_with_stream("client-forgotten", &[], "reset").await;
+    let producer = stream.producer(ProducerConfig::new("writer", "application/json"));
+    for i in 0..2 {
+        let ack = producer
+            .append_json(&json!({"i": i}))
+            .await
+            .expect("append");
+        assert_eq!(ack.seq, i);
+    }
+    // The stream is deleted and made again: the server knows nothing of this
+    // producer, and refuses an epoch's start past sequence 0.
+    stream.delete().await.expect("delete");
+    json_stream(&Client::new().expect("client"), &server.stream("reset")).await;
+    let ack = producer
+        .append_json(&json!({"i": 2}))
+        .await
+        .expect("appended under a new epoch");
+    assert_eq!((ack.epoch > 0, ack.seq), (true, 0), "{ack:?}");
+    let ack = producer
+        .append_json(&json!({"i": 3}))
+        .await
+        .expect("append");
+    assert_eq!(ack.seq, 1);
+    let mut sub = stream.subscribe_with(Offset::START, LiveMode::Off);
+    let mut got = Vec::new();
+    while let Some(update) = sub.next().await {
+        if let Update::Batch(b) = update.expect("read") {
+            if let gapless_core::resume::Payload::Json(m) = &b.payload {
+                got.extend(m.iter().map(|m| m.get().to_owned()));
+            }
+        }
+    }
+    assert_eq!(got, [r#"{"i":2}"#, r#"{"i":3}"#]);
     server.finish().await;
 }
