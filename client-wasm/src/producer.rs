@@ -11,7 +11,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{js_error, status_error, Code};
 use crate::options;
-use crate::sync::{FifoLock, Sleep};
+use crate::sync::{race, FifoLock, First, Sleep};
 use crate::transport::{head_of, text, Fetch};
 
 /// The idempotent-producer numbers (the core's machine); appends take turns
@@ -33,6 +33,10 @@ pub struct GaplessProducer {
 
 /// Retries of one append before it fails with `OUTCOME_UNKNOWN`.
 const MAX_RETRIES: u32 = 8;
+
+/// How long an append's attempt waits for its answer (the native client's request
+/// time-out).
+const ANSWER_TIMEOUT_MS: u32 = 30_000;
 
 #[wasm_bindgen]
 impl GaplessProducer {
@@ -112,7 +116,15 @@ impl GaplessProducer {
                 all.push(("Producer-Epoch".into(), epoch.to_string()));
                 all.push(("Producer-Seq".into(), seq.to_string()));
                 let fetch = Fetch::new();
-                match fetch.send("POST", &url, &all, Some(body.clone())).await {
+                let sent = Box::pin(fetch.send("POST", &url, &all, Some(body.clone())));
+                // An answer that never comes (a half-open connection) is an answer
+                // lost: the fetch is aborted and the append tried again, rather than
+                // holding every later append behind it.
+                let answer = match race(sent, Sleep::new(ANSWER_TIMEOUT_MS)).await {
+                    First::Left(answer) => answer,
+                    First::Right(()) => Err("no answer in time".to_owned()),
+                };
+                match answer {
                     Err(_) => state.numbers.borrow_mut().unanswered(),
                     Ok(r) => {
                         let Ok(outcome) = AppendOutcome::of(&head_of(&r), true) else {
