@@ -36,7 +36,9 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
   /** Stops reading; aborts the request in flight. */
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<StreamUpdate>;
-  /** Calls back with each update (null at the end) or an error; returns an unsubscribe function. */
+  /** Calls back with each update (null at the end) or an error; returns an unsubscribe
+   * function. An exception the callback throws is reported as uncaught (as an event
+   * listener's is) and the reading goes on. */
   subscribe(callback: (error: GaplessError | null, update: StreamUpdate | null) => void): () => void;
 }
 

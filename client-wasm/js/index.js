@@ -19,7 +19,19 @@ for (const Class of [GaplessStream, GaplessSession]) {
   // (not even with what was queued before).
   Class.prototype.subscribe = function (callback) {
     let live = true;
-    const tell = (error, update) => live && callback(error, update);
+    // The callback's own exception is its own: reported as an uncaught error, as an
+    // event listener's would be, never handed back to it as the stream's, and the
+    // reading goes on.
+    const tell = (error, update) => {
+      if (!live) return;
+      try {
+        callback(error, update);
+      } catch (thrown) {
+        queueMicrotask(() => {
+          throw thrown;
+        });
+      }
+    };
     (async () => {
       try {
         for await (const update of this) tell(null, update);

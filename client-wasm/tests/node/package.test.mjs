@@ -113,6 +113,40 @@ test("after unsubscribing, the callback is not called again", async () => {
   assert.equal(calls.length, seen, `no call after unsubscribing: ${JSON.stringify(calls.slice(seen))}`);
 });
 
+test("a callback that throws is not told its own error, and the reading goes on", async () => {
+  const url = unique("throwing");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  await producer.append({ i: 0 });
+  const stream = new GaplessStream(url, { headers, live: "long-poll" });
+  const uncaught = [];
+  const listeners = process.listeners("uncaughtException");
+  process.removeAllListeners("uncaughtException");
+  process.on("uncaughtException", (e) => uncaught.push(e));
+  const calls = [];
+  try {
+    const batches = new Promise((resolve) => {
+      stream.subscribe((error, update) => {
+        calls.push(error ? `error: ${error.message}` : update?.type);
+        if (update?.type === "batch" && calls.filter((c) => c === "batch").length === 2) resolve();
+        if (update?.type === "batch") throw new Error("the callback's own");
+      });
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    await producer.append({ i: 1 });
+    const late = new Promise((r) => setTimeout(() => r("late"), 5000));
+    assert.notEqual(await Promise.race([batches, late]), "late", `second batch: ${JSON.stringify(calls)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    stream.close();
+    process.removeAllListeners("uncaughtException");
+    for (const l of listeners) process.on("uncaughtException", l);
+  }
+  assert.ok(!calls.some((c) => String(c).startsWith("error")), JSON.stringify(calls));
+  assert.equal(uncaught.length, 2, "each throw reported as uncaught");
+  assert.equal(uncaught[0].message, "the callback's own");
+});
+
 test("a closed stream ends the iteration", async () => {
   const url = unique("closed");
   await create(url);
