@@ -99,11 +99,12 @@ pub(super) fn lookup(
         .get(path)
         .ok_or_else(ApiError::not_found)?;
     let meta = live.meta();
-    if meta.deleted {
-        return Err(ApiError::gone());
-    }
+    // Expired is gone (404), also once kept for its forks (see `Writer::lookup`).
     if meta.is_expired(live.access_ms(), now_ms()) {
         return Err(ApiError::not_found());
+    }
+    if meta.deleted {
+        return Err(ApiError::gone());
     }
     Ok((live, meta))
 }
@@ -517,17 +518,17 @@ async fn long_poll(
     let mut changes = live.subscribe();
     loop {
         // What a new lookup of its path would find, had it changed while this waited:
-        // another stream or none (404), this one deleted but kept for its forks
-        // (410), or expired (404).
+        // another stream or none (404), this one expired (404), or deleted but kept
+        // for its forks (410).
         if live.is_replaced() {
             return Err(ApiError::not_found());
         }
         let meta = live.meta();
-        if meta.deleted {
-            return Err(ApiError::gone());
-        }
         if meta.is_expired(live.access_ms(), now_ms()) {
             return Err(ApiError::not_found());
+        }
+        if meta.deleted {
+            return Err(ApiError::gone());
         }
         let cursor = h::cursor(client_cursor, now_ms());
         if meta.tail > from {

@@ -461,6 +461,59 @@ async fn a_read_the_crash_forgot_does_not_let_a_stream_with_a_time_to_live_expir
 }
 
 #[tokio::test]
+async fn an_expired_stream_kept_for_its_fork_is_gone_from_its_path_swept_or_not() {
+    let dir = scratch("expired-kept");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let soon = meta::now_ms() + 300;
+    for path in ["swept", "restarted"] {
+        let source = CreateReq {
+            expires_at_ms: Some(soon),
+            ..CreateReq::json(path)
+        };
+        store.create(source).await.expect("create");
+        let fork = CreateReq {
+            fork: Some(ForkReq {
+                source: path.into(),
+                offset: None,
+                offset_epoch: None,
+                sub_offset: None,
+            }),
+            expires_at_ms: Some(soon + 3_600_000),
+            ..CreateReq::json(format!("{path}-fork"))
+        };
+        store.create(fork).await.expect("fork");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // The sweep keeps both expired sources for their forks (soft-deleted).
+    store
+        .0
+        .writer
+        .lock()
+        .expect("writer")
+        .commit(Vec::new(), true, false);
+    assert!(store.shared().get("swept").expect("kept").meta().deleted);
+    let gone = store.append(append("swept", &messages(0, 1, 5))).await;
+    assert!(matches!(gone, Err(AppendError::NotFound)), "{gone:?}");
+    let again = store.create(CreateReq::json("swept")).await.expect("again");
+    assert!(again.created, "the path is free");
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    let gone = store.append(append("restarted", &messages(0, 1, 5))).await;
+    assert!(matches!(gone, Err(AppendError::NotFound)), "{gone:?}");
+    let again = store
+        .create(CreateReq::json("restarted"))
+        .await
+        .expect("again");
+    assert!(again.created, "the path is free after a restart too");
+    assert_eq!(
+        read_all(&store, "restarted-fork", 0, 1 << 20).await,
+        Vec::<u64>::new()
+    );
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_that_took_it() {
     let dir = scratch("rollback-path-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

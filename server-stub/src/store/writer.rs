@@ -665,7 +665,9 @@ impl Writer {
             .max(self.shared.access_ms(&meta.path, meta.id))
     }
 
-    /// The live (not expired, not soft-deleted) stream at `path`, by id.
+    /// The live (not expired, not soft-deleted) stream at `path`, by id. An expired
+    /// stream is gone from its path, also once it is kept (soft-deleted) for its
+    /// forks: what the sweep did with it yet does not matter.
     fn lookup(&self, path: &str, now: u64) -> Lookup {
         let Some(&id) = self.paths.get(path) else {
             return Lookup::Missing;
@@ -673,11 +675,15 @@ impl Writer {
         let Some(meta) = self.metas.get(&id) else {
             return Lookup::Missing;
         };
+        if meta.is_expired(self.access_ms(meta), now) {
+            return if meta.deleted {
+                Lookup::Missing
+            } else {
+                Lookup::Expired(id)
+            };
+        }
         if meta.deleted {
             return Lookup::SoftDeleted;
-        }
-        if meta.is_expired(self.access_ms(meta), now) {
-            return Lookup::Expired(id);
         }
         Lookup::Live(id)
     }
