@@ -120,11 +120,17 @@ pub struct Config {
     /// SSE connections in a row that end or fail before delivering anything, after which
     /// the machine falls back to long-poll (a proxy that buffers SSE looks like this).
     pub sse_fallback_after: u32,
+    /// An SSE response that brings nothing within this long of its head is abandoned
+    /// as one that delivered nothing (towards the fallback): a server sends its first
+    /// control event at once, and a proxy that holds the stream back would otherwise
+    /// hold each attempt for the whole live idle time-out.
+    pub sse_first_event_timeout: Duration,
 }
 
 impl Config {
     /// Defaults for a stream URL: SSE, 30 s catch-up idle time-out, 75 s live idle
-    /// time-out, 64 MiB bodies, fallback to long-poll after 3 empty SSE connections.
+    /// time-out, 64 MiB bodies, fallback to long-poll after 3 empty SSE connections,
+    /// 15 s for an SSE response's first bytes.
     pub fn new(url: impl Into<String>) -> Self {
         Config {
             url: url.into(),
@@ -135,6 +141,7 @@ impl Config {
             live_idle_timeout: Duration::from_secs(75),
             max_body_bytes: 64 << 20,
             sse_fallback_after: 3,
+            sse_first_event_timeout: Duration::from_secs(15),
         }
     }
 

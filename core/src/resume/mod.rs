@@ -304,7 +304,8 @@ impl Resume {
         };
         if kind == LiveParam::Sse {
             if let Some(sse) = self.sse_body(&head) {
-                self.set_body(now + timeout, Body::Sse(Box::new(sse)));
+                let first = timeout.min(self.cfg.sse_first_event_timeout);
+                self.set_body(now + first, Body::Sse(Box::new(sse)));
                 return;
             }
             if self.should_fall_back(&head) {

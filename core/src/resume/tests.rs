@@ -358,6 +358,40 @@ fn an_sse_connection_that_says_up_to_date_and_breaks_is_reopened_ever_more_slowl
 }
 
 #[test]
+fn sse_held_back_by_a_proxy_falls_back_to_long_poll_within_a_minute() {
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let mut now = Time::ZERO;
+    // The head comes through, the events never do.
+    while req.live == LiveParam::Sse {
+        m.handle_response(now, req.id, event_stream());
+        now = m.poll_timeout().expect("an idle deadline");
+        assert!(
+            now.saturating_since(Time::ZERO) < Duration::from_secs(60),
+            "{now:?}"
+        );
+        m.handle_timeout(now);
+        if let Some(until) = m.poll_timeout() {
+            now = until;
+            m.handle_timeout(now);
+        }
+        req = m.poll_request().expect("asked again");
+        m.handle_sent(now, req.id);
+    }
+    assert_eq!(req.live, LiveParam::LongPoll, "fell back at {now:?}");
+    assert!(m.stats().fell_back_to_long_poll);
+
+    // A connection that delivered its first event waits the live idle time-out.
+    let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let first = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+    m.handle_response(Time::ZERO, req.id, event_stream());
+    m.handle_body(Time::ZERO, req.id, first.as_bytes());
+    assert_eq!(
+        m.poll_timeout(),
+        Some(Time::ZERO + Config::new("x").live_idle_timeout)
+    );
+}
+
+#[test]
 fn up_to_date_is_told_again_once_a_retry_has_caught_up() {
     let (mut m, req) = at_tail(LiveMode::LongPoll, Time::ZERO);
     m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
