@@ -696,7 +696,7 @@ async fn auth_tokens_guard_every_route_by_scope() {
     let tokens = dir.join("tokens");
     std::fs::write(
         &tokens,
-        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\nreader-s read sessions/s\n",
+        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\nreader-s read sessions/s\npublic write public/\n",
     )
     .expect("write");
     let server =
@@ -730,6 +730,32 @@ async fn auth_tokens_guard_every_route_by_scope() {
         c.head(&url).send().await.expect("head").status(),
         StatusCode::UNAUTHORIZED
     );
+    // A fork reads its source: a token that may write its own streams may not fork
+    // one it could not read.
+    let fork = |source: &str| {
+        c.put(server.stream("public/copy"))
+            .bearer_auth("public")
+            .header("Stream-Forked-From", source)
+            .send()
+    };
+    let r = fork("/v1/stream/private/x").await.expect("fork");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "a fork of another scope");
+    let r = c
+        .get(format!("{}?offset=-1", server.stream("public/copy")))
+        .bearer_auth("public")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "nothing was created");
+    let r = c
+        .put(server.stream("public/source"))
+        .bearer_auth("public")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = fork("/v1/stream/public/source").await.expect("fork");
+    assert_eq!(r.status(), StatusCode::CREATED, "a fork within its scope");
     // Nothing was created by the refused requests. (The session API's refusals are
     // JSON, as its other errors.)
     let (status, body) = post_events(&c, &server.url, "s", &token_event("s", "x")).await;

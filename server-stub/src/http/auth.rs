@@ -191,7 +191,18 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
         return Ok(());
     }
     let resource = resource(path);
-    tokens.check(bearer(request), request.method(), resource.as_deref())
+    let token = bearer(request);
+    tokens.check(token, request.method(), resource.as_deref())?;
+    // A fork reads its source: the token must cover reading that too, or a fork in
+    // its own scope would copy another's data.
+    let source = request
+        .headers()
+        .get(super::headers::names::STREAM_FORKED_FROM)
+        .map(|v| super::stream::stream_path_of(&String::from_utf8_lossy(v.as_bytes())));
+    match source {
+        Some(source) => tokens.check(token, &Method::GET, Some(&source)),
+        None => Ok(()),
+    }
 }
 
 /// The bearer token `request` carries.

@@ -216,7 +216,9 @@ async fn create(
 
 /// The stream path a `Stream-Forked-From` value names (a path under `/v1/stream/`,
 /// or a bare stream path).
-fn stream_path_of(value: &str) -> String {
+/// The path of the stream a `Stream-Forked-From` value names (a path, with or without
+/// `/v1/stream/`, or a whole URL).
+pub(super) fn stream_path_of(value: &str) -> String {
     let v = value.trim();
     let v = v
         .split_once("://")
