@@ -49,6 +49,10 @@ const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 /// longer than [`BODY_TIMEOUT`].
 const STALLED: &[u8] =
     b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+/// How long a connection may wait for its next request (or its first) before it is
+/// closed: longer than HTTP clients keep idle connections in their pools (reqwest's
+/// 90 s), so that they, not the server, close the ones they no longer want.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -243,6 +247,8 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
 ) -> Driven {
     loop {
         match feed.step().await {
+            // (An empty chunk would end the response: nothing to send is skipped.)
+            Step::Piece(piece) if piece.is_empty() => {}
             Step::Piece(piece) => {
                 if write_all(stream, &chunk(&piece)).await.is_err() {
                     return Driven::Failed;
@@ -302,10 +308,12 @@ enum Head {
 }
 
 /// Reads until `buf` holds a whole request head: an error if it takes longer than
-/// [`REQUEST_TIMEOUT`] from its first byte.
+/// [`REQUEST_TIMEOUT`] from its first byte, or if no byte comes for [`IDLE_TIMEOUT`]
+/// (a connection kept for requests that never come is let go).
 async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
     let mut searched = 0;
     let mut deadline = None;
+    let idle_until = tokio::time::Instant::now() + IDLE_TIMEOUT;
     loop {
         if let Some(at) = find_head_end(buf, searched) {
             return Ok(Head::Complete(at));
@@ -321,7 +329,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head
         if !buf.is_empty() {
             deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
         }
-        if read_some(stream, buf, deadline).await? == 0 {
+        if read_some(stream, buf, Some(deadline.unwrap_or(idle_until))).await? == 0 {
             return Ok(Head::Closed);
         }
     }
@@ -901,6 +909,23 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_sends_nothing_is_let_go_after_the_idle_time() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let started = tokio::time::Instant::now();
+        let mut buf = Vec::new();
+        let read = read_head(&mut server, &mut buf).await;
+        assert!(
+            matches!(&read, Err(e) if e.kind() == io::ErrorKind::TimedOut),
+            "{:?}",
+            read.map(|_| ())
+        );
+        assert_eq!(started.elapsed(), IDLE_TIMEOUT);
+    }
 
     #[test]
     fn chunk_heads_are_the_length_in_hexadecimal_then_crlf() {

@@ -251,6 +251,8 @@ enum Delivered {
 fn deliver(parked: &mut Parked, shared: &mut Option<SharedPiece>) -> Delivered {
     loop {
         match parked.feed.step_now(shared) {
+            // (An empty chunk would end the response: nothing to send is skipped.)
+            Some(Step::Piece(piece)) if piece.is_empty() => {}
             Some(Step::Piece(piece)) => {
                 let head = ChunkHead::new(piece.len());
                 let parts = [

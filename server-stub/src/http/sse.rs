@@ -215,6 +215,14 @@ impl<F: Framing> LiveFeed<F> {
         ))
         .await;
         match read {
+            // Published positions storage no longer holds: the stream was deleted
+            // (or expired, or made anew) by a commit whose publication waits for its
+            // sync. The response ends (as a catch-up read answers 404): a piece that
+            // moved nothing would be asked for again and again.
+            Ok(chunk) if chunk.next <= self.from => {
+                self.done = true;
+                Step::End
+            }
             Ok(chunk) => Step::Piece(self.framed(&chunk, &meta)),
             Err(e) => {
                 tracing::error!(path = %meta.path, "live read failed: {e}");
