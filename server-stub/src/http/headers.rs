@@ -193,9 +193,10 @@ pub(super) fn cursor(client: Option<&str>, now_ms: u64) -> String {
     let interval = (now_ms / 1000).saturating_sub(CURSOR_EPOCH_SECS) / CURSOR_INTERVAL_SECS;
     match client.and_then(|c| c.parse::<u64>().ok()) {
         Some(c) if c >= interval => {
-            // Jitter of 1..=180 intervals (20 s .. 1 h), from the clock's low bits.
+            // Jitter of 1..=180 intervals (20 s .. 1 h), from the clock's low bits
+            // (saturating: the client's cursor is any number it sent).
             let jitter = 1 + (now_ms % 180);
-            (c + jitter).to_string()
+            c.saturating_add(jitter).to_string()
         }
         _ => interval.to_string(),
     }
@@ -254,6 +255,12 @@ mod tests {
         assert_eq!(cursor(Some("7"), now), "100");
         let next: u64 = cursor(Some("100"), now).parse().unwrap();
         assert!(next > 100);
+        // Any number a client sends: no overflow (a panic in a debug build, a wrap to
+        // a small number in a release one).
+        assert_eq!(
+            cursor(Some(&u64::MAX.to_string()), now),
+            u64::MAX.to_string()
+        );
     }
 
     #[test]
