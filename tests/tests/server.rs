@@ -608,6 +608,93 @@ async fn a_subscription_sees_a_stream_created_again_at_its_path_from_its_start()
 }
 
 #[tokio::test]
+async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the_lease() {
+    let dir = temp_dir("subscription-auth");
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "server write *\n").expect("tokens");
+    let server = ServerProcess::start(
+        &dir,
+        &[
+            "--subscriptions",
+            "--auth-tokens",
+            tokens.to_str().expect("utf8"),
+        ],
+    )
+    .await;
+    let c = client();
+    let url = server.stream("w");
+    let r = c
+        .put(&url)
+        .bearer_auth("server")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let sub = server.stream("__ds/subscriptions/s1");
+    let r = c
+        .put(&sub)
+        .bearer_auth("server")
+        .json(
+            &json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["w"],
+                      "lease_ttl_ms": 1000}),
+        )
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = c
+        .post(&url)
+        .bearer_auth("server")
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .expect("append");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let claimed: Value = c
+        .post(format!("{sub}/claim"))
+        .bearer_auth("server")
+        .json(&json!({"worker": "x"}))
+        .send()
+        .await
+        .expect("claim")
+        .json()
+        .await
+        .expect("json");
+    let token = claimed["token"]
+        .as_str()
+        .expect("a callback token")
+        .to_owned();
+    let ack = |done: bool| {
+        let body = json!({
+            "wake_id": claimed["wake_id"],
+            "generation": claimed["generation"],
+            "acks": [],
+            "done": done,
+        });
+        c.post(format!("{sub}/ack"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    // Heartbeats every 400 ms for 2 s: twice the lease, kept alive by each ack.
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let r = ack(false).await.expect("ack");
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "{}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    let r = ack(true).await.expect("ack");
+    assert_eq!(r.status(), StatusCode::OK);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn idempotent_producer_state_survives_kill_9() {
     let dir = temp_dir("producer-restart");
     let server = ServerProcess::start(&dir, &[]).await;

@@ -186,7 +186,8 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
     let open = request.method() == Method::OPTIONS
         || path == "/healthz"
         || path == "/"
-        || path.starts_with("/assets/");
+        || path.starts_with("/assets/")
+        || (request.method() == Method::POST && carries_callback_token(path));
     if open {
         return Ok(());
     }
@@ -203,6 +204,17 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
         Some(source) => tokens.check(token, &Method::GET, Some(&source)),
         None => Ok(()),
     }
+}
+
+/// Whether `path` is a subscription's callback, ack or release: its bearer is the
+/// callback token the server issued with the wake (checked there), not a token of the
+/// token file.
+fn carries_callback_token(path: &str) -> bool {
+    path.strip_prefix("/v1/stream/__ds/subscriptions/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, op)| {
+            !id.is_empty() && !id.contains('/') && matches!(op, "callback" | "ack" | "release")
+        })
 }
 
 /// The bearer token `request` carries.
@@ -278,6 +290,21 @@ mod tests {
             .check(Some("w1"), &Method::PUT, Some("anything"))
             .is_ok());
         assert!(Tokens::parse("t maybe x").is_err());
+        for path in [
+            "/v1/stream/__ds/subscriptions/s1/callback",
+            "/v1/stream/__ds/subscriptions/s1/ack",
+            "/v1/stream/__ds/subscriptions/s1/release",
+        ] {
+            assert!(super::carries_callback_token(path), "{path}");
+        }
+        for path in [
+            "/v1/stream/__ds/subscriptions/s1",
+            "/v1/stream/__ds/subscriptions/s1/claim",
+            "/v1/stream/__ds/subscriptions//ack",
+            "/v1/stream/x/ack",
+        ] {
+            assert!(!super::carries_callback_token(path), "{path}");
+        }
         for empty in ["t read sessions/s1,", "t read ,x", "t read a,,b"] {
             assert!(Tokens::parse(empty).is_err(), "{empty}");
         }

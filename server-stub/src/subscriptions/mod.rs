@@ -84,6 +84,10 @@ struct Sub {
     /// Each linked stream's epoch and tail when the wake began.
     snapshot: BTreeMap<String, (u64, u64)>,
     holder: Option<String>,
+    /// When the current wake's lease ends (each ack moves it on).
+    lease_until: Option<tokio::time::Instant>,
+    /// The generation whose lease timer runs (one task per wake, not per ack).
+    lease_timer: Option<u64>,
 }
 
 /// Work to do outside the lock after a wake was created.
@@ -191,6 +195,15 @@ impl Registry {
         token
     }
 
+    /// Forgets the callback tokens issued for `sub` up to `generation` (its wakes that
+    /// ended), or all of them.
+    fn forget_tokens(&self, sub: &str, generation: Option<u64>) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, (s, g)| s != sub || generation.is_some_and(|up_to| *g > up_to));
+    }
+
     fn token_generation(&self, sub: &str, token: &str) -> Option<u64> {
         self.tokens
             .lock()
@@ -240,10 +253,10 @@ impl Registry {
             .keys()
             .map(|p| (p.clone(), (epoch_of(state, p), tail_of(state, p))))
             .collect();
-        match &sub.kind {
+        match sub.kind.clone() {
             Kind::Webhook { url } => {
                 let token = self.issue_token(&sub.id, sub.generation);
-                self.start_lease(state, &sub.id, sub.generation, sub.lease_ttl_ms);
+                self.start_lease(state, sub);
                 let body = json!({
                     "subscription_id": sub.id,
                     "wake_id": wake_id,
@@ -256,11 +269,11 @@ impl Registry {
                     sub: sub.id.clone(),
                     wake_id,
                     body: body.to_string(),
-                    url: url.clone(),
+                    url,
                 }
             }
             Kind::PullWake { wake_stream } => WakeWork::Append {
-                wake_stream: wake_stream.clone(),
+                wake_stream,
                 event: json!({
                     "type": "wake",
                     "subscription_id": sub.id,
@@ -390,32 +403,62 @@ impl Registry {
     fn finish_wake(self: &Arc<Self>, state: &AppState, sub: &mut Sub) -> Option<WakeWork> {
         sub.wake_id = None;
         sub.holder = None;
+        sub.lease_until = None;
         sub.snapshot.clear();
+        self.forget_tokens(&sub.id, Some(sub.generation));
         let trigger = pending_stream(state, sub)?;
         Some(self.create_wake(state, sub, &trigger))
     }
 
-    /// Expires the wake of `generation` after the lease, unless it moved on.
-    fn start_lease(self: &Arc<Self>, state: &AppState, sub: &str, generation: u64, ttl_ms: u64) {
+    /// Starts (or, on an ack, extends) the current wake's lease: the wake ends when
+    /// it runs out. One timer task per wake, however many acks extend it.
+    fn start_lease(self: &Arc<Self>, state: &AppState, sub: &mut Sub) {
+        sub.lease_until =
+            Some(tokio::time::Instant::now() + Duration::from_millis(sub.lease_ttl_ms));
+        let generation = sub.generation;
+        if sub.lease_timer == Some(generation) {
+            return;
+        }
+        sub.lease_timer = Some(generation);
         let registry = Arc::clone(self);
         let state = state.clone();
-        let sub = sub.to_owned();
+        let id = sub.id.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(ttl_ms)).await;
-            let work = {
-                let mut subs = registry.lock();
-                match subs.get_mut(&sub) {
-                    Some(s)
-                        if s.generation == generation
-                            && (s.wake_id.is_some() || s.holder.is_some()) =>
-                    {
-                        debug!(sub = %s.id, generation, "lease expired");
-                        registry.finish_wake(&state, s)
+            loop {
+                let until = {
+                    let mut subs = registry.lock();
+                    let Some(s) = subs.get_mut(&id) else { return };
+                    let current =
+                        s.generation == generation && (s.wake_id.is_some() || s.holder.is_some());
+                    match s.lease_until {
+                        Some(until) if current => until,
+                        _ => {
+                            if s.lease_timer == Some(generation) {
+                                s.lease_timer = None;
+                            }
+                            return;
+                        }
                     }
-                    _ => None,
-                }
-            };
-            registry.run(&state, work.into_iter().collect());
+                };
+                tokio::time::sleep_until(until).await;
+                let work = {
+                    let mut subs = registry.lock();
+                    let Some(s) = subs.get_mut(&id) else { return };
+                    let expired = s.generation == generation
+                        && (s.wake_id.is_some() || s.holder.is_some())
+                        && s.lease_until
+                            .is_some_and(|u| u <= tokio::time::Instant::now());
+                    if !expired {
+                        // Extended meanwhile (or over): look again.
+                        continue;
+                    }
+                    debug!(sub = %s.id, generation, "lease expired");
+                    s.lease_timer = None;
+                    registry.finish_wake(&state, s)
+                };
+                registry.run(&state, work.into_iter().collect());
+                return;
+            }
         });
     }
 }

@@ -93,6 +93,7 @@ pub(crate) async fn route(
         }
         (Method::DELETE, "") => {
             registry.lock().remove(&id);
+            registry.forget_tokens(&id, None);
             StatusCode::NO_CONTENT.into_response()
         }
         (Method::POST, "streams") => add_streams(state, &registry, &id, &body),
@@ -264,6 +265,8 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
         wake_id: None,
         snapshot: Default::default(),
         holder: None,
+        lease_until: None,
+        lease_timer: None,
     };
     let out = serialize(state, &sub, &registry.signer);
     subs.insert(id.to_owned(), sub);
@@ -399,7 +402,7 @@ fn settle(
                 work = registry.finish_wake(state, sub);
             } else {
                 work = None;
-                registry.start_lease(state, id, sub.generation, sub.lease_ttl_ms);
+                registry.start_lease(state, sub);
             }
             let next_wake = done && work.is_some();
             response = Json(json!({"ok": true, "next_wake": next_wake})).into_response();
@@ -443,7 +446,7 @@ fn claim(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> 
         }
         sub.holder = Some(worker.to_owned());
         let token = registry.issue_token(id, sub.generation);
-        registry.start_lease(state, id, sub.generation, sub.lease_ttl_ms);
+        registry.start_lease(state, sub);
         response = Json(json!({
             "wake_id": sub.wake_id,
             "generation": sub.generation,
