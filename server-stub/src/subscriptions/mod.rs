@@ -104,6 +104,9 @@ enum WakeWork {
     },
 }
 
+/// How many of a subscription's latest wakes keep their callback tokens once ended.
+const KEPT_TOKEN_GENERATIONS: u64 = 16;
+
 /// All subscriptions, the signing key, and the callback tokens issued.
 pub struct Registry {
     subs: Mutex<HashMap<String, Sub>>,
@@ -195,8 +198,8 @@ impl Registry {
         token
     }
 
-    /// Forgets the callback tokens issued for `sub` up to `generation` (its wakes that
-    /// ended), or all of them.
+    /// Forgets the callback tokens issued for `sub` up to `generation` (wakes long
+    /// ended), or all of them (`None`).
     fn forget_tokens(&self, sub: &str, generation: Option<u64>) {
         self.tokens
             .lock()
@@ -405,7 +408,11 @@ impl Registry {
         sub.holder = None;
         sub.lease_until = None;
         sub.snapshot.clear();
-        self.forget_tokens(&sub.id, Some(sub.generation));
+        // A stale callback is answered 409 (fenced by its generation), not 401, for
+        // the last few wakes; tokens older than that are forgotten.
+        if let Some(up_to) = sub.generation.checked_sub(KEPT_TOKEN_GENERATIONS) {
+            self.forget_tokens(&sub.id, Some(up_to));
+        }
         let trigger = pending_stream(state, sub)?;
         Some(self.create_wake(state, sub, &trigger))
     }
