@@ -299,7 +299,7 @@ impl SessionView {
     /// duplicate and changes nothing.
     pub fn apply(&mut self, envelope: &Envelope, now: Time) -> Change {
         if let (Some(offset), Some(last)) = (&envelope.offset, &self.last_offset) {
-            if offset <= last {
+            if at_or_before(offset, last) {
                 return Change::Nothing;
             }
         }
@@ -410,8 +410,11 @@ impl SessionView {
                 match self.files.iter_mut().find(|c| c.path == f.path) {
                     Some(change) => {
                         change.action = action;
-                        change.additions += f.additions.unwrap_or(0);
-                        change.deletions += f.deletions.unwrap_or(0);
+                        // Saturating: the counts are whatever the events said.
+                        change.additions =
+                            change.additions.saturating_add(f.additions.unwrap_or(0));
+                        change.deletions =
+                            change.deletions.saturating_add(f.deletions.unwrap_or(0));
                     }
                     None => self.files.push(FileChange {
                         path: f.path.clone(),
@@ -464,6 +467,30 @@ impl SessionView {
             Event::Raw(raw) => match &raw.reason {
                 RawReason::Invalid(why) => {
                     self.push_error(&raw.kind, &format!("undecodable event: {why}"), None);
+                    // A terminal event whose fields do not fit its schema still ends
+                    // the session, as far as what it says of its end can be read.
+                    let text = |field: &str| raw.data.get(field).and_then(Value::as_str);
+                    match raw.kind.as_str() {
+                        "container-agent:error" => {
+                            self.set_status(Status::Failed {
+                                error: text("error").unwrap_or("the agent failed").to_owned(),
+                                code: text("code").map(str::to_owned),
+                            });
+                        }
+                        "container-agent:cancelled" => {
+                            self.set_status(Status::Cancelled);
+                        }
+                        "container-agent:complete" => {
+                            self.set_status(match text("status") {
+                                Some("turn_limit") => Status::TurnLimit,
+                                Some("cancelled") => Status::Cancelled,
+                                _ => Status::Completed {
+                                    result: text("result").map(str::to_owned),
+                                },
+                            });
+                        }
+                        _ => {}
+                    }
                     Change::Error
                 }
                 RawReason::UnknownKind | RawReason::NotDecoded => Change::Nothing,
@@ -795,6 +822,20 @@ impl ErrorEntry {
             ("error", self.error.as_str().into()),
             ("code", self.code.clone().into()),
         ])
+    }
+}
+
+/// Whether offset `a` is at or before `b`. Offsets sort as strings (the protocol's
+/// are written so), but an envelope may carry its position as a plain number
+/// (`"offset": 10`): two plain numbers compare as numbers ("10" after "9").
+fn at_or_before(a: &Offset, b: &Offset) -> bool {
+    fn number(o: &Offset) -> Option<&str> {
+        let s = o.as_str();
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.trim_start_matches('0'))
+    }
+    match (number(a), number(b)) {
+        (Some(x), Some(y)) => (x.len(), x) <= (y.len(), y),
+        _ => a <= b,
     }
 }
 

@@ -187,6 +187,72 @@ fn duplicates_by_offset_change_nothing() {
 }
 
 #[test]
+fn plain_number_offsets_compare_as_numbers() {
+    let mut view = SessionView::default();
+    for n in 1..=12u32 {
+        let mut e = ev("container-agent:token", json!({"delta": "x"}), T0);
+        // As an envelope read from `"offset": n` carries it.
+        e.offset = Some(Offset::parse(&n.to_string()).unwrap());
+        assert_eq!(view.apply(&e, at(T0)), Change::Text, "offset {n}");
+    }
+    assert_eq!(view.text(), "x".repeat(12));
+    let mut again = ev("container-agent:token", json!({"delta": "x"}), T0);
+    again.offset = Some(Offset::parse("9").unwrap());
+    assert_eq!(
+        view.apply(&again, at(T0)),
+        Change::Nothing,
+        "9 is before 12"
+    );
+}
+
+#[test]
+fn a_terminal_event_that_does_not_fit_its_schema_still_ends_the_session() {
+    for (kind, data, ended) in [
+        (
+            "container-agent:error",
+            json!({"error": "boom", "code": 7}),
+            Status::Failed {
+                error: "boom".into(),
+                code: None,
+            },
+        ),
+        (
+            "container-agent:complete",
+            json!({"status": "success", "result": {"not": "a string"}}),
+            Status::Completed { result: None },
+        ),
+        (
+            "container-agent:cancelled",
+            json!({"reason": 3}),
+            Status::Cancelled,
+        ),
+    ] {
+        let mut view = SessionView::default();
+        view.apply(&ev("container-agent:started", json!({}), T0), at(T0));
+        view.apply(&ev(kind, data, T0), at(T0));
+        assert_eq!(view.status(at(T0 + 3_600_000)), ended, "{kind}");
+    }
+}
+
+#[test]
+fn file_change_counts_saturate() {
+    let mut view = SessionView::default();
+    for additions in [u64::MAX, 1] {
+        let e = ev(
+            "container-agent:file_changed",
+            json!({"path": "a.rs", "action": "modified", "toolName": "edit", "additions": additions}),
+            T0,
+        );
+        view.apply(&e, at(T0));
+    }
+    let snapshot = view.snapshot_json(at(T0));
+    assert!(
+        snapshot.to_string().contains(&u64::MAX.to_string()),
+        "{snapshot}"
+    );
+}
+
+#[test]
 fn completion_variants_and_invalid_events() {
     for (status, expect) in [
         ("turn_limit", Status::TurnLimit),
