@@ -88,6 +88,17 @@ pub fn client_example(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs `program` with `args`, its output discarded, to its end: how it exited.
+pub async fn run_quietly(program: &Path, args: &[&str]) -> std::process::ExitStatus {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .expect("the program runs")
+}
+
 /// A fresh, empty directory under the system's temporary directory.
 pub fn temp_dir(name: &str) -> PathBuf {
     let nanos = std::time::SystemTime::now()
@@ -163,6 +174,17 @@ impl ServerProcess {
     /// and waits until it prints the address it listens on.
     pub async fn start(data_dir: &Path, extra: &[&str]) -> ServerProcess {
         Self::start_on(data_dir, "127.0.0.1:0", extra).await
+    }
+
+    /// Like [`ServerProcess::start`], with bearer-token auth: `tokens` is the token
+    /// file's text (written beside the data, in `data_dir`).
+    pub async fn start_with_tokens(data_dir: &Path, tokens: &str, extra: &[&str]) -> ServerProcess {
+        let file = data_dir.join("tokens");
+        std::fs::write(&file, tokens).expect("token file");
+        let file = file.to_str().expect("a UTF-8 path").to_owned();
+        let mut args = vec!["--auth-tokens", file.as_str()];
+        args.extend_from_slice(extra);
+        Self::start(data_dir, &args).await
     }
 
     /// Like [`ServerProcess::start`], on a given address.

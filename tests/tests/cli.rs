@@ -3,7 +3,7 @@
 
 use std::process::Stdio;
 
-use gapless_tests::{cli_binary, client_example, temp_dir, ServerProcess};
+use gapless_tests::{cli_binary, client_example, run_quietly, temp_dir, ServerProcess};
 use serde_json::Value;
 use tokio::process::Command;
 
@@ -77,13 +77,7 @@ async fn a_session_followed_to_its_end_exits_by_how_it_ended() {
         if let Some(how) = crash {
             args.extend(["--crash", how]);
         }
-        Command::new(&runner)
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .expect("runner runs");
+        run_quietly(&runner, &args).await;
     }
     for (session, code) in [("done", 0), ("crashed", 6)] {
         let out = Command::new(cli_binary())

@@ -349,10 +349,8 @@ async fn a_fenced_retry_of_an_append_whose_answer_was_lost_is_not_sent_again() {
 #[tokio::test]
 async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_errors() {
     let dir = temp_dir("client-errors");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "reader read *\nwriter write *\n").expect("tokens");
     let server =
-        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+        ServerProcess::start_with_tokens(&dir, "reader read *\nwriter write *\n", &[]).await;
     let writer = Client::builder()
         .bearer_token("writer")
         .build()
@@ -370,14 +368,7 @@ async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_err
 
     // One deleted while a fork still reads it: its data is gone for its readers
     // (410), which is not "not found".
-    let source = writer.stream(server.stream("source"));
-    source
-        .create(CreateOptions {
-            content_type: Some("application/json".into()),
-            ..CreateOptions::default()
-        })
-        .await
-        .expect("create");
+    let source = json_stream(&writer, &server.stream("source")).await;
     source
         .append("application/json", br#"{"n":1}"#.to_vec())
         .await

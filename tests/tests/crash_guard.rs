@@ -10,7 +10,7 @@ use futures::StreamExt;
 use gapless_client::{Client, CrashGuard, SessionProducer, SessionUpdate};
 use gapless_core::session::Status;
 use gapless_core::Offset;
-use gapless_tests::{client_example, temp_dir, ServerProcess};
+use gapless_tests::{client_example, run_quietly, temp_dir, ServerProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -48,13 +48,7 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     let runner = client_example("agent_runner");
 
     // A panic mid-turn.
-    let status = Command::new(&runner)
-        .args([&server.url, "crash-panic", "--crash", "panic"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
+    let status = run_quietly(&runner, &[&server.url, "crash-panic", "--crash", "panic"]).await;
     assert!(!status.success(), "the runner died");
     let (view, codes) = final_status(&server.url, "crash-panic").await;
     assert_eq!(codes, vec!["UNCAUGHT_ERROR"]);
@@ -88,13 +82,7 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     );
 
     // An error returned early (passed up with `?`): the guard, dropped, reports it.
-    let status = Command::new(&runner)
-        .args([&server.url, "crash-return", "--crash", "return"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
+    let status = run_quietly(&runner, &[&server.url, "crash-return", "--crash", "return"]).await;
     assert_eq!(status.code(), Some(1));
     let (view, codes) = final_status(&server.url, "crash-return").await;
     assert_eq!(codes, vec!["EXITED"]);
@@ -111,29 +99,25 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     // A spawned task's panic, caught by its runtime: the runner goes on and
     // completes, and nothing is reported; had it returned early after it, the guard
     // tells that panic.
-    let status = Command::new(&runner)
-        .args([&server.url, "task-panic", "--crash", "task-panic"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
+    let status = run_quietly(
+        &runner,
+        &[&server.url, "task-panic", "--crash", "task-panic"],
+    )
+    .await;
     assert!(status.success());
     let (view, codes) = final_status(&server.url, "task-panic").await;
     assert!(codes.is_empty(), "{codes:?}");
     assert!(matches!(view, Status::Completed { .. }), "{view:?}");
-    let status = Command::new(&runner)
-        .args([
+    let status = run_quietly(
+        &runner,
+        &[
             &server.url,
             "task-panic-return",
             "--crash",
             "task-panic-return",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
+        ],
+    )
+    .await;
     assert_eq!(status.code(), Some(1));
     let (view, codes) = final_status(&server.url, "task-panic-return").await;
     assert_eq!(codes, vec!["UNCAUGHT_ERROR"]);
@@ -145,12 +129,7 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     }
 
     // A runner that completes shows completed, with no error.
-    let status = Command::new(&runner)
-        .args([&server.url, "fine"])
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .expect("runner runs");
+    let status = run_quietly(&runner, &[&server.url, "fine"]).await;
     assert!(status.success());
     let (view, codes) = final_status(&server.url, "fine").await;
     assert!(codes.is_empty());
@@ -197,10 +176,7 @@ async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i
 #[tokio::test]
 async fn a_report_carries_the_credentials_the_client_computes_per_request() {
     let dir = temp_dir("crash-guard-auth");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "fresh write *\n").expect("tokens");
-    let server =
-        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+    let server = ServerProcess::start_with_tokens(&dir, "fresh write *\n", &[]).await;
     // No fixed token: the client computes it for each request (a refreshed one).
     let client = Client::builder()
         .dynamic_header("Authorization", Arc::new(|| "Bearer fresh".to_owned()))

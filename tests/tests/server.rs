@@ -610,17 +610,8 @@ async fn a_subscription_sees_a_stream_created_again_at_its_path_from_its_start()
 #[tokio::test]
 async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the_lease() {
     let dir = temp_dir("subscription-auth");
-    let tokens = dir.join("tokens");
-    std::fs::write(&tokens, "server write *\n").expect("tokens");
-    let server = ServerProcess::start(
-        &dir,
-        &[
-            "--subscriptions",
-            "--auth-tokens",
-            tokens.to_str().expect("utf8"),
-        ],
-    )
-    .await;
+    let server =
+        ServerProcess::start_with_tokens(&dir, "server write *\n", &["--subscriptions"]).await;
     let c = client();
     let url = server.stream("w");
     let r = c
@@ -780,14 +771,9 @@ async fn idempotent_producer_state_survives_kill_9() {
 #[tokio::test]
 async fn auth_tokens_guard_every_route_by_scope() {
     let dir = temp_dir("auth");
-    let tokens = dir.join("tokens");
-    std::fs::write(
-        &tokens,
-        "# test tokens\nreader-1 read sessions/\nwriter-1 write *\nreader-s read sessions/s\npublic write public/\n",
-    )
-    .expect("write");
-    let server =
-        ServerProcess::start(&dir, &["--auth-tokens", tokens.to_str().expect("utf8")]).await;
+    let tokens = "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n\
+                  reader-s read sessions/s\npublic write public/\n";
+    let server = ServerProcess::start_with_tokens(&dir, tokens, &[]).await;
     let c = client();
     let url = server.stream("private/x");
     let r = c.put(&url).send().await.expect("put");

@@ -207,6 +207,18 @@ fn at_tail(live: LiveMode, at: Time) -> (Resume, Request) {
     (m, req)
 }
 
+/// Checks that the request sent at `sent` is asked again no sooner than the quiet-round
+/// floor after it (`quiet`: with nothing to tell meanwhile), and returns it.
+fn asked_again_after_the_floor(m: &mut Resume, sent: Time, quiet: bool) -> Request {
+    assert!(m.poll_request().is_none(), "no request in a loop");
+    assert_eq!(m.poll_timeout(), Some(sent + QUIET_ROUND_FLOOR));
+    if quiet {
+        assert!(outputs(m).is_empty(), "nothing to tell");
+    }
+    m.handle_timeout(sent + QUIET_ROUND_FLOOR);
+    m.poll_request().expect("asked again, after the floor")
+}
+
 #[test]
 fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
     let start = Time::from_millis(5_000);
@@ -219,11 +231,7 @@ fn a_long_poll_answered_at_once_with_nothing_is_not_repeated_at_once() {
         head(204, "1").with_header("Stream-Up-To-Date", "true"),
         b"",
     );
-    assert!(m.poll_request().is_none(), "no request in a loop");
-    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
-    assert!(outputs(&mut m).is_empty(), "not a failure: nothing to tell");
-    m.handle_timeout(start + QUIET_ROUND_FLOOR);
-    let next = m.poll_request().expect("the next poll, after the floor");
+    let next = asked_again_after_the_floor(&mut m, start, true);
     assert_eq!(next.live, LiveParam::LongPoll);
 
     // Held to the server's time-out, the poll is repeated at once.
@@ -256,11 +264,7 @@ fn a_catch_up_read_that_moves_nothing_and_is_not_up_to_date_is_not_repeated_at_o
     m.handle_sent(start, req.id);
     let quick = start + Duration::from_millis(3);
     respond(&mut m, quick, req.id, head(200, "1"), b"[]");
-    assert!(m.poll_request().is_none(), "no request in a loop");
-    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
-    assert!(outputs(&mut m).is_empty(), "nothing to tell");
-    m.handle_timeout(start + QUIET_ROUND_FLOOR);
-    let req = m.poll_request().expect("again, after the floor");
+    let req = asked_again_after_the_floor(&mut m, start, true);
     assert_eq!(req.live, LiveParam::CatchUp);
     assert!(req.url.ends_with("offset=1"), "{}", req.url);
 }
@@ -311,10 +315,7 @@ fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loo
     let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
     let quick = start + Duration::from_millis(5);
     respond(&mut m, quick, req.id, event_stream(), up_to_date.as_bytes());
-    assert!(m.poll_request().is_none(), "no request in a loop");
-    assert_eq!(m.poll_timeout(), Some(start + QUIET_ROUND_FLOOR));
-    m.handle_timeout(start + QUIET_ROUND_FLOOR);
-    let req = m.poll_request().expect("SSE again, after the floor");
+    let req = asked_again_after_the_floor(&mut m, start, false);
     assert_eq!(req.live, LiveParam::Sse);
     // One that delivers data is reopened at once.
     let at = start + QUIET_ROUND_FLOOR;

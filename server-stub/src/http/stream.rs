@@ -99,14 +99,21 @@ pub(super) fn lookup(
         .get(path)
         .ok_or_else(ApiError::not_found)?;
     let meta = live.meta();
-    // Expired is gone (404), also once kept for its forks (see `Writer::lookup`).
+    reachable(&live, &meta)?;
+    Ok((live, meta))
+}
+
+/// Whether the stream `meta` describes answers at its path: 404 once expired (also
+/// once kept for its forks, see `Writer::lookup`), else 410 once deleted but kept
+/// for its forks.
+fn reachable(live: &Live, meta: &StreamMeta) -> Result<(), ApiError> {
     if meta.is_expired(live.access_ms(), now_ms()) {
         return Err(ApiError::not_found());
     }
     if meta.deleted {
         return Err(ApiError::gone());
     }
-    Ok((live, meta))
+    Ok(())
 }
 
 async fn create(
@@ -526,12 +533,7 @@ async fn long_poll(
             return Err(ApiError::not_found());
         }
         let meta = live.meta();
-        if meta.is_expired(live.access_ms(), now_ms()) {
-            return Err(ApiError::not_found());
-        }
-        if meta.deleted {
-            return Err(ApiError::gone());
-        }
+        reachable(&live, &meta)?;
         let cursor = h::cursor(client_cursor, now_ms());
         if meta.tail > from {
             return catch_up(

@@ -351,6 +351,31 @@ async fn chunks_landed_before_a_crash_are_folded_on_open_and_deleted_with_their_
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Creates a JSON stream at `path` that expires at `at_ms`, with `appended` in it, and
+/// a fork of it at `{path}-fork` that outlives it by an hour (a fork would take its
+/// source's expiry unless given one).
+async fn expiring_with_fork(store: &Store, path: &str, at_ms: u64, appended: &[String]) {
+    let source = CreateReq {
+        expires_at_ms: Some(at_ms),
+        ..CreateReq::json(path)
+    };
+    store.create(source).await.expect("create");
+    if !appended.is_empty() {
+        store.append(append(path, appended)).await.expect("append");
+    }
+    let fork = CreateReq {
+        fork: Some(ForkReq {
+            source: path.into(),
+            offset: None,
+            offset_epoch: None,
+            sub_offset: None,
+        }),
+        expires_at_ms: Some(at_ms + 3_600_000),
+        ..CreateReq::json(format!("{path}-fork"))
+    };
+    store.create(fork).await.expect("fork");
+}
+
 #[tokio::test]
 async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_stream() {
     let dir = scratch("recreate-forked");
@@ -360,27 +385,7 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
     // depend on hash order.
     let paths: Vec<String> = (0..10).map(|i| format!("src-{i}")).collect();
     for path in &paths {
-        let source = CreateReq {
-            expires_at_ms: Some(soon),
-            ..CreateReq::json(path.clone())
-        };
-        store.create(source).await.expect("create");
-        store
-            .append(append(path, &messages(0, 3, 10)))
-            .await
-            .expect("append");
-        // (A fork would take its source's expiry unless given one.)
-        let fork = CreateReq {
-            fork: Some(ForkReq {
-                source: path.clone(),
-                offset: None,
-                offset_epoch: None,
-                sub_offset: None,
-            }),
-            expires_at_ms: Some(soon + 3_600_000),
-            ..CreateReq::json(format!("{path}-fork"))
-        };
-        store.create(fork).await.expect("fork");
+        expiring_with_fork(&store, path, soon, &messages(0, 3, 10)).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     for path in &paths {
@@ -466,22 +471,7 @@ async fn an_expired_stream_kept_for_its_fork_is_gone_from_its_path_swept_or_not(
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
     let soon = meta::now_ms() + 300;
     for path in ["swept", "restarted"] {
-        let source = CreateReq {
-            expires_at_ms: Some(soon),
-            ..CreateReq::json(path)
-        };
-        store.create(source).await.expect("create");
-        let fork = CreateReq {
-            fork: Some(ForkReq {
-                source: path.into(),
-                offset: None,
-                offset_epoch: None,
-                sub_offset: None,
-            }),
-            expires_at_ms: Some(soon + 3_600_000),
-            ..CreateReq::json(format!("{path}-fork"))
-        };
-        store.create(fork).await.expect("fork");
+        expiring_with_fork(&store, path, soon, &[]).await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     // The sweep keeps both expired sources for their forks (soft-deleted).
@@ -518,28 +508,13 @@ async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_
     let dir = scratch("rollback-path-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
     let soon = meta::now_ms() + 300;
-    let source = CreateReq {
-        expires_at_ms: Some(soon),
-        ..CreateReq::json("src")
-    };
-    store.create(source).await.expect("create");
-    let fork = CreateReq {
-        fork: Some(ForkReq {
-            source: "src".into(),
-            offset: None,
-            offset_epoch: None,
-            sub_offset: None,
-        }),
-        expires_at_ms: Some(soon + 3_600_000),
-        ..CreateReq::json("fork")
-    };
-    store.create(fork).await.expect("fork");
+    expiring_with_fork(&store, "src", soon, &[]).await;
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     // The expired source is kept for its fork; a new stream takes its path.
     let new = store.create(CreateReq::json("src")).await.expect("again");
     // Deleting the fork (which would let the old source go) fails and is rolled back.
     store.0.writer.lock().expect("writer").fail_next_group = true;
-    let failed = store.delete("fork").await;
+    let failed = store.delete("src-fork").await;
     assert!(matches!(failed, Err(DeleteError::Storage(_))), "{failed:?}");
     for attempt in ["after the rollback", "after the delete"] {
         store
@@ -549,7 +524,7 @@ async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_
         let meta = store.shared().get("src").expect("published").meta();
         assert_eq!(meta.id, new.meta.id, "{attempt}");
         if attempt == "after the rollback" {
-            store.delete("fork").await.expect("delete");
+            store.delete("src-fork").await.expect("delete");
         }
     }
     store.shutdown().await;

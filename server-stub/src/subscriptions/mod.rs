@@ -420,8 +420,8 @@ impl Registry {
     /// Starts (or, on an ack, extends) the current wake's lease: the wake ends when
     /// it runs out. One timer task per wake, however many acks extend it.
     fn start_lease(self: &Arc<Self>, state: &AppState, sub: &mut Sub) {
-        sub.lease_until =
-            Some(tokio::time::Instant::now() + Duration::from_millis(sub.lease_ttl_ms));
+        let mut until = tokio::time::Instant::now() + Duration::from_millis(sub.lease_ttl_ms);
+        sub.lease_until = Some(until);
         let generation = sub.generation;
         if sub.lease_timer == Some(generation) {
             return;
@@ -432,13 +432,24 @@ impl Registry {
         let id = sub.id.clone();
         tokio::spawn(async move {
             loop {
-                let until = {
+                tokio::time::sleep_until(until).await;
+                let work = {
                     let mut subs = registry.lock();
                     let Some(s) = subs.get_mut(&id) else { return };
                     let current =
                         s.generation == generation && (s.wake_id.is_some() || s.holder.is_some());
                     match s.lease_until {
-                        Some(until) if current => until,
+                        // Extended meanwhile: wait for the new end.
+                        Some(later) if current && later > tokio::time::Instant::now() => {
+                            until = later;
+                            continue;
+                        }
+                        Some(_) if current => {
+                            debug!(sub = %s.id, generation, "lease expired");
+                            s.lease_timer = None;
+                            registry.finish_wake(&state, s)
+                        }
+                        // The wake is over (or another began): nothing to expire.
                         _ => {
                             if s.lease_timer == Some(generation) {
                                 s.lease_timer = None;
@@ -446,22 +457,6 @@ impl Registry {
                             return;
                         }
                     }
-                };
-                tokio::time::sleep_until(until).await;
-                let work = {
-                    let mut subs = registry.lock();
-                    let Some(s) = subs.get_mut(&id) else { return };
-                    let expired = s.generation == generation
-                        && (s.wake_id.is_some() || s.holder.is_some())
-                        && s.lease_until
-                            .is_some_and(|u| u <= tokio::time::Instant::now());
-                    if !expired {
-                        // Extended meanwhile (or over): look again.
-                        continue;
-                    }
-                    debug!(sub = %s.id, generation, "lease expired");
-                    s.lease_timer = None;
-                    registry.finish_wake(&state, s)
                 };
                 registry.run(&state, work.into_iter().collect());
                 return;
