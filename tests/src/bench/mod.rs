@@ -65,8 +65,15 @@ impl BenchError {
 pub struct Selection(Option<Vec<String>>);
 
 impl Selection {
-    /// The scenarios' names.
-    pub const NAMES: [&'static str; 4] = ["append", "catch-up", "fan-out", "idle"];
+    /// The scenarios' names; `append` is `append-1` and `append-16` together.
+    pub const NAMES: [&'static str; 6] = [
+        "append",
+        "append-1",
+        "append-16",
+        "catch-up",
+        "fan-out",
+        "idle",
+    ];
 
     /// Every scenario.
     pub fn all() -> Selection {
@@ -85,11 +92,13 @@ impl Selection {
         }
     }
 
-    /// Whether the scenario `name` runs.
+    /// Whether the scenario `name` runs (`append-1` and `append-16` also when
+    /// `append` is named).
     pub fn has(&self, name: &str) -> bool {
+        let part_of = |n: &String| n == name || (n == "append" && name.starts_with("append-"));
         self.0
             .as_ref()
-            .is_none_or(|names| names.iter().any(|n| n == name))
+            .is_none_or(|names| names.iter().any(part_of))
     }
 }
 
@@ -217,9 +226,11 @@ pub async fn run_once(
     let main_dir = fresh("main")?;
     let server = start(target, &main_dir, &http, counted).await?;
     cold.extend(server.cold_start);
-    if only.has("append") {
+    if only.has("append-1") {
         tracing::info!(target = %target.name, "append, 1 producer");
         scenarios::append_throughput(&http, &server, 1, sizes, &mut figures).await?;
+    }
+    if only.has("append-16") {
         tracing::info!(target = %target.name, "append, 16 producers");
         scenarios::append_throughput(&http, &server, 16, sizes, &mut figures).await?;
     }
