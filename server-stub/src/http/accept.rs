@@ -130,6 +130,10 @@ pub(crate) async fn resume(parked: Parked, pending: Vec<u8>) {
 async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
     // The live response being written, and whether the connection closes after it.
     let mut live: Option<(Box<dyn Feed>, bool)> = None;
+    // One timer for the connection's whole life, pushed back before each request head
+    // (which costs no more than an atomic update: arming a fresh timer for every head
+    // cost about 1,000 instructions per request).
+    let mut idle = std::pin::pin!(tokio::time::sleep(IDLE_TIMEOUT));
     loop {
         if let Some((feed, close)) = live.take() {
             match feed.drive(&stream, &mut buf, false).await {
@@ -140,7 +144,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         }
         let head = tokio::select! {
             _ = conn.token.cancelled() => return,
-            head = read_head(&mut stream, &mut buf) => match head {
+            head = read_head(&mut stream, &mut buf, idle.as_mut()) => match head {
                 Ok(Head::Complete(n)) => Some(n),
                 Ok(Head::TooLarge) => None,
                 Ok(Head::Closed) | Err(_) => return,
@@ -309,11 +313,17 @@ enum Head {
 
 /// Reads until `buf` holds a whole request head: an error if it takes longer than
 /// [`REQUEST_TIMEOUT`] from its first byte, or if no byte comes for [`IDLE_TIMEOUT`]
-/// (a connection kept for requests that never come is let go).
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head> {
+/// (a connection kept for requests that never come is let go). `idle` is the
+/// connection's timer, set here to the idle time from now.
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    mut idle: Pin<&mut tokio::time::Sleep>,
+) -> io::Result<Head> {
     let mut searched = 0;
     let mut deadline = None;
-    let idle_until = tokio::time::Instant::now() + IDLE_TIMEOUT;
+    idle.as_mut()
+        .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
     loop {
         if let Some(at) = find_head_end(buf, searched) {
             return Ok(Head::Complete(at));
@@ -326,10 +336,18 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<Head
         if buf.capacity() == buf.len() {
             buf.reserve(if buf.is_empty() { 512 } else { buf.len() });
         }
-        if !buf.is_empty() {
-            deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
-        }
-        if read_some(stream, buf, Some(deadline.unwrap_or(idle_until))).await? == 0 {
+        let read = if buf.is_empty() {
+            tokio::select! {
+                biased;
+                read = stream.read_buf(buf) => read?,
+                () = idle.as_mut() => return Err(io::ErrorKind::TimedOut.into()),
+            }
+        } else {
+            let deadline =
+                *deadline.get_or_insert_with(|| tokio::time::Instant::now() + REQUEST_TIMEOUT);
+            read_some(stream, buf, Some(deadline)).await?
+        };
+        if read == 0 {
             return Ok(Head::Closed);
         }
     }
@@ -909,6 +927,7 @@ impl AsyncWrite for Rewind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[tokio::test(start_paused = true)]
     async fn a_connection_that_sends_nothing_is_let_go_after_the_idle_time() {
@@ -918,13 +937,43 @@ mod tests {
         let (mut server, _) = listener.accept().await.expect("accept");
         let started = tokio::time::Instant::now();
         let mut buf = Vec::new();
-        let read = read_head(&mut server, &mut buf).await;
+        let idle = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let read = read_head(&mut server, &mut buf, idle).await;
         assert!(
             matches!(&read, Err(e) if e.kind() == io::ErrorKind::TimedOut),
             "{:?}",
             read.map(|_| ())
         );
         assert_eq!(started.elapsed(), IDLE_TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_idle_time_counts_from_each_request_head_awaited_not_from_the_first() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut client = TcpStream::connect(addr).await.expect("connect");
+        let (mut server, _) = listener.accept().await.expect("accept");
+        let mut idle = std::pin::pin!(tokio::time::sleep(IDLE_TIMEOUT));
+        let started = tokio::time::Instant::now();
+        let send = async {
+            tokio::time::sleep(IDLE_TIMEOUT - Duration::from_secs(1)).await;
+            client
+                .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .expect("send");
+        };
+        let mut buf = Vec::new();
+        let (first, ()) = tokio::join!(read_head(&mut server, &mut buf, idle.as_mut()), send);
+        assert!(matches!(first, Ok(Head::Complete(_))));
+        let second_began = tokio::time::Instant::now();
+        buf.clear();
+        let second = read_head(&mut server, &mut buf, idle.as_mut()).await;
+        assert!(matches!(&second, Err(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert_eq!(
+            second_began - started,
+            IDLE_TIMEOUT - Duration::from_secs(1)
+        );
+        assert_eq!(second_began.elapsed(), IDLE_TIMEOUT);
     }
 
     #[test]
