@@ -380,9 +380,15 @@ impl SessionView {
                 Change::Tool
             }
             Event::ToolResult(r) => {
-                // The latest call with this id: searched from the end, where a result's
-                // start almost always is (no index to keep: less code in the browser).
-                let index = match self.tools.iter().rposition(|c| c.id == r.tool_id) {
+                // The latest call with this id still waiting for its result (else the
+                // latest with this id): searched from the end, where a result's start
+                // almost always is (no index to keep: less code in the browser).
+                let latest = |pending: bool| {
+                    self.tools
+                        .iter()
+                        .rposition(|c| c.id == r.tool_id && (!pending || c.result.is_none()))
+                };
+                let index = match latest(true).or_else(|| latest(false)) {
                     Some(i) => i,
                     None => {
                         // A result whose start was never seen still shows.

@@ -300,7 +300,7 @@ fn snapshot_serializes_for_a_ui() {
 }
 
 #[test]
-fn a_tool_result_goes_to_the_latest_call_with_its_id() {
+fn a_tool_result_goes_to_the_latest_call_with_its_id_that_has_none() {
     let mut view = SessionView::default();
     let start = |id: &str, cmd: &str| {
         ev(
@@ -324,6 +324,7 @@ fn a_tool_result_goes_to_the_latest_call_with_its_id() {
         result("c", "orphan"),
         result("b", "r2"),
         result("c", "again"),
+        result("a", "r1"),
     ] {
         view.apply(&e, at(T0));
     }
@@ -335,7 +336,7 @@ fn a_tool_result_goes_to_the_latest_call_with_its_id() {
     assert_eq!(
         summary,
         [
-            ("a", None),
+            ("a", Some("r1")),
             ("b", Some("r2")),
             ("a", Some("r3")),
             ("c", Some("again"))
