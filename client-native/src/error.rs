@@ -18,7 +18,8 @@ pub enum Error {
         /// The server's explanation.
         message: String,
     },
-    /// The server no longer holds data at this offset (410): continuing would skip data.
+    /// The server no longer holds data at this offset (410, or a read from it answered
+    /// with a position before it: the stream was made anew): continuing would skip data.
     #[error("continuity lost: the server no longer has data at offset {offset}")]
     ContinuityLost {
         /// The offset that is gone.

@@ -52,7 +52,8 @@ pub enum Update {
 /// or duplicate across reconnects.
 ///
 /// It is a [`Stream`] of [`Update`]s. It ends after [`Update::Closed`], or after an
-/// error: [`Error::ContinuityLost`] (410: the offset is gone; refetch), or a fatal
+/// error: [`Error::ContinuityLost`] (the offset is gone, or the stream was made anew;
+/// refetch), or a fatal
 /// error (not found, auth, protocol). Transport failures are not errors: the
 /// subscription reconnects from the last delivered offset with full-jitter backoff.
 /// Dropping it cancels the request in flight.

@@ -54,8 +54,11 @@ async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
         None => Ok(None),
         Some(Output::ContinuityLost { offset }) => Err(js_error(
             Code::ContinuityLost,
-            &format!("the server no longer has data at offset {offset}; refetch from the start"),
-            Some(410),
+            &format!(
+                "the server no longer has data at offset {offset} (gone, or the stream was \
+                 made anew); refetch from the start"
+            ),
+            None,
         )),
         Some(Output::Failed(e)) => Err(stream_error(&e)),
         Some(other) => Ok(Some(other)),

@@ -119,8 +119,10 @@ pub enum Output {
         /// The stream's final offset.
         offset: Offset,
     },
-    /// The server no longer has data at `offset` (410): the reader would miss data if it
-    /// went on, so it stops. The caller must re-fetch the state some other way. Final.
+    /// The server no longer has data at `offset` (410), or answered a read from
+    /// `offset` with a position before it (the stream was made anew, or lost data):
+    /// the reader would miss data if it went on, so it stops. The caller must
+    /// re-fetch the state some other way. Final.
     ContinuityLost {
         /// The offset that was gone.
         offset: Offset,

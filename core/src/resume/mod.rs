@@ -627,6 +627,17 @@ impl Resume {
         closed: bool,
         cursor: Option<String>,
     ) {
+        if !self.offset.is_now() && self.offset.partial_cmp(&next) == Some(Ordering::Greater) {
+            // An answer to a read from here cannot end before here on a continuous
+            // stream: it was made anew, or lost what it had. Delivering on would
+            // skip or repeat data, and dropping the answer as a duplicate would hide
+            // it (an answer that ends exactly here is a replay, and is dropped).
+            self.outputs.push_back(Output::ContinuityLost {
+                offset: self.offset.clone(),
+            });
+            self.phase = Phase::Finished;
+            return;
+        }
         let advances =
             self.offset.is_now() || matches!(self.offset.partial_cmp(&next), Some(Ordering::Less));
         if advances {

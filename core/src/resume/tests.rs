@@ -136,6 +136,62 @@ fn gone_is_continuity_lost() {
 }
 
 #[test]
+fn an_answer_that_ends_before_the_read_began_is_continuity_lost() {
+    let from = Offset::parse("0000000005").unwrap();
+    // A catch-up page, a long-poll's 204 and an SSE control event alike.
+    for live in [LiveMode::Off, LiveMode::LongPoll, LiveMode::Sse] {
+        let mut cfg = Config::new("http://h/s");
+        cfg.live = live;
+        let mut m = Resume::new(cfg, from.clone());
+        if live == LiveMode::Off {
+            answer(&mut m, Time::ZERO, head(200, "0000000003"), b"[1,2,3]");
+        } else {
+            answer(
+                &mut m,
+                Time::ZERO,
+                head(200, "0000000005").with_header("Stream-Up-To-Date", "true"),
+                b"[]",
+            );
+            let _ = outputs(&mut m);
+            let req = m.poll_request().expect("a live read");
+            if live == LiveMode::LongPoll {
+                respond(&mut m, Time::ZERO, req.id, head(204, "0000000002"), b"");
+            } else {
+                respond(
+                    &mut m,
+                    Time::ZERO,
+                    req.id,
+                    event_stream(),
+                    b"event: data\ndata: [\"new\"]\n\nevent: control\ndata: {\"streamNextOffset\":\"0000000001\"}\n\n",
+                );
+            }
+        }
+        assert_eq!(
+            outputs(&mut m),
+            vec![Output::ContinuityLost {
+                offset: from.clone()
+            }],
+            "{live:?}"
+        );
+        assert!(m.is_finished() && m.poll_request().is_none(), "{live:?}");
+    }
+}
+
+#[test]
+fn an_answer_that_ends_where_the_read_began_is_a_replay_not_a_loss() {
+    let from = Offset::parse("0000000005").unwrap();
+    let mut m = Resume::new(Config::new("http://h/s"), from.clone());
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "0000000005").with_header("Stream-Up-To-Date", "true"),
+        b"[\"again\"]",
+    );
+    assert_eq!(outputs(&mut m), vec![Output::UpToDate { offset: from }]);
+    assert!(!m.is_finished());
+}
+
+#[test]
 fn missing_next_offset_is_a_protocol_error() {
     let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
     answer(&mut m, Time::ZERO, ResponseHead::new(200), b"[]");
