@@ -258,6 +258,37 @@ impl StreamHandle {
         &self.url
     }
 
+    /// Checks that the URL can name a stream: an absolute `http` or `https` URL
+    /// without a fragment (a read's query would land in it, and every read would
+    /// start from the beginning). Subscriptions and producers check it before their
+    /// first request, and fail at once rather than retry what can never be sent.
+    ///
+    /// ```
+    /// let client = gapless_client::Client::new().unwrap();
+    /// assert!(client.stream("http://127.0.0.1:4437/v1/stream/a").check_url().is_ok());
+    /// assert!(client.stream("127.0.0.1:4437/v1/stream/a").check_url().is_err());
+    /// assert!(client.stream("http://h/v1/stream/a#top").check_url().is_err());
+    /// ```
+    pub fn check_url(&self) -> Result<(), Error> {
+        let invalid = |reason: String| {
+            Err(Error::Url {
+                url: self.url.clone(),
+                reason,
+            })
+        };
+        match reqwest::Url::parse(&self.url) {
+            Err(e) => invalid(e.to_string()),
+            Ok(u) if !matches!(u.scheme(), "http" | "https") => invalid(format!(
+                "the scheme must be http or https, not {:?}",
+                u.scheme()
+            )),
+            Ok(u) if u.fragment().is_some() => {
+                invalid("a fragment (`#…`) would swallow each read's query".into())
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// Creates the stream (PUT, §5.1). Creating an existing stream with the same
     /// configuration succeeds; with another configuration it fails with status 409.
     pub async fn create(&self, opts: CreateOptions) -> Result<StreamInfo, Error> {

@@ -307,6 +307,9 @@ impl Shared {
     /// [`Error::OutcomeUnknown`], and the next append is sent under a new epoch, never
     /// under its numbers.
     async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
+        // What no retry would mend fails at once (and uses no numbers).
+        self.cfg.validate()?;
+        self.stream.check_url()?;
         let mut state = self.state.lock().await;
         if close && body.is_empty() {
             state.numbers.begin_close();
@@ -331,6 +334,8 @@ impl Shared {
                 req = req.header(headers::STREAM_CLOSED, "true");
             }
             let resp = match req.send().await {
+                // Never sent (a header value that is not one): no retry would mend it.
+                Err(e) if e.is_builder() => return Err(Error::Transport(e)),
                 Err(e) => {
                     debug!("append failed, retrying the same seq: {e}");
                     state.numbers.unanswered();

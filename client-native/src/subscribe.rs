@@ -129,13 +129,20 @@ async fn forward(machine: &mut Resume, tx: &mpsc::Sender<Result<Update, Error>>)
 }
 
 async fn drive(stream: StreamHandle, mut machine: Resume, tx: mpsc::Sender<Result<Update, Error>>) {
+    if let Err(e) = stream.check_url() {
+        let _ = tx.send(Err(e)).await;
+        return;
+    }
     let clock = Clock(Instant::now());
     loop {
         if !forward(&mut machine, &tx).await {
             return;
         }
         if let Some(req) = machine.poll_request() {
-            perform(&stream, &mut machine, &clock, req, &tx).await;
+            if let Err(e) = perform(&stream, &mut machine, &clock, req, &tx).await {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
             continue;
         }
         match machine.poll_timeout() {
@@ -149,14 +156,16 @@ async fn drive(stream: StreamHandle, mut machine: Resume, tx: mpsc::Sender<Resul
 }
 
 /// Runs one request to its end (or until the machine abandons it), feeding every
-/// event to the machine and forwarding outputs as they appear.
+/// event to the machine and forwarding outputs as they appear. An error: the
+/// request cannot be built (a header value from the client's settings that is not
+/// one), which no retry would mend.
 async fn perform(
     stream: &StreamHandle,
     machine: &mut Resume,
     clock: &Clock,
     req: Request,
     tx: &mpsc::Sender<Result<Update, Error>>,
-) {
+) -> Result<(), Error> {
     let id = req.id;
     trace!(url = %req.url, "request");
     let mut builder = stream.client.dynamic.apply(
@@ -179,23 +188,24 @@ async fn perform(
             () = sleep_opt(deadline) => {
                 machine.handle_timeout(clock.now());
                 if !still(machine, id) {
-                    return;
+                    return Ok(());
                 }
             }
         }
     };
     let mut response = match response {
         Ok(r) => r,
+        Err(e) if e.is_builder() => return Err(Error::Transport(e)),
         Err(e) => {
             debug!("request failed: {e}");
             machine.handle_failure(clock.now(), id, transport_error(&e));
-            return;
+            return Ok(());
         }
     };
     machine.handle_response(clock.now(), id, head_of(&response));
     loop {
         if !forward(machine, tx).await || !still(machine, id) {
-            return;
+            return Ok(());
         }
         let deadline = machine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
@@ -203,12 +213,12 @@ async fn perform(
                 Ok(Some(bytes)) => machine.handle_body(clock.now(), id, &bytes),
                 Ok(None) => {
                     machine.handle_end(clock.now(), id);
-                    return;
+                    return Ok(());
                 }
                 Err(e) => {
                     debug!("response body failed: {e}");
                     machine.handle_failure(clock.now(), id, transport_error(&e));
-                    return;
+                    return Ok(());
                 }
             },
             () = sleep_opt(deadline) => machine.handle_timeout(clock.now()),

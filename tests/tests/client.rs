@@ -475,3 +475,51 @@ async fn a_producer_goes_on_in_a_new_epoch_when_the_server_no_longer_knows_its_n
     assert_eq!(got, [r#"{"i":2}"#, r#"{"i":3}"#]);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn what_can_never_be_sent_fails_at_once_rather_than_being_retried() {
+    let (_, server, stream) = server_with_stream("client-unsendable", &[], "unsendable").await;
+    let client = Client::new().expect("client");
+
+    // A URL without a scheme, and one whose fragment would swallow each read's query.
+    let no_scheme = server.stream("unsendable").replace("http://", "");
+    let mut sub = client.stream(no_scheme.as_str()).subscribe(Offset::START);
+    let first = at_once("a subscription to a URL without a scheme", sub.next()).await;
+    assert!(matches!(first, Some(Err(Error::Url { .. }))), "{first:?}");
+    assert!(sub.next().await.is_none());
+    let fragment = format!("{}#top", server.stream("unsendable"));
+    let producer = client
+        .stream(fragment.as_str())
+        .producer(ProducerConfig::new("p", "application/json"));
+    let append = at_once(
+        "an append to a URL with a fragment",
+        producer.append_json(&json!({"n": 1})),
+    )
+    .await;
+    assert!(matches!(append, Err(Error::Url { .. })), "{append:?}");
+
+    // A producer id that is no header value.
+    let producer = stream.producer(ProducerConfig::new("p\nq", "application/json"));
+    let append = at_once(
+        "an append with a producer id that is no header value",
+        producer.append_json(&json!({"n": 2})),
+    )
+    .await;
+    assert!(matches!(append, Err(Error::Transport(_))), "{append:?}");
+
+    // Nothing was stored.
+    let mut read = stream.subscribe_with(Offset::START, LiveMode::Off);
+    while let Some(update) = read.next().await {
+        if let Update::Batch(batch) = update.expect("read") {
+            panic!("nothing was to be stored, found {batch:?}");
+        }
+    }
+    server.finish().await;
+}
+
+/// `what` within seconds: it fails at once rather than being retried for ever.
+async fn at_once<T>(what: &str, outcome: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), outcome)
+        .await
+        .unwrap_or_else(|_| panic!("{what} was retried rather than refused"))
+}
