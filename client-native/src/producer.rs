@@ -99,9 +99,9 @@ impl ProducerConfig {
 /// An acknowledged append.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ack {
-    /// The stream's tail after the append. `None` only for a duplicate (a retry of
-    /// an append the server already had) when the server's answer does not say it;
-    /// some servers omit it there.
+    /// The stream's tail after the append. `None` when the server's answer does not
+    /// say it (some servers omit it for a duplicate, a retry of an append they
+    /// already had) or says it unreadably: the append is stored all the same.
     pub offset: Option<Offset>,
     /// The epoch it was written under.
     pub epoch: u64,
@@ -354,8 +354,8 @@ impl Shared {
                 match state.numbers.answer(&outcome, self.cfg.auto_claim) {
                     Verdict::Stored { epoch, seq } => {
                         let offset = match outcome {
-                            AppendOutcome::Accepted { next_offset } => Some(next_offset),
-                            AppendOutcome::Duplicate { next_offset } => next_offset,
+                            AppendOutcome::Accepted { next_offset }
+                            | AppendOutcome::Duplicate { next_offset } => next_offset,
                             _ => None,
                         };
                         return Ok(Ack { offset, epoch, seq });
@@ -372,7 +372,9 @@ impl Shared {
                             retry_after: Some(after),
                         } = outcome
                         {
-                            asked_to_wait = after;
+                            // Up to the longest pause: a server asking for a year
+                            // does not stall the producer for one.
+                            asked_to_wait = after.min(self.cfg.max_retry_delay);
                         }
                     }
                     Verdict::Fenced { current } => return Err(Error::Fenced { current }),

@@ -136,6 +136,6 @@ export class GaplessSession implements AsyncIterable<SessionUpdate> {
 
 export class GaplessProducer {
   constructor(url: string, options?: { producerId?: string; contentType?: string; headers?: Record<string, string> });
-  /** Appends one message; resolves to the offset after it once durable. */
+  /** Appends one message; resolves to the offset after it once durable (null when the server's answer does not say it). */
   append(value: unknown): Promise<string | null>;
 }

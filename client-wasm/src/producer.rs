@@ -139,10 +139,10 @@ impl GaplessProducer {
                         match verdict {
                             Verdict::Stored { .. } => {
                                 return Ok(match outcome {
-                                    AppendOutcome::Accepted { next_offset } => {
-                                        JsValue::from(next_offset.as_str())
+                                    AppendOutcome::Accepted {
+                                        next_offset: Some(o),
                                     }
-                                    AppendOutcome::Duplicate {
+                                    | AppendOutcome::Duplicate {
                                         next_offset: Some(o),
                                     } => JsValue::from(o.as_str()),
                                     _ => JsValue::NULL,
@@ -154,8 +154,9 @@ impl GaplessProducer {
                                     retry_after: Some(after),
                                 } = outcome
                                 {
-                                    asked_to_wait =
-                                        after.as_millis().min(u128::from(u32::MAX)) as u32;
+                                    // Up to a minute: a server asking for a
+                                    // year does not stall the producer for one.
+                                    asked_to_wait = after.as_millis().min(60_000) as u32;
                                 }
                             }
                             Verdict::Fenced { .. } => {

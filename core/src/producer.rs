@@ -16,7 +16,7 @@
 //! // The next append starts a new epoch: never (7, 0) again for other data, which
 //! // the server would take for a duplicate and drop.
 //! assert_eq!(numbers.begin(), (8, 0));
-//! let stored = AppendOutcome::Accepted { next_offset: "0000000000000000_0000000000000002".parse().unwrap() };
+//! let stored = AppendOutcome::Accepted { next_offset: "0000000000000000_0000000000000002".parse().ok() };
 //! assert_eq!(numbers.answer(&stored, true), Verdict::Stored { epoch: 8, seq: 0 });
 //! ```
 
@@ -225,7 +225,7 @@ mod tests {
 
     fn stored() -> AppendOutcome {
         AppendOutcome::Accepted {
-            next_offset: Offset::parse("0000000000000000_0000000000000001").unwrap(),
+            next_offset: Some(Offset::parse("0000000000000000_0000000000000001").unwrap()),
         }
     }
 

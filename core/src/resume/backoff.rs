@@ -46,7 +46,9 @@ impl Backoff {
         self.attempt = self.attempt.saturating_add(1);
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
         let jittered = Duration::from_nanos((ceiling.as_nanos() as f64 * unit) as u64);
-        floor.map_or(jittered, |f| jittered.max(f))
+        // A server's `Retry-After` is a floor, up to the schedule's ceiling: one that
+        // asks for a year does not stall the reader for one.
+        floor.map_or(jittered, |f| jittered.max(f.min(self.cfg.max)))
     }
 
     fn next_u64(&mut self) -> u64 {
@@ -86,6 +88,9 @@ mod tests {
     fn retry_after_is_a_floor_and_jitter_is_spread() {
         let mut b = Backoff::new(BackoffConfig::default(), 42);
         assert!(b.next_delay(Some(Duration::from_secs(5))) >= Duration::from_secs(5));
+        // Up to the schedule's ceiling.
+        let year = Duration::from_secs(365 * 24 * 3600);
+        assert_eq!(b.next_delay(Some(year)), BackoffConfig::default().max);
         let mut b = Backoff::new(BackoffConfig::default(), 42);
         let delays: Vec<Duration> = (0..50)
             .map(|_| {

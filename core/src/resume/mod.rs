@@ -160,6 +160,8 @@ struct SseState {
     encoding: DataEncoding,
     /// `data` events not yet confirmed by a `control` event.
     pending: Vec<String>,
+    /// Their bytes, held to [`Config::max_body_bytes`] as a read's body is.
+    pending_bytes: usize,
     /// Whether this connection delivered at least one control event.
     progressed: bool,
 }
@@ -527,6 +529,7 @@ impl Resume {
             decoder: SseDecoder::new(),
             encoding,
             pending: Vec::new(),
+            pending_bytes: 0,
             progressed: false,
         })
     }
@@ -690,13 +693,21 @@ impl Resume {
                 }
             };
             match event.event.as_str() {
-                "data" => sse.pending.push(event.data),
+                "data" => {
+                    sse.pending_bytes = sse.pending_bytes.saturating_add(event.data.len());
+                    if sse.pending_bytes > self.cfg.max_body_bytes {
+                        let limit = self.cfg.max_body_bytes;
+                        return self.fail(StreamError::BodyTooLarge { limit });
+                    }
+                    sse.pending.push(event.data);
+                }
                 "control" => {
                     let control = match Control::parse(&event.data) {
                         Ok(c) => c,
                         Err(e) => return self.fail(StreamError::Protocol(e)),
                     };
                     let pending = std::mem::take(&mut sse.pending);
+                    sse.pending_bytes = 0;
                     let encoding = sse.encoding;
                     // SSE works here (no fallback), but only moving on ends a back-off:
                     // a connection that says "up to date" and breaks, again and again,

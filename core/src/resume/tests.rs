@@ -619,6 +619,40 @@ fn oversize_body_is_refused() {
 }
 
 #[test]
+fn sse_data_awaiting_its_control_event_is_held_to_the_body_limit() {
+    let mut cfg = Config::new("http://h/s");
+    cfg.max_body_bytes = 16;
+    let mut m = Resume::new(cfg, Offset::parse("5").unwrap());
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "5").with_header("Stream-Up-To-Date", "true"),
+        b"[]",
+    );
+    let _ = outputs(&mut m);
+    let req = m.poll_request().expect("an SSE read");
+    m.handle_response(Time::ZERO, req.id, event_stream());
+    // Confirmed data does not count towards the next batch's limit.
+    for _ in 0..3 {
+        m.handle_body(
+            Time::ZERO,
+            req.id,
+            b"event: data\ndata: [1,2,3]\n\nevent: data\ndata: [4,5,6]\n\nevent: control\ndata: {\"streamNextOffset\":\"6\"}\n\n",
+        );
+    }
+    assert!(!m.is_finished());
+    // Data without a control event, past the limit.
+    for _ in 0..3 {
+        m.handle_body(Time::ZERO, req.id, b"event: data\ndata: [7,8,9]\n\n");
+    }
+    assert_eq!(
+        outputs(&mut m).last(),
+        Some(&Output::Failed(StreamError::BodyTooLarge { limit: 16 }))
+    );
+    assert!(m.is_finished());
+}
+
+#[test]
 fn simulated_session_with_every_fault_once() {
     let faults = [
         Fault::FailBeforeHead,

@@ -15,8 +15,10 @@ use crate::Offset;
 pub enum AppendOutcome {
     /// The data is committed; the tail after it.
     Accepted {
-        /// `Stream-Next-Offset`.
-        next_offset: Offset,
+        /// `Stream-Next-Offset`: always there for a plain append (an answer without
+        /// it is an error); `None` for a producer's append whose answer lacks a
+        /// readable one, stored nonetheless (a retry would be a duplicate).
+        next_offset: Option<Offset>,
     },
     /// A producer's retry of an append the server already had (204). Some servers
     /// omit the offset here.
@@ -72,13 +74,21 @@ impl AppendOutcome {
                 .transpose()
         };
         let number = |name: &'static str| head.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+        // A producer's append answered 2xx is stored, whatever the offset header says:
+        // calling its outcome unknown would have it sent again under a new epoch.
+        let stored_at = || offset(STREAM_NEXT_OFFSET).ok().flatten();
         Ok(match head.status {
             204 if producer => AppendOutcome::Duplicate {
-                next_offset: offset(STREAM_NEXT_OFFSET)?,
+                next_offset: stored_at(),
+            },
+            200 if producer => AppendOutcome::Accepted {
+                next_offset: stored_at(),
             },
             200 | 204 => AppendOutcome::Accepted {
-                next_offset: offset(STREAM_NEXT_OFFSET)?
-                    .ok_or(WireError::MissingHeader(STREAM_NEXT_OFFSET))?,
+                next_offset: Some(
+                    offset(STREAM_NEXT_OFFSET)?
+                        .ok_or(WireError::MissingHeader(STREAM_NEXT_OFFSET))?,
+                ),
             },
             403 => match number(PRODUCER_EPOCH) {
                 Some(current) => AppendOutcome::StaleEpoch { current },
@@ -117,8 +127,26 @@ mod tests {
         assert_eq!(
             o(head(200).with_header("Stream-Next-Offset", next), true),
             AppendOutcome::Accepted {
-                next_offset: Offset::parse(next).unwrap()
+                next_offset: Some(Offset::parse(next).unwrap())
             }
+        );
+        // A producer's stored append, whatever its offset header says.
+        for bad in [
+            head(200),
+            head(200).with_header("Stream-Next-Offset", "a, b"),
+        ] {
+            assert_eq!(
+                o(bad.clone(), true),
+                AppendOutcome::Accepted { next_offset: None }
+            );
+            assert!(
+                AppendOutcome::of(&bad, false).is_err(),
+                "a plain append needs its offset"
+            );
+        }
+        assert_eq!(
+            o(head(204).with_header("Stream-Next-Offset", "a, b"), true),
+            AppendOutcome::Duplicate { next_offset: None }
         );
         assert_eq!(
             o(head(204), true),
