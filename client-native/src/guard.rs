@@ -225,8 +225,11 @@ impl CrashGuard {
         if self.inner.stdout_broken.load(Ordering::Relaxed) {
             return Err(std::io::ErrorKind::BrokenPipe.into());
         }
-        let mut out = std::io::stdout().lock();
-        let result = writeln!(out, "{line}").and_then(|()| out.flush());
+        let result = {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}").and_then(|()| out.flush())
+        };
+        // (The lock is let go first: the report's thread may log to standard output.)
         if let Err(e) = &result {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 self.inner.stdout_broken.store(true, Ordering::Relaxed);

@@ -173,7 +173,19 @@ impl std::fmt::Debug for Producer {
 }
 
 impl Drop for Producer {
+    /// Stops sending. Messages pushed and not yet acknowledged are not sent: call
+    /// [`Producer::flush`] or [`Producer::close`] first. Dropping it with some
+    /// still queued is logged, as a loss.
     fn drop(&mut self) {
+        let lag = self.lag();
+        if lag > 0 {
+            warn!(
+                producer = %self.shared.cfg.id,
+                lag,
+                "a producer was dropped with pushed messages not yet acknowledged: they \
+                 are not sent (flush or close it first)"
+            );
+        }
         self.task.abort();
     }
 }

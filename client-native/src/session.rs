@@ -201,6 +201,12 @@ impl SessionProducer {
         self.producer.flush().await
     }
 
+    /// Flushes, then lets go of the producer. Dropping it instead leaves queued
+    /// events unsent (see [`Producer`](crate::Producer)'s `Drop`).
+    pub async fn close(self) -> Result<(), Error> {
+        self.producer.close().await
+    }
+
     /// The session's stream.
     pub fn stream(&self) -> &StreamHandle {
         &self.stream

@@ -94,3 +94,46 @@ async fn a_session_followed_to_its_end_exits_by_how_it_ended() {
     }
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_reading_whose_output_cannot_be_written_fails() {
+    let dir = temp_dir("cli-full");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let url = server.stream("full");
+    for args in [
+        vec!["create", &url, "--content-type", "application/json"],
+        vec![
+            "publish",
+            &url,
+            r#"{"a":1}"#,
+            "--content-type",
+            "application/json",
+        ],
+    ] {
+        let done = Command::new(cli_binary())
+            .args(&args)
+            .output()
+            .await
+            .expect("runs");
+        assert!(done.status.success(), "{done:?}");
+    }
+    // A full disk: every write fails (other than a closed pipe, which ends quietly).
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    // (Spawned: `output()` would capture standard output in a pipe.)
+    let out = Command::new(cli_binary())
+        .args(["tail", &url, "--exit-at-tail"])
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs")
+        .wait_with_output()
+        .await
+        .expect("exits");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot write the output"), "{said}");
+    server.finish().await;
+}

@@ -14,7 +14,7 @@ use gapless_client::session::wall_clock;
 use gapless_client::{Client, CreateOptions, Error, SessionUpdate, StreamHandle, Update};
 use gapless_core::event::Event;
 use gapless_core::resume::{LiveMode, Payload};
-use gapless_core::session::Status;
+use gapless_core::session::{SessionView, Status};
 use gapless_core::Offset;
 
 #[derive(Parser, Debug)]
@@ -126,6 +126,10 @@ async fn main() -> ExitCode {
             eprintln!("gapless: the session ended {status}");
             ExitCode::from(6)
         }
+        Err(Ending::Output(e)) => {
+            eprintln!("gapless: cannot write the output: {e}");
+            ExitCode::from(1)
+        }
         Err(Ending::Client(e)) => {
             eprintln!("gapless: {e}");
             ExitCode::from(match e {
@@ -145,6 +149,8 @@ enum Ending {
     Client(Error),
     /// The session followed to its end (`--exit-at-end`) failed or was cancelled.
     Session(String),
+    /// What was read could not be written out (other than to a closed pipe).
+    Output(std::io::Error),
 }
 
 impl From<Error> for Ending {
@@ -212,7 +218,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             let offset = client.stream(url).append(&content_type, body).await?;
             // Appended: a reader that left (`| true`) does not make it a failure,
             // which a script would retry, appending twice.
-            out(format!("{offset}\n").as_bytes());
+            say(format!("{offset}\n").as_bytes());
             Ok(())
         }
         Command::Create {
@@ -228,7 +234,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
                     ..CreateOptions::default()
                 })
                 .await?;
-            out(format!("{}\n", info.next_offset).as_bytes());
+            say(format!("{}\n", info.next_offset).as_bytes());
             Ok(())
         }
         Command::Head { url } => {
@@ -245,13 +251,13 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             if let Some(at) = info.expires_at {
                 text.push_str(&format!("expires-at:   {at}\n"));
             }
-            out(text.as_bytes());
+            say(text.as_bytes());
             Ok(())
         }
         Command::Delete { url } => Ok(client.stream(url).delete().await?),
         Command::Close { url } => {
             let offset = client.stream(url).close().await?;
-            out(format!("{offset}\n").as_bytes());
+            say(format!("{offset}\n").as_bytes());
             Ok(())
         }
         Command::Session {
@@ -271,14 +277,24 @@ async fn run(cli: Cli) -> Result<(), Ending> {
     }
 }
 
-/// Writes to stdout; a closed pipe (`gapless tail ... | head`) ends quietly: never a
-/// panic, and never a failure after the operation it reports succeeded.
-fn out(bytes: &[u8]) -> bool {
+/// Writes to stdout: `Ok(false)` once the pipe is closed (`gapless tail ... | head`),
+/// which ends a reading quietly; any other failure (a full disk) is an error. Never
+/// a panic. After an operation that succeeded, what it prints is written with
+/// [`say`].
+fn out(bytes: &[u8]) -> Result<bool, Ending> {
     let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(bytes)
-        .and_then(|()| stdout.flush())
-        .is_ok()
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Ending::Output(e)),
+    }
+}
+
+/// Prints what an operation that succeeded reports: a reader that left, or a
+/// failed write, does not make it a failure, which a script would retry (appending
+/// twice, say).
+fn say(bytes: &[u8]) {
+    let _ = out(bytes);
 }
 
 async fn tail(
@@ -287,7 +303,7 @@ async fn tail(
     live: LiveMode,
     json: bool,
     exit_at_tail: bool,
-) -> Result<(), Error> {
+) -> Result<(), Ending> {
     let mode = if exit_at_tail { LiveMode::Off } else { live };
     let mut sub = stream.subscribe_with(from, mode);
     while let Some(update) = sub.next().await {
@@ -320,7 +336,7 @@ async fn tail(
                         }
                     }
                 }
-                if !out(&text) {
+                if !out(&text)? {
                     return Ok(());
                 }
             }
@@ -338,7 +354,7 @@ async fn tail(
             _ => {}
         }
     }
-    Err(ended_early())
+    Err(ended_early().into())
 }
 
 /// Tells that a read failed and is made again (by a stream or a session reader).
@@ -376,6 +392,9 @@ async fn session(
     exit_at_end: bool,
 ) -> Result<(), Ending> {
     let mut sub = stream.subscribe_session(Offset::START, stall_after);
+    // The status of what was printed: the subscription's own view may be ahead of
+    // it, and `--exit-at-end` must not exit before the last events are shown.
+    let mut view = SessionView::new(stall_after);
     let mut shown = String::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -395,8 +414,12 @@ async fn session(
                                 _ => {}
                             }
                         }
-                        if !out(text.as_bytes()) {
+                        if !out(text.as_bytes())? {
                             return Ok(());
+                        }
+                        let now = wall_clock();
+                        for e in &events {
+                            view.apply(e, now);
                         }
                     }
                     SessionUpdate::UpToDate => eprintln!("gapless: history read; following live"),
@@ -410,7 +433,7 @@ async fn session(
             }
             _ = tick.tick() => {}
         }
-        let status = sub.view().borrow().status(wall_clock());
+        let status = view.status(wall_clock());
         let line = status_line(&status);
         if line != shown {
             eprintln!("\n[status] {line}");
