@@ -2057,3 +2057,63 @@ async fn sigterm_ends_parked_sse_responses_cleanly() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_body_refused_for_its_size_or_credentials_is_answered_from_its_head_unread() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = temp_dir("refused-unread");
+    let server =
+        ServerProcess::start_with_tokens(&dir, "writer write *\n", &["--max-body-bytes", "4096"])
+            .await;
+    let c = client();
+    let url = server.stream("r");
+    let r = c
+        .put(&url)
+        .bearer_auth("writer")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for (credentials, length, status) in [
+        ("", 1 << 20, "401"),
+        ("authorization: Bearer wrong\r\n", 1 << 20, "401"),
+        ("authorization: Bearer writer\r\n", 1 << 16, "413"),
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/stream/r HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\n\
+             {credentials}content-length: {length}\r\n\r\n[1,"
+        );
+        conn.write_all(head.as_bytes()).await.expect("write");
+        // The rest of the body never comes: the answer must not wait for it.
+        let mut seen = Vec::new();
+        let answered = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut chunk = [0u8; 1024];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                }
+            }
+        })
+        .await;
+        let text = String::from_utf8_lossy(&seen);
+        assert!(answered.is_ok(), "no answer before the body: {text:?}");
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "{credentials:?} {length}: {text:?}"
+        );
+    }
+    // Nothing was appended.
+    let r = c
+        .get(format!("{url}?offset=-1"))
+        .bearer_auth("writer")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.text().await.expect("body"), "[]");
+    server.finish().await;
+}

@@ -163,6 +163,12 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             close,
             body,
         } = lean;
+        if body > 0 && conn.direct.refuses_unread(&request, body) {
+            // A body past the limit, or a request without the credentials to send it,
+            // is refused from its head, its body unread (which the lean path would
+            // hold whole first): hyper answers it as the router does, and closes.
+            return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
+        }
         if body > 0 {
             let read = tokio::select! {
                 _ = conn.token.cancelled() => return,

@@ -66,6 +66,13 @@ impl Direct {
         }
     }
 
+    /// Whether a request whose head announces a body of `length` bytes is to be
+    /// refused before any of it is read: past the body limit (413), or refused by
+    /// the gate (a missing or wrong token: 401, 403). Whatever route it is for.
+    pub(crate) fn refuses_unread(&self, request: &Request, length: usize) -> bool {
+        length > self.state.config.max_body_bytes || self.gate.refuses(request)
+    }
+
     /// Answers `request` for `target` (see [`Target::of`]) as the router would. The
     /// gate is passed before the answer's future is made, and that future is the
     /// handler's with what follows it mapped on (not awaited in a future of its own,

@@ -68,6 +68,17 @@ impl Gate {
         }
     }
 
+    /// Whether [`Gate::enter`] would refuse `request` for its credentials (a
+    /// preflight is not refused). Nothing to check without tokens.
+    pub(crate) fn refuses(&self, request: &Request) -> bool {
+        match &self.tokens {
+            Some(tokens) if request.method() != Method::OPTIONS => {
+                auth::allowed(tokens, request).is_err()
+            }
+            _ => false,
+        }
+    }
+
     /// Adds to `response` the headers the request's `entry` calls for: the CORS
     /// headers for a request that named its origin (and the preflight's own), and the
     /// §12.7 headers to every response.
