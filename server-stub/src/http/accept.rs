@@ -53,6 +53,10 @@ const STALLED: &[u8] =
 /// closed: longer than HTTP clients keep idle connections in their pools (reqwest's
 /// 90 s), so that they, not the server, close the ones they no longer want.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a response's write may wait for the peer to take a byte before the
+/// connection is dropped: a peer that stops reading holds neither the response's
+/// buffers nor its task for longer.
+const WRITE_STALL: Duration = Duration::from_secs(30);
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -226,6 +230,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             written: 0,
             ended: framing == Framing::None,
             half_closed: false,
+            stall: None,
         };
         match pump.await {
             Ok(true) if !close => {}
@@ -294,13 +299,17 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
     }
 }
 
-/// Writes all of `bytes`.
+/// Writes all of `bytes`: an error if the peer takes none of them for
+/// [`WRITE_STALL`] (a timer is armed only once the socket is full).
 async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     while !bytes.is_empty() {
-        stream.writable().await?;
         match stream.try_write(bytes) {
             Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(WRITE_STALL, stream.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
             Err(e) => return Err(e),
         }
     }
@@ -690,6 +699,9 @@ struct Pump<'a> {
     ended: bool,
     /// The peer has shut its side down: it sends nothing more.
     half_closed: bool,
+    /// Armed once the socket is full: the write fails if the peer takes nothing
+    /// more for [`WRITE_STALL`].
+    stall: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Pump<'_> {
@@ -712,9 +724,18 @@ impl Pump<'_> {
                 slices[i] = io::IoSlice::new(if i == 0 { &piece[skip..] } else { piece });
                 n = i + 1;
             }
-            std::task::ready!(self.stream.poll_write_ready(cx))?;
+            if self.stream.poll_write_ready(cx)?.is_pending() {
+                return self.poll_stall(cx);
+            }
             match self.stream.try_write_vectored(&slices[..n]) {
-                Ok(n) => self.written += n,
+                Ok(n) => {
+                    self.written += n;
+                    if let Some(stall) = &mut self.stall {
+                        stall
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + WRITE_STALL);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -723,6 +744,18 @@ impl Pump<'_> {
         self.out.clear();
         self.written = 0;
         Poll::Ready(Ok(()))
+    }
+
+    /// While the socket is full: `Pending`, or a time-out once the peer has taken
+    /// nothing for [`WRITE_STALL`].
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     /// Reads what the peer sends while the response is being written, until it shuts
@@ -980,6 +1013,47 @@ mod tests {
             IDLE_TIMEOUT - Duration::from_secs(1)
         );
         assert_eq!(second_began.elapsed(), IDLE_TIMEOUT);
+    }
+
+    /// A connected pair: the server's side, and a peer that never reads.
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let peer = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        (server, peer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_peer_takes_nothing_of_fails_after_the_stall_time() {
+        let (server, _peer) = pair().await;
+        let started = tokio::time::Instant::now();
+        let written = write_all(&server, &vec![b'x'; 64 << 20]).await;
+        assert!(matches!(&written, Err(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert!(started.elapsed() >= WRITE_STALL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_the_peer_takes_nothing_of_fails_after_the_stall_time() {
+        let (server, _peer) = pair().await;
+        let mut buf = Vec::new();
+        let started = tokio::time::Instant::now();
+        let body = Bytes::from(vec![b'x'; 64 << 20]);
+        let pump = Pump {
+            stream: &server,
+            buf: &mut buf,
+            left: Some(body.len() as u64),
+            body: Body::from(body),
+            framing: Framing::Length(64 << 20),
+            out: vec![Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n")],
+            written: 0,
+            ended: false,
+            half_closed: false,
+            stall: None,
+        };
+        let pumped = pump.await;
+        assert!(matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert!(started.elapsed() >= WRITE_STALL);
     }
 
     #[test]
