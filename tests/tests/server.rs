@@ -542,6 +542,24 @@ async fn session_input_at_the_edges_gets_clear_answers() {
         let body: Value = r.json().await.expect("json");
         assert_eq!(body["error"]["code"], "not_a_session", "{route}");
     }
+    // A producer's first append to a session that does not exist yet, past sequence
+    // 0, is refused, and leaves no session behind.
+    let r = c
+        .post(format!("{}/api/sessions/late/events", server.url))
+        .header("producer-id", "p")
+        .header("producer-epoch", "0")
+        .header("producer-seq", "5")
+        .json(&token_event("late", "x"))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c
+        .head(server.stream("sessions/late"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "no session was made");
     server.finish().await;
 }
 

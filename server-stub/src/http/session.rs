@@ -187,6 +187,12 @@ pub(super) async fn post_events(
     };
     let ok = match state.store.append(req.clone()).await {
         Err(AppendError::NotFound) => {
+            // A new stream knows no producer: what the append would then refuse is
+            // refused before the stream is made, which would outlive the refusal.
+            if let Some(p) = req.producer.as_ref().filter(|p| p.seq != 0) {
+                let refused = AppendError::NewEpochSeqNotZero { received: p.seq };
+                return Err(SessionError::from(append_error(refused)));
+            }
             match state.store.create(CreateReq::json(path)).await {
                 Ok(_) => {}
                 Err(CreateError::Conflict(why)) => {
