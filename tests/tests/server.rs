@@ -2135,3 +2135,88 @@ async fn a_body_refused_for_its_size_or_credentials_is_answered_from_its_head_un
     assert_eq!(r.text().await.expect("body"), "[]");
     server.finish().await;
 }
+
+#[tokio::test]
+async fn methods_heads_locations_and_expiries_at_the_edges_are_answered_as_http_has_them() {
+    let dir = temp_dir("http-edges");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let url = server.stream("edges");
+    create_json(&c, &url).await;
+    post_json(&c, &url, "[1,2,3]").await;
+    // A 405 lists the methods that are allowed.
+    let r = c
+        .request(reqwest::Method::PATCH, &url)
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        r.headers()["allow"],
+        "GET, HEAD, POST, PUT, DELETE, OPTIONS"
+    );
+    // A HEAD's length could only be the GET's: it is not sent.
+    let r = c.head(&url).send().await.expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("content-length").is_none(), "{r:?}");
+    // A created stream's location names it, encoded as a URL writes it.
+    for (path, written) in [
+        ("a%3Fb", "a%3Fb"),
+        ("caf%C3%A9", "caf%C3%A9"),
+        ("x/y-z", "x/y-z"),
+    ] {
+        let r = c
+            .put(format!("{}/v1/stream/{path}", server.url))
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+        let location = r.headers()["location"].to_str().expect("text");
+        assert!(
+            location.ends_with(&format!("/v1/stream/{written}")),
+            "{location}"
+        );
+    }
+    // An expiry RFC 3339 cannot write (past the year 9999) is not written.
+    let far = server.stream("far");
+    let r = c
+        .put(&far)
+        .header("stream-ttl", "300000000000")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c.head(&far).send().await.expect("head");
+    assert_eq!(r.headers()["stream-ttl"], "300000000000");
+    assert!(r.headers().get("stream-expires-at").is_none(), "{r:?}");
+    // A read refused for its query is no access: a sliding TTL is not pushed back.
+    let sliding = server.stream("sliding");
+    let r = c
+        .put(&sliding)
+        .header("stream-ttl", "100")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let expiry = |r: &reqwest::Response| r.headers()["stream-expires-at"].clone();
+    let before = expiry(&c.head(&sliding).send().await.expect("head"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for query in ["offset=-1&live=bogus", "live=sse", "live=long-poll"] {
+        let r = c
+            .get(format!("{sliding}?{query}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{query}");
+    }
+    let after = expiry(&c.head(&sliding).send().await.expect("head"));
+    assert_eq!(before, after, "a refused read pushed the expiry back");
+    // (A read that is answered does.)
+    c.get(format!("{sliding}?offset=-1"))
+        .send()
+        .await
+        .expect("get");
+    let read = expiry(&c.head(&sliding).send().await.expect("head"));
+    assert_ne!(before, read, "an answered read is an access");
+    server.finish().await;
+}

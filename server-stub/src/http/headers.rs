@@ -114,12 +114,12 @@ pub(super) fn expires_at(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     Ok(Some(ms.max(0) as u64))
 }
 
-/// Formats milliseconds since the epoch as RFC 3339.
-pub(super) fn rfc3339(ms: u64) -> String {
+/// Formats milliseconds since the epoch as RFC 3339; `None` past the year 9999,
+/// which RFC 3339 cannot write.
+pub(super) fn rfc3339(ms: u64) -> Option<String> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
 }
 
 /// An integer producer header: 0 ..= 2^53-1.

@@ -85,7 +85,7 @@ pub(crate) async fn body_bytes_of(
 
 /// The current time in RFC 3339.
 pub(crate) fn rfc3339_now() -> String {
-    headers::rfc3339(crate::store::now_ms())
+    headers::rfc3339(crate::store::now_ms()).unwrap_or_default()
 }
 
 /// Builds the router; with `tokens`, every route but `/healthz` and `/` needs a

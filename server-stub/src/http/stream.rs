@@ -60,10 +60,12 @@ pub(super) fn answer(
             Method::DELETE => delete(state, &path).await,
             Method::HEAD => head(state, &path),
             Method::GET => read(state, &path, &query, &headers).await,
+            // RFC 9110, 15.5.6: a 405 lists the methods that are.
             _ => Err(ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
                 format!("method {method} is not allowed on a stream"),
-            )),
+            )
+            .with(header::ALLOW, "GET, HEAD, POST, PUT, DELETE, OPTIONS")),
         };
         result.unwrap_or_else(IntoResponse::into_response)
     }
@@ -83,6 +85,15 @@ fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<P
         Err(e) => Err(ApiError::bad_request(format!("invalid JSON body: {e}"))),
     }
 }
+
+/// What a stream's path keeps percent-encoded in a URL: all but the unreserved
+/// characters (RFC 3986, 2.3) and the `/` between its segments.
+const PATH_SEGMENTS: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'/');
 
 fn header(value: impl AsRef<str>) -> HeaderValue {
     HeaderValue::from_str(value.as_ref()).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -204,6 +215,9 @@ async fn create(
                     .ok()
                     .flatten()
                     .unwrap_or("localhost");
+                // The path as a URL writes it: a decoded `?`, `%`, space or
+                // non-ASCII character would name another stream, or no header value.
+                let path = percent_encoding::utf8_percent_encode(&path, PATH_SEGMENTS);
                 hm.insert(
                     "location",
                     header(format!("http://{host}/v1/stream/{path}")),
@@ -345,15 +359,22 @@ async fn delete(state: &AppState, path: &str) -> Result<Response, ApiError> {
 
 fn head(state: &AppState, path: &str) -> Result<Response, ApiError> {
     let (live, meta) = lookup(state, path)?;
-    let mut response = StatusCode::OK.into_response();
+    // A body of unknown length: a HEAD's `Content-Length` could only be the GET's
+    // (RFC 9110, 8.6), and hyper would write 0 for an empty one.
+    let unknown_length = Body::from_stream(futures::stream::empty::<
+        Result<axum::body::Bytes, std::io::Error>,
+    >());
+    let mut response = (StatusCode::OK, unknown_length).into_response();
     let hm = response.headers_mut();
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
     hm.insert(h::names::STREAM_NEXT_OFFSET, header(meta.offset(meta.tail)));
     if let Some(ttl) = meta.ttl_secs {
         hm.insert(h::names::STREAM_TTL, header(ttl.to_string()));
     }
-    if let Some(at) = meta.expiry_ms(live.access_ms()) {
-        hm.insert(h::names::STREAM_EXPIRES_AT, header(h::rfc3339(at)));
+    // (An expiry past the year 9999, from a huge TTL, is not written: RFC 3339
+    // cannot, and an empty value would say nothing.)
+    if let Some(at) = meta.expiry_ms(live.access_ms()).and_then(h::rfc3339) {
+        hm.insert(h::names::STREAM_EXPIRES_AT, header(at));
     }
     if meta.closed {
         hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
@@ -407,24 +428,28 @@ async fn read(
             meta.offset(meta.tail)
         )));
     }
+    // The read is checked whole before it counts as an access (a refused one does
+    // not push a sliding TTL back).
+    match q.live {
+        None => {}
+        Some("long-poll") if q.offset.is_none() => {
+            return Err(ApiError::bad_request("long-poll needs an offset"))
+        }
+        Some("sse") if q.offset.is_none() => {
+            return Err(ApiError::bad_request("SSE needs an offset"))
+        }
+        Some("long-poll" | "sse") => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "live must be long-poll or sse, not {other:?}"
+            )))
+        }
+    }
     live.touch();
     match q.live {
-        None => catch_up(state, &live, &meta, from, at_now, headers, None).await,
-        Some("long-poll") => {
-            if q.offset.is_none() {
-                return Err(ApiError::bad_request("long-poll needs an offset"));
-            }
-            long_poll(state, live, from, q.cursor).await
-        }
-        Some("sse") => {
-            if q.offset.is_none() {
-                return Err(ApiError::bad_request("SSE needs an offset"));
-            }
-            Ok(sse::respond(state, live, meta, from, q.cursor))
-        }
-        Some(other) => Err(ApiError::bad_request(format!(
-            "live must be long-poll or sse, not {other:?}"
-        ))),
+        Some("long-poll") => long_poll(state, live, from, q.cursor).await,
+        Some("sse") => Ok(sse::respond(state, live, meta, from, q.cursor)),
+        _ => catch_up(state, &live, &meta, from, at_now, headers, None).await,
     }
 }
 
