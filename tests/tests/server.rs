@@ -1398,6 +1398,40 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await
         .expect("get");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A text stream takes UTF-8 text only: half a character is refused.
+    let text = server.stream("text");
+    let r = c
+        .put(&text)
+        .header("content-type", "text/plain")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for body in [&b"\xC3"[..], b"caf\xC3\xA9 \xFF"] {
+        let r = c
+            .post(&text)
+            .header("content-type", "text/plain")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body:?}");
+        assert!(r.text().await.expect("body").contains("UTF-8"));
+    }
+    let r = c
+        .post(&text)
+        .header("content-type", "text/plain")
+        .body("caf\u{e9}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let read = c
+        .get(format!("{text}?offset=-1"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(read.text().await.expect("body"), "caf\u{e9}");
     server.finish().await;
 }
 

@@ -8,7 +8,8 @@ use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use gapless_core::wire::{headers::is_json, split_append_body, WireError};
+use gapless_core::wire::headers::{is_json, is_text};
+use gapless_core::wire::{split_append_body, WireError};
 
 use super::body::body_bytes;
 use super::error::ApiError;
@@ -74,6 +75,14 @@ pub(super) fn answer(
 /// Turns a body into what it appends, by content type.
 fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<Payload, ApiError> {
     if !is_json(content_type) {
+        // A text stream is read as UTF-8 text (§5.8: its SSE data is not base64):
+        // each append must be text of its own, or a character split between two
+        // appends would reach live readers as two broken halves.
+        if is_text(content_type) && std::str::from_utf8(body).is_err() {
+            return Err(ApiError::bad_request(format!(
+                "an append to a {content_type} stream must be UTF-8 text"
+            )));
+        }
         return Ok(Payload::bytes(body.to_vec()));
     }
     match split_append_body(body) {
