@@ -542,6 +542,26 @@ async fn session_input_at_the_edges_gets_clear_answers() {
         let body: Value = r.json().await.expect("json");
         assert_eq!(body["error"]["code"], "not_a_session", "{route}");
     }
+    // Each view request's stall threshold judges the one folded view.
+    let quiet_since = gapless_client::session::wall_clock().as_millis() - 5_000;
+    let running = json!({"type": "container-agent:status", "timestamp": quiet_since,
+        "data": {"taskId": "t", "sessionId": "quiet", "stage": "running", "message": "m"}});
+    let (status, body) = post_events(&c, &server.url, "quiet", &running).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for (threshold, state) in [(1_000, "stalled"), (600_000, "running"), (1_000, "stalled")] {
+        let v: Value = c
+            .get(format!(
+                "{}/api/sessions/quiet/view?stall_after_ms={threshold}",
+                server.url
+            ))
+            .send()
+            .await
+            .expect("view")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(v["status"]["state"], state, "{threshold}: {v}");
+    }
     // A producer's first append to a session that does not exist yet, past sequence
     // 0, is refused, and leaves no session behind.
     let r = c
@@ -1544,18 +1564,15 @@ async fn demo_sessions_appear_on_the_page_and_in_the_view() {
                     assert!(v["view"]["turns"].as_array().is_some_and(|t| t.len() == 4));
                     assert_eq!(v["view"]["files"][0]["path"], "server/src/history.rs");
                     // Folded request by request while it ran, the view equals one
-                    // folded afresh (another stall threshold is another cache entry).
-                    let fresh: Value = c
-                        .get(format!(
-                            "{}/api/sessions/demo-1/view?stall_after_ms=59999",
-                            server.url
-                        ))
-                        .send()
-                        .await
-                        .expect("view")
-                        .json()
-                        .await
-                        .expect("json");
+                    // folded afresh from the session's whole history.
+                    let mut view = gapless_core::session::SessionView::new(Duration::from_secs(60));
+                    let now = gapless_client::session::wall_clock();
+                    for e in history(&c, &server.url, "demo-1").await {
+                        let envelope =
+                            gapless_core::event::Envelope::from_value(e).expect("an envelope");
+                        view.apply(&envelope, now);
+                    }
+                    let fresh = serde_json::to_value(view.snapshot(now)).expect("json");
                     assert_eq!(fresh["view"], v["view"]);
                     break;
                 }

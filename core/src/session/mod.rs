@@ -561,6 +561,21 @@ impl SessionView {
         self.stall_after
     }
 
+    /// Changes when the view considers a silent session stalled: only the status it
+    /// reports from now on changes, not what it folded.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gapless_core::session::SessionView;
+    ///
+    /// let mut view = SessionView::new(Duration::from_secs(60));
+    /// view.set_stall_after(Duration::from_secs(5));
+    /// assert_eq!(view.stall_after(), Duration::from_secs(5));
+    /// ```
+    pub fn set_stall_after(&mut self, stall_after: Duration) {
+        self.stall_after = stall_after;
+    }
+
     /// Every stage the runner reported, in order.
     pub fn stages(&self) -> &[StageEntry] {
         &self.stages

@@ -422,17 +422,19 @@ pub(super) async fn view(
     let path = session_path(&id)?;
     let Query(q) = q.map_err(|e| SessionError::bad("invalid_query", e.body_text()))?;
     let (live, meta) = live_session(&state, &path)?;
-    let stall_after_ms = q.stall_after_ms.unwrap_or(60_000).max(1);
+    let stall_after = std::time::Duration::from_millis(q.stall_after_ms.unwrap_or(60_000).max(1));
     let now = gapless_core::Time::from_millis(now_ms());
-    let key = (path, stall_after_ms);
+    // One folded view per session, whatever threshold each request asks for (which
+    // changes the status reported, not what is folded).
     let mut folded = state
         .views
-        .take(&key, meta.id, meta.tail)
+        .take(&path, meta.id, meta.tail)
         .unwrap_or_else(|| Folded {
             stream_id: meta.id,
-            view: SessionView::new(std::time::Duration::from_millis(stall_after_ms)),
+            view: SessionView::new(stall_after),
             to: 0,
         });
+    folded.view.set_stall_after(stall_after);
     while folded.to < meta.tail {
         let from = folded.to;
         let chunk = state
@@ -453,7 +455,7 @@ pub(super) async fn view(
         folded.to = chunk.next;
     }
     let snapshot = folded.view.snapshot(now);
-    state.views.put(key, folded);
+    state.views.put(path, folded);
     Ok(Json(snapshot).into_response())
 }
 
@@ -468,18 +470,17 @@ pub(crate) struct Folded {
     to: u64,
 }
 
-/// Session views folded by earlier requests, by session path and stall threshold, so
-/// a view request folds only the events since the last one (the page asks every few
-/// seconds).
+/// Session views folded by earlier requests, by session path, so a view request
+/// folds only the events since the last one (the page asks every few seconds).
 #[derive(Debug, Default)]
 pub(crate) struct ViewCache {
-    entries: Mutex<HashMap<(String, u64), Folded>>,
+    entries: Mutex<HashMap<String, Folded>>,
 }
 
 impl ViewCache {
     /// Takes the folded view for `key` if it belongs to stream `id` and is not past
     /// `tail`.
-    fn take(&self, key: &(String, u64), id: i64, tail: u64) -> Option<Folded> {
+    fn take(&self, key: &str, id: i64, tail: u64) -> Option<Folded> {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .remove(key)
@@ -487,7 +488,7 @@ impl ViewCache {
     }
 
     /// Keeps a folded view for the next request.
-    fn put(&self, key: (String, u64), folded: Folded) {
+    fn put(&self, key: String, folded: Folded) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= MAX_VIEWS {
             entries.clear();
