@@ -430,6 +430,58 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
 }
 
 #[tokio::test]
+async fn a_path_whose_streams_are_all_kept_for_forks_is_the_latest_ones_after_a_restart() {
+    let dir = scratch("kept-owner");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let soon = meta::now_ms() + 300;
+    // Ten times over: which kept stream owned the path after a restart depended on
+    // hash order.
+    let paths: Vec<String> = (0..10).map(|i| format!("kept-{i}")).collect();
+    for path in &paths {
+        expiring_with_fork(&store, path, soon, &messages(0, 1, 10)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let mut latest = Vec::new();
+    for path in &paths {
+        // The expired source is kept for its fork; the stream made again at the path
+        // is forked too, then deleted: kept as well, the path's latest.
+        let created = store
+            .create(CreateReq::json(path.clone()))
+            .await
+            .expect("create again");
+        let fork = CreateReq {
+            fork: Some(ForkReq {
+                source: path.clone(),
+                offset: None,
+                offset_epoch: None,
+                sub_offset: None,
+            }),
+            ..CreateReq::json(format!("{path}-fork-2"))
+        };
+        store.create(fork).await.expect("fork");
+        store.delete(path).await.expect("delete");
+        latest.push(created.meta.id);
+    }
+    store.shutdown().await;
+    let store = Store::open(Some(&dir), Durability::Normal).expect("reopen");
+    for (path, id) in paths.iter().zip(latest) {
+        let meta = store.shared().get(path).expect("published").meta();
+        assert_eq!(
+            (meta.id, meta.deleted),
+            (id, true),
+            "{path} after a restart"
+        );
+        // Deleted, not expired: the path is not free.
+        assert!(
+            store.create(CreateReq::json(path.clone())).await.is_err(),
+            "{path} was taken by a new stream"
+        );
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_read_the_crash_forgot_does_not_let_a_stream_with_a_time_to_live_expire() {
     let dir = scratch("ttl-grace");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

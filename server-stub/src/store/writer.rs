@@ -217,11 +217,13 @@ impl Writer {
             (metas, load_producers(&c)?)
         };
         // A path belongs to its live stream rather than to one kept (soft-deleted) for
-        // its forks, and only the owner of a path is published there.
+        // its forks, and among those kept, to the latest made there (ids grow), as
+        // before the stop; only the owner of a path is published there.
         let mut paths: Map<Arc<str>, i64> = Map::default();
         for meta in metas.values() {
             let owner = paths.entry(meta.path.clone()).or_insert(meta.id);
-            if metas.get(owner).is_some_and(|m| m.deleted) && !meta.deleted {
+            let rank = |m: &StreamMeta| (!m.deleted, m.id);
+            if metas.get(owner).is_some_and(|o| rank(meta) > rank(o)) {
                 *owner = meta.id;
             }
         }
