@@ -482,6 +482,52 @@ async fn a_path_whose_streams_are_all_kept_for_forks_is_the_latest_ones_after_a_
 }
 
 #[tokio::test]
+async fn a_fork_body_split_for_another_mode_than_its_sources_is_refused() {
+    let store = Store::open(None, Durability::Normal).expect("open");
+    store
+        .create(CreateReq::json("json-source"))
+        .await
+        .expect("create");
+    store
+        .create(CreateReq {
+            content_type: Some("text/plain".into()),
+            ..CreateReq::json("text-source")
+        })
+        .await
+        .expect("create");
+    // As when the source was made again with another content type between the
+    // handler's look at it and the writer's.
+    let fork = |source: &str, name: &str, body: Payload| CreateReq {
+        content_type: None,
+        body: Some(body),
+        fork: Some(ForkReq {
+            source: source.into(),
+            offset: None,
+            offset_epoch: None,
+            sub_offset: None,
+        }),
+        ..CreateReq::json(name)
+    };
+    for (source, body) in [
+        ("json-source", Payload::bytes(b"[1,2]".to_vec())),
+        ("text-source", Payload::json(["1", "2"])),
+    ] {
+        let refused = store.create(fork(source, "f", body)).await;
+        assert!(
+            matches!(refused, Err(CreateError::Conflict(_))),
+            "{source}: {refused:?}"
+        );
+        assert!(store.shared().get("f").is_none(), "nothing was made");
+    }
+    let made = store
+        .create(fork("json-source", "f", Payload::json(["1", "2"])))
+        .await
+        .expect("a body split as its source is taken");
+    assert_eq!(made.meta.tail, 2);
+    store.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_read_the_crash_forgot_does_not_let_a_stream_with_a_time_to_live_expire() {
     let dir = scratch("ttl-grace");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

@@ -831,6 +831,17 @@ impl Writer {
             meta.tail = at;
         }
         if let Some(payload) = req.body.filter(|p| !p.is_empty()) {
+            // A fork that names no content type takes its source's, which its body
+            // was split by as published: if the source changed meanwhile (made again
+            // at its path), the body is split for the wrong mode, and is refused
+            // rather than stored as what it is not.
+            if payload.ends.is_some() != meta.is_json() {
+                return Ok(Err(CreateError::Conflict(
+                    "the fork source's content type changed while the fork was made: \
+                     send it again, or name the content type"
+                        .into(),
+                )));
+            }
             self.land(conn, &mut meta, payload)?;
         }
         meta.closed = req.closed;
