@@ -366,6 +366,8 @@ pub struct Shared {
     by_path: RwLock<Map<Arc<str>, Arc<Live>>>,
     /// A sync of the write-ahead log failed: writing has stopped (see `syncer`).
     sync_failed: AtomicBool,
+    /// What every stream's recent chunks hold (see [`recent::MAX_BYTES_HELD`]).
+    recent_held: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -384,6 +386,19 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .get(path)
             .cloned()
+    }
+
+    /// Lets go of the recent chunks of every stream that took no commit for
+    /// [`recent::IDLE`]: their tail readers have had them, and a later reader reads
+    /// storage. (Called at the writer's sweeps.)
+    pub fn forget_idle_recent(&self) {
+        let map = self.by_path.read().unwrap_or_else(|p| p.into_inner());
+        for live in map.values() {
+            let mut recent = live.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.idle_for(recent::IDLE) {
+                recent.clear();
+            }
+        }
     }
 
     /// The paths of every stream (live or soft-deleted).
@@ -419,7 +434,7 @@ impl Shared {
             _ => {
                 let (changed, _) = watch::channel(0);
                 let path = meta.path.clone();
-                let mut recent = recent::Recent::default();
+                let mut recent = recent::Recent::new(Arc::clone(&self.recent_held));
                 recent.extend(fresh);
                 let old = map.insert(
                     path,

@@ -1071,6 +1071,7 @@ impl Writer {
 
     /// Deletes expired streams and persists access times readers bumped.
     fn sweep(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.shared.forget_idle_recent();
         let now = now_ms();
         let ids: Vec<i64> = self.metas.keys().copied().collect();
         for id in ids {
