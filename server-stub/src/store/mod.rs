@@ -462,14 +462,15 @@ impl Shared {
         }
     }
 
-    fn unpublish(&self, id: i64) {
+    /// Removes stream `id` from `path`, if it is what is published there (found by
+    /// its path: a scan of every stream for each removal made a mass expiry hold
+    /// every reader's lookup for seconds).
+    fn unpublish(&self, id: i64, path: &str) {
         let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
-        let path = map
-            .iter()
-            .find(|(_, live)| live.meta().id == id)
-            .map(|(p, _)| p.clone());
-        if let Some(live) = path.and_then(|p| map.remove(&p)) {
-            live.replace();
+        if map.get(path).is_some_and(|live| live.meta().id == id) {
+            if let Some(live) = map.remove(path) {
+                live.replace();
+            }
         }
     }
 }

@@ -30,8 +30,8 @@ pub(crate) enum Notice {
     Publish(StreamMeta, Vec<Arc<Chunk>>),
     /// A stream's metadata where only where reads look changed (readers not woken).
     Refresh(StreamMeta),
-    /// A stream that is gone.
-    Unpublish(i64),
+    /// A stream that is gone, and the path it was published at.
+    Unpublish(i64, Arc<str>),
 }
 
 /// What one commit tells once it is durable: its notices, then its answers.
@@ -48,7 +48,7 @@ impl Settled {
             match notice {
                 Notice::Publish(meta, fresh) => shared.publish(meta, fresh),
                 Notice::Refresh(meta) => shared.refresh(meta),
-                Notice::Unpublish(id) => shared.unpublish(id),
+                Notice::Unpublish(id, path) => shared.unpublish(id, &path),
             }
         }
         for reply in self.replies {

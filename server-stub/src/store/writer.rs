@@ -526,18 +526,27 @@ impl Writer {
     /// Queues the publication of every stream the committed group touched (its
     /// readers woken), to be made once the commit is durable.
     fn publish_touched(&mut self) {
-        let touched: Vec<i64> = self.undo_metas.keys().copied().collect();
-        self.undo_metas.clear();
+        // With the path each stream had before the group, where a deleted one is
+        // published (one made and deleted in the group never was).
+        let touched: Vec<(i64, Option<Arc<str>>)> = self
+            .undo_metas
+            .drain()
+            .map(|(id, before)| (id, before.map(|m| m.path)))
+            .collect();
         self.undo_producers.clear();
         self.undo_paths.clear();
-        for id in touched {
+        for (id, path) in touched {
             // Taken whatever is published: a stream deleted in the group (or one that
             // no longer owns its path) leaves no chunks behind here.
             let fresh = self.fresh.remove(&id).unwrap_or_default();
             match self.metas.get(&id) {
                 Some(meta) if !owns_path(&self.paths, meta) => {}
                 Some(meta) => self.outbox.push(Notice::Publish(meta.clone(), fresh)),
-                None => self.outbox.push(Notice::Unpublish(id)),
+                None => {
+                    if let Some(path) = path {
+                        self.outbox.push(Notice::Unpublish(id, path));
+                    }
+                }
             }
         }
     }
