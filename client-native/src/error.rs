@@ -63,6 +63,11 @@ pub enum Error {
     /// The request could not be sent or its response not read.
     #[error("transport: {0}")]
     Transport(#[from] reqwest::Error),
+    /// A producer whose queued append failed for good takes nothing more: every
+    /// later call fails with the first failure, as it was (an append of unknown
+    /// outcome, say, which must not be sent again).
+    #[error("the producer stopped after a queued append failed: {0}")]
+    ProducerFailed(std::sync::Arc<Error>),
     /// The URL is not valid.
     #[error("invalid URL {url:?}: {reason}")]
     Url {

@@ -120,7 +120,7 @@ struct Shared {
     json: bool,
     state: Mutex<State>,
     lag: AtomicUsize,
-    failure: std::sync::Mutex<Option<String>>,
+    failure: std::sync::Mutex<Option<Arc<Error>>>,
     closed: Mutex<Option<Ack>>,
 }
 
@@ -244,10 +244,8 @@ impl Producer {
     /// Enqueues a message without waiting for the server (but waiting for room when
     /// the queue is full). Fails only when an earlier queued append failed for good.
     pub async fn push(&self, message: impl Into<Vec<u8>>) -> Result<(), Error> {
-        if let Some(why) = self.failure() {
-            return Err(Error::Protocol(format!(
-                "the producer failed earlier: {why}"
-            )));
+        if let Some(cause) = self.shared.failed() {
+            return Err(Error::ProducerFailed(cause));
         }
         self.shared.lag.fetch_add(1, Ordering::Relaxed);
         self.queue
@@ -299,11 +297,7 @@ impl Producer {
 
     /// Why queued appends stopped, if they did.
     pub fn failure(&self) -> Option<String> {
-        self.shared
-            .failure
-            .lock()
-            .map(|f| f.clone())
-            .unwrap_or_default()
+        self.shared.failed().map(|cause| cause.to_string())
     }
 
     /// The producer's id.
@@ -313,6 +307,11 @@ impl Producer {
 }
 
 impl Shared {
+    /// The failure that stopped queued appends, if one did.
+    fn failed(&self) -> Option<Arc<Error>> {
+        self.failure.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
     /// Sends one append under the numbers the core's [`Numbering`] gives it, retrying
     /// until the server answers for good. An append whose outcome stays unknown (its
     /// answers lost until the retries ran out, or its future dropped) fails with
@@ -497,21 +496,19 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
         }
         let mut result = Ok(());
         if !pending.is_empty() {
-            let failed = shared.failure.lock().map(|f| f.clone()).unwrap_or_default();
-            if let Some(why) = failed {
-                result = Err(Error::Protocol(format!(
-                    "the producer failed earlier: {why}"
-                )));
+            if let Some(cause) = shared.failed() {
+                result = Err(Error::ProducerFailed(cause));
             } else {
                 let body = shared.batch_body(&pending);
                 match shared.send(body, false).await {
                     Ok(_) => {}
                     Err(e) => {
                         warn!("queued append failed for good: {e}");
+                        let cause = Arc::new(e);
                         if let Ok(mut f) = shared.failure.lock() {
-                            *f = Some(e.to_string());
+                            *f = Some(Arc::clone(&cause));
                         }
-                        result = Err(e);
+                        result = Err(Error::ProducerFailed(cause));
                     }
                 }
             }
@@ -520,23 +517,20 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
             bytes = 0;
         }
         if let Some((body, tx)) = append.take() {
-            let failed = shared.failure.lock().map(|f| f.clone()).unwrap_or_default();
-            let answer = match failed {
-                Some(why) => Err(Error::Protocol(format!(
-                    "the producer failed earlier: {why}"
-                ))),
+            let answer = match shared.failed() {
+                Some(cause) => Err(Error::ProducerFailed(cause)),
                 None => shared.send(body, false).await,
             };
             let _ = tx.send(answer);
         }
         for tx in flushes.drain(..) {
             let answer = match &result {
-                Ok(()) => match shared.failure.lock().map(|f| f.clone()).unwrap_or_default() {
-                    Some(why) => Err(Error::Protocol(format!(
-                        "the producer failed earlier: {why}"
-                    ))),
+                Ok(()) => match shared.failed() {
+                    Some(cause) => Err(Error::ProducerFailed(cause)),
                     None => Ok(()),
                 },
+                Err(Error::ProducerFailed(cause)) => Err(Error::ProducerFailed(Arc::clone(cause))),
+                // (Only `ProducerFailed` is kept in `result`.)
                 Err(e) => Err(Error::Protocol(e.to_string())),
             };
             let _ = tx.send(answer);

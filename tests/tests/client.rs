@@ -523,3 +523,30 @@ async fn at_once<T>(what: &str, outcome: impl std::future::Future<Output = T>) -
         .await
         .unwrap_or_else(|_| panic!("{what} was retried rather than refused"))
 }
+
+#[tokio::test]
+async fn a_producer_stopped_by_a_failed_queued_append_says_how_it_failed() {
+    let (_, server, stream) = server_with_stream("client-queue-failed", &[], "closed").await;
+    stream.close().await.expect("close");
+    let producer = stream.producer(ProducerConfig::new("p", "application/json"));
+    producer.push_json(&json!({"n": 1})).await.expect("queued");
+    let cause_of = |e: Error| match e {
+        Error::ProducerFailed(cause) => cause,
+        other => panic!("expected ProducerFailed, got {other:?}"),
+    };
+    let flushed = producer.flush().await.expect_err("the stream is closed");
+    assert!(matches!(*cause_of(flushed), Error::Closed));
+    // Every later call fails with the same cause, kept as it was.
+    let pushed = producer
+        .push_json(&json!({"n": 2}))
+        .await
+        .expect_err("stopped");
+    assert!(matches!(*cause_of(pushed), Error::Closed));
+    let appended = producer
+        .append_json(&json!({"n": 3}))
+        .await
+        .expect_err("stopped");
+    assert!(matches!(*cause_of(appended), Error::Closed));
+    assert!(producer.failure().is_some_and(|why| why.contains("closed")));
+    server.finish().await;
+}
