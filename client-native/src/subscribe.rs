@@ -111,7 +111,7 @@ async fn forward(machine: &mut Resume, tx: &mpsc::Sender<Result<Update, Error>>)
             Output::Batch(b) => (Ok(Update::Batch(b)), false),
             Output::UpToDate { offset } => (Ok(Update::UpToDate { offset }), false),
             Output::Closed { offset } => (Ok(Update::Closed { offset }), true),
-            Output::ContinuityLost { offset } => (Err(Error::ContinuityLost { offset }), true),
+            Output::ContinuityLost { offset, .. } => (Err(Error::ContinuityLost { offset }), true),
             Output::Failed(e) => (Err(e.into()), true),
             Output::Reconnecting { cause, .. } => {
                 // Informational: not worth holding data back for a slow consumer.

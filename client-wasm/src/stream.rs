@@ -52,13 +52,13 @@ impl Drop for Feed {
 async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
     match rx.next().await {
         None => Ok(None),
-        Some(Output::ContinuityLost { offset }) => Err(js_error(
+        Some(Output::ContinuityLost { offset, status }) => Err(js_error(
             Code::ContinuityLost,
             &format!(
                 "the server no longer has data at offset {offset} (gone, or the stream was \
                  made anew); refetch from the start"
             ),
-            None,
+            status,
         )),
         Some(Output::Failed(e)) => Err(stream_error(&e)),
         Some(other) => Ok(Some(other)),

@@ -126,6 +126,9 @@ pub enum Output {
     ContinuityLost {
         /// The offset that was gone.
         offset: Offset,
+        /// The status that said so: 410, or `None` for an answer that ended before
+        /// the offset read from.
+        status: Option<u16>,
     },
     /// A fatal error; retrying would not help. Final.
     Failed(StreamError),

@@ -330,6 +330,7 @@ impl Resume {
             ReadStatus::Gone => {
                 self.outputs.push_back(Output::ContinuityLost {
                     offset: self.offset.clone(),
+                    status: Some(410),
                 });
                 self.phase = Phase::Finished;
             }
@@ -637,6 +638,7 @@ impl Resume {
             // it (an answer that ends exactly here is a replay, and is dropped).
             self.outputs.push_back(Output::ContinuityLost {
                 offset: self.offset.clone(),
+                status: None,
             });
             self.phase = Phase::Finished;
             return;

@@ -130,7 +130,10 @@ fn gone_is_continuity_lost() {
     answer(&mut m, Time::ZERO, ResponseHead::new(410), b"");
     assert_eq!(
         outputs(&mut m),
-        vec![Output::ContinuityLost { offset: from }]
+        vec![Output::ContinuityLost {
+            offset: from,
+            status: Some(410)
+        }]
     );
     assert!(m.is_finished());
 }
@@ -169,7 +172,8 @@ fn an_answer_that_ends_before_the_read_began_is_continuity_lost() {
         assert_eq!(
             outputs(&mut m),
             vec![Output::ContinuityLost {
-                offset: from.clone()
+                offset: from.clone(),
+                status: None
             }],
             "{live:?}"
         );
