@@ -34,26 +34,32 @@ async fn post_events(c: &Client, base: &str, session: &str, body: &Value) -> (St
 }
 
 async fn history(c: &Client, base: &str, session: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after = "-1".to_owned();
-    loop {
-        let r: Value = c
-            .get(format!(
-                "{base}/api/sessions/{session}/events?after={after}&limit=500"
-            ))
-            .send()
-            .await
-            .expect("get")
-            .json()
-            .await
-            .expect("json");
-        let events = r["events"].as_array().cloned().unwrap_or_default();
-        out.extend(events);
-        after = r["nextOffset"].as_str().unwrap_or_default().to_owned();
-        if r["upToDate"] == true {
-            return out;
+    let pages = async {
+        let mut out = Vec::new();
+        let mut after = "-1".to_owned();
+        loop {
+            let r = c
+                .get(format!(
+                    "{base}/api/sessions/{session}/events?after={after}&limit=500"
+                ))
+                .send()
+                .await
+                .expect("get");
+            assert_eq!(r.status(), StatusCode::OK, "history of {session}");
+            let r: Value = r.json().await.expect("json");
+            let events = r["events"].as_array().cloned().unwrap_or_default();
+            out.extend(events);
+            if r["upToDate"] == true {
+                return out;
+            }
+            let next = r["nextOffset"].as_str().expect("a next offset").to_owned();
+            assert_ne!(next, after, "a page short of the end moved nothing on");
+            after = next;
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), pages)
+        .await
+        .expect("the history read within a minute")
 }
 
 async fn head_tail(c: &Client, url: &str) -> String {

@@ -261,8 +261,14 @@ impl Sim {
 }
 
 /// Runs the machine against the simulated server until it finishes. Returns every
-/// delivered message and the final output.
-pub(super) fn run(sim: &mut Sim, live: LiveMode, from: Offset, seed: u64) -> (Vec<String>, Output) {
+/// delivered message, the final output (`None`: it finished without one, as a
+/// catch-up-only read does at the tail) and the offset it ended at.
+pub(super) fn run(
+    sim: &mut Sim,
+    live: LiveMode,
+    from: Offset,
+    seed: u64,
+) -> (Vec<String>, Option<Output>, Offset) {
     let mut cfg = Config::new("http://sim/v1/stream/s")
         .live(live)
         .jitter_seed(seed);
@@ -295,17 +301,12 @@ pub(super) fn run(sim: &mut Sim, live: LiveMode, from: Offset, seed: u64) -> (Ve
                 terminal => {
                     assert!(m.is_finished());
                     assert!(m.poll_request().is_none());
-                    return (delivered, terminal);
+                    return (delivered, Some(terminal), m.offset().clone());
                 }
             }
         }
         if m.is_finished() {
-            return (
-                delivered,
-                Output::UpToDate {
-                    offset: m.offset().clone(),
-                },
-            );
+            return (delivered, None, m.offset().clone());
         }
         if let Some(req) = m.poll_request() {
             sim.serve(&mut m, req);

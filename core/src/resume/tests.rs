@@ -680,13 +680,13 @@ fn simulated_session_with_every_fault_once() {
             })
             .collect();
         let mut sim = Sim::new(30, 10, true, steps);
-        let (got, last) = run(&mut sim, live, Offset::START, 1);
+        let (got, last, _) = run(&mut sim, live, Offset::START, 1);
         assert_eq!(got, sim.messages, "{live:?}");
         assert_eq!(
             last,
-            Output::Closed {
+            Some(Output::Closed {
                 offset: Offset::parse(&offset_after(30)).unwrap()
-            }
+            })
         );
     }
 }
@@ -732,9 +732,9 @@ proptest! {
         let start = visible * start_frac / 100;
         let from = if start == 0 { Offset::START } else { Offset::parse(&offset_after(start)).unwrap() };
         let mut sim = Sim::new(total, visible, true, steps);
-        let (got, last) = run(&mut sim, live, from, seed);
+        let (got, last, _) = run(&mut sim, live, from, seed);
         prop_assert_eq!(&got[..], &sim.messages[start..]);
-        prop_assert_eq!(last, Output::Closed { offset: Offset::parse(&offset_after(total)).unwrap() });
+        prop_assert_eq!(last, Some(Output::Closed { offset: Offset::parse(&offset_after(total)).unwrap() }));
     }
 
     /// Catch-up-only reading stops at the tail it saw, with nothing missing or repeated.
@@ -746,7 +746,12 @@ proptest! {
     ) {
         let steps: Vec<Step> = steps.into_iter().map(|s| Step { append: 0, ..s }).collect();
         let mut sim = Sim::new(total, total, false, steps);
-        let (got, _) = run(&mut sim, LiveMode::Off, Offset::START, seed);
+        let (got, last, at) = run(&mut sim, LiveMode::Off, Offset::START, seed);
         prop_assert_eq!(&got[..], &sim.messages[..]);
+        // It ends at the tail, quietly: neither failed nor cut off.
+        prop_assert_eq!(last, None);
+        if total > 0 {
+            prop_assert_eq!(at, Offset::parse(&offset_after(total)).unwrap());
+        }
     }
 }
