@@ -177,15 +177,24 @@ async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i
 async fn a_report_carries_the_credentials_the_client_computes_per_request() {
     let dir = temp_dir("crash-guard-auth");
     let server = ServerProcess::start_with_tokens(&dir, "fresh write *\n", &[]).await;
-    // No fixed token: the client computes it for each request (a refreshed one).
+    // No fixed token: the client computes it for each request. The one it holds
+    // when the guard is installed is refused; it is refreshed before the report.
+    let token = Arc::new(std::sync::Mutex::new("Bearer stale".to_owned()));
+    let current = Arc::clone(&token);
     let client = Client::builder()
-        .dynamic_header("Authorization", Arc::new(|| "Bearer fresh".to_owned()))
+        .dynamic_header(
+            "Authorization",
+            Arc::new(move || current.lock().expect("token").clone()),
+        )
         .build()
         .expect("client");
+    let refused = SessionProducer::open(&client, &server.url, "guarded", "runner").await;
+    assert!(refused.is_err(), "the stale token is refused");
+    let guard = CrashGuard::install(&client, &server.url, "task", "guarded");
+    *token.lock().expect("token") = "Bearer fresh".to_owned();
     SessionProducer::open(&client, &server.url, "guarded", "runner")
         .await
         .expect("the session stream");
-    let guard = CrashGuard::install(&client, &server.url, "task", "guarded");
     guard
         .fail("TEST_FAILURE", "a failure the runner reports")
         .await
