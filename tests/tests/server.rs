@@ -672,7 +672,7 @@ async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the
         .bearer_auth("server")
         .json(
             &json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["w"],
-                      "lease_ttl_ms": 1000}),
+                      "lease_ttl_ms": 2000}),
         )
         .send()
         .await
@@ -713,9 +713,9 @@ async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the
             .json(&body)
             .send()
     };
-    // Heartbeats every 400 ms for 2 s: twice the lease, kept alive by each ack.
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    // Heartbeats every 500 ms for 4 s: twice the lease, kept alive by each ack.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let r = ack(false).await.expect("ack");
         assert_eq!(
             r.status(),
@@ -724,8 +724,14 @@ async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the
             r.text().await.unwrap_or_default()
         );
     }
+    // Then silence past the lease: the claim is gone, and a late ack is refused.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let r = ack(true).await.expect("ack");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.status().is_client_error(),
+        "an ack after the lease ran out: {}",
+        r.status()
+    );
     server.finish().await;
 }
 
