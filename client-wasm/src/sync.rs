@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
+use wasm_bindgen::JsCast;
 
 /// Wakes every waker in `wakers`, in the order they were registered.
 fn wake_all(wakers: &RefCell<Vec<Waker>>) {
@@ -228,10 +228,21 @@ extern "C" {
     fn clear_timeout(id: &JsValue);
 }
 
-/// A future that is ready after some milliseconds; dropping it clears the timer.
+/// What a timer's callback and its future share: whether it fired, and whom to wake.
+#[derive(Default)]
+struct Alarm {
+    fired: Cell<bool>,
+    waker: RefCell<Option<Waker>>,
+}
+
+/// A future that is ready after some milliseconds; dropping it clears the timer and
+/// lets go of its callback. (A promise's future would keep its callbacks for ever
+/// once the timer was cleared: two closures leaked by every timer that lost a race,
+/// one per chunk read.)
 pub struct Sleep {
     id: JsValue,
-    done: JsFuture,
+    alarm: Rc<Alarm>,
+    _callback: Closure<dyn FnMut()>,
 }
 
 impl Sleep {
@@ -239,13 +250,19 @@ impl Sleep {
     /// runs longer delays at once, so `u32::MAX` means "not in this session".
     pub fn new(ms: u32) -> Sleep {
         let ms = ms.min(i32::MAX as u32) as i32;
-        let mut id = JsValue::UNDEFINED;
-        let promise = js_sys::Promise::new(&mut |resolve, _| {
-            id = set_timeout(&resolve, ms);
+        let alarm = Rc::new(Alarm::default());
+        let rung = Rc::clone(&alarm);
+        let callback = Closure::<dyn FnMut()>::new(move || {
+            rung.fired.set(true);
+            if let Some(waker) = rung.waker.take() {
+                waker.wake();
+            }
         });
+        let id = set_timeout(callback.as_ref().unchecked_ref(), ms);
         Sleep {
             id,
-            done: JsFuture::from(promise),
+            alarm,
+            _callback: callback,
         }
     }
 }
@@ -259,8 +276,12 @@ impl Drop for Sleep {
 impl Future for Sleep {
     type Output = ();
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.done).poll(cx).map(|_| ())
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        if self.alarm.fired.get() {
+            return Poll::Ready(());
+        }
+        *self.alarm.waker.borrow_mut() = Some(cx.waker().clone());
+        Poll::Pending
     }
 }
 

@@ -522,9 +522,20 @@ impl Resume {
         if head.status != 200 || head.media_type().as_deref() != Some("text/event-stream") {
             return None;
         }
+        // Said by the header; without it, by the stream's content type (§5.8: all
+        // but text and JSON is base64), as a browser does not see the header from
+        // a server that does not expose it to cross-origin pages.
         let encoding = match head.get(headers::SSE_DATA_ENCODING) {
             Some(v) if v.trim().eq_ignore_ascii_case("base64") => DataEncoding::Base64,
-            _ => DataEncoding::Text,
+            Some(_) => DataEncoding::Text,
+            None if self
+                .content_type
+                .as_deref()
+                .is_some_and(|ct| !headers::is_text(ct)) =>
+            {
+                DataEncoding::Base64
+            }
+            None => DataEncoding::Text,
         };
         Some(SseState {
             decoder: SseDecoder::new(),

@@ -547,6 +547,14 @@ fn sse_that_never_delivers_falls_back_after_the_configured_count() {
 
 #[test]
 fn base64_sse_for_binary_streams() {
+    // Said by the header, and without it (a cross-origin page does not see a
+    // header the server does not expose) by the stream's content type.
+    for said in [true, false] {
+        base64_sse_for_a_binary_stream(said);
+    }
+}
+
+fn base64_sse_for_a_binary_stream(said: bool) {
     let mut m = Resume::new(Config::new("http://h/s"), Offset::START);
     answer(
         &mut m,
@@ -558,13 +566,11 @@ fn base64_sse_for_binary_streams() {
         b"\x00\x01",
     );
     let req = m.poll_request().unwrap();
-    m.handle_response(
-        Time::ZERO,
-        req.id,
-        ResponseHead::new(200)
-            .with_header("content-type", "text/event-stream")
-            .with_header("stream-sse-data-encoding", "base64"),
-    );
+    let mut head = ResponseHead::new(200).with_header("content-type", "text/event-stream");
+    if said {
+        head = head.with_header("stream-sse-data-encoding", "base64");
+    }
+    m.handle_response(Time::ZERO, req.id, head);
     m.handle_body(Time::ZERO, req.id, b"event: data\ndata: /w\ndata: ==\n\nevent: control\ndata: {\"streamNextOffset\":\"3\",\"upToDate\":true,\"streamClosed\":true}\n\n");
     let out = outputs(&mut m);
     assert_eq!(
