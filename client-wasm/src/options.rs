@@ -44,6 +44,48 @@ pub fn live(options: &JsValue) -> Result<LiveMode, JsValue> {
     }
 }
 
+/// Checks that fetch can send `name: value` (a header name; a value without line
+/// breaks or characters past Latin-1), as an `INVALID_ARGUMENT` error: one it cannot
+/// would throw in the middle of a read or an append.
+pub fn check_header(name: &str, value: &str) -> Result<(), JsValue> {
+    web_sys::Headers::new()
+        .and_then(|headers| headers.set(name, value))
+        .map_err(|_| {
+            js_error(
+                Code::InvalidArgument,
+                &format!("\"{name}: {value}\" is not a header fetch can send"),
+                None,
+            )
+        })
+}
+
+/// Checks that `url` names a stream (resolved against the page's location where
+/// there is one), as an `INVALID_ARGUMENT` error: no URL, or one with a fragment
+/// (`#…`), which would swallow each read's query.
+pub fn check_url(url: &str) -> Result<(), JsValue> {
+    let base = js_sys::Reflect::get(&js_sys::global(), &"location".into())
+        .ok()
+        .and_then(|location| js_sys::Reflect::get(&location, &"href".into()).ok())
+        .and_then(|href| href.as_string());
+    let parsed = match &base {
+        Some(base) => web_sys::Url::new_with_base(url, base),
+        None => web_sys::Url::new(url),
+    };
+    match parsed {
+        Ok(u) if u.hash().is_empty() => Ok(()),
+        Ok(_) => Err(js_error(
+            Code::InvalidArgument,
+            &format!("\"{url}\": a fragment (#...) would swallow each read's query"),
+            None,
+        )),
+        Err(_) => Err(js_error(
+            Code::InvalidArgument,
+            &format!("\"{url}\" is not a URL"),
+            None,
+        )),
+    }
+}
+
 /// `options.headers`: an object of header names to values.
 pub fn headers(options: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
     let Some(h) = get(options, "headers") else {
@@ -54,7 +96,10 @@ pub fn headers(options: &JsValue) -> Result<Vec<(String, String)>, JsValue> {
     for entry in entries.iter() {
         let pair = js_sys::Array::from(&entry);
         match (pair.get(0).as_string(), pair.get(1).as_string()) {
-            (Some(k), Some(v)) => out.push((k, v)),
+            (Some(k), Some(v)) => {
+                check_header(&k, &v)?;
+                out.push((k, v));
+            }
             _ => {
                 return Err(js_error(
                     Code::InvalidArgument,

@@ -44,6 +44,7 @@ impl GaplessProducer {
     /// type defaults to `application/json`, the id to a random one.
     #[wasm_bindgen(constructor)]
     pub fn new(url: &str, options: JsValue) -> Result<GaplessProducer, JsValue> {
+        options::check_url(url)?;
         let id = options::string(&options, "producerId")
             .unwrap_or_else(|| format!("browser-{}", (js_sys::Math::random() * 1e15) as u64));
         if id.is_empty() {
@@ -53,11 +54,14 @@ impl GaplessProducer {
                 None,
             ));
         }
+        let content_type =
+            options::string(&options, "contentType").unwrap_or_else(|| "application/json".into());
+        options::check_header("Content-Type", &content_type)?;
+        options::check_header("Producer-Id", &id)?;
         Ok(GaplessProducer {
             url: url.to_owned(),
             id,
-            content_type: options::string(&options, "contentType")
-                .unwrap_or_else(|| "application/json".into()),
+            content_type,
             headers: options::headers(&options)?,
             // A fresh epoch per producer object fences any earlier one with this id.
             state: Rc::new(State {

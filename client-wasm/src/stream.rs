@@ -26,6 +26,7 @@ struct Feed {
 
 impl Feed {
     fn open(url: &str, options: &JsValue) -> Result<Feed, JsValue> {
+        options::check_url(url)?;
         let from = options::offset(options)?;
         let live = options::live(options)?;
         let headers = options::headers(options)?;

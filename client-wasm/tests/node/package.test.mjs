@@ -79,6 +79,24 @@ test("an offset that is not a string is refused, not read as the start", () => {
   );
 });
 
+test("a URL or a header fetch cannot send is refused at once, not retried for ever", () => {
+  const invalid = (e) => e.code === "INVALID_ARGUMENT";
+  for (const url of ["http://[::1/s", unique("fragment") + "#top"]) {
+    assert.throws(() => new GaplessStream(url, { headers }), invalid, url);
+    assert.throws(() => new GaplessProducer(url, { headers }), invalid, url);
+  }
+  const bad = [{ "X-User": "\u0141ukasz" }, { "X-Line": "a\nb" }, { "Bad Name": "x" }];
+  for (const extra of bad) {
+    const all = { ...headers, ...extra };
+    assert.throws(() => new GaplessStream(unique("headers"), { headers: all }), invalid);
+    assert.throws(() => new GaplessProducer(unique("headers"), { headers: all }), invalid);
+  }
+  assert.throws(
+    () => new GaplessProducer(unique("ct"), { headers, contentType: "text/plain\nx: y" }),
+    invalid,
+  );
+});
+
 test("a read that fails is told as reconnecting, from where reading will go on", async () => {
   // Nothing listens there: every read fails to connect, and is retried.
   const stream = new GaplessStream("http://127.0.0.1:9/v1/stream/nowhere", { headers, offset: "-1" });
