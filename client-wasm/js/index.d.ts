@@ -1,7 +1,12 @@
 // TypeScript declarations of gapless-wasm.
 
-/** Loads the WebAssembly module; call (and await) once before anything else. */
-export default function init(input?: RequestInfo | URL | Response | BufferSource | WebAssembly.Module): Promise<unknown>;
+/** Where the WebAssembly module comes from (by default, beside this file). */
+export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
+/** Loads the WebAssembly module; call (and await) once before anything else:
+ * `init()`, or `init({ module_or_path })` (the bare form is deprecated). */
+export default function init(
+  input?: { module_or_path: InitInput | Promise<InitInput> } | InitInput | Promise<InitInput>,
+): Promise<unknown>;
 export { init };
 
 /** Options of a stream or session read. */
@@ -37,8 +42,11 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
   close(): void;
   [Symbol.asyncIterator](): AsyncIterator<StreamUpdate>;
   /** Calls back with each update (null at the end) or an error; returns an unsubscribe
-   * function. An exception the callback throws is reported as uncaught (as an event
-   * listener's is) and the reading goes on. */
+   * function. Several callbacks may subscribe: each hears the updates from when it
+   * subscribed (use either `subscribe` or `next`/`for await`, not both). Once the last
+   * one unsubscribes the stream is closed, unless another subscribes at once. An
+   * exception the callback throws is reported as uncaught (as an event listener's
+   * is) and the reading goes on. */
   subscribe(callback: (error: GaplessError | null, update: StreamUpdate | null) => void): () => void;
 }
 

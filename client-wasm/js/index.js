@@ -2,6 +2,9 @@
 // `subscribe(fn)` on streams and sessions.
 import init, { GaplessStream, GaplessSession, GaplessProducer } from "./gapless_wasm.js";
 
+// The subscribers of each stream or session (see `subscribe`).
+const hubs = new WeakMap();
+
 for (const Class of [GaplessStream, GaplessSession]) {
   Class.prototype[Symbol.asyncIterator] = function () {
     return {
@@ -15,34 +18,49 @@ for (const Class of [GaplessStream, GaplessSession]) {
       },
     };
   };
-  // After the returned unsubscribe function is called, the callback is not called again
-  // (not even with what was queued before).
+  // Every callback subscribed to one object hears each update from when it
+  // subscribed: one reading feeds them all. Once the last one unsubscribes, the
+  // object is closed, unless another subscribes at once (as React's StrictMode
+  // does: subscribe, unsubscribe, subscribe). After a callback's unsubscribe, it is
+  // not called again (not even with what was queued before).
   Class.prototype.subscribe = function (callback) {
-    let live = true;
-    // The callback's own exception is its own: reported as an uncaught error, as an
-    // event listener's would be, never handed back to it as the stream's, and the
-    // reading goes on.
-    const tell = (error, update) => {
-      if (!live) return;
-      try {
-        callback(error, update);
-      } catch (thrown) {
-        queueMicrotask(() => {
-          throw thrown;
-        });
-      }
-    };
-    (async () => {
-      try {
-        for await (const update of this) tell(null, update);
-        tell(null, null);
-      } catch (error) {
-        tell(error, null);
-      }
-    })();
+    let hub = hubs.get(this);
+    if (!hub) {
+      hub = new Set();
+      hubs.set(this, hub);
+      // A callback's own exception is its own: reported as an uncaught error, as an
+      // event listener's would be, never handed back to it as the stream's, and the
+      // reading goes on.
+      const tell = (error, update) => {
+        for (const listener of [...hub]) {
+          if (!listener.live) continue;
+          try {
+            listener.callback(error, update);
+          } catch (thrown) {
+            queueMicrotask(() => {
+              throw thrown;
+            });
+          }
+        }
+      };
+      (async () => {
+        try {
+          for await (const update of this) tell(null, update);
+          tell(null, null);
+        } catch (error) {
+          tell(error, null);
+        }
+      })();
+    }
+    const listener = { callback, live: true };
+    hub.add(listener);
     return () => {
-      live = false;
-      this.close();
+      if (!listener.live) return;
+      listener.live = false;
+      hub.delete(listener);
+      queueMicrotask(() => {
+        if (hub.size === 0) this.close();
+      });
     };
   };
 }

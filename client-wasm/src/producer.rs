@@ -14,6 +14,9 @@ use crate::options;
 use crate::sync::{race, FifoLock, First, Sleep};
 use crate::transport::{head_of, text, Fetch};
 
+/// How long a refused append waits for the body that explains it.
+const ERROR_BODY_MS: u32 = 5_000;
+
 /// The idempotent-producer numbers (the core's machine); appends take turns
 /// (`lock`), one at a time.
 struct State {
@@ -199,7 +202,15 @@ impl GaplessProducer {
                                 ));
                             }
                             Verdict::Refused => {
-                                return Err(status_error(r.status(), &text(&r).await))
+                                // The server's explanation, if it comes soon: a body
+                                // that does not would hold every later append.
+                                let why = match race(Box::pin(text(&r)), Sleep::new(ERROR_BODY_MS))
+                                    .await
+                                {
+                                    First::Left(why) => why,
+                                    First::Right(()) => String::new(),
+                                };
+                                return Err(status_error(r.status(), &why));
                             }
                         }
                     }

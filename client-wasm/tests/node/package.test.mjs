@@ -131,6 +131,34 @@ test("after unsubscribing, the callback is not called again", async () => {
   assert.equal(calls.length, seen, `no call after unsubscribing: ${JSON.stringify(calls.slice(seen))}`);
 });
 
+test("two subscribers both hear every update, and a subscribe-unsubscribe-subscribe keeps reading", async () => {
+  const url = unique("two-subscribers");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  await producer.append({ i: 0 });
+  const stream = new GaplessStream(url, { headers, live: "long-poll" });
+  // As React's StrictMode runs an effect: subscribe, unsubscribe, subscribe again.
+  const dropped = [];
+  stream.subscribe((error, update) => dropped.push(update))();
+  const heard = [[], []];
+  const both = heard.map(
+    (list) =>
+      new Promise((resolve) => {
+        stream.subscribe((error, update) => {
+          assert.equal(error, null);
+          if (update?.type === "batch") list.push(...update.messages.map((m) => m.i));
+          if (list.length === 3) resolve();
+        });
+      }),
+  );
+  for (let i = 1; i < 3; i++) await producer.append({ i });
+  const late = new Promise((r) => setTimeout(() => r("late"), 5000));
+  for (const one of both) assert.notEqual(await Promise.race([one, late]), "late", JSON.stringify(heard));
+  stream.close();
+  assert.deepEqual(heard, [[0, 1, 2], [0, 1, 2]]);
+  assert.deepEqual(dropped, [], "an unsubscribed callback is not called");
+});
+
 test("a callback that throws is not told its own error, and the reading goes on", async () => {
   const url = unique("throwing");
   await create(url);
