@@ -470,18 +470,41 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
         ("container-agent:token", r#""delta":"world""#),
         ("robot:dance", r#""moves":3"#),
     ];
+    // Ten seconds old: silent for longer than one threshold, not the other (no
+    // waiting on the clock).
+    let at = js_sys::Date::now() as u64 - 10_000;
     for (kind, data) in events {
         let event = format!(
-            r#"{{"type":"{kind}","data":{{"taskId":"t","sessionId":"s",{data}}},"timestamp":{}}}"#,
-            js_sys::Date::now() as u64
+            r#"{{"type":"{kind}","data":{{"taskId":"t","sessionId":"s",{data}}},"timestamp":{at}}}"#
         );
         settle(producer.append(json(&event)))
             .await
             .unwrap_or_else(|e| panic!("append {kind} failed: {}", describe(&e)));
     }
+    let patient = read_session(&url, 60_000).await;
+    let expected: Vec<String> = events.iter().map(|(k, _)| (*k).to_owned()).collect();
+    assert_eq!(patient.0, expected);
+    let view = patient.1;
+    assert_eq!(text(&get(&view, "status"), "state"), "running");
+    let turns = Array::from(&get(&get(&view, "view"), "turns"));
+    assert_eq!(text(&turns.get(0), "text"), "Hello world");
+    let (_, view) = read_session(&url, 5_000).await;
+    assert_eq!(
+        text(&get(&view, "status"), "state"),
+        "stalled",
+        "a running session silent past stallAfterMs"
+    );
+}
+
+/// The kinds of the events of the session at `url` up to its tail, and its view
+/// then, read with `stall_after_ms`.
+async fn read_session(url: &str, stall_after_ms: u32) -> (Vec<String>, JsValue) {
     let session = GaplessSession::new(
-        &url,
-        object(&[("headers", auth_headers()), ("stallAfterMs", 300.into())]),
+        url,
+        object(&[
+            ("headers", auth_headers()),
+            ("stallAfterMs", stall_after_ms.into()),
+        ]),
     )
     .expect("a session");
     let mut kinds = Vec::new();
@@ -506,17 +529,7 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
         }
     })
     .await;
-    let expected: Vec<String> = events.iter().map(|(k, _)| (*k).to_owned()).collect();
-    assert_eq!(kinds, expected);
     let view = session.view();
-    assert_eq!(text(&get(&view, "status"), "state"), "running");
-    let turns = Array::from(&get(&get(&view, "view"), "turns"));
-    assert_eq!(text(&turns.get(0), "text"), "Hello world");
-    sleep(400).await;
-    assert_eq!(
-        text(&get(&session.view(), "status"), "state"),
-        "stalled",
-        "a running session silent past stallAfterMs"
-    );
     session.close();
+    (kinds, view)
 }

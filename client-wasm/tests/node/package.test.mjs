@@ -228,23 +228,29 @@ test("a session yields typed events and a session view, stalled when silent", as
   await create(url);
   const producer = new GaplessProducer(url, { headers });
   const ids = { taskId: "t", sessionId: "s" };
-  const send = (type, data) => producer.append({ type, data: { ...ids, ...data }, timestamp: Date.now() });
+  // Ten seconds old: silent for longer than one threshold, not the other (no
+  // waiting on the clock).
+  const at = Date.now() - 10_000;
+  const send = (type, data) => producer.append({ type, data: { ...ids, ...data }, timestamp: at });
   await send("container-agent:started", { model: "m", maxTurns: 2 });
   await send("container-agent:turn", { turn: 1, maxTurns: 2, remaining: 1 });
   await send("container-agent:token", { delta: "Hello " });
   await send("container-agent:token", { delta: "world" });
   await send("robot:dance", { moves: 3 });
-  const session = new GaplessSession(url, { headers, stallAfterMs: 300 });
-  const types = [];
-  for await (const u of session) {
-    if (u.type === "events") types.push(...u.events.map((e) => e.type));
-    if (u.type === "up-to-date") break;
-  }
-  assert.deepEqual(types, ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "robot:dance"]);
-  let snap = session.view();
-  assert.equal(snap.status.state, "running");
-  assert.equal(snap.view.turns[0].text, "Hello world");
-  await new Promise((r) => setTimeout(r, 400));
-  assert.equal(session.view().status.state, "stalled");
-  session.close();
+  const read = async (stallAfterMs) => {
+    const session = new GaplessSession(url, { headers, stallAfterMs });
+    const types = [];
+    for await (const u of session) {
+      if (u.type === "events") types.push(...u.events.map((e) => e.type));
+      if (u.type === "up-to-date") break;
+    }
+    assert.deepEqual(types, ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "robot:dance"]);
+    const snap = session.view();
+    session.close();
+    return snap;
+  };
+  const patient = await read(60_000);
+  assert.equal(patient.status.state, "running");
+  assert.equal(patient.view.turns[0].text, "Hello world");
+  assert.equal((await read(5_000)).status.state, "stalled");
 });
