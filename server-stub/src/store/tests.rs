@@ -354,6 +354,16 @@ async fn chunks_landed_before_a_crash_are_folded_on_open_and_deleted_with_their_
 /// Creates a JSON stream at `path` that expires at `at_ms`, with `appended` in it, and
 /// a fork of it at `{path}-fork` that outlives it by an hour (a fork would take its
 /// source's expiry unless given one).
+/// Time a test's setup has before the streams it makes expire (300 ms were once
+/// too few for ten streams on a loaded machine).
+const SETUP_MS: u64 = 1_500;
+
+/// Sleeps until just past `at_ms`.
+async fn sleep_past(at_ms: u64) {
+    let left = at_ms.saturating_sub(meta::now_ms()) + 100;
+    tokio::time::sleep(std::time::Duration::from_millis(left)).await;
+}
+
 async fn expiring_with_fork(store: &Store, path: &str, at_ms: u64, appended: &[String]) {
     let source = CreateReq {
         expires_at_ms: Some(at_ms),
@@ -380,14 +390,14 @@ async fn expiring_with_fork(store: &Store, path: &str, at_ms: u64, appended: &[S
 async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_stream() {
     let dir = scratch("recreate-forked");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    let soon = meta::now_ms() + 300;
+    let soon = meta::now_ms() + SETUP_MS;
     // Ten times over: which of the two streams at the path was published last used to
     // depend on hash order.
     let paths: Vec<String> = (0..10).map(|i| format!("src-{i}")).collect();
     for path in &paths {
         expiring_with_fork(&store, path, soon, &messages(0, 3, 10)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sleep_past(soon).await;
     for path in &paths {
         // The expired source is kept (soft-deleted) for its fork; the path is free.
         let created = store
@@ -433,14 +443,14 @@ async fn a_path_created_again_over_an_expired_stream_that_forks_read_is_the_new_
 async fn a_path_whose_streams_are_all_kept_for_forks_is_the_latest_ones_after_a_restart() {
     let dir = scratch("kept-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    let soon = meta::now_ms() + 300;
+    let soon = meta::now_ms() + SETUP_MS;
     // Ten times over: which kept stream owned the path after a restart depended on
     // hash order.
     let paths: Vec<String> = (0..10).map(|i| format!("kept-{i}")).collect();
     for path in &paths {
         expiring_with_fork(&store, path, soon, &messages(0, 1, 10)).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sleep_past(soon).await;
     let mut latest = Vec::new();
     for path in &paths {
         // The expired source is kept for its fork; the stream made again at the path
@@ -567,11 +577,11 @@ async fn a_read_the_crash_forgot_does_not_let_a_stream_with_a_time_to_live_expir
 async fn an_expired_stream_kept_for_its_fork_is_gone_from_its_path_swept_or_not() {
     let dir = scratch("expired-kept");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    let soon = meta::now_ms() + 300;
+    let soon = meta::now_ms() + SETUP_MS;
     for path in ["swept", "restarted"] {
         expiring_with_fork(&store, path, soon, &[]).await;
     }
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sleep_past(soon).await;
     // The sweep keeps both expired sources for their forks (soft-deleted).
     store
         .0
@@ -605,9 +615,9 @@ async fn an_expired_stream_kept_for_its_fork_is_gone_from_its_path_swept_or_not(
 async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_that_took_it() {
     let dir = scratch("rollback-path-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    let soon = meta::now_ms() + 300;
+    let soon = meta::now_ms() + SETUP_MS;
     expiring_with_fork(&store, "src", soon, &[]).await;
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    sleep_past(soon).await;
     // The expired source is kept for its fork; a new stream takes its path.
     let new = store.create(CreateReq::json("src")).await.expect("again");
     // Deleting the fork (which would let the old source go) fails and is rolled back.
