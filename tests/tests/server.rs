@@ -1795,10 +1795,11 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
             "subscriber {i} ended"
         );
     }
-    // Those that stayed parked all along end at the same deadline.
+    // Those that stayed parked all along end at the same deadline (a few seconds of
+    // slack for a loaded machine: one that missed it would not end at all).
     for (i, body) in untouched.iter_mut().enumerate() {
         assert!(
-            ends_within(body, Duration::from_secs(2)).await,
+            ends_within(body, Duration::from_secs(5)).await,
             "untouched subscriber {i} ended"
         );
     }
@@ -1810,9 +1811,10 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = c.delete(&b).send().await.expect("delete");
     assert!(r.status().is_success(), "{}", r.status());
+    // Well before their 8 s maximum age, which would end them anyway.
     for (i, body) in gone.iter_mut().enumerate() {
         assert!(
-            ends_within(body, Duration::from_secs(1)).await,
+            ends_within(body, Duration::from_secs(4)).await,
             "subscriber {i} of the deleted stream ended"
         );
     }
