@@ -57,9 +57,25 @@ for (const live of ["sse", "long-poll"]) {
         await new Promise((r) => setTimeout(r, 25));
       }
     };
+    // Counts the live reads the package makes (its requests go through fetch).
+    const realFetch = globalThis.fetch;
+    let liveReads = 0;
+    globalThis.fetch = (input, init) => {
+      const target = String(input?.url ?? input);
+      if (target.startsWith(url) && target.includes(`live=${live}`)) liveReads++;
+      return realFetch(input, init);
+    };
     let writing;
-    await readSequence(stream, 150, () => { writing = writer(); });
-    await writing;
+    try {
+      await readSequence(stream, 150, () => { writing = writer(); });
+      await writing;
+    } finally {
+      globalThis.fetch = realFetch;
+    }
+    stream.close();
+    // The reading went on across cut connections (SSE: recycled every second),
+    // or polls (long-poll): it was made again and again.
+    assert.ok(liveReads >= 2, `${liveReads} live reads`);
   });
 }
 
