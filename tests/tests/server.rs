@@ -2300,3 +2300,140 @@ async fn methods_heads_locations_and_expiries_at_the_edges_are_answered_as_http_
     assert_ne!(before, read, "an answered read is an access");
     server.finish().await;
 }
+
+#[tokio::test]
+async fn every_kind_of_request_is_refused_without_credentials_or_outside_their_scope() {
+    let dir = temp_dir("auth-table");
+    let tokens = "reader read *\nwriter write *\npublic write public/\n";
+    let server = ServerProcess::start_with_tokens(&dir, tokens, &["--subscriptions"]).await;
+    let c = client();
+    let url = server.stream("x");
+    let session = format!("{}/api/sessions/s", server.url);
+    for target in [url.clone(), server.stream("sessions/s")] {
+        let r = c
+            .put(&target)
+            .bearer_auth("writer")
+            .header("content-type", "application/json")
+            .body(r#"[{"type":"container-agent:token","data":{"taskId":"t","sessionId":"s","delta":"a"}}]"#)
+            .send()
+            .await
+            .expect("put");
+        assert_eq!(r.status(), StatusCode::CREATED);
+    }
+    let tail = |token: &'static str| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let r = c.head(&url).bearer_auth(token).send().await.expect("head");
+            let closed = r.headers().get("stream-closed").is_some();
+            (head_value(&r, "stream-next-offset"), closed)
+        }
+    };
+    let before = tail("reader").await;
+    // (method, URL, extra header, body) of each kind of request.
+    let requests: Vec<(reqwest::Method, String, Option<(&str, &str)>, &str)> = vec![
+        (reqwest::Method::GET, format!("{url}?offset=-1"), None, ""),
+        (
+            reqwest::Method::GET,
+            format!("{url}?offset=-1&live=sse"),
+            None,
+            "",
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{url}?offset=-1&live=long-poll"),
+            None,
+            "",
+        ),
+        (reqwest::Method::HEAD, url.clone(), None, ""),
+        (
+            reqwest::Method::POST,
+            url.clone(),
+            Some(("content-type", "application/json")),
+            r#"{"n":1}"#,
+        ),
+        (
+            reqwest::Method::POST,
+            url.clone(),
+            Some(("stream-closed", "true")),
+            "",
+        ),
+        (reqwest::Method::DELETE, url.clone(), None, ""),
+        (reqwest::Method::PUT, server.stream("y"), None, ""),
+        (reqwest::Method::GET, format!("{session}/events"), None, ""),
+        (reqwest::Method::GET, format!("{session}/stream"), None, ""),
+        (reqwest::Method::GET, format!("{session}/view"), None, ""),
+        (
+            reqwest::Method::POST,
+            format!("{session}/events"),
+            Some(("content-type", "application/json")),
+            r#"{"type":"container-agent:token","data":{"taskId":"t","sessionId":"s","delta":"b"}}"#,
+        ),
+        (
+            reqwest::Method::PUT,
+            server.stream("__ds/subscriptions/sub"),
+            Some(("content-type", "application/json")),
+            r#"{"type":"pull-wake","wake_stream":"wakes","streams":["x"]}"#,
+        ),
+        (
+            reqwest::Method::GET,
+            server.stream("__ds/subscriptions/sub"),
+            None,
+            "",
+        ),
+    ];
+    let writes = |m: &reqwest::Method| !matches!(*m, reqwest::Method::GET | reqwest::Method::HEAD);
+    for (method, target, header, body) in &requests {
+        // No token or a wrong one: 401. A token whose scope does not cover the
+        // stream: 403. A read token for a write: 403.
+        let mut cases: Vec<(Option<&str>, StatusCode)> = vec![
+            (None, StatusCode::UNAUTHORIZED),
+            (Some("wrong"), StatusCode::UNAUTHORIZED),
+        ];
+        if !target.contains("__ds/") {
+            cases.push((Some("public"), StatusCode::FORBIDDEN));
+        }
+        if writes(method) {
+            cases.push((Some("reader"), StatusCode::FORBIDDEN));
+        }
+        for (token, status) in cases {
+            let mut r = c.request(method.clone(), target.as_str());
+            if let Some(token) = token {
+                r = r.bearer_auth(token);
+            }
+            if let Some((name, value)) = header {
+                r = r.header(*name, *value);
+            }
+            let r = r.body(body.to_string()).send().await.expect("request");
+            assert_eq!(r.status(), status, "{method} {target} with {token:?}");
+        }
+    }
+    // Nothing refused changed anything.
+    assert_eq!(tail("reader").await, before);
+    let r = c
+        .head(server.stream("y"))
+        .bearer_auth("reader")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "no stream was made");
+    let events: Value = c
+        .get(format!("{session}/events"))
+        .bearer_auth("reader")
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(events["events"].as_array().map(Vec::len), Some(1));
+    server.finish().await;
+}
+
+/// A response header's value as text ("" when absent).
+fn head_value(r: &reqwest::Response, name: &str) -> String {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
