@@ -2330,7 +2330,7 @@ async fn every_kind_of_request_is_refused_without_credentials_or_outside_their_s
     };
     let before = tail("reader").await;
     // (method, URL, extra header, body) of each kind of request.
-    let requests: Vec<(reqwest::Method, String, Option<(&str, &str)>, &str)> = vec![
+    let requests: Vec<Attempt> = vec![
         (reqwest::Method::GET, format!("{url}?offset=-1"), None, ""),
         (
             reqwest::Method::GET,
@@ -2428,6 +2428,14 @@ async fn every_kind_of_request_is_refused_without_credentials_or_outside_their_s
     assert_eq!(events["events"].as_array().map(Vec::len), Some(1));
     server.finish().await;
 }
+
+/// A request to try: its method, URL, a header and its body.
+type Attempt = (
+    reqwest::Method,
+    String,
+    Option<(&'static str, &'static str)>,
+    &'static str,
+);
 
 /// A response header's value as text ("" when absent).
 fn head_value(r: &reqwest::Response, name: &str) -> String {
