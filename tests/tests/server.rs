@@ -2445,3 +2445,47 @@ fn head_value(r: &reqwest::Response, name: &str) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+#[tokio::test]
+async fn a_pull_wake_whose_wake_stream_was_missing_wakes_once_it_is_there() {
+    let dir = temp_dir("wake-stream-late");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    let (url, wakes) = (server.stream("x"), server.stream("wakes"));
+    create_json(&c, &url).await;
+    let r = c
+        .put(server.stream("__ds/subscriptions/late"))
+        .json(&json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["x"]}))
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    // The wake event has nowhere to go: the wake cannot be heard of.
+    post_json(&c, &url, r#"{"n":1}"#).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    create_json(&c, &wakes).await;
+    // The next commit wakes it, rather than none ever again.
+    post_json(&c, &url, r#"{"n":2}"#).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let events: Value = c
+            .get(format!("{wakes}?offset=-1"))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        if let Some(wake) = events.as_array().and_then(|e| e.first()) {
+            assert_eq!(wake["type"], "wake");
+            assert_eq!(wake["subscription_id"], "late");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no wake event after the wake stream was made"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.finish().await;
+}

@@ -79,6 +79,9 @@ struct Sub {
     config: String,
     links: BTreeMap<String, Link>,
     failed: bool,
+    /// Webhook deliveries failed in a row, across wakes: the back-off goes on
+    /// growing when a lease runs out and the next wake is sent.
+    failures: u32,
     generation: u64,
     wake_id: Option<String>,
     /// Each linked stream's epoch and tail when the wake began.
@@ -99,6 +102,8 @@ enum WakeWork {
         url: String,
     },
     Append {
+        sub: String,
+        wake_id: String,
         wake_stream: String,
         event: String,
     },
@@ -169,12 +174,91 @@ fn random_hex(bytes: usize) -> String {
         .collect()
 }
 
+/// The most of a webhook's answer read for its `{"done": true}`.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Whether a webhook's answer says `{"done": true}`; an answer past
+/// [`MAX_ANSWER_BYTES`] says nothing (it is not held whole).
+async fn said_done(mut answer: reqwest::Response) -> bool {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_ANSWER_BYTES {
+            return false;
+        }
+    }
+    serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v.get("done").and_then(Value::as_bool))
+        == Some(true)
+}
+
+/// Whether an address is a public one a webhook may be sent to: not loopback,
+/// private, link-local, shared (100.64/10), unspecified, broadcast or documentation
+/// (nor an IPv6 unique-local, link-local or IPv4-mapped one).
+pub(super) fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => {
+            let [first, second, ..] = a.octets();
+            !(a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_documentation()
+                || first == 0
+                || (first == 100 && (64..128).contains(&second)))
+        }
+        std::net::IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            !(a.is_loopback()
+                || a.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some())
+        }
+    }
+}
+
+/// The webhook client's resolver: a name's public addresses only (`localhost` keeps
+/// its loopback ones, for a webhook on the same machine), so that a public name that
+/// resolves to a private address is not called.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        Box::pin(async move {
+            let local = host == "localhost" || host.ends_with(".localhost");
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<std::net::SocketAddr> = found
+                .filter(|a| {
+                    if local {
+                        a.ip().is_loopback()
+                    } else {
+                        is_public(a.ip())
+                    }
+                })
+                .collect();
+            if allowed.is_empty() {
+                return Err(
+                    format!("{host} resolves to no address a webhook may be sent to").into(),
+                );
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 impl Registry {
     /// A registry with a fresh signing key.
     pub fn new() -> Result<Registry, String> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
+            // A public webhook must not hand the server on to a private address.
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(PublicOnly))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Registry {
@@ -276,6 +360,8 @@ impl Registry {
                 }
             }
             Kind::PullWake { wake_stream } => WakeWork::Append {
+                sub: sub.id.clone(),
+                wake_id: wake_id.clone(),
                 wake_stream,
                 event: json!({
                     "type": "wake",
@@ -305,7 +391,12 @@ impl Registry {
                     } => {
                         registry.deliver(&state, &sub, &wake_id, &body, &url).await;
                     }
-                    WakeWork::Append { wake_stream, event } => {
+                    WakeWork::Append {
+                        sub,
+                        wake_id,
+                        wake_stream,
+                        event,
+                    } => {
                         let req = AppendReq {
                             path: wake_stream.clone(),
                             content_type: Some("application/json".into()),
@@ -316,6 +407,16 @@ impl Registry {
                         };
                         if let Err(e) = state.store.append(req).await {
                             warn!(stream = %wake_stream, "cannot append the wake event: {e}");
+                            // Nobody can hear of this wake: it ends, so that the next
+                            // commit makes one (rather than none ever again).
+                            let mut subs = registry.lock();
+                            if let Some(s) = subs
+                                .get_mut(&sub)
+                                .filter(|s| s.wake_id.as_deref() == Some(wake_id.as_str()))
+                            {
+                                s.wake_id = None;
+                                s.snapshot.clear();
+                            }
                         }
                     }
                 }
@@ -332,7 +433,7 @@ impl Registry {
         body: &str,
         url: &str,
     ) {
-        let mut attempt = 0u32;
+        let mut attempt = self.lock().get(sub).map_or(0, |s| s.failures);
         loop {
             let t = now_ms() / 1000;
             let signature = self.signer.sign(format!("{t}.{body}").as_bytes());
@@ -347,16 +448,12 @@ impl Registry {
                 .await;
             let ok = match sent {
                 Ok(r) if r.status().is_success() => {
-                    let done = r
-                        .json::<Value>()
-                        .await
-                        .ok()
-                        .and_then(|v| v.get("done").and_then(Value::as_bool))
-                        == Some(true);
+                    let done = said_done(r).await;
                     let work = {
                         let mut subs = self.lock();
                         let Some(s) = subs.get_mut(sub) else { return };
                         s.failed = false;
+                        s.failures = 0;
                         if done && s.wake_id.as_deref() == Some(wake_id) {
                             for (path, (epoch, tail)) in std::mem::take(&mut s.snapshot) {
                                 if let Some(link) = s.links.get_mut(&path) {
@@ -392,13 +489,24 @@ impl Registry {
             {
                 let mut subs = self.lock();
                 match subs.get_mut(sub) {
-                    Some(s) if s.wake_id.as_deref() == Some(wake_id) => s.failed = true,
+                    Some(s) if s.wake_id.as_deref() == Some(wake_id) => {
+                        s.failed = true;
+                        s.failures = s.failures.saturating_add(1);
+                    }
                     _ => return,
                 }
             }
-            attempt += 1;
-            let delay = (1000u64 << attempt.min(6).saturating_sub(1)).min(60_000);
+            attempt = attempt.saturating_add(1);
+            let delay = (1000u64 << attempt.min(7).saturating_sub(1)).min(60_000);
             tokio::time::sleep(Duration::from_millis(delay)).await;
+            // A wake whose lease ran out meanwhile is not sent again: its successor is.
+            let current = self
+                .lock()
+                .get(sub)
+                .is_some_and(|s| s.wake_id.as_deref() == Some(wake_id));
+            if !current {
+                return;
+            }
         }
     }
 

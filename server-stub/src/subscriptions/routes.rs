@@ -123,35 +123,33 @@ fn trim(s: &str) -> String {
 }
 
 /// Whether a webhook URL is acceptable: https to a public host, or http to loopback.
+/// Read by the same URL parser the webhook client uses (a hand-made reading once let
+/// `https://10.0.0.1\\@example.com/`, `https://127.1/` or `https://0x7f.0.0.1/`
+/// through); what a public name resolves to is checked when it is called (see
+/// [`super::PublicOnly`]).
 fn safe_webhook_url(url: &str) -> bool {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Ok(url) = reqwest::Url::parse(url) else {
         return false;
     };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.starts_with('[') {
+    if !url.username().is_empty() || url.password().is_some() {
         return false;
     }
-    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
-    if host.is_empty() {
+    let Some(host) = url.host_str() else {
         return false;
-    }
-    let octets: Option<Vec<u8>> = host.split('.').map(|p| p.parse().ok()).collect();
-    let ipv4 = octets.filter(|o| o.len() == 4);
-    let loopback = host == "localhost" || ipv4.as_ref().is_some_and(|o| o[0] == 127);
-    match scheme {
+    };
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .ok();
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    let loopback = match ip {
+        Some(ip) => ip.is_loopback(),
+        None => name == "localhost" || name.ends_with(".localhost"),
+    };
+    match url.scheme() {
         "http" => loopback,
-        "https" => {
-            let private = ipv4.is_some_and(|o| {
-                o[0] == 10
-                    || o[0] == 127
-                    || o[0] == 0
-                    || (o[0] == 172 && (16..32).contains(&o[1]))
-                    || (o[0] == 192 && o[1] == 168)
-                    || (o[0] == 169 && o[1] == 254)
-            });
-            !loopback && !private
-        }
+        "https" => !loopback && ip.is_none_or(super::is_public),
         _ => false,
     }
 }
@@ -261,6 +259,7 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
         config,
         links,
         failed: false,
+        failures: 0,
         generation: 0,
         wake_id: None,
         snapshot: Default::default(),
@@ -438,6 +437,11 @@ fn claim(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> 
                 .into_response();
         }
         if !pending(state, sub) {
+            // A wake left with nothing to do (its streams deleted since) ends, so
+            // that the next commit makes one.
+            if sub.wake_id.is_some() {
+                let _ = registry.finish_wake(state, sub);
+            }
             return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to do");
         }
         if sub.wake_id.is_none() {
@@ -471,8 +475,27 @@ mod tests {
         assert!(!safe_webhook_url("http://10.0.0.1/hook"));
         assert!(!safe_webhook_url("http://example.com/hook"));
         assert!(safe_webhook_url("https://example.com/hook"));
+        assert!(safe_webhook_url("https://93.184.215.14/hook"));
         assert!(!safe_webhook_url("https://192.168.1.1/hook"));
         assert!(!safe_webhook_url("ftp://example.com"));
         assert!(!safe_webhook_url("https://[::1]/"));
+        // What a hand-made reading of the URL let through.
+        for sneaky in [
+            "https://10.0.0.1\\@example.com/",
+            "https://127.1/",
+            "https://2130706433/",
+            "https://0x7f.0.0.1/",
+            "https://localhost./",
+            "https://a.localhost/",
+            "https://user:pass@example.com/",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/",
+            "https://[fd00::1]/",
+            "https://[fe80::1]/",
+            "https://[::ffff:10.0.0.1]/",
+            "https://0.0.0.0/",
+        ] {
+            assert!(!safe_webhook_url(sneaky), "{sneaky}");
+        }
     }
 }
