@@ -72,6 +72,31 @@ impl AppState {
             registry.on_append(self, path);
         }
     }
+
+    /// Appends `req` and, when it wrote data (and `wakes`), tells subscriptions.
+    /// With subscriptions on, both happen in a task of their own: a request whose
+    /// client left after the append was sent to the writer (which commits it) still
+    /// wakes them. Without, in the request's own future.
+    pub(crate) async fn append(
+        &self,
+        req: crate::store::AppendReq,
+        wakes: bool,
+    ) -> Result<crate::store::AppendOk, crate::store::AppendError> {
+        if self.subscriptions.is_none() {
+            return self.store.append(req).await;
+        }
+        let state = self.clone();
+        tokio::spawn(async move {
+            let path = req.path.clone();
+            let done = state.store.append(req).await;
+            if wakes && done.as_ref().is_ok_and(|ok| !ok.duplicate) {
+                state.appended(&path);
+            }
+            done
+        })
+        .await
+        .unwrap_or_else(|e| Err(crate::store::AppendError::Storage(e.to_string())))
+    }
 }
 
 /// Reads a request body within the configured limit (413 past it) and time limits

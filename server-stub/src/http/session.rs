@@ -185,7 +185,7 @@ pub(super) async fn post_events(
         stream_seq: None,
         producer,
     };
-    let ok = match state.store.append(req.clone()).await {
+    let ok = match state.append(req.clone(), true).await {
         Err(AppendError::NotFound) => {
             // A new stream knows no producer: what the append would then refuse is
             // refused before the stream is made, which would outlive the refusal.
@@ -206,14 +206,11 @@ pub(super) async fn post_events(
                     ))
                 }
             }
-            state.store.append(req).await
+            state.append(req, true).await
         }
         other => other,
     }
     .map_err(|e| SessionError::from(append_error(e)))?;
-    if !ok.duplicate {
-        state.appended(&format!("sessions/{id}"));
-    }
     let offsets: Vec<String> = if ok.duplicate {
         Vec::new()
     } else {

@@ -291,11 +291,8 @@ async fn append(
         stream_seq,
         producer: producer.clone(),
     };
-    match state.store.append(req).await {
+    match state.append(req, had_body).await {
         Ok(ok) => {
-            if had_body && !ok.duplicate {
-                state.appended(&path);
-            }
             // A producer's append that wrote data is 200; duplicates, close-only
             // requests and plain appends are 204 (§5.2.1).
             let status = if producer.is_some() && !ok.duplicate && had_body {
