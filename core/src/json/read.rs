@@ -249,9 +249,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Reads a string at its `"`, decoding it into `out` when given. Without `out`, any
-    /// `\u` escape is accepted (as a message's text is kept as it is); with it, a
-    /// surrogate must be half of a pair.
+    /// Reads a string at its `"`, decoding it into `out` when given (a lone surrogate
+    /// escape as U+FFFD). Without `out`, any `\u` escape is accepted as it is (a
+    /// message's text is kept as written).
     fn string(&mut self, mut out: Option<&mut String>) -> Result<(), JsonError> {
         self.pos += 1;
         let bytes = self.text.as_bytes();
@@ -293,19 +293,29 @@ impl<'a> Reader<'a> {
                 let Some(out) = out else {
                     return Ok(());
                 };
+                // Half a surrogate pair on its own (a JavaScript string cut between
+                // the halves of an emoji, which `JSON.stringify` writes so) is valid
+                // JSON (RFC 8259, 8.2) that a Rust string cannot hold: it becomes
+                // U+FFFD, rather than costing the whole value (serde_json refuses it).
                 let code = match unit {
                     0xD800..=0xDBFF => {
-                        if !(self.eat(b'\\') && self.eat(b'u')) {
-                            return Err(self.error("lone surrogate in a \\u escape"));
-                        }
-                        match self.hex4()? {
-                            low @ 0xDC00..=0xDFFF => {
+                        let back = self.pos;
+                        let low = if self.eat(b'\\') && self.eat(b'u') {
+                            self.hex4().ok()
+                        } else {
+                            None
+                        };
+                        match low {
+                            Some(low @ 0xDC00..=0xDFFF) => {
                                 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
                             }
-                            _ => return Err(self.error("lone surrogate in a \\u escape")),
+                            _ => {
+                                self.pos = back;
+                                0xFFFD
+                            }
                         }
                     }
-                    0xDC00..=0xDFFF => return Err(self.error("lone surrogate in a \\u escape")),
+                    0xDC00..=0xDFFF => 0xFFFD,
                     unit => unit,
                 };
                 out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));

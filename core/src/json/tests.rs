@@ -47,6 +47,16 @@ fn texts() -> impl Strategy<Value = String> {
     prop_oneof![spaced, broken]
 }
 
+/// Whether `text` holds a `\u` escape of a surrogate half.
+fn has_surrogate_escape(text: &str) -> bool {
+    text.as_bytes().windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && matches!(w[2], b'd' | b'D')
+            && matches!(w[3], b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F')
+    })
+}
+
 /// Floats compared by value, as `serde_json`'s `==` does.
 fn same(a: &Value, b: &Value) -> bool {
     a == b
@@ -59,6 +69,9 @@ proptest! {
     fn parse_agrees_with_serde_json(text in texts()) {
         let ours = parse(&text);
         let theirs = serde_json::from_str::<Value>(&text);
+        // But for lone surrogate escapes, which the reader takes as U+FFFD where
+        // serde_json refuses them (see `a_lone_surrogate_escape_is_...`).
+        prop_assume!(!(ours.is_ok() && theirs.is_err() && has_surrogate_escape(&text)));
         prop_assert_eq!(ours.is_ok(), theirs.is_ok(), "{:?}: {:?} / {:?}", text, ours, theirs);
         if let (Ok(a), Ok(b)) = (&ours, &theirs) {
             prop_assert!(same(a, b), "{:?}: {:?} / {:?}", text, a, b);
@@ -121,10 +134,7 @@ fn corner_cases_agree_with_serde_json() {
         "18446744073709551616",
         "-9223372036854775808",
         "-9223372036854775809",
-        "\"\\ud800\"",
-        "\"\\udc00\"",
         "\"\\ud800\\udc00\"",
-        "\"\\ud800x\"",
         "\"\\u00e9\"",
         "\"\\x\"",
         "\"a\u{1}\"",
@@ -161,6 +171,26 @@ fn corner_cases_agree_with_serde_json() {
             "raw {text:?}: {raw:?} / {theirs:?}"
         );
     }
+}
+
+#[test]
+fn a_lone_surrogate_escape_is_the_replacement_character_where_serde_json_refuses_it() {
+    for (text, want) in [
+        ("\"\\ud800\"", "\u{fffd}"),
+        ("\"\\udc00\"", "\u{fffd}"),
+        ("\"\\ud800x\"", "\u{fffd}x"),
+        ("\"a\\ud83d\"", "a\u{fffd}"),
+        // A high half before another escape: that escape is read as itself.
+        ("\"\\ud800\\u00e9\"", "\u{fffd}\u{e9}"),
+        ("\"\\ud800\\ud83d\\ude00\"", "\u{fffd}\u{1f600}"),
+        ("\"\\ud800\\n\"", "\u{fffd}\n"),
+    ] {
+        assert!(serde_json::from_str::<Value>(text).is_err(), "{text}");
+        assert_eq!(parse(text), Ok(Value::String(want.into())), "{text}");
+        assert!(RawJson::new(text).is_ok(), "{text}");
+    }
+    // A broken escape after the half is still an error.
+    assert!(parse("\"\\ud800\\uZZZZ\"").is_err());
 }
 
 #[test]

@@ -543,7 +543,8 @@ impl SessionView {
         if matches!(self.status, Status::Running | Status::Initializing { .. }) {
             if let Some(last) = self.last_activity {
                 let silent = now.as_millis().saturating_sub(last);
-                if silent >= self.stall_after.as_millis() as u64 {
+                let stall_after = u64::try_from(self.stall_after.as_millis()).unwrap_or(u64::MAX);
+                if silent >= stall_after {
                     return Status::Stalled { silent_ms: silent };
                 }
             }

@@ -466,3 +466,17 @@ fn snapshot_json_is_the_documented_shape() {
         assert_eq!(serde_json::to_value(&status).unwrap(), json);
     }
 }
+
+#[test]
+fn a_stall_threshold_past_u64_milliseconds_never_stalls() {
+    let mut view = SessionView::new(Duration::from_secs(1 << 62));
+    view.apply(
+        &ev(
+            "container-agent:status",
+            json!({"stage": "running", "message": "m"}),
+            T0,
+        ),
+        at(T0),
+    );
+    assert_eq!(view.status(at(T0 + 3_600_000)), Status::Running);
+}

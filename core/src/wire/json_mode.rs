@@ -13,7 +13,11 @@ use crate::json::{checked, split_array, RawJson};
 /// assert_eq!(texts, [r#"{"a":1}"#, "2", r#""x""#]);
 /// ```
 pub fn parse_json_batch(body: &[u8]) -> Result<Vec<RawJson>, WireError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // JSON's whitespace (RFC 8259, 2), which a form feed is not.
+    if body
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(Vec::new());
     }
     let items = split_array(text_of(body)?).map_err(|e| WireError::BadJson(e.to_string()))?;
@@ -103,6 +107,9 @@ mod tests {
         assert!(parse_json_batch(b"{}").is_err());
         assert!(parse_json_batch(b"[1,]").is_err());
         assert!(parse_json_batch(b"  ").unwrap().is_empty());
+        // A form feed is no JSON whitespace.
+        assert!(parse_json_batch(b"\x0c").is_err());
+        assert!(parse_json_batch(b" \x0c\n").is_err());
         assert!(parse_json_batch(b"[]").unwrap().is_empty());
     }
 
