@@ -113,8 +113,8 @@ data_struct! {
         turn: u32 = "turn",
         /// The turn budget.
         max_turns: u32 = "maxTurns",
-        /// Turns left.
-        remaining: u32 = "remaining",
+        /// Turns left (a number: below zero once a session runs past its budget).
+        remaining: Number = "remaining",
     }
 }
 

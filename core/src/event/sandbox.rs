@@ -1,5 +1,7 @@
 //! `sandbox:*` payloads: the life of the sandbox a session runs in.
 
+use serde_json::Number;
+
 string_enum! {
     /// Why a sandbox stops, in `sandbox:stopping`.
     StopReason {
@@ -45,8 +47,8 @@ data_struct! {
         codespace_id: Option<String> = "codespaceId",
         /// When it became idle, in milliseconds since the epoch.
         idle_since: u64 = "idleSince",
-        /// After how many idle minutes it stops.
-        timeout_minutes: u64 = "timeoutMinutes",
+        /// After how many idle minutes it stops (a number: a fraction of a minute too).
+        timeout_minutes: Number = "timeoutMinutes",
     }
 }
 

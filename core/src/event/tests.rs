@@ -470,3 +470,21 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn numbers_the_model_calls_number_may_be_negative_or_fractional() {
+    for (kind, data) in [
+        (
+            "container-agent:turn",
+            json!({"taskId": "t", "sessionId": "s", "turn": 11, "maxTurns": 10, "remaining": -1}),
+        ),
+        (
+            "sandbox:idle",
+            json!({"sandboxId": "x", "idleSince": 1, "timeoutMinutes": 0.5}),
+        ),
+    ] {
+        let event = Event::from_parts(kind, data.clone());
+        assert!(!matches!(event, Event::Raw(_)), "{kind} decodes typed");
+        assert_eq!(event.data(), data, "{kind} round-trips");
+    }
+}
