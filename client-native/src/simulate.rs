@@ -99,7 +99,7 @@ pub async fn run(
                 session_id: s.clone(),
                 turn,
                 max_turns: script.turns,
-                remaining: script.turns - turn,
+                remaining: (script.turns - turn).into(),
                 extra: Map::new(),
             }))
             .await?;
