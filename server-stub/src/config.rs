@@ -54,6 +54,11 @@ pub struct Config {
     /// pull-wake. Subscriptions are kept in memory.
     #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
     pub subscriptions: bool,
+    /// The URL the server is reached at from outside (behind a proxy, or bound to
+    /// 0.0.0.0), for the links its answers carry (a webhook's `callback_url`, the
+    /// signing keys' URL); by default `http://` and the bound address.
+    #[arg(long, env = "GAPLESS_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Directory of the browser package (`scripts/build-wasm` output) served under
     /// /pkg/ for the page at `/`, which then reads sessions in the browser through it;
     /// without it the page shows the view the server computes.
@@ -79,6 +84,7 @@ impl Config {
             auth_tokens: None,
             strict_events: false,
             subscriptions: false,
+            public_url: None,
             assets_dir: PathBuf::from("client-wasm/pkg"),
             demo: false,
         }

@@ -85,7 +85,10 @@ fn build_state(
     let state = http::AppState {
         store,
         subscriptions,
-        base_url: Arc::from(format!("http://{addr}")),
+        base_url: Arc::from(config.public_url.as_deref().map_or_else(
+            || format!("http://{addr}"),
+            |u| u.trim_end_matches('/').to_owned(),
+        )),
         views: Arc::default(),
         config: Arc::new(http::Settings {
             long_poll_timeout: config.long_poll_timeout(),

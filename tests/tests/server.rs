@@ -2489,3 +2489,64 @@ async fn a_pull_wake_whose_wake_stream_was_missing_wakes_once_it_is_there() {
     }
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_webhook_names_the_callback_at_the_public_url_when_one_is_given() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let receiver = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", receiver.local_addr().expect("addr"));
+    let dir = temp_dir("public-url");
+    let server = ServerProcess::start(
+        &dir,
+        &[
+            "--subscriptions",
+            "--public-url",
+            "https://streams.example.com/",
+        ],
+    )
+    .await;
+    let c = client();
+    let url = server.stream("hooked");
+    create_json(&c, &url).await;
+    let r = c
+        .put(server.stream("__ds/subscriptions/hook"))
+        .json(&json!({"type": "webhook", "webhook": {"url": hook}, "streams": ["hooked"]}))
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    post_json(&c, &url, r#"{"n":1}"#).await;
+    // The delivery: read whole, answered done.
+    let delivery = tokio::time::timeout(Duration::from_secs(10), async {
+        let (mut conn, _) = receiver.accept().await.expect("accept");
+        let mut got = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).await.expect("read");
+            got.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap_or(0)))
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 13\r\n\r\n{\"done\":true}";
+                    conn.write_all(answer.as_bytes()).await.expect("answer");
+                    return body.to_owned();
+                }
+            }
+            assert!(n > 0, "the delivery ended early");
+        }
+    })
+    .await
+    .expect("a delivery within 10 s");
+    let body: Value = serde_json::from_str(&delivery).expect("json");
+    assert_eq!(
+        body["callback_url"],
+        "https://streams.example.com/v1/stream/__ds/subscriptions/hook/callback"
+    );
+    server.finish().await;
+}
