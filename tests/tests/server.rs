@@ -2550,3 +2550,49 @@ async fn a_webhook_names_the_callback_at_the_public_url_when_one_is_given() {
     );
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_stream_deleted_leaves_the_subscriptions_that_linked_it_by_pattern_only() {
+    let dir = temp_dir("links-deleted");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    let kept = server.stream("tmp/kept");
+    create_json(&c, &kept).await;
+    let r = c
+        .put(server.stream("__ds/subscriptions/tmp"))
+        .json(
+            &json!({"type": "pull-wake", "wake_stream": "tmp-wakes", "pattern": "tmp/*",
+                      "streams": ["tmp/kept"]}),
+        )
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    for i in 0..5 {
+        let url = server.stream(&format!("tmp/s{i}"));
+        create_json(&c, &url).await;
+        post_json(&c, &url, r#"{"n":1}"#).await;
+        let r = c.delete(&url).send().await.expect("delete");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let r = c.delete(&kept).send().await.expect("delete");
+    assert!(r.status().is_success(), "{}", r.status());
+    let sub: Value = c
+        .get(server.stream("__ds/subscriptions/tmp"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let linked = sub.to_string();
+    assert!(
+        !linked.contains("tmp/s"),
+        "deleted streams still linked: {sub}"
+    );
+    assert!(
+        linked.contains("tmp/kept"),
+        "an explicit link is kept: {sub}"
+    );
+    server.finish().await;
+}

@@ -356,7 +356,12 @@ pub(super) fn append_error(e: AppendError) -> ApiError {
 
 async fn delete(state: &AppState, path: &str) -> Result<Response, ApiError> {
     match state.store.delete(path).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Ok(()) => {
+            if let Some(registry) = &state.subscriptions {
+                registry.on_delete(path);
+            }
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
         Err(crate::store::DeleteError::NotFound) => Err(ApiError::not_found()),
         Err(crate::store::DeleteError::Gone) => Err(ApiError::gone()),
         Err(crate::store::DeleteError::Storage(e)) => Err(ApiError::storage(&e)),

@@ -300,6 +300,20 @@ impl Registry {
             .map(|(_, g)| *g)
     }
 
+    /// Called after the stream at `path` was deleted: subscriptions that linked it
+    /// only by their pattern let it go (a pattern over streams made and deleted in
+    /// turn, one per session say, grew its links without end); an explicit link is
+    /// kept, for a stream made again there.
+    pub fn on_delete(&self, path: &str) {
+        let mut subs = self.lock();
+        for sub in subs.values_mut() {
+            if sub.links.get(path).is_some_and(|link| !link.explicit) {
+                sub.links.remove(path);
+                sub.snapshot.remove(path);
+            }
+        }
+    }
+
     /// Called after every committed append (or create with data) to `path`: links
     /// newly matching streams and wakes subscriptions with pending work.
     pub fn on_append(self: &Arc<Self>, state: &AppState, path: &str) {
