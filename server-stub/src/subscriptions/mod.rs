@@ -421,13 +421,13 @@ impl Registry {
                         };
                         if let Err(e) = state.store.append(req).await {
                             warn!(stream = %wake_stream, "cannot append the wake event: {e}");
-                            // Nobody can hear of this wake: it ends, so that the next
-                            // commit makes one (rather than none ever again).
+                            // Nobody can hear of this wake: unless a worker claimed
+                            // it meanwhile (the claim told it), it ends, so that the
+                            // next commit makes one (rather than none ever again).
                             let mut subs = registry.lock();
-                            if let Some(s) = subs
-                                .get_mut(&sub)
-                                .filter(|s| s.wake_id.as_deref() == Some(wake_id.as_str()))
-                            {
+                            if let Some(s) = subs.get_mut(&sub).filter(|s| {
+                                s.wake_id.as_deref() == Some(wake_id.as_str()) && s.holder.is_none()
+                            }) {
                                 s.wake_id = None;
                                 s.snapshot.clear();
                             }
