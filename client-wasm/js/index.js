@@ -49,6 +49,9 @@ for (const Class of [GaplessStream, GaplessSession]) {
           tell(null, null);
         } catch (error) {
           tell(error, null);
+        } finally {
+          // A later subscriber reads again, and so hears the end at once.
+          if (hubs.get(this) === hub) hubs.delete(this);
         }
       })();
     }

@@ -2204,6 +2204,35 @@ async fn a_body_refused_for_its_size_or_credentials_is_answered_from_its_head_un
             text.starts_with(&format!("HTTP/1.1 {status}")),
             "{credentials:?} {length}: {text:?}"
         );
+        // A client that sends its whole body at once still reads the answer, not a
+        // reset: the server reads and drops the body before it closes.
+        let mut conn = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /v1/stream/r HTTP/1.1\r\nhost: a\r\ncontent-type: application/json\r\n\
+             {credentials}content-length: {length}\r\n\r\n"
+        );
+        let mut whole = head.into_bytes();
+        whole.extend(std::iter::repeat_n(b' ', length));
+        let (mut reading, mut writing) = conn.split();
+        let (answer, sent) = tokio::join!(
+            async {
+                let mut all = Vec::new();
+                tokio::time::timeout(Duration::from_secs(10), reading.read_to_end(&mut all))
+                    .await
+                    .map(|read| read.map(|_| all))
+            },
+            writing.write_all(&whole),
+        );
+        let answer = answer
+            .expect("answered and closed within 10 s")
+            .expect("the answer, not a reset");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status}")),
+            "whole body, {credentials:?} {length}: {text:?} (sent: {sent:?})"
+        );
     }
     // Nothing was appended.
     let r = c

@@ -175,6 +175,17 @@ test("two subscribers both hear every update, and a subscribe-unsubscribe-subscr
   assert.deepEqual(dropped, [], "an unsubscribed callback is not called");
 });
 
+test("a subscriber that comes after the reading ended hears the end", async () => {
+  const url = unique("late-subscriber");
+  await create(url);
+  const stream = new GaplessStream(url, { headers, live: false });
+  const ended = new Promise((resolve) => stream.subscribe((error, update) => { if (update === null) resolve(error); }));
+  assert.equal(await ended, null);
+  const late = new Promise((resolve) => stream.subscribe((error, update) => resolve({ error, update })));
+  const timeout = new Promise((r) => setTimeout(() => r("late"), 5000));
+  assert.deepEqual(await Promise.race([late, timeout]), { error: null, update: null });
+});
+
 test("a callback that throws is not told its own error, and the reading goes on", async () => {
   const url = unique("throwing");
   await create(url);

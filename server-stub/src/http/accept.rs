@@ -57,6 +57,8 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// connection is dropped: a peer that stops reading holds neither the response's
 /// buffers nor its task for longer.
 const WRITE_STALL: Duration = Duration::from_secs(30);
+/// How long a refused body is drained before its connection closes (see [`drain`]).
+const DRAIN_REFUSED: Duration = Duration::from_secs(5);
 /// How long shutdown waits for connections to finish.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -164,16 +166,21 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         };
         let Lean {
             mut request,
-            close,
+            mut close,
             body,
         } = lean;
-        if body > 0 && conn.direct.refuses_unread(&request, body) {
-            // A body past the limit, or a request without the credentials to send it,
-            // is refused from its head, its body unread (which the lean path would
-            // hold whole first): hyper answers it as the router does, and closes.
-            return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
-        }
-        if body > 0 {
+        // A body past the limit, or a request without the credentials to send it, is
+        // refused from its head (which the lean path would otherwise hold whole
+        // first): answered, the connection closing, then the body read and dropped
+        // (see `drain`), so that the close does not reset the answer.
+        let refused = if body > 0 {
+            conn.direct.refusal(&request, body)
+        } else {
+            None
+        };
+        let unread = if refused.is_some() { body } else { 0 };
+        close |= refused.is_some();
+        if body > 0 && refused.is_none() {
             let read = tokio::select! {
                 _ = conn.token.cancelled() => return,
                 read = read_at_least(&mut stream, &mut buf, n + body) => read,
@@ -193,16 +200,19 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         // of them (`gapless-bench --only idle`). A direct answer's state is kept under
         // 1 KiB (912 bytes), which the allocator serves from its per-thread cache.
         let routed: Pin<Box<dyn Future<Output = axum::response::Response> + Send + '_>> =
-            match Target::of(&request) {
-                Some(target) => Box::pin(conn.direct.answer(target, request)),
-                None => Box::pin(async {
+            match (refused, Target::of(&request)) {
+                (Some(refusal), _) => Box::pin(std::future::ready(refusal)),
+                (None, Some(target)) => Box::pin(conn.direct.answer(target, request)),
+                (None, None) => Box::pin(async {
                     match conn.app.clone().oneshot(request).await {
                         Ok(response) => response,
                         Err(never) => match never {},
                     }
                 }),
             };
-        buf.drain(..n + body);
+        // (A refused body's first bytes are dropped here, the rest by `drain`.)
+        let unread = unread.saturating_sub(buf.len() - n);
+        buf.drain(..(n + body).min(buf.len()));
         if buf.is_empty() {
             // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
@@ -234,6 +244,22 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         };
         match pump.await {
             Ok(true) if !close => {}
+            Ok(true) if unread > 0 => return drain(&mut stream, unread).await,
+            _ => return,
+        }
+    }
+}
+
+/// Reads and drops up to `len` bytes of a refused body (a few seconds at most), so
+/// that closing the connection does not reset the answer before its client read it
+/// (a close with unread data sends a reset).
+async fn drain(stream: &mut TcpStream, len: usize) {
+    let mut left = len.min(MAX_LEAN_BODY);
+    let mut scratch = [0u8; 8192];
+    let until = tokio::time::Instant::now() + DRAIN_REFUSED;
+    while left > 0 {
+        match tokio::time::timeout_at(until, stream.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
             _ => return,
         }
     }

@@ -29,13 +29,16 @@ pub(super) async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, Ap
 /// past it), 408 when nothing comes for [`REQUEST_TIMEOUT`] or all of it takes longer
 /// than [`BODY_TIMEOUT`], 400 when the body fails. What has come already (all of a
 /// body the lean layer read) is taken without a timer.
+/// The answer to a body past `limit` bytes (413).
+pub(super) fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the body exceeds the limit of {limit} bytes"),
+    )
+}
+
 async fn collect(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body exceeds the limit of {limit} bytes"),
-        )
-    };
+    let too_large = || too_large(limit);
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());
     }

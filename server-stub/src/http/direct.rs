@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use futures::future::{Either, FutureExt};
 use http_body::Body as _;
 
@@ -66,11 +66,27 @@ impl Direct {
         }
     }
 
-    /// Whether a request whose head announces a body of `length` bytes is to be
-    /// refused before any of it is read: past the body limit (413), or refused by
-    /// the gate (a missing or wrong token: 401, 403). Whatever route it is for.
-    pub(crate) fn refuses_unread(&self, request: &Request, length: usize) -> bool {
-        length > self.state.config.max_body_bytes || self.gate.refuses(request)
+    /// The answer to a request whose head announces a body of `length` bytes, when
+    /// it is refused before any of it is read: past the body limit (413), or by the
+    /// gate (a missing or wrong token: 401, 403); whatever route it is for, as that
+    /// route would answer it. `None` for the others (the common case costs a compare
+    /// and, with tokens, the token check).
+    pub(crate) fn refusal(&self, request: &Request, length: usize) -> Option<Response> {
+        let limit = self.state.config.max_body_bytes;
+        if length <= limit && !self.gate.refuses(request) {
+            return None;
+        }
+        let entry = match self.gate.enter(request) {
+            Ok(entry) => entry,
+            Err(refused) => return Some(*refused),
+        };
+        let too_large = super::body::too_large(limit);
+        let response = if request.uri().path().starts_with("/api/") {
+            super::session::SessionError::from(too_large).into_response()
+        } else {
+            too_large.into_response()
+        };
+        Some(Gate::leave(&entry, response))
     }
 
     /// Answers `request` for `target` (see [`Target::of`]) as the router would. The

@@ -438,10 +438,15 @@ fn claim(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> 
         }
         if !pending(state, sub) {
             // A wake left with nothing to do (its streams deleted since) ends, so
-            // that the next commit makes one.
-            if sub.wake_id.is_some() {
-                let _ = registry.finish_wake(state, sub);
-            }
+            // that the next commit makes one; should a commit have come meanwhile,
+            // the wake it starts is sent (after the lock is let go).
+            let next = if sub.wake_id.is_some() {
+                registry.finish_wake(state, sub)
+            } else {
+                None
+            };
+            drop(subs);
+            registry.run(state, next.into_iter().collect());
             return error(StatusCode::CONFLICT, "NO_PENDING_WORK", "nothing to do");
         }
         if sub.wake_id.is_none() {
