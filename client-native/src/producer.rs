@@ -122,6 +122,40 @@ struct Shared {
     lag: AtomicUsize,
     failure: std::sync::Mutex<Option<Arc<Error>>>,
     closed: Mutex<Option<Ack>>,
+    /// Why no append can ever be sent (its URL or configuration), found once when
+    /// the producer is made.
+    unusable: Option<Unusable>,
+}
+
+/// What makes a producer unable to send anything.
+enum Unusable {
+    /// Its stream's URL (see [`StreamHandle::check_url`]).
+    Url { url: String, reason: String },
+    /// Its configuration (see [`ProducerConfig::validate`]).
+    Config(String),
+}
+
+impl Unusable {
+    /// What [`Producer::new`] finds wrong with `stream` and `cfg`, if anything.
+    fn of(stream: &StreamHandle, cfg: &ProducerConfig) -> Option<Unusable> {
+        match cfg.validate().and_then(|()| stream.check_url()) {
+            Ok(()) => None,
+            Err(Error::Url { url, reason }) => Some(Unusable::Url { url, reason }),
+            Err(Error::InvalidArgument(why)) => Some(Unusable::Config(why)),
+            Err(other) => Some(Unusable::Config(other.to_string())),
+        }
+    }
+
+    /// The error every append fails with.
+    fn error(&self) -> Error {
+        match self {
+            Unusable::Url { url, reason } => Error::Url {
+                url: url.clone(),
+                reason: reason.clone(),
+            },
+            Unusable::Config(why) => Error::InvalidArgument(why.clone()),
+        }
+    }
 }
 
 /// An append waiting for its turn, with its caller's answer channel.
@@ -199,6 +233,7 @@ impl Producer {
         });
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         let shared = Arc::new(Shared {
+            unusable: Unusable::of(&stream, &cfg),
             json: headers::is_json(&cfg.content_type),
             stream,
             cfg,
@@ -319,8 +354,9 @@ impl Shared {
     /// under its numbers.
     async fn send(&self, body: Vec<u8>, close: bool) -> Result<Ack, Error> {
         // What no retry would mend fails at once (and uses no numbers).
-        self.cfg.validate()?;
-        self.stream.check_url()?;
+        if let Some(unusable) = &self.unusable {
+            return Err(unusable.error());
+        }
         let mut state = self.state.lock().await;
         if close && body.is_empty() {
             state.numbers.begin_close();
