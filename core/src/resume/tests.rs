@@ -34,6 +34,19 @@ fn event_stream() -> ResponseHead {
     ResponseHead::new(200).with_header("content-type", "text/event-stream")
 }
 
+/// Answers the machine's catch-up read with nothing more and "up to date" at `tail`
+/// (its outputs dropped), and returns the live read it asks for next.
+fn caught_up_at(m: &mut Resume, tail: &str) -> Request {
+    answer(
+        m,
+        Time::ZERO,
+        head(200, tail).with_header("Stream-Up-To-Date", "true"),
+        b"[]",
+    );
+    let _ = outputs(m);
+    m.poll_request().expect("a live read")
+}
+
 fn outputs(m: &mut Resume) -> Vec<Output> {
     std::iter::from_fn(|| m.poll_output()).collect()
 }
@@ -149,14 +162,7 @@ fn an_answer_that_ends_before_the_read_began_is_continuity_lost() {
         if live == LiveMode::Off {
             answer(&mut m, Time::ZERO, head(200, "0000000003"), b"[1,2,3]");
         } else {
-            answer(
-                &mut m,
-                Time::ZERO,
-                head(200, "0000000005").with_header("Stream-Up-To-Date", "true"),
-                b"[]",
-            );
-            let _ = outputs(&mut m);
-            let req = m.poll_request().expect("a live read");
+            let req = caught_up_at(&mut m, "0000000005");
             if live == LiveMode::LongPoll {
                 respond(&mut m, Time::ZERO, req.id, head(204, "0000000002"), b"");
             } else {
@@ -633,14 +639,7 @@ fn sse_data_awaiting_its_control_event_is_held_to_the_body_limit() {
     let mut cfg = Config::new("http://h/s");
     cfg.max_body_bytes = 16;
     let mut m = Resume::new(cfg, Offset::parse("5").unwrap());
-    answer(
-        &mut m,
-        Time::ZERO,
-        head(200, "5").with_header("Stream-Up-To-Date", "true"),
-        b"[]",
-    );
-    let _ = outputs(&mut m);
-    let req = m.poll_request().expect("an SSE read");
+    let req = caught_up_at(&mut m, "5");
     m.handle_response(Time::ZERO, req.id, event_stream());
     // Confirmed data does not count towards the next batch's limit.
     for _ in 0..3 {

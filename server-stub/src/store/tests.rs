@@ -367,6 +367,19 @@ async fn sleep_past(at_ms: u64) {
     tokio::time::sleep(std::time::Duration::from_millis(left)).await;
 }
 
+/// A JSON stream `name` forked from `source` at its tail.
+fn fork_at_tail(source: &str, name: &str) -> CreateReq {
+    CreateReq {
+        fork: Some(ForkReq {
+            source: source.into(),
+            offset: None,
+            offset_epoch: None,
+            sub_offset: None,
+        }),
+        ..CreateReq::json(name)
+    }
+}
+
 async fn expiring_with_fork(store: &Store, path: &str, at_ms: u64, appended: &[String]) {
     let source = CreateReq {
         expires_at_ms: Some(at_ms),
@@ -377,14 +390,8 @@ async fn expiring_with_fork(store: &Store, path: &str, at_ms: u64, appended: &[S
         store.append(append(path, appended)).await.expect("append");
     }
     let fork = CreateReq {
-        fork: Some(ForkReq {
-            source: path.into(),
-            offset: None,
-            offset_epoch: None,
-            sub_offset: None,
-        }),
         expires_at_ms: Some(at_ms + 3_600_000),
-        ..CreateReq::json(format!("{path}-fork"))
+        ..fork_at_tail(path, &format!("{path}-fork"))
     };
     store.create(fork).await.expect("fork");
 }
@@ -462,16 +469,10 @@ async fn a_path_whose_streams_are_all_kept_for_forks_is_the_latest_ones_after_a_
             .create(CreateReq::json(path.clone()))
             .await
             .expect("create again");
-        let fork = CreateReq {
-            fork: Some(ForkReq {
-                source: path.clone(),
-                offset: None,
-                offset_epoch: None,
-                sub_offset: None,
-            }),
-            ..CreateReq::json(format!("{path}-fork-2"))
-        };
-        store.create(fork).await.expect("fork");
+        store
+            .create(fork_at_tail(path, &format!("{path}-fork-2")))
+            .await
+            .expect("fork");
         store.delete(path).await.expect("delete");
         latest.push(created.meta.id);
     }
@@ -513,13 +514,7 @@ async fn a_fork_body_split_for_another_mode_than_its_sources_is_refused() {
     let fork = |source: &str, name: &str, body: Payload| CreateReq {
         content_type: None,
         body: Some(body),
-        fork: Some(ForkReq {
-            source: source.into(),
-            offset: None,
-            offset_epoch: None,
-            sub_offset: None,
-        }),
-        ..CreateReq::json(name)
+        ..fork_at_tail(source, name)
     };
     for (source, body) in [
         ("json-source", Payload::bytes(b"[1,2]".to_vec())),
