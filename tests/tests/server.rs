@@ -2482,13 +2482,13 @@ async fn a_pull_wake_whose_wake_stream_was_missing_wakes_once_it_is_there() {
     let c = client();
     let (url, wakes) = (server.stream("x"), server.stream("wakes"));
     create_json(&c, &url).await;
-    let r = c
-        .put(server.stream("__ds/subscriptions/late"))
-        .json(&json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["x"]}))
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success(), "{}", r.status());
+    put_subscription(
+        &c,
+        &server,
+        "late",
+        json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["x"]}),
+    )
+    .await;
     // The wake event has nowhere to go: the wake cannot be heard of.
     post_json(&c, &url, r#"{"n":1}"#).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -2539,13 +2539,13 @@ async fn a_webhook_names_the_callback_at_the_public_url_when_one_is_given() {
     let c = client();
     let url = server.stream("hooked");
     create_json(&c, &url).await;
-    let r = c
-        .put(server.stream("__ds/subscriptions/hook"))
-        .json(&json!({"type": "webhook", "webhook": {"url": hook}, "streams": ["hooked"]}))
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success(), "{}", r.status());
+    put_subscription(
+        &c,
+        &server,
+        "hook",
+        json!({"type": "webhook", "webhook": {"url": hook}, "streams": ["hooked"]}),
+    )
+    .await;
     post_json(&c, &url, r#"{"n":1}"#).await;
     // The delivery: read whole, answered done.
     let delivery = tokio::time::timeout(Duration::from_secs(10), async {
@@ -2587,16 +2587,14 @@ async fn a_stream_deleted_leaves_the_subscriptions_that_linked_it_by_pattern_onl
     let c = client();
     let kept = server.stream("tmp/kept");
     create_json(&c, &kept).await;
-    let r = c
-        .put(server.stream("__ds/subscriptions/tmp"))
-        .json(
-            &json!({"type": "pull-wake", "wake_stream": "tmp-wakes", "pattern": "tmp/*",
+    put_subscription(
+        &c,
+        &server,
+        "tmp",
+        json!({"type": "pull-wake", "wake_stream": "tmp-wakes", "pattern": "tmp/*",
                       "streams": ["tmp/kept"]}),
-        )
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success(), "{}", r.status());
+    )
+    .await;
     for i in 0..5 {
         let url = server.stream(&format!("tmp/s{i}"));
         create_json(&c, &url).await;
@@ -2624,4 +2622,15 @@ async fn a_stream_deleted_leaves_the_subscriptions_that_linked_it_by_pattern_onl
         "an explicit link is kept: {sub}"
     );
     server.finish().await;
+}
+
+/// Makes subscription `id` with the configuration `config` (which must succeed).
+async fn put_subscription(c: &Client, server: &ServerProcess, id: &str, config: Value) {
+    let r = c
+        .put(server.stream(&format!("__ds/subscriptions/{id}")))
+        .json(&config)
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
 }
