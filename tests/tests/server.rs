@@ -2634,3 +2634,134 @@ async fn put_subscription(c: &Client, server: &ServerProcess, id: &str, config: 
         .expect("put");
     assert!(r.status().is_success(), "{}", r.status());
 }
+
+#[tokio::test]
+async fn a_subscription_keeps_to_the_scope_of_the_token_that_made_it() {
+    let dir = temp_dir("subscription-scope");
+    let tokens = "admin write *\nteam write __ds/subscriptions/,team/\n";
+    let server = ServerProcess::start_with_tokens(&dir, tokens, &["--subscriptions"]).await;
+    let c = client();
+    let create = |path: &str, token: &'static str| {
+        c.put(server.stream(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .send()
+    };
+    for path in ["team/a", "other/b"] {
+        let r = create(path, "admin").await.expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+    }
+    let sub = server.stream("__ds/subscriptions/watch");
+    let put = |config: Value| c.put(&sub).bearer_auth("team").json(&config).send();
+    let get = || async {
+        let r = c.get(&sub).bearer_auth("team").send().await.expect("get");
+        (r.status(), r.text().await.unwrap_or_default())
+    };
+    // Outside its scope: a stream linked by name, or a wake stream to append to.
+    for config in [
+        json!({"type": "pull-wake", "wake_stream": "team/wakes", "streams": ["team/a", "other/b"]}),
+        json!({"type": "pull-wake", "wake_stream": "other/wakes", "streams": ["team/a"]}),
+        json!({"type": "pull-wake", "wake_stream": "other/wakes", "pattern": "**"}),
+    ] {
+        let r = put(config.clone()).await.expect("put");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{config}");
+        assert_eq!(
+            get().await.0,
+            StatusCode::NOT_FOUND,
+            "made anyway: {config}"
+        );
+    }
+    // A pattern over everything links only what the token covers, then and later.
+    let r = put(json!({"type": "pull-wake", "wake_stream": "team/wakes", "pattern": "**"}))
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    for path in ["team/c", "other/d"] {
+        let r = create(path, "admin").await.expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+        let r = c
+            .post(server.stream(path))
+            .bearer_auth("admin")
+            .header("content-type", "application/json")
+            .body(r#"{"n":1}"#)
+            .send()
+            .await
+            .expect("append");
+        assert_eq!(r.status(), StatusCode::NO_CONTENT, "{path}");
+    }
+    let (status, linked) = get().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        linked.contains("team/a") && linked.contains("team/c"),
+        "the token's streams linked: {linked}"
+    );
+    assert!(
+        !linked.contains("other/"),
+        "others' streams linked: {linked}"
+    );
+    // Streams added by name keep to the scope of the token adding them.
+    let add = |path: &str| {
+        c.post(format!("{sub}/streams"))
+            .bearer_auth("team")
+            .json(&json!({"streams": [path]}))
+            .send()
+    };
+    assert_eq!(
+        add("other/b").await.expect("add").status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(!get().await.1.contains("other/b"));
+    assert_eq!(
+        add("team/e").await.expect("add").status(),
+        StatusCode::NO_CONTENT
+    );
+    assert!(get().await.1.contains("team/e"));
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_pattern_lets_go_of_the_streams_that_expired_when_it_links_a_new_one() {
+    let dir = temp_dir("links-expired");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    put_subscription(
+        &c,
+        &server,
+        "short",
+        json!({"type": "pull-wake", "wake_stream": "short-wakes", "pattern": "short/*"}),
+    )
+    .await;
+    let linked = || async {
+        let r = c
+            .get(server.stream("__ds/subscriptions/short"))
+            .send()
+            .await
+            .expect("get");
+        r.text().await.unwrap_or_default()
+    };
+    for i in 0..3 {
+        let url = server.stream(&format!("short/s{i}"));
+        let r = c
+            .put(&url)
+            .header("content-type", "application/json")
+            .header("stream-ttl", "1")
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED);
+        post_json(&c, &url, r#"{"n":1}"#).await;
+    }
+    assert!(linked().await.contains("short/s2"), "linked by the pattern");
+    // Past their time to live and the sweep that removes them (every 5 s).
+    tokio::time::sleep(Duration::from_millis(7_000)).await;
+    let url = server.stream("short/live");
+    create_json(&c, &url).await;
+    post_json(&c, &url, r#"{"n":1}"#).await;
+    let now = linked().await;
+    assert!(now.contains("short/live"), "{now}");
+    assert!(
+        !now.contains("short/s"),
+        "expired streams still linked: {now}"
+    );
+    server.finish().await;
+}

@@ -96,9 +96,10 @@ impl Direct {
     pub(crate) fn answer(
         &self,
         target: Target,
-        request: Request,
+        mut request: Request,
     ) -> impl Future<Output = Response> + Send + '_ {
         let head = request.method() == Method::HEAD;
+        self.gate.note_scope(&mut request);
         let answer = match self.gate.enter(&request) {
             Ok(entry) => Either::Left(
                 stream::answer(&self.state, target.path, target.query, request)

@@ -119,20 +119,33 @@ impl Gate {
         );
         response
     }
-}
 
-/// The gate as the router's middleware. A request that lists streams (only the
-/// router answers one) is given its token's [`auth::Scope`], which the list keeps to.
-pub(super) async fn pass(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
-    if request.uri().path() == "/api/sessions" {
-        if let Some(scope) = gate
+    /// Gives `request` its token's [`auth::Scope`] when what it asks for must keep to
+    /// it beyond its own path: a list of streams (which shows only what the token may
+    /// read), and a subscription (whose links, by name or pattern, and wake stream
+    /// must lie in the scope of the token that made or changed it).
+    pub(crate) fn note_scope(&self, request: &mut Request) {
+        let path = request.uri().path();
+        if path != "/api/sessions" && !path.starts_with(SUBSCRIPTIONS) {
+            return;
+        }
+        if let Some(scope) = self
             .tokens
             .as_ref()
-            .and_then(|tokens| auth::scope(tokens, &request))
+            .and_then(|tokens| auth::scope(tokens, request))
         {
             request.extensions_mut().insert(scope);
         }
     }
+}
+
+/// Where the subscription routes live.
+const SUBSCRIPTIONS: &str = "/v1/stream/__ds/subscriptions/";
+
+/// The gate as the router's middleware (see [`Gate::note_scope`] for the scope a
+/// request is given).
+pub(super) async fn pass(State(gate): State<Gate>, mut request: Request, next: Next) -> Response {
+    gate.note_scope(&mut request);
     match gate.enter(&request) {
         // One await point: the future keeps room for one call of the rest, not two.
         Ok(entry) => Gate::leave(&entry, next.run(request).await),

@@ -53,7 +53,8 @@ pub(super) fn answer(
     let (method, headers) = (parts.method, parts.headers);
     async move {
         if let Some(rest) = path.strip_prefix("__ds/") {
-            return crate::subscriptions::route(state, method, rest, &headers, body).await;
+            let scope = parts.extensions.get::<super::auth::Scope>().cloned();
+            return crate::subscriptions::route(state, method, rest, &headers, scope, body).await;
         }
         let result = match method {
             Method::PUT => create(state, path, &headers, body).await,

@@ -91,6 +91,18 @@ struct Sub {
     lease_until: Option<tokio::time::Instant>,
     /// The generation whose lease timer runs (one task per wake, not per ack).
     lease_timer: Option<u64>,
+    /// What the token that made it covers (none without tokens): its pattern links
+    /// only streams in it.
+    scope: Option<crate::http::auth::Scope>,
+}
+
+/// Whether a subscription with `pattern`, made by a token covering `scope`, links the
+/// stream at `path` by its pattern: a match, not one of the server's own (`__ds/`),
+/// and in the scope.
+fn may_link(pattern: &str, scope: Option<&crate::http::auth::Scope>, path: &str) -> bool {
+    !path.starts_with("__ds/")
+        && glob::matches(pattern, path)
+        && scope.is_none_or(|s| s.covers(path))
 }
 
 /// Work to do outside the lock after a wake was created.
@@ -327,8 +339,18 @@ impl Registry {
                 if sub
                     .pattern
                     .as_deref()
-                    .is_some_and(|p| glob::matches(p, path))
+                    .is_some_and(|p| may_link(p, sub.scope.as_ref(), path))
                 {
+                    if !sub.links.contains_key(path) {
+                        // A new link lets go of those its pattern made to streams gone
+                        // since (expired, or deleted behind `on_delete`'s back): a
+                        // pattern over short-lived streams links no more than live.
+                        let shared = state.store.shared();
+                        sub.links.retain(|p, link| {
+                            link.explicit || shared.get(p).is_some_and(|l| !l.meta().deleted)
+                        });
+                        sub.snapshot.retain(|p, _| sub.links.contains_key(p));
+                    }
                     sub.links.entry(path.to_owned()).or_default().glob = true;
                 }
                 if sub.links.contains_key(path)

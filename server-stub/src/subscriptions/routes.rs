@@ -11,6 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::{listing, pending, serialize, tail_of, Kind, Link, Registry, Sub};
+use crate::http::auth::Scope;
 use crate::http::AppState;
 use crate::store::ReadFrom;
 
@@ -35,12 +36,14 @@ fn not_found() -> Response {
     )
 }
 
-/// Dispatches `rest` (the path after `__ds/`).
+/// Dispatches `rest` (the path after `__ds/`). `scope`: what the request's token
+/// covers (none without tokens), which a subscription it makes or changes keeps to.
 pub(crate) async fn route(
     state: &AppState,
     method: Method,
     rest: &str,
     headers: &HeaderMap,
+    scope: Option<Scope>,
     body: Body,
 ) -> Response {
     let Some(registry) = state.subscriptions.clone() else {
@@ -83,7 +86,7 @@ pub(crate) async fn route(
         }
     };
     match (method, tail) {
-        (Method::PUT, "") => put(state, &registry, &id, &body),
+        (Method::PUT, "") => put(state, &registry, &id, &body, scope),
         (Method::GET, "") => {
             let subs = registry.lock();
             match subs.get(&id) {
@@ -96,7 +99,7 @@ pub(crate) async fn route(
             registry.forget_tokens(&id, None);
             StatusCode::NO_CONTENT.into_response()
         }
-        (Method::POST, "streams") => add_streams(state, &registry, &id, &body),
+        (Method::POST, "streams") => add_streams(state, &registry, &id, &body, scope.as_ref()),
         (Method::DELETE, t) if t.starts_with("streams/") => {
             let path = t["streams/".len()..].trim_matches('/').to_owned();
             let mut subs = registry.lock();
@@ -154,7 +157,31 @@ fn safe_webhook_url(url: &str) -> bool {
     }
 }
 
-fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Response {
+/// The 403 for a subscription that would reach `path`, outside its token's scope.
+fn out_of_scope(what: &str, path: &str) -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "FORBIDDEN",
+        &format!("this token does not cover the {what} {path}"),
+    )
+}
+
+/// The first of `paths` that `scope` does not cover.
+fn uncovered<'a>(
+    scope: Option<&Scope>,
+    paths: impl IntoIterator<Item = &'a String>,
+) -> Option<&'a String> {
+    let scope = scope?;
+    paths.into_iter().find(|p| !scope.covers(p))
+}
+
+fn put(
+    state: &AppState,
+    registry: &Arc<Registry>,
+    id: &str,
+    body: &Value,
+    scope: Option<Scope>,
+) -> Response {
     let kind_name = body.get("type").and_then(Value::as_str);
     let pattern = match body.get("pattern") {
         None | Some(Value::Null) => None,
@@ -225,6 +252,17 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
             )
         };
     }
+    // Its token must cover what it links by name, and the stream its wake events are
+    // appended to (a token may write wherever it may make subscriptions); what its
+    // pattern links is kept to the same scope (see `Sub::may_link`).
+    if let Some(path) = uncovered(scope.as_ref(), &explicit) {
+        return out_of_scope("stream", path);
+    }
+    if let Kind::PullWake { wake_stream } = &kind {
+        if let Some(path) = uncovered(scope.as_ref(), [wake_stream]) {
+            return out_of_scope("wake stream", path);
+        }
+    }
     if let Kind::Webhook { url } = &kind {
         if !safe_webhook_url(url) {
             return error(
@@ -242,7 +280,7 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
     }
     if let Some(p) = &pattern {
         for path in state.store.shared().paths() {
-            if !path.starts_with("__ds/") && super::glob::matches(p, &path) {
+            if super::may_link(p, scope.as_ref(), &path) {
                 let link = Link::at_tail(state, &path);
                 let link = links.entry(path).or_insert(link);
                 link.glob = true;
@@ -266,13 +304,20 @@ fn put(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Re
         holder: None,
         lease_until: None,
         lease_timer: None,
+        scope,
     };
     let out = serialize(state, &sub, &registry.signer);
     subs.insert(id.to_owned(), sub);
     (StatusCode::CREATED, Json(out)).into_response()
 }
 
-fn add_streams(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Value) -> Response {
+fn add_streams(
+    state: &AppState,
+    registry: &Arc<Registry>,
+    id: &str,
+    body: &Value,
+    scope: Option<&Scope>,
+) -> Response {
     let Some(items) = body.get("streams").and_then(Value::as_array) else {
         return invalid("streams must be an array");
     };
@@ -282,6 +327,9 @@ fn add_streams(state: &AppState, registry: &Arc<Registry>, id: &str, body: &Valu
             Some(s) if !s.is_empty() => paths.push(s),
             _ => return invalid("streams must be non-empty strings"),
         }
+    }
+    if let Some(path) = uncovered(scope, &paths) {
+        return out_of_scope("stream", path);
     }
     let mut subs = registry.lock();
     let Some(sub) = subs.get_mut(id) else {
