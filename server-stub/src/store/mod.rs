@@ -8,7 +8,9 @@
 //! ([`reader`]) and never see more than the committed tail that [`Shared`] publishes
 //! after each (durable) commit.
 
+mod forks;
 pub mod meta;
+mod producers;
 pub mod reader;
 pub mod recent;
 mod rooms;

@@ -5,6 +5,7 @@ use std::path::Path;
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::meta::{Inherited, Segment, StreamMeta};
+use super::producers::Producers;
 use super::{Map, OpenError};
 
 /// How hard a commit pushes data to the disk.
@@ -291,7 +292,7 @@ pub fn save_last_epoch(conn: &Connection, epoch: u64) -> rusqlite::Result<()> {
 }
 
 /// Every producer's state: (stream id, producer id) → (epoch, last seq).
-pub fn load_producers(conn: &Connection) -> rusqlite::Result<Map<(i64, String), (u64, u64)>> {
+pub(crate) fn load_producers(conn: &Connection) -> rusqlite::Result<Producers> {
     let mut stmt = conn.prepare("SELECT stream_id, producer_id, epoch, seq FROM producers")?;
     let rows = stmt.query_map([], |r| {
         Ok((

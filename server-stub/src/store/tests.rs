@@ -1337,3 +1337,52 @@ async fn commands_after_a_failed_one_in_a_group_are_answered_with_its_failure() 
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_sweep_removes_a_bounded_number_of_expired_streams_and_the_next_the_rest() {
+    let dir = scratch("sweep-bounded");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let soon = meta::now_ms() + SETUP_MS;
+    let left = 40;
+    for i in 0..writer::SWEEP_REMOVALS + left {
+        let req = CreateReq {
+            expires_at_ms: Some(soon),
+            ..CreateReq::json(format!("short/{i}"))
+        };
+        store.create(req).await.expect("create");
+    }
+    store.create(CreateReq::json("kept")).await.expect("create");
+    sleep_past(soon).await;
+    let short = || {
+        store
+            .shared()
+            .paths()
+            .into_iter()
+            .filter(|p| p.starts_with("short/"))
+            .count()
+    };
+    // One sweep, counted around while no other (the writer's own, every 5 s) runs.
+    let sweep = || {
+        let mut writer = store.0.writer.lock().expect("writer");
+        let before = short();
+        writer.commit(Vec::new(), true, false);
+        (before, short())
+    };
+    let (before, after) = sweep();
+    assert_eq!(
+        before - after,
+        before.min(writer::SWEEP_REMOVALS),
+        "{before} expired streams, {after} left after one sweep"
+    );
+    // What is left is expired all the same.
+    for i in [0, writer::SWEEP_REMOVALS + left - 1] {
+        let gone = store
+            .append(append(&format!("short/{i}"), &messages(0, 1, 5)))
+            .await;
+        assert!(matches!(gone, Err(AppendError::NotFound)), "{gone:?}");
+    }
+    assert_eq!(sweep().1, 0);
+    assert!(store.shared().get("kept").is_some());
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}

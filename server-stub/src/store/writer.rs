@@ -15,7 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 use tracing::{debug, error, warn};
 
+use super::forks::Readers;
 use super::meta::{now_ms, Inherited, Segment, StreamMeta};
+use super::producers::Producers;
 use super::recent::{self, Chunk};
 use super::schema::{
     load_last_epoch, load_producers, load_streams, presize_wal, save_last_epoch, save_stream,
@@ -30,6 +32,13 @@ use super::{
 const MAX_GROUP: usize = 512;
 /// How often expired streams are swept.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// Most expired streams one sweep removes: each costs some 10 µs of statements in
+/// the transaction every append waiting then waits for (20,000 at once held appends
+/// for about 200 ms). What is left is still expired to readers and writers, and is
+/// removed by the sweeps that follow, [`SWEEP_AGAIN`] apart.
+pub(crate) const SWEEP_REMOVALS: usize = 512;
+/// How soon a sweep follows one that left expired streams behind.
+const SWEEP_AGAIN: Duration = Duration::from_millis(10);
 /// How many chunks may wait in `landed` before a commit moves them all into
 /// `chunks`: sixteen streams appending together then write each stream's page of
 /// `chunks` once per sixty-four appends, not once per append. Reads look through
@@ -138,7 +147,7 @@ pub(crate) struct Writer {
     shared: Arc<Shared>,
     metas: Map<i64, StreamMeta>,
     paths: Map<Arc<str>, i64>,
-    producers: Map<(i64, String), (u64, u64)>,
+    producers: Producers,
     next_id: i64,
     /// The highest epoch issued (see [`StreamMeta::epoch`]).
     last_epoch: u64,
@@ -170,6 +179,8 @@ pub(crate) struct Writer {
     stopped: bool,
     /// How many commands the last commit took.
     last_group: usize,
+    /// The expired streams the last sweep left (past [`SWEEP_REMOVALS`]).
+    sweep_left: Vec<i64>,
     /// What waits in `landed`: with the group in progress, and as last committed.
     landed: Landed,
     landed_committed: Landed,
@@ -258,6 +269,7 @@ impl Writer {
             syncer: None,
             stopped: false,
             last_group: 0,
+            sweep_left: Vec::new(),
             landed: Landed::default(),
             landed_committed: Landed::default(),
             unsettled: false,
@@ -286,8 +298,9 @@ impl Writer {
             }
         }
         let mut last_sweep = std::time::Instant::now();
+        let mut sweep_every = SWEEP_EVERY;
         loop {
-            let first = match rx.recv_timeout(SWEEP_EVERY) {
+            let first = match rx.recv_timeout(sweep_every) {
                 Ok(cmd) => Some(cmd),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -308,13 +321,18 @@ impl Writer {
                     shutdown = Some(tx);
                 }
             }
-            let sweep = last_sweep.elapsed() >= SWEEP_EVERY || shutdown.is_some();
+            let sweep = last_sweep.elapsed() >= sweep_every || shutdown.is_some();
             if sweep {
                 last_sweep = std::time::Instant::now();
             }
             if !group.is_empty() || sweep {
                 let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
                 writer.commit(group, sweep, false);
+                sweep_every = if !writer.sweep_left.is_empty() {
+                    SWEEP_AGAIN
+                } else {
+                    SWEEP_EVERY
+                };
                 if shutdown.is_some() {
                     writer.stopped = true;
                     // Every commit told before the shutdown is answered.
@@ -601,7 +619,7 @@ impl Writer {
             match original {
                 Some(state) => self.producers.insert(key, state),
                 None => self.producers.remove(&key),
-            };
+            }
         }
     }
 
@@ -665,7 +683,7 @@ impl Writer {
     fn set_producer(&mut self, key: (i64, String), state: (u64, u64)) {
         if !self.undo_producers.contains_key(&key) {
             self.undo_producers
-                .insert(key.clone(), self.producers.get(&key).copied());
+                .insert(key.clone(), self.producers.get(&key));
         }
         self.producers.insert(key, state);
     }
@@ -711,7 +729,7 @@ impl Writer {
                     "the stream at this path was deleted but is still referenced by forks".into(),
                 )))
             }
-            Lookup::Expired(id) => self.remove_stream(conn, id)?,
+            Lookup::Expired(id) => self.remove_one(conn, id)?,
             Lookup::Live(id) => {
                 let meta = &self.metas[&id];
                 let source = req
@@ -888,10 +906,10 @@ impl Writer {
         if let Some(p) = &req.producer {
             let key = (id, p.id.clone());
             match self.producers.get(&key) {
-                Some(&(epoch, _)) if p.epoch < epoch => {
+                Some((epoch, _)) if p.epoch < epoch => {
                     return Ok(Err(AppendError::StaleEpoch { current: epoch }))
                 }
-                Some(&(epoch, last)) if p.epoch == epoch && p.seq <= last => {
+                Some((epoch, last)) if p.epoch == epoch && p.seq <= last => {
                     return Ok(Ok(AppendOk {
                         next: meta.tail,
                         stream_epoch: meta.epoch_at(meta.tail),
@@ -900,7 +918,7 @@ impl Writer {
                         duplicate: true,
                     }))
                 }
-                Some(&(epoch, last)) if p.epoch == epoch => {
+                Some((epoch, last)) if p.epoch == epoch => {
                     if p.seq != last + 1 && !meta.closed {
                         return Ok(Err(AppendError::SeqGap {
                             expected: last + 1,
@@ -1001,22 +1019,33 @@ impl Writer {
             Lookup::Missing => Ok(Err(DeleteError::NotFound)),
             Lookup::SoftDeleted => Ok(Err(DeleteError::Gone)),
             Lookup::Expired(id) => self
-                .remove_stream(conn, id)
+                .remove_one(conn, id)
                 .map(|()| Err(DeleteError::NotFound)),
-            Lookup::Live(id) => self.remove_stream(conn, id).map(Ok),
+            Lookup::Live(id) => self.remove_one(conn, id).map(Ok),
         }
+    }
+
+    /// Deletes one stream (see [`Writer::remove_stream`]).
+    fn remove_one(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+        let mut readers = Readers::of(self.metas.values());
+        self.remove_stream(conn, id, &mut readers)
     }
 
     /// Deletes a stream: softly while forks still read from it, for good otherwise;
     /// then collects soft-deleted ancestors nothing reads from any more.
-    fn remove_stream(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
+    /// `readers`: who reads from which stream now (see [`Readers::of`]), kept up to
+    /// date here for the next removal.
+    fn remove_stream(
+        &mut self,
+        conn: &Connection,
+        id: i64,
+        readers: &mut Readers,
+    ) -> rusqlite::Result<()> {
         // What it deletes from `landed` must be there.
         debug_assert!(self.landing.is_empty(), "removed before landing");
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
-            let referenced = self.metas.values().any(|m| {
-                m.id != id && (m.forked_from == Some(id) || m.chain.iter().any(|s| s.id == id))
-            });
+            let referenced = readers.read_from(id);
             let Some(meta) = self.metas.get(&id).cloned() else {
                 continue;
             };
@@ -1052,21 +1081,14 @@ impl Writer {
             conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
                 .execute([id])?;
             self.metas.remove(&id);
+            readers.forget(&meta);
             if self.paths.get(&*meta.path) == Some(&id) {
                 self.set_owner(&meta.path, None);
             }
-            let stale: Vec<(i64, String)> = self
-                .producers
-                .keys()
-                .filter(|(sid, _)| *sid == id)
-                .cloned()
-                .collect();
-            for key in stale {
-                if !self.undo_producers.contains_key(&key) {
-                    self.undo_producers
-                        .insert(key.clone(), self.producers.get(&key).copied());
-                }
-                self.producers.remove(&key);
+            for (producer, state) in self.producers.remove_stream(id) {
+                self.undo_producers
+                    .entry((id, producer))
+                    .or_insert(Some(state));
             }
             let ancestors = meta.chain.iter().map(|s| s.id).chain(meta.forked_from);
             for ancestor in ancestors {
@@ -1078,11 +1100,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes expired streams and persists access times readers bumped.
+    /// Deletes expired streams (at most [`SWEEP_REMOVALS`]; those past it are kept in
+    /// `sweep_left`, for the next sweep to remove without looking at every stream
+    /// again) and persists access times readers bumped.
     fn sweep(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        self.shared.forget_idle_recent();
         let now = now_ms();
-        let ids: Vec<i64> = self.metas.keys().copied().collect();
+        let ids: Vec<i64> = if self.sweep_left.is_empty() {
+            self.shared.forget_idle_recent();
+            self.metas.keys().copied().collect()
+        } else {
+            std::mem::take(&mut self.sweep_left)
+        };
+        // Who reads from which stream, counted once for all the streams that expire.
+        let mut readers: Option<Readers> = None;
+        let mut removed = 0;
         for id in ids {
             let Some(meta) = self.metas.get(&id) else {
                 continue;
@@ -1092,8 +1123,14 @@ impl Writer {
             }
             let access = self.access_ms(meta);
             if meta.is_expired(access, now) {
+                if removed == SWEEP_REMOVALS {
+                    self.sweep_left.push(id);
+                    continue;
+                }
                 debug!(path = %meta.path, "stream expired");
-                self.remove_stream(conn, id)?;
+                let readers = readers.get_or_insert_with(|| Readers::of(self.metas.values()));
+                self.remove_stream(conn, id, readers)?;
+                removed += 1;
             } else if access > meta.access_ms && meta.ttl_secs.is_some() {
                 let mut meta = meta.clone();
                 meta.access_ms = access;
