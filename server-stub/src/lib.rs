@@ -76,9 +76,15 @@ fn build_state(
         config.durability,
     )?;
     let subscriptions = if config.subscriptions {
-        Some(Arc::new(
-            subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
-        ))
+        let registry = Arc::new(subscriptions::Registry::new().map_err(ServeError::Subscriptions)?);
+        // Streams removed for good (an expiry too) leave the patterns that linked them.
+        let weak = Arc::downgrade(&registry);
+        store.shared().on_removed(move |path| {
+            if let Some(registry) = weak.upgrade() {
+                registry.on_delete(path);
+            }
+        });
+        Some(registry)
     } else {
         None
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use gapless_tests::chunked::Dechunker;
 use gapless_tests::{temp_dir, ServerProcess};
-use reqwest::{Client, StatusCode};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 fn client() -> Client {
@@ -2638,7 +2638,8 @@ async fn put_subscription(c: &Client, server: &ServerProcess, id: &str, config: 
 #[tokio::test]
 async fn a_subscription_keeps_to_the_scope_of_the_token_that_made_it() {
     let dir = temp_dir("subscription-scope");
-    let tokens = "admin write *\nteam write __ds/subscriptions/,team/\n";
+    let tokens = "admin write *\nteam write __ds/subscriptions/,team/\n\
+        other write __ds/subscriptions/,other/\nwide write __ds*,team/\n";
     let server = ServerProcess::start_with_tokens(&dir, tokens, &["--subscriptions"]).await;
     let c = client();
     let create = |path: &str, token: &'static str| {
@@ -2716,11 +2717,48 @@ async fn a_subscription_keeps_to_the_scope_of_the_token_that_made_it() {
         StatusCode::NO_CONTENT
     );
     assert!(get().await.1.contains("team/e"));
+    // Another token's subscription is not there for a token of other streams (but is
+    // for one of every stream).
+    let as_other = |method: Method, url: String| c.request(method, url).bearer_auth("other");
+    for (method, url) in [
+        (Method::GET, sub.clone()),
+        (Method::DELETE, sub.clone()),
+        (Method::POST, format!("{sub}/claim")),
+        (Method::DELETE, format!("{sub}/streams/team/a")),
+    ] {
+        let r = as_other(method.clone(), url.clone())
+            .json(&json!({"worker": "w"}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method} {url}");
+    }
+    let r = as_other(Method::PUT, sub.clone())
+        .json(&json!({"type": "pull-wake", "wake_stream": "other/wakes", "pattern": "**"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let (status, linked) = get().await;
+    assert_eq!(status, StatusCode::OK, "still there for its own token");
+    assert!(linked.contains("team/a"), "{linked}");
+    let r = c.get(&sub).bearer_auth("admin").send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    // Its path percent-encoded, a subscription keeps to its token's scope all the same.
+    let sneak = format!("{}/v1/stream/__ds%2Fsubscriptions%2Fsneak", server.url);
+    let r = c
+        .put(&sneak)
+        .bearer_auth("wide")
+        .json(&json!({"type": "pull-wake", "wake_stream": "team/w", "streams": ["other/b"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
     server.finish().await;
 }
 
 #[tokio::test]
-async fn a_pattern_lets_go_of_the_streams_that_expired_when_it_links_a_new_one() {
+async fn a_pattern_lets_go_of_the_streams_that_expire_once_they_are_swept() {
     let dir = temp_dir("links-expired");
     let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
     let c = client();

@@ -232,13 +232,26 @@ fn bearer(request: &Request) -> Option<&str> {
 
 /// The stream paths a request's token covers, for a request that lists streams (a
 /// list shows only what its token may read).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Scope(Vec<Prefix>);
 
 impl Scope {
     /// Whether the token covers the stream at `path`.
     pub(crate) fn covers(&self, path: &str) -> bool {
         self.0.iter().any(|p| p.covers(path))
+    }
+
+    /// Whether the token covers every stream (`*`).
+    pub(crate) fn covers_all(&self) -> bool {
+        self.0
+            .iter()
+            .any(|p| matches!(p, Prefix::Path(p) | Prefix::Raw(p) if p.is_empty()))
+    }
+
+    /// Whether a request with this scope may use what a token with `other` made: the
+    /// same scope, or every stream.
+    pub(crate) fn may_use(&self, other: &Scope) -> bool {
+        self == other || self.covers_all()
     }
 }
 

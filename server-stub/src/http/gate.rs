@@ -126,7 +126,7 @@ impl Gate {
     /// must lie in the scope of the token that made or changed it).
     pub(crate) fn note_scope(&self, request: &mut Request) {
         let path = request.uri().path();
-        if path != "/api/sessions" && !path.starts_with(SUBSCRIPTIONS) {
+        if path != "/api/sessions" && !under_subscriptions(path) {
             return;
         }
         if let Some(scope) = self
@@ -139,8 +139,19 @@ impl Gate {
     }
 }
 
-/// Where the subscription routes live.
-const SUBSCRIPTIONS: &str = "/v1/stream/__ds/subscriptions/";
+/// Whether `path` (as requested) is one of the server's own stream routes
+/// (`/v1/stream/__ds/...`, subscriptions among them) once percent-decoded, as the
+/// stream routes read it: `__ds%2Fsubscriptions%2Fx` is a subscription too.
+fn under_subscriptions(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix("/v1/stream/") else {
+        return false;
+    };
+    rest.starts_with("__ds/")
+        || (rest.contains('%')
+            && percent_encoding::percent_decode_str(rest)
+                .decode_utf8_lossy()
+                .starts_with("__ds/"))
+}
 
 /// The gate as the router's middleware (see [`Gate::note_scope`] for the scope a
 /// request is given).

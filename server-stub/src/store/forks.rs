@@ -1,6 +1,6 @@
 //! Which streams other streams read from: for each stream, how many forks (and forks
-//! of forks) read from it, so that removing many streams at once (an expiring sweep)
-//! learns whether to keep each one for its forks without scanning every stream again.
+//! of forks) read from it, kept by the writer beside the streams' metadata, so that
+//! removing a stream learns at once whether to keep it for its forks.
 
 use super::meta::StreamMeta;
 use super::Map;
@@ -17,13 +17,20 @@ impl Readers {
     /// (one kept for its forks still reads from its own sources).
     pub(crate) fn of<'a>(metas: impl IntoIterator<Item = &'a StreamMeta>) -> Readers {
         let mut readers = Readers::default();
-        // (Most streams are no forks: they are passed over without a list.)
-        for meta in metas.into_iter().filter(|m| m.forked_from.is_some()) {
-            for id in sources(meta) {
-                *readers.counts.entry(id).or_default() += 1;
-            }
+        for meta in metas {
+            readers.add(meta);
         }
         readers
+    }
+
+    /// Counts what `meta`'s stream reads from: it is new.
+    pub(crate) fn add(&mut self, meta: &StreamMeta) {
+        if meta.forked_from.is_none() {
+            return;
+        }
+        for id in sources(meta) {
+            *self.counts.entry(id).or_default() += 1;
+        }
     }
 
     /// Whether any stream reads from the stream `id`.

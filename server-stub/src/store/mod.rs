@@ -370,6 +370,26 @@ pub struct Shared {
     sync_failed: AtomicBool,
     /// What every stream's recent chunks hold (see [`recent::MAX_BYTES_HELD`]).
     recent_held: Arc<AtomicUsize>,
+    /// Told of each stream removed from its path for good.
+    removed: Removed,
+}
+
+/// What is told the path of each stream removed for good (deleted, or expired and
+/// swept, and not kept for forks): set once, by whoever must forget such streams.
+#[derive(Default)]
+struct Removed(std::sync::OnceLock<Box<Tell>>);
+
+/// What [`Removed`] calls with a path.
+type Tell = dyn Fn(&str) + Send + Sync;
+
+impl std::fmt::Debug for Removed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Removed(set)"
+        } else {
+            "Removed"
+        })
+    }
 }
 
 impl Shared {
@@ -379,6 +399,12 @@ impl Shared {
         self.sync_failed
             .load(Ordering::Acquire)
             .then_some(syncer::SYNC_FAILED)
+    }
+
+    /// Has `tell` told the path of each stream removed for good from now on (called
+    /// once; a second call is ignored).
+    pub fn on_removed(&self, tell: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.removed.0.set(Box::new(tell));
     }
 
     /// The stream at `path`, live or soft-deleted.
@@ -471,7 +497,11 @@ impl Shared {
         let mut map = self.by_path.write().unwrap_or_else(|p| p.into_inner());
         if map.get(path).is_some_and(|live| live.meta().id == id) {
             if let Some(live) = map.remove(path) {
+                drop(map);
                 live.replace();
+                if let Some(tell) = self.removed.0.get() {
+                    tell(path);
+                }
             }
         }
     }

@@ -148,6 +148,8 @@ pub(crate) struct Writer {
     metas: Map<i64, StreamMeta>,
     paths: Map<Arc<str>, i64>,
     producers: Producers,
+    /// Who reads from which stream (forks), kept with `metas`.
+    readers: Readers,
     next_id: i64,
     /// The highest epoch issued (see [`StreamMeta::epoch`]).
     last_epoch: u64,
@@ -181,6 +183,9 @@ pub(crate) struct Writer {
     last_group: usize,
     /// The expired streams the last sweep left (past [`SWEEP_REMOVALS`]).
     sweep_left: Vec<i64>,
+    /// Tests hold the writer thread's own sweeps, to sweep when they choose.
+    #[cfg(test)]
+    pub(super) sweeps_held: bool,
     /// What waits in `landed`: with the group in progress, and as last committed.
     landed: Landed,
     landed_committed: Landed,
@@ -251,11 +256,13 @@ impl Writer {
         for meta in metas.values().filter(|m| owns_path(&paths, m)) {
             shared.publish(meta.clone(), Vec::new());
         }
+        let readers = Readers::of(metas.values());
         Ok(Writer {
             conn,
             shared,
             metas,
             paths,
+            readers,
             producers,
             next_id,
             last_epoch,
@@ -270,6 +277,8 @@ impl Writer {
             stopped: false,
             last_group: 0,
             sweep_left: Vec::new(),
+            #[cfg(test)]
+            sweeps_held: false,
             landed: Landed::default(),
             landed_committed: Landed::default(),
             unsettled: false,
@@ -327,12 +336,16 @@ impl Writer {
             }
             if !group.is_empty() || sweep {
                 let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+                #[cfg(test)]
+                let sweep = sweep && (!writer.sweeps_held || shutdown.is_some());
                 writer.commit(group, sweep, false);
-                sweep_every = if !writer.sweep_left.is_empty() {
-                    SWEEP_AGAIN
-                } else {
-                    SWEEP_EVERY
-                };
+                // (After a failed sync nothing is committed, sweeps neither.)
+                sweep_every =
+                    if !writer.sweep_left.is_empty() && writer.shared.write_failure().is_none() {
+                        SWEEP_AGAIN
+                    } else {
+                        SWEEP_EVERY
+                    };
                 if shutdown.is_some() {
                     writer.stopped = true;
                     // Every commit told before the shutdown is answered.
@@ -603,11 +616,15 @@ impl Writer {
         self.kept.clear();
         self.landing.clear();
         self.landed = self.landed_committed;
+        let forks_changed = !self.undo_metas.is_empty();
         for (id, original) in self.undo_metas.drain() {
             self.metas.remove(&id);
             if let Some(meta) = original {
                 self.metas.insert(id, meta);
             }
+        }
+        if forks_changed {
+            self.readers = Readers::of(self.metas.values());
         }
         for (path, owner) in self.undo_paths.drain() {
             match owner {
@@ -729,7 +746,7 @@ impl Writer {
                     "the stream at this path was deleted but is still referenced by forks".into(),
                 )))
             }
-            Lookup::Expired(id) => self.remove_one(conn, id)?,
+            Lookup::Expired(id) => self.remove_stream(conn, id)?,
             Lookup::Live(id) => {
                 let meta = &self.metas[&id];
                 let source = req
@@ -880,6 +897,7 @@ impl Writer {
         save_stream(conn, &meta)?;
         self.touch(id);
         self.set_owner(&meta.path, Some(id));
+        self.readers.add(&meta);
         self.metas.insert(id, meta.clone());
         Ok(Ok(CreateOk {
             meta,
@@ -1019,33 +1037,20 @@ impl Writer {
             Lookup::Missing => Ok(Err(DeleteError::NotFound)),
             Lookup::SoftDeleted => Ok(Err(DeleteError::Gone)),
             Lookup::Expired(id) => self
-                .remove_one(conn, id)
+                .remove_stream(conn, id)
                 .map(|()| Err(DeleteError::NotFound)),
-            Lookup::Live(id) => self.remove_one(conn, id).map(Ok),
+            Lookup::Live(id) => self.remove_stream(conn, id).map(Ok),
         }
-    }
-
-    /// Deletes one stream (see [`Writer::remove_stream`]).
-    fn remove_one(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
-        let mut readers = Readers::of(self.metas.values());
-        self.remove_stream(conn, id, &mut readers)
     }
 
     /// Deletes a stream: softly while forks still read from it, for good otherwise;
     /// then collects soft-deleted ancestors nothing reads from any more.
-    /// `readers`: who reads from which stream now (see [`Readers::of`]), kept up to
-    /// date here for the next removal.
-    fn remove_stream(
-        &mut self,
-        conn: &Connection,
-        id: i64,
-        readers: &mut Readers,
-    ) -> rusqlite::Result<()> {
+    fn remove_stream(&mut self, conn: &Connection, id: i64) -> rusqlite::Result<()> {
         // What it deletes from `landed` must be there.
         debug_assert!(self.landing.is_empty(), "removed before landing");
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
-            let referenced = readers.read_from(id);
+            let referenced = self.readers.read_from(id);
             let Some(meta) = self.metas.get(&id).cloned() else {
                 continue;
             };
@@ -1081,7 +1086,7 @@ impl Writer {
             conn.prepare_cached("DELETE FROM streams WHERE id = ?1")?
                 .execute([id])?;
             self.metas.remove(&id);
-            readers.forget(&meta);
+            self.readers.forget(&meta);
             if self.paths.get(&*meta.path) == Some(&id) {
                 self.set_owner(&meta.path, None);
             }
@@ -1111,8 +1116,6 @@ impl Writer {
         } else {
             std::mem::take(&mut self.sweep_left)
         };
-        // Who reads from which stream, counted once for all the streams that expire.
-        let mut readers: Option<Readers> = None;
         let mut removed = 0;
         for id in ids {
             let Some(meta) = self.metas.get(&id) else {
@@ -1128,8 +1131,7 @@ impl Writer {
                     continue;
                 }
                 debug!(path = %meta.path, "stream expired");
-                let readers = readers.get_or_insert_with(|| Readers::of(self.metas.values()));
-                self.remove_stream(conn, id, readers)?;
+                self.remove_stream(conn, id)?;
                 removed += 1;
             } else if access > meta.access_ms && meta.ttl_secs.is_some() {
                 let mut meta = meta.clone();

@@ -312,7 +312,8 @@ impl Registry {
             .map(|(_, g)| *g)
     }
 
-    /// Called after the stream at `path` was deleted: subscriptions that linked it
+    /// Called after the stream at `path` was deleted (or removed for good once
+    /// expired, see [`crate::store::Shared::on_removed`]): subscriptions that linked it
     /// only by their pattern let it go (a pattern over streams made and deleted in
     /// turn, one per session say, grew its links without end); an explicit link is
     /// kept, for a stream made again there.
@@ -341,16 +342,6 @@ impl Registry {
                     .as_deref()
                     .is_some_and(|p| may_link(p, sub.scope.as_ref(), path))
                 {
-                    if !sub.links.contains_key(path) {
-                        // A new link lets go of those its pattern made to streams gone
-                        // since (expired, or deleted behind `on_delete`'s back): a
-                        // pattern over short-lived streams links no more than live.
-                        let shared = state.store.shared();
-                        sub.links.retain(|p, link| {
-                            link.explicit || shared.get(p).is_some_and(|l| !l.meta().deleted)
-                        });
-                        sub.snapshot.retain(|p, _| sub.links.contains_key(p));
-                    }
                     sub.links.entry(path.to_owned()).or_default().glob = true;
                 }
                 if sub.links.contains_key(path)

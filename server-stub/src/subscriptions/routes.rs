@@ -85,6 +85,21 @@ pub(crate) async fn route(
             Err(e) => return invalid(&format!("the body is not JSON: {e}")),
         }
     };
+    // Another token's subscription is not there for this one (but for a token of
+    // every stream): a callback, ack or release carries the wake's own token instead.
+    if !matches!(tail, "callback" | "ack" | "release") {
+        let subs = registry.lock();
+        if subs
+            .get(&id)
+            .is_some_and(|sub| !usable(scope.as_ref(), sub))
+        {
+            return if method == Method::PUT {
+                already_exists()
+            } else {
+                not_found()
+            };
+        }
+    }
     match (method, tail) {
         (Method::PUT, "") => put(state, &registry, &id, &body, scope),
         (Method::GET, "") => {
@@ -119,6 +134,26 @@ pub(crate) async fn route(
         (Method::POST, "claim") => claim(state, &registry, &id, &body),
         _ => not_found(),
     }
+}
+
+/// Whether a request whose token covers `scope` may use `sub`: one whose token
+/// covers the same streams as the one that made it, or all (see [`Scope::may_use`]);
+/// without tokens, anyone. A scope missing on one side only (which tokens being on
+/// always give) fails closed.
+fn usable(scope: Option<&Scope>, sub: &Sub) -> bool {
+    match (scope, &sub.scope) {
+        (Some(caller), Some(maker)) => caller.may_use(maker),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+fn already_exists() -> Response {
+    error(
+        StatusCode::CONFLICT,
+        "SUBSCRIPTION_ALREADY_EXISTS",
+        "a subscription with this id has another configuration",
+    )
 }
 
 fn trim(s: &str) -> String {
@@ -240,21 +275,9 @@ fn put(
         "lease_ttl_ms": lease_ttl_ms, "description": description,
     })
     .to_string();
-    let mut subs = registry.lock();
-    if let Some(existing) = subs.get(id) {
-        return if existing.config == config {
-            Json(serialize(state, existing, &registry.signer)).into_response()
-        } else {
-            error(
-                StatusCode::CONFLICT,
-                "SUBSCRIPTION_ALREADY_EXISTS",
-                "a subscription with this id has another configuration",
-            )
-        };
-    }
     // Its token must cover what it links by name, and the stream its wake events are
     // appended to (a token may write wherever it may make subscriptions); what its
-    // pattern links is kept to the same scope (see `Sub::may_link`).
+    // pattern links is kept to the same scope (see `super::may_link`).
     if let Some(path) = uncovered(scope.as_ref(), &explicit) {
         return out_of_scope("stream", path);
     }
@@ -262,6 +285,14 @@ fn put(
         if let Some(path) = uncovered(scope.as_ref(), [wake_stream]) {
             return out_of_scope("wake stream", path);
         }
+    }
+    let mut subs = registry.lock();
+    if let Some(existing) = subs.get(id) {
+        return if existing.config == config && usable(scope.as_ref(), existing) {
+            Json(serialize(state, existing, &registry.signer)).into_response()
+        } else {
+            already_exists()
+        };
     }
     if let Kind::Webhook { url } = &kind {
         if !safe_webhook_url(url) {
