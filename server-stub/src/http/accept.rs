@@ -216,6 +216,10 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         if buf.is_empty() {
             // Nothing pipelined: hold no buffer while the response streams.
             buf = Vec::new();
+        } else if buf.capacity() > 4 * MAX_HEAD_BYTES {
+            // Pipelined after a large body: keep what follows, not the room the body
+            // took (which a live answer that follows would hold for its whole life).
+            buf.shrink_to(buf.len());
         }
         let (head, body, framing, feed) = encode_head(routed.await, close, bodiless);
         if let Some(feed) = feed {
@@ -240,11 +244,13 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             written: 0,
             ended: framing == Framing::None,
             half_closed: false,
-            stall: None,
+            stall: Stall::default(),
         };
         match pump.await {
             Ok(true) if !close => {}
-            Ok(true) if unread > 0 => return drain(&mut stream, unread).await,
+            // (What of the refused body came in while the answer was written is in
+            // `buf`: the connection closes, nothing else follows it.)
+            Ok(true) if unread > buf.len() => return drain(&mut stream, unread - buf.len()).await,
             _ => return,
         }
     }
@@ -727,7 +733,56 @@ struct Pump<'a> {
     half_closed: bool,
     /// Armed once the socket is full: the write fails if the peer takes nothing
     /// more for [`WRITE_STALL`].
-    stall: Option<Pin<Box<tokio::time::Sleep>>>,
+    stall: Stall,
+}
+
+/// A write's stall timer: armed once the socket is full, pushed back by each write
+/// that makes progress; the write fails once the peer has taken nothing for
+/// [`WRITE_STALL`].
+#[derive(Default)]
+struct Stall(Option<Pin<Box<tokio::time::Sleep>>>);
+
+impl Stall {
+    /// While the socket is full: `Pending`, or a time-out once the peer has taken
+    /// nothing for [`WRITE_STALL`].
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stall = self
+            .0
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The peer took something: the stall time counts from now.
+    fn progressed(&mut self) {
+        if let Some(stall) = &mut self.0 {
+            stall
+                .as_mut()
+                .reset(tokio::time::Instant::now() + WRITE_STALL);
+        }
+    }
+
+    /// What a write of the socket answered, the timer kept as it says: a write that
+    /// waits fails once it waited for [`WRITE_STALL`].
+    fn watch(
+        &mut self,
+        cx: &mut Context<'_>,
+        written: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match written {
+            Poll::Ready(Ok(n)) => {
+                self.progressed();
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => match self.poll(cx) {
+                Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                _ => Poll::Pending,
+            },
+            failed => failed,
+        }
+    }
 }
 
 impl Pump<'_> {
@@ -751,16 +806,12 @@ impl Pump<'_> {
                 n = i + 1;
             }
             if self.stream.poll_write_ready(cx)?.is_pending() {
-                return self.poll_stall(cx);
+                return self.stall.poll(cx);
             }
             match self.stream.try_write_vectored(&slices[..n]) {
                 Ok(n) => {
                     self.written += n;
-                    if let Some(stall) = &mut self.stall {
-                        stall
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + WRITE_STALL);
-                    }
+                    self.stall.progressed();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
@@ -770,18 +821,6 @@ impl Pump<'_> {
         self.out.clear();
         self.written = 0;
         Poll::Ready(Ok(()))
-    }
-
-    /// While the socket is full: `Pending`, or a time-out once the peer has taken
-    /// nothing for [`WRITE_STALL`].
-    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let stall = self
-            .stall
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_STALL)));
-        match stall.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::ErrorKind::TimedOut.into())),
-            Poll::Pending => Poll::Pending,
-        }
     }
 
     /// Reads what the peer sends while the response is being written, until it shuts
@@ -900,6 +939,7 @@ async fn hyper_connection(stream: TcpStream, read: Vec<u8>, app: Router, token: 
         prefix: read,
         at: 0,
         inner: stream,
+        stall: Stall::default(),
     });
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let app = app.clone();
@@ -930,11 +970,14 @@ async fn hyper_connection(stream: TcpStream, read: Vec<u8>, app: Router, token: 
     }
 }
 
-/// A stream that first yields bytes already read from it.
+/// A stream that first yields bytes already read from it, and whose writes fail
+/// once the peer has taken nothing for [`WRITE_STALL`] (hyper has no such time-out:
+/// a client that stopped reading held its connection and buffers for good).
 struct Rewind {
     prefix: Vec<u8>,
     at: usize,
     inner: TcpStream,
+    stall: Stall,
 }
 
 impl AsyncRead for Rewind {
@@ -965,7 +1008,9 @@ impl AsyncWrite for Rewind {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, data)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write(cx, data);
+        this.stall.watch(cx, written)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -981,7 +1026,9 @@ impl AsyncWrite for Rewind {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let this = &mut *self;
+        let written = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.stall.watch(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -1075,10 +1122,25 @@ mod tests {
             written: 0,
             ended: false,
             half_closed: false,
-            stall: None,
+            stall: Stall::default(),
         };
         let pumped = pump.await;
         assert!(matches!(&pumped, Err(e) if e.kind() == io::ErrorKind::TimedOut));
+        assert!(started.elapsed() >= WRITE_STALL);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_handed_to_hyper_fails_its_write_after_the_stall_time() {
+        let (server, _peer) = pair().await;
+        let mut rewind = Rewind {
+            prefix: Vec::new(),
+            at: 0,
+            inner: server,
+            stall: Stall::default(),
+        };
+        let started = tokio::time::Instant::now();
+        let written = rewind.write_all(&vec![b'x'; 64 << 20]).await;
+        assert!(matches!(&written, Err(e) if e.kind() == io::ErrorKind::TimedOut));
         assert!(started.elapsed() >= WRITE_STALL);
     }
 
