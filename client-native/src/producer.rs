@@ -42,10 +42,12 @@ pub struct ProducerConfig {
     /// Give up on an append after this many retries (default: never; the append is
     /// retried until the server answers for good).
     pub max_retries: Option<u32>,
-    /// On a stale-epoch fence (403), or when the server no longer knows this
-    /// producer's numbers (a gap, or 400 to a sequence past 0: its state expired or
-    /// its stream was made again), claim the next epoch and go on (default true);
-    /// otherwise the refusal is returned.
+    /// On a stale-epoch fence (403) before any of its appends was stored, or when the
+    /// server no longer knows this producer's numbers (a gap, or 400 to a sequence
+    /// past 0: its state expired or its stream was made again), claim the next epoch
+    /// and go on (default true); otherwise the refusal is returned. Once one of its
+    /// appends was stored, a fence means a newer instance of it took over: it is
+    /// fenced for good ([`Error::Fenced`]), never claiming back.
     pub auto_claim: bool,
 }
 

@@ -37,6 +37,13 @@ pub struct Numbering {
     closing: bool,
     /// New epochs the current append claimed (see [`MAX_CLAIMS`]).
     claims: u8,
+    /// An append of this producer was stored: a stale epoch from then on means that
+    /// another producer with its id took over (a newer instance of it), which is not
+    /// fought with a claim.
+    established: bool,
+    /// Fenced off after it was established: its appends keep their numbers (which the
+    /// server refuses as stale) instead of moving on to new epochs.
+    fenced: bool,
 }
 
 /// The most new epochs one append claims: a server that answers every epoch as
@@ -91,6 +98,8 @@ impl Numbering {
             tried: false,
             closing: false,
             claims: 0,
+            established: false,
+            fenced: false,
         }
     }
 
@@ -101,7 +110,7 @@ impl Numbering {
     /// was not stored; a new epoch is taken either way (and fences off the old one,
     /// should a request of it still be on its way).
     pub fn begin(&mut self) -> (u64, u64) {
-        if std::mem::take(&mut self.unsure) {
+        if std::mem::take(&mut self.unsure) && !self.fenced {
             self.epoch = self.epoch.saturating_add(1);
             self.seq = 0;
         }
@@ -151,11 +160,14 @@ impl Numbering {
     }
 
     /// What `outcome`, the server's answer to the current attempt, means.
-    /// `auto_claim`: on a stale epoch, claim one above the server's and start again
-    /// (when this append cannot have been stored); and when the server has lost this
-    /// producer's numbers (a first attempt answered with a sequence gap, or refused
-    /// with 400 past sequence 0), start a new epoch. At most [`MAX_CLAIMS`] times
-    /// per append.
+    /// `auto_claim`: on a stale epoch before any append of this producer was stored,
+    /// claim one above the server's and start again (when this append cannot have
+    /// been stored); and when the server has lost this producer's numbers (a first
+    /// attempt answered with a sequence gap, or refused with 400 past sequence 0),
+    /// start a new epoch. At most [`MAX_CLAIMS`] times per append. Once an append was
+    /// stored, a stale epoch means that a newer instance of this producer took over:
+    /// this one is fenced for good (§5.2.1, zombie fencing), its later appends
+    /// refused as stale too.
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
         match *outcome {
             AppendOutcome::Duplicate { .. } if !self.tried && !self.closing => Verdict::Taken,
@@ -166,6 +178,7 @@ impl Numbering {
                 };
                 self.seq += 1;
                 self.unsure = false;
+                self.established = true;
                 stored
             }
             AppendOutcome::Retry { .. } => {
@@ -175,16 +188,21 @@ impl Numbering {
             AppendOutcome::StaleEpoch { current } if self.tried => {
                 // Still unsure: the next append starts a new epoch, above the server's
                 // when claiming is allowed.
-                if auto_claim {
+                if self.established {
+                    self.fenced = true;
+                } else if auto_claim {
                     self.epoch = current.max(self.epoch);
                 }
                 Verdict::FencedUnsure { current }
             }
-            AppendOutcome::StaleEpoch { current } if auto_claim && self.claims < MAX_CLAIMS => {
+            AppendOutcome::StaleEpoch { current }
+                if auto_claim && !self.established && self.claims < MAX_CLAIMS =>
+            {
                 self.claim(current.max(self.epoch))
             }
             AppendOutcome::StaleEpoch { current } => {
                 self.unsure = false;
+                self.fenced |= self.established;
                 Verdict::Fenced { current }
             }
             // The server has lost this producer's numbers (its state expired, or was
@@ -330,16 +348,17 @@ mod tests {
             n.answer(&stored(), true),
             Verdict::Stored { epoch: 10, seq: 0 }
         );
-        n.begin();
-        n.unanswered();
+        // Not yet stored, a fresh producer whose retry is fenced takes an epoch above
+        // the server's for its next append, under no numbers of the unsure one.
+        let mut fresh = Numbering::new(3);
+        fresh.begin();
+        fresh.unanswered();
         let fenced = AppendOutcome::StaleEpoch { current: 11 };
         assert_eq!(
-            n.answer(&fenced, true),
+            fresh.answer(&fenced, true),
             Verdict::FencedUnsure { current: 11 }
         );
-        // The next append starts an epoch above the server's, under no numbers of the
-        // unsure one.
-        assert_eq!(n.begin(), (12, 0));
+        assert_eq!(fresh.begin(), (12, 0));
         let mut n = Numbering::new(3);
         n.begin();
         assert_eq!(n.answer(&fenced, false), Verdict::Fenced { current: 11 });
@@ -351,6 +370,32 @@ mod tests {
             Verdict::FencedUnsure { current: 11 }
         );
         assert_eq!(n.begin(), (4, 0));
+    }
+
+    #[test]
+    fn a_producer_that_stored_is_fenced_for_good_by_a_newer_instance_not_claiming_back() {
+        // A stored at epoch 1000; B, a newer instance with its id, took epoch 2000.
+        let mut a = Numbering::new(1000);
+        a.begin();
+        a.answer(&stored(), true);
+        let newer = AppendOutcome::StaleEpoch { current: 2000 };
+        assert_eq!(a.begin(), (1000, 1));
+        assert_eq!(a.answer(&newer, true), Verdict::Fenced { current: 2000 });
+        // Its later appends keep its numbers, which the server refuses as stale.
+        assert_eq!(a.begin(), (1000, 1));
+        assert_eq!(a.answer(&newer, true), Verdict::Fenced { current: 2000 });
+        // Fenced on a retry whose answer was lost, it does not move above B either.
+        let mut a = Numbering::new(1000);
+        a.begin();
+        a.answer(&stored(), true);
+        a.begin();
+        a.unanswered();
+        assert_eq!(
+            a.answer(&newer, true),
+            Verdict::FencedUnsure { current: 2000 }
+        );
+        assert_eq!(a.begin(), (1000, 1));
+        assert_eq!(a.answer(&newer, true), Verdict::Fenced { current: 2000 });
     }
 
     /// A model server: the producer state it keeps, and the data it stored.

@@ -347,6 +347,37 @@ async fn a_fenced_retry_of_an_append_whose_answer_was_lost_is_not_sent_again() {
 }
 
 #[tokio::test]
+async fn a_producer_that_stored_is_fenced_for_good_by_a_newer_instance() {
+    let (_dir, server, _stream) =
+        server_with_stream("client-zombie", &["--durability", "normal"], "zombie").await;
+    let client = Client::new().expect("client");
+    let instance = |epoch| {
+        let mut cfg = ProducerConfig::new("p", "application/json");
+        cfg.epoch = Some(epoch);
+        client.stream(server.stream("zombie")).producer(cfg)
+    };
+    let old = instance(1);
+    old.append_json(&json!({"n": "a"})).await.expect("append");
+    let new = instance(2);
+    new.append_json(&json!({"n": "x"})).await.expect("append");
+    // The old instance does not claim an epoch above the new one's: it is fenced,
+    // append after append.
+    for n in ["b", "c"] {
+        let result = old.append_json(&json!({ "n": n })).await;
+        assert!(
+            matches!(result, Err(Error::Fenced { current: 2 })),
+            "{result:?}"
+        );
+    }
+    new.append_json(&json!({"n": "y"})).await.expect("append");
+    assert_eq!(
+        stored(&server, "zombie").await,
+        [json!({"n": "a"}), json!({"n": "x"}), json!({"n": "y"})]
+    );
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_errors() {
     let dir = temp_dir("client-errors");
     let server =
