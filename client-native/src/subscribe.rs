@@ -209,6 +209,9 @@ async fn perform(
         }
         let deadline = machine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
+            // A chunk that is there first: a consumer slow to take the last ones may
+            // have let the idle deadline pass while the connection was working.
+            biased;
             chunk = response.chunk() => match chunk {
                 Ok(Some(bytes)) => machine.handle_body(clock.now(), id, &bytes),
                 Ok(None) => {

@@ -129,6 +129,10 @@ enum Phase {
     Finished,
 }
 
+/// How long an SSE connection that said something (a control event) must have
+/// lasted, when it breaks, to count as a working one: the back-off starts over.
+const LONG_LIVED: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 struct InFlight {
     id: ReqId,
@@ -334,6 +338,12 @@ impl Resume {
                 });
                 self.phase = Phase::Finished;
             }
+            // A gateway that times SSE out (or cannot carry it) answers 502 or 504
+            // every time: that counts towards falling back to long polls.
+            ReadStatus::Retry {
+                status: status @ (502 | 504),
+                ..
+            } if kind == LiveParam::Sse => self.sse_fruitless(now, RetryCause::Status(status)),
             ReadStatus::Retry {
                 status,
                 retry_after,
@@ -421,11 +431,18 @@ impl Resume {
             Body::Sse(sse) => Some(sse.progressed),
             _ => None,
         };
+        let lived = f.sent != Time::ZERO && now.saturating_since(f.sent) >= LONG_LIVED;
         let cause = RetryCause::Transport(error);
         // (A connection that moved the reader on ended the back-off as it moved: it
-        // comes back quickly.)
+        // comes back quickly. So does one that worked for a while before it broke,
+        // though it moved nothing on: a proxy that cuts long answers now and then
+        // would otherwise push the back-off of a quiet stream to its ceiling.)
         match sse_progress {
             Some(false) => self.sse_fruitless(now, cause),
+            Some(true) if lived => {
+                self.backoff.reset();
+                self.retry(now, kind, None, cause);
+            }
             _ => self.retry(now, kind, None, cause),
         }
     }

@@ -375,6 +375,39 @@ fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
 }
 
 #[test]
+fn sse_a_gateway_answers_with_502_or_504_each_time_falls_back_to_long_poll() {
+    for status in [502, 504] {
+        let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+        m.handle_response(Time::ZERO, req.id, head(status, "1"));
+        let mut now = Time::ZERO;
+        for _ in 1..Config::new("x").sse_fallback_after {
+            now = m.poll_timeout().expect("backing off");
+            m.handle_timeout(now);
+            let req = m.poll_request().expect("SSE again");
+            assert_eq!(req.live, LiveParam::Sse);
+            m.handle_response(now, req.id, head(status, "1"));
+        }
+        let req = m.poll_request().expect("the fallback asks at once");
+        assert_eq!(
+            req.live,
+            LiveParam::LongPoll,
+            "{status}: fell back at {now:?}"
+        );
+    }
+    // A 503 (busy) is waited out on SSE.
+    let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let mut now = Time::ZERO;
+    let mut req = req;
+    for _ in 0..Config::new("x").sse_fallback_after + 2 {
+        m.handle_response(now, req.id, head(503, "1"));
+        now = m.poll_timeout().expect("backing off");
+        m.handle_timeout(now);
+        req = m.poll_request().expect("asked again");
+        assert_eq!(req.live, LiveParam::Sse);
+    }
+}
+
+#[test]
 fn an_sse_connection_that_only_says_up_to_date_and_ends_is_not_reopened_in_a_loop() {
     let start = Time::from_millis(3_000);
     let (mut m, req) = at_tail(LiveMode::Sse, start);
@@ -759,4 +792,37 @@ proptest! {
             prop_assert_eq!(at, Offset::parse(&offset_after(total)).unwrap());
         }
     }
+}
+
+#[test]
+fn an_sse_connection_that_worked_a_while_before_it_broke_starts_the_back_off_over() {
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+    let mut now = Time::ZERO;
+    // Breaks at once, again and again: the back-off grows...
+    let mut delay = Duration::ZERO;
+    for _ in 0..20 {
+        m.handle_sent(now, req.id);
+        m.handle_response(now, req.id, event_stream());
+        m.handle_body(now, req.id, up_to_date.as_bytes());
+        m.handle_failure(now, req.id, TransportError::Io("reset".into()));
+        let until = m.poll_timeout().expect("backing off");
+        delay = delay.max(until.saturating_since(now));
+        now = until;
+        m.handle_timeout(now);
+        req = m.poll_request().expect("SSE again");
+    }
+    assert!(delay > Duration::from_secs(1), "grew to {delay:?}");
+    // ...until a connection lasts, quiet but working, and then breaks.
+    m.handle_sent(now, req.id);
+    m.handle_response(now, req.id, event_stream());
+    m.handle_body(now, req.id, up_to_date.as_bytes());
+    let later = now + LONG_LIVED;
+    m.handle_failure(later, req.id, TransportError::Io("reset".into()));
+    let until = m.poll_timeout().expect("backing off");
+    assert!(
+        until.saturating_since(later) <= Duration::from_millis(100),
+        "waits {:?} after a connection that worked",
+        until.saturating_since(later)
+    );
 }

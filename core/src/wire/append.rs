@@ -20,8 +20,8 @@ pub enum AppendOutcome {
         /// readable one, stored nonetheless (a retry would be a duplicate).
         next_offset: Option<Offset>,
     },
-    /// A producer's retry of an append the server already had (204). Some servers
-    /// omit the offset here.
+    /// A producer's retry of an append the server already had (204, echoing the
+    /// producer's numbers). Some servers omit the offset here.
     Duplicate {
         /// `Stream-Next-Offset`, when sent.
         next_offset: Option<Offset>,
@@ -78,7 +78,13 @@ impl AppendOutcome {
         // calling its outcome unknown would have it sent again under a new epoch.
         let stored_at = || offset(STREAM_NEXT_OFFSET).ok().flatten();
         Ok(match head.status {
-            204 if producer => AppendOutcome::Duplicate {
+            // A duplicate echoes the producer's numbers (§5.2.1); a 204 without them
+            // is a server that ignores producer headers, which stored the append as
+            // a plain one.
+            204 if producer && head.get(PRODUCER_EPOCH).is_some() => AppendOutcome::Duplicate {
+                next_offset: stored_at(),
+            },
+            204 if producer => AppendOutcome::Accepted {
                 next_offset: stored_at(),
             },
             200 if producer => AppendOutcome::Accepted {
@@ -144,13 +150,28 @@ mod tests {
                 "a plain append needs its offset"
             );
         }
+        let echo = |h: ResponseHead| {
+            h.with_header("Producer-Epoch", "1")
+                .with_header("Producer-Seq", "4")
+        };
         assert_eq!(
-            o(head(204).with_header("Stream-Next-Offset", "a, b"), true),
+            o(
+                echo(head(204)).with_header("Stream-Next-Offset", "a, b"),
+                true
+            ),
             AppendOutcome::Duplicate { next_offset: None }
         );
         assert_eq!(
-            o(head(204), true),
+            o(echo(head(204)), true),
             AppendOutcome::Duplicate { next_offset: None }
+        );
+        // A 204 that does not echo the producer's numbers: a server that ignores
+        // producer headers stored it as a plain append.
+        assert_eq!(
+            o(head(204).with_header("Stream-Next-Offset", next), true),
+            AppendOutcome::Accepted {
+                next_offset: Some(Offset::parse(next).unwrap())
+            }
         );
         assert!(
             AppendOutcome::of(&head(204), false).is_err(),
