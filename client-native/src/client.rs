@@ -318,14 +318,21 @@ impl StreamHandle {
     /// server has acknowledged it. `content_type` must match the stream's.
     ///
     /// A plain append is not idempotent: if the connection breaks before the answer,
-    /// the data may or may not be in the stream. Use [`crate::Producer`] for appends
-    /// that can be retried safely.
+    /// the data may or may not be in the stream ([`Error::OutcomeUnknown`]; a
+    /// connection that could not be made is [`Error::Transport`], not stored). Use
+    /// [`crate::Producer`] for appends that can be retried safely.
     pub async fn append(&self, content_type: &str, body: Vec<u8>) -> Result<Offset, Error> {
         let req = self
             .request(reqwest::Method::POST)
             .header(CONTENT_TYPE, content_type)
             .body(body);
-        let resp = self.send(req, &[200, 204]).await?;
+        let resp = self.send(req, &[200, 204]).await.map_err(|e| match e {
+            // Sent (the connection was made) and not answered: it may be stored.
+            Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
+                format!("the append was sent and its answer lost ({e}): it may be stored"),
+            ),
+            e => e,
+        })?;
         next_offset(&resp)
     }
 

@@ -41,7 +41,8 @@ pub enum Error {
     Closed,
     /// An append may or may not have been stored: its answer was lost (retries ran
     /// out, or the answer could not be read). The producer does not reuse its
-    /// sequence number for other data: its next append finds out.
+    /// sequence number for other data: its next append finds out. A plain append
+    /// sent and not answered fails with this too.
     #[error("the append's outcome is unknown: {0}")]
     OutcomeUnknown(String),
     /// Another producer with the same id claimed a newer epoch (403 with

@@ -5,6 +5,7 @@
 //! session view is left "running" forever. (A `SIGKILL` leaves no chance: the view
 //! calls such a silent session stalled.)
 
+use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -258,10 +259,14 @@ impl CrashGuard {
     /// Posts the error event, retrying until it is acknowledged or the deadline.
     async fn post(&self, code: &str, error: &str) -> Result<(), Error> {
         let body = self.event(code, error).to_json();
-        // One idempotent-producer identity per report (the process's own, so that two
-        // runners' reports never meet): a retry after a lost answer is recognised,
-        // so the event lands exactly once.
-        let producer = format!("gapless-crash-guard-{}", std::process::id());
+        // One idempotent-producer identity per report (its own, random: two runners'
+        // reports never meet, not even from processes with the same id, as in two
+        // containers): a retry after a lost answer is recognised, so the event lands
+        // exactly once.
+        let nonce = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let producer = format!("gapless-crash-guard-{}-{nonce:016x}", std::process::id());
         let epoch = wall_clock().as_millis().to_string();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))

@@ -2,12 +2,14 @@
 //! retried safely after time-outs and dropped connections (exactly once), fenced by
 //! epochs; plus a bounded, coalescing queue for high-frequency messages.
 
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use gapless_core::producer::{Numbering, Verdict};
-use gapless_core::resume::BackoffConfig;
+use gapless_core::resume::{Backoff, BackoffConfig};
 use gapless_core::wire::{headers, AppendOutcome};
 use gapless_core::Offset;
 use reqwest::header::CONTENT_TYPE;
@@ -37,7 +39,8 @@ pub struct ProducerConfig {
     pub max_batch_items: usize,
     /// Pushed messages waiting to be sent before `push` waits (backpressure).
     pub queue_capacity: usize,
-    /// Pause between retries of one append: starts at 100 ms, grows to this.
+    /// The longest pause between retries of one append (each drawn at random up to
+    /// a ceiling that starts at 100 ms and grows by half at each retry, up to this).
     pub max_retry_delay: Duration,
     /// Give up on an append after this many retries (default: never; the append is
     /// retried until the server answers for good).
@@ -365,10 +368,18 @@ impl Shared {
         } else {
             state.numbers.begin();
         }
-        let mut delay = BackoffConfig::default().initial;
+        // Jittered, so that producers that failed together do not retry in step.
+        let mut backoff = Backoff::new(
+            BackoffConfig {
+                initial: BackoffConfig::default().initial,
+                factor: 1.5,
+                max: self.cfg.max_retry_delay,
+            },
+            RandomState::new().build_hasher().finish(),
+        );
         let mut retries = 0u32;
         // The server's `Retry-After`, the least the next pause lasts.
-        let mut asked_to_wait = Duration::ZERO;
+        let mut asked_to_wait = None;
         loop {
             let (epoch, seq) = state.numbers.numbers();
             let mut req = self
@@ -423,7 +434,7 @@ impl Shared {
                         {
                             // Up to the longest pause: a server asking for a year
                             // does not stall the producer for one.
-                            asked_to_wait = after.min(self.cfg.max_retry_delay);
+                            asked_to_wait = Some(after);
                         }
                     }
                     Verdict::Fenced { current } => return Err(Error::Fenced { current }),
@@ -467,8 +478,7 @@ impl Shared {
                     retries - 1
                 )));
             }
-            tokio::time::sleep(delay.max(std::mem::take(&mut asked_to_wait))).await;
-            delay = (delay.mul_f64(1.5)).min(self.cfg.max_retry_delay);
+            tokio::time::sleep(backoff.next_delay(asked_to_wait.take())).await;
         }
     }
 

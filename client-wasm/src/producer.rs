@@ -4,8 +4,10 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::time::Duration;
 
 use gapless_core::producer::{Numbering, Verdict};
+use gapless_core::resume::{Backoff, BackoffConfig};
 use gapless_core::wire::AppendOutcome;
 use wasm_bindgen::prelude::*;
 
@@ -112,7 +114,15 @@ impl GaplessProducer {
             let _turn = state.lock.lock().await;
             state.numbers.borrow_mut().begin();
             let mut retries = 0;
-            let mut delay = 100u32;
+            // Jittered, so that pages that failed together do not retry in step.
+            let mut backoff = Backoff::new(
+                BackoffConfig {
+                    initial: Duration::from_millis(100),
+                    factor: 2.0,
+                    max: Duration::from_secs(5),
+                },
+                (js_sys::Math::random() * (u64::MAX as f64)) as u64,
+            );
             // The server's `Retry-After` (ms), the least the next pause lasts.
             let mut asked_to_wait = 0u32;
             loop {
@@ -224,8 +234,8 @@ impl GaplessProducer {
                         None,
                     ));
                 }
-                Sleep::new(delay.max(std::mem::take(&mut asked_to_wait))).await;
-                delay = (delay * 2).min(5000);
+                let pause = backoff.next_delay(None).as_millis() as u32;
+                Sleep::new(pause.max(std::mem::take(&mut asked_to_wait))).await;
             }
         })
     }

@@ -378,6 +378,34 @@ async fn a_producer_that_stored_is_fenced_for_good_by_a_newer_instance() {
 }
 
 #[tokio::test]
+async fn a_plain_append_whose_answer_was_lost_is_of_unknown_outcome_not_a_transport_error() {
+    let (_dir, server, _stream) =
+        server_with_stream("client-plain-lost", &["--durability", "normal"], "plain").await;
+    let proxy = Proxy::start(server.addr(), 1000, 3).await;
+    let flaky = Client::builder()
+        .request_timeout(Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let through = flaky.stream(format!("{}/v1/stream/plain", proxy.url()));
+    let result = through
+        .append("application/json", br#"{"n":1}"#.to_vec())
+        .await;
+    assert!(
+        matches!(result, Err(Error::OutcomeUnknown(_))),
+        "{result:?}"
+    );
+    // (It was stored: the proxy cut the answer, not the request.)
+    assert_eq!(stored(&server, "plain").await, [json!({"n": 1})]);
+    // A connection that could not be made sent nothing.
+    let nowhere = flaky.stream("http://127.0.0.1:9/v1/stream/plain");
+    let result = nowhere
+        .append("application/json", br#"{"n":2}"#.to_vec())
+        .await;
+    assert!(matches!(result, Err(Error::Transport(_))), "{result:?}");
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_errors() {
     let dir = temp_dir("client-errors");
     let server =

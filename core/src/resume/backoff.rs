@@ -4,16 +4,34 @@ use std::time::Duration;
 
 use super::BackoffConfig;
 
-/// Consecutive-failure counter plus a small PRNG (SplitMix64) for jitter.
+/// The pause before each retry: full-jitter exponential back-off (a delay drawn
+/// between zero and a ceiling that grows with each consecutive failure), with a
+/// small seeded generator (SplitMix64) for the jitter. The reader's machine backs off
+/// with it, and drivers retrying appends use it too, so that many clients that
+/// failed together do not retry in step.
+///
+/// ```
+/// use std::time::Duration;
+/// use gapless_core::resume::{Backoff, BackoffConfig};
+///
+/// let mut backoff = Backoff::new(BackoffConfig::default(), 42);
+/// let first = backoff.next_delay(None);
+/// assert!(first <= Duration::from_millis(100));
+/// // A server's `Retry-After` is a floor.
+/// assert!(backoff.next_delay(Some(Duration::from_secs(2))) >= Duration::from_secs(2));
+/// backoff.reset();
+/// ```
 #[derive(Clone, Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     cfg: BackoffConfig,
     attempt: u32,
     state: u64,
 }
 
 impl Backoff {
-    pub(crate) fn new(cfg: BackoffConfig, seed: u64) -> Self {
+    /// A back-off on the schedule `cfg`, its jitter drawn from `seed` (give each
+    /// client its own).
+    pub fn new(cfg: BackoffConfig, seed: u64) -> Self {
         Backoff {
             cfg,
             attempt: 0,
@@ -22,12 +40,12 @@ impl Backoff {
     }
 
     /// Forgets past failures: the next delay starts from the initial ceiling again.
-    pub(crate) fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.attempt = 0;
     }
 
     /// The ceiling of the next delay.
-    pub(crate) fn ceiling(&self) -> Duration {
+    pub fn ceiling(&self) -> Duration {
         let grown =
             self.cfg.initial.as_secs_f64() * self.cfg.factor.powi(self.attempt.min(1_000) as i32);
         let capped = grown.min(self.cfg.max.as_secs_f64());
@@ -41,7 +59,7 @@ impl Backoff {
     }
 
     /// The delay before the next retry, at least `floor`; counts one more failure.
-    pub(crate) fn next_delay(&mut self, floor: Option<Duration>) -> Duration {
+    pub fn next_delay(&mut self, floor: Option<Duration>) -> Duration {
         let ceiling = self.ceiling();
         self.attempt = self.attempt.saturating_add(1);
         let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;

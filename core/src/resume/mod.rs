@@ -74,7 +74,7 @@ use crate::wire::{
     ReadStatus, WireError,
 };
 use crate::{Offset, Time};
-use backoff::Backoff;
+pub use backoff::Backoff;
 
 pub use config::{BackoffConfig, Config, ConfigError, LiveMode};
 pub use io::{
