@@ -319,7 +319,7 @@ impl StreamHandle {
     ///
     /// A plain append is not idempotent: if the connection breaks before the answer,
     /// the data may or may not be in the stream ([`Error::OutcomeUnknown`]; a
-    /// connection that could not be made is [`Error::Transport`], not stored). Use
+    /// connection refused is [`Error::Transport`], not stored). Use
     /// [`crate::Producer`] for appends that can be retried safely.
     pub async fn append(&self, content_type: &str, body: Vec<u8>) -> Result<Offset, Error> {
         let req = self

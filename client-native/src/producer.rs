@@ -39,8 +39,9 @@ pub struct ProducerConfig {
     pub max_batch_items: usize,
     /// Pushed messages waiting to be sent before `push` waits (backpressure).
     pub queue_capacity: usize,
-    /// The longest pause between retries of one append (each drawn at random up to
-    /// a ceiling that starts at 100 ms and grows by half at each retry, up to this).
+    /// The longest pause between retries of one append (each drawn at random between
+    /// half a ceiling and the ceiling, which starts at 100 ms and grows by half at
+    /// each retry, up to this).
     pub max_retry_delay: Duration,
     /// Give up on an append after this many retries (default: never; the append is
     /// retried until the server answers for good).
@@ -478,7 +479,7 @@ impl Shared {
                     retries - 1
                 )));
             }
-            tokio::time::sleep(backoff.next_delay(asked_to_wait.take())).await;
+            tokio::time::sleep(backoff.next_delay_at_least_half(asked_to_wait.take())).await;
         }
     }
 

@@ -234,7 +234,7 @@ impl GaplessProducer {
                         None,
                     ));
                 }
-                let pause = backoff.next_delay(None).as_millis() as u32;
+                let pause = backoff.next_delay_at_least_half(None).as_millis() as u32;
                 Sleep::new(pause.max(std::mem::take(&mut asked_to_wait))).await;
             }
         })

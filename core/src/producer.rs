@@ -41,9 +41,11 @@ pub struct Numbering {
     /// another producer with its id took over (a newer instance of it), which is not
     /// fought with a claim.
     established: bool,
-    /// Fenced off after it was established: its appends keep their numbers (which the
-    /// server refuses as stale) instead of moving on to new epochs.
-    fenced: bool,
+    /// Fenced off after it was established, by this epoch: for good. Its appends
+    /// keep their numbers instead of moving on to new epochs, and every answer but a
+    /// stored one is read as this fence (a server that lost its state since is not
+    /// a reason to write again).
+    fenced: Option<u64>,
 }
 
 /// The most new epochs one append claims: a server that answers every epoch as
@@ -99,7 +101,7 @@ impl Numbering {
             closing: false,
             claims: 0,
             established: false,
-            fenced: false,
+            fenced: None,
         }
     }
 
@@ -108,9 +110,10 @@ impl Numbering {
     /// take other data under the same numbers for a duplicate (and drop it), and the
     /// next number would be a gap, or refused as the start of an epoch, if that append
     /// was not stored; a new epoch is taken either way (and fences off the old one,
-    /// should a request of it still be on its way).
+    /// should a request of it still be on its way). A producer fenced for good (see
+    /// [`Numbering::answer`]) keeps its numbers: whatever it sends is refused.
     pub fn begin(&mut self) -> (u64, u64) {
-        if std::mem::take(&mut self.unsure) && !self.fenced {
+        if std::mem::take(&mut self.unsure) && self.fenced.is_none() {
             self.epoch = self.epoch.saturating_add(1);
             self.seq = 0;
         }
@@ -169,6 +172,16 @@ impl Numbering {
     /// this one is fenced for good (§5.2.1, zombie fencing), its later appends
     /// refused as stale too.
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
+        if let Some(current) = self.fenced {
+            let stored = matches!(
+                outcome,
+                AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. }
+            );
+            if !stored {
+                self.unsure = false;
+                return Verdict::Fenced { current };
+            }
+        }
         match *outcome {
             AppendOutcome::Duplicate { .. } if !self.tried && !self.closing => Verdict::Taken,
             AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. } => {
@@ -189,7 +202,7 @@ impl Numbering {
                 // Still unsure: the next append starts a new epoch, above the server's
                 // when claiming is allowed.
                 if self.established {
-                    self.fenced = true;
+                    self.fenced = Some(current);
                 } else if auto_claim {
                     self.epoch = current.max(self.epoch);
                 }
@@ -202,7 +215,9 @@ impl Numbering {
             }
             AppendOutcome::StaleEpoch { current } => {
                 self.unsure = false;
-                self.fenced |= self.established;
+                if self.established {
+                    self.fenced = Some(current);
+                }
                 Verdict::Fenced { current }
             }
             // The server has lost this producer's numbers (its state expired, or was
@@ -396,6 +411,17 @@ mod tests {
         );
         assert_eq!(a.begin(), (1000, 1));
         assert_eq!(a.answer(&newer, true), Verdict::Fenced { current: 2000 });
+        // A server that lost its producer state since does not bring it back.
+        for lost in [
+            AppendOutcome::Rejected { status: 400 },
+            AppendOutcome::SeqGap {
+                expected: 0,
+                received: Some(1),
+            },
+        ] {
+            assert_eq!(a.begin(), (1000, 1));
+            assert_eq!(a.answer(&lost, true), Verdict::Fenced { current: 2000 });
+        }
     }
 
     /// A model server: the producer state it keeps, and the data it stored.

@@ -69,6 +69,15 @@ impl Backoff {
         floor.map_or(jittered, |f| jittered.max(f.min(self.cfg.max)))
     }
 
+    /// As [`Backoff::next_delay`], but at least half the ceiling ("equal jitter"):
+    /// for retries counted against a limit, whose pauses must add up to about the
+    /// schedule's time (full jitter halves it, on average).
+    pub fn next_delay_at_least_half(&mut self, floor: Option<Duration>) -> Duration {
+        let half = self.ceiling() / 2;
+        let jittered = half + self.next_delay(None) / 2;
+        floor.map_or(jittered, |f| jittered.max(f.min(self.cfg.max)))
+    }
+
     fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -81,6 +90,18 @@ impl Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn delays_at_least_half_stay_between_half_the_ceiling_and_it() {
+        let mut b = Backoff::new(BackoffConfig::default(), 7);
+        for _ in 0..50 {
+            let c = b.ceiling();
+            let d = b.next_delay_at_least_half(None);
+            assert!(d >= c / 2 && d <= c, "{d:?} not within half of {c:?}");
+        }
+        let floor = Duration::from_secs(3);
+        assert!(b.next_delay_at_least_half(Some(floor)) >= floor);
+    }
 
     #[test]
     fn ceilings_grow_by_factor_and_cap() {

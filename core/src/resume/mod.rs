@@ -110,6 +110,9 @@ pub struct Resume {
     backoff: Backoff,
     /// SSE connections in a row that ended without delivering a control event.
     sse_fruitless: u32,
+    /// When SSE requests began to be answered 502 or 504 in a row (see
+    /// [`GATEWAY_PATIENCE`]).
+    sse_gateway_since: Option<Time>,
     /// How many times the reader moved on (see [`Resume::accept`]): a request during
     /// which it did not was quiet.
     moves: u64,
@@ -128,6 +131,10 @@ enum Phase {
     /// A final output was emitted (or catch-up-only reading reached the tail).
     Finished,
 }
+
+/// How long SSE requests answered 502 or 504 in a row (a gateway that cannot carry
+/// them, or times them out) are tried before long polls take over.
+const GATEWAY_PATIENCE: Duration = Duration::from_secs(30);
 
 /// How long an SSE connection that said something (a control event) must have
 /// lasted, when it breaks, to count as a working one: the back-off starts over.
@@ -186,6 +193,7 @@ impl Resume {
             next_id: 0,
             backoff,
             sse_fruitless: 0,
+            sse_gateway_since: None,
             moves: 0,
             outputs: VecDeque::new(),
             stats: Stats::default(),
@@ -339,11 +347,19 @@ impl Resume {
                 self.phase = Phase::Finished;
             }
             // A gateway that times SSE out (or cannot carry it) answers 502 or 504
-            // every time: that counts towards falling back to long polls.
+            // every time: after some time of that, long polls take over; a shorter
+            // outage (a deploy behind a load balancer) is waited out on SSE.
             ReadStatus::Retry {
                 status: status @ (502 | 504),
-                ..
-            } if kind == LiveParam::Sse => self.sse_fruitless(now, RetryCause::Status(status)),
+                retry_after,
+            } if kind == LiveParam::Sse => {
+                let since = *self.sse_gateway_since.get_or_insert(now);
+                if now.saturating_since(since) >= GATEWAY_PATIENCE {
+                    self.fall_back_to_long_poll();
+                } else {
+                    self.retry(now, kind, retry_after, RetryCause::Status(status));
+                }
+            }
             ReadStatus::Retry {
                 status,
                 retry_after,
@@ -744,6 +760,7 @@ impl Resume {
                     // is not reopened in a loop.
                     sse.progressed = true;
                     self.sse_fruitless = 0;
+                    self.sse_gateway_since = None;
                     let payload = match self.sse_payload(&pending, encoding) {
                         Ok(p) => p,
                         Err(e) => return self.fail(StreamError::Protocol(e)),

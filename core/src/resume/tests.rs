@@ -375,18 +375,20 @@ fn a_204_to_sse_backs_off_and_counts_towards_the_fallback() {
 }
 
 #[test]
-fn sse_a_gateway_answers_with_502_or_504_each_time_falls_back_to_long_poll() {
+fn sse_a_gateway_answers_with_502_or_504_for_half_a_minute_falls_back_to_long_poll() {
     for status in [502, 504] {
-        let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
-        m.handle_response(Time::ZERO, req.id, head(status, "1"));
+        let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
         let mut now = Time::ZERO;
-        for _ in 1..Config::new("x").sse_fallback_after {
+        // A short outage is waited out on SSE, however many answers it takes...
+        while now.saturating_since(Time::ZERO) < GATEWAY_PATIENCE {
+            assert_eq!(req.live, LiveParam::Sse, "{status} at {now:?}");
+            m.handle_response(now, req.id, head(status, "1"));
             now = m.poll_timeout().expect("backing off");
             m.handle_timeout(now);
-            let req = m.poll_request().expect("SSE again");
-            assert_eq!(req.live, LiveParam::Sse);
-            m.handle_response(now, req.id, head(status, "1"));
+            req = m.poll_request().expect("asked again");
         }
+        // ...then long polls take over.
+        m.handle_response(now, req.id, head(status, "1"));
         let req = m.poll_request().expect("the fallback asks at once");
         assert_eq!(
             req.live,
@@ -394,11 +396,19 @@ fn sse_a_gateway_answers_with_502_or_504_each_time_falls_back_to_long_poll() {
             "{status}: fell back at {now:?}"
         );
     }
-    // A 503 (busy) is waited out on SSE.
+    // A gateway's Retry-After is kept.
     let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+    m.handle_response(
+        Time::ZERO,
+        req.id,
+        head(502, "1").with_header("Retry-After", "3"),
+    );
+    let until = m.poll_timeout().expect("backing off");
+    assert!(until.saturating_since(Time::ZERO) >= Duration::from_secs(3));
+    // A 503 (busy) is waited out on SSE.
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
     let mut now = Time::ZERO;
-    let mut req = req;
-    for _ in 0..Config::new("x").sse_fallback_after + 2 {
+    while now.saturating_since(Time::ZERO) < 2 * GATEWAY_PATIENCE {
         m.handle_response(now, req.id, head(503, "1"));
         now = m.poll_timeout().expect("backing off");
         m.handle_timeout(now);

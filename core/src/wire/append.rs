@@ -80,7 +80,8 @@ impl AppendOutcome {
         Ok(match head.status {
             // A duplicate echoes the producer's numbers (§5.2.1); a 204 without them
             // is a server that ignores producer headers, which stored the append as
-            // a plain one.
+            // a plain one. (In a browser, a server must expose `Producer-Epoch` for
+            // CORS, as the protocol's servers do, or duplicates read as stored.)
             204 if producer && head.get(PRODUCER_EPOCH).is_some() => AppendOutcome::Duplicate {
                 next_offset: stored_at(),
             },
