@@ -104,7 +104,10 @@ impl SessionSubscription {
                             next_offset: batch.next_offset,
                         })
                     }
-                    Ok(Update::UpToDate { .. }) => Ok(SessionUpdate::UpToDate),
+                    Ok(Update::UpToDate { .. }) => {
+                        view_tx.send_modify(SessionView::caught_up);
+                        Ok(SessionUpdate::UpToDate)
+                    }
                     Ok(Update::Closed { .. }) => Ok(SessionUpdate::Closed),
                     Ok(Update::Reconnecting { reason }) => {
                         let _ = tx.try_send(Ok(SessionUpdate::Reconnecting { reason }));

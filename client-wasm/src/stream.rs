@@ -232,7 +232,12 @@ impl GaplessSession {
                     set(&update, "type", &"events".into());
                     update
                 }
-                other => marker_of(other),
+                other => {
+                    if matches!(other, Output::UpToDate { .. }) {
+                        view.borrow_mut().caught_up();
+                    }
+                    marker_of(other)
+                }
             })
         })
     }

@@ -220,6 +220,9 @@ pub struct SessionView {
     last_offset: Option<Offset>,
     last_activity: Option<u64>,
     stall_after: Duration,
+    /// The reader has caught up (see [`SessionView::caught_up`]): events arrive as
+    /// they happen, and their arrival is the activity the stall check counts.
+    live: bool,
 }
 
 impl Default for SessionView {
@@ -245,6 +248,7 @@ impl SessionView {
             last_offset: None,
             last_activity: None,
             stall_after,
+            live: false,
         }
     }
 
@@ -310,8 +314,18 @@ impl SessionView {
         let at = envelope
             .timestamp
             .map_or(now.as_millis(), |ts| ts.min(now.as_millis()));
-        self.last_activity = Some(self.last_activity.map_or(at, |prev| prev.max(at)));
+        // History counts from when its events happened (a dead session's replay is
+        // stalled at once); live events from when they arrive (a producer whose clock
+        // runs behind the reader's does not look silent while it writes).
+        let active = if self.live { now.as_millis() } else { at };
+        self.last_activity = Some(self.last_activity.map_or(active, |prev| prev.max(active)));
         self.fold(&envelope.event, at)
+    }
+
+    /// The reader has caught up with the stream (its `UpToDate`): from now on an
+    /// event's arrival, not its own timestamp, is the activity the stall check counts.
+    pub fn caught_up(&mut self) {
+        self.live = true;
     }
 
     fn fold(&mut self, event: &Event, at: u64) -> Change {
@@ -460,14 +474,26 @@ impl SessionView {
             }
             Event::PlanError(e) => {
                 self.push_error(event.kind(), &e.error, e.code.clone());
+                self.set_status(Status::Failed {
+                    error: e.error.clone(),
+                    code: e.code.clone(),
+                });
                 Change::Error
             }
             Event::TaskCreationError(e) => {
                 self.push_error(event.kind(), &e.error, e.code.clone());
+                self.set_status(Status::Failed {
+                    error: e.error.clone(),
+                    code: e.code.clone(),
+                });
                 Change::Error
             }
             Event::TerraformError(e) => {
                 self.push_error(event.kind(), &e.error, e.code.clone());
+                self.set_status(Status::Failed {
+                    error: e.error.clone(),
+                    code: e.code.clone(),
+                });
                 Change::Error
             }
             Event::Raw(raw) => match &raw.reason {
@@ -495,23 +521,40 @@ impl SessionView {
                                 },
                             });
                         }
-                        _ => {}
+                        "plan:error" | "task-creation:error" | "terraform:error" => {
+                            self.set_status(Status::Failed {
+                                error: text("error").unwrap_or("the session failed").to_owned(),
+                                code: text("code").map(str::to_owned),
+                            });
+                        }
+                        kind => {
+                            if let Some(end) = other_end(kind) {
+                                self.set_status(end);
+                            }
+                        }
                     }
                     Change::Error
                 }
-                RawReason::UnknownKind | RawReason::NotDecoded => Change::Nothing,
+                RawReason::UnknownKind | RawReason::NotDecoded => match other_end(&raw.kind) {
+                    Some(end) => self.set_status(end),
+                    None => Change::Nothing,
+                },
             },
             other => match other.token_delta() {
                 Some(delta) => {
                     self.current_turn().text.push_str(delta);
                     Change::Text
                 }
-                None => Change::Nothing,
+                None => match other_end(other.kind()) {
+                    Some(end) => self.set_status(end),
+                    None => Change::Nothing,
+                },
             },
         }
     }
 
     fn set_status(&mut self, status: Status) -> Change {
+        // (See `other_end` for the other sessions' ends.)
         // A terminal status is final: later events (sandbox teardown, late tokens)
         // do not bring a finished session back to life.
         if self.status.is_terminal() || self.status == status {
@@ -844,6 +887,21 @@ impl ErrorEntry {
             ("error", self.error.as_str().into()),
             ("code", self.code.clone().into()),
         ])
+    }
+}
+
+/// How a plan, task-creation or terraform session ended, told by the kind of its
+/// last event alone (its data is not needed, so the browser's view decodes none of
+/// it); their errors end them as failed (see `fold`). They are not marked running on
+/// their way: they wait for a person's answers (`plan:interaction`,
+/// `task-creation:questions`), which the stall check would take for a dead producer.
+fn other_end(kind: &str) -> Option<Status> {
+    match kind {
+        "plan:completed" | "task-creation:completed" | "terraform:done" => {
+            Some(Status::Completed { result: None })
+        }
+        "plan:cancelled" | "task-creation:cancelled" => Some(Status::Cancelled),
+        _ => None,
     }
 }
 

@@ -480,3 +480,127 @@ fn a_stall_threshold_past_u64_milliseconds_never_stalls() {
     );
     assert_eq!(view.status(at(T0 + 3_600_000)), Status::Running);
 }
+
+#[test]
+fn plan_task_creation_and_terraform_sessions_end_as_their_events_say() {
+    let failed = |error: &str| Status::Failed {
+        error: error.into(),
+        code: Some("E".into()),
+    };
+    let done = Status::Completed { result: None };
+    for (started, last, data, ended) in [
+        ("plan:started", "plan:completed", json!({}), done.clone()),
+        (
+            "plan:started",
+            "plan:cancelled",
+            json!({}),
+            Status::Cancelled,
+        ),
+        (
+            "plan:started",
+            "plan:error",
+            json!({"error": "no", "code": "E"}),
+            failed("no"),
+        ),
+        (
+            "task-creation:started",
+            "task-creation:completed",
+            json!({"suggestion": {}}),
+            done.clone(),
+        ),
+        (
+            "task-creation:started",
+            "task-creation:cancelled",
+            json!({}),
+            Status::Cancelled,
+        ),
+        (
+            "task-creation:started",
+            "task-creation:error",
+            json!({"error": "nope", "code": "E"}),
+            failed("nope"),
+        ),
+        (
+            "terraform:status",
+            "terraform:done",
+            json!({"jobId": "j"}),
+            done.clone(),
+        ),
+        (
+            "terraform:status",
+            "terraform:error",
+            json!({"jobId": "j", "error": "tf", "code": "E"}),
+            failed("tf"),
+        ),
+        // Its data not what the kind says, an error ends the session all the same.
+        (
+            "plan:started",
+            "plan:error",
+            json!({"error": "bad", "code": "E", "sessionId": 5}),
+            failed("bad"),
+        ),
+    ] {
+        // As the native client decodes (every kind typed) and as the browser's view
+        // does (only the kinds it folds).
+        for decode in [Event::from_parts, SessionView::decode_event] {
+            let event = |kind: &str, data: &Value| {
+                let mut full = json!({"taskId": "t", "sessionId": "s", "stage": "plan"});
+                if let (Some(full), Value::Object(more)) = (full.as_object_mut(), data.clone()) {
+                    full.extend(more);
+                }
+                Envelope::new(decode(kind, full)).with_timestamp(T0)
+            };
+            let mut view = SessionView::default();
+            view.apply(&event(started, &json!({})), at(T0));
+            assert_eq!(
+                view.status(at(T0)),
+                Status::Pending,
+                "{started}: not marked running"
+            );
+            view.apply(&event(last, &data), at(T0));
+            // Then final: later events change nothing.
+            view.apply(&event("plan:token", &json!({"delta": "x"})), at(T0));
+            assert_eq!(view.status(at(T0 + 3_600_000)), ended, "{last} {data}");
+        }
+    }
+    // A sandbox's error is no end.
+    let mut view = SessionView::default();
+    view.apply(
+        &ev(
+            "container-agent:started",
+            json!({"model": "m", "maxTurns": 3}),
+            T0,
+        ),
+        at(T0),
+    );
+    view.apply(&ev("sandbox:error", json!({"error": "x"}), T0), at(T0));
+    assert_eq!(view.reported_status(), &Status::Running);
+}
+
+#[test]
+fn live_events_from_a_producer_whose_clock_runs_behind_keep_the_session_running() {
+    let behind = 90_000;
+    let mut view = SessionView::new(Duration::from_secs(60));
+    view.apply(
+        &ev(
+            "container-agent:started",
+            json!({"model": "m", "maxTurns": 3}),
+            T0 - behind,
+        ),
+        at(T0),
+    );
+    // History counts from the events' own times: ninety seconds of silence, stalled.
+    assert!(matches!(view.status(at(T0)), Status::Stalled { .. }));
+    view.caught_up();
+    // Live, each arrival counts, whatever the producer's clock says.
+    for s in 1..=5 {
+        let now = T0 + s * 1_000;
+        let token = ev("container-agent:token", json!({"delta": "x"}), now - behind);
+        view.apply(&token, at(now));
+        assert_eq!(view.status(at(now)), Status::Running, "{s} s in");
+    }
+    assert!(matches!(
+        view.status(at(T0 + 5_000 + 60_000)),
+        Status::Stalled { .. }
+    ));
+}
