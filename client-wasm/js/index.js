@@ -2,8 +2,10 @@
 // `subscribe(fn)` on streams and sessions.
 import init, { GaplessStream, GaplessSession, GaplessProducer } from "./gapless_wasm.js";
 
-// The subscribers of each stream or session (see `subscribe`).
+// The subscribers of each stream or session (see `subscribe`), and the error that
+// ended one, which a later subscriber hears too (its reading would end quietly).
 const hubs = new WeakMap();
+const failures = new WeakMap();
 
 for (const Class of [GaplessStream, GaplessSession]) {
   Class.prototype[Symbol.asyncIterator] = function () {
@@ -25,6 +27,10 @@ for (const Class of [GaplessStream, GaplessSession]) {
   // not called again (not even with what was queued before).
   Class.prototype.subscribe = function (callback) {
     let hub = hubs.get(this);
+    if (!hub && failures.has(this)) {
+      queueMicrotask(() => callback(failures.get(this), null));
+      return () => {};
+    }
     if (!hub) {
       hub = new Set();
       hubs.set(this, hub);
@@ -48,6 +54,7 @@ for (const Class of [GaplessStream, GaplessSession]) {
           for await (const update of this) tell(null, update);
           tell(null, null);
         } catch (error) {
+          failures.set(this, error);
           tell(error, null);
         } finally {
           // A later subscriber reads again, and so hears the end at once.

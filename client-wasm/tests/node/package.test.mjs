@@ -281,3 +281,13 @@ test("a session yields typed events and a session view, stalled when silent", as
   assert.equal(patient.view.turns[0].text, "Hello world");
   assert.equal((await read(5_000)).status.state, "stalled");
 });
+
+test("the error that ended a stream reaches a subscriber that comes later too", async () => {
+  const stream = new GaplessStream(unique("missing"), { headers });
+  const hear = () => new Promise((resolve) => stream.subscribe((error, update) => resolve({ error, update })));
+  const first = await hear();
+  assert.equal(first.error?.code, "NOT_FOUND", `the first hears why: ${first.error}`);
+  const later = await hear();
+  assert.equal(later.error?.code, "NOT_FOUND", `a later one too, not a quiet end: ${later.error}`);
+  assert.equal(later.update, null);
+});
