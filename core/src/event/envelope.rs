@@ -18,9 +18,6 @@ pub enum EnvelopeError {
     /// The text is not JSON, or not an object with a string `type`.
     #[error("not an event envelope: {0}")]
     Malformed(String),
-    /// The `offset` field is not a valid offset.
-    #[error("invalid envelope offset: {0}")]
-    BadOffset(String),
 }
 
 /// A session event with its envelope fields.
@@ -111,6 +108,9 @@ impl Envelope {
             None => return Err(EnvelopeError::Malformed("missing `type`".into())),
         };
         let data = data.unwrap_or_else(|| Value::Object(Map::new()));
+        // A `timestamp` or `offset` that is not what it must be is kept as it came
+        // (among the extra fields), and the event is read all the same: a terminal
+        // event with a broken timestamp must still end its session.
         let timestamp = match timestamp {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
@@ -122,27 +122,19 @@ impl Envelope {
                 n.as_f64().map(|f| f as u64)
             }
             Some(other) => {
-                return Err(EnvelopeError::Malformed(format!(
-                    "`timestamp` must be milliseconds since the epoch, not {}",
-                    super::json::unexpected(&other)
-                )))
+                extra.insert("timestamp".into(), other);
+                None
             }
         };
         let offset = match offset {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => {
-                Some(Offset::parse(&s).map_err(|e| EnvelopeError::BadOffset(e.to_string()))?)
-            }
-            Some(Value::Number(n)) if n.as_i64().is_some() => Some(
-                Offset::parse(&n.as_i64().unwrap_or_default().to_string())
-                    .map_err(|e| EnvelopeError::BadOffset(e.to_string()))?,
-            ),
-            Some(other) => {
-                return Err(EnvelopeError::BadOffset(format!(
-                    "an offset is a string, not {}",
-                    super::json::unexpected(&other)
-                )))
-            }
+            Some(value) => match offset_of(&value) {
+                Some(offset) => Some(offset),
+                None => {
+                    extra.insert("offset".into(), value);
+                    None
+                }
+            },
         };
         Ok(Envelope {
             event: decode(&kind, data),
@@ -169,6 +161,16 @@ impl Envelope {
     }
 }
 
+/// An envelope's `offset` read as an offset: a string, or a whole number (as some
+/// producers write positions); `None` for anything else.
+fn offset_of(value: &Value) -> Option<Offset> {
+    match value {
+        Value::String(s) => Offset::parse(s).ok(),
+        Value::Number(n) => Offset::parse(&n.as_i64()?.to_string()).ok(),
+        _ => None,
+    }
+}
+
 impl Serialize for Envelope {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
@@ -181,7 +183,17 @@ impl Serialize for Envelope {
             map.serialize_entry("offset", offset.as_str())?;
         }
         for (k, v) in &self.extra {
-            map.serialize_entry(k, v)?;
+            // (A field of the envelope's own, kept because it was not what it must
+            // be, is written only where the envelope has none of its own now.)
+            let own = match k.as_str() {
+                "type" | "data" => true,
+                "timestamp" => self.timestamp.is_some(),
+                "offset" => self.offset.is_some(),
+                _ => false,
+            };
+            if !own {
+                map.serialize_entry(k, v)?;
+            }
         }
         map.end()
     }

@@ -394,18 +394,51 @@ fn envelope_errors_are_clear() {
         ("[1]", "object"),
         (r#"{"data":{}}"#, "missing `type`"),
         (r#"{"type":7}"#, "non-empty string"),
-        (r#"{"type":"a","timestamp":"yesterday"}"#, "timestamp"),
-        (r#"{"type":"a","timestamp":1e30}"#, "timestamp"),
-        (r#"{"type":"a","timestamp":-1}"#, "timestamp"),
         ("{", "not an event envelope"),
     ] {
         let err = Envelope::from_json(text).unwrap_err().to_string();
         assert!(err.contains(needle), "{text}: {err}");
     }
-    assert!(matches!(
-        Envelope::from_json(r#"{"type":"a","offset":"a/b"}"#),
-        Err(EnvelopeError::BadOffset(_))
-    ));
+    // A timestamp or offset that is not one is kept as it came, and the event read
+    // all the same (a terminal event with a broken timestamp still ends a session).
+    for (text, field) in [
+        (
+            r#"{"type":"container-agent:cancelled","data":{"taskId":"t","sessionId":"s","turnCount":1},"timestamp":"yesterday"}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"type":"container-agent:cancelled","data":{"taskId":"t","sessionId":"s","turnCount":1},"timestamp":1e30}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"type":"container-agent:cancelled","data":{"taskId":"t","sessionId":"s","turnCount":1},"timestamp":-1}"#,
+            "timestamp",
+        ),
+        (
+            r#"{"type":"container-agent:cancelled","data":{"taskId":"t","sessionId":"s","turnCount":1},"offset":"a/b"}"#,
+            "offset",
+        ),
+        (
+            r#"{"type":"container-agent:cancelled","data":{"taskId":"t","sessionId":"s","turnCount":1},"offset":[1]}"#,
+            "offset",
+        ),
+    ] {
+        let envelope = Envelope::from_json(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert!(matches!(envelope.event, Event::AgentCancelled(_)), "{text}");
+        assert!(
+            envelope.timestamp.is_none() && envelope.offset.is_none(),
+            "{text}"
+        );
+        let again: Value = serde_json::from_str(&envelope.to_json()).unwrap();
+        let first: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(again[field], first[field], "{text}: kept as it came");
+        // Given one of its own later, the envelope writes that one only.
+        let mut envelope = envelope;
+        envelope.timestamp = Some(5);
+        envelope.offset = Some(crate::Offset::parse("7").unwrap());
+        let text = envelope.to_json();
+        assert_eq!(text.matches(&format!("\"{field}\"")).count(), 1, "{text}");
+    }
     // A JavaScript clock's fraction is taken, whole milliseconds kept.
     let fractional = Envelope::from_json(r#"{"type":"a","timestamp":1700000000000.5}"#);
     assert_eq!(fractional.map(|e| e.timestamp), Ok(Some(1_700_000_000_000)));

@@ -343,12 +343,16 @@ impl SessionView {
                         message: s.message.clone(),
                     },
                 };
-                self.set_status(status)
+                self.set_status(status);
+                // (Its stages changed, whether or not its status did.)
+                Change::Status
             }
             Event::AgentStarted(s) => {
                 self.model = Some(s.model.clone());
                 self.max_turns = Some(s.max_turns);
-                self.set_status(Status::Running)
+                self.set_status(Status::Running);
+                // (Its model changed, whether or not its status did.)
+                Change::Status
             }
             Event::AgentTurn(t) => {
                 self.max_turns = Some(t.max_turns);

@@ -604,3 +604,35 @@ fn live_events_from_a_producer_whose_clock_runs_behind_keep_the_session_running(
         Status::Stalled { .. }
     ));
 }
+
+#[test]
+fn a_stage_or_model_that_changes_is_a_change_though_the_status_stays() {
+    let mut view = SessionView::default();
+    let started = ev(
+        "container-agent:started",
+        json!({"model": "m", "maxTurns": 3}),
+        T0,
+    );
+    assert_eq!(view.apply(&started, at(T0)), Change::Status);
+    let stage = ev(
+        "container-agent:status",
+        json!({"stage": "running", "message": "go"}),
+        T0 + 1,
+    );
+    assert_eq!(
+        view.apply(&stage, at(T0 + 1)),
+        Change::Status,
+        "a new stage"
+    );
+    let again = ev(
+        "container-agent:started",
+        json!({"model": "m2", "maxTurns": 5}),
+        T0 + 2,
+    );
+    assert_eq!(
+        view.apply(&again, at(T0 + 2)),
+        Change::Status,
+        "a new model"
+    );
+    assert_eq!(view.reported_status(), &Status::Running);
+}

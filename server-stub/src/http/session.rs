@@ -162,6 +162,15 @@ pub(super) async fn post_events(
         }
         let mut envelope = Envelope::from_value(item)
             .map_err(|e| SessionError::bad("invalid_event", at(e.to_string())))?;
+        // (A reader keeps a timestamp that is none as it came; a writer is told.)
+        if let Some(bad) = envelope.extra.get("timestamp") {
+            return Err(SessionError::bad(
+                "invalid_event",
+                at(format!(
+                    "`timestamp` must be milliseconds since the epoch, not {bad}"
+                )),
+            ));
+        }
         match envelope.event.check(!state.config.strict_events) {
             Ok(()) => {}
             Err(e @ EventError::UnknownKind(_)) => {
