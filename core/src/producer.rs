@@ -503,5 +503,62 @@ mod tests {
             prop_assert!(server.stored.windows(2).all(|w| w[0] < w[1]), "{:?}", server.stored);
             prop_assert!(acked.iter().all(|d| server.stored.contains(d)));
         }
+
+        /// A newer instance with the producer's id takes over at some append: from
+        /// then on an instance that had stored something stores nothing more, however
+        /// its answers are lost and whatever it retries.
+        #[test]
+        fn an_established_producer_fenced_by_a_newer_one_never_writes_again(
+            faults in proptest::collection::vec((0u8..4, any::<bool>()), 1..40),
+            takeover in 0usize..40,
+        ) {
+            const NEWER: u32 = 1_000_000;
+            let mut server = Server { epoch: None, last: 0, stored: Vec::new() };
+            let mut n = Numbering::new(1);
+            let mut established = false;
+            // Fenced off: it had stored something when the newer instance took over
+            // (one that had not is a fresh start, which claims above it).
+            let mut fenced = false;
+            for (data, &(fault, give_up)) in faults.iter().enumerate() {
+                if data == takeover {
+                    prop_assert_eq!(server.append(1_000, 0, NEWER), stored());
+                    fenced = established;
+                }
+                let data = data as u32;
+                n.begin();
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let (epoch, seq) = n.numbers();
+                    let lost = attempts == 1 && fault > 0 && fault < 3;
+                    if lost && fault == 1 {
+                        n.unanswered();
+                    } else {
+                        let outcome = server.append(epoch, seq, data);
+                        if lost {
+                            n.unanswered();
+                        } else {
+                            match n.answer(&outcome, true) {
+                                Verdict::Stored { .. } => {
+                                    prop_assert!(!fenced, "stored after the takeover");
+                                    established = true;
+                                    break;
+                                }
+                                Verdict::Resend | Verdict::Retry => continue,
+                                _ => break,
+                            }
+                        }
+                    }
+                    if give_up {
+                        n.give_up();
+                        break;
+                    }
+                }
+            }
+            if fenced {
+                let newer = server.stored.iter().position(|&d| d == NEWER);
+                prop_assert_eq!(newer, Some(server.stored.len() - 1), "{:?}", server.stored);
+            }
+        }
     }
 }
