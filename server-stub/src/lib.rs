@@ -76,18 +76,27 @@ fn build_state(
         config.durability,
     )?;
     let subscriptions = if config.subscriptions {
-        let registry = Arc::new(subscriptions::Registry::new().map_err(ServeError::Subscriptions)?);
-        // Streams removed for good (an expiry too) leave the patterns that linked them.
-        let weak = Arc::downgrade(&registry);
-        store.shared().on_removed(move |path| {
-            if let Some(registry) = weak.upgrade() {
-                registry.on_delete(path);
-            }
-        });
-        Some(registry)
+        Some(Arc::new(
+            subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
+        ))
     } else {
         None
     };
+    // Streams removed for good (an expiry too) leave the patterns that linked them
+    // and the cache of session views.
+    let views = Arc::new(http::ViewCache::default());
+    {
+        let registry = subscriptions.as_ref().map(Arc::downgrade);
+        let views = Arc::downgrade(&views);
+        store.shared().on_removed(move |path| {
+            if let Some(registry) = registry.as_ref().and_then(std::sync::Weak::upgrade) {
+                registry.on_delete(path);
+            }
+            if let Some(views) = views.upgrade() {
+                views.forget(path);
+            }
+        });
+    }
     let state = http::AppState {
         store,
         subscriptions,
@@ -95,7 +104,7 @@ fn build_state(
             || format!("http://{addr}"),
             |u| u.trim_end_matches('/').to_owned(),
         )),
-        views: Arc::default(),
+        views,
         config: Arc::new(http::Settings {
             long_poll_timeout: config.long_poll_timeout(),
             sse_max_age: config.sse_max_age(),

@@ -2803,3 +2803,96 @@ async fn a_pattern_lets_go_of_the_streams_that_expire_once_they_are_swept() {
     );
     server.finish().await;
 }
+
+#[tokio::test]
+async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_sessions() {
+    let dir = temp_dir("session-edges-2");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let (status, body) = post_events(&c, &server.url, "s", &token_event("s", "a")).await;
+    assert!(status.is_success(), "{status} {body}");
+    // One event of too many JSON values is refused, and the batch it came in changes
+    // nothing.
+    let mut big = token_event("s", "b");
+    big["data"]["numbers"] = json!(vec![0; 70_000]);
+    let (status, body) =
+        post_events(&c, &server.url, "s", &json!([token_event("s", "b"), big])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "event_too_large", "{body}");
+    assert_eq!(history(&c, &server.url, "s").await.len(), 1);
+    // An empty Last-Event-ID names no event: the URL's offset is where it resumes.
+    let first = history(&c, &server.url, "s").await[0]["offset"]
+        .as_str()
+        .expect("an offset")
+        .to_owned();
+    let stream = format!("{}/api/sessions/s/stream?offset={first}", server.url);
+    let r = c
+        .get(&stream)
+        .header("last-event-id", "")
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.bytes_stream();
+    let head = tokio::time::timeout(Duration::from_secs(5), body.next())
+        .await
+        .expect("an event")
+        .expect("bytes")
+        .expect("bytes");
+    let text = String::from_utf8_lossy(&head);
+    assert!(text.contains("up-to-date"), "{text}");
+    assert!(
+        !text.contains("container-agent:token"),
+        "history again: {text}"
+    );
+    drop(body);
+    // Closed and read to its end, a reconnecting EventSource is told 204: nothing more.
+    let r = c
+        .post(server.stream("sessions/s"))
+        .header("content-type", "application/json")
+        .header("stream-closed", "true")
+        .send()
+        .await
+        .expect("close");
+    assert!(r.status().is_success(), "{}", r.status());
+    let end = history(&c, &server.url, "s").await;
+    let r = c
+        .get(format!("{}/api/sessions/s/stream", server.url))
+        .header(
+            "last-event-id",
+            end[0]["offset"].as_str().expect("an offset"),
+        )
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // The list shows only what the session routes answer.
+    for (path, content_type) in [
+        ("sessions/a/b", "application/json"),
+        ("sessions/bytes", "text/plain"),
+    ] {
+        let r = c
+            .put(server.stream(path))
+            .header("content-type", content_type)
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(r.status(), StatusCode::CREATED, "{path}");
+    }
+    let list: Value = c
+        .get(format!("{}/api/sessions", server.url))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["s"]);
+    server.finish().await;
+}

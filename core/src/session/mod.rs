@@ -322,6 +322,52 @@ impl SessionView {
         self.fold(&envelope.event, at)
     }
 
+    /// About how many bytes the view holds (its texts and JSON), for a cache of views
+    /// to weigh it by.
+    pub fn held_bytes(&self) -> usize {
+        /// A string's bytes and its header.
+        fn text(s: &str) -> usize {
+            s.len() + 24
+        }
+        fn json(v: &Value) -> usize {
+            32 + match v {
+                Value::String(s) => s.len(),
+                Value::Array(items) => items.iter().map(json).sum(),
+                Value::Object(map) => map.iter().map(|(k, v)| text(k) + json(v)).sum(),
+                _ => 0,
+            }
+        }
+        let stages: usize = self
+            .stages
+            .iter()
+            .map(|e| text(&e.stage) + text(&e.message))
+            .sum();
+        let turns: usize = self.turns.iter().map(|t| text(&t.text)).sum();
+        let messages: usize = self
+            .messages
+            .iter()
+            .map(|m| text(&m.role) + text(&m.content))
+            .sum();
+        let tools: usize = self
+            .tools
+            .iter()
+            .map(|t| {
+                text(&t.id) + text(&t.name) + json(&t.input) + t.result.as_deref().map_or(0, text)
+            })
+            .sum();
+        let files: usize = self
+            .files
+            .iter()
+            .map(|f| text(&f.path) + text(&f.action))
+            .sum();
+        let errors: usize = self
+            .errors
+            .iter()
+            .map(|e| text(&e.kind) + text(&e.error) + e.code.as_deref().map_or(0, text))
+            .sum();
+        std::mem::size_of::<Self>() + stages + turns + messages + tools + files + errors
+    }
+
     /// The reader has caught up with the stream (its `UpToDate`): from now on an
     /// event's arrival, not its own timestamp, is the activity the stall check counts.
     pub fn caught_up(&mut self) {

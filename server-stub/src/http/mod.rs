@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::ApiError;
 pub(crate) use gate::Gate;
+pub(crate) use session::ViewCache;
 
 use crate::store::Store;
 

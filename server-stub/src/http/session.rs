@@ -19,6 +19,7 @@ use axum::{Extension, Json};
 use gapless_core::event::{Channel, Envelope, EventError};
 use gapless_core::session::SessionView;
 use gapless_core::sse::encode_event;
+use gapless_core::wire::{split_append_body, WireError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -40,6 +41,27 @@ const DEFAULT_LIMIT: u64 = 100;
 /// About the most stored bytes one page of history reads (at least one chunk): a page
 /// of large events ends early, `upToDate` false, rather than holding them all.
 const MAX_PAGE_BYTES: usize = 4 << 20;
+/// Most JSON values (numbers, strings, arrays, objects) one event posted to a
+/// session may hold: each is a node of the tree the event is built as, 32 bytes and
+/// more, where its text may take two (`0,`). Events are built in turn, so a body
+/// (at most `--max-body-bytes`) of tiny values never takes twenty times its size.
+const MAX_EVENT_VALUES: usize = 1 << 16;
+
+/// At least how many JSON values `text` (checked JSON) holds: one, and one more for
+/// each comma and each array or object opened, outside strings.
+fn json_values_at_most(text: &str) -> usize {
+    let (mut n, mut in_string, mut escaped) = (1, false, false);
+    for b in text.bytes() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b',' | b'[' | b'{' if !in_string => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
 
 /// An error of the session API: `{"error":{"code","message"}}`.
 #[derive(Debug)]
@@ -140,21 +162,26 @@ pub(super) async fn post_events(
     }
     let producer = h::producer(&headers)?;
     let bytes = body_bytes(&state, body).await?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| SessionError::bad("invalid_json", format!("the body is not JSON: {e}")))?;
-    let items = match value {
-        Value::Array(items) if items.is_empty() => {
-            return Err(SessionError::bad(
-                "empty_batch",
-                "the array holds no events",
-            ))
-        }
-        Value::Array(items) => items,
-        other => vec![other],
-    };
+    // Split as JSON-mode appends are (checked, not built), then each event built and
+    // checked in turn, of at most `MAX_EVENT_VALUES` values: a body built whole as
+    // one JSON value took some twenty times its size in memory.
+    let items = split_append_body(&bytes).map_err(|e| match e {
+        WireError::EmptyJsonArray => SessionError::bad("empty_batch", "the array holds no events"),
+        e => SessionError::bad("invalid_json", format!("the body is not JSON: {e}")),
+    })?;
     let mut texts = Vec::with_capacity(items.len());
-    for (i, mut item) in items.into_iter().enumerate() {
+    for (i, text) in items.into_iter().enumerate() {
         let at = |m: String| format!("event {i}: {m}");
+        if json_values_at_most(text) > MAX_EVENT_VALUES {
+            return Err(SessionError::bad(
+                "event_too_large",
+                at(format!(
+                    "more than the {MAX_EVENT_VALUES} JSON values an event may hold"
+                )),
+            ));
+        }
+        let mut item: Value = serde_json::from_str(text)
+            .map_err(|e| SessionError::bad("invalid_json", at(format!("not JSON: {e}"))))?;
         // The server assigns offsets: whatever an event says of its own is dropped
         // unread (it must not refuse the event).
         if let Value::Object(fields) = &mut item {
@@ -401,9 +428,17 @@ pub(super) async fn list(
         .filter(|p| p.starts_with("sessions/"))
         .filter(|p| scope.as_ref().is_none_or(|Extension(s)| s.covers(p)))
         .filter_map(|path| {
-            let meta = state.store.shared().get(&path)?.meta();
+            let live = state.store.shared().get(&path)?;
+            let meta = live.meta();
             let id = path.strip_prefix("sessions/")?;
-            (!meta.deleted).then(
+            // What the session routes answer: not deleted nor expired (swept or
+            // not), a JSON stream, an id they take (not `sessions/a/b`, made through
+            // the stream routes).
+            let listed = !meta.deleted
+                && !meta.is_expired(live.access_ms(), now_ms())
+                && meta.is_json()
+                && session_path(id).is_ok();
+            listed.then(
                 || json!({"id": id, "nextOffset": meta.offset(meta.tail), "closed": meta.closed}),
             )
         })
@@ -465,8 +500,10 @@ pub(super) async fn view(
     Ok(Json(snapshot).into_response())
 }
 
-/// How many folded views are kept; past it the cache starts over.
+/// How many folded views are kept, and how many bytes they may hold in all (see
+/// `SessionView::held_bytes`); past either the cache starts over.
 const MAX_VIEWS: usize = 1024;
+const MAX_VIEW_BYTES: usize = 64 << 20;
 
 /// A session folded up to a position.
 #[derive(Debug)]
@@ -480,26 +517,46 @@ pub(crate) struct Folded {
 /// folds only the events since the last one (the page asks every few seconds).
 #[derive(Debug, Default)]
 pub(crate) struct ViewCache {
-    entries: Mutex<HashMap<String, Folded>>,
+    entries: Mutex<Views>,
+}
+
+/// The cached views, and the bytes they hold.
+#[derive(Debug, Default)]
+struct Views {
+    by_path: HashMap<String, (Folded, usize)>,
+    bytes: usize,
 }
 
 impl ViewCache {
     /// Takes the folded view for `key` if it belongs to stream `id` and is not past
     /// `tail`.
     fn take(&self, key: &str, id: i64, tail: u64) -> Option<Folded> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .remove(key)
+        self.forget(key)
             .filter(|f| f.stream_id == id && f.to <= tail)
+    }
+
+    /// Lets go of the view of the session at `key` (its stream is gone), and gives it.
+    pub(crate) fn forget(&self, key: &str) -> Option<Folded> {
+        let mut views = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (folded, bytes) = views.by_path.remove(key)?;
+        views.bytes -= bytes;
+        Some(folded)
     }
 
     /// Keeps a folded view for the next request.
     fn put(&self, key: String, folded: Folded) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_VIEWS {
-            entries.clear();
+        let bytes = folded.view.held_bytes();
+        let mut views = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if views.by_path.len() >= MAX_VIEWS || views.bytes + bytes > MAX_VIEW_BYTES {
+            views.by_path.clear();
+            views.bytes = 0;
         }
-        entries.insert(key, folded);
+        if bytes <= MAX_VIEW_BYTES {
+            views.bytes += bytes;
+            if let Some((_, before)) = views.by_path.insert(key, (folded, bytes)) {
+                views.bytes -= before;
+            }
+        }
     }
 }
 
@@ -521,8 +578,14 @@ pub(super) async fn stream(
     let (live, meta) = live_session(&state, &path)?;
     // An EventSource reconnects to the same URL with the last id it saw: that, not
     // the URL's offset, is where it resumes (else it would see the history again).
-    let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?;
+    // (An empty one, which some clients and proxies send, names no event.)
+    let last_event_id = h::text(&headers, &h::names::LAST_EVENT_ID)?.filter(|id| !id.is_empty());
     let from = start(last_event_id.or(q.offset.as_deref()), &meta)?;
+    // An EventSource that read a closed session to its end reconnects by itself, for
+    // good, unless told there is nothing more: 204 stops it.
+    if meta.closed && from >= meta.tail && last_event_id.is_some() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
     live.touch();
     let framing = SessionFraming;
     Ok(live_response(&state, live, from, framing, false))
@@ -575,5 +638,25 @@ impl Framing for SessionFraming {
 
     fn key(&self) -> FramingKey {
         FramingKey::Session
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_values_at_most;
+
+    #[test]
+    fn values_are_counted_from_above_and_strings_hold_none() {
+        for (text, values) in [
+            ("1", 1),
+            ("[1,2]", 3),
+            (r#"{"a":[1,{"b":2}]}"#, 5),
+            (r#"["a,[{","b"]"#, 3),
+            (r#"["a\",[","b"]"#, 3),
+            ("[[],[]]", 5),
+        ] {
+            let counted = json_values_at_most(text);
+            assert_eq!(counted, values, "{text}");
+        }
     }
 }
