@@ -223,6 +223,9 @@ pub struct SessionView {
     /// The reader has caught up (see [`SessionView::caught_up`]): events arrive as
     /// they happen, and their arrival is the activity the stall check counts.
     live: bool,
+    /// The events applied from now on arrived no earlier than this (see
+    /// [`SessionView::arrived_since`]), milliseconds.
+    arrived_since: Option<u64>,
 }
 
 impl Default for SessionView {
@@ -249,6 +252,7 @@ impl SessionView {
             last_activity: None,
             stall_after,
             live: false,
+            arrived_since: None,
         }
     }
 
@@ -317,7 +321,11 @@ impl SessionView {
         // History counts from when its events happened (a dead session's replay is
         // stalled at once); live events from when they arrive (a producer whose clock
         // runs behind the reader's does not look silent while it writes).
-        let active = if self.live { now.as_millis() } else { at };
+        let active = if self.live {
+            now.as_millis()
+        } else {
+            at.max(self.arrived_since.unwrap_or(0).min(now.as_millis()))
+        };
         self.last_activity = Some(self.last_activity.map_or(active, |prev| prev.max(active)));
         self.fold(&envelope.event, at)
     }
@@ -366,6 +374,14 @@ impl SessionView {
             .map(|e| text(&e.kind) + text(&e.error) + e.code.as_deref().map_or(0, text))
             .sum();
         std::mem::size_of::<Self>() + stages + turns + messages + tools + files + errors
+    }
+
+    /// The events applied from now on arrived no earlier than `at` (a reader that
+    /// folds what came since its last look, as the server's view does): each counts
+    /// as active at `at` at least, whatever its own timestamp says (a producer whose
+    /// clock runs behind does not look silent while it writes).
+    pub fn arrived_since(&mut self, at: Time) {
+        self.arrived_since = Some(at.as_millis());
     }
 
     /// The reader has caught up with the stream (its `UpToDate`): from now on an

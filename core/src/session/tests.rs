@@ -636,3 +636,32 @@ fn a_stage_or_model_that_changes_is_a_change_though_the_status_stays() {
     );
     assert_eq!(view.reported_status(), &Status::Running);
 }
+
+#[test]
+fn events_folded_since_a_last_look_count_from_it_at_least() {
+    let behind = 90_000;
+    let mut view = SessionView::new(Duration::from_secs(60));
+    let started = ev(
+        "container-agent:started",
+        json!({"model": "m", "maxTurns": 3}),
+        T0 - behind,
+    );
+    view.apply(&started, at(T0));
+    assert!(
+        matches!(view.status(at(T0)), Status::Stalled { .. }),
+        "history: its own times"
+    );
+    // Looked at again 5 s later: what came since arrived after the first look.
+    view.arrived_since(at(T0));
+    let token = ev(
+        "container-agent:token",
+        json!({"delta": "x"}),
+        T0 + 5_000 - behind,
+    );
+    view.apply(&token, at(T0 + 5_000));
+    assert_eq!(view.status(at(T0 + 5_000)), Status::Running);
+    assert!(matches!(
+        view.status(at(T0 + 60_000)),
+        Status::Stalled { .. }
+    ));
+}

@@ -474,8 +474,14 @@ pub(super) async fn view(
             stream_id: meta.id,
             view: SessionView::new(stall_after),
             to: 0,
+            at: None,
         });
     folded.view.set_stall_after(stall_after);
+    // What came since the last fold arrived after it.
+    if let Some(at) = folded.at {
+        folded.view.arrived_since(at);
+    }
+    folded.at = Some(now);
     while folded.to < meta.tail {
         let from = folded.to;
         let chunk = state
@@ -511,6 +517,8 @@ pub(crate) struct Folded {
     stream_id: i64,
     view: SessionView,
     to: u64,
+    /// When it was folded last.
+    at: Option<gapless_core::Time>,
 }
 
 /// Session views folded by earlier requests, by session path, so a view request
