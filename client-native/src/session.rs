@@ -110,6 +110,7 @@ impl SessionSubscription {
                     }
                     Ok(Update::Closed { .. }) => Ok(SessionUpdate::Closed),
                     Ok(Update::Reconnecting { reason }) => {
+                        view_tx.send_modify(SessionView::fell_behind);
                         let _ = tx.try_send(Ok(SessionUpdate::Reconnecting { reason }));
                         continue;
                     }

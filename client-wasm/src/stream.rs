@@ -233,8 +233,10 @@ impl GaplessSession {
                     update
                 }
                 other => {
-                    if matches!(other, Output::UpToDate { .. }) {
-                        view.borrow_mut().caught_up();
+                    match other {
+                        Output::UpToDate { .. } => view.borrow_mut().caught_up(),
+                        Output::Reconnecting { .. } => view.borrow_mut().fell_behind(),
+                        _ => {}
                     }
                     marker_of(other)
                 }

@@ -2866,6 +2866,39 @@ async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_s
         .await
         .expect("stream");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // A closed session of no event at all: its `closed` event carries the id an
+    // EventSource reconnects with, and is told 204.
+    let r = c
+        .put(server.stream("sessions/empty"))
+        .header("content-type", "application/json")
+        .header("stream-closed", "true")
+        .send()
+        .await
+        .expect("create closed");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .get(format!("{}/api/sessions/empty/stream", server.url))
+        .send()
+        .await
+        .expect("stream");
+    let text = r.text().await.expect("the whole stream");
+    let id = text
+        .lines()
+        .skip_while(|l| *l != "event: closed")
+        .find_map(|l| l.strip_prefix("id: "))
+        .unwrap_or_else(|| panic!("the closed event has an id: {text}"))
+        .to_owned();
+    let r = c
+        .get(format!("{}/api/sessions/empty/stream", server.url))
+        .header("last-event-id", id)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // A batch of too many values is refused before it is taken apart.
+    let (status, body) = post_events(&c, &server.url, "s", &json!(vec![0; 1_100_000])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "batch_too_large", "{body}");
     // The list shows only what the session routes answer.
     for (path, content_type) in [
         ("sessions/a/b", "application/json"),
@@ -2893,6 +2926,6 @@ async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_s
         .iter()
         .filter_map(|s| s["id"].as_str())
         .collect();
-    assert_eq!(ids, ["s"]);
+    assert_eq!(ids, ["empty", "s"]);
     server.finish().await;
 }

@@ -384,6 +384,13 @@ impl SessionView {
         self.arrived_since = Some(at.as_millis());
     }
 
+    /// The reader lost its connection and reconnects: until it catches up again
+    /// ([`SessionView::caught_up`]), what it reads is history, counted from the
+    /// events' own timestamps (a producer that died meanwhile is not taken for live).
+    pub fn fell_behind(&mut self) {
+        self.live = false;
+    }
+
     /// The reader has caught up with the stream (its `UpToDate`): from now on an
     /// event's arrival, not its own timestamp, is the activity the stall check counts.
     pub fn caught_up(&mut self) {

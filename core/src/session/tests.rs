@@ -603,6 +603,15 @@ fn live_events_from_a_producer_whose_clock_runs_behind_keep_the_session_running(
         view.status(at(T0 + 5_000 + 60_000)),
         Status::Stalled { .. }
     ));
+    // Reconnecting, it reads history again: a late event of a producer that died
+    // meanwhile counts from its own time.
+    view.fell_behind();
+    let late = ev("container-agent:token", json!({"delta": "y"}), T0 + 6_000);
+    view.apply(&late, at(T0 + 600_000));
+    assert!(matches!(
+        view.status(at(T0 + 600_000)),
+        Status::Stalled { .. }
+    ));
 }
 
 #[test]

@@ -46,19 +46,33 @@ const MAX_PAGE_BYTES: usize = 4 << 20;
 /// more, where its text may take two (`0,`). Events are built in turn, so a body
 /// (at most `--max-body-bytes`) of tiny values never takes twenty times its size.
 const MAX_EVENT_VALUES: usize = 1 << 16;
+/// Most JSON values one batch may hold: what a batch's events are split into (a
+/// slice each) stays within some 16 MiB.
+const MAX_BATCH_VALUES: usize = 1 << 20;
 
-/// At least how many JSON values `text` (checked JSON) holds: one, and one more for
-/// each comma and each array or object opened, outside strings.
-fn json_values_at_most(text: &str) -> usize {
-    let (mut n, mut in_string, mut escaped) = (1, false, false);
-    for b in text.bytes() {
+/// At least how many JSON values `text` (JSON) holds: one, and one more for each
+/// comma and each array or object opened that is not empty, outside strings.
+fn json_values_at_most(text: &[u8]) -> usize {
+    let (mut n, mut in_string, mut escaped) = (1usize, false, false);
+    let mut opened = false;
+    for &b in text {
         match b {
             _ if escaped => escaped = false,
             b'\\' if in_string => escaped = true,
             b'"' => in_string = !in_string,
-            b',' | b'[' | b'{' if !in_string => n += 1,
+            _ if in_string => {}
+            b' ' | b'\t' | b'\r' | b'\n' => continue,
+            b',' => n += 1,
+            b'[' | b'{' => {
+                n += 1;
+                opened = true;
+                continue;
+            }
+            // An empty one holds no value: not one more.
+            b']' | b'}' if opened => n -= 1,
             _ => {}
         }
+        opened = false;
     }
     n
 }
@@ -165,14 +179,20 @@ pub(super) async fn post_events(
     // Split as JSON-mode appends are (checked, not built), then each event built and
     // checked in turn, of at most `MAX_EVENT_VALUES` values: a body built whole as
     // one JSON value took some twenty times its size in memory.
+    if json_values_at_most(&bytes) > MAX_BATCH_VALUES {
+        return Err(SessionError::bad(
+            "batch_too_large",
+            format!("more than the {MAX_BATCH_VALUES} JSON values a batch may hold"),
+        ));
+    }
     let items = split_append_body(&bytes).map_err(|e| match e {
         WireError::EmptyJsonArray => SessionError::bad("empty_batch", "the array holds no events"),
         e => SessionError::bad("invalid_json", format!("the body is not JSON: {e}")),
     })?;
-    let mut texts = Vec::with_capacity(items.len());
+    let mut texts = Vec::new();
     for (i, text) in items.into_iter().enumerate() {
         let at = |m: String| format!("event {i}: {m}");
-        if json_values_at_most(text) > MAX_EVENT_VALUES {
+        if json_values_at_most(text.as_bytes()) > MAX_EVENT_VALUES {
             return Err(SessionError::bad(
                 "event_too_large",
                 at(format!(
@@ -502,7 +522,15 @@ pub(super) async fn view(
         folded.to = chunk.next;
     }
     let snapshot = folded.view.snapshot(now);
-    state.views.put(path, folded);
+    // (Not for a stream removed meanwhile: its view would stay in the cache.)
+    if state
+        .store
+        .shared()
+        .get(&path)
+        .is_some_and(|l| l.meta().id == folded.stream_id)
+    {
+        state.views.put(path, folded);
+    }
     Ok(Json(snapshot).into_response())
 }
 
@@ -604,10 +632,13 @@ pub(super) async fn stream(
 struct SessionFraming;
 
 impl SessionFraming {
-    fn offset_event(&self, kind: &str, at: u64, meta: &StreamMeta) -> String {
+    /// A marker event at `at`; with `id`, that offset as its `id:` too (an
+    /// `EventSource` then reconnects from there).
+    fn offset_event(&self, kind: &str, at: u64, meta: &StreamMeta, id: bool) -> String {
         let mut out = String::new();
-        let data = json!({"offset": meta.offset(at)}).to_string();
-        encode_event(&mut out, Some(kind), None, &data);
+        let offset = meta.offset(at);
+        let data = json!({ "offset": offset }).to_string();
+        encode_event(&mut out, Some(kind), id.then_some(offset.as_str()), &data);
         out
     }
 }
@@ -637,11 +668,13 @@ impl Framing for SessionFraming {
     }
 
     fn end(&self, at: u64, meta: &StreamMeta) -> String {
-        self.offset_event("closed", at, meta)
+        // With its id: an EventSource reconnecting after it is at the end of a closed
+        // session, which it is told with 204 (one that read no event has none else).
+        self.offset_event("closed", at, meta, true)
     }
 
     fn caught_up(&self, at: u64, meta: &StreamMeta) -> String {
-        self.offset_event("up-to-date", at, meta)
+        self.offset_event("up-to-date", at, meta, false)
     }
 
     fn key(&self) -> FramingKey {
@@ -661,9 +694,11 @@ mod tests {
             (r#"{"a":[1,{"b":2}]}"#, 5),
             (r#"["a,[{","b"]"#, 3),
             (r#"["a\",[","b"]"#, 3),
-            ("[[],[]]", 5),
+            ("[[],[]]", 3),
+            ("[ ]", 1),
+            ("{ } ", 1),
         ] {
-            let counted = json_values_at_most(text);
+            let counted = json_values_at_most(text.as_bytes());
             assert_eq!(counted, values, "{text}");
         }
     }
