@@ -439,8 +439,35 @@ pub async fn fan_out(
     Ok(())
 }
 
-/// Subscribers opened before the idle-memory count starts (see [`idle_memory`]).
-const WARM_SUBSCRIBERS: usize = 8;
+/// Subscribers opened before the idle-memory count starts (see [`idle_memory`]), as
+/// many at once as the counted ones are opened.
+const WARM_SUBSCRIBERS: usize = 256;
+
+/// How many subscribers [`idle_memory`] opens at once.
+const OPENING_AT_ONCE: usize = 256;
+
+/// Opens subscribers `which` (at `urls` in turn), [`OPENING_AT_ONCE`] at a time.
+async fn open_subscribers(
+    http: &reqwest::Client,
+    urls: &[String],
+    which: std::ops::Range<usize>,
+) -> Result<Vec<reqwest::Response>, BenchError> {
+    futures::stream::iter(which)
+        .map(|i| {
+            let url = urls[i % urls.len()].clone();
+            let http = http.clone();
+            async move {
+                let response = http.get(&url).send().await?;
+                check(&url, &response)?;
+                Ok::<_, BenchError>(response)
+            }
+        })
+        .buffer_unordered(OPENING_AT_ONCE)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
 
 /// Scenario 5: opens `subscribers` idle SSE subscriptions (at the tail of 100
 /// streams) on a freshly started server, after a few it does not count, and reports
@@ -462,34 +489,17 @@ pub async fn idle_memory(
         };
         urls.push(format!("{url}?offset={next}&live=sse"));
     }
-    // A few subscribers first, kept open and not counted: the first ones touch code
-    // and caches each server pays for once (pages of its own binary, a runtime's
-    // lazily made structures), which is not what each idle subscriber costs.
-    let mut warm = Vec::new();
-    for url in urls.iter().take(WARM_SUBSCRIBERS) {
-        let response = http.get(url).send().await?;
-        check(url, &response)?;
-        warm.push(response);
-    }
+    // Subscribers first, kept open and not counted, opened as the counted ones are
+    // (as many at once): the first ones touch code and caches each server pays for
+    // once (pages of its own binary, a runtime's lazily made structures), and so
+    // many being set up at once leave the allocator holding what that took at its
+    // height; neither is what each idle subscriber costs.
+    let warm = open_subscribers(http, &urls, 0..WARM_SUBSCRIBERS).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let Some(before) = server.rss_kib() else {
         return Ok(None);
     };
-    let opened: Vec<reqwest::Response> = futures::stream::iter(0..subscribers)
-        .map(|i| {
-            let url = urls[i % urls.len()].clone();
-            let http = http.clone();
-            async move {
-                let response = http.get(&url).send().await?;
-                check(&url, &response)?;
-                Ok::<_, BenchError>(response)
-            }
-        })
-        .buffer_unordered(256)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
+    let opened = open_subscribers(http, &urls, 0..subscribers).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = server.rss_kib();
     drop(opened);
