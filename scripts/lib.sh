@@ -51,3 +51,19 @@ server_start() {
   cat "$data/server.log" >&2
   return 1
 }
+
+# Runs Node's test runner on FILES (the environment passed through) and fails unless
+# it ran at least one test and every test it ran passed: a file that stops being
+# found must not pass as "0 tests".
+node_tests() {
+  local log status=0 tests passed
+  log=$(mktemp)
+  node --test --test-reporter=tap "$@" | tee "$log" || status=$?
+  tests=$(sed -n 's/^# tests \([0-9]*\)$/\1/p' "$log" | tail -1)
+  passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$log" | tail -1)
+  rm -f "$log"
+  if [ "$status" -ne 0 ] || [ -z "$tests" ] || [ "$tests" -eq 0 ] || [ "$passed" != "$tests" ]; then
+    echo "node tests failed or ran none (exit $status, ${passed:-0} of ${tests:-0} passed)" >&2
+    return 1
+  fi
+}

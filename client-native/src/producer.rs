@@ -50,8 +50,9 @@ pub struct ProducerConfig {
     /// server no longer knows this producer's numbers (a gap, or 400 to a sequence
     /// past 0: its state expired or its stream was made again), claim the next epoch
     /// and go on (default true); otherwise the refusal is returned. Once one of its
-    /// appends was stored, a fence means a newer instance of it took over: it is
-    /// fenced for good ([`Error::Fenced`]), never claiming back.
+    /// appends was stored (or may have been: sent, its answer lost), a fence means a
+    /// newer instance of it took over: it is fenced for good ([`Error::Fenced`]),
+    /// never claiming back.
     pub auto_claim: bool,
 }
 

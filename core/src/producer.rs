@@ -37,9 +37,9 @@ pub struct Numbering {
     closing: bool,
     /// New epochs the current append claimed (see [`MAX_CLAIMS`]).
     claims: u8,
-    /// An append of this producer was stored: a stale epoch from then on means that
-    /// another producer with its id took over (a newer instance of it), which is not
-    /// fought with a claim.
+    /// An append of this producer was stored, or may have been (sent, its answer
+    /// never had): a stale epoch from then on means that another producer with its
+    /// id took over (a newer instance of it), which is not fought with a claim.
     established: bool,
     /// Fenced off after it was established, by this epoch: for good. Its appends
     /// keep their numbers instead of moving on to new epochs, and every answer but a
@@ -113,6 +113,11 @@ impl Numbering {
     /// should a request of it still be on its way). A producer fenced for good (see
     /// [`Numbering::answer`]) keeps its numbers: whatever it sends is refused.
     pub fn begin(&mut self) -> (u64, u64) {
+        // An append sent and never answered may be stored: as far as a fence goes,
+        // this producer has written.
+        if self.unsure && self.tried {
+            self.established = true;
+        }
         if std::mem::take(&mut self.unsure) && self.fenced.is_none() {
             self.epoch = self.epoch.saturating_add(1);
             self.seq = 0;
@@ -199,13 +204,10 @@ impl Numbering {
                 Verdict::Retry
             }
             AppendOutcome::StaleEpoch { current } if self.tried => {
-                // Still unsure: the next append starts a new epoch, above the server's
-                // when claiming is allowed.
-                if self.established {
-                    self.fenced = Some(current);
-                } else if auto_claim {
-                    self.epoch = current.max(self.epoch);
-                }
+                // Still unsure, and perhaps stored before the newer epoch came: this
+                // producer has written, and a newer one took over. Fenced for good.
+                self.established = true;
+                self.fenced = Some(current);
                 Verdict::FencedUnsure { current }
             }
             AppendOutcome::StaleEpoch { current }
@@ -239,6 +241,7 @@ impl Numbering {
             // Another refusal of a retry says nothing of the attempt whose answer was
             // lost.
             AppendOutcome::Closed { .. } | AppendOutcome::Rejected { .. } if self.tried => {
+                self.established = true;
                 Verdict::RefusedUnsure
             }
             AppendOutcome::Closed { .. } | AppendOutcome::Rejected { .. } => {
@@ -363,8 +366,8 @@ mod tests {
             n.answer(&stored(), true),
             Verdict::Stored { epoch: 10, seq: 0 }
         );
-        // Not yet stored, a fresh producer whose retry is fenced takes an epoch above
-        // the server's for its next append, under no numbers of the unsure one.
+        // A fresh producer whose retry is fenced may have stored its first attempt
+        // before the newer epoch came: it has written, and is fenced for good.
         let mut fresh = Numbering::new(3);
         fresh.begin();
         fresh.unanswered();
@@ -373,18 +376,23 @@ mod tests {
             fresh.answer(&fenced, true),
             Verdict::FencedUnsure { current: 11 }
         );
-        assert_eq!(fresh.begin(), (12, 0));
+        assert_eq!(
+            fresh.begin(),
+            (3, 0),
+            "its numbers kept, which the server refuses"
+        );
+        assert_eq!(fresh.answer(&fenced, true), Verdict::Fenced { current: 11 });
         let mut n = Numbering::new(3);
         n.begin();
         assert_eq!(n.answer(&fenced, false), Verdict::Fenced { current: 11 });
         assert_eq!(n.begin(), (3, 0), "a definite refusal keeps the number");
-        // Without claiming, an unsure fence does not take the server's epoch.
+        // An unsure fence (the attempt may be stored) fences it for good.
         n.unanswered();
         assert_eq!(
             n.answer(&fenced, false),
             Verdict::FencedUnsure { current: 11 }
         );
-        assert_eq!(n.begin(), (4, 0));
+        assert_eq!(n.begin(), (3, 0));
     }
 
     #[test]
@@ -515,14 +523,16 @@ mod tests {
             const NEWER: u32 = 1_000_000;
             let mut server = Server { epoch: None, last: 0, stored: Vec::new() };
             let mut n = Numbering::new(1);
-            let mut established = false;
-            // Fenced off: it had stored something when the newer instance took over
-            // (one that had not is a fresh start, which claims above it).
+            // Fenced off: the server held something of it when the newer instance
+            // took over (one that had stored nothing is a fresh start, which may
+            // claim above it).
             let mut fenced = false;
             for (data, &(fault, give_up)) in faults.iter().enumerate() {
                 if data == takeover {
+                    // What the server holds, not what the producer heard: an append
+                    // whose answer was lost may be stored all the same.
+                    fenced = !server.stored.is_empty();
                     prop_assert_eq!(server.append(1_000, 0, NEWER), stored());
-                    fenced = established;
                 }
                 let data = data as u32;
                 n.begin();
@@ -541,7 +551,6 @@ mod tests {
                             match n.answer(&outcome, true) {
                                 Verdict::Stored { .. } => {
                                     prop_assert!(!fenced, "stored after the takeover");
-                                    established = true;
                                     break;
                                 }
                                 Verdict::Resend | Verdict::Retry => continue,

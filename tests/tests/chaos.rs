@@ -148,8 +148,18 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
             solo.flush().await.expect("flush (own stream)");
         }));
     }
-    // Mid-run: kill -9 and restart on the same data directory and port.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Mid-run: kill -9 and restart on the same data directory and port, once every
+    // producer has written something (waited for, not guessed: a slow machine takes
+    // longer), and some time after.
+    let started = tokio::time::Instant::now();
+    while written.load(Ordering::Relaxed) < PRODUCERS {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the producers wrote nothing for a minute"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let before_kill = written.load(Ordering::Relaxed);
     assert!(
         before_kill > 0 && before_kill < total,

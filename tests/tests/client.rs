@@ -330,18 +330,16 @@ async fn a_fenced_retry_of_an_append_whose_answer_was_lost_is_not_sent_again() {
         stored(&server, "fenced").await,
         [serde_json::json!({"n": "a"}), serde_json::json!({"n": "x"})]
     );
-    // Its next append is not a retry: it claims an epoch above and is stored once.
-    first
-        .append_json(&serde_json::json!({"n": "c"}))
-        .await
-        .expect("append");
+    // It has written (its first attempt was stored), and a newer instance took over:
+    // it is fenced for good, its next append too, never claiming above the newer one.
+    let next = first.append_json(&serde_json::json!({"n": "c"})).await;
+    assert!(
+        matches!(next, Err(Error::Fenced { current: 2 })),
+        "{next:?}"
+    );
     assert_eq!(
         stored(&server, "fenced").await,
-        [
-            serde_json::json!({"n": "a"}),
-            serde_json::json!({"n": "x"}),
-            serde_json::json!({"n": "c"})
-        ]
+        [serde_json::json!({"n": "a"}), serde_json::json!({"n": "x"})]
     );
     server.finish().await;
 }

@@ -2711,7 +2711,9 @@ async fn a_subscription_keeps_to_the_scope_of_the_token_that_made_it() {
         add("other/b").await.expect("add").status(),
         StatusCode::FORBIDDEN
     );
-    assert!(!get().await.1.contains("other/b"));
+    let (status, linked) = get().await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!linked.contains("other/b"), "{linked}");
     assert_eq!(
         add("team/e").await.expect("add").status(),
         StatusCode::NO_CONTENT
