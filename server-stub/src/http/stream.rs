@@ -124,6 +124,24 @@ pub(super) fn lookup(
     Ok((live, meta))
 }
 
+/// How long a read that found its stream's data gone waits for the removal to be
+/// published (it is, once the commit that made it is synced: well under this).
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Whether `live` is replaced at its path (removed, or made anew) within `within`.
+async fn removal_published(live: &Live, within: std::time::Duration) -> bool {
+    let mut changed = live.subscribe();
+    let published = async {
+        while !live.is_replaced() {
+            if changed.changed().await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(within, published).await;
+    live.is_replaced()
+}
+
 /// Whether the stream `meta` describes answers at its path: 404 once expired (also
 /// once kept for its forks, see `Writer::lookup`), else 410 once deleted but kept
 /// for its forks.
@@ -488,6 +506,15 @@ async fn catch_up(
     if next == from && from < meta.tail {
         // Published positions storage no longer holds: the stream was deleted (or
         // expired, or created anew) by a commit whose publication waits for its sync.
+        // Told only once that sync is done (it is unpublished then): a removal the
+        // disk never took must not have been told to anyone.
+        if !removal_published(live, REMOVAL_WAIT).await {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the stream is being changed: ask again",
+            )
+            .with(header::RETRY_AFTER, 1));
+        }
         return Err(ApiError::not_found());
     }
     let up_to_date = next >= meta.tail;

@@ -500,7 +500,12 @@ impl Shared {
                 drop(map);
                 live.replace();
                 if let Some(tell) = self.removed.0.get() {
-                    tell(path);
+                    // (A panic there must not stop what delivers commits.)
+                    let told =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tell(path)));
+                    if told.is_err() {
+                        tracing::error!(path, "telling of a removed stream panicked");
+                    }
                 }
             }
         }

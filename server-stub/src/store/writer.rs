@@ -338,6 +338,10 @@ impl Writer {
                 let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
                 #[cfg(test)]
                 let sweep = sweep && (!writer.sweeps_held || shutdown.is_some());
+                if shutdown.is_some() {
+                    // The last sweep looks at every stream (it saves access times).
+                    writer.sweep_left.clear();
+                }
                 writer.commit(group, sweep, false);
                 // (After a failed sync nothing is committed, sweeps neither.)
                 sweep_every =

@@ -336,11 +336,20 @@ impl Registry {
         let mut work = Vec::new();
         {
             let mut subs = self.lock();
+            // A stream removed since the append is not linked again: looked at under
+            // the lock `on_delete` takes, after its removal is marked, so that a
+            // removal is either seen here or undoes what is linked here.
+            let gone = state
+                .store
+                .shared()
+                .get(path)
+                .is_none_or(|live| live.is_replaced());
             for sub in subs.values_mut() {
-                if sub
-                    .pattern
-                    .as_deref()
-                    .is_some_and(|p| may_link(p, sub.scope.as_ref(), path))
+                if !gone
+                    && sub
+                        .pattern
+                        .as_deref()
+                        .is_some_and(|p| may_link(p, sub.scope.as_ref(), path))
                 {
                     sub.links.entry(path.to_owned()).or_default().glob = true;
                 }
