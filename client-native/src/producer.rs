@@ -27,7 +27,9 @@ pub struct ProducerConfig {
     /// `Producer-Id`: stable for one logical writer.
     pub id: String,
     /// The first epoch. Default: the current time in milliseconds, so a restarted
-    /// process always fences its predecessor and starts a fresh sequence.
+    /// process always fences its predecessor and starts a fresh sequence. (A fixed
+    /// one below the server's is claimed past, unless its first append goes
+    /// unanswered: that producer is then fenced, see `auto_claim`.)
     pub epoch: Option<u64>,
     /// The stream's content type (`application/json` for JSON mode).
     pub content_type: String,
@@ -365,6 +367,9 @@ impl Shared {
             return Err(unusable.error());
         }
         let mut state = self.state.lock().await;
+        if let Some(current) = state.numbers.fenced() {
+            return Err(Error::Fenced { current });
+        }
         if close && body.is_empty() {
             state.numbers.begin_close();
         } else {

@@ -112,6 +112,9 @@ impl GaplessProducer {
         wasm_bindgen_futures::future_to_promise(async move {
             let body = body?;
             let _turn = state.lock.lock().await;
+            if state.numbers.borrow().fenced().is_some() {
+                return Err(js_error(Code::Fenced, "fenced by a newer epoch", Some(403)));
+            }
             state.numbers.borrow_mut().begin();
             let mut retries = 0;
             // Jittered, so that pages that failed together do not retry in step.

@@ -139,6 +139,14 @@ impl Numbering {
         numbers
     }
 
+    /// The epoch that fenced this producer for good, if one did (see
+    /// [`Numbering::answer`]): its drivers fail its appends at once, sending nothing
+    /// (sent, one could be stored should the server forget its producers, its stream
+    /// made again say).
+    pub fn fenced(&self) -> Option<u64> {
+        self.fenced
+    }
+
     /// The numbers the current append is sent under.
     pub fn numbers(&self) -> (u64, u64) {
         (self.epoch, self.seq)
@@ -161,21 +169,24 @@ impl Numbering {
 
     /// The driver stops trying the current append (its retries ran out, or an
     /// answer could not be read): its outcome stays unknown, and the next append
-    /// does not reuse its number. (Dropping the append without a call has the same
-    /// effect: it is unsure from [`Numbering::begin`] on.)
+    /// does not reuse its number. (Dropping the append without a call leaves it
+    /// unsure all the same, from [`Numbering::begin`] on; but only an attempt the
+    /// driver marked [`Numbering::unanswered`] counts as perhaps stored for a fence.)
     pub fn give_up(&mut self) {
         self.unsure = true;
     }
 
     /// What `outcome`, the server's answer to the current attempt, means.
-    /// `auto_claim`: on a stale epoch before any append of this producer was stored,
-    /// claim one above the server's and start again (when this append cannot have
-    /// been stored); and when the server has lost this producer's numbers (a first
-    /// attempt answered with a sequence gap, or refused with 400 past sequence 0),
-    /// start a new epoch. At most [`MAX_CLAIMS`] times per append. Once an append was
-    /// stored, a stale epoch means that a newer instance of this producer took over:
-    /// this one is fenced for good (§5.2.1, zombie fencing), its later appends
-    /// refused as stale too.
+    /// `auto_claim`: on a stale epoch before any append of this producer was stored
+    /// or may have been (sent and not answered for good, a retried 5xx among them),
+    /// claim one above the server's and start again; and when the server has lost
+    /// this producer's numbers (a first attempt answered with a sequence gap, or
+    /// refused with 400 past sequence 0), start a new epoch. At most [`MAX_CLAIMS`]
+    /// times per append. Once an append was stored or may have been, a stale epoch
+    /// means that a newer instance of this producer took over: this one is fenced
+    /// for good (§5.2.1, zombie fencing; see [`Numbering::fenced`]). The two cannot
+    /// be told apart: a producer given a fixed epoch below the server's whose first
+    /// attempt went unanswered is fenced too, though it wrote nothing.
     pub fn answer(&mut self, outcome: &AppendOutcome, auto_claim: bool) -> Verdict {
         if let Some(current) = self.fenced {
             let stored = matches!(

@@ -148,9 +148,9 @@ async fn every_acknowledged_event_exactly_once_through_cuts_and_a_kill_9() {
             solo.flush().await.expect("flush (own stream)");
         }));
     }
-    // Mid-run: kill -9 and restart on the same data directory and port, once every
-    // producer has written something (waited for, not guessed: a slow machine takes
-    // longer), and some time after.
+    // Mid-run: kill -9 and restart on the same data directory and port, once the
+    // producers have written a few events (waited for, not guessed: a slow machine
+    // takes longer), and some time after.
     let started = tokio::time::Instant::now();
     while written.load(Ordering::Relaxed) < PRODUCERS {
         assert!(

@@ -372,6 +372,17 @@ async fn a_producer_that_stored_is_fenced_for_good_by_a_newer_instance() {
         stored(&server, "zombie").await,
         [json!({"n": "a"}), json!({"n": "x"}), json!({"n": "y"})]
     );
+    // The stream made again (the server knows no producer of it), the old instance
+    // still writes nothing: it fails at once, sending nothing.
+    let handle = client.stream(server.stream("zombie"));
+    handle.delete().await.expect("delete");
+    json_stream(&client, &server.stream("zombie")).await;
+    let result = old.append_json(&json!({"n": "z"})).await;
+    assert!(
+        matches!(result, Err(Error::Fenced { current: 2 })),
+        "{result:?}"
+    );
+    assert!(stored(&server, "zombie").await.is_empty());
     server.finish().await;
 }
 

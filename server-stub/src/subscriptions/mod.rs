@@ -336,14 +336,15 @@ impl Registry {
         let mut work = Vec::new();
         {
             let mut subs = self.lock();
-            // A stream removed since the append is not linked again: looked at under
+            // A stream removed (or deleted, kept for its forks) since the append is
+            // not linked again: looked at under
             // the lock `on_delete` takes, after its removal is marked, so that a
             // removal is either seen here or undoes what is linked here.
             let gone = state
                 .store
                 .shared()
                 .get(path)
-                .is_none_or(|live| live.is_replaced());
+                .is_none_or(|live| live.current().is_none());
             for sub in subs.values_mut() {
                 if !gone
                     && sub
