@@ -2931,3 +2931,54 @@ async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_s
     assert_eq!(ids, ["empty", "s"]);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_subscription_never_links_its_own_wake_stream() {
+    let dir = temp_dir("links-own-wake");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    for path in ["jobs/wake", "jobs/a"] {
+        create_json(&c, &server.stream(path)).await;
+    }
+    // Named, it is refused.
+    let r = c
+        .put(server.stream("__ds/subscriptions/own"))
+        .json(&json!({"type": "pull-wake", "wake_stream": "jobs/wake", "streams": ["jobs/wake"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Matched by its pattern, it is passed over, then and later.
+    put_subscription(
+        &c,
+        &server,
+        "jobs",
+        json!({"type": "pull-wake", "wake_stream": "jobs/wake", "pattern": "jobs/**"}),
+    )
+    .await;
+    post_json(&c, &server.stream("jobs/a"), r#"{"n":1}"#).await;
+    post_json(&c, &server.stream("jobs/wake"), r#"{"n":2}"#).await;
+    let sub: Value = c
+        .get(server.stream("__ds/subscriptions/jobs"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let linked: Vec<&str> = sub["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter_map(|s| s["path"].as_str())
+        .collect();
+    assert_eq!(linked, ["jobs/a"], "{sub}");
+    let r = c
+        .post(server.stream("__ds/subscriptions/jobs/streams"))
+        .json(&json!({"streams": ["jobs/wake"]}))
+        .send()
+        .await
+        .expect("add");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    server.finish().await;
+}

@@ -91,6 +91,9 @@ struct Sub {
     lease_until: Option<tokio::time::Instant>,
     /// The generation whose lease timer runs (one task per wake, not per ack).
     lease_timer: Option<u64>,
+    /// That timer's task, stopped when its wake ends (else it slept on until the
+    /// lease's end: with long leases and quick wakes, tasks piled up).
+    lease_task: Option<tokio::task::AbortHandle>,
     /// What the token that made it covers (none without tokens): its pattern links
     /// only streams in it.
     scope: Option<crate::http::auth::Scope>,
@@ -98,11 +101,28 @@ struct Sub {
 
 /// Whether a subscription with `pattern`, made by a token covering `scope`, links the
 /// stream at `path` by its pattern: a match, not one of the server's own (`__ds/`),
+/// not its own wake stream `wake` (each wake event would wake it again, for good),
 /// and in the scope.
-fn may_link(pattern: &str, scope: Option<&crate::http::auth::Scope>, path: &str) -> bool {
+fn may_link(
+    pattern: &str,
+    scope: Option<&crate::http::auth::Scope>,
+    wake: Option<&str>,
+    path: &str,
+) -> bool {
     !path.starts_with("__ds/")
+        && wake != Some(path)
         && glob::matches(pattern, path)
         && scope.is_none_or(|s| s.covers(path))
+}
+
+impl Kind {
+    /// The stream its wake events go to (pull-wake).
+    fn wake_stream(&self) -> Option<&str> {
+        match self {
+            Kind::PullWake { wake_stream } => Some(wake_stream),
+            Kind::Webhook { .. } => None,
+        }
+    }
 }
 
 /// Work to do outside the lock after a wake was created.
@@ -206,28 +226,55 @@ async fn said_done(mut answer: reqwest::Response) -> bool {
 }
 
 /// Whether an address is a public one a webhook may be sent to: not loopback,
-/// private, link-local, shared (100.64/10), unspecified, broadcast or documentation
-/// (nor an IPv6 unique-local, link-local or IPv4-mapped one).
+/// private, link-local, shared (100.64/10), unspecified, broadcast, documentation,
+/// benchmarking (198.18/15), protocol-assignment (192.0.0/24), multicast or
+/// reserved (240/4); for IPv6, not unique-local, link-local, site-local or
+/// multicast, and one that carries an IPv4 address (mapped, compatible, NAT64
+/// `64:ff9b::/96`, 6to4 `2002::/16`) only when that address is public.
 pub(super) fn is_public(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(a) => {
-            let [first, second, ..] = a.octets();
+            let [first, second, third, _] = a.octets();
             !(a.is_loopback()
                 || a.is_private()
                 || a.is_link_local()
                 || a.is_unspecified()
                 || a.is_broadcast()
                 || a.is_documentation()
+                || a.is_multicast()
                 || first == 0
-                || (first == 100 && (64..128).contains(&second)))
+                || first >= 240
+                || (first == 100 && (64..128).contains(&second))
+                || (first == 198 && (second & 0xfe) == 18)
+                || (first == 192 && second == 0 && third == 0))
         }
         std::net::IpAddr::V6(a) => {
-            let first = a.segments()[0];
+            let s = a.segments();
+            let embedded = |hi: u16, lo: u16| {
+                std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            // An IPv4 address it carries, which is what it reaches.
+            let carried = if let Some(v4) = a.to_ipv4_mapped() {
+                Some(v4)
+            } else if (s[..6] == [0; 6] && !a.is_loopback() && !a.is_unspecified())
+                || s[..6] == [0x64, 0xff9b, 0, 0, 0, 0]
+            {
+                // IPv4-compatible, or NAT64.
+                Some(embedded(s[6], s[7]))
+            } else if s[0] == 0x2002 {
+                Some(embedded(s[1], s[2]))
+            } else {
+                None
+            };
+            if let Some(v4) = carried {
+                return is_public(std::net::IpAddr::V4(v4));
+            }
             !(a.is_loopback()
                 || a.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || a.to_ipv4_mapped().is_some())
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -347,10 +394,9 @@ impl Registry {
                 .is_none_or(|live| live.current().is_none());
             for sub in subs.values_mut() {
                 if !gone
-                    && sub
-                        .pattern
-                        .as_deref()
-                        .is_some_and(|p| may_link(p, sub.scope.as_ref(), path))
+                    && sub.pattern.as_deref().is_some_and(|p| {
+                        may_link(p, sub.scope.as_ref(), sub.kind.wake_stream(), path)
+                    })
                 {
                     sub.links.entry(path.to_owned()).or_default().glob = true;
                 }
@@ -495,9 +541,11 @@ impl Registry {
                             for (path, (epoch, tail)) in std::mem::take(&mut s.snapshot) {
                                 if let Some(link) = s.links.get_mut(&path) {
                                     // What the wake covered, in the stream it saw.
+                                    // (A snapshot of a stream made again since is
+                                    // of none the link now follows: passed over.)
                                     if link.epoch == epoch {
                                         link.acked = link.acked.max(tail);
-                                    } else {
+                                    } else if epoch_of(state, &path) == epoch {
                                         link.acked = tail;
                                         link.epoch = epoch;
                                     }
@@ -552,6 +600,11 @@ impl Registry {
         sub.wake_id = None;
         sub.holder = None;
         sub.lease_until = None;
+        // (Called from that task itself when the lease ran out: it ends right after.)
+        if let Some(task) = sub.lease_task.take() {
+            task.abort();
+        }
+        sub.lease_timer = None;
         sub.snapshot.clear();
         // A stale callback is answered 409 (fenced by its generation), not 401, for
         // the last few wakes; tokens older than that are forgotten.
@@ -575,7 +628,7 @@ impl Registry {
         let registry = Arc::clone(self);
         let state = state.clone();
         let id = sub.id.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep_until(until).await;
                 let work = {
@@ -607,6 +660,9 @@ impl Registry {
                 return;
             }
         });
+        if let Some(before) = sub.lease_task.replace(task.abort_handle()) {
+            before.abort();
+        }
     }
 }
 

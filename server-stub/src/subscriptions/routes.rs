@@ -281,6 +281,9 @@ fn put(
     if let Some(path) = uncovered(scope.as_ref(), &explicit) {
         return out_of_scope("stream", path);
     }
+    if kind.wake_stream().is_some_and(|w| explicit.contains(w)) {
+        return invalid("a subscription cannot link its own wake stream");
+    }
     if let Kind::PullWake { wake_stream } = &kind {
         if let Some(path) = uncovered(scope.as_ref(), [wake_stream]) {
             return out_of_scope("wake stream", path);
@@ -311,7 +314,7 @@ fn put(
     }
     if let Some(p) = &pattern {
         for path in state.store.shared().paths() {
-            if super::may_link(p, scope.as_ref(), &path) {
+            if super::may_link(p, scope.as_ref(), kind.wake_stream(), &path) {
                 let link = Link::at_tail(state, &path);
                 let link = links.entry(path).or_insert(link);
                 link.glob = true;
@@ -335,6 +338,7 @@ fn put(
         holder: None,
         lease_until: None,
         lease_timer: None,
+        lease_task: None,
         scope,
     };
     let out = serialize(state, &sub, &registry.signer);
@@ -366,6 +370,11 @@ fn add_streams(
     let Some(sub) = subs.get_mut(id) else {
         return not_found();
     };
+    if let Some(wake) = sub.kind.wake_stream() {
+        if paths.iter().any(|p| p == wake) {
+            return invalid("a subscription cannot link its own wake stream");
+        }
+    }
     for path in paths {
         let link = Link::at_tail(state, &path);
         let link = sub.links.entry(path).or_insert(link);
@@ -578,8 +587,22 @@ mod tests {
             "https://[fe80::1]/",
             "https://[::ffff:10.0.0.1]/",
             "https://0.0.0.0/",
+            // IPv6 that reaches a private IPv4 address, and the other ranges no
+            // public host is in.
+            "https://[64:ff9b::a00:1]/",
+            "https://[2002:a00:1::]/",
+            "https://[::a00:1]/",
+            "https://[ff02::1]/",
+            "https://[fec0::1]/",
+            "https://224.0.0.1/",
+            "https://240.0.0.1/",
+            "https://198.18.0.1/",
+            "https://192.0.0.8/",
         ] {
             assert!(!safe_webhook_url(sneaky), "{sneaky}");
         }
+        // One that carries a public IPv4 address is as public as it.
+        assert!(safe_webhook_url("https://[64:ff9b::5db8:d70e]/hook"));
+        assert!(safe_webhook_url("https://[2001:db9::1]/hook"));
     }
 }
