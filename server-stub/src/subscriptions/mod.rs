@@ -517,6 +517,19 @@ impl Registry {
         url: &str,
     ) {
         let mut attempt = self.lock().get(sub).map_or(0, |s| s.failures);
+        if attempt > 0 {
+            // Failures before this wake (whose lease ran out while they were retried):
+            // its first call waits the back-off they reached, so that a dead webhook
+            // is called once per back-off, not once per lease.
+            tokio::time::sleep(retry_delay(attempt)).await;
+            let current = self
+                .lock()
+                .get(sub)
+                .is_some_and(|s| s.wake_id.as_deref() == Some(wake_id));
+            if !current {
+                return;
+            }
+        }
         loop {
             let t = now_ms() / 1000;
             let signature = self.signer.sign(format!("{t}.{body}").as_bytes());
@@ -582,8 +595,7 @@ impl Registry {
                 }
             }
             attempt = attempt.saturating_add(1);
-            let delay = (1000u64 << attempt.min(7).saturating_sub(1)).min(60_000);
-            tokio::time::sleep(Duration::from_millis(delay)).await;
+            tokio::time::sleep(retry_delay(attempt)).await;
             // A wake whose lease ran out meanwhile is not sent again: its successor is.
             let current = self
                 .lock()
@@ -664,6 +676,12 @@ impl Registry {
             before.abort();
         }
     }
+}
+
+/// The pause before a webhook's call after `failures` failed ones in a row: 1 s,
+/// doubling, at most 60 s.
+fn retry_delay(failures: u32) -> Duration {
+    Duration::from_millis((1000u64 << failures.min(7).saturating_sub(1)).min(60_000))
 }
 
 /// Whether any linked stream has data past its acknowledged offset.
