@@ -474,6 +474,43 @@ mod tests {
         }
     }
 
+    /// Sends one append of `data` to `server` under `n`'s numbers, as a driver
+    /// would: `fault` 1 loses its first attempt before the server, 2 after the server
+    /// stored it (0 and 3: answered); `give_up` stops after the first unanswered or
+    /// retried attempt. The verdict it ended with (`None`: given up).
+    fn send(
+        n: &mut Numbering,
+        server: &mut Server,
+        data: u32,
+        fault: u8,
+        give_up: bool,
+    ) -> Option<Verdict> {
+        n.begin();
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (epoch, seq) = n.numbers();
+            let lost = attempts == 1 && fault > 0 && fault < 3;
+            if lost && fault == 1 {
+                n.unanswered();
+            } else {
+                let outcome = server.append(epoch, seq, data);
+                if lost {
+                    n.unanswered();
+                } else {
+                    match n.answer(&outcome, true) {
+                        Verdict::Resend | Verdict::Retry => continue,
+                        v => return Some(v),
+                    }
+                }
+            }
+            if give_up {
+                n.give_up();
+                return None;
+            }
+        }
+    }
+
     proptest! {
         /// Whatever answers are lost (before or after the server stored the data) and
         /// whenever the driver gives up, nothing is stored twice, nothing acknowledged
@@ -486,35 +523,10 @@ mod tests {
             let mut n = Numbering::new(1);
             let mut acked = Vec::new();
             for (data, &(fault, give_up)) in faults.iter().enumerate() {
-                let data = data as u32;
-                n.begin();
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let (epoch, seq) = n.numbers();
-                    // 0: answered; 1: lost before the server; 2: lost after it stored.
-                    let lost = attempts == 1 && fault > 0 && fault < 3;
-                    if lost && fault == 1 {
-                        n.unanswered();
-                    } else {
-                        let outcome = server.append(epoch, seq, data);
-                        if lost {
-                            n.unanswered();
-                        } else {
-                            match n.answer(&outcome, true) {
-                                Verdict::Stored { .. } => {
-                                    acked.push(data);
-                                    break;
-                                }
-                                Verdict::Resend | Verdict::Retry => continue,
-                                v => prop_assert!(false, "{v:?}"),
-                            }
-                        }
-                    }
-                    if give_up {
-                        n.give_up();
-                        break;
-                    }
+                match send(&mut n, &mut server, data as u32, fault, give_up) {
+                    Some(Verdict::Stored { .. }) => acked.push(data as u32),
+                    None => {}
+                    Some(v) => prop_assert!(false, "{v:?}"),
                 }
             }
             let mut seen = std::collections::HashSet::new();
@@ -545,35 +557,9 @@ mod tests {
                     fenced = !server.stored.is_empty();
                     prop_assert_eq!(server.append(1_000, 0, NEWER), stored());
                 }
-                let data = data as u32;
-                n.begin();
-                let mut attempts = 0;
-                loop {
-                    attempts += 1;
-                    let (epoch, seq) = n.numbers();
-                    let lost = attempts == 1 && fault > 0 && fault < 3;
-                    if lost && fault == 1 {
-                        n.unanswered();
-                    } else {
-                        let outcome = server.append(epoch, seq, data);
-                        if lost {
-                            n.unanswered();
-                        } else {
-                            match n.answer(&outcome, true) {
-                                Verdict::Stored { .. } => {
-                                    prop_assert!(!fenced, "stored after the takeover");
-                                    break;
-                                }
-                                Verdict::Resend | Verdict::Retry => continue,
-                                _ => break,
-                            }
-                        }
-                    }
-                    if give_up {
-                        n.give_up();
-                        break;
-                    }
-                }
+                let verdict = send(&mut n, &mut server, data as u32, fault, give_up);
+                let wrote = matches!(verdict, Some(Verdict::Stored { .. }));
+                prop_assert!(!(fenced && wrote), "stored after the takeover");
             }
             if fenced {
                 let newer = server.stored.iter().position(|&d| d == NEWER);

@@ -939,21 +939,11 @@ async fn auth_tokens_guard_every_route_by_scope() {
         ("reader-1", &["other", "s", "s2"][..]),
         ("reader-s", &["s"][..]),
     ] {
-        let list: Value = c
-            .get(format!("{}/api/sessions", server.url))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        let ids: Vec<&str> = list["sessions"]
-            .as_array()
-            .expect("sessions")
-            .iter()
-            .filter_map(|s| s["id"].as_str())
-            .collect();
+        let ids = session_ids(
+            c.get(format!("{}/api/sessions", server.url))
+                .bearer_auth(token),
+        )
+        .await;
         assert_eq!(ids, expected, "{token}");
     }
     assert_eq!(
@@ -2624,6 +2614,23 @@ async fn a_stream_deleted_leaves_the_subscriptions_that_linked_it_by_pattern_onl
     server.finish().await;
 }
 
+/// The session ids a list request (`GET /api/sessions`, as built) answers.
+async fn session_ids(request: reqwest::RequestBuilder) -> Vec<String> {
+    let list: Value = request
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    list["sessions"]
+        .as_array()
+        .expect("sessions")
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// Makes subscription `id` with the configuration `config` (which must succeed).
 async fn put_subscription(c: &Client, server: &ServerProcess, id: &str, config: Value) {
     let r = c
@@ -2914,20 +2921,7 @@ async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_s
             .expect("create");
         assert_eq!(r.status(), StatusCode::CREATED, "{path}");
     }
-    let list: Value = c
-        .get(format!("{}/api/sessions", server.url))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
-    let ids: Vec<&str> = list["sessions"]
-        .as_array()
-        .expect("sessions")
-        .iter()
-        .filter_map(|s| s["id"].as_str())
-        .collect();
+    let ids = session_ids(c.get(format!("{}/api/sessions", server.url))).await;
     assert_eq!(ids, ["empty", "s"]);
     server.finish().await;
 }

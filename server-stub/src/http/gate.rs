@@ -125,15 +125,15 @@ impl Gate {
     /// read), and a subscription (whose links, by name or pattern, and wake stream
     /// must lie in the scope of the token that made or changed it).
     pub(crate) fn note_scope(&self, request: &mut Request) {
+        // (Without tokens, every request: nothing to look at.)
+        let Some(tokens) = &self.tokens else {
+            return;
+        };
         let path = request.uri().path();
         if path != "/api/sessions" && !under_subscriptions(path) {
             return;
         }
-        if let Some(scope) = self
-            .tokens
-            .as_ref()
-            .and_then(|tokens| auth::scope(tokens, request))
-        {
+        if let Some(scope) = auth::scope(tokens, request) {
             request.extensions_mut().insert(scope);
         }
     }

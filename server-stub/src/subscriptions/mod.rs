@@ -384,19 +384,22 @@ impl Registry {
         {
             let mut subs = self.lock();
             // A stream removed (or deleted, kept for its forks) since the append is
-            // not linked again: looked at under
-            // the lock `on_delete` takes, after its removal is marked, so that a
-            // removal is either seen here or undoes what is linked here.
-            let gone = state
-                .store
-                .shared()
-                .get(path)
-                .is_none_or(|live| live.current().is_none());
+            // not linked again: looked at (only for a pattern that would link it)
+            // under the lock `on_delete` takes, after its removal is marked, so that
+            // a removal is either seen here or undoes what is linked here.
+            let gone = || {
+                state
+                    .store
+                    .shared()
+                    .get(path)
+                    .is_none_or(|live| live.current().is_none())
+            };
             for sub in subs.values_mut() {
-                if !gone
-                    && sub.pattern.as_deref().is_some_and(|p| {
-                        may_link(p, sub.scope.as_ref(), sub.kind.wake_stream(), path)
-                    })
+                if sub
+                    .pattern
+                    .as_deref()
+                    .is_some_and(|p| may_link(p, sub.scope.as_ref(), sub.kind.wake_stream(), path))
+                    && !gone()
                 {
                     sub.links.entry(path.to_owned()).or_default().glob = true;
                 }
@@ -516,21 +519,23 @@ impl Registry {
         body: &str,
         url: &str,
     ) {
+        // Failures before this wake (whose lease ran out while they were retried)
+        // count: its first call waits the back-off they reached, so that a dead
+        // webhook is called once per back-off, not once per lease.
         let mut attempt = self.lock().get(sub).map_or(0, |s| s.failures);
-        if attempt > 0 {
-            // Failures before this wake (whose lease ran out while they were retried):
-            // its first call waits the back-off they reached, so that a dead webhook
-            // is called once per back-off, not once per lease.
-            tokio::time::sleep(retry_delay(attempt)).await;
-            let current = self
-                .lock()
-                .get(sub)
-                .is_some_and(|s| s.wake_id.as_deref() == Some(wake_id));
-            if !current {
-                return;
-            }
-        }
         loop {
+            if attempt > 0 {
+                tokio::time::sleep(retry_delay(attempt)).await;
+                // A wake whose lease ran out meanwhile is not sent again: its
+                // successor is.
+                let current = self
+                    .lock()
+                    .get(sub)
+                    .is_some_and(|s| s.wake_id.as_deref() == Some(wake_id));
+                if !current {
+                    return;
+                }
+            }
             let t = now_ms() / 1000;
             let signature = self.signer.sign(format!("{t}.{body}").as_bytes());
             let header = format!("t={t},kid={},ed25519={signature}", self.signer.kid());
@@ -595,15 +600,6 @@ impl Registry {
                 }
             }
             attempt = attempt.saturating_add(1);
-            tokio::time::sleep(retry_delay(attempt)).await;
-            // A wake whose lease ran out meanwhile is not sent again: its successor is.
-            let current = self
-                .lock()
-                .get(sub)
-                .is_some_and(|s| s.wake_id.as_deref() == Some(wake_id));
-            if !current {
-                return;
-            }
         }
     }
 

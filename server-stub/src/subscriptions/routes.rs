@@ -284,9 +284,9 @@ fn put(
     if kind.wake_stream().is_some_and(|w| explicit.contains(w)) {
         return invalid("a subscription cannot link its own wake stream");
     }
-    if let Kind::PullWake { wake_stream } = &kind {
-        if let Some(path) = uncovered(scope.as_ref(), [wake_stream]) {
-            return out_of_scope("wake stream", path);
+    if let Some(wake) = kind.wake_stream() {
+        if scope.as_ref().is_some_and(|s| !s.covers(wake)) {
+            return out_of_scope("wake stream", wake);
         }
     }
     let mut subs = registry.lock();
