@@ -6,7 +6,8 @@
 //! `synchronous=FULL` commit would hold it for the flush.
 //!
 //! A commit made in its caller's thread while nothing waits here syncs in that thread
-//! (see [`Syncer::settle_now`]): a lone producer pays no hand-off. A failed sync ends
+//! (see [`InPlace`]), once it has let go of the writer: a lone producer pays no
+//! hand-off, and the writer is not held for the sync. A failed sync ends
 //! writing: the commits it covered are in the log, perhaps durable, perhaps not, so
 //! they are answered as of unknown outcome (neither acknowledged nor refused), nothing
 //! more is committed after them, and the server reports itself unhealthy.
@@ -14,7 +15,7 @@
 use std::fs::File;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use tracing::error;
@@ -76,8 +77,43 @@ pub(crate) struct Syncer {
     shared: Arc<Shared>,
     tx: Option<Sender<Settled>>,
     thread: Option<JoinHandle<()>>,
-    /// Commits handed over and not yet delivered.
+    /// Commits handed over, or made in place, and not yet delivered.
     pending: Arc<AtomicUsize>,
+    /// Held while commits are delivered: a commit made in place takes it before it
+    /// lets go of the writer, so that no later commit is told before it.
+    turn: Arc<Mutex<()>>,
+}
+
+/// A commit made in its caller's thread while the syncer was idle, to be synced and
+/// delivered there (see [`InPlace::finish`]).
+pub(crate) struct InPlace {
+    settled: Settled,
+    wal: Arc<File>,
+    shared: Arc<Shared>,
+    pending: Arc<AtomicUsize>,
+    turn: Arc<Mutex<()>>,
+}
+
+impl InPlace {
+    /// The lock to hold from before the writer is let go until [`InPlace::finish`]
+    /// returns (see [`lock_turn`]).
+    pub(crate) fn turn(&self) -> Arc<Mutex<()>> {
+        Arc::clone(&self.turn)
+    }
+
+    /// Syncs in this thread and delivers.
+    pub(crate) fn finish(self) {
+        match sync(&self.wal, &self.shared) {
+            Ok(()) => self.settled.deliver(&self.shared),
+            Err(why) => self.settled.fail(why),
+        }
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Takes the turn to deliver commits, whatever a panic while delivering left.
+pub(crate) fn lock_turn(turn: &Mutex<()>) -> MutexGuard<'_, ()> {
+    turn.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Syncer {
@@ -87,12 +123,17 @@ impl Syncer {
         let wal = Arc::new(wal);
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let turn = Arc::new(Mutex::new(()));
         let thread = {
-            let (wal, shared, pending) =
-                (Arc::clone(&wal), Arc::clone(&shared), Arc::clone(&pending));
+            let (wal, shared, pending, turn) = (
+                Arc::clone(&wal),
+                Arc::clone(&shared),
+                Arc::clone(&pending),
+                Arc::clone(&turn),
+            );
             std::thread::Builder::new()
                 .name("gapless-syncer".into())
-                .spawn(move || run(&wal, &shared, &rx, &pending))?
+                .spawn(move || run(&wal, &shared, &rx, &pending, &turn))?
         };
         Ok(Syncer {
             wal,
@@ -100,6 +141,7 @@ impl Syncer {
             tx: Some(tx),
             thread: Some(thread),
             pending,
+            turn,
         })
     }
 
@@ -125,11 +167,16 @@ impl Syncer {
         }
     }
 
-    /// Syncs in this thread and delivers (only while [`Syncer::idle`]).
-    pub(crate) fn settle_now(&self, settled: Settled) {
-        match sync(&self.wal, &self.shared) {
-            Ok(()) => settled.deliver(&self.shared),
-            Err(why) => settled.fail(why),
+    /// Keeps a commit made in the caller's thread (only while [`Syncer::idle`]), to be
+    /// synced and delivered there: the syncer counts it as waiting until then.
+    pub(crate) fn in_place(&self, settled: Settled) -> InPlace {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        InPlace {
+            settled,
+            wal: Arc::clone(&self.wal),
+            shared: Arc::clone(&self.shared),
+            pending: Arc::clone(&self.pending),
+            turn: Arc::clone(&self.turn),
         }
     }
 
@@ -162,12 +209,19 @@ fn sync(wal: &File, shared: &Shared) -> Result<(), &'static str> {
 
 /// Syncs once for everything handed over since the last sync, then delivers it in
 /// commit order; until the writer's side of the channel is gone.
-fn run(wal: &File, shared: &Shared, rx: &Receiver<Settled>, pending: &AtomicUsize) {
+fn run(
+    wal: &File,
+    shared: &Shared,
+    rx: &Receiver<Settled>,
+    pending: &AtomicUsize,
+    turn: &Mutex<()>,
+) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
         let n = batch.len();
         let synced = sync(wal, shared);
+        let turn = lock_turn(turn);
         // A panic while delivering (a bug) must not leave the writer waiting for this
         // thread: writing stops as after a failed sync.
         let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -182,6 +236,7 @@ fn run(wal: &File, shared: &Shared, rx: &Receiver<Settled>, pending: &AtomicUsiz
             error!("the syncer panicked while delivering commits; writing stops");
             shared.sync_failed.store(true, Ordering::Release);
         }
+        drop(turn);
         pending.fetch_sub(n, Ordering::AcqRel);
     }
 }

@@ -1059,6 +1059,54 @@ async fn concurrent_appends_are_answered_once_synced_each_at_its_own_offsets() {
 }
 
 #[tokio::test]
+async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told_first() {
+    let dir = scratch("in-place");
+    let store = Store::open(Some(&dir), Durability::Full).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    // Past the quiet time after the writer thread's last commit.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (release, hold) = std::sync::mpsc::channel();
+    store.0.writer.lock().expect("writer").hold_in_place = Some(hold);
+    // Alone in flight: committed in place, held before its sync.
+    let first = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            futures::executor::block_on(store.append(append("s", &messages(0, 1, 8))))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store
+        .0
+        .writer
+        .lock()
+        .expect("writer")
+        .hold_in_place
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not committed in place"
+        );
+        std::thread::yield_now();
+    }
+    // Not alone: the writer thread commits it while the first one's sync waits.
+    let mut second = Box::pin(store.append(append("s", &messages(1, 1, 8))));
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(
+        early.is_err(),
+        "told before the commit made in place before it: {early:?}"
+    );
+    release.send(()).expect("release");
+    let first = first.join().expect("thread").expect("first append");
+    let second = second.await.expect("second append");
+    assert_eq!((first.next, second.next), (1, 2), "offsets in commit order");
+    let tail = store.shared().get("s").expect("stream").meta().tail;
+    assert_eq!(tail, 2, "the published tail is the later commit's");
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_failed_sync_answers_with_an_error_publishes_nothing_and_stops_writing() {
     let (dir, store) = with_json_stream("sync-fails").await;
     {

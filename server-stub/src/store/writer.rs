@@ -22,7 +22,7 @@ use super::recent::{self, Chunk};
 use super::schema::{
     load_last_epoch, load_producers, load_streams, presize_wal, save_last_epoch, save_stream,
 };
-use super::syncer::{Notice, Settled, Syncer};
+use super::syncer::{lock_turn, InPlace, Notice, Settled, Syncer};
 use super::{
     AppendError, AppendOk, AppendReq, CreateError, CreateOk, CreateReq, DeleteError, Map, Payload,
     Shared,
@@ -39,6 +39,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(5);
 pub(crate) const SWEEP_REMOVALS: usize = 512;
 /// How soon a sweep follows one that left expired streams behind.
 const SWEEP_AGAIN: Duration = Duration::from_millis(10);
+/// How long the writer thread must have committed nothing before a command may be
+/// committed in its caller's thread again: writes that overlapped lately are likely
+/// to go on overlapping, and are better grouped by the writer thread.
+const QUIET_BEFORE_IN_PLACE: Duration = Duration::from_millis(1);
 /// How many chunks may wait in `landed` before a commit moves them all into
 /// `chunks`: sixteen streams appending together then write each stream's page of
 /// `chunks` once per sixty-four appends, not once per append. Reads look through
@@ -177,10 +181,15 @@ pub(crate) struct Writer {
     outbox: Vec<Notice>,
     /// Syncs the log before commits are told, when commits do not sync themselves.
     syncer: Option<Syncer>,
+    /// A commit made in its caller's thread, which syncs and tells it once it has let
+    /// go of the writer (see [`Writer::commit_now`]).
+    in_place: Option<InPlace>,
     /// Shut down: commits made in place are refused from then on.
     stopped: bool,
     /// How many commands the last commit took.
     last_group: usize,
+    /// When the writer thread last committed commands (not a lone sweep).
+    thread_committed: Option<std::time::Instant>,
     /// The expired streams the last sweep left (past [`SWEEP_REMOVALS`]).
     sweep_left: Vec<i64>,
     /// Tests hold the writer thread's own sweeps, to sweep when they choose.
@@ -200,6 +209,10 @@ pub(crate) struct Writer {
     /// it.
     #[cfg(test)]
     pub(super) fail_next_landing: bool,
+    /// Tests: the next commit made in place waits for this before it syncs (the writer
+    /// let go already).
+    #[cfg(test)]
+    pub(super) hold_in_place: Option<std::sync::mpsc::Receiver<()>>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -274,8 +287,10 @@ impl Writer {
             landing: Vec::new(),
             outbox: Vec::new(),
             syncer: None,
+            in_place: None,
             stopped: false,
             last_group: 0,
+            thread_committed: None,
             sweep_left: Vec::new(),
             #[cfg(test)]
             sweeps_held: false,
@@ -286,6 +301,8 @@ impl Writer {
             fail_next_group: false,
             #[cfg(test)]
             fail_next_landing: false,
+            #[cfg(test)]
+            hold_in_place: None,
         })
     }
 
@@ -342,6 +359,9 @@ impl Writer {
                     // The last sweep looks at every stream (it saves access times).
                     writer.sweep_left.clear();
                 }
+                if !group.is_empty() {
+                    writer.thread_committed = Some(std::time::Instant::now());
+                }
                 writer.commit(group, sweep, false);
                 // (After a failed sync nothing is committed, sweeps neither.)
                 sweep_every =
@@ -368,21 +388,45 @@ impl Writer {
 
     /// Commits `cmd` in the caller's thread, sparing it the hand-offs to the writer
     /// thread and back, when nothing else is being committed (the caller knows no
-    /// other mutation is in flight) and the last commit took one command too (so that
-    /// writers that come in groups keep committing in groups); gives it back
-    /// otherwise.
+    /// other mutation is in flight), the last commit took one command too and the
+    /// writer thread committed none for [`QUIET_BEFORE_IN_PLACE`] (so that writers
+    /// that come in groups keep committing in groups, and a producer that happens to
+    /// be alone for a moment among many does not hold a runtime thread for a sync);
+    /// gives it back otherwise.
+    ///
+    /// The sync that makes the commit durable is made after the writer is let go: the
+    /// writer thread commits what arrives meanwhile (an `fdatasync` takes far longer
+    /// than a commit), and [`InPlace`] keeps it from being told before this one.
     pub(crate) fn commit_now(writer: &Mutex<Writer>, cmd: Cmd) -> Option<Cmd> {
-        match writer.try_lock() {
-            Ok(mut writer)
+        let mut writer = match writer.try_lock() {
+            Ok(writer)
                 if !writer.stopped
                     && writer.last_group <= 1
+                    && writer
+                        .thread_committed
+                        .is_none_or(|at| at.elapsed() >= QUIET_BEFORE_IN_PLACE)
                     && writer.syncer.as_ref().is_none_or(Syncer::idle) =>
             {
-                writer.commit(vec![cmd], false, true);
-                None
+                writer
             }
-            _ => Some(cmd),
+            _ => return Some(cmd),
+        };
+        writer.commit(vec![cmd], false, true);
+        if let Some(in_place) = writer.in_place.take() {
+            // The turn is taken before the writer is let go, so that no commit made
+            // after this one is told before it.
+            let turn = in_place.turn();
+            let _turn = lock_turn(&turn);
+            #[cfg(test)]
+            let hold = writer.hold_in_place.take();
+            drop(writer);
+            #[cfg(test)]
+            if let Some(hold) = hold {
+                let _ = hold.recv();
+            }
+            in_place.finish();
         }
+        None
     }
 
     /// Commits `group` (and sweeps), rolling back and answering with an error should
@@ -530,7 +574,7 @@ impl Writer {
             };
             match &self.syncer {
                 None => settled.deliver(&self.shared),
-                Some(syncer) if inline => syncer.settle_now(settled),
+                Some(syncer) if inline => self.in_place = Some(syncer.in_place(settled)),
                 Some(syncer) => syncer.settle(settled),
             }
         } else {
