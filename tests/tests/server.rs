@@ -1266,6 +1266,219 @@ async fn requests_are_framed_and_answered_on_the_wire_as_hyper_frames_and_answer
     server.finish().await;
 }
 
+/// An answer as two servers' answers are compared: status, headers but the date
+/// (offsets' epochs, which differ between streams, written `E`), and body.
+fn comparable(answer: &Answer) -> (u16, Vec<(String, String)>, String) {
+    let mut headers: Vec<(String, String)> = answer
+        .headers
+        .iter()
+        .filter(|(n, _)| n != "date")
+        .map(|(n, v)| {
+            let v = match v.split_once('_') {
+                Some((epoch, pos)) if epoch.len() == 16 => format!("E_{pos}"),
+                _ => v.clone(),
+            };
+            (n.clone(), v)
+        })
+        .collect();
+    headers.sort();
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+    (answer.status, headers, body)
+}
+
+#[tokio::test]
+async fn appends_read_without_a_request_built_are_answered_as_the_router_answers_them() {
+    let (_, server, c, _) = server_with_json_stream("lean-appends", "unused").await;
+    // Each case: the stream's content type (none: not created), requests sent before
+    // (their answers not compared), then the request compared: its extra header lines
+    // and body. Sent with a length, an append is read by the lean layer without a
+    // request built; chunked, hyper reads it and the router answers.
+    let json = Some("application/json");
+    let producer = "Producer-Id: p\r\nProducer-Epoch: 3\r\nProducer-Seq: 0\r\n";
+    type Case<'a> = (Option<&'a str>, Vec<(String, &'a str)>, String, &'a str);
+    let ct = |t: &str| format!("Content-Type: {t}\r\n");
+    let cases: Vec<Case> = vec![
+        (json, vec![], ct("application/json"), r#"[{"a":1},{"b":2}]"#),
+        (
+            json,
+            vec![],
+            ct("Application/JSON; charset=utf-8"),
+            r#"{"a":1}"#,
+        ),
+        (
+            json,
+            vec![],
+            format!("content-type: application/json\r\n{}", ct("text/plain")),
+            "{}",
+        ),
+        (json, vec![], ct("application/json"), r#"{"a":"#),
+        (json, vec![], ct("application/json"), "[]"),
+        (json, vec![], ct("text/plain"), "x"),
+        (json, vec![], String::new(), r#"{"a":1}"#),
+        (json, vec![], ct("application/json"), ""),
+        (json, vec![], "Stream-Closed: TRUE\r\n".into(), ""),
+        (
+            json,
+            vec![],
+            format!("{}Stream-Closed: true\r\n", ct("application/json")),
+            "[1,2]",
+        ),
+        (
+            json,
+            vec![("Stream-Closed: true\r\n".into(), "")],
+            ct("application/json"),
+            "1",
+        ),
+        (
+            json,
+            vec![],
+            format!("{}{producer}", ct("application/json")),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
+            format!("{}{producer}", ct("application/json")),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
+            format!(
+                "{}{}",
+                ct("application/json"),
+                producer.replace("Seq: 0", "Seq: 5")
+            ),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
+            format!(
+                "{}{}",
+                ct("application/json"),
+                producer.replace("Epoch: 3", "Epoch: 2")
+            ),
+            "[1]",
+        ),
+        (
+            json,
+            vec![],
+            format!("{}Producer-Id: p\r\n", ct("application/json")),
+            "[1]",
+        ),
+        (
+            json,
+            vec![],
+            format!(
+                "{}{}",
+                ct("application/json"),
+                producer.replace("Seq: 0", "Seq: -1")
+            ),
+            "[1]",
+        ),
+        (
+            json,
+            vec![],
+            format!(
+                "{}Producer-Id: \r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n",
+                ct("application/json")
+            ),
+            "[1]",
+        ),
+        (
+            json,
+            vec![],
+            format!("{}Stream-Seq: a\r\n", ct("application/json")),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(
+                format!("{}Stream-Seq: b\r\n", ct("application/json")),
+                "[1]",
+            )],
+            format!("{}Stream-Seq: a\r\n", ct("application/json")),
+            "[2]",
+        ),
+        (
+            json,
+            vec![],
+            format!("{}X-Other: \u{7f}\r\n", ct("application/json")),
+            "[1]",
+        ),
+        (Some("text/plain"), vec![], ct("text/plain"), "plain text"),
+        (Some("text/plain"), vec![], ct("text/plain"), "\u{e9}\u{e8}"),
+        (
+            Some("application/octet-stream"),
+            vec![],
+            ct("application/octet-stream"),
+            "\u{1}\u{2}",
+        ),
+        (None, vec![], ct("application/json"), "[1]"),
+    ];
+    let send = |name: &str, lines: &str, body: &str, chunked: bool| {
+        let framing = if chunked {
+            let chunk = if body.is_empty() {
+                String::new()
+            } else {
+                format!("{:x}\r\n{body}\r\n", body.len())
+            };
+            format!("Transfer-Encoding: chunked\r\n\r\n{chunk}0\r\n\r\n")
+        } else {
+            format!("Content-Length: {}\r\n\r\n{body}", body.len())
+        };
+        format!(
+            "POST /v1/stream/{name} HTTP/1.1\r\nHost: t\r\n{lines}Connection: close\r\n{framing}"
+        )
+    };
+    for (i, (created, before, lines, body)) in cases.iter().enumerate() {
+        let mut answers = Vec::new();
+        for (side, chunked) in [("lean", false), ("routed", true)] {
+            let name = format!("{side}-{i}");
+            if let Some(t) = created {
+                let r = c
+                    .put(server.stream(&name))
+                    .header("content-type", *t)
+                    .send()
+                    .await
+                    .expect("put");
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
+            for (lines, body) in before {
+                exchange(&server, send(&name, lines, body, chunked).as_bytes(), false).await;
+            }
+            let all = exchange(&server, send(&name, lines, body, chunked).as_bytes(), false).await;
+            let (answer, rest) = next_response(&all, false);
+            assert!(rest.is_empty(), "case {i}: one answer");
+            answers.push(comparable(&answer));
+        }
+        assert_eq!(answers[0], answers[1], "case {i}: {lines:?} {body:?}");
+    }
+    // What the lean appends stored reads back as the routed ones' did.
+    for i in [0, 1, 11, 21] {
+        let read = |side: &str| {
+            let url = format!("{}?offset=-1", server.stream(&format!("{side}-{i}")));
+            let c = c.clone();
+            async move {
+                c.get(url)
+                    .send()
+                    .await
+                    .expect("read")
+                    .bytes()
+                    .await
+                    .expect("body")
+            }
+        };
+        assert_eq!(
+            read("lean").await,
+            read("routed").await,
+            "case {i} read back"
+        );
+    }
+    server.finish().await;
+}
+
 #[tokio::test]
 async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_serves_on() {
     let (dir, server, c, url) = server_with_json_stream("in-use", "s").await;

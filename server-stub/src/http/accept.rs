@@ -16,7 +16,9 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version};
+use axum::http::{
+    header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
+};
 use axum::response::IntoResponse;
 use axum::Router;
 use http_body::Body as _;
@@ -31,6 +33,7 @@ use tracing::debug;
 
 use super::body::{BODY_TIMEOUT, REQUEST_TIMEOUT};
 use super::direct::{Direct, Target};
+use super::headers::{names, Fields};
 use super::park::{park, Conn, Lots, Parked};
 use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 use super::ApiError;
@@ -158,17 +161,50 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         };
         let lean = head.and_then(|n| {
             // One copy of the head, which the request's URI and header values share.
-            lean_request(&Bytes::copy_from_slice(&buf[..n])).map(|r| (n, r))
+            let head = Bytes::copy_from_slice(&buf[..n]);
+            lean_request(&head, conn.direct.lean_appends()).map(|r| (n, r))
         });
         let Some((n, lean)) = lean else {
             // Boxed: its state is large, and it must not size every lean connection.
             return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await;
         };
         let Lean {
-            mut request,
+            asked,
             mut close,
             body,
         } = lean;
+        let mut request = match asked {
+            Asked::Request(request) => request,
+            Asked::Append { path, fields } => {
+                // Within the body limit, with no tokens: nothing refuses it unread.
+                let read = tokio::select! {
+                    _ = conn.token.cancelled() => return,
+                    read = read_at_least(&mut stream, &mut buf, n + body) => read,
+                };
+                if let Err(e) = read {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        let _ = write_all(&stream, STALLED).await;
+                    }
+                    return;
+                }
+                let answer = conn.direct.append(path, &fields, &buf[n..n + body]).await;
+                forget_request(&mut buf, n + body);
+                let (head, body, framing) = match answer {
+                    Ok(mut head) => {
+                        finish_head(&mut head, false, false, close);
+                        (head, Body::empty(), Framing::None)
+                    }
+                    Err(response) => {
+                        let (head, body, framing, _) = encode_head(response, close, false);
+                        (head, body, framing)
+                    }
+                };
+                if !answered(&stream, &mut buf, head, body, framing).await || close {
+                    return;
+                }
+                continue;
+            }
+        };
         // A body past the limit, or a request without the credentials to send it, is
         // refused from its head (which the lean path would otherwise hold whole
         // first): answered, the connection closing, then the body read and dropped
@@ -212,15 +248,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             };
         // (A refused body's first bytes are dropped here, the rest by `drain`.)
         let unread = unread.saturating_sub(buf.len() - n);
-        buf.drain(..(n + body).min(buf.len()));
-        if buf.is_empty() {
-            // Nothing pipelined: hold no buffer while the response streams.
-            buf = Vec::new();
-        } else if buf.capacity() > 4 * MAX_HEAD_BYTES {
-            // Pipelined after a large body: keep what follows, not the room the body
-            // took (which a live answer that follows would hold for its whole life).
-            buf.shrink_to(buf.len());
-        }
+        forget_request(&mut buf, n + body);
         let (head, body, framing, feed) = encode_head(routed.await, close, bodiless);
         if let Some(feed) = feed {
             // A live response: its feed is stepped here (and parked while idle).
@@ -231,29 +259,57 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             live = Some((feed, close));
             continue;
         }
-        let pump = Pump {
-            stream: &stream,
-            buf: &mut buf,
-            body,
-            framing,
-            left: match framing {
-                Framing::Length(len) => Some(len),
-                _ => None,
-            },
-            out: vec![Bytes::from(head)],
-            written: 0,
-            ended: framing == Framing::None,
-            half_closed: false,
-            stall: Stall::default(),
-        };
-        match pump.await {
-            Ok(true) if !close => {}
+        let done = answered(&stream, &mut buf, head, body, framing).await;
+        match done {
+            true if !close => {}
             // (What of the refused body came in while the answer was written is in
             // `buf`: the connection closes, nothing else follows it.)
-            Ok(true) if unread > buf.len() => return drain(&mut stream, unread - buf.len()).await,
+            true if unread > buf.len() => return drain(&mut stream, unread - buf.len()).await,
             _ => return,
         }
     }
+}
+
+/// Drops the request just read (`len` bytes, head and body) from `buf`, keeping what
+/// was pipelined after it.
+fn forget_request(buf: &mut Vec<u8>, len: usize) {
+    buf.drain(..len.min(buf.len()));
+    if buf.is_empty() {
+        // Nothing pipelined: hold no buffer while the response streams.
+        *buf = Vec::new();
+    } else if buf.capacity() > 4 * MAX_HEAD_BYTES {
+        // Pipelined after a large body: keep what follows, not the room the body
+        // took (which a live answer that follows would hold for its whole life).
+        buf.shrink_to(buf.len());
+    }
+}
+
+/// Writes an answer that is not live (its `head` encoded, then `body` as `framing`
+/// has it), reading what the client pipelines meanwhile into `buf`: whether it was
+/// written whole and the connection may serve the next request.
+async fn answered(
+    stream: &TcpStream,
+    buf: &mut Vec<u8>,
+    head: Vec<u8>,
+    body: Body,
+    framing: Framing,
+) -> bool {
+    let pump = Pump {
+        stream,
+        buf,
+        body,
+        framing,
+        left: match framing {
+            Framing::Length(len) => Some(len),
+            _ => None,
+        },
+        out: vec![Bytes::from(head)],
+        written: 0,
+        ended: framing == Framing::None,
+        half_closed: false,
+        stall: Stall::default(),
+    };
+    matches!(pump.await, Ok(true))
 }
 
 /// Reads and drops up to `len` bytes of a refused body (a few seconds at most), so
@@ -455,12 +511,67 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
 
 /// A request the lean path answers.
 struct Lean {
-    /// The request, its body still empty.
-    request: Request<Body>,
+    /// What is asked.
+    asked: Asked,
     /// The client asked to close the connection afterwards.
     close: bool,
     /// The length of the body that follows the head.
     body: usize,
+}
+
+/// What a lean request asks for.
+enum Asked {
+    /// Any request: as a request, its body still empty.
+    Request(Request<Body>),
+    /// An append to the stream at `path` that named no origin, answered without a
+    /// request built (see [`Direct::append`]).
+    Append { path: String, fields: AppendFields },
+}
+
+/// The headers an append reads, kept from the head of a request answered without a
+/// request built: the first value of each (as `HeaderMap::get` finds it).
+#[derive(Default)]
+pub(crate) struct AppendFields([Option<Bytes>; 6]);
+
+/// The names [`AppendFields`] keeps: all `stream::AppendHead::of` reads.
+const APPEND_FIELDS: [HeaderName; 6] = [
+    header::CONTENT_TYPE,
+    names::STREAM_CLOSED,
+    names::PRODUCER_ID,
+    names::PRODUCER_EPOCH,
+    names::PRODUCER_SEQ,
+    names::STREAM_SEQ,
+];
+
+impl AppendFields {
+    /// Keeps `value` if `name` is one of [`APPEND_FIELDS`] not seen yet.
+    fn note(&mut self, name: &str, value: impl FnOnce() -> Bytes) {
+        if let Some(i) = APPEND_FIELDS
+            .iter()
+            .position(|n| name.eq_ignore_ascii_case(n.as_str()))
+        {
+            if self.0[i].is_none() {
+                self.0[i] = Some(value());
+            }
+        }
+    }
+}
+
+impl Fields for AppendFields {
+    fn field(&self, name: &HeaderName) -> Option<&[u8]> {
+        let i = APPEND_FIELDS.iter().position(|n| n == name)?;
+        self.0[i].as_deref()
+    }
+}
+
+/// The stream path of a `POST` to `target` that may be answered without a request
+/// built: under the stream routes, not a subscription's, with no query, and written
+/// without percent-encoding in characters a URI's path takes as they are (so that it
+/// is the path the router's extractors would find).
+fn lean_append_path(target: &str) -> Option<&str> {
+    let rest = target.strip_prefix("/v1/stream/")?;
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/".contains(&b);
+    (!rest.is_empty() && !rest.starts_with("__ds/") && rest.bytes().all(plain)).then_some(rest)
 }
 
 /// The request, if it is one the lean path answers: an HTTP/1.1 `GET` or `HEAD`
@@ -470,7 +581,7 @@ struct Lean {
 /// `GET` whose query's keys are encoded (a key is not read as it is written then), and
 /// a head with a line that ends in a bare LF, or that the parser would not end where
 /// `head` ends (the lean path must frame the request exactly as hyper does).
-fn lean_request(head: &Bytes) -> Option<Lean> {
+fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut parsed = httparse::Request::new(&mut headers);
     let httparse::Status::Complete(len) = parsed.parse(head).ok()? else {
@@ -517,20 +628,31 @@ fn lean_request(head: &Bytes) -> Option<Lean> {
         "DELETE" => Method::DELETE,
         _ => return None,
     };
-    let mut request = Request::new(Body::empty());
-    *request.method_mut() = method;
-    *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
-    *request.version_mut() = Version::HTTP_11;
+    // An append that names no origin, with no tokens to check, is answered without a
+    // request built (its header map alone cost a sixth of a small append's work).
+    let append_path = (method == Method::POST && lean_appends.is_some())
+        .then(|| lean_append_path(path))
+        .flatten()
+        .filter(|_| {
+            !parsed
+                .headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case("origin"))
+        });
     let mut close = false;
     let mut body: Option<usize> = None;
-    let map = request.headers_mut();
-    map.reserve(parsed.headers.len());
+    let mut map = match append_path {
+        Some(_) => None,
+        None => Some(HeaderMap::with_capacity(parsed.headers.len())),
+    };
+    let mut fields = AppendFields::default();
     for h in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        if name == header::TRANSFER_ENCODING || name == header::UPGRADE || name == header::EXPECT {
+        let name = h.name;
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str());
+        if is(&header::TRANSFER_ENCODING) || is(&header::UPGRADE) || is(&header::EXPECT) {
             return None;
         }
-        if name == header::CONTENT_LENGTH {
+        if is(&header::CONTENT_LENGTH) {
             // One length, in plain digits; a second one (even equal) is hyper's to
             // judge.
             if body.is_some() || h.value.is_empty() || !h.value.iter().all(u8::is_ascii_digit) {
@@ -538,27 +660,54 @@ fn lean_request(head: &Bytes) -> Option<Lean> {
             }
             body = Some(std::str::from_utf8(h.value).ok()?.parse().ok()?);
         }
-        if name == header::CONNECTION {
+        if is(&header::CONNECTION) {
             close |= h
                 .value
                 .split(|&b| b == b',')
                 .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
-        map.append(
-            name,
-            HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?,
-        );
+        match &mut map {
+            Some(map) => {
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_maybe_shared(head.slice_ref(h.value)).ok()?,
+                );
+            }
+            // The values a header map would refuse are refused here too (the name is
+            // a token, which the parser checked).
+            None if !h
+                .value
+                .iter()
+                .all(|&b| b == b'\t' || (b' ' <= b && b != 0x7f)) =>
+            {
+                return None
+            }
+            None => fields.note(name, || head.slice_ref(h.value)),
+        }
     }
     let body = body.unwrap_or(0);
-    let allowed = match request.method() {
-        &Method::GET | &Method::HEAD => 0,
+    let asked = match (append_path, map) {
+        (Some(path), _) if lean_appends.is_some_and(|limit| body <= limit) => Asked::Append {
+            path: path.to_owned(),
+            fields,
+        },
+        // Past the limit: refused from a request's head, as any other.
+        (Some(_), _) => return lean_request(head, None),
+        (None, Some(headers)) => {
+            let mut request = Request::new(Body::empty());
+            *request.method_mut() = method;
+            *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
+            *request.version_mut() = Version::HTTP_11;
+            *request.headers_mut() = headers;
+            Asked::Request(request)
+        }
+        (None, None) => return None,
+    };
+    let allowed = match &asked {
+        Asked::Request(r) if r.method() == Method::GET || r.method() == Method::HEAD => 0,
         _ => MAX_LEAN_BODY,
     };
-    (body <= allowed).then_some(Lean {
-        request,
-        close,
-        body,
-    })
+    (body <= allowed).then_some(Lean { asked, close, body })
 }
 
 /// How a response body is delimited on the wire.
@@ -628,23 +777,35 @@ fn encode_head(
         head.extend_from_slice(value.as_bytes());
         head.extend_from_slice(b"\r\n");
     }
-    if !parts.headers.contains_key(header::DATE) {
+    finish_head(
+        &mut head,
+        parts.headers.contains_key(header::DATE),
+        framing == Framing::Chunked,
+        close,
+    );
+    let feed = match framing {
+        Framing::Chunked => parts.extensions.get::<FeedSlot>().and_then(FeedSlot::take),
+        _ => None,
+    };
+    (head, body, framing, feed)
+}
+
+/// Ends a response head whose header lines are in `head`, as hyper would: the date
+/// (unless `dated`), the chunked framing (when `chunked`), `connection: close` (when
+/// `close`), then the blank line.
+fn finish_head(head: &mut Vec<u8>, dated: bool, chunked: bool, close: bool) {
+    if !dated {
         head.extend_from_slice(b"date: ");
         head.extend_from_slice(&http_date());
         head.extend_from_slice(b"\r\n");
     }
-    if framing == Framing::Chunked {
+    if chunked {
         head.extend_from_slice(b"transfer-encoding: chunked\r\n");
     }
     if close {
         head.extend_from_slice(b"connection: close\r\n");
     }
     head.extend_from_slice(b"\r\n");
-    let feed = match framing {
-        Framing::Chunked => parts.extensions.get::<FeedSlot>().and_then(FeedSlot::take),
-        _ => None,
-    };
-    (head, body, framing, feed)
 }
 
 /// The current time as an HTTP date, formatted once a second per thread.
@@ -1153,15 +1314,74 @@ mod tests {
     }
 
     #[test]
+    fn plain_appends_are_read_without_a_request_built_when_no_tokens_are_checked() {
+        // What a head is read as with a body limit of 16 bytes: the stream path of an
+        // append read without a request, or the method of a request.
+        let read = |head: &str| {
+            let head = format!("{head}Host: x\r\n\r\n");
+            let lean = lean_request(&Bytes::copy_from_slice(head.as_bytes()), Some(16));
+            lean.map(|l| match l.asked {
+                Asked::Append { path, fields } => {
+                    let ct = fields.field(&header::CONTENT_TYPE).map(<[u8]>::to_vec);
+                    (format!("append {path}"), ct, l.close)
+                }
+                Asked::Request(r) => (r.method().to_string(), None, l.close),
+            })
+        };
+        let append = |path: &str, ct: Option<&str>, close: bool| {
+            Some((
+                format!("append {path}"),
+                ct.map(|c| c.as_bytes().to_vec()),
+                close,
+            ))
+        };
+        let request = |method: &str| Some((method.to_owned(), None, false));
+        for (head, read_as) in [
+            (
+                "POST /v1/stream/a/b HTTP/1.1\r\nContent-Type: application/json\r\n\
+                 content-type: text/plain\r\nContent-Length: 16\r\n",
+                append("a/b", Some("application/json"), false),
+            ),
+            (
+                "POST /v1/stream/a:b@c!$&'()*+,;=-._~ HTTP/1.1\r\nConnection: close\r\n",
+                append("a:b@c!$&'()*+,;=-._~", None, true),
+            ),
+            // Past the limit: refused from a request's head.
+            (
+                "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 17\r\n",
+                request("POST"),
+            ),
+            // A browser's (CORS headers), an encoded path, a query, a subscription's.
+            (
+                "POST /v1/stream/a HTTP/1.1\r\nOrigin: https://x\r\n",
+                request("POST"),
+            ),
+            ("POST /v1/stream/a%20b HTTP/1.1\r\n", request("POST")),
+            ("POST /v1/stream/a?x=1 HTTP/1.1\r\n", request("POST")),
+            ("POST /v1/stream/a\"b HTTP/1.1\r\n", request("POST")),
+            (
+                "POST /v1/stream/__ds/subscriptions/s HTTP/1.1\r\n",
+                request("POST"),
+            ),
+            ("POST /v1/stream/ HTTP/1.1\r\n", request("POST")),
+            ("PUT /v1/stream/a HTTP/1.1\r\n", request("PUT")),
+            // A value a header map refuses: hyper's, as before.
+            ("POST /v1/stream/a HTTP/1.1\r\nX-A: \u{7f}\r\n", None),
+        ] {
+            assert_eq!(read(head), read_as, "{head:?}");
+        }
+        assert!(
+            lean_append_path("/v1/stream/a").is_some()
+                && lean_append_path("/v1/streams/a").is_none()
+        );
+    }
+
+    #[test]
     fn lean_requests_are_http11_gets_that_do_not_wait_and_small_writes() {
         let lean = |head: &str| {
-            lean_request(&Bytes::copy_from_slice(head.as_bytes())).map(|l| {
-                (
-                    l.request.method().to_string(),
-                    l.request.uri().to_string(),
-                    l.close,
-                    l.body,
-                )
+            lean_request(&Bytes::copy_from_slice(head.as_bytes()), None).map(|l| match l.asked {
+                Asked::Request(r) => (r.method().to_string(), r.uri().to_string(), l.close, l.body),
+                Asked::Append { .. } => panic!("{head:?}: an append without a request"),
             })
         };
         // The head, and the method, URI, close flag and body length it is read as.

@@ -14,6 +14,8 @@ use axum::response::{IntoResponse, Response};
 use futures::future::{Either, FutureExt};
 use http_body::Body as _;
 
+use super::gate::Entry;
+use super::headers::Fields;
 use super::{auth, stream, AppState, Gate};
 
 /// Where stream routes live.
@@ -116,6 +118,49 @@ impl Direct {
             }
             response
         })
+    }
+}
+
+impl Direct {
+    /// The largest body of an append the lean HTTP layer may read without a request
+    /// (see [`Direct::append`]): with no tokens to check, the body limit; `None` with
+    /// tokens (the request goes through the gate).
+    pub(crate) fn lean_appends(&self) -> Option<usize> {
+        self.gate.open().then_some(self.state.config.max_body_bytes)
+    }
+
+    /// Answers an append to the stream at `path` (as [`Target::of`] finds it) that
+    /// named no origin, whose headers are `fields` and whole body `body`, read by the
+    /// lean HTTP layer while [`Direct::lean_appends`] allows it: the head of a stored
+    /// append's answer, as the handler and the gate would have it (its status line
+    /// and header lines; the date and the blank line are the caller's), or any other
+    /// answer as the router's.
+    pub(crate) async fn append(
+        &self,
+        path: String,
+        fields: &(impl Fields + ?Sized),
+        body: &[u8],
+    ) -> Result<Vec<u8>, Response> {
+        let appended = match stream::AppendHead::of(fields) {
+            Ok(head) => stream::append_bytes(&self.state, path, head, body).await,
+            Err(e) => Err(e),
+        };
+        match appended {
+            Ok(appended) => {
+                let mut head = Vec::with_capacity(256);
+                appended.write_head(&mut head);
+                Gate::write_plain(&mut head);
+                if !appended.lengthless() {
+                    head.extend_from_slice(b"content-length: 0\r\n");
+                }
+                Ok(head)
+            }
+            Err(e) => {
+                let mut response = Gate::leave(&Entry::plain(), e.into_response());
+                set_content_length(&mut response);
+                Err(response)
+            }
+        }
     }
 }
 

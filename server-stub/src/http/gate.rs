@@ -21,6 +21,14 @@ const EXPOSE_HEADERS: &str = "stream-next-offset, stream-cursor, stream-up-to-da
     producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, \
     content-type, content-encoding, location, retry-after, vary";
 
+/// The headers every response gets, named and valued once for both ways of writing
+/// them ([`Gate::leave`] and [`Gate::write_plain`]).
+const EVERY_RESPONSE: [(header::HeaderName, &str); 3] = [
+    (header::VARY, "origin"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (headers::names::CROSS_ORIGIN_RESOURCE_POLICY, "cross-origin"),
+];
+
 /// The checks and headers every request and response pass through.
 #[derive(Clone, Debug)]
 pub(crate) struct Gate {
@@ -34,6 +42,17 @@ pub(crate) struct Entry {
     origin: Option<HeaderValue>,
     /// It was a CORS preflight.
     preflight: bool,
+}
+
+impl Entry {
+    /// What a request let in without a look at it (see [`Gate::open`]) tells: it named
+    /// no origin and is no preflight.
+    pub(crate) fn plain() -> Entry {
+        Entry {
+            origin: None,
+            preflight: false,
+        }
+    }
 }
 
 impl Gate {
@@ -86,8 +105,11 @@ impl Gate {
         let hm = response.headers_mut();
         // Only a browser's cross-origin request needs the CORS headers, and it always
         // names its origin; other clients are spared parsing them. `Vary` tells caches
-        // that the answer depends on the origin.
-        hm.insert(header::VARY, HeaderValue::from_static("origin"));
+        // that the answer depends on the origin (and `nosniff` and the resource policy
+        // are §12.7's).
+        for (name, value) in EVERY_RESPONSE {
+            hm.insert(name, HeaderValue::from_static(value));
+        }
         if let Some(origin) = &entry.origin {
             hm.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             hm.insert(
@@ -109,15 +131,24 @@ impl Gate {
                 HeaderValue::from_static("86400"),
             );
         }
-        hm.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        hm.insert(
-            headers::names::CROSS_ORIGIN_RESOURCE_POLICY,
-            HeaderValue::from_static("cross-origin"),
-        );
         response
+    }
+
+    /// Whether a request without an `Origin` passes without a look at it: no tokens
+    /// to check. Its answer then takes the headers [`Gate::write_plain`] writes.
+    pub(crate) fn open(&self) -> bool {
+        self.tokens.is_none()
+    }
+
+    /// Writes the header lines [`Gate::leave`] adds to the answer to a request that
+    /// named no origin (each line ended).
+    pub(crate) fn write_plain(out: &mut Vec<u8>) {
+        for (name, value) in EVERY_RESPONSE {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 
     /// Gives `request` its token's [`auth::Scope`] when what it asks for must keep to

@@ -62,25 +62,48 @@ pub(super) mod names {
         HeaderName::from_static("cross-origin-resource-policy");
 }
 
+/// Where a request's header values are found by name: a [`HeaderMap`], or the few
+/// headers an append reads kept from the head it was parsed from (see
+/// `accept::AppendFields`), so that both are read by the same rules.
+pub(crate) trait Fields {
+    /// The first value of header `name`.
+    fn field(&self, name: &HeaderName) -> Option<&[u8]>;
+}
+
+impl Fields for HeaderMap {
+    fn field(&self, name: &HeaderName) -> Option<&[u8]> {
+        self.get(name).map(|v| v.as_bytes())
+    }
+}
+
+/// A header value as text, as `HeaderValue::to_str` reads one: visible ASCII, spaces
+/// and tabs only.
+fn visible(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
+}
+
 /// The value of a header as text; a value that is not visible ASCII is a 400.
 pub(super) fn text<'a>(
-    headers: &'a HeaderMap,
+    headers: &'a (impl Fields + ?Sized),
     name: &HeaderName,
 ) -> Result<Option<&'a str>, ApiError> {
-    match headers.get(name) {
+    match headers.field(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
+        Some(v) => visible(v)
             .map(|s| Some(s.trim()))
-            .map_err(|_| ApiError::bad_request(format!("header {name} is not valid text"))),
+            .ok_or_else(|| ApiError::bad_request(format!("header {name} is not valid text"))),
     }
 }
 
 /// `Stream-Closed: true` (case-insensitive); any other value is ignored (§4.1).
-pub(super) fn closed(headers: &HeaderMap) -> bool {
+pub(super) fn closed(headers: &(impl Fields + ?Sized)) -> bool {
     headers
-        .get(names::STREAM_CLOSED)
-        .and_then(|v| v.to_str().ok())
+        .field(&names::STREAM_CLOSED)
+        .and_then(visible)
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
@@ -123,7 +146,10 @@ pub(super) fn rfc3339(ms: u64) -> Option<String> {
 }
 
 /// An integer producer header: 0 ..= 2^53-1.
-fn producer_number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>, ApiError> {
+fn producer_number(
+    headers: &(impl Fields + ?Sized),
+    name: &HeaderName,
+) -> Result<Option<u64>, ApiError> {
     let Some(v) = text(headers, name)? else {
         return Ok(None);
     };
@@ -136,7 +162,7 @@ fn producer_number(headers: &HeaderMap, name: &HeaderName) -> Result<Option<u64>
 }
 
 /// The producer headers: all three or none.
-pub(super) fn producer(headers: &HeaderMap) -> Result<Option<ProducerHdr>, ApiError> {
+pub(super) fn producer(headers: &(impl Fields + ?Sized)) -> Result<Option<ProducerHdr>, ApiError> {
     let id = text(headers, &names::PRODUCER_ID)?;
     let epoch = producer_number(headers, &names::PRODUCER_EPOCH)?;
     let seq = producer_number(headers, &names::PRODUCER_SEQ)?;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gapless_core::wire::headers::{is_json, is_text};
 use gapless_core::wire::{split_append_body, WireError};
@@ -17,7 +17,7 @@ use super::headers::{self as h};
 use super::{sse, AppState};
 use crate::store::{
     format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, ForkReq,
-    Live, Payload, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
+    Live, Payload, ProducerHdr, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
 };
 
 /// Largest catch-up response body, in bytes (a read stops at a chunk boundary past it).
@@ -283,11 +283,109 @@ async fn append(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let content_type = h::text(headers, &header::CONTENT_TYPE)?.map(str::to_owned);
-    let close = h::closed(headers);
-    let producer = h::producer(headers)?;
-    let stream_seq = h::text(headers, &h::names::STREAM_SEQ)?.map(str::to_owned);
+    let head = AppendHead::of(headers)?;
     let bytes = body_bytes(state, body).await?;
+    Ok(append_bytes(state, path, head, &bytes)
+        .await?
+        .into_response())
+}
+
+/// What an append's request headers ask for.
+pub(super) struct AppendHead {
+    content_type: Option<String>,
+    close: bool,
+    producer: Option<ProducerHdr>,
+    stream_seq: Option<String>,
+}
+
+impl AppendHead {
+    /// Reads an append's headers (a 400 for a malformed one).
+    pub(super) fn of(headers: &(impl h::Fields + ?Sized)) -> Result<AppendHead, ApiError> {
+        Ok(AppendHead {
+            content_type: h::text(headers, &header::CONTENT_TYPE)?.map(str::to_owned),
+            close: h::closed(headers),
+            producer: h::producer(headers)?,
+            stream_seq: h::text(headers, &h::names::STREAM_SEQ)?.map(str::to_owned),
+        })
+    }
+}
+
+/// A stored append: how it is answered.
+#[derive(Debug)]
+pub(super) struct Appended {
+    status: StatusCode,
+    /// The stream's epoch and next position.
+    next: (u64, u64),
+    closed: bool,
+    /// The producer's epoch and sequence number, echoed.
+    producer: Option<(u64, u64)>,
+}
+
+impl Appended {
+    /// The answer's status and headers, as a response.
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        let hm = response.headers_mut();
+        hm.insert(
+            h::names::STREAM_NEXT_OFFSET,
+            header(format_offset(self.next.0, self.next.1)),
+        );
+        if self.closed {
+            hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
+        }
+        if let Some((epoch, seq)) = self.producer {
+            hm.insert(h::names::PRODUCER_EPOCH, header(epoch.to_string()));
+            hm.insert(h::names::PRODUCER_SEQ, header(seq.to_string()));
+        }
+        response
+    }
+
+    /// The answer's status line and header lines, as [`Appended::into_response`] has
+    /// them, written to `out` (each line ended).
+    pub(super) fn write_head(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(self.status.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
+        out.extend_from_slice(b"\r\n");
+        let mut line = |name: &HeaderName, value: &[u8]| {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        };
+        line(
+            &h::names::STREAM_NEXT_OFFSET,
+            format_offset(self.next.0, self.next.1).as_bytes(),
+        );
+        if self.closed {
+            line(&h::names::STREAM_CLOSED, b"true");
+        }
+        if let Some((epoch, seq)) = self.producer {
+            line(&h::names::PRODUCER_EPOCH, epoch.to_string().as_bytes());
+            line(&h::names::PRODUCER_SEQ, seq.to_string().as_bytes());
+        }
+    }
+
+    /// Whether the answer has no body, nor a length (a 204).
+    pub(super) fn lengthless(&self) -> bool {
+        self.status == StatusCode::NO_CONTENT
+    }
+}
+
+/// Appends `bytes` (the whole body) to the stream at `path` as `head` asks.
+pub(super) async fn append_bytes(
+    state: &AppState,
+    path: String,
+    head: AppendHead,
+    bytes: &[u8],
+) -> Result<Appended, ApiError> {
+    let AppendHead {
+        content_type,
+        close,
+        producer,
+        stream_seq,
+    } = head;
     if bytes.is_empty() && !close {
         return Err(ApiError::bad_request(
             "an append needs a body (or Stream-Closed: true to close)",
@@ -299,41 +397,31 @@ async fn append(
         let ct = content_type
             .as_deref()
             .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
-        Some(payload(ct, &bytes, false)?)
+        Some(payload(ct, bytes, false)?)
     };
     let had_body = body.is_some();
+    let with_producer = producer.is_some();
     let req = AppendReq {
-        path: path.clone(),
+        path,
         content_type,
         body,
         close,
         stream_seq,
-        producer: producer.clone(),
+        producer,
     };
     match state.append(req, had_body).await {
-        Ok(ok) => {
-            // A producer's append that wrote data is 200; duplicates, close-only
-            // requests and plain appends are 204 (§5.2.1).
-            let status = if producer.is_some() && !ok.duplicate && had_body {
+        // A producer's append that wrote data is 200; duplicates, close-only
+        // requests and plain appends are 204 (§5.2.1).
+        Ok(ok) => Ok(Appended {
+            status: if with_producer && !ok.duplicate && had_body {
                 StatusCode::OK
             } else {
                 StatusCode::NO_CONTENT
-            };
-            let mut response = status.into_response();
-            let hm = response.headers_mut();
-            hm.insert(
-                h::names::STREAM_NEXT_OFFSET,
-                header(format_offset(ok.stream_epoch, ok.next)),
-            );
-            if ok.closed {
-                hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
-            }
-            if let Some((epoch, seq)) = ok.producer {
-                hm.insert(h::names::PRODUCER_EPOCH, header(epoch.to_string()));
-                hm.insert(h::names::PRODUCER_SEQ, header(seq.to_string()));
-            }
-            Ok(response)
-        }
+            },
+            next: (ok.stream_epoch, ok.next),
+            closed: ok.closed,
+            producer: ok.producer,
+        }),
         Err(e) => Err(append_error(e)),
     }
 }
