@@ -152,6 +152,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             }
         }
         let head = tokio::select! {
+            biased;
             _ = conn.token.cancelled() => return,
             head = read_head(&mut stream, &mut buf, idle.as_mut()) => match head {
                 Ok(Head::Complete(n)) => Some(n),
@@ -177,17 +178,12 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             Asked::Request(request) => request,
             Asked::Append { path, fields } => {
                 // Within the body limit, with no tokens: nothing refuses it unread.
-                let read = tokio::select! {
-                    _ = conn.token.cancelled() => return,
-                    read = read_at_least(&mut stream, &mut buf, n + body) => read,
-                };
-                if let Err(e) = read {
-                    if e.kind() == io::ErrorKind::TimedOut {
-                        let _ = write_all(&stream, STALLED).await;
-                    }
+                if !read_body(&mut stream, &mut buf, n + body, &conn.token).await {
                     return;
                 }
-                let answer = conn.direct.append(path, &fields, &buf[n..n + body]).await;
+                // Boxed, as the routed answers below are (awaited in place, its state
+                // would size every connection's task, idle ones too).
+                let answer = Box::pin(conn.direct.append(path, &fields, &buf[n..n + body])).await;
                 forget_request(&mut buf, n + body);
                 let (head, body, framing) = match answer {
                     Ok(mut head) => {
@@ -217,15 +213,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         let unread = if refused.is_some() { body } else { 0 };
         close |= refused.is_some();
         if body > 0 && refused.is_none() {
-            let read = tokio::select! {
-                _ = conn.token.cancelled() => return,
-                read = read_at_least(&mut stream, &mut buf, n + body) => read,
-            };
-            if let Err(e) = read {
-                if e.kind() == io::ErrorKind::TimedOut {
-                    // RFC 9110, 15.5.9: said before the connection closes.
-                    let _ = write_all(&stream, STALLED).await;
-                }
+            if !read_body(&mut stream, &mut buf, n + body, &conn.token).await {
                 return;
             }
             *request.body_mut() = Body::from(Bytes::copy_from_slice(&buf[n..n + body]));
@@ -266,6 +254,31 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             // `buf`: the connection closes, nothing else follows it.)
             true if unread > buf.len() => return drain(&mut stream, unread - buf.len()).await,
             _ => return,
+        }
+    }
+}
+
+/// Reads into `buf` until it holds `till` bytes (a head and the body that follows
+/// it): whether they came. A client that stalls past the body's time limit is told so
+/// (RFC 9110, 15.5.9) before the connection closes; a shutdown stops the wait.
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    till: usize,
+    token: &CancellationToken,
+) -> bool {
+    let read = tokio::select! {
+        biased;
+        _ = token.cancelled() => return false,
+        read = read_at_least(stream, buf, till) => read,
+    };
+    match read {
+        Ok(()) => true,
+        Err(e) => {
+            if e.kind() == io::ErrorKind::TimedOut {
+                let _ = write_all(stream, STALLED).await;
+            }
+            false
         }
     }
 }
@@ -533,8 +546,9 @@ enum Asked {
 #[derive(Default)]
 pub(crate) struct AppendFields([Option<Bytes>; 6]);
 
-/// The names [`AppendFields`] keeps: all `stream::AppendHead::of` reads.
-const APPEND_FIELDS: [HeaderName; 6] = [
+/// The names [`AppendFields`] keeps: all `stream::AppendHead::of` reads. (A static: a
+/// constant array of names would be made and dropped at each use.)
+static APPEND_FIELDS: [HeaderName; 6] = [
     header::CONTENT_TYPE,
     names::STREAM_CLOSED,
     names::PRODUCER_ID,
@@ -648,11 +662,12 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
     let mut fields = AppendFields::default();
     for h in parsed.headers.iter() {
         let name = h.name;
-        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str());
-        if is(&header::TRANSFER_ENCODING) || is(&header::UPGRADE) || is(&header::EXPECT) {
+        // The names the framing depends on, told apart by length first.
+        let is = |known: &str| name.len() == known.len() && name.eq_ignore_ascii_case(known);
+        if is("transfer-encoding") || is("upgrade") || is("expect") {
             return None;
         }
-        if is(&header::CONTENT_LENGTH) {
+        if is("content-length") {
             // One length, in plain digits; a second one (even equal) is hyper's to
             // judge.
             if body.is_some() || h.value.is_empty() || !h.value.iter().all(u8::is_ascii_digit) {
@@ -660,7 +675,7 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
             }
             body = Some(std::str::from_utf8(h.value).ok()?.parse().ok()?);
         }
-        if is(&header::CONNECTION) {
+        if is("connection") {
             close |= h
                 .value
                 .split(|&b| b == b',')
