@@ -178,7 +178,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
             Asked::Request(request) => request,
             Asked::Append { path, fields } => {
                 // Within the body limit, with no tokens: nothing refuses it unread.
-                if !read_body(&mut stream, &mut buf, n + body, &conn.token).await {
+                if body > 0 && !read_body(&mut stream, &mut buf, n + body, &conn.token).await {
                     return;
                 }
                 // Boxed, as the routed answers below are (awaited in place, its state

@@ -636,10 +636,15 @@ impl Store {
                 source,
             };
             let c = conn.lock().unwrap_or_else(|p| p.into_inner());
-            let wal = schema::open_wal(&c)
-                .map_err(data_dir)?
-                .ok_or_else(|| data_dir(std::io::ErrorKind::NotFound.into()))?;
-            writer.sync_with(syncer::Syncer::start(wal, Arc::clone(&shared)).map_err(data_dir)?);
+            let open_wal = || {
+                schema::open_wal(&c)
+                    .map_err(data_dir)?
+                    .ok_or_else(|| data_dir(std::io::ErrorKind::NotFound.into()))
+            };
+            let (wal, in_place) = (open_wal()?, open_wal()?);
+            writer.sync_with(
+                syncer::Syncer::start(wal, in_place, Arc::clone(&shared)).map_err(data_dir)?,
+            );
             c.pragma_update(None, "synchronous", "NORMAL")?;
         }
         let writer = Arc::new(Mutex::new(writer));

@@ -73,6 +73,9 @@ pub(crate) const SYNC_FAILED: &str = "the disk failed to sync the write-ahead lo
 /// The thread that syncs the write-ahead log for commits made in the writer's thread.
 #[derive(Debug)]
 pub(crate) struct Syncer {
+    /// The log, opened for syncs made in place only: a failed write-back is reported
+    /// once to each open file, so that the syncer thread's own (opened apart) cannot
+    /// take the report a sync made here must hear, nor this one the thread's.
     wal: Arc<File>,
     shared: Arc<Shared>,
     tx: Option<Sender<Settled>>,
@@ -103,11 +106,16 @@ impl InPlace {
 
     /// Syncs in this thread and delivers.
     pub(crate) fn finish(self) {
-        match sync(&self.wal, &self.shared) {
-            Ok(()) => self.settled.deliver(&self.shared),
-            Err(why) => self.settled.fail(why),
-        }
-        self.pending.fetch_sub(1, Ordering::AcqRel);
+        let InPlace {
+            settled,
+            wal,
+            shared,
+            pending,
+            turn: _,
+        } = self;
+        let synced = sync(&wal, &shared);
+        deliver(vec![settled], synced, &shared);
+        pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -118,25 +126,21 @@ pub(crate) fn lock_turn(turn: &Mutex<()>) -> MutexGuard<'_, ()> {
 
 impl Syncer {
     /// Starts the thread that syncs `wal` (the write-ahead log) for commits and then
-    /// delivers them to `shared`.
-    pub(crate) fn start(wal: File, shared: Arc<Shared>) -> std::io::Result<Syncer> {
-        let wal = Arc::new(wal);
+    /// delivers them to `shared`; commits made in place sync `in_place` (the same log,
+    /// opened apart: see [`Syncer`]'s field).
+    pub(crate) fn start(wal: File, in_place: File, shared: Arc<Shared>) -> std::io::Result<Syncer> {
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
         let turn = Arc::new(Mutex::new(()));
         let thread = {
-            let (wal, shared, pending, turn) = (
-                Arc::clone(&wal),
-                Arc::clone(&shared),
-                Arc::clone(&pending),
-                Arc::clone(&turn),
-            );
+            let (shared, pending, turn) =
+                (Arc::clone(&shared), Arc::clone(&pending), Arc::clone(&turn));
             std::thread::Builder::new()
                 .name("gapless-syncer".into())
                 .spawn(move || run(&wal, &shared, &rx, &pending, &turn))?
         };
         Ok(Syncer {
-            wal,
+            wal: Arc::new(in_place),
             shared,
             tx: Some(tx),
             thread: Some(thread),
@@ -180,12 +184,14 @@ impl Syncer {
         }
     }
 
-    /// Delivers what was handed over and stops the thread.
+    /// Delivers what was handed over and stops the thread; returns once a commit made
+    /// in place meanwhile is delivered too.
     pub(crate) fn finish(&mut self) {
         self.tx = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        drop(lock_turn(&self.turn));
     }
 }
 
@@ -222,21 +228,29 @@ fn run(
         let n = batch.len();
         let synced = sync(wal, shared);
         let turn = lock_turn(turn);
-        // A panic while delivering (a bug) must not leave the writer waiting for this
-        // thread: writing stops as after a failed sync.
-        let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            for settled in batch {
-                match synced {
-                    Ok(()) => settled.deliver(shared),
-                    Err(why) => settled.fail(why),
-                }
-            }
-        }));
-        if delivered.is_err() {
-            error!("the syncer panicked while delivering commits; writing stops");
-            shared.sync_failed.store(true, Ordering::Release);
-        }
+        // A sync made in place meanwhile (which held the turn) may have failed where
+        // this one did not: nothing after a failure is told as durable.
+        let synced = synced.and_then(|()| shared.write_failure().map_or(Ok(()), Err));
+        deliver(batch, synced, shared);
         drop(turn);
         pending.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Delivers `batch` in order as `synced` says (told, or failed). A panic while
+/// delivering (a bug) must not leave commits waiting for good: writing stops as after
+/// a failed sync.
+fn deliver(batch: Vec<Settled>, synced: Result<(), &'static str>, shared: &Shared) {
+    let delivered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        for settled in batch {
+            match synced {
+                Ok(()) => settled.deliver(shared),
+                Err(why) => settled.fail(why),
+            }
+        }
+    }));
+    if delivered.is_err() {
+        error!("a panic while delivering commits; writing stops");
+        shared.sync_failed.store(true, Ordering::Release);
     }
 }

@@ -1066,7 +1066,8 @@ async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told
     // Past the quiet time after the writer thread's last commit.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let (release, hold) = std::sync::mpsc::channel();
-    store.0.writer.lock().expect("writer").hold_in_place = Some(hold);
+    let (reach, reached) = std::sync::mpsc::channel();
+    store.0.writer.lock().expect("writer").hold_in_place = Some((reach, hold));
     // Alone in flight: committed in place, held before its sync.
     let first = {
         let store = store.clone();
@@ -1074,21 +1075,9 @@ async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told
             futures::executor::block_on(store.append(append("s", &messages(0, 1, 8))))
         })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while store
-        .0
-        .writer
-        .lock()
-        .expect("writer")
-        .hold_in_place
-        .is_some()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not committed in place"
-        );
-        std::thread::yield_now();
-    }
+    reached
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("committed in place");
     // Not alone: the writer thread commits it while the first one's sync waits.
     let mut second = Box::pin(store.append(append("s", &messages(1, 1, 8))));
     let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
@@ -1107,13 +1096,71 @@ async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told
 }
 
 #[tokio::test]
+async fn a_commit_whose_sync_overlapped_a_failed_one_made_in_place_fails_with_it() {
+    let dir = scratch("in-place-fails");
+    let store = Store::open(Some(&dir), Durability::Full).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (release, hold) = std::sync::mpsc::channel();
+    let (reach, reached) = std::sync::mpsc::channel();
+    {
+        // The syncer thread syncs the log; a commit made in place syncs a pipe, which
+        // fails (EINVAL).
+        let wal = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join("gapless.sqlite3-wal"))
+            .expect("log");
+        let (reader, _writer) = std::io::pipe().expect("pipe");
+        let unsyncable = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+        let syncer =
+            syncer::Syncer::start(wal, unsyncable, Arc::clone(&store.0.shared)).expect("start");
+        let mut writer = store.0.writer.lock().expect("writer");
+        writer.sync_with(syncer);
+        writer.hold_in_place = Some((reach, hold));
+    }
+    let first = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            futures::executor::block_on(store.append(append("s", &messages(0, 1, 8))))
+        })
+    };
+    reached
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("committed in place");
+    // Committed by the writer thread, synced by the syncer's own sync (which works)
+    // while the first one's waits; told only once the first one's is known.
+    let mut second = Box::pin(store.append(append("s", &messages(1, 1, 8))));
+    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
+    assert!(
+        early.is_err(),
+        "told before the commit made in place: {early:?}"
+    );
+    release.send(()).expect("release");
+    let first = first.join().expect("thread");
+    assert!(
+        matches!(&first, Err(AppendError::Storage(why)) if why.contains("sync")),
+        "{first:?}"
+    );
+    let second = second.await;
+    assert!(
+        matches!(&second, Err(AppendError::Storage(why)) if why.contains("sync")),
+        "after a failed sync nothing is acknowledged: {second:?}"
+    );
+    let tail = store.shared().get("s").expect("stream").meta().tail;
+    assert_eq!(tail, 0, "nothing published");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_failed_sync_answers_with_an_error_publishes_nothing_and_stops_writing() {
     let (dir, store) = with_json_stream("sync-fails").await;
     {
         // A log that cannot be synced: fsync of a pipe fails (EINVAL).
         let (reader, _writer) = std::io::pipe().expect("pipe");
         let unsyncable = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
-        let syncer = syncer::Syncer::start(unsyncable, Arc::clone(&store.0.shared)).expect("start");
+        let in_place = unsyncable.try_clone().expect("clone");
+        let syncer = syncer::Syncer::start(unsyncable, in_place, Arc::clone(&store.0.shared))
+            .expect("start");
         store.0.writer.lock().expect("writer").sync_with(syncer);
     }
     for attempt in 0..2 {

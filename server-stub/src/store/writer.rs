@@ -209,10 +209,10 @@ pub(crate) struct Writer {
     /// it.
     #[cfg(test)]
     pub(super) fail_next_landing: bool,
-    /// Tests: the next commit made in place waits for this before it syncs (the writer
-    /// let go already).
+    /// Tests: the next commit made in place says so through the first, then waits for
+    /// the second before it syncs (the writer let go already).
     #[cfg(test)]
-    pub(super) hold_in_place: Option<std::sync::mpsc::Receiver<()>>,
+    pub(super) hold_in_place: Option<(std::sync::mpsc::Sender<()>, std::sync::mpsc::Receiver<()>)>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -359,10 +359,11 @@ impl Writer {
                     // The last sweep looks at every stream (it saves access times).
                     writer.sweep_left.clear();
                 }
-                if !group.is_empty() {
+                let commands = !group.is_empty();
+                writer.commit(group, sweep, false);
+                if commands {
                     writer.thread_committed = Some(std::time::Instant::now());
                 }
-                writer.commit(group, sweep, false);
                 // (After a failed sync nothing is committed, sweeps neither.)
                 sweep_every =
                     if !writer.sweep_left.is_empty() && writer.shared.write_failure().is_none() {
@@ -421,8 +422,9 @@ impl Writer {
             let hold = writer.hold_in_place.take();
             drop(writer);
             #[cfg(test)]
-            if let Some(hold) = hold {
-                let _ = hold.recv();
+            if let Some((reached, release)) = hold {
+                let _ = reached.send(());
+                let _ = release.recv();
             }
             in_place.finish();
         }
