@@ -1286,18 +1286,100 @@ fn comparable(answer: &Answer) -> (u16, Vec<(String, String)>, String) {
     (answer.status, headers, body)
 }
 
+/// One case of [`lean_and_routed_appends_agree`]: the stream's content type (none:
+/// not created), requests sent before (their answers not compared), then the extra
+/// header lines and body of the request compared.
+type AppendCase = (
+    Option<&'static str>,
+    Vec<(String, &'static str)>,
+    String,
+    &'static str,
+);
+
+/// Sends each case's append twice, to two streams made alike: with a length (read by
+/// the lean layer, without a request built when it is a plain append) and chunked
+/// (read by hyper, answered by the router); the answers must be the same. Streams are
+/// created with `auth` (a whole header line, or nothing).
+async fn lean_and_routed_appends_agree(
+    server: &ServerProcess,
+    c: &Client,
+    auth: &str,
+    cases: &[AppendCase],
+) {
+    let send = |name: &str, lines: &str, body: &str, chunked: bool| {
+        let framing = if chunked {
+            let chunk = if body.is_empty() {
+                String::new()
+            } else {
+                format!("{:x}\r\n{body}\r\n", body.len())
+            };
+            format!("Transfer-Encoding: chunked\r\n\r\n{chunk}0\r\n\r\n")
+        } else {
+            format!("Content-Length: {}\r\n\r\n{body}", body.len())
+        };
+        format!(
+            "POST /v1/stream/{name} HTTP/1.1\r\nHost: t\r\n{lines}Connection: close\r\n{framing}"
+        )
+    };
+    for (i, (created, before, lines, body)) in cases.iter().enumerate() {
+        let mut answers = Vec::new();
+        for (side, chunked) in [("lean", false), ("routed", true)] {
+            let name = format!("{side}-{i}");
+            if let Some(t) = created {
+                let put = format!(
+                    "PUT /v1/stream/{name} HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: {t}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                let all = exchange(server, put.as_bytes(), false).await;
+                assert_eq!(
+                    next_response(&all, false).0.status,
+                    201,
+                    "case {i}: created"
+                );
+            }
+            for (lines, body) in before {
+                exchange(server, send(&name, lines, body, chunked).as_bytes(), false).await;
+            }
+            let all = exchange(server, send(&name, lines, body, chunked).as_bytes(), false).await;
+            let (answer, rest) = next_response(&all, false);
+            assert!(
+                rest.is_empty(),
+                "case {i} {side}: one answer: {:?}",
+                String::from_utf8_lossy(&all)
+            );
+            answers.push(comparable(&answer));
+        }
+        assert_eq!(answers[0], answers[1], "case {i}: {lines:?} {body:?}");
+    }
+    // What the lean appends stored reads back as the routed ones' did.
+    for (i, (created, ..)) in cases.iter().enumerate() {
+        if created.is_none() {
+            continue;
+        }
+        let read = |side: &str| {
+            let url = format!("{}?offset=-1", server.stream(&format!("{side}-{i}")));
+            let mut get = c.get(url);
+            if let Some(token) = auth.strip_prefix("Authorization: Bearer ") {
+                get = get.bearer_auth(token.trim());
+            }
+            async move { get.send().await.expect("read").bytes().await.expect("body") }
+        };
+        assert_eq!(
+            read("lean").await,
+            read("routed").await,
+            "case {i} read back"
+        );
+    }
+}
+
 #[tokio::test]
 async fn appends_read_without_a_request_built_are_answered_as_the_router_answers_them() {
     let (_, server, c, _) = server_with_json_stream("lean-appends", "unused").await;
-    // Each case: the stream's content type (none: not created), requests sent before
-    // (their answers not compared), then the request compared: its extra header lines
-    // and body. Sent with a length, an append is read by the lean layer without a
-    // request built; chunked, hyper reads it and the router answers.
     let json = Some("application/json");
     let producer = "Producer-Id: p\r\nProducer-Epoch: 3\r\nProducer-Seq: 0\r\n";
-    type Case<'a> = (Option<&'a str>, Vec<(String, &'a str)>, String, &'a str);
     let ct = |t: &str| format!("Content-Type: {t}\r\n");
-    let cases: Vec<Case> = vec![
+    let with_producer = |p: &str| format!("{}{p}", ct("application/json"));
+    let cases: Vec<AppendCase> = vec![
         (json, vec![], ct("application/json"), r#"[{"a":1},{"b":2}]"#),
         (
             json,
@@ -1329,82 +1411,50 @@ async fn appends_read_without_a_request_built_are_answered_as_the_router_answers
             ct("application/json"),
             "1",
         ),
+        (json, vec![], with_producer(producer), "[1]"),
+        (
+            json,
+            vec![(with_producer(producer), "[1]")],
+            with_producer(producer),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(with_producer(producer), "[1]")],
+            with_producer(&producer.replace("Seq: 0", "Seq: 5")),
+            "[1]",
+        ),
+        (
+            json,
+            vec![(with_producer(producer), "[1]")],
+            with_producer(&producer.replace("Epoch: 3", "Epoch: 2")),
+            "[1]",
+        ),
+        (json, vec![], with_producer("Producer-Id: p\r\n"), "[1]"),
         (
             json,
             vec![],
-            format!("{}{producer}", ct("application/json")),
-            "[1]",
-        ),
-        (
-            json,
-            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
-            format!("{}{producer}", ct("application/json")),
-            "[1]",
-        ),
-        (
-            json,
-            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
-            format!(
-                "{}{}",
-                ct("application/json"),
-                producer.replace("Seq: 0", "Seq: 5")
-            ),
-            "[1]",
-        ),
-        (
-            json,
-            vec![(format!("{}{producer}", ct("application/json")), "[1]")],
-            format!(
-                "{}{}",
-                ct("application/json"),
-                producer.replace("Epoch: 3", "Epoch: 2")
-            ),
+            with_producer(&producer.replace("Seq: 0", "Seq: -1")),
             "[1]",
         ),
         (
             json,
             vec![],
-            format!("{}Producer-Id: p\r\n", ct("application/json")),
+            with_producer("Producer-Id: \r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n"),
             "[1]",
         ),
+        (json, vec![], with_producer("Stream-Seq: a\r\n"), "[1]"),
         (
             json,
-            vec![],
-            format!(
-                "{}{}",
-                ct("application/json"),
-                producer.replace("Seq: 0", "Seq: -1")
-            ),
-            "[1]",
-        ),
-        (
-            json,
-            vec![],
-            format!(
-                "{}Producer-Id: \r\nProducer-Epoch: 0\r\nProducer-Seq: 0\r\n",
-                ct("application/json")
-            ),
-            "[1]",
-        ),
-        (
-            json,
-            vec![],
-            format!("{}Stream-Seq: a\r\n", ct("application/json")),
-            "[1]",
-        ),
-        (
-            json,
-            vec![(
-                format!("{}Stream-Seq: b\r\n", ct("application/json")),
-                "[1]",
-            )],
-            format!("{}Stream-Seq: a\r\n", ct("application/json")),
+            vec![(with_producer("Stream-Seq: b\r\n"), "[1]")],
+            with_producer("Stream-Seq: a\r\n"),
             "[2]",
         ),
+        (json, vec![], with_producer("X-Other: \u{7f}\r\n"), "[1]"),
         (
             json,
             vec![],
-            format!("{}X-Other: \u{7f}\r\n", ct("application/json")),
+            with_producer("Stream-Forked-From: /v1/stream/x\r\n"),
             "[1]",
         ),
         (Some("text/plain"), vec![], ct("text/plain"), "plain text"),
@@ -1417,65 +1467,43 @@ async fn appends_read_without_a_request_built_are_answered_as_the_router_answers
         ),
         (None, vec![], ct("application/json"), "[1]"),
     ];
-    let send = |name: &str, lines: &str, body: &str, chunked: bool| {
-        let framing = if chunked {
-            let chunk = if body.is_empty() {
-                String::new()
-            } else {
-                format!("{:x}\r\n{body}\r\n", body.len())
-            };
-            format!("Transfer-Encoding: chunked\r\n\r\n{chunk}0\r\n\r\n")
-        } else {
-            format!("Content-Length: {}\r\n\r\n{body}", body.len())
-        };
-        format!(
-            "POST /v1/stream/{name} HTTP/1.1\r\nHost: t\r\n{lines}Connection: close\r\n{framing}"
-        )
-    };
-    for (i, (created, before, lines, body)) in cases.iter().enumerate() {
-        let mut answers = Vec::new();
-        for (side, chunked) in [("lean", false), ("routed", true)] {
-            let name = format!("{side}-{i}");
-            if let Some(t) = created {
-                let r = c
-                    .put(server.stream(&name))
-                    .header("content-type", *t)
-                    .send()
-                    .await
-                    .expect("put");
-                assert_eq!(r.status(), StatusCode::CREATED);
-            }
-            for (lines, body) in before {
-                exchange(&server, send(&name, lines, body, chunked).as_bytes(), false).await;
-            }
-            let all = exchange(&server, send(&name, lines, body, chunked).as_bytes(), false).await;
-            let (answer, rest) = next_response(&all, false);
-            assert!(rest.is_empty(), "case {i}: one answer");
-            answers.push(comparable(&answer));
-        }
-        assert_eq!(answers[0], answers[1], "case {i}: {lines:?} {body:?}");
-    }
-    // What the lean appends stored reads back as the routed ones' did.
-    for i in [0, 1, 11, 21] {
-        let read = |side: &str| {
-            let url = format!("{}?offset=-1", server.stream(&format!("{side}-{i}")));
-            let c = c.clone();
-            async move {
-                c.get(url)
-                    .send()
-                    .await
-                    .expect("read")
-                    .bytes()
-                    .await
-                    .expect("body")
-            }
-        };
-        assert_eq!(
-            read("lean").await,
-            read("routed").await,
-            "case {i} read back"
-        );
-    }
+    lean_and_routed_appends_agree(&server, &c, "", &cases).await;
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn appends_with_credentials_read_without_a_request_built_are_answered_as_the_router_answers_them(
+) {
+    let dir = temp_dir("lean-appends-auth");
+    let tokens = "w write *\nr read *\np write public/\n";
+    let server = ServerProcess::start_with_tokens(&dir, tokens, &[]).await;
+    let c = client();
+    let json = Some("application/json");
+    let body = |auth: &str| format!("{auth}Content-Type: application/json\r\n");
+    // Created with `w`'s token; appended with each of these credentials.
+    let cases: Vec<AppendCase> = vec![
+        (json, vec![], body("Authorization: Bearer w\r\n"), "[1]"),
+        (json, vec![], body("Authorization: bearer w\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer  w \r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer r\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer p\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer x\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Basic dzp3\r\n"), "[1]"),
+        (json, vec![], body(""), "[1]"),
+        (
+            json,
+            vec![],
+            body("Authorization: Bearer x\r\nAuthorization: Bearer w\r\n"),
+            "[1]",
+        ),
+        (
+            json,
+            vec![],
+            body("Authorization: Bearer w\r\nStream-Forked-From: /v1/stream/y\r\n"),
+            "[1]",
+        ),
+    ];
+    lean_and_routed_appends_agree(&server, &c, "Authorization: Bearer w\r\n", &cases).await;
     server.finish().await;
 }
 

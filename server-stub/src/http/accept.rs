@@ -163,7 +163,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         let lean = head.and_then(|n| {
             // One copy of the head, which the request's URI and header values share.
             let head = Bytes::copy_from_slice(&buf[..n]);
-            lean_request(&head, conn.direct.lean_appends()).map(|r| (n, r))
+            lean_request(&head, Some(conn.direct.lean_appends())).map(|r| (n, r))
         });
         let Some((n, lean)) = lean else {
             // Boxed: its state is large, and it must not size every lean connection.
@@ -176,8 +176,24 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         } = lean;
         let mut request = match asked {
             Asked::Request(request) => request,
+            Asked::Append { path, fields }
+                if !conn
+                    .direct
+                    .lets_append(&path, fields.field(&header::AUTHORIZATION)) =>
+            {
+                // Refused by the gate: from a request's head, as any other (the same
+                // head read again, as a request).
+                drop((path, fields));
+                match lean_request(&Bytes::copy_from_slice(&buf[..n]), None) {
+                    Some(Lean {
+                        asked: Asked::Request(request),
+                        ..
+                    }) => request,
+                    _ => return,
+                }
+            }
             Asked::Append { path, fields } => {
-                // Within the body limit, with no tokens: nothing refuses it unread.
+                // Within the body limit, let in by the gate: nothing refuses it unread.
                 if body > 0 && !read_body(&mut stream, &mut buf, n + body, &conn.token).await {
                     return;
                 }
@@ -544,11 +560,13 @@ enum Asked {
 /// The headers an append reads, kept from the head of a request answered without a
 /// request built: the first value of each (as `HeaderMap::get` finds it).
 #[derive(Default)]
-pub(crate) struct AppendFields([Option<Bytes>; 6]);
+pub(crate) struct AppendFields([Option<Bytes>; 7]);
 
-/// The names [`AppendFields`] keeps: all `stream::AppendHead::of` reads. (A static: a
-/// constant array of names would be made and dropped at each use.)
-static APPEND_FIELDS: [HeaderName; 6] = [
+/// The names [`AppendFields`] keeps: all `stream::AppendHead::of` reads, and the
+/// credentials the gate checks. (A static: a constant array of names would be made and
+/// dropped at each use.)
+static APPEND_FIELDS: [HeaderName; 7] = [
+    header::AUTHORIZATION,
     header::CONTENT_TYPE,
     names::STREAM_CLOSED,
     names::PRODUCER_ID,
@@ -642,16 +660,18 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
         "DELETE" => Method::DELETE,
         _ => return None,
     };
-    // An append that names no origin, with no tokens to check, is answered without a
-    // request built (its header map alone cost a sixth of a small append's work).
+    // An append that names no origin (nor a fork's source, which the gate checks) is
+    // answered without a request built (its header map alone cost a sixth of a small
+    // append's work).
     let append_path = (method == Method::POST && lean_appends.is_some())
         .then(|| lean_append_path(path))
         .flatten()
         .filter(|_| {
-            !parsed
-                .headers
-                .iter()
-                .any(|h| h.name.eq_ignore_ascii_case("origin"))
+            !parsed.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("origin")
+                    || h.name
+                        .eq_ignore_ascii_case(names::STREAM_FORKED_FROM.as_str())
+            })
         });
     let mut close = false;
     let mut body: Option<usize> = None;
@@ -1329,7 +1349,7 @@ mod tests {
     }
 
     #[test]
-    fn plain_appends_are_read_without_a_request_built_when_no_tokens_are_checked() {
+    fn plain_appends_are_read_without_a_request_built() {
         // What a head is read as with a body limit of 16 bytes: the stream path of an
         // append read without a request, or the method of a request.
         let read = |head: &str| {
@@ -1366,9 +1386,14 @@ mod tests {
                 "POST /v1/stream/a HTTP/1.1\r\nContent-Length: 17\r\n",
                 request("POST"),
             ),
-            // A browser's (CORS headers), an encoded path, a query, a subscription's.
+            // A browser's (CORS headers), a fork's source named (the gate checks it),
+            // an encoded path, a query, a subscription's.
             (
                 "POST /v1/stream/a HTTP/1.1\r\nOrigin: https://x\r\n",
+                request("POST"),
+            ),
+            (
+                "POST /v1/stream/a HTTP/1.1\r\nstream-forked-from: b\r\n",
                 request("POST"),
             ),
             ("POST /v1/stream/a%20b HTTP/1.1\r\n", request("POST")),

@@ -219,15 +219,34 @@ fn carries_callback_token(path: &str) -> bool {
 
 /// The bearer token `request` carries.
 fn bearer(request: &Request) -> Option<&str> {
-    request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    bearer_of(
+        request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes()),
+    )
+}
+
+/// The bearer token an `Authorization` header's value (`authorization`) carries.
+fn bearer_of(authorization: Option<&[u8]>) -> Option<&str> {
+    authorization
+        .and_then(super::headers::visible)
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         })
         .map(str::trim)
+}
+
+/// Whether an append to the stream at `stream` (a path as requested after
+/// `/v1/stream/`, without percent-escapes, not a server route of its own: see
+/// `accept::lean_append_path`) without a `Stream-Forked-From` header, whose
+/// `Authorization` header's value is `authorization`, passes [`allowed`]: all it
+/// checks of such a request.
+pub(super) fn allows_append(tokens: &Tokens, stream: &str, authorization: Option<&[u8]>) -> bool {
+    tokens
+        .check(bearer_of(authorization), &Method::POST, Some(stream))
+        .is_ok()
 }
 
 /// The stream paths a request's token covers, for a request that lists streams (a

@@ -78,9 +78,14 @@ impl Direct {
         if length <= limit && !self.gate.refuses(request) {
             return None;
         }
+        // With its length, as the server around the router gives every answer it can.
         let entry = match self.gate.enter(request) {
             Ok(entry) => entry,
-            Err(refused) => return Some(*refused),
+            Err(refused) => {
+                let mut refused = *refused;
+                set_content_length(&mut refused);
+                return Some(refused);
+            }
         };
         let too_large = super::body::too_large(limit);
         let response = if request.uri().path().starts_with("/api/") {
@@ -88,7 +93,9 @@ impl Direct {
         } else {
             too_large.into_response()
         };
-        Some(Gate::leave(&entry, response))
+        let mut response = Gate::leave(&entry, response);
+        set_content_length(&mut response);
+        Some(response)
     }
 
     /// Answers `request` for `target` (see [`Target::of`]) as the router would. The
@@ -123,15 +130,23 @@ impl Direct {
 
 impl Direct {
     /// The largest body of an append the lean HTTP layer may read without a request
-    /// (see [`Direct::append`]): with no tokens to check, the body limit; `None` with
-    /// tokens (the request goes through the gate).
-    pub(crate) fn lean_appends(&self) -> Option<usize> {
-        self.gate.open().then_some(self.state.config.max_body_bytes)
+    /// (see [`Direct::append`]): the body limit (a larger one is refused from a
+    /// request's head).
+    pub(crate) fn lean_appends(&self) -> usize {
+        self.state.config.max_body_bytes
+    }
+
+    /// Whether an append to the stream at `stream` that names no origin, whose
+    /// `Authorization` header's value is `authorization`, passes the gate (else it is
+    /// refused from a request's head, as any other).
+    pub(crate) fn lets_append(&self, stream: &str, authorization: Option<&[u8]>) -> bool {
+        self.gate.lets_append(stream, authorization)
     }
 
     /// Answers an append to the stream at `path` (as [`Target::of`] finds it) that
-    /// named no origin, whose headers are `fields` and whole body `body`, read by the
-    /// lean HTTP layer while [`Direct::lean_appends`] allows it: the head of a stored
+    /// named no origin and that [`Direct::lets_append`], whose headers are `fields`
+    /// and whole body `body`, read by the lean HTTP layer within
+    /// [`Direct::lean_appends`]: the head of a stored
     /// append's answer, as the handler and the gate would have it (its status line
     /// and header lines; the date and the blank line are the caller's), or any other
     /// answer as the router's.

@@ -134,10 +134,14 @@ impl Gate {
         response
     }
 
-    /// Whether a request without an `Origin` passes without a look at it: no tokens
-    /// to check. Its answer then takes the headers [`Gate::write_plain`] writes.
-    pub(crate) fn open(&self) -> bool {
-        self.tokens.is_none()
+    /// Whether an append to the stream at `stream` (see [`auth::allows_append`]) that
+    /// names no origin and whose `Authorization` header's value is `authorization`
+    /// passes: as [`Gate::enter`] would let it in. Its answer then takes the headers
+    /// [`Gate::write_plain`] writes.
+    pub(crate) fn lets_append(&self, stream: &str, authorization: Option<&[u8]>) -> bool {
+        self.tokens
+            .as_ref()
+            .is_none_or(|tokens| auth::allows_append(tokens, stream, authorization))
     }
 
     /// Writes the header lines [`Gate::leave`] adds to the answer to a request that

@@ -78,7 +78,7 @@ impl Fields for HeaderMap {
 
 /// A header value as text, as `HeaderValue::to_str` reads one: visible ASCII, spaces
 /// and tabs only.
-fn visible(value: &[u8]) -> Option<&str> {
+pub(super) fn visible(value: &[u8]) -> Option<&str> {
     value
         .iter()
         .all(|&b| b == b'\t' || (b' '..0x7f).contains(&b))
