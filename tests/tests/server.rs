@@ -1299,11 +1299,11 @@ type AppendCase = (
 /// Sends each case's append twice, to two streams made alike: with a length (read by
 /// the lean layer, without a request built when it is a plain append) and chunked
 /// (read by hyper, answered by the router); the answers must be the same. Streams are
-/// created with `auth` (a whole header line, or nothing).
+/// named under `prefix` and created with `auth` (a whole header line, or nothing).
 async fn lean_and_routed_appends_agree(
     server: &ServerProcess,
     c: &Client,
-    auth: &str,
+    (prefix, auth): (&str, &str),
     cases: &[AppendCase],
 ) {
     let send = |name: &str, lines: &str, body: &str, chunked: bool| {
@@ -1324,7 +1324,7 @@ async fn lean_and_routed_appends_agree(
     for (i, (created, before, lines, body)) in cases.iter().enumerate() {
         let mut answers = Vec::new();
         for (side, chunked) in [("lean", false), ("routed", true)] {
-            let name = format!("{side}-{i}");
+            let name = format!("{prefix}{side}-{i}");
             if let Some(t) = created {
                 let put = format!(
                     "PUT /v1/stream/{name} HTTP/1.1\r\nHost: t\r\n{auth}Content-Type: {t}\r\n\
@@ -1357,7 +1357,10 @@ async fn lean_and_routed_appends_agree(
             continue;
         }
         let read = |side: &str| {
-            let url = format!("{}?offset=-1", server.stream(&format!("{side}-{i}")));
+            let url = format!(
+                "{}?offset=-1",
+                server.stream(&format!("{prefix}{side}-{i}"))
+            );
             let mut get = c.get(url);
             if let Some(token) = auth.strip_prefix("Authorization: Bearer ") {
                 get = get.bearer_auth(token.trim());
@@ -1467,7 +1470,7 @@ async fn appends_read_without_a_request_built_are_answered_as_the_router_answers
         ),
         (None, vec![], ct("application/json"), "[1]"),
     ];
-    lean_and_routed_appends_agree(&server, &c, "", &cases).await;
+    lean_and_routed_appends_agree(&server, &c, ("", ""), &cases).await;
     server.finish().await;
 }
 
@@ -1503,7 +1506,17 @@ async fn appends_with_credentials_read_without_a_request_built_are_answered_as_t
             "[1]",
         ),
     ];
-    lean_and_routed_appends_agree(&server, &c, "Authorization: Bearer w\r\n", &cases).await;
+    let w = "Authorization: Bearer w\r\n";
+    lean_and_routed_appends_agree(&server, &c, ("", w), &cases).await;
+    // Within `p`'s scope (`public/`): its appends pass where, outside, they did not;
+    // the scope is checked on the path as written, dot segments and all.
+    let scoped: Vec<AppendCase> = vec![
+        (json, vec![], body("Authorization: Bearer p\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer r\r\n"), "[1]"),
+        (json, vec![], body("Authorization: Bearer w\r\n"), "[1]"),
+    ];
+    lean_and_routed_appends_agree(&server, &c, ("public/", w), &scoped).await;
+    lean_and_routed_appends_agree(&server, &c, ("public/../", w), &scoped).await;
     server.finish().await;
 }
 

@@ -189,7 +189,10 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
                         asked: Asked::Request(request),
                         ..
                     }) => request,
-                    _ => return,
+                    // (Not expected: the head was read as lean once.) Hyper's then.
+                    _ => {
+                        return Box::pin(hyper_connection(stream, buf, conn.app, conn.token)).await
+                    }
                 }
             }
             Asked::Append { path, fields } => {

@@ -322,6 +322,40 @@ mod tests {
         }
     }
 
+    #[test]
+    fn an_append_is_let_in_without_a_request_as_the_gate_lets_its_request_in() {
+        let (_, direct) = server();
+        let bearer = |t: &'static str| Some(t.as_bytes());
+        for (stream, authorization, lets) in [
+            ("public/a", bearer("Bearer w"), true),
+            ("a/b", bearer("bearer w"), true),
+            ("public/a", bearer("Bearer r"), false),
+            ("public/a", bearer("Bearer x"), false),
+            ("public/a", bearer("Basic dzp3"), false),
+            ("public/a", None, false),
+        ] {
+            assert_eq!(
+                direct.lets_append(stream, authorization),
+                lets,
+                "{stream} {authorization:?}"
+            );
+        }
+        let config = Config::for_tests();
+        let (state, _) = crate::build_state(&config, config.bind).expect("state");
+        let scoped = auth::Tokens::parse("p write public/\n").expect("tokens");
+        let scoped = Direct::new(state.clone(), Some(Arc::new(scoped)));
+        assert!(
+            scoped.lets_append("public/a", bearer("Bearer p")),
+            "in its scope"
+        );
+        assert!(
+            !scoped.lets_append("private/a", bearer("Bearer p")),
+            "out of it"
+        );
+        let open = Direct::new(state, None);
+        assert!(open.lets_append("a", None), "no tokens: every append");
+    }
+
     #[tokio::test]
     async fn what_the_router_must_answer_goes_back_to_it() {
         for (method, uri) in [

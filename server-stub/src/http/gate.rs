@@ -45,8 +45,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    /// What a request let in without a look at it (see [`Gate::open`]) tells: it named
-    /// no origin and is no preflight.
+    /// What an append the lean layer reads without a request tells, once
+    /// [`Gate::lets_append`] let it in: it named no origin and is no preflight.
     pub(crate) fn plain() -> Entry {
         Entry {
             origin: None,
