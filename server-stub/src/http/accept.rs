@@ -678,10 +678,9 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
         });
     let mut close = false;
     let mut body: Option<usize> = None;
-    let mut map = match append_path {
-        Some(_) => None,
-        None => Some(HeaderMap::with_capacity(parsed.headers.len())),
-    };
+    let mut map = append_path
+        .is_none()
+        .then(|| HeaderMap::with_capacity(parsed.headers.len()));
     let mut fields = AppendFields::default();
     for h in parsed.headers.iter() {
         let name = h.name;
@@ -724,22 +723,21 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
         }
     }
     let body = body.unwrap_or(0);
-    let asked = match (append_path, map) {
-        (Some(path), _) if lean_appends.is_some_and(|limit| body <= limit) => Asked::Append {
+    let asked = match append_path {
+        Some(path) if lean_appends.is_some_and(|limit| body <= limit) => Asked::Append {
             path: path.to_owned(),
             fields,
         },
         // Past the limit: refused from a request's head, as any other.
-        (Some(_), _) => return lean_request(head, None),
-        (None, Some(headers)) => {
+        Some(_) => return lean_request(head, None),
+        None => {
             let mut request = Request::new(Body::empty());
             *request.method_mut() = method;
             *request.uri_mut() = Uri::from_maybe_shared(head.slice_ref(path.as_bytes())).ok()?;
             *request.version_mut() = Version::HTTP_11;
-            *request.headers_mut() = headers;
+            *request.headers_mut() = map.unwrap_or_default();
             Asked::Request(request)
         }
-        (None, None) => return None,
     };
     let allowed = match &asked {
         Asked::Request(r) if r.method() == Method::GET || r.method() == Method::HEAD => 0,

@@ -78,14 +78,9 @@ impl Direct {
         if length <= limit && !self.gate.refuses(request) {
             return None;
         }
-        // With its length, as the server around the router gives every answer it can.
         let entry = match self.gate.enter(request) {
             Ok(entry) => entry,
-            Err(refused) => {
-                let mut refused = *refused;
-                set_content_length(&mut refused);
-                return Some(refused);
-            }
+            Err(refused) => return Some(with_length(*refused)),
         };
         let too_large = super::body::too_large(limit);
         let response = if request.uri().path().starts_with("/api/") {
@@ -93,9 +88,7 @@ impl Direct {
         } else {
             too_large.into_response()
         };
-        let mut response = Gate::leave(&entry, response);
-        set_content_length(&mut response);
-        Some(response)
+        Some(with_length(Gate::leave(&entry, response)))
     }
 
     /// Answers `request` for `target` (see [`Target::of`]) as the router would. The
@@ -170,13 +163,15 @@ impl Direct {
                 }
                 Ok(head)
             }
-            Err(e) => {
-                let mut response = Gate::leave(&Entry::plain(), e.into_response());
-                set_content_length(&mut response);
-                Err(response)
-            }
+            Err(e) => Err(with_length(Gate::leave(&Entry::plain(), e.into_response()))),
         }
     }
+}
+
+/// `response` with its length (see [`set_content_length`]).
+fn with_length(mut response: Response) -> Response {
+    set_content_length(&mut response);
+    response
 }
 
 /// Gives a response whose body's length is known a `Content-Length`, as the server

@@ -322,21 +322,28 @@ pub(super) struct Appended {
 }
 
 impl Appended {
+    /// Hands each of the answer's headers to `header`, in order.
+    fn each_header(&self, mut header: impl FnMut(&HeaderName, &str)) {
+        header(
+            &h::names::STREAM_NEXT_OFFSET,
+            &format_offset(self.next.0, self.next.1),
+        );
+        if self.closed {
+            header(&h::names::STREAM_CLOSED, "true");
+        }
+        if let Some((epoch, seq)) = self.producer {
+            header(&h::names::PRODUCER_EPOCH, &epoch.to_string());
+            header(&h::names::PRODUCER_SEQ, &seq.to_string());
+        }
+    }
+
     /// The answer's status and headers, as a response.
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
         let hm = response.headers_mut();
-        hm.insert(
-            h::names::STREAM_NEXT_OFFSET,
-            header(format_offset(self.next.0, self.next.1)),
-        );
-        if self.closed {
-            hm.insert(h::names::STREAM_CLOSED, HeaderValue::from_static("true"));
-        }
-        if let Some((epoch, seq)) = self.producer {
-            hm.insert(h::names::PRODUCER_EPOCH, header(epoch.to_string()));
-            hm.insert(h::names::PRODUCER_SEQ, header(seq.to_string()));
-        }
+        self.each_header(|name, value| {
+            hm.insert(name.clone(), header(value));
+        });
         response
     }
 
@@ -348,23 +355,12 @@ impl Appended {
         out.push(b' ');
         out.extend_from_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
         out.extend_from_slice(b"\r\n");
-        let mut line = |name: &HeaderName, value: &[u8]| {
+        self.each_header(|name, value| {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
-            out.extend_from_slice(value);
+            out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
-        };
-        line(
-            &h::names::STREAM_NEXT_OFFSET,
-            format_offset(self.next.0, self.next.1).as_bytes(),
-        );
-        if self.closed {
-            line(&h::names::STREAM_CLOSED, b"true");
-        }
-        if let Some((epoch, seq)) = self.producer {
-            line(&h::names::PRODUCER_EPOCH, epoch.to_string().as_bytes());
-            line(&h::names::PRODUCER_SEQ, seq.to_string().as_bytes());
-        }
+        });
     }
 
     /// Whether the answer has no body, nor a length (a 204).

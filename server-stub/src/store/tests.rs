@@ -1058,16 +1058,25 @@ async fn concurrent_appends_are_answered_once_synced_each_at_its_own_offsets() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-#[tokio::test]
-async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told_first() {
-    let dir = scratch("in-place");
-    let store = Store::open(Some(&dir), Durability::Full).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+/// Two appends to `s`, after `syncer` (if any) is given to the writer: the first
+/// alone in flight, committed in place and held before its sync; the second committed
+/// by the writer thread meanwhile, which must not be told within 300 ms (not before
+/// the first). Then the first is let go: both outcomes.
+async fn in_place_then_another(
+    store: &Store,
+    syncer: Option<syncer::Syncer>,
+) -> (Result<AppendOk, AppendError>, Result<AppendOk, AppendError>) {
     // Past the quiet time after the writer thread's last commit.
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let (release, hold) = std::sync::mpsc::channel();
     let (reach, reached) = std::sync::mpsc::channel();
-    store.0.writer.lock().expect("writer").hold_in_place = Some((reach, hold));
+    {
+        let mut writer = store.0.writer.lock().expect("writer");
+        if let Some(syncer) = syncer {
+            writer.sync_with(syncer);
+        }
+        writer.hold_in_place = Some((reach, hold));
+    }
     // Alone in flight: committed in place, held before its sync.
     let first = {
         let store = store.clone();
@@ -1086,8 +1095,18 @@ async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told
         "told before the commit made in place before it: {early:?}"
     );
     release.send(()).expect("release");
-    let first = first.join().expect("thread").expect("first append");
-    let second = second.await.expect("second append");
+    let first = first.join().expect("thread");
+    (first, second.await)
+}
+
+#[tokio::test]
+async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told_first() {
+    let dir = scratch("in-place");
+    let store = Store::open(Some(&dir), Durability::Full).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    let (first, second) = in_place_then_another(&store, None).await;
+    let first = first.expect("first append");
+    let second = second.expect("second append");
     assert_eq!((first.next, second.next), (1, 2), "offsets in commit order");
     let tail = store.shared().get("s").expect("stream").meta().tail;
     assert_eq!(tail, 2, "the published tail is the later commit's");
@@ -1100,48 +1119,24 @@ async fn a_commit_whose_sync_overlapped_a_failed_one_made_in_place_fails_with_it
     let dir = scratch("in-place-fails");
     let store = Store::open(Some(&dir), Durability::Full).expect("open");
     store.create(CreateReq::json("s")).await.expect("create");
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let (release, hold) = std::sync::mpsc::channel();
-    let (reach, reached) = std::sync::mpsc::channel();
-    {
-        // The syncer thread syncs the log; a commit made in place syncs a pipe, which
-        // fails (EINVAL).
-        let wal = std::fs::OpenOptions::new()
-            .write(true)
-            .open(dir.join("gapless.sqlite3-wal"))
-            .expect("log");
-        let (reader, _writer) = std::io::pipe().expect("pipe");
-        let unsyncable = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
-        let syncer =
-            syncer::Syncer::start(wal, unsyncable, Arc::clone(&store.0.shared)).expect("start");
-        let mut writer = store.0.writer.lock().expect("writer");
-        writer.sync_with(syncer);
-        writer.hold_in_place = Some((reach, hold));
-    }
-    let first = {
-        let store = store.clone();
-        std::thread::spawn(move || {
-            futures::executor::block_on(store.append(append("s", &messages(0, 1, 8))))
-        })
-    };
-    reached
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .expect("committed in place");
-    // Committed by the writer thread, synced by the syncer's own sync (which works)
-    // while the first one's waits; told only once the first one's is known.
-    let mut second = Box::pin(store.append(append("s", &messages(1, 1, 8))));
-    let early = tokio::time::timeout(std::time::Duration::from_millis(300), &mut second).await;
-    assert!(
-        early.is_err(),
-        "told before the commit made in place: {early:?}"
-    );
-    release.send(()).expect("release");
-    let first = first.join().expect("thread");
+    // The syncer thread syncs the log; a commit made in place syncs a pipe, which
+    // fails (EINVAL).
+    let wal = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("gapless.sqlite3-wal"))
+        .expect("log");
+    let (reader, _writer) = std::io::pipe().expect("pipe");
+    let unsyncable = std::fs::File::from(std::os::fd::OwnedFd::from(reader));
+    let syncer =
+        syncer::Syncer::start(wal, unsyncable, Arc::clone(&store.0.shared)).expect("start");
+    // The second is committed by the writer thread and synced by the syncer's own sync
+    // (which works) while the first one's waits; told only once the first one's is
+    // known.
+    let (first, second) = in_place_then_another(&store, Some(syncer)).await;
     assert!(
         matches!(&first, Err(AppendError::Storage(why)) if why.contains("sync")),
         "{first:?}"
     );
-    let second = second.await;
     assert!(
         matches!(&second, Err(AppendError::Storage(why)) if why.contains("sync")),
         "after a failed sync nothing is acknowledged: {second:?}"
