@@ -51,7 +51,8 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
 }
 
 interface Ids { taskId: string; sessionId: string }
-/** Every session event kind, as a discriminated union on `type`. */
+/** Every session event kind, as a discriminated union on `type` (`"unknown"` for an
+ * event that is not of a known kind with data that fits it, see {@link UnknownEvent}). */
 export type SessionEvent = { channel: string; timestamp: number | null } & (
   | { type: "container-agent:status"; data: Ids & { stage: "initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running" | string; message: string } }
   | { type: "container-agent:started"; data: Ids & { model: string; maxTurns: number; sandboxProvider?: string; sandboxContainerId?: string } }
@@ -101,8 +102,12 @@ export type SessionEvent = { channel: string; timestamp: number | null } & (
   | { type: "terraform:code"; data: { jobId: string; code: string; files?: Record<string, unknown>[] } }
   | { type: "terraform:done"; data: { jobId: string; generatedCode?: string; matchedModules?: unknown; validationResult?: unknown; generatedFiles?: unknown; usage?: { inputTokens: number; outputTokens: number } } }
   | { type: "terraform:error"; data: { jobId: string; error: string; code?: string } }
-  | { type: string; data: unknown }
+  | UnknownEvent
 );
+/** An event of a kind this package does not know, or of a known kind whose data does
+ * not fit it (kept as it arrived, not folded into the view): its `kind` is the type it
+ * was sent with. Every other `type` promises the shape of its `data`. */
+export type UnknownEvent = { type: "unknown"; kind: string; data: unknown };
 interface Suggestion { title: string; description: string; labels: string[]; priority: "high" | "medium" | "low" }
 
 export type SessionUpdate =

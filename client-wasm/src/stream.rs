@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use gapless_core::event::Envelope;
+use gapless_core::event::{Envelope, Event, RawReason};
 use gapless_core::resume::{Output, Payload};
 use gapless_core::session::SessionView;
 use gapless_core::Time;
@@ -172,8 +172,9 @@ impl GaplessSession {
     }
 
     /// The next update: `{type: "events", events: [{type, channel, data, timestamp}],
-    /// offset}`, `{type: "up-to-date" | "closed" | "reconnecting", offset}`, or `null`
-    /// once it has ended.
+    /// offset}` (an event that is not of a known kind with data that fits it has
+    /// `type: "unknown"` and its `kind` as sent), `{type: "up-to-date" | "closed" |
+    /// "reconnecting", offset}`, or `null` once it has ended.
     pub fn next(&self) -> js_sys::Promise {
         let rx = Rc::clone(&self.feed.rx);
         let view = Rc::clone(&self.view);
@@ -223,7 +224,23 @@ impl GaplessSession {
                             .timestamp
                             .map_or(JsValue::NULL, |t| (t as f64).into());
                         set(&event, "timestamp", &timestamp);
-                        set(&event, "type", &envelope.kind().into());
+                        // A kind this package does not know, or a known one whose data
+                        // does not fit it, is `type: "unknown"` with the kind as sent:
+                        // a known `type` then promises its data's shape (TypeScript
+                        // narrows on it).
+                        let kind = envelope.kind();
+                        let typed = match &envelope.event {
+                            Event::Raw(raw) => raw.reason == RawReason::NotDecoded,
+                            _ => true,
+                        };
+                        if !typed {
+                            set(&event, "kind", &kind.into());
+                        }
+                        set(
+                            &event,
+                            "type",
+                            &(if typed { kind } else { "unknown" }).into(),
+                        );
                         events.push(&event);
                     }
                     let update = object();

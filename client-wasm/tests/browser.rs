@@ -469,6 +469,8 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
         ("container-agent:token", r#""delta":"Hello ""#),
         ("container-agent:token", r#""delta":"world""#),
         ("robot:dance", r#""moves":3"#),
+        // A known kind whose data does not fit it: typed as unknown, not folded.
+        ("container-agent:token", r#""delta":5"#),
     ];
     // Ten seconds old: silent for longer than one threshold, not the other (no
     // waiting on the clock).
@@ -482,7 +484,14 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
             .unwrap_or_else(|e| panic!("append {kind} failed: {}", describe(&e)));
     }
     let patient = read_session(&url, 60_000).await;
-    let expected: Vec<String> = events.iter().map(|(k, _)| (*k).to_owned()).collect();
+    let expected = [
+        "container-agent:started",
+        "container-agent:turn",
+        "container-agent:token",
+        "container-agent:token",
+        "unknown robot:dance",
+        "unknown container-agent:token",
+    ];
     assert_eq!(patient.0, expected);
     let view = patient.1;
     assert_eq!(text(&get(&view, "status"), "state"), "running");
@@ -496,8 +505,8 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
     );
 }
 
-/// The kinds of the events of the session at `url` up to its tail, and its view
-/// then, read with `stall_after_ms`.
+/// The types of the events of the session at `url` up to its tail (`unknown` with
+/// the kind as sent), and its view then, read with `stall_after_ms`.
 async fn read_session(url: &str, stall_after_ms: u32) -> (Vec<String>, JsValue) {
     let session = GaplessSession::new(
         url,
@@ -520,7 +529,10 @@ async fn read_session(url: &str, stall_after_ms: u32) -> (Vec<String>, JsValue) 
             match text(&update, "type").as_str() {
                 "events" => {
                     for e in Array::from(&get(&update, "events")).iter() {
-                        kinds.push(text(&e, "type"));
+                        kinds.push(match text(&e, "type").as_str() {
+                            "unknown" => format!("unknown {}", text(&e, "kind")),
+                            known => known.to_owned(),
+                        });
                     }
                 }
                 "up-to-date" => break,

@@ -264,14 +264,20 @@ test("a session yields typed events and a session view, stalled when silent", as
   await send("container-agent:token", { delta: "Hello " });
   await send("container-agent:token", { delta: "world" });
   await send("robot:dance", { moves: 3 });
+  // A known kind whose data does not fit it: kept, typed as unknown, not folded.
+  await send("container-agent:token", { delta: 5 });
   const read = async (stallAfterMs) => {
     const session = new GaplessSession(url, { headers, stallAfterMs });
-    const types = [];
+    const events = [];
     for await (const u of session) {
-      if (u.type === "events") types.push(...u.events.map((e) => e.type));
+      if (u.type === "events") events.push(...u.events);
       if (u.type === "up-to-date") break;
     }
-    assert.deepEqual(types, ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "robot:dance"]);
+    assert.deepEqual(events.map((e) => e.type), ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "unknown", "unknown"]);
+    assert.deepEqual(events.map((e) => e.kind), [undefined, undefined, undefined, undefined, "robot:dance", "container-agent:token"]);
+    assert.deepEqual(events[4].data, { ...ids, moves: 3 });
+    assert.deepEqual(events[5].data, { ...ids, delta: 5 });
+    assert.equal(events[5].channel, "containerAgent");
     const snap = session.view();
     session.close();
     return snap;

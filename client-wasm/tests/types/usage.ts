@@ -1,0 +1,86 @@
+// Code a user of the browser package writes, type-checked against its declarations
+// (client-wasm/js/index.d.ts) with `tsc --strict`: each known event `type` narrows to
+// its data, an unknown one keeps its kind, and each `@ts-expect-error` below must be
+// an error (tsc fails on one that is not), so that the declarations cannot widen to
+// `any` or `unknown` unseen.
+
+import init, {
+  GaplessProducer,
+  GaplessSession,
+  GaplessStream,
+  type GaplessError,
+  type SessionEvent,
+  type StreamUpdate,
+} from "../../js/index.js";
+
+/** What a task board shows of one event: every branch reads its own data's fields. */
+export function describe(event: SessionEvent): string {
+  switch (event.type) {
+    case "container-agent:token":
+      return event.data.delta;
+    case "container-agent:tool:start":
+      return `${event.data.toolName} ${event.data.toolId}`;
+    case "container-agent:tool:result":
+      return event.data.isError ? `failed in ${event.data.durationMs} ms` : event.data.result;
+    case "container-agent:complete":
+      return `${event.data.status} after ${event.data.turnCount} turns`;
+    case "container-agent:error":
+      return `${event.data.error} (${event.data.code ?? "no code"})`;
+    case "plan:interaction":
+      return event.data.questions.map((q) => q.options.map((o) => o.label).join()).join();
+    case "sandbox:stopping":
+      return event.data.reason;
+    case "topology:agent_spawned":
+      return event.data.parentId ?? "root";
+    case "unknown":
+      return `${event.kind}: ${JSON.stringify(event.data)}`;
+    default:
+      return event.channel;
+  }
+}
+
+/** Known types narrow; the data of an unknown one is `unknown` until checked. */
+export function mistakes(event: SessionEvent): void {
+  if (event.type === "container-agent:token") {
+    // @ts-expect-error a token's delta is a string
+    const n: number = event.data.delta;
+    void n;
+    // @ts-expect-error a token has no tool name
+    void event.data.toolName;
+  }
+  if (event.type === "unknown") {
+    // @ts-expect-error the data of an event of an unknown kind is not typed
+    void event.data.delta;
+  }
+  // @ts-expect-error only an unknown event has a kind
+  void event.kind;
+  // @ts-expect-error no such event type
+  if (event.type === "container-agent:tokens") return;
+}
+
+/** Reading a session and a stream, producing, and the errors' codes. */
+export async function read(url: string): Promise<string[]> {
+  await init();
+  const shown: string[] = [];
+  const session = new GaplessSession(url, { headers: { authorization: "Bearer t" }, stallAfterMs: 60_000 });
+  for await (const update of session) {
+    if (update.type === "events") shown.push(...update.events.map(describe));
+    if (update.type === "reconnecting") shown.push(update.reason);
+    if (update.type === "up-to-date") break;
+  }
+  const view = session.view();
+  if (view.status.state === "failed") shown.push(view.status.error);
+  if (view.status.state === "stalled") shown.push(`${view.status.silent_ms}`);
+  session.close();
+
+  const stream = new GaplessStream(url, { offset: "now", live: "long-poll" });
+  const stop = stream.subscribe((error: GaplessError | null, update: StreamUpdate | null) => {
+    if (error?.code === "CONTINUITY_LOST") shown.push(error.message);
+    if (update?.type === "batch") shown.push(`${update.messages?.length ?? 0} at ${update.offset}`);
+  });
+  stop();
+
+  const producer = new GaplessProducer(url, { producerId: "p", contentType: "application/json" });
+  shown.push((await producer.append({ hello: "world" })) ?? "no offset");
+  return shown;
+}
