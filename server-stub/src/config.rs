@@ -50,10 +50,16 @@ pub struct Config {
     #[arg(long, env = "GAPLESS_STRICT_EVENTS")]
     pub strict_events: bool,
     /// Serve the subscription APIs (§6–7) under /v1/stream/__ds/: webhooks (which
-    /// make outbound requests: https to public hosts, or http to loopback) and
-    /// pull-wake. Subscriptions are kept in memory.
+    /// make outbound requests: https to public hosts only, unless
+    /// `--webhooks-to-loopback`) and pull-wake. Subscriptions are kept in memory.
     #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
     pub subscriptions: bool,
+    /// Also let webhooks be `http://` to this machine's loopback (`127.0.0.0/8`,
+    /// `[::1]`, `localhost`): for development and tests. Off by default, since any
+    /// token that may make a subscription could then have the server call whatever
+    /// listens on loopback.
+    #[arg(long, env = "GAPLESS_WEBHOOKS_TO_LOOPBACK")]
+    pub webhooks_to_loopback: bool,
     /// The URL the server is reached at from outside (behind a proxy, or bound to
     /// 0.0.0.0), for the links its answers carry (a webhook's `callback_url`, the
     /// signing keys' URL); by default `http://` and the bound address.
@@ -84,6 +90,7 @@ impl Config {
             auth_tokens: None,
             strict_events: false,
             subscriptions: false,
+            webhooks_to_loopback: false,
             public_url: None,
             assets_dir: PathBuf::from("client-wasm/pkg"),
             demo: false,

@@ -77,7 +77,8 @@ fn build_state(
     )?;
     let subscriptions = if config.subscriptions {
         Some(Arc::new(
-            subscriptions::Registry::new().map_err(ServeError::Subscriptions)?,
+            subscriptions::Registry::new(config.webhooks_to_loopback)
+                .map_err(ServeError::Subscriptions)?,
         ))
     } else {
         None

@@ -2775,6 +2775,7 @@ async fn a_webhook_names_the_callback_at_the_public_url_when_one_is_given() {
         &dir,
         &[
             "--subscriptions",
+            "--webhooks-to-loopback",
             "--public-url",
             "https://streams.example.com/",
         ],
@@ -2821,6 +2822,33 @@ async fn a_webhook_names_the_callback_at_the_public_url_when_one_is_given() {
         body["callback_url"],
         "https://streams.example.com/v1/stream/__ds/subscriptions/hook/callback"
     );
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_webhook_to_loopback_is_refused_unless_the_server_lets_webhooks_go_there() {
+    let dir = temp_dir("loopback-hooks");
+    let server = ServerProcess::start(&dir, &["--subscriptions"]).await;
+    let c = client();
+    create_json(&c, &server.stream("hooked")).await;
+    for hook in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost:9/hook",
+        "http://[::1]:9/hook",
+        "https://127.0.0.1:9/hook",
+    ] {
+        let sub = server.stream("__ds/subscriptions/local");
+        let config = json!({"type": "webhook", "webhook": {"url": hook}, "streams": ["hooked"]});
+        let r = c.put(&sub).json(&config).send().await.expect("put");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{hook}");
+        let body: Value = r.json().await.expect("json");
+        assert_eq!(
+            body["error"]["code"], "WEBHOOK_URL_REJECTED",
+            "{hook}: {body}"
+        );
+        let r = c.get(&sub).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{hook}: nothing made");
+    }
     server.finish().await;
 }
 

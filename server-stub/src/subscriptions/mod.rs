@@ -150,6 +150,8 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, (String, u64)>>,
     signer: Signer,
     http: reqwest::Client,
+    /// Webhooks may be `http://` to loopback (`--webhooks-to-loopback`).
+    loopback: bool,
 }
 
 impl std::fmt::Debug for Registry {
@@ -280,15 +282,21 @@ pub(super) fn is_public(ip: std::net::IpAddr) -> bool {
 }
 
 /// The webhook client's resolver: a name's public addresses only (`localhost` keeps
-/// its loopback ones, for a webhook on the same machine), so that a public name that
+/// its loopback ones when webhooks may go to loopback), so that a public name that
 /// resolves to a private address is not called.
-struct PublicOnly;
+struct PublicOnly {
+    loopback: bool,
+}
 
 impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+        let loopback = self.loopback;
         Box::pin(async move {
             let local = host == "localhost" || host.ends_with(".localhost");
+            if local && !loopback {
+                return Err(format!("{host}: webhooks may not go to loopback").into());
+            }
             let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
             let allowed: Vec<std::net::SocketAddr> = found
                 .filter(|a| {
@@ -310,14 +318,15 @@ impl reqwest::dns::Resolve for PublicOnly {
 }
 
 impl Registry {
-    /// A registry with a fresh signing key.
-    pub fn new() -> Result<Registry, String> {
+    /// A registry with a fresh signing key, whose webhooks may be `http://` to
+    /// loopback if `loopback` (otherwise https to public hosts only).
+    pub fn new(loopback: bool) -> Result<Registry, String> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(10))
             // A public webhook must not hand the server on to a private address.
             .redirect(reqwest::redirect::Policy::none())
-            .dns_resolver(Arc::new(PublicOnly))
+            .dns_resolver(Arc::new(PublicOnly { loopback }))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(Registry {
@@ -325,6 +334,7 @@ impl Registry {
             tokens: Mutex::new(HashMap::new()),
             signer: Signer::generate()?,
             http,
+            loopback,
         })
     }
 

@@ -160,12 +160,13 @@ fn trim(s: &str) -> String {
     s.trim_matches('/').to_owned()
 }
 
-/// Whether a webhook URL is acceptable: https to a public host, or http to loopback.
+/// Whether a webhook URL is acceptable: https to a public host, or http to loopback if
+/// `loopback` (`--webhooks-to-loopback`).
 /// Read by the same URL parser the webhook client uses (a hand-made reading once let
 /// `https://10.0.0.1\\@example.com/`, `https://127.1/` or `https://0x7f.0.0.1/`
 /// through); what a public name resolves to is checked when it is called (see
 /// [`super::PublicOnly`]).
-fn safe_webhook_url(url: &str) -> bool {
+fn safe_webhook_url(url: &str, loopback_allowed: bool) -> bool {
     let Ok(url) = reqwest::Url::parse(url) else {
         return false;
     };
@@ -186,7 +187,7 @@ fn safe_webhook_url(url: &str) -> bool {
         None => name == "localhost" || name.ends_with(".localhost"),
     };
     match url.scheme() {
-        "http" => loopback,
+        "http" => loopback && loopback_allowed,
         "https" => !loopback && ip.is_none_or(super::is_public),
         _ => false,
     }
@@ -298,12 +299,15 @@ fn put(
         };
     }
     if let Kind::Webhook { url } = &kind {
-        if !safe_webhook_url(url) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "WEBHOOK_URL_REJECTED",
-                "webhooks must be https to a public host (or http to loopback)",
-            );
+        if !safe_webhook_url(url, registry.loopback) {
+            let why = match registry.loopback {
+                true => "webhooks must be https to a public host (or http to loopback)",
+                false => {
+                    "webhooks must be https to a public host (http to loopback only on a \
+                     server started with --webhooks-to-loopback)"
+                }
+            };
+            return error(StatusCode::BAD_REQUEST, "WEBHOOK_URL_REJECTED", why);
         }
     }
     let mut links = std::collections::BTreeMap::new();
@@ -563,15 +567,24 @@ mod tests {
 
     #[test]
     fn webhook_urls() {
-        assert!(safe_webhook_url("http://127.0.0.1:9/webhook"));
-        assert!(safe_webhook_url("http://localhost/x"));
-        assert!(!safe_webhook_url("http://10.0.0.1/hook"));
-        assert!(!safe_webhook_url("http://example.com/hook"));
-        assert!(safe_webhook_url("https://example.com/hook"));
-        assert!(safe_webhook_url("https://93.184.215.14/hook"));
-        assert!(!safe_webhook_url("https://192.168.1.1/hook"));
-        assert!(!safe_webhook_url("ftp://example.com"));
-        assert!(!safe_webhook_url("https://[::1]/"));
+        assert!(safe_webhook_url("http://127.0.0.1:9/webhook", true));
+        assert!(safe_webhook_url("http://localhost/x", true));
+        assert!(safe_webhook_url("http://[::1]:9/x", true));
+        // Not without --webhooks-to-loopback.
+        for local in [
+            "http://127.0.0.1:9/webhook",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ] {
+            assert!(!safe_webhook_url(local, false), "{local}");
+        }
+        assert!(!safe_webhook_url("http://10.0.0.1/hook", true));
+        assert!(!safe_webhook_url("http://example.com/hook", true));
+        assert!(safe_webhook_url("https://example.com/hook", true));
+        assert!(safe_webhook_url("https://93.184.215.14/hook", true));
+        assert!(!safe_webhook_url("https://192.168.1.1/hook", true));
+        assert!(!safe_webhook_url("ftp://example.com", true));
+        assert!(!safe_webhook_url("https://[::1]/", true));
         // What a hand-made reading of the URL let through.
         for sneaky in [
             "https://10.0.0.1\\@example.com/",
@@ -599,10 +612,10 @@ mod tests {
             "https://198.18.0.1/",
             "https://192.0.0.8/",
         ] {
-            assert!(!safe_webhook_url(sneaky), "{sneaky}");
+            assert!(!safe_webhook_url(sneaky, true), "{sneaky}");
         }
         // One that carries a public IPv4 address is as public as it.
-        assert!(safe_webhook_url("https://[64:ff9b::5db8:d70e]/hook"));
-        assert!(safe_webhook_url("https://[2001:db9::1]/hook"));
+        assert!(safe_webhook_url("https://[64:ff9b::5db8:d70e]/hook", true));
+        assert!(safe_webhook_url("https://[2001:db9::1]/hook", true));
     }
 }
