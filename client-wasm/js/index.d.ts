@@ -51,25 +51,28 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
 }
 
 interface Ids { taskId: string; sessionId: string }
+/** The values a field is known to take, or any other string: the schema a kind's data
+ * is checked against takes any string there (later producers may send new values). */
+type Open<T extends string> = T | (string & {});
 /** Every session event kind, as a discriminated union on `type` (`"unknown"` for an
  * event that is not of a known kind with data that fits it, see {@link UnknownEvent}). */
 export type SessionEvent = { channel: string; timestamp: number | null } & (
-  | { type: "container-agent:status"; data: Ids & { stage: "initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running" | string; message: string } }
+  | { type: "container-agent:status"; data: Ids & { stage: Open<"initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running">; message: string } }
   | { type: "container-agent:started"; data: Ids & { model: string; maxTurns: number; sandboxProvider?: string; sandboxContainerId?: string } }
   | { type: "container-agent:token"; data: Ids & { delta: string } }
   | { type: "container-agent:turn"; data: Ids & { turn: number; maxTurns: number; remaining: number } }
-  | { type: "container-agent:tool:start"; data: Ids & { toolName: string; toolId: string; input: Record<string, unknown> } }
+  | { type: "container-agent:tool:start"; data: Ids & { toolName: string; toolId: string; input: unknown } }
   | { type: "container-agent:tool:result"; data: Ids & { toolName: string; toolId: string; result: string; isError: boolean; durationMs: number } }
-  | { type: "container-agent:message"; data: Ids & { role: "user" | "assistant" | "system"; content: string } }
-  | { type: "container-agent:complete"; data: Ids & { status: "completed" | "turn_limit" | "cancelled"; turnCount: number; result?: string } }
+  | { type: "container-agent:message"; data: Ids & { role: Open<"user" | "assistant" | "system">; content: string } }
+  | { type: "container-agent:complete"; data: Ids & { status: Open<"completed" | "turn_limit" | "cancelled">; turnCount: number; result?: string } }
   | { type: "container-agent:error"; data: Ids & { error: string; code?: string; turnCount: number } }
   | { type: "container-agent:cancelled"; data: Ids & { turnCount: number } }
-  | { type: "container-agent:plan_ready"; data: Ids & { plan: string; turnCount: number; sdkSessionId: string; allowedPrompts?: { tool: "Bash"; prompt: string }[] } }
+  | { type: "container-agent:plan_ready"; data: Ids & { plan: string; turnCount: number; sdkSessionId: string; allowedPrompts?: { tool: Open<"Bash">; prompt: string }[] } }
   | { type: "container-agent:task-update-failed"; data: Ids & { error: string; attemptedStatus: string } }
   | { type: "container-agent:worktree"; data: Ids & { worktreeId: string; branch: string; containerPath: string } }
-  | { type: "container-agent:file_changed"; data: Ids & { path: string; action: "create" | "modify" | "delete"; toolName: string; additions?: number; deletions?: number } }
+  | { type: "container-agent:file_changed"; data: Ids & { path: string; action: Open<"create" | "modify" | "delete">; toolName: string; additions?: number; deletions?: number } }
   | { type: "plan:started"; data: { sessionId: string; taskId: string; codespaceId: string } }
-  | { type: "plan:turn"; data: { sessionId: string; turnId: string; role: "user" | "assistant"; content: string } }
+  | { type: "plan:turn"; data: { sessionId: string; turnId: string; role: Open<"user" | "assistant">; content: string } }
   | { type: "plan:token"; data: { sessionId: string; delta: string } }
   | { type: "plan:interaction"; data: { sessionId: string; interactionId: string; questions: { question: string; header: string; options: { label: string; description: string }[]; multiSelect: boolean }[] } }
   | { type: "plan:completed"; data: { sessionId: string; issueUrl?: string; issueNumber?: number } }
@@ -78,13 +81,13 @@ export type SessionEvent = { channel: string; timestamp: number | null } & (
   | { type: "sandbox:creating"; data: { sandboxId: string; codespaceId?: string; image: string } }
   | { type: "sandbox:ready"; data: { sandboxId: string; codespaceId?: string; containerId: string } }
   | { type: "sandbox:idle"; data: { sandboxId: string; codespaceId?: string; idleSince: number; timeoutMinutes: number } }
-  | { type: "sandbox:stopping"; data: { sandboxId: string; codespaceId?: string; reason: "idle_timeout" | "manual" | "error" } }
+  | { type: "sandbox:stopping"; data: { sandboxId: string; codespaceId?: string; reason: Open<"idle_timeout" | "manual" | "error"> } }
   | { type: "sandbox:stopped"; data: { sandboxId: string; codespaceId?: string } }
   | { type: "sandbox:error"; data: { sandboxId: string; codespaceId?: string; error: string; code?: string } }
   | { type: "sandbox:tmux:created"; data: { sandboxId: string; codespaceId?: string; sessionName: string; taskId?: string } }
   | { type: "sandbox:tmux:destroyed"; data: { sandboxId: string; codespaceId?: string; sessionName: string } }
   | { type: "task-creation:started"; data: { sessionId: string; codespaceId: string } }
-  | { type: "task-creation:message"; data: { sessionId: string; messageId: string; role: "user" | "assistant"; content: string } }
+  | { type: "task-creation:message"; data: { sessionId: string; messageId: string; role: Open<"user" | "assistant">; content: string } }
   | { type: "task-creation:token"; data: { sessionId: string; delta: string } }
   | { type: "task-creation:suggestion"; data: { sessionId: string; suggestion: Suggestion } }
   | { type: "task-creation:questions"; data: { sessionId: string; questions: { id: string; questions: { header: string; question: string; options: { label: string; description?: string }[] }[]; round: number; totalAsked: number; maxQuestions: number } } }
@@ -94,7 +97,7 @@ export type SessionEvent = { channel: string; timestamp: number | null } & (
   | { type: "task-creation:error"; data: { sessionId: string; error: string; code?: string } }
   | { type: "topology:agent_spawned"; data: { agentId: string; taskId?: string; name: string; role: string; agentType?: string; parentId: string | null; sdkTaskId?: string } }
   | { type: "topology:agent_progress"; data: { agentId: string; sdkTaskId: string; tokens: number; toolUses: number; durationMs: number; summary?: string; lastToolName?: string } }
-  | { type: "topology:agent_completed"; data: { agentId: string; sdkTaskId?: string; status: "completed" | "failed" | "stopped"; summary?: string; tokens?: number; toolUses?: number; durationMs?: number } }
+  | { type: "topology:agent_completed"; data: { agentId: string; sdkTaskId?: string; status: Open<"completed" | "failed" | "stopped">; summary?: string; tokens?: number; toolUses?: number; durationMs?: number } }
   | { type: "terraform:status"; data: { jobId: string; stage: string; message?: string } }
   | { type: "terraform:text"; data: { jobId: string; delta: string } }
   | { type: "terraform:modules"; data: { jobId: string; modules: Record<string, unknown>[] } }
@@ -108,7 +111,7 @@ export type SessionEvent = { channel: string; timestamp: number | null } & (
  * not fit it (kept as it arrived, not folded into the view): its `kind` is the type it
  * was sent with. Every other `type` promises the shape of its `data`. */
 export type UnknownEvent = { type: "unknown"; kind: string; data: unknown };
-interface Suggestion { title: string; description: string; labels: string[]; priority: "high" | "medium" | "low" }
+interface Suggestion { title: string; description: string; labels: string[]; priority: Open<"high" | "medium" | "low"> }
 
 export type SessionUpdate =
   | { type: "events"; events: SessionEvent[]; offset: string }
