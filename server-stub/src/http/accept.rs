@@ -461,7 +461,13 @@ async fn read_head(
         .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
     loop {
         if let Some(at) = find_head_end(buf, searched) {
-            return Ok(Head::Complete(at));
+            // A head read in with the request before it (whose body grew the buffer)
+            // may be larger than the lean path reads: hyper's limits then apply to it
+            // (its target's length, 414; its size, 431), as to any other.
+            return Ok(match at <= MAX_HEAD_BYTES {
+                true => Head::Complete(at),
+                false => Head::TooLarge,
+            });
         }
         // An end may begin in the last two bytes.
         searched = buf.len().saturating_sub(2);
@@ -1283,6 +1289,21 @@ mod tests {
             IDLE_TIMEOUT - Duration::from_secs(1)
         );
         assert_eq!(second_began.elapsed(), IDLE_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn a_head_already_read_past_the_lean_limit_is_too_large_for_the_lean_path() {
+        let (mut server, _peer) = pair().await;
+        let idle = std::pin::pin!(tokio::time::sleep(IDLE_TIMEOUT));
+        let path = "a".repeat(MAX_HEAD_BYTES);
+        // As a previous request's body would have left it: the next head already read.
+        let mut buf = format!("POST /v1/stream/{path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+        let read = read_head(&mut server, &mut buf, idle).await;
+        assert!(matches!(read, Ok(Head::TooLarge)), "{:?}", read.map(|_| ()));
+        let idle = std::pin::pin!(tokio::time::sleep(IDLE_TIMEOUT));
+        let mut buf = b"POST /v1/stream/a HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+        let read = read_head(&mut server, &mut buf, idle).await;
+        assert!(matches!(read, Ok(Head::Complete(n)) if n == buf.len()));
     }
 
     /// A connected pair: the server's side, and a peer that never reads.
