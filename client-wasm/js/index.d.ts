@@ -19,8 +19,11 @@ export interface ReadOptions {
   live?: "sse" | "long-poll" | false;
 }
 
-/** A stable error code on every Error the package throws or rejects with. */
-export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "NETWORK" | "OUTCOME_UNKNOWN" | "FENCED";
+/** The stable error code on every Error the package's own checks and reads throw or
+ * reject with (a call before `init()` or after `free()` throws the glue's own Error,
+ * without one). A failed connection is no error: it is retried, and told as a
+ * `reconnecting` update. */
+export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "OUTCOME_UNKNOWN" | "FENCED";
 export interface GaplessError extends Error { code: ErrorCode; status?: number }
 
 /** A read failed (the connection, a time-out, a status such as 503, an answer with
@@ -29,17 +32,23 @@ export interface GaplessError extends Error { code: ErrorCode; status?: number }
 export type Reconnecting = { type: "reconnecting"; offset: string; reason: string };
 
 export type StreamUpdate =
-  | { type: "batch"; messages?: unknown[]; bytes?: Uint8Array; offset: string; upToDate: boolean }
+  /** A JSON stream's messages, each parsed. */
+  | { type: "batch"; messages: unknown[]; offset: string; upToDate: boolean }
+  /** Any other stream's bytes. */
+  | { type: "batch"; bytes: Uint8Array; offset: string; upToDate: boolean }
   | { type: "up-to-date"; offset: string }
   | { type: "closed"; offset: string }
   | Reconnecting;
 
 export class GaplessStream implements AsyncIterable<StreamUpdate> {
   constructor(url: string, options?: ReadOptions);
-  /** The next update, or null once the stream has ended (after "closed"). */
+  /** The next update, or null once the reading has ended: after "closed", after
+   * "up-to-date" when `live` is false, after `close()`, or after an error. */
   next(): Promise<StreamUpdate | null>;
   /** Stops reading; aborts the request in flight. */
   close(): void;
+  /** Stops reading (as `close()`) and frees the object's memory. */
+  free(): void;
   [Symbol.asyncIterator](): AsyncIterator<StreamUpdate>;
   /** Calls back with each update (null at the end) or an error; returns an unsubscribe
    * function. Several callbacks may subscribe: each hears the updates from when it
@@ -51,12 +60,14 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
 }
 
 interface Ids { taskId: string; sessionId: string }
+/** The channel of an event's kind (`default` for a kind of no known channel). */
+export type Channel = "containerAgent" | "plan" | "sandbox" | "taskCreation" | "topology" | "terraform" | "default";
 /** The values a field is known to take, or any other string: the schema a kind's data
  * is checked against takes any string there (later producers may send new values). */
 type Open<T extends string> = T | (string & {});
 /** Every session event kind, as a discriminated union on `type` (`"unknown"` for an
  * event that is not of a known kind with data that fits it, see {@link UnknownEvent}). */
-export type SessionEvent = { channel: string; timestamp: number | null } & (
+export type SessionEvent = { channel: Channel; timestamp: number | null } & (
   | { type: "container-agent:status"; data: Ids & { stage: Open<"initializing" | "validating" | "credentials" | "injecting_skills" | "creating_sandbox" | "executing" | "running">; message: string } }
   | { type: "container-agent:started"; data: Ids & { model: string; maxTurns: number; sandboxProvider?: string; sandboxContainerId?: string } }
   | { type: "container-agent:token"; data: Ids & { delta: string } }
@@ -109,7 +120,9 @@ export type SessionEvent = { channel: string; timestamp: number | null } & (
 );
 /** An event of a kind this package does not know, or of a known kind whose data does
  * not fit it (kept as it arrived, not folded into the view): its `kind` is the type it
- * was sent with. Every other `type` promises the shape of its `data`. */
+ * was sent with. A message that is no event envelope at all comes as one too, with
+ * `kind` "gapless:not-an-envelope" and the whole message as `data`. Every other
+ * `type` promises the shape of its `data`. */
 export type UnknownEvent = { type: "unknown"; kind: string; data: unknown };
 interface Suggestion { title: string; description: string; labels: string[]; priority: Open<"high" | "medium" | "low"> }
 
@@ -127,8 +140,11 @@ export type SessionStatus =
   | { state: "stalled"; silent_ms: number };
 
 export interface SessionSnapshot {
+  /** The status now: "stalled" when a running session has been silent too long. */
   status: SessionStatus;
   view: {
+    /** The status as the events left it (never "stalled"). */
+    status: Exclude<SessionStatus, { state: "stalled" }>;
     stages: { stage: string; message: string; at: number }[];
     model: string | null; maxTurns: number | null;
     turns: { number: number; text: string }[];
@@ -136,6 +152,10 @@ export interface SessionSnapshot {
     tools: { id: string; name: string; input: unknown; turn: number; result: string | null; isError: boolean; durationMs: number | null }[];
     files: { path: string; action: string; additions: number; deletions: number }[];
     errors: { kind: string; error: string; code: string | null }[];
+    /** `lastOffset`: the `offset` of the last event that carried one (the server's
+     * session API gives each event its offset; events read from the stream itself carry
+     * none, unless their producer wrote one). `lastActivity`: the last event's
+     * timestamp, in milliseconds since the epoch. */
     events: number; lastOffset: string | null; lastActivity: number | null;
   };
 }
@@ -146,12 +166,19 @@ export class GaplessSession implements AsyncIterable<SessionUpdate> {
   /** The view folded so far, with "stalled" evaluated now. */
   view(): SessionSnapshot;
   close(): void;
+  /** Stops reading (as `close()`) and frees the object's memory. */
+  free(): void;
   [Symbol.asyncIterator](): AsyncIterator<SessionUpdate>;
   subscribe(callback: (error: GaplessError | null, update: SessionUpdate | null) => void): () => void;
 }
 
 export class GaplessProducer {
   constructor(url: string, options?: { producerId?: string; contentType?: string; headers?: Record<string, string> });
-  /** Appends one message; resolves to the offset after it once durable (null when the server's answer does not say it). */
+  /** Appends one message; resolves to the offset after it once durable (null when the
+   * server's answer does not say it). With a JSON content type (the default), any
+   * value `JSON.stringify` writes; otherwise a string. Rejects with INVALID_ARGUMENT
+   * for another value. */
   append(value: unknown): Promise<string | null>;
+  /** Frees the object's memory. */
+  free(): void;
 }

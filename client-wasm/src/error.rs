@@ -20,8 +20,6 @@ pub enum Code {
     Status,
     /// A bad argument (option, offset, header).
     InvalidArgument,
-    /// The network failed for good.
-    Network,
     /// An append may or may not be stored: its answers were lost (the producer's
     /// next append is sent under a new epoch, never under its numbers).
     OutcomeUnknown,
@@ -40,7 +38,6 @@ impl Code {
             Code::Protocol => "PROTOCOL",
             Code::Status => "STATUS",
             Code::InvalidArgument => "INVALID_ARGUMENT",
-            Code::Network => "NETWORK",
             Code::OutcomeUnknown => "OUTCOME_UNKNOWN",
             Code::Fenced => "FENCED",
         }

@@ -65,6 +65,8 @@ export function mistakes(event: SessionEvent): void {
   }
   // @ts-expect-error only an unknown event has a kind
   void event.kind;
+  // @ts-expect-error channels are named in camel case
+  if (event.channel === "container-agent") return;
   // @ts-expect-error no such event type
   if (event.type === "container-agent:tokens") return;
 }
@@ -82,12 +84,21 @@ export async function read(url: string): Promise<string[]> {
   const view = session.view();
   if (view.status.state === "failed") shown.push(view.status.error);
   if (view.status.state === "stalled") shown.push(`${view.status.silent_ms}`);
-  session.close();
+  // @ts-expect-error the status as the events left it is never "stalled"
+  if (view.view.status.state === "stalled") return shown;
+  shown.push(view.view.lastOffset ?? "no offset", ...view.view.turns.map((t) => t.text));
+  session.free();
 
   const stream = new GaplessStream(url, { offset: "now", live: "long-poll" });
   const stop = stream.subscribe((error: GaplessError | null, update: StreamUpdate | null) => {
     if (error?.code === "CONTINUITY_LOST") shown.push(error.message);
-    if (update?.type === "batch") shown.push(`${update.messages?.length ?? 0} at ${update.offset}`);
+    // @ts-expect-error a failed connection is retried (a "reconnecting" update), no error
+    if (error?.code === "NETWORK") shown.push(error.message);
+    if (update?.type === "batch") {
+      // A batch holds either parsed messages (a JSON stream) or bytes.
+      const count = "messages" in update ? update.messages.length : update.bytes.byteLength;
+      shown.push(`${count} at ${update.offset}`);
+    }
   });
   stop();
 
