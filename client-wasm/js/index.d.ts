@@ -21,8 +21,9 @@ export interface ReadOptions {
 
 /** The stable error code on every Error the package's own checks and reads throw or
  * reject with (a call before `init()` or after `free()` throws the glue's own Error,
- * without one). A failed connection is no error: it is retried, and told as a
- * `reconnecting` update. */
+ * without one). A read's failed connection is no error: it is retried, and told as a
+ * `reconnecting` update (an append's is retried too, and ends as OUTCOME_UNKNOWN
+ * when no answer comes). */
 export type ErrorCode = "NOT_FOUND" | "AUTH" | "CONTINUITY_LOST" | "CLOSED" | "PROTOCOL" | "STATUS" | "INVALID_ARGUMENT" | "OUTCOME_UNKNOWN" | "FENCED";
 export interface GaplessError extends Error { code: ErrorCode; status?: number }
 
@@ -33,9 +34,9 @@ export type Reconnecting = { type: "reconnecting"; offset: string; reason: strin
 
 export type StreamUpdate =
   /** A JSON stream's messages, each parsed. */
-  | { type: "batch"; messages: unknown[]; offset: string; upToDate: boolean }
+  | { type: "batch"; messages: unknown[]; bytes?: never; offset: string; upToDate: boolean }
   /** Any other stream's bytes. */
-  | { type: "batch"; bytes: Uint8Array; offset: string; upToDate: boolean }
+  | { type: "batch"; bytes: Uint8Array; messages?: never; offset: string; upToDate: boolean }
   | { type: "up-to-date"; offset: string }
   | { type: "closed"; offset: string }
   | Reconnecting;
@@ -64,7 +65,7 @@ interface Ids { taskId: string; sessionId: string }
 export type Channel = "containerAgent" | "plan" | "sandbox" | "taskCreation" | "topology" | "terraform" | "default";
 /** The values a field is known to take, or any other string: the schema a kind's data
  * is checked against takes any string there (later producers may send new values). */
-type Open<T extends string> = T | (string & {});
+export type Open<T extends string> = T | (string & {});
 /** Every session event kind, as a discriminated union on `type` (`"unknown"` for an
  * event that is not of a known kind with data that fits it, see {@link UnknownEvent}). */
 export type SessionEvent = { channel: Channel; timestamp: number | null } & (
@@ -119,8 +120,9 @@ export type SessionEvent = { channel: Channel; timestamp: number | null } & (
   | UnknownEvent
 );
 /** An event of a kind this package does not know, or of a known kind whose data does
- * not fit it (kept as it arrived, not folded into the view): its `kind` is the type it
- * was sent with. A message that is no event envelope at all comes as one too, with
+ * not fit it (kept as it arrived; the view does not fold it as its kind, but lists a
+ * known kind's in `view.errors`, and a malformed terminal event still ends the
+ * session): its `kind` is the type it was sent with. A message that is no event envelope at all comes as one too, with
  * `kind` "gapless:not-an-envelope" and the whole message as `data`. Every other
  * `type` promises the shape of its `data`. */
 export type UnknownEvent = { type: "unknown"; kind: string; data: unknown };
@@ -154,8 +156,9 @@ export interface SessionSnapshot {
     errors: { kind: string; error: string; code: string | null }[];
     /** `lastOffset`: the `offset` of the last event that carried one (the server's
      * session API gives each event its offset; events read from the stream itself carry
-     * none, unless their producer wrote one). `lastActivity`: the last event's
-     * timestamp, in milliseconds since the epoch. */
+     * none, unless their producer wrote one). `lastActivity`: when the session was
+     * last active, in milliseconds since the epoch (a live event counts when it
+     * arrives, one from history at its timestamp, at most now). */
     events: number; lastOffset: string | null; lastActivity: number | null;
   };
 }

@@ -220,10 +220,6 @@ impl GaplessSession {
                         let event = object();
                         set(&event, "channel", &envelope.channel().as_str().into());
                         set(&event, "data", &from_json(&data));
-                        let timestamp = envelope
-                            .timestamp
-                            .map_or(JsValue::NULL, |t| (t as f64).into());
-                        set(&event, "timestamp", &timestamp);
                         // A kind this package does not know, or a known one whose data
                         // does not fit it, is `type: "unknown"` with the kind as sent:
                         // a known `type` then promises its data's shape (TypeScript
@@ -236,6 +232,10 @@ impl GaplessSession {
                         if !typed {
                             set(&event, "kind", &kind.into());
                         }
+                        let timestamp = envelope
+                            .timestamp
+                            .map_or(JsValue::NULL, |t| (t as f64).into());
+                        set(&event, "timestamp", &timestamp);
                         set(
                             &event,
                             "type",

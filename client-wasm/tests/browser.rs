@@ -468,9 +468,13 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
         ),
         ("container-agent:token", r#""delta":"Hello ""#),
         ("container-agent:token", r#""delta":"world""#),
+        // A kind the view does not fold, checked against its schema: its own type.
+        ("sandbox:ready", r#""sandboxId":"x","containerId":"c""#),
         ("robot:dance", r#""moves":3"#),
-        // A known kind whose data does not fit it: typed as unknown, not folded.
+        // Known kinds whose data does not fit them (one the view folds, one it only
+        // checks): typed as unknown, listed among the view's errors.
         ("container-agent:token", r#""delta":5"#),
+        ("sandbox:ready", r#""sandboxId":1,"containerId":"c""#),
     ];
     // Ten seconds old: silent for longer than one threshold, not the other (no
     // waiting on the clock).
@@ -489,14 +493,21 @@ async fn a_session_yields_typed_events_and_a_view_stalled_when_silent() {
         "container-agent:turn",
         "container-agent:token",
         "container-agent:token",
+        "sandbox:ready",
         "unknown robot:dance",
         "unknown container-agent:token",
+        "unknown sandbox:ready",
     ];
     assert_eq!(patient.0, expected);
     let view = patient.1;
     assert_eq!(text(&get(&view, "status"), "state"), "running");
     let turns = Array::from(&get(&get(&view, "view"), "turns"));
     assert_eq!(text(&turns.get(0), "text"), "Hello world");
+    let errors: Vec<String> = Array::from(&get(&get(&view, "view"), "errors"))
+        .iter()
+        .map(|e| text(&e, "kind"))
+        .collect();
+    assert_eq!(errors, ["container-agent:token", "sandbox:ready"]);
     let (_, view) = read_session(&url, 5_000).await;
     assert_eq!(
         text(&get(&view, "status"), "state"),

@@ -55,10 +55,10 @@ pub struct Config {
     #[arg(long, env = "GAPLESS_SUBSCRIPTIONS")]
     pub subscriptions: bool,
     /// Also let webhooks be `http://` to this machine's loopback (`127.0.0.0/8`,
-    /// `[::1]`, `localhost`): for development and tests. Off by default, since any
-    /// token that may make a subscription could then have the server call whatever
-    /// listens on loopback.
-    #[arg(long, env = "GAPLESS_WEBHOOKS_TO_LOOPBACK")]
+    /// `[::1]`, `localhost` and names under it): for development and tests. Off by
+    /// default, since any token that may make a subscription could then have the
+    /// server call whatever listens on loopback. Needs `--subscriptions`.
+    #[arg(long, env = "GAPLESS_WEBHOOKS_TO_LOOPBACK", requires = "subscriptions")]
     pub webhooks_to_loopback: bool,
     /// The URL the server is reached at from outside (behind a proxy, or bound to
     /// 0.0.0.0), for the links its answers carry (a webhook's `callback_url`, the

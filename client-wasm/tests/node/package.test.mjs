@@ -263,9 +263,13 @@ test("a session yields typed events and a session view, stalled when silent", as
   await send("container-agent:turn", { turn: 1, maxTurns: 2, remaining: 1 });
   await send("container-agent:token", { delta: "Hello " });
   await send("container-agent:token", { delta: "world" });
+  // A kind the view does not fold, checked against its schema: its own type.
+  await send("sandbox:ready", { sandboxId: "x", containerId: "c" });
   await send("robot:dance", { moves: 3 });
-  // A known kind whose data does not fit it: kept, typed as unknown, not folded.
+  // Known kinds whose data does not fit them (one the view folds, one it only
+  // checks): kept, typed as unknown, listed among the view's errors.
   await send("container-agent:token", { delta: 5 });
+  await send("sandbox:ready", { sandboxId: 1, containerId: "c" });
   const read = async (stallAfterMs) => {
     const session = new GaplessSession(url, { headers, stallAfterMs });
     const events = [];
@@ -273,11 +277,14 @@ test("a session yields typed events and a session view, stalled when silent", as
       if (u.type === "events") events.push(...u.events);
       if (u.type === "up-to-date") break;
     }
-    assert.deepEqual(events.map((e) => e.type), ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "unknown", "unknown"]);
-    assert.deepEqual(events.map((e) => e.kind), [undefined, undefined, undefined, undefined, "robot:dance", "container-agent:token"]);
-    assert.deepEqual(events[4].data, { ...ids, moves: 3 });
-    assert.deepEqual(events[5].data, { ...ids, delta: 5 });
-    assert.equal(events[5].channel, "containerAgent");
+    const known = ["container-agent:started", "container-agent:turn", "container-agent:token", "container-agent:token", "sandbox:ready"];
+    assert.deepEqual(events.map((e) => e.type), [...known, "unknown", "unknown", "unknown"]);
+    assert.deepEqual(events.map((e) => e.kind), [...known.map(() => undefined), "robot:dance", "container-agent:token", "sandbox:ready"]);
+    assert.deepEqual(events[4].data, { ...ids, sandboxId: "x", containerId: "c" });
+    assert.deepEqual(events[5].data, { ...ids, moves: 3 });
+    assert.deepEqual(events[6].data, { ...ids, delta: 5 });
+    assert.equal(events[6].channel, "containerAgent");
+    assert.deepEqual(events[7].data, { ...ids, sandboxId: 1, containerId: "c" });
     const snap = session.view();
     session.close();
     return snap;
@@ -285,6 +292,8 @@ test("a session yields typed events and a session view, stalled when silent", as
   const patient = await read(60_000);
   assert.equal(patient.status.state, "running");
   assert.equal(patient.view.turns[0].text, "Hello world");
+  assert.equal(patient.view.events, 8);
+  assert.deepEqual(patient.view.errors.map((e) => e.kind), ["container-agent:token", "sandbox:ready"]);
   assert.equal((await read(5_000)).status.state, "stalled");
 });
 

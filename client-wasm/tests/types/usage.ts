@@ -96,8 +96,10 @@ export async function read(url: string): Promise<string[]> {
     if (error?.code === "NETWORK") shown.push(error.message);
     if (update?.type === "batch") {
       // A batch holds either parsed messages (a JSON stream) or bytes.
-      const count = "messages" in update ? update.messages.length : update.bytes.byteLength;
-      shown.push(`${count} at ${update.offset}`);
+      const count = update.messages !== undefined ? update.messages.length : update.bytes.byteLength;
+      shown.push(`${count} at ${update.offset} (${update.messages?.length ?? 0} messages)`);
+      // @ts-expect-error a batch of messages has no bytes
+      if (update.messages !== undefined) shown.push(`${update.bytes.byteLength}`);
     }
   });
   stop();

@@ -161,7 +161,7 @@ fn trim(s: &str) -> String {
 }
 
 /// Whether a webhook URL is acceptable: https to a public host, or http to loopback if
-/// `loopback` (`--webhooks-to-loopback`).
+/// `loopback_allowed` (`--webhooks-to-loopback`).
 /// Read by the same URL parser the webhook client uses (a hand-made reading once let
 /// `https://10.0.0.1\\@example.com/`, `https://127.1/` or `https://0x7f.0.0.1/`
 /// through); what a public name resolves to is checked when it is called (see
