@@ -210,7 +210,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
                         (head, Body::empty(), Framing::None)
                     }
                     Err(response) => {
-                        let (head, body, framing, _) = encode_head(response, close, false);
+                        let (head, body, framing, _) = encode_head(response, &mut close, false);
                         (head, body, framing)
                     }
                 };
@@ -256,7 +256,7 @@ async fn requests(mut stream: TcpStream, mut buf: Vec<u8>, conn: Conn) {
         // (A refused body's first bytes are dropped here, the rest by `drain`.)
         let unread = unread.saturating_sub(buf.len() - n);
         forget_request(&mut buf, n + body);
-        let (head, body, framing, feed) = encode_head(routed.await, close, bodiless);
+        let (head, body, framing, feed) = encode_head(routed.await, &mut close, bodiless);
         if let Some(feed) = feed {
             // A live response: its feed is stepped here (and parked while idle).
             drop(body);
@@ -704,10 +704,7 @@ fn lean_request(head: &Bytes, lean_appends: Option<usize>) -> Option<Lean> {
             body = Some(std::str::from_utf8(h.value).ok()?.parse().ok()?);
         }
         if is("connection") {
-            close |= h
-                .value
-                .split(|&b| b == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            close |= says_close(h.value);
         }
         match &mut map {
             Some(map) => {
@@ -769,13 +766,20 @@ enum Framing {
 
 /// The response head as bytes, the body, how the body is framed, and the feed of a
 /// live response (which then is the body). `bodiless`: the answer to a `HEAD`, whose
-/// headers describe a body that is not sent.
+/// headers describe a body that is not sent. `close`: the connection closes after the
+/// response (set here too when the response says so).
 fn encode_head(
     response: axum::response::Response,
-    close: bool,
+    close: &mut bool,
     bodiless: bool,
 ) -> (Vec<u8>, Body, Framing, Option<Box<dyn Feed>>) {
     let (parts, body) = response.into_parts();
+    // A handler that answers `Connection: close` ends the connection, as under hyper.
+    *close |= parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| says_close(v.as_bytes()));
     let status = parts.status;
     let length = parts
         .headers
@@ -823,13 +827,20 @@ fn encode_head(
         &mut head,
         parts.headers.contains_key(header::DATE),
         framing == Framing::Chunked,
-        close,
+        *close,
     );
     let feed = match framing {
         Framing::Chunked => parts.extensions.get::<FeedSlot>().and_then(FeedSlot::take),
         _ => None,
     };
     (head, body, framing, feed)
+}
+
+/// Whether a `Connection` header's value lists the `close` option.
+fn says_close(value: &[u8]) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
 }
 
 /// Ends a response head whose header lines are in `head`, as hyper would: the date
@@ -1364,6 +1375,34 @@ mod tests {
         let written = rewind.write_all(&vec![b'x'; 64 << 20]).await;
         assert!(matches!(&written, Err(e) if e.kind() == io::ErrorKind::TimedOut));
         assert!(started.elapsed() >= WRITE_STALL);
+    }
+
+    #[test]
+    fn a_response_that_says_close_closes_the_connection() {
+        let encoded = |connection: Option<&'static str>| {
+            let mut response = axum::response::Response::new(Body::from("x"));
+            if let Some(value) = connection {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, header::HeaderValue::from_static(value));
+            }
+            let mut close = false;
+            let (head, ..) = encode_head(response, &mut close, false);
+            (close, String::from_utf8_lossy(&head).into_owned())
+        };
+        for value in ["close", "Keep-Alive, CLOSE"] {
+            let (close, head) = encoded(Some(value));
+            assert!(close, "{value}");
+            assert!(
+                head.contains("\r\nconnection: close\r\n"),
+                "{value}: {head}"
+            );
+        }
+        for value in [None, Some("keep-alive"), Some("closed")] {
+            let (close, head) = encoded(value);
+            assert!(!close, "{value:?}");
+            assert!(!head.contains("connection:"), "{value:?}: {head}");
+        }
     }
 
     #[test]
