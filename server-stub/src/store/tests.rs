@@ -24,8 +24,13 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A store in a fresh directory (see [`scratch`]) holding an empty JSON stream `s`.
 async fn with_json_stream(name: &str) -> (PathBuf, Store) {
+    with_json_stream_at(name, Durability::Normal).await
+}
+
+/// [`with_json_stream`] with the store at `durability` (`Full`: with its syncer).
+async fn with_json_stream_at(name: &str, durability: Durability) -> (PathBuf, Store) {
     let dir = scratch(name);
-    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let store = Store::open(Some(&dir), durability).expect("open");
     store.create(CreateReq::json("s")).await.expect("create");
     (dir, store)
 }
@@ -956,9 +961,7 @@ async fn after_shutdown_a_lone_write_is_refused_not_committed_in_place() {
 
 #[tokio::test]
 async fn the_log_is_lengthened_ahead_and_a_crash_image_of_it_reads_back_whole() {
-    let dir = scratch("presized");
-    let store = Store::open(Some(&dir), Durability::Full).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+    let (dir, store) = with_json_stream_at("presized", Durability::Full).await;
     for first in (0..200).step_by(20) {
         store
             .append(append("s", &messages(first, 20, 30)))
@@ -1101,9 +1104,7 @@ async fn in_place_then_another(
 
 #[tokio::test]
 async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told_first() {
-    let dir = scratch("in-place");
-    let store = Store::open(Some(&dir), Durability::Full).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+    let (dir, store) = with_json_stream_at("in-place", Durability::Full).await;
     let (first, second) = in_place_then_another(&store, None).await;
     let first = first.expect("first append");
     let second = second.expect("second append");
@@ -1116,9 +1117,7 @@ async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told
 
 #[tokio::test]
 async fn a_commit_whose_sync_overlapped_a_failed_one_made_in_place_fails_with_it() {
-    let dir = scratch("in-place-fails");
-    let store = Store::open(Some(&dir), Durability::Full).expect("open");
-    store.create(CreateReq::json("s")).await.expect("create");
+    let (dir, store) = with_json_stream_at("in-place-fails", Durability::Full).await;
     // The syncer thread syncs the log; a commit made in place syncs a pipe, which
     // fails (EINVAL).
     let wal = std::fs::OpenOptions::new()
