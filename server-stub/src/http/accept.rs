@@ -33,7 +33,7 @@ use tracing::debug;
 
 use super::body::{BODY_TIMEOUT, REQUEST_TIMEOUT};
 use super::direct::{Direct, Target};
-use super::headers::{names, Fields};
+use super::headers::{names, write_header_line, write_status_line, Fields};
 use super::park::{park, Conn, Lots, Parked};
 use super::sse::{Feed, FeedSlot, Step, Steps, Wake};
 use super::ApiError;
@@ -801,11 +801,7 @@ fn encode_head(
         }
     };
     let mut head = Vec::with_capacity(512);
-    head.extend_from_slice(b"HTTP/1.1 ");
-    head.extend_from_slice(status.as_str().as_bytes());
-    head.push(b' ');
-    head.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-    head.extend_from_slice(b"\r\n");
+    write_status_line(&mut head, status);
     // As hyper does: no length on an answer that cannot have one (RFC 9110, 8.6: a
     // 304's could only repeat the 200's), and the date.
     let lengthless = status.is_informational()
@@ -818,10 +814,7 @@ fn encode_head(
         {
             continue;
         }
-        head.extend_from_slice(name.as_str().as_bytes());
-        head.extend_from_slice(b": ");
-        head.extend_from_slice(value.as_bytes());
-        head.extend_from_slice(b"\r\n");
+        write_header_line(&mut head, name, value.as_bytes());
     }
     finish_head(
         &mut head,

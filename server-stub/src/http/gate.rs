@@ -148,10 +148,7 @@ impl Gate {
     /// named no origin (each line ended).
     pub(crate) fn write_plain(out: &mut Vec<u8>) {
         for (name, value) in EVERY_RESPONSE {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            headers::write_header_line(out, &name, value.as_bytes());
         }
     }
 

@@ -1,7 +1,7 @@
 //! Request header parsing (TTL, expiry, closure, producers, forks) and response
 //! header values (ETag, cursor, caching) of the Durable Streams protocol.
 
-use axum::http::{HeaderMap, HeaderName};
+use axum::http::{HeaderMap, HeaderName, StatusCode};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -60,6 +60,24 @@ pub(super) mod names {
     /// `Cross-Origin-Resource-Policy`.
     pub(crate) const CROSS_ORIGIN_RESOURCE_POLICY: HeaderName =
         HeaderName::from_static("cross-origin-resource-policy");
+}
+
+/// Writes an HTTP/1.1 status line for `status` to `out` (the line ended), as hyper
+/// writes one: the code and its canonical reason.
+pub(super) fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes the header line `name: value` to `out` (the line ended).
+pub(super) fn write_header_line(out: &mut Vec<u8>, name: &HeaderName, value: &[u8]) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Where a request's header values are found by name: a [`HeaderMap`], or the few

@@ -350,17 +350,8 @@ impl Appended {
     /// The answer's status line and header lines, as [`Appended::into_response`] has
     /// them, written to `out` (each line ended).
     pub(super) fn write_head(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(self.status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(self.status.canonical_reason().unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
-        self.each_header(|name, value| {
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        });
+        h::write_status_line(out, self.status);
+        self.each_header(|name, value| h::write_header_line(out, name, value.as_bytes()));
     }
 
     /// Whether the answer has no body, nor a length (a 204).
