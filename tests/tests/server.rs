@@ -652,6 +652,116 @@ async fn a_subscription_sees_a_stream_created_again_at_its_path_from_its_start()
 }
 
 #[tokio::test]
+async fn subscription_routes_open_to_callers_without_a_token_give_nothing_away() {
+    let dir = temp_dir("subscription-open");
+    let server =
+        ServerProcess::start_with_tokens(&dir, "server write *\n", &["--subscriptions"]).await;
+    let c = client();
+    let url = server.stream("w");
+    let r = c
+        .put(&url)
+        .bearer_auth("server")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let put = |id: &str| {
+        c.put(server.stream(&format!("__ds/subscriptions/{id}")))
+            .bearer_auth("server")
+            .json(&json!({"type": "pull-wake", "wake_stream": "wakes", "streams": ["w"]}))
+            .send()
+    };
+    // Ids that could not name their callback are refused, and nothing is made.
+    let long = "a".repeat(129);
+    for id in ["", "a%3Fb", "a%20b", &long] {
+        let r = put(id).await.expect("put");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{id:?}");
+    }
+    let r = c
+        .get(server.stream("__ds/subscriptions"))
+        .bearer_auth("server")
+        .send()
+        .await
+        .expect("list");
+    let listed = r.text().await.expect("text");
+    assert!(!listed.contains("wakes"), "nothing made: {listed}");
+    let r = put("pw").await.expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    // Without a token issued for it, an ack or a callback tells nothing of whether a
+    // subscription exists, nor of its type: 401 for each.
+    for path in ["pw/ack", "pw/callback", "nope/ack", "nope/release"] {
+        let r = c
+            .post(server.stream(&format!("__ds/subscriptions/{path}")))
+            .json(&json!({"wake_id": "w", "generation": 1}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    // Their bodies are read before that, so they are kept small: 64 KiB at most.
+    let big = format!("[{}0]", "0,".repeat(40 * 1024));
+    let r = c
+        .post(server.stream("__ds/subscriptions/pw/ack"))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // The keys that sign webhooks are for receivers, which hold no token.
+    let r = c
+        .get(server.stream("__ds/jwks.json"))
+        .send()
+        .await
+        .expect("jwks");
+    assert_eq!(r.status(), StatusCode::OK);
+    let keys: Value = r.json().await.expect("json");
+    assert!(
+        keys["keys"].as_array().is_some_and(|k| !k.is_empty()),
+        "{keys}"
+    );
+    // A callback token is a bearer token whatever the case of the scheme's name.
+    let r = c
+        .post(url.clone())
+        .bearer_auth("server")
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .expect("append");
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let claimed: Value = c
+        .post(server.stream("__ds/subscriptions/pw/claim"))
+        .header("authorization", "BEARER server")
+        .json(&json!({"worker": "x"}))
+        .send()
+        .await
+        .expect("claim")
+        .json()
+        .await
+        .expect("json");
+    let token = claimed["token"].as_str().expect("a callback token");
+    let r = c
+        .post(server.stream("__ds/subscriptions/pw/ack"))
+        .header("authorization", format!("bearer {token}"))
+        .json(
+            &json!({"wake_id": claimed["wake_id"], "generation": claimed["generation"],
+                      "acks": [], "done": true}),
+        )
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the_lease() {
     let dir = temp_dir("subscription-auth");
     let server =

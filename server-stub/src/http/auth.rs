@@ -187,7 +187,10 @@ pub(super) fn allowed(tokens: &Tokens, request: &Request) -> Result<(), ApiError
         || path == "/healthz"
         || path == "/"
         || path.starts_with("/assets/")
-        || (request.method() == Method::POST && carries_callback_token(path));
+        || (request.method() == Method::POST && carries_callback_token(path))
+        // The keys webhook receivers check signatures with (they hold no token).
+        || (matches!(*request.method(), Method::GET | Method::HEAD)
+            && path == "/v1/stream/__ds/jwks.json");
     if open {
         return Ok(());
     }
@@ -227,15 +230,14 @@ fn bearer(request: &Request) -> Option<&str> {
     )
 }
 
-/// The bearer token an `Authorization` header's value (`authorization`) carries.
-fn bearer_of(authorization: Option<&[u8]>) -> Option<&str> {
-    authorization
-        .and_then(super::headers::visible)
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
+/// The bearer token an `Authorization` header's value (`authorization`) carries (the
+/// scheme's name in any case, RFC 9110, 11.1).
+pub(crate) fn bearer_of(authorization: Option<&[u8]>) -> Option<&str> {
+    let value = authorization.and_then(super::headers::visible)?;
+    let scheme = value.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| value[7..].trim())
 }
 
 /// Whether an append to the stream at `stream` (a path as requested after

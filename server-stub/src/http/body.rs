@@ -25,10 +25,6 @@ pub(super) async fn body_bytes(state: &AppState, body: Body) -> Result<Bytes, Ap
     collect(body, state.config.max_body_bytes).await
 }
 
-/// Reads `body` whole: 413 past `limit` bytes (at once if its announced length is
-/// past it), 408 when nothing comes for [`REQUEST_TIMEOUT`] or all of it takes longer
-/// than [`BODY_TIMEOUT`], 400 when the body fails. What has come already (all of a
-/// body the lean layer read) is taken without a timer.
 /// The answer to a body past `limit` bytes (413).
 pub(super) fn too_large(limit: usize) -> ApiError {
     ApiError::new(
@@ -37,7 +33,11 @@ pub(super) fn too_large(limit: usize) -> ApiError {
     )
 }
 
-async fn collect(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads `body` whole: 413 past `limit` bytes (at once if its announced length is
+/// past it), 408 when nothing comes for [`REQUEST_TIMEOUT`] or all of it takes longer
+/// than [`BODY_TIMEOUT`], 400 when the body fails. What has come already (all of a
+/// body the lean layer read) is taken without a timer.
+pub(super) async fn collect(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let too_large = || too_large(limit);
     if body.size_hint().lower() > limit as u64 {
         return Err(too_large());

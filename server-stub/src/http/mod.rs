@@ -100,13 +100,13 @@ impl AppState {
     }
 }
 
-/// Reads a request body within the configured limit (413 past it) and time limits
-/// (408 past them).
-pub(crate) async fn body_bytes_of(
-    state: &AppState,
+/// Reads a request body of at most `limit` bytes (413 past it), for routes whose
+/// bodies are small whatever the configured limit.
+pub(crate) async fn body_bytes_up_to(
     body: axum::body::Body,
+    limit: usize,
 ) -> Result<axum::body::Bytes, ApiError> {
-    body::body_bytes(state, body).await
+    body::collect(body, limit).await
 }
 
 /// The current time in RFC 3339.

@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 use super::{listing, pending, serialize, tail_of, Kind, Link, Registry, Sub};
 use crate::http::auth::Scope;
 use crate::http::AppState;
+
+/// The largest body a subscription route reads (a subscription's definition, a
+/// callback's acknowledgement): 64 KiB.
+const MAX_SUBSCRIPTION_BODY: usize = 64 * 1024;
 use crate::store::ReadFrom;
 
 /// A subscription API error: `{"error":{"code","message",...}}`.
@@ -73,7 +77,10 @@ pub(crate) async fn route(
     };
     let (id, tail) = rest.split_once('/').unwrap_or((rest, ""));
     let id = id.to_owned();
-    let bytes = match crate::http::body_bytes_of(state, body).await {
+    // Read before the subscription is looked up or its token checked (a callback
+    // carries its own), so kept small: a body within the stream limit, parsed whole,
+    // could take some twenty times its size.
+    let bytes = match crate::http::body_bytes_up_to(body, MAX_SUBSCRIPTION_BODY).await {
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
@@ -218,6 +225,14 @@ fn put(
     body: &Value,
     scope: Option<Scope>,
 ) -> Response {
+    // The id goes into its callback's URL as it is (and a callback's path must name
+    // it: see `auth::carries_callback_token`).
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
+    if id.is_empty() || id.len() > 128 || !id.bytes().all(plain) || id == "." || id == ".." {
+        return invalid(
+            "a subscription id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_', '.' or '~'",
+        );
+    }
     let kind_name = body.get("type").and_then(Value::as_str);
     let pattern = match body.get("pattern") {
         None | Some(Value::Null) => None,
@@ -388,11 +403,7 @@ fn add_streams(
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+    crate::http::auth::bearer_of(headers.get("authorization").map(|v| v.as_bytes()))
 }
 
 /// Callback (webhook), ack and release (pull-wake): token, fencing, acks, done.
@@ -407,6 +418,16 @@ fn settle(
 ) -> Response {
     let work;
     let response;
+    // The token first: without one issued for it, nothing tells whether the
+    // subscription exists, nor of what type it is.
+    let Some(token_generation) = bearer(headers).and_then(|t| registry.token_generation(id, t))
+    else {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "TOKEN_INVALID",
+            "a valid bearer token is required",
+        );
+    };
     {
         let mut subs = registry.lock();
         let Some(sub) = subs.get_mut(id) else {
@@ -415,14 +436,6 @@ fn settle(
         if pull != matches!(sub.kind, Kind::PullWake { .. }) {
             return invalid("this operation does not apply to this subscription type");
         }
-        let Some(token_generation) = bearer(headers).and_then(|t| registry.token_generation(id, t))
-        else {
-            return error(
-                StatusCode::UNAUTHORIZED,
-                "TOKEN_INVALID",
-                "a valid bearer token is required",
-            );
-        };
         let wake_id = body.get("wake_id").and_then(Value::as_str);
         let generation = body.get("generation").and_then(Value::as_u64);
         if token_generation != sub.generation
