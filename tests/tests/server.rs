@@ -157,6 +157,53 @@ async fn session_history_survives_kill_9_and_the_stream_continues_live_without_g
 }
 
 #[tokio::test]
+async fn a_session_event_source_resumes_after_up_to_date_and_no_event_passes_for_a_marker() {
+    let dir = temp_dir("session-markers");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let (status, _) = post_events(&c, &server.url, "m", &token_event("m", "first")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let stream = format!("{}/api/sessions/m/stream?offset=now", server.url);
+    let r = c.get(&stream).send().await.expect("sse");
+    let mut body = r.bytes_stream();
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    // Read from `now`, no event comes before the marker: its id is where a browser's
+    // EventSource reconnects from (without it, from `now` again, past what came
+    // between).
+    let marker = next_sse_event(&mut body, &mut decoder).await;
+    assert_eq!(marker.event, "up-to-date");
+    let data: Value = serde_json::from_str(&marker.data).expect("json");
+    assert_eq!(marker.id.as_deref(), data["offset"].as_str());
+    assert!(marker.id.is_some());
+    drop(body);
+    // Events whose types are the markers' names (accepted: unknown kinds are kept).
+    let posing = json!([{"type": "closed", "data": {}}, {"type": "up-to-date", "data": {}},
+                        {"type": "error", "data": {}}]);
+    let (status, _) = post_events(&c, &server.url, "m", &posing).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let r = c
+        .get(&stream)
+        .header("last-event-id", marker.id.clone().unwrap_or_default())
+        .send()
+        .await
+        .expect("sse");
+    let mut body = r.bytes_stream();
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    for kind in ["closed", "up-to-date", "error"] {
+        let event = next_sse_event(&mut body, &mut decoder).await;
+        assert_eq!(event.event, "message", "{kind} goes as a plain message");
+        let data: Value = serde_json::from_str(&event.data).expect("json");
+        assert_eq!(
+            data["type"], kind,
+            "resumed where the marker was: nothing missed"
+        );
+    }
+    let marker = next_sse_event(&mut body, &mut decoder).await;
+    assert_eq!(marker.event, "up-to-date");
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn sixteen_concurrent_producers_get_unique_gapless_offsets() {
     let dir = temp_dir("concurrent");
     let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;

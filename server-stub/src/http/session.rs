@@ -628,17 +628,24 @@ pub(super) async fn stream(
 }
 
 /// The session framing: one event per stored message (`id:` its offset, `event:`
-/// its type), then `up-to-date` once caught up and `closed` at the end.
+/// its type), then `up-to-date` once caught up and `closed` at the end, each with its
+/// offset as its `id:` (an `EventSource` that reconnects after one resumes there).
+/// A message whose type is a name these markers or an `EventSource` use
+/// ([`RESERVED_EVENT_NAMES`]) goes as a plain `message` event: what a producer
+/// writes cannot pass for the server's word (its data still says its type).
 struct SessionFraming;
 
+/// The event names a stored message's type is not sent as (see [`SessionFraming`]).
+const RESERVED_EVENT_NAMES: [&str; 5] = ["up-to-date", "closed", "error", "open", "message"];
+
 impl SessionFraming {
-    /// A marker event at `at`; with `id`, that offset as its `id:` too (an
-    /// `EventSource` then reconnects from there).
-    fn offset_event(&self, kind: &str, at: u64, meta: &StreamMeta, id: bool) -> String {
+    /// A marker event at `at`, that offset as its `id:` too (an `EventSource` then
+    /// reconnects from there).
+    fn offset_event(&self, kind: &str, at: u64, meta: &StreamMeta) -> String {
         let mut out = String::new();
         let offset = meta.offset(at);
         let data = json!({ "offset": offset }).to_string();
-        encode_event(&mut out, Some(kind), id.then_some(offset.as_str()), &data);
+        encode_event(&mut out, Some(kind), Some(&offset), &data);
         out
     }
 }
@@ -652,7 +659,11 @@ impl Framing for SessionFraming {
             let offset = from + i as u64 + 1;
             let offset_text = meta.offset(offset);
             let event = event_json(m.get(), &offset_text);
-            let kind = event["type"].as_str().unwrap_or("message").to_owned();
+            let kind = event["type"]
+                .as_str()
+                .filter(|kind| !RESERVED_EVENT_NAMES.contains(kind))
+                .unwrap_or("message")
+                .to_owned();
             encode_event(
                 &mut text,
                 Some(&kind),
@@ -670,11 +681,13 @@ impl Framing for SessionFraming {
     fn end(&self, at: u64, meta: &StreamMeta) -> String {
         // With its id: an EventSource reconnecting after it is at the end of a closed
         // session, which it is told with 204 (one that read no event has none else).
-        self.offset_event("closed", at, meta, true)
+        self.offset_event("closed", at, meta)
     }
 
     fn caught_up(&self, at: u64, meta: &StreamMeta) -> String {
-        self.offset_event("up-to-date", at, meta, false)
+        // With its id: an EventSource that read no event (from `offset=now`, say)
+        // would otherwise reconnect to its URL's offset, past what came meanwhile.
+        self.offset_event("up-to-date", at, meta)
     }
 
     fn key(&self) -> FramingKey {
