@@ -3253,6 +3253,34 @@ async fn a_pattern_lets_go_of_the_streams_that_expire_once_they_are_swept() {
 }
 
 #[tokio::test]
+async fn reading_a_session_view_keeps_its_stream_with_a_ttl_alive() {
+    let dir = temp_dir("session-view-ttl");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let r = c
+        .put(server.stream("sessions/v"))
+        .header("content-type", "application/json")
+        .header("stream-ttl", "2")
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let (status, _) = post_events(&c, &server.url, "v", &token_event("v", "a")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    // Read only through the view, twice a second, for twice the time to live.
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let r = c
+            .get(format!("{}/api/sessions/v/view", server.url))
+            .send()
+            .await
+            .expect("view");
+        assert_eq!(r.status(), StatusCode::OK, "kept alive by its reads");
+    }
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn session_routes_bound_each_event_resume_past_an_empty_id_and_list_only_sessions() {
     let dir = temp_dir("session-edges-2");
     let server = ServerProcess::start(&dir, &[]).await;

@@ -130,7 +130,16 @@ impl Tokens {
                 ));
             }
             let prefixes = prefixes.split(',').map(Prefix::parse).collect();
-            grants.insert(token.to_owned(), Grant { access, prefixes });
+            // A second line for one token would silently replace the first's grant.
+            if grants
+                .insert(token.to_owned(), Grant { access, prefixes })
+                .is_some()
+            {
+                return Err(syntax(
+                    "this token is listed already (one line per token: list its prefixes \
+                     together, comma-separated)",
+                ));
+            }
         }
         Ok(Tokens { grants })
     }
@@ -341,6 +350,23 @@ mod tests {
         }
         for empty in ["t read sessions/s1,", "t read ,x", "t read a,,b"] {
             assert!(Tokens::parse(empty).is_err(), "{empty}");
+        }
+        // One line per token: a second would replace the first's grant unseen.
+        let twice = Tokens::parse("t read sessions/\nu write x\nt write sessions/t\n");
+        assert!(
+            matches!(twice, Err(TokensError::Syntax { line: 3, .. })),
+            "{twice:?}"
+        );
+        // The scheme's name in any case (RFC 9110, 11.1); nothing else is a bearer.
+        for (value, token) in [
+            ("Bearer t", Some("t")),
+            ("bearer t", Some("t")),
+            ("BEARER  t ", Some("t")),
+            ("Basic t", None),
+            ("Bearer", None),
+            ("Bearert", None),
+        ] {
+            assert_eq!(bearer_of(Some(value.as_bytes())), token, "{value:?}");
         }
         // A path covers its stream and those under it, not its longer namesakes; a
         // trailing `*` covers a prefix as written.

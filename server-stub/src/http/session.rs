@@ -483,6 +483,8 @@ pub(super) async fn view(
     let path = session_path(&id)?;
     let Query(q) = q.map_err(|e| SessionError::bad("invalid_query", e.body_text()))?;
     let (live, meta) = live_session(&state, &path)?;
+    // A read, as the other session routes' are: it keeps a stream with a TTL alive.
+    live.touch();
     let stall_after = std::time::Duration::from_millis(q.stall_after_ms.unwrap_or(60_000).max(1));
     let now = gapless_core::Time::from_millis(now_ms());
     // One folded view per session, whatever threshold each request asks for (which
