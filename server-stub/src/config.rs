@@ -71,8 +71,9 @@ pub struct Config {
     #[arg(long, env = "GAPLESS_ASSETS_DIR", default_value = "client-wasm/pkg")]
     pub assets_dir: PathBuf,
     /// Run simulated agent sessions (demo-1, demo-2, ...) against this server, for
-    /// the live page at `/`; every third one's producer dies mid-turn.
-    #[arg(long, env = "GAPLESS_DEMO")]
+    /// the live page at `/`; every third one's producer dies mid-turn. Not with
+    /// `--auth-tokens`: the page and the simulated producers carry no token.
+    #[arg(long, env = "GAPLESS_DEMO", conflicts_with = "auth_tokens")]
     pub demo: bool,
 }
 

@@ -180,7 +180,16 @@ impl Server {
         let token = self.state.shutdown.clone();
         let store = self.state.store.clone();
         if self.demo {
-            tokio::spawn(demo::run_demo(self.url(), token.clone()));
+            // Bound to every address (0.0.0.0, [::]): the simulated producers write
+            // to this machine's loopback.
+            let mut at = self.addr;
+            if at.ip().is_unspecified() {
+                at.set_ip(match at {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            tokio::spawn(demo::run_demo(format!("http://{at}"), token.clone()));
         }
         let direct = http::direct::Direct::new(self.state.clone(), self.tokens.clone());
         let app = http::router(self.state, self.tokens);

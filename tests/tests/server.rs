@@ -1692,6 +1692,27 @@ async fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_ser
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("is in use by another process"), "{said}");
+    // Flags that cannot work together are refused before anything starts: the demo's
+    // page and producers carry no token.
+    let demo = tokio::process::Command::new(gapless_tests::server_binary())
+        .args([
+            "--bind",
+            "127.0.0.1:0",
+            "--demo",
+            "--auth-tokens",
+            "tokens",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(20), demo)
+        .await
+        .expect("refused at once")
+        .expect("it runs");
+    assert_eq!(out.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("'--demo' cannot be used with"), "{said}");
     let r = post_json(&c, &url, r#"{"n":1}"#).await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let read = c.get(format!("{url}?offset=-1")).send().await.expect("get");
