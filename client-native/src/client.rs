@@ -117,7 +117,9 @@ impl ClientBuilder {
                 self.headers.insert(n, v);
             }
             _ => {
-                self.error = Some(Error::Protocol(format!("invalid header {name:?}")));
+                self.error = Some(Error::InvalidArgument(format!(
+                    "invalid header {name:?}: not a header name and value"
+                )));
             }
         }
         self
@@ -182,9 +184,12 @@ impl ClientBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
+        // Redirects are not followed: one answering a POST would be followed as a GET,
+        // whose 200 would read as an acknowledged append (see `Client::send`).
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Client {
             http,
@@ -318,22 +323,36 @@ impl StreamHandle {
     /// server has acknowledged it. `content_type` must match the stream's.
     ///
     /// A plain append is not idempotent: if the connection breaks before the answer,
-    /// the data may or may not be in the stream ([`Error::OutcomeUnknown`]; a
-    /// connection refused is [`Error::Transport`], not stored). Use
-    /// [`crate::Producer`] for appends that can be retried safely.
+    /// or a server error (5xx, a gateway's too) answers it, the data may or may not be
+    /// in the stream ([`Error::OutcomeUnknown`]; a connection refused is
+    /// [`Error::Transport`], not stored). An append to a closed stream is
+    /// [`Error::Closed`]. Use [`crate::Producer`] for appends that can be retried
+    /// safely.
     pub async fn append(&self, content_type: &str, body: Vec<u8>) -> Result<Offset, Error> {
         let req = self
             .request(reqwest::Method::POST)
             .header(CONTENT_TYPE, content_type)
             .body(body);
-        let resp = self.send(req, &[200, 204]).await.map_err(|e| match e {
-            // Sent (the connection was made) and not answered: it may be stored.
-            Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
-                format!("the append was sent and its answer lost ({e}): it may be stored"),
-            ),
-            e => e,
-        })?;
-        next_offset(&resp)
+        let resp = self
+            .answer(req.send().await?, &[200, 204], true)
+            .await
+            .map_err(|e| match e {
+                // Sent (the connection was made) and not answered: it may be stored.
+                Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
+                    format!("the append was sent and its answer lost ({e}): it may be stored"),
+                ),
+                Error::Status { status, message } if status >= 500 => Error::OutcomeUnknown(
+                    format!("the server answered {status} ({message}): the append may be stored"),
+                ),
+                e => e,
+            })?;
+        // Stored: an answer without a usable offset must not read as a refusal
+        // (which a caller would send again).
+        next_offset(&resp).map_err(|e| {
+            Error::Protocol(format!(
+                "the append was stored, but its answer gave no usable offset: {e}"
+            ))
+        })
     }
 
     /// Closes the stream (§5.3): readers reach its end and stop. Returns the final offset.
@@ -405,10 +424,31 @@ impl StreamHandle {
         req: reqwest::RequestBuilder,
         ok: &[u16],
     ) -> Result<reqwest::Response, Error> {
-        let resp = req.send().await?;
+        self.answer(req.send().await?, ok, false).await
+    }
+
+    /// Turns a status of `resp` outside `ok` into an [`Error`]: for an append
+    /// (`append`), a 409 saying the stream is closed is [`Error::Closed`].
+    async fn answer(
+        &self,
+        resp: reqwest::Response,
+        ok: &[u16],
+        append: bool,
+    ) -> Result<reqwest::Response, Error> {
         let status = resp.status().as_u16();
         if ok.contains(&status) {
             return Ok(resp);
+        }
+        if append
+            && status == 409
+            && header(&resp, headers::STREAM_CLOSED)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        {
+            return Err(Error::Closed);
+        }
+        if let (300..=399, Some(to)) = (status, header(&resp, "location")) {
+            let message = format!("redirects are not followed (to {to})");
+            return Err(Error::Status { status, message });
         }
         let body = resp.text().await.unwrap_or_default();
         Err(Error::from_status(status, body.chars().take(500).collect()))

@@ -33,7 +33,8 @@ pub struct ProducerConfig {
     pub epoch: Option<u64>,
     /// The stream's content type (`application/json` for JSON mode).
     pub content_type: String,
-    /// How long the queue waits to gather more pushed messages into one append.
+    /// How long the queue gathers pushed messages into one append: a batch is sent
+    /// this long after its first message was taken (or sooner, once full).
     pub linger: Duration,
     /// A queued batch is sent once it holds this many bytes.
     pub max_batch_bytes: usize,
@@ -403,6 +404,12 @@ impl Shared {
             let resp = match req.send().await {
                 // Never sent (a header value that is not one): no retry would mend it.
                 Err(e) if e.is_builder() => return Err(Error::Transport(e)),
+                // No connection made: nothing was sent, so nothing may be stored (a
+                // refusal after it, from a server restarted meanwhile, is then sure).
+                Err(e) if e.is_connect() => {
+                    debug!("could not connect, retrying the same seq: {e}");
+                    None
+                }
                 Err(e) => {
                     debug!("append failed, retrying the same seq: {e}");
                     state.numbers.unanswered();
@@ -508,10 +515,13 @@ impl Shared {
     }
 }
 
-/// The queue's task: gathers pushed messages for `linger` (or up to the batch size),
-/// sends them as one append, answers flushes once everything before them is durable.
+/// The queue's task: gathers pushed messages for `linger` from the first (or up to
+/// the batch size), sends them as one append, answers flushes once everything before
+/// them is durable.
 async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
     let mut pending: Vec<Vec<u8>> = Vec::new();
+    // When the batch being gathered is due: `linger` after its first message.
+    let mut due = tokio::time::Instant::now();
     let mut bytes = 0usize;
     let mut flushes: Vec<oneshot::Sender<Result<(), Error>>> = Vec::new();
     let mut append: Option<PendingAppend> = None;
@@ -528,13 +538,16 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
         {
             None
         } else {
-            match tokio::time::timeout(shared.cfg.linger, rx.recv()).await {
+            match tokio::time::timeout_at(due, rx.recv()).await {
                 Ok(Some(item)) => Some(item),
                 Ok(None) | Err(_) => None,
             }
         };
         match item {
             Some(Queued::Message(m)) => {
+                if pending.is_empty() {
+                    due = tokio::time::Instant::now() + shared.cfg.linger;
+                }
                 bytes += m.len();
                 pending.push(m);
                 continue;

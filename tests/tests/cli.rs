@@ -64,6 +64,33 @@ async fn a_malformed_header_argument_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("Name: value"), "{said}");
+    // So is any header, offset or URL that is not one (nothing is sent: nothing
+    // listens there).
+    for args in [
+        &[
+            "-H",
+            "bad name: v",
+            "head",
+            "http://127.0.0.1:9/v1/stream/x",
+        ][..],
+        &[
+            "-H",
+            "X-A: \u{7f}",
+            "head",
+            "http://127.0.0.1:9/v1/stream/x",
+        ],
+        &["tail", "http://127.0.0.1:9/v1/stream/x", "--from", "a,b"],
+        &["head", "127.0.0.1:9/v1/stream/x"],
+        &["publish", "ftp://127.0.0.1:9/v1/stream/x", "{}"],
+    ] {
+        let out = Command::new(cli_binary())
+            .args(args)
+            .output()
+            .await
+            .expect("runs");
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+    }
 }
 
 #[tokio::test]

@@ -618,3 +618,189 @@ async fn a_producer_stopped_by_a_failed_queued_append_says_how_it_failed() {
     assert!(producer.failure().is_some_and(|why| why.contains("closed")));
     server.finish().await;
 }
+
+/// A server on `listener` that answers every request (head and body read whole) with
+/// what `answer` makes of its head, then closes the connection.
+fn canned(
+    listener: tokio::net::TcpListener,
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let answer = std::sync::Arc::new(answer);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let answer = std::sync::Arc::clone(&answer);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut chunk).await {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                while buf.len() < head_end + length {
+                    match conn.read(&mut chunk).await {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+                let response = format!(
+                    "{}connection: close\r\ncontent-length: 0\r\n\r\n",
+                    answer(&head)
+                );
+                let _ = conn.write_all(response.as_bytes()).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_redirect_or_a_gateway_error_never_reads_as_an_acknowledged_append() {
+    let (_, server, stream) = server_with_stream("client-redirect", &[], "target").await;
+    // A redirect to the real stream: followed, a POST would be sent again as a GET,
+    // whose 200 would read as stored.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let location = server.stream("target");
+    let redirecting = canned(listener, move |_| {
+        format!("HTTP/1.1 301 Moved Permanently\r\nlocation: {location}\r\n")
+    });
+    let client = Client::new().expect("client");
+    let moved = client.stream(format!("http://{at}/v1/stream/target"));
+    let plain = moved
+        .append("application/json", br#"{"n":1}"#.to_vec())
+        .await;
+    assert!(
+        matches!(&plain, Err(Error::Status { status: 301, message }) if message.contains("not followed")),
+        "{plain:?}"
+    );
+    let producer = moved.producer(ProducerConfig::new("p", "application/json"));
+    let produced = producer.append_json(&json!({"n": 2})).await;
+    assert!(
+        matches!(produced, Err(Error::Status { status: 301, .. })),
+        "{produced:?}"
+    );
+    assert!(
+        stored(&server, "target").await.is_empty(),
+        "nothing was appended"
+    );
+    redirecting.abort();
+    // A gateway's 502 or 504 may come after the server stored the append.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let gateway = canned(listener, |_| "HTTP/1.1 504 Gateway Timeout\r\n".to_owned());
+    let timed_out = client
+        .stream(format!("http://{at}/v1/stream/target"))
+        .append("application/json", br#"{"n":3}"#.to_vec())
+        .await;
+    assert!(
+        matches!(timed_out, Err(Error::OutcomeUnknown(_))),
+        "{timed_out:?}"
+    );
+    gateway.abort();
+    // An append to a closed stream says so.
+    stream.close().await.expect("close");
+    let closed = stream
+        .append("application/json", br#"{"n":4}"#.to_vec())
+        .await;
+    assert!(matches!(closed, Err(Error::Closed)), "{closed:?}");
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_producer_whose_retries_found_no_server_goes_on_when_a_new_one_forgot_it() {
+    // A server that keeps producers in memory only (as the protocol allows): seq 0
+    // is stored, and a later seq of a producer it does not know is refused (400).
+    let answer = |head: &str| {
+        let seq = head
+            .lines()
+            .find_map(|l| l.strip_prefix("producer-seq:"))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned();
+        let epoch = head
+            .lines()
+            .find_map(|l| l.strip_prefix("producer-epoch:"))
+            .map(str::trim)
+            .unwrap_or("")
+            .to_owned();
+        if seq == "0" {
+            format!(
+                "HTTP/1.1 200 OK\r\nstream-next-offset: 1_{epoch}\r\nproducer-epoch: {epoch}\r\n\
+                 producer-seq: 0\r\n"
+            )
+        } else {
+            "HTTP/1.1 400 Bad Request\r\n".to_owned()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let first = canned(listener, answer);
+    let client = Client::new().expect("client");
+    let mut cfg = ProducerConfig::new("p", "application/json");
+    cfg.epoch = Some(5);
+    cfg.max_retry_delay = Duration::from_millis(200);
+    let producer = client
+        .stream(format!("http://{at}/v1/stream/s"))
+        .producer(cfg);
+    let ack = producer
+        .append_json(&json!({"n": 1}))
+        .await
+        .expect("stored");
+    assert_eq!((ack.epoch, ack.seq), (5, 0));
+    // The server goes away: the next append's tries find nothing listening (nothing
+    // sent), until a new one, which knows nothing of the producer, comes up.
+    first.abort();
+    let _ = first.await;
+    let next = tokio::spawn(async move { producer.append_json(&json!({"n": 2})).await });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let listener = tokio::net::TcpListener::bind(at).await.expect("bind again");
+    let second = canned(listener, answer);
+    let ack = tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("answered")
+        .expect("joined")
+        .expect("stored under a new epoch, not of unknown outcome");
+    assert_eq!((ack.epoch, ack.seq), (6, 0));
+    second.abort();
+}
+
+#[tokio::test]
+async fn pushed_messages_go_out_a_linger_after_the_first_even_while_more_keep_coming() {
+    let (_, server, stream) = server_with_stream("client-linger", &[], "lingered").await;
+    let mut cfg = ProducerConfig::new("p", "application/json");
+    cfg.linger = Duration::from_millis(200);
+    let producer = stream.producer(cfg);
+    // A push every 5 ms, far inside the linger: batches still leave while they come.
+    let mut sent = 0;
+    let mut seen_while_pushing = 0;
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(5) && seen_while_pushing == 0 {
+        producer.push_json(&json!({"n": sent})).await.expect("push");
+        sent += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if sent % 40 == 0 {
+            seen_while_pushing = stored(&server, "lingered").await.len();
+        }
+    }
+    assert!(seen_while_pushing > 0, "nothing sent in 5 s of pushes");
+    producer.flush().await.expect("flush");
+    assert_eq!(stored(&server, "lingered").await.len(), sent);
+    server.finish().await;
+}

@@ -1,8 +1,9 @@
 //! `gapless`: tail, publish and manage Durable Streams, and follow agent sessions, from
 //! the command line.
 //!
-//! Exit codes: 0 success, 1 other failure, 2 usage, 3 not found, 4 not authorised,
-//! 5 continuity lost (the offset is gone).
+//! Exit codes: 0 success, 1 other failure, 2 usage (a flag, header, offset or URL
+//! that is not one), 3 not found, 4 not authorised, 5 continuity lost (the offset is
+//! gone), 6 the session followed with `--exit-at-end` failed or was cancelled.
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
@@ -136,7 +137,7 @@ async fn main() -> ExitCode {
                 Error::NotFound => 3,
                 Error::Auth { .. } => 4,
                 Error::ContinuityLost { .. } => 5,
-                Error::InvalidArgument(_) => 2,
+                Error::InvalidArgument(_) | Error::Url { .. } => 2,
                 _ => 1,
             })
         }
@@ -178,6 +179,13 @@ fn client(cli: &Cli) -> Result<Client, Error> {
     b.build()
 }
 
+/// The stream at `url`, once its URL is found usable (a usage error otherwise).
+fn checked(client: &Client, url: String) -> Result<StreamHandle, Error> {
+    let stream = client.stream(url);
+    stream.check_url()?;
+    Ok(stream)
+}
+
 async fn run(cli: Cli) -> Result<(), Ending> {
     let client = client(&cli)?;
     match cli.command {
@@ -193,8 +201,9 @@ async fn run(cli: Cli) -> Result<(), Ending> {
                 Live::LongPoll => LiveMode::LongPoll,
             };
             Ok(tail(
-                &client.stream(url),
-                Offset::parse(&from).map_err(Error::from)?,
+                &checked(&client, url)?,
+                Offset::parse(&from)
+                    .map_err(|e| Error::InvalidArgument(format!("--from {from:?}: {e}")))?,
                 mode,
                 json,
                 exit_at_tail,
@@ -215,7 +224,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             } else {
                 data.into_bytes()
             };
-            let offset = client.stream(url).append(&content_type, body).await?;
+            let offset = checked(&client, url)?.append(&content_type, body).await?;
             // Appended: a reader that left (`| true`) does not make it a failure,
             // which a script would retry, appending twice.
             say(format!("{offset}\n").as_bytes());
@@ -226,8 +235,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             content_type,
             ttl,
         } => {
-            let info = client
-                .stream(url)
+            let info = checked(&client, url)?
                 .create(CreateOptions {
                     content_type: Some(content_type),
                     ttl_seconds: ttl,
@@ -238,7 +246,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             Ok(())
         }
         Command::Head { url } => {
-            let info = client.stream(url).head().await?;
+            let info = checked(&client, url)?.head().await?;
             let mut text = format!(
                 "content-type: {}\nnext-offset:  {}\nclosed:       {}\n",
                 info.content_type.unwrap_or_default(),
@@ -254,9 +262,9 @@ async fn run(cli: Cli) -> Result<(), Ending> {
             say(text.as_bytes());
             Ok(())
         }
-        Command::Delete { url } => Ok(client.stream(url).delete().await?),
+        Command::Delete { url } => Ok(checked(&client, url)?.delete().await?),
         Command::Close { url } => {
-            let offset = client.stream(url).close().await?;
+            let offset = checked(&client, url)?.close().await?;
             say(format!("{offset}\n").as_bytes());
             Ok(())
         }
@@ -268,7 +276,7 @@ async fn run(cli: Cli) -> Result<(), Ending> {
         } => {
             let url = format!("{}/v1/stream/sessions/{id}", server.trim_end_matches('/'));
             session(
-                &client.stream(url),
+                &checked(&client, url)?,
                 Duration::from_secs(stall_after),
                 exit_at_end,
             )
