@@ -1,7 +1,8 @@
 //! The property the server's fuzz target checks, also replayed over the kept corpus by
 //! `server-stub/tests/fuzz_corpus.rs`: any request — method, path, query, headers and
 //! body taken from arbitrary bytes — gets an answer, never a panic and never a 5xx
-//! (bad input is the client's error, 4xx).
+//! (bad input is the client's error, 4xx). Its submodule holds the wire target's:
+//! the lean HTTP layer answers as hyper and the router do (see [`wire()`]).
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -11,6 +12,9 @@ use axum::http::Request;
 use tower::ServiceExt;
 
 use crate::Config;
+
+mod wire;
+pub use wire::wire;
 
 fn runtime_and_app() -> &'static (tokio::runtime::Runtime, axum::Router) {
     static APP: OnceLock<(tokio::runtime::Runtime, axum::Router)> = OnceLock::new();
