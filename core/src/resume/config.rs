@@ -18,7 +18,9 @@ pub enum LiveMode {
 /// The back-off schedule for retries: full jitter over an exponentially growing ceiling.
 ///
 /// Attempt `n` (from 0) waits a uniformly random time in `[0, min(max, initial·factorⁿ)]`,
-/// never less than the server's `Retry-After`. Any successful response resets `n`.
+/// never less than the server's `Retry-After` up to `max` (a server asking for longer
+/// is asked again after `max`). `n` starts over once a response moves the reader on
+/// (data, or up to date), or a live connection that lasted ten seconds breaks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct BackoffConfig {
     /// Ceiling of the first retry's delay.
@@ -115,7 +117,9 @@ pub struct Config {
     /// and retried. Keep it above the server's long-poll time-out and SSE keep-alive.
     pub live_idle_timeout: Duration,
     /// Largest catch-up or long-poll body accepted; a larger one is a fatal error rather
-    /// than unbounded memory.
+    /// than unbounded memory. Over SSE, the most data held until its control event
+    /// confirms it (each event counted some 64 bytes beyond its text), and the largest
+    /// one event may be.
     pub max_body_bytes: usize,
     /// SSE connections in a row that end or fail before delivering anything, after which
     /// the machine falls back to long-poll (a proxy that buffers SSE looks like this).

@@ -26,7 +26,8 @@
 //! - SSE data is held back until the `control` event that follows it (§5.8) names its
 //!   offset; data whose control event never arrived is read again after reconnecting.
 //! - Failures are retried with full-jitter back-off ([`BackoffConfig`]), honouring
-//!   `Retry-After`, and the schedule resets after every successful response. Each
+//!   `Retry-After` up to the schedule's ceiling, and the schedule starts over once a
+//!   response moves the reader on (or a live connection lasted before it broke). Each
 //!   retry is told ([`Output::Reconnecting`]), so that every driver can show it (a
 //!   fallback from SSE to long-poll, asked for at once, is not a retry).
 //! - A server or proxy that answers live requests at once with nothing (a 204 to SSE,
@@ -83,6 +84,12 @@ pub use io::{
 
 /// How much of an error response's body is kept for the error message.
 const ERROR_BODY_LIMIT: usize = 1024;
+/// Room an SSE event has beyond its data for its lines' names and ends (see
+/// [`ResumeConfig::max_body_bytes`]).
+const SSE_EVENT_LINES_BYTES: usize = 64 * 1024;
+/// What an SSE `data` event held until its control event is counted as beyond its
+/// text (the string that holds it), against [`ResumeConfig::max_body_bytes`].
+const HELD_EVENT_BYTES: usize = 64;
 
 /// The least time between the start of a request that ended quickly without moving
 /// the reader on and the start of the next (a long-poll answered at once with
@@ -136,8 +143,9 @@ enum Phase {
 /// them, or times them out) are tried before long polls take over.
 const GATEWAY_PATIENCE: Duration = Duration::from_secs(30);
 
-/// How long an SSE connection that said something (a control event) must have
-/// lasted, when it breaks, to count as a working one: the back-off starts over.
+/// How long an SSE connection that said something (a control event), or a long
+/// poll, must have lasted, when it breaks (or a gateway answers a long poll with an
+/// error), to count as a working one: the back-off starts over.
 const LONG_LIVED: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
@@ -313,9 +321,14 @@ impl Resume {
     /// The current request's status line and headers arrived.
     pub fn handle_response(&mut self, now: Time, id: ReqId, head: ResponseHead) {
         let timeout = self.idle_timeout();
-        let Some(kind) = self.current(id).map(|f| f.kind) else {
+        let Some((kind, sent)) = self.current(id).map(|f| (f.kind, f.sent)) else {
             return;
         };
+        // A gateway's 502 or 504 to SSE, again and again, is what falls back to long
+        // polls (below): any other answer breaks the run.
+        if kind == LiveParam::Sse && !matches!(head.status, 502 | 504) {
+            self.sse_gateway_since = None;
+        }
         if kind == LiveParam::Sse {
             if let Some(sse) = self.sse_body(&head) {
                 let first = timeout.min(self.cfg.sse_first_event_timeout);
@@ -363,7 +376,14 @@ impl Resume {
             ReadStatus::Retry {
                 status,
                 retry_after,
-            } => self.retry(now, kind, retry_after, RetryCause::Status(status)),
+            } => {
+                // A long poll held a long time before a gateway gave up on it is
+                // what a quiet stream behind one looks like, not a failing server.
+                if kind == LiveParam::LongPoll && Self::lived(sent, now) {
+                    self.backoff.reset();
+                }
+                self.retry(now, kind, retry_after, RetryCause::Status(status))
+            }
             // We never send `If-None-Match`, so a 304 can only come from a confused
             // intermediary: ask again after a pause.
             ReadStatus::NotModified => self.retry(now, kind, None, RetryCause::Status(304)),
@@ -442,25 +462,44 @@ impl Resume {
         let Some(f) = self.current(id) else {
             return;
         };
+        // A refusal's status said it all: what came of its body is its message.
+        if matches!(f.body, Body::Refused { .. }) {
+            return self.handle_end(now, id);
+        }
         let kind = f.kind;
         let sse_progress = match &f.body {
             Body::Sse(sse) => Some(sse.progressed),
             _ => None,
         };
-        let lived = f.sent != Time::ZERO && now.saturating_since(f.sent) >= LONG_LIVED;
+        let lived = Self::lived(f.sent, now);
         let cause = RetryCause::Transport(error);
+        if kind == LiveParam::Sse {
+            // (Not a gateway's answer: see `handle_response`.)
+            self.sse_gateway_since = None;
+        }
         // (A connection that moved the reader on ended the back-off as it moved: it
         // comes back quickly. So does one that worked for a while before it broke,
-        // though it moved nothing on: a proxy that cuts long answers now and then
-        // would otherwise push the back-off of a quiet stream to its ceiling.)
+        // though it moved nothing on, SSE or a long poll: a proxy that cuts long
+        // answers now and then would otherwise push the back-off of a quiet stream to
+        // its ceiling.)
         match sse_progress {
             Some(false) => self.sse_fruitless(now, cause),
             Some(true) if lived => {
                 self.backoff.reset();
                 self.retry(now, kind, None, cause);
             }
+            None if lived && kind == LiveParam::LongPoll => {
+                self.backoff.reset();
+                self.retry(now, kind, None, cause);
+            }
             _ => self.retry(now, kind, None, cause),
         }
+    }
+
+    /// Whether a request sent at `sent` (`Time::ZERO`: never told) lived
+    /// [`LONG_LIVED`] by `now`.
+    fn lived(sent: Time, now: Time) -> bool {
+        sent != Time::ZERO && now.saturating_since(sent) >= LONG_LIVED
     }
 
     /// Time passed: ends a back-off, or abandons a request that went quiet for longer
@@ -571,7 +610,13 @@ impl Resume {
             None => DataEncoding::Text,
         };
         Some(SseState {
-            decoder: SseDecoder::new(),
+            // One event holds at most the data a response may (plus its lines' names):
+            // an append the server takes whole comes as one event, base64 and all.
+            decoder: SseDecoder::with_max_event_bytes(
+                self.cfg
+                    .max_body_bytes
+                    .saturating_add(SSE_EVENT_LINES_BYTES),
+            ),
             encoding,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -740,7 +785,11 @@ impl Resume {
             };
             match event.event.as_str() {
                 "data" => {
-                    sse.pending_bytes = sse.pending_bytes.saturating_add(event.data.len());
+                    // Each held event counts what keeping it costs beyond its text, so
+                    // that a stream of empty events is bounded too.
+                    sse.pending_bytes = sse
+                        .pending_bytes
+                        .saturating_add(event.data.len() + HELD_EVENT_BYTES);
                     if sse.pending_bytes > self.cfg.max_body_bytes {
                         let limit = self.cfg.max_body_bytes;
                         return self.fail(StreamError::BodyTooLarge { limit });

@@ -396,6 +396,30 @@ fn sse_a_gateway_answers_with_502_or_504_for_half_a_minute_falls_back_to_long_po
             "{status}: fell back at {now:?}"
         );
     }
+    // Only 502s and 504s in a row: anything between them starts the count again.
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let mut now = Time::ZERO;
+    m.handle_response(now, req.id, head(502, "1"));
+    while now.saturating_since(Time::ZERO) < GATEWAY_PATIENCE + Duration::from_secs(5) {
+        now = m.poll_timeout().expect("backing off");
+        m.handle_timeout(now);
+        req = m.poll_request().expect("asked again");
+        assert_eq!(req.live, LiveParam::Sse);
+        m.handle_sent(now, req.id);
+        m.handle_failure(now, req.id, TransportError::Io("connection refused".into()));
+    }
+    now = m.poll_timeout().expect("backing off");
+    m.handle_timeout(now);
+    req = m.poll_request().expect("asked again");
+    m.handle_response(now, req.id, head(502, "1"));
+    now = m.poll_timeout().expect("backing off");
+    m.handle_timeout(now);
+    let req = m.poll_request().expect("asked again");
+    assert_eq!(
+        req.live,
+        LiveParam::Sse,
+        "one 502 after the outage is not a run of them"
+    );
     // A gateway's Retry-After is kept.
     let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
     m.handle_response(
@@ -680,7 +704,8 @@ fn oversize_body_is_refused() {
 #[test]
 fn sse_data_awaiting_its_control_event_is_held_to_the_body_limit() {
     let mut cfg = Config::new("http://h/s");
-    cfg.max_body_bytes = 16;
+    // Two events of 7 bytes fit (each counted 64 bytes more), three do not.
+    cfg.max_body_bytes = 200;
     let mut m = Resume::new(cfg, Offset::parse("5").unwrap());
     let req = caught_up_at(&mut m, "5");
     m.handle_response(Time::ZERO, req.id, event_stream());
@@ -699,9 +724,49 @@ fn sse_data_awaiting_its_control_event_is_held_to_the_body_limit() {
     }
     assert_eq!(
         outputs(&mut m).last(),
-        Some(&Output::Failed(StreamError::BodyTooLarge { limit: 16 }))
+        Some(&Output::Failed(StreamError::BodyTooLarge { limit: 200 }))
     );
     assert!(m.is_finished());
+}
+
+#[test]
+fn empty_sse_events_without_a_control_event_are_held_to_the_body_limit_too() {
+    let mut cfg = Config::new("http://h/s");
+    cfg.max_body_bytes = 1000;
+    let mut m = Resume::new(cfg, Offset::parse("5").unwrap());
+    let req = caught_up_at(&mut m, "5");
+    m.handle_response(Time::ZERO, req.id, event_stream());
+    for _ in 0..20 {
+        m.handle_body(Time::ZERO, req.id, b"event: data\ndata:\n\n");
+    }
+    assert_eq!(
+        outputs(&mut m).last(),
+        Some(&Output::Failed(StreamError::BodyTooLarge { limit: 1000 }))
+    );
+}
+
+#[test]
+fn one_sse_event_may_be_as_large_as_a_body() {
+    // 20 MiB of data in one event: past the SSE decoder's default limit, within the
+    // machine's body limit (64 MiB by default), as an append the server took whole.
+    let mut m = Resume::new(Config::new("http://h/s"), Offset::parse("5").unwrap());
+    let req = caught_up_at(&mut m, "5");
+    m.handle_response(Time::ZERO, req.id, event_stream());
+    let big = format!("[\"{}\"]", "x".repeat(20 << 20));
+    let mut event = b"event: data\ndata: ".to_vec();
+    event.extend_from_slice(big.as_bytes());
+    event.extend_from_slice(b"\n\nevent: control\ndata: {\"streamNextOffset\":\"6\"}\n\n");
+    m.handle_body(Time::ZERO, req.id, &event);
+    assert!(!m.is_finished());
+    let batches: Vec<_> = outputs(&mut m)
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::Batch(b) => Some(b),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(batches.len(), 1);
+    assert_eq!(batches[0].next_offset, Offset::parse("6").unwrap());
 }
 
 #[test]
@@ -835,4 +900,59 @@ fn an_sse_connection_that_worked_a_while_before_it_broke_starts_the_back_off_ove
         "waits {:?} after a connection that worked",
         until.saturating_since(later)
     );
+}
+
+#[test]
+fn a_long_poll_held_long_before_it_broke_starts_the_back_off_over() {
+    for broken_by_status in [false, true] {
+        let (mut m, mut req) = at_tail(LiveMode::LongPoll, Time::ZERO);
+        let mut now = Time::ZERO;
+        // Fails at once, again and again: the back-off grows...
+        let mut delay = Duration::ZERO;
+        for _ in 0..20 {
+            m.handle_sent(now, req.id);
+            m.handle_failure(now, req.id, TransportError::Io("reset".into()));
+            let until = m.poll_timeout().expect("backing off");
+            delay = delay.max(until.saturating_since(now));
+            now = until;
+            m.handle_timeout(now);
+            req = m.poll_request().expect("asked again");
+        }
+        assert!(delay > Duration::from_secs(1), "grew to {delay:?}");
+        // ...until a long poll is held a long time, then cut by a gateway (a reset,
+        // or its 504): a quiet stream behind it, not a failing server.
+        m.handle_sent(now, req.id);
+        let later = now + LONG_LIVED + Duration::from_secs(20);
+        if broken_by_status {
+            m.handle_response(later, req.id, head(504, "1"));
+        } else {
+            m.handle_failure(later, req.id, TransportError::Io("reset".into()));
+        }
+        let until = m.poll_timeout().expect("backing off");
+        assert!(
+            until.saturating_since(later) <= Duration::from_millis(100),
+            "waits {:?} after a long poll held {:?} (by status: {broken_by_status})",
+            until.saturating_since(later),
+            later.saturating_since(now)
+        );
+    }
+}
+
+#[test]
+fn a_refusal_whose_body_breaks_is_still_a_refusal() {
+    for fault in [TransportError::Io("reset".into()), TransportError::TimedOut] {
+        let (mut m, req) = at_tail(LiveMode::LongPoll, Time::ZERO);
+        m.handle_sent(Time::ZERO, req.id);
+        m.handle_response(Time::ZERO, req.id, head(403, "1"));
+        m.handle_body(Time::ZERO, req.id, b"not for this tok");
+        m.handle_failure(Time::ZERO, req.id, fault);
+        assert_eq!(
+            outputs(&mut m).last(),
+            Some(&Output::Failed(StreamError::Rejected {
+                status: 403,
+                message: "not for this tok".into()
+            }))
+        );
+        assert!(m.is_finished());
+    }
 }
