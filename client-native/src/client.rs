@@ -381,6 +381,11 @@ impl StreamHandle {
 
     /// Reads the stream from `from`: history until the tail, then live by SSE (falling
     /// back to long-poll where SSE does not work). See [`Subscription`].
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (it spawns the task that reads), as `tokio::spawn`
+    /// does; so do [`StreamHandle::subscribe_with`], [`StreamHandle::producer`] and
+    /// [`StreamHandle::subscribe_session`].
     pub fn subscribe(&self, from: Offset) -> Subscription {
         self.subscribe_with(from, LiveMode::Sse)
     }
@@ -392,6 +397,9 @@ impl StreamHandle {
     }
 
     /// An idempotent producer on this stream (see [`Producer`]).
+    ///
+    /// # Panics
+    /// Outside a tokio runtime (it spawns the task that sends what is pushed).
     pub fn producer(&self, cfg: ProducerConfig) -> Producer {
         Producer::new(self.clone(), cfg)
     }

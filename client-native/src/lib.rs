@@ -48,5 +48,5 @@ pub use client::{Client, ClientBuilder, CreateOptions, StreamHandle, StreamInfo}
 pub use error::Error;
 pub use guard::CrashGuard;
 pub use producer::{Ack, Producer, ProducerConfig};
-pub use session::{SessionProducer, SessionSubscription, SessionUpdate};
+pub use session::{SessionProducer, SessionSubscription, SessionUpdate, SessionWatch};
 pub use subscribe::{Subscription, Update};

@@ -265,9 +265,11 @@ impl Producer {
     /// Appends `body` (one message in JSON mode, or an array of messages) and returns
     /// once it is durable. It is written after everything pushed before it.
     pub async fn append(&self, body: impl Into<Vec<u8>>) -> Result<Ack, Error> {
+        let body = body.into();
+        self.shared.check_json(&body, "an appended body")?;
         let (tx, rx) = oneshot::channel();
         self.queue
-            .send(Queued::Append(body.into(), tx))
+            .send(Queued::Append(body, tx))
             .await
             .map_err(|_| Error::Protocol("the producer's queue is closed".into()))?;
         rx.await
@@ -287,14 +289,19 @@ impl Producer {
     }
 
     /// Enqueues a message without waiting for the server (but waiting for room when
-    /// the queue is full). Fails only when an earlier queued append failed for good.
+    /// the queue is full). Fails when an earlier queued append failed for good, and
+    /// in JSON mode when the message is not one JSON value
+    /// ([`Error::InvalidArgument`]: it is not queued, and the batch it would have
+    /// joined is not refused for it).
     pub async fn push(&self, message: impl Into<Vec<u8>>) -> Result<(), Error> {
         if let Some(cause) = self.shared.failed() {
             return Err(Error::ProducerFailed(cause));
         }
+        let message = message.into();
+        self.shared.check_json(&message, "a pushed message")?;
         self.shared.lag.fetch_add(1, Ordering::Relaxed);
         self.queue
-            .send(Queued::Message(message.into()))
+            .send(Queued::Message(message))
             .await
             .map_err(|_| Error::Protocol("the producer's queue is closed".into()))
     }
@@ -352,6 +359,18 @@ impl Producer {
 }
 
 impl Shared {
+    /// In JSON mode, refuses `what` unless `bytes` is exactly one JSON value.
+    fn check_json(&self, bytes: &[u8], what: &str) -> Result<(), Error> {
+        if !self.json {
+            return Ok(());
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::InvalidArgument(format!("{what} is not UTF-8: {e}")))?;
+        gapless_core::json::RawJson::new(text)
+            .map(drop)
+            .map_err(|e| Error::InvalidArgument(format!("{what} is not one JSON value: {e}")))
+    }
+
     /// The failure that stopped queued appends, if one did.
     fn failed(&self) -> Option<Arc<Error>> {
         self.failure.lock().map(|f| f.clone()).unwrap_or_default()

@@ -54,12 +54,43 @@ pub enum SessionUpdate {
 pub struct SessionSubscription {
     rx: mpsc::Receiver<Result<SessionUpdate, Error>>,
     view: watch::Receiver<SessionView>,
-    task: JoinHandle<()>,
+    /// The reading task (taken by [`SessionSubscription::into_view`]).
+    task: Option<JoinHandle<()>>,
 }
 
 impl Drop for SessionSubscription {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A session's [`SessionView`] kept current by a read of its stream for the view
+/// alone (see [`SessionSubscription::into_view`]); dropping it stops the read.
+#[derive(Debug)]
+pub struct SessionWatch {
+    view: watch::Receiver<SessionView>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Drop for SessionWatch {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+impl SessionWatch {
+    /// A watch on the session view; it changes with every batch read.
+    pub fn view(&self) -> watch::Receiver<SessionView> {
+        self.view.clone()
+    }
+
+    /// The status right now, stall check included.
+    pub fn status(&self) -> Status {
+        self.view.borrow().status(wall_clock())
     }
 }
 
@@ -82,6 +113,9 @@ impl SessionSubscription {
         let (view_tx, view) = watch::channel(SessionView::new(stall_after));
         let (tx, rx) = mpsc::channel(16);
         let task = tokio::spawn(async move {
+            // Once nobody takes the updates (see `into_view`), reading goes on for the
+            // view alone.
+            let mut detached = false;
             while let Some(item) = inner.next().await {
                 let out = match item {
                     Ok(Update::Batch(batch)) => {
@@ -116,18 +150,32 @@ impl SessionSubscription {
                     }
                     Err(e) => Err(e),
                 };
-                if tx.send(out).await.is_err() {
-                    return;
+                if !detached && tx.send(out).await.is_err() {
+                    detached = true;
                 }
             }
         });
-        SessionSubscription { rx, view, task }
+        SessionSubscription {
+            rx,
+            view,
+            task: Some(task),
+        }
     }
 
-    /// A watch on the session view; it changes with every batch, whether or not
-    /// this stream is being polled.
+    /// A watch on the session view; it changes with every batch read. Reading waits
+    /// while 16 updates are not taken from this stream: to watch the view alone, use
+    /// [`SessionSubscription::into_view`].
     pub fn view(&self) -> watch::Receiver<SessionView> {
         self.view.clone()
+    }
+
+    /// Gives up the updates and keeps the view current on its own: the read goes on
+    /// for the view alone, as long as the returned watch lives.
+    pub fn into_view(mut self) -> SessionWatch {
+        SessionWatch {
+            view: self.view.clone(),
+            task: self.task.take(),
+        }
     }
 
     /// The status right now, stall check included.

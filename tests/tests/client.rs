@@ -575,6 +575,30 @@ async fn what_can_never_be_sent_fails_at_once_rather_than_being_retried() {
     .await;
     assert!(matches!(append, Err(Error::Transport(_))), "{append:?}");
 
+    // In JSON mode, what is not one JSON value: refused where it is given, and the
+    // batch it would have joined goes out without it.
+    let producer = stream.producer(ProducerConfig::new("j", "application/json"));
+    producer
+        .push(b"{\"n\":3}".to_vec())
+        .await
+        .expect("one value");
+    for bad in [&b"{\"n\":"[..], b"1,2", b"", b"\xff"] {
+        let pushed = producer.push(bad.to_vec()).await;
+        assert!(
+            matches!(pushed, Err(Error::InvalidArgument(_))),
+            "{pushed:?}"
+        );
+        let appended = at_once("a malformed append", producer.append(bad.to_vec())).await;
+        assert!(
+            matches!(appended, Err(Error::InvalidArgument(_))),
+            "{appended:?}"
+        );
+    }
+    producer.flush().await.expect("the good one is stored");
+    assert_eq!(stored(&server, "unsendable").await, [json!({"n": 3})]);
+    stream.delete().await.expect("delete");
+    let stream = json_stream(&client, &server.stream("unsendable")).await;
+
     // Nothing was stored.
     let mut read = stream.subscribe_with(Offset::START, LiveMode::Off);
     while let Some(update) = read.next().await {
@@ -802,5 +826,46 @@ async fn pushed_messages_go_out_a_linger_after_the_first_even_while_more_keep_co
     assert!(seen_while_pushing > 0, "nothing sent in 5 s of pushes");
     producer.flush().await.expect("flush");
     assert_eq!(stored(&server, "lingered").await.len(), sent);
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_session_view_watched_alone_follows_the_session_to_its_end() {
+    let (_, server, stream) = server_with_stream("client-view-alone", &[], "sessions/alone").await;
+    let session = stream.subscribe_session(Offset::START, Duration::from_secs(60));
+    let watch = session.into_view();
+    // Far more updates than the reader holds for a consumer (16), one append each,
+    // with nobody taking them: the view goes on.
+    for i in 0..40 {
+        let event = json!({"type": "container-agent:token",
+                           "data": {"taskId": "t", "sessionId": "alone", "delta": format!("{i} ")}});
+        stream
+            .append("application/json", event.to_string().into_bytes())
+            .await
+            .expect("append");
+    }
+    let done = json!({"type": "container-agent:complete",
+                      "data": {"taskId": "t", "sessionId": "alone", "status": "completed",
+                               "turnCount": 1}});
+    stream
+        .append("application/json", done.to_string().into_bytes())
+        .await
+        .expect("append");
+    let mut view = watch.view();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        view.wait_for(|v| {
+            v.status(gapless_client::session::wall_clock())
+                .is_terminal()
+        }),
+    )
+    .await
+    .expect("the view reached the end of the session")
+    .expect("the read goes on");
+    assert!(matches!(
+        watch.status(),
+        gapless_core::session::Status::Completed { .. }
+    ));
+    drop(watch);
     server.finish().await;
 }
