@@ -85,10 +85,10 @@ pub use io::{
 /// How much of an error response's body is kept for the error message.
 const ERROR_BODY_LIMIT: usize = 1024;
 /// Room an SSE event has beyond its data for its lines' names and ends (see
-/// [`ResumeConfig::max_body_bytes`]).
+/// [`Config::max_body_bytes`]).
 const SSE_EVENT_LINES_BYTES: usize = 64 * 1024;
 /// What an SSE `data` event held until its control event is counted as beyond its
-/// text (the string that holds it), against [`ResumeConfig::max_body_bytes`].
+/// text (the string that holds it), against [`Config::max_body_bytes`].
 const HELD_EVENT_BYTES: usize = 64;
 
 /// The least time between the start of a request that ended quickly without moving
