@@ -46,9 +46,14 @@ pub struct ProducerConfig {
     /// half a ceiling and the ceiling, which starts at 100 ms and grows by half at
     /// each retry, up to this).
     pub max_retry_delay: Duration,
-    /// Give up on an append after this many retries (default: never; the append is
-    /// retried until the server answers for good).
+    /// Give up on an append after this many retries (default: no count; see
+    /// `max_retry_time`).
     pub max_retries: Option<u32>,
+    /// Give up on an append once it has been tried this long (default 2 minutes;
+    /// `None`: retried until the server answers for good). It then fails with
+    /// [`Error::OutcomeUnknown`], or with [`Error::Transport`] when no try reached a
+    /// server (nothing was sent, so nothing stored).
+    pub max_retry_time: Option<Duration>,
     /// On a stale-epoch fence (403) before any of its appends was stored, or when the
     /// server no longer knows this producer's numbers (a gap, or 400 to a sequence
     /// past 0: its state expired or its stream was made again), claim the next epoch
@@ -72,6 +77,7 @@ impl ProducerConfig {
             queue_capacity: 4096,
             max_retry_delay: Duration::from_secs(5),
             max_retries: None,
+            max_retry_time: Some(Duration::from_secs(120)),
             auto_claim: true,
         }
     }
@@ -405,6 +411,10 @@ impl Shared {
             RandomState::new().build_hasher().finish(),
         );
         let mut retries = 0u32;
+        let started = tokio::time::Instant::now();
+        // Whether a try reached a server, and else why the last could not.
+        let mut reached = false;
+        let mut unreachable = None;
         // The server's `Retry-After`, the least the next pause lasts.
         let mut asked_to_wait = None;
         loop {
@@ -427,14 +437,19 @@ impl Shared {
                 // refusal after it, from a server restarted meanwhile, is then sure).
                 Err(e) if e.is_connect() => {
                     debug!("could not connect, retrying the same seq: {e}");
+                    unreachable = Some(e);
                     None
                 }
                 Err(e) => {
                     debug!("append failed, retrying the same seq: {e}");
+                    reached = true;
                     state.numbers.unanswered();
                     None
                 }
-                Ok(resp) => Some(resp),
+                Ok(resp) => {
+                    reached = true;
+                    Some(resp)
+                }
             };
             if let Some(resp) = resp {
                 let Ok(outcome) = AppendOutcome::of(&head_of(&resp), true) else {
@@ -504,12 +519,20 @@ impl Shared {
                 }
             }
             retries += 1;
-            if self.cfg.max_retries.is_some_and(|max| retries > max) {
+            let out_of_time = self
+                .cfg
+                .max_retry_time
+                .is_some_and(|limit| started.elapsed() >= limit);
+            if out_of_time || self.cfg.max_retries.is_some_and(|max| retries > max) {
                 state.numbers.give_up();
-                return Err(Error::OutcomeUnknown(format!(
-                    "no answer after {} retries",
-                    retries - 1
-                )));
+                return Err(match unreachable.filter(|_| !reached) {
+                    Some(e) => Error::Transport(e),
+                    None => Error::OutcomeUnknown(format!(
+                        "no answer for good after {} retries in {:?}",
+                        retries - 1,
+                        started.elapsed()
+                    )),
+                });
             }
             tokio::time::sleep(backoff.next_delay_at_least_half(asked_to_wait.take())).await;
         }

@@ -869,3 +869,46 @@ async fn a_session_view_watched_alone_follows_the_session_to_its_end() {
     drop(watch);
     server.finish().await;
 }
+
+#[tokio::test]
+async fn a_producer_gives_up_on_an_append_after_its_retry_time_and_says_whether_it_was_sent() {
+    let client = Client::new().expect("client");
+    let config = |id: &str| {
+        let mut cfg = ProducerConfig::new(id, "application/json");
+        cfg.max_retry_time = Some(Duration::from_secs(1));
+        cfg.max_retry_delay = Duration::from_millis(100);
+        cfg
+    };
+    // Nothing listens: no try reached a server, so nothing was stored.
+    let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = nowhere.local_addr().expect("addr");
+    drop(nowhere);
+    let producer = client
+        .stream(format!("http://{at}/v1/stream/s"))
+        .producer(config("a"));
+    let result = tokio::time::timeout(Duration::from_secs(10), producer.append_json(&json!(1)))
+        .await
+        .expect("given up on");
+    assert!(matches!(result, Err(Error::Transport(_))), "{result:?}");
+    // A server that answers 503 each time: tried, so perhaps stored.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let busy = canned(listener, |_| {
+        "HTTP/1.1 503 Service Unavailable\r\n".to_owned()
+    });
+    let producer = client
+        .stream(format!("http://{at}/v1/stream/s"))
+        .producer(config("b"));
+    let result = tokio::time::timeout(Duration::from_secs(10), producer.append_json(&json!(2)))
+        .await
+        .expect("given up on");
+    assert!(
+        matches!(result, Err(Error::OutcomeUnknown(_))),
+        "{result:?}"
+    );
+    busy.abort();
+}
