@@ -164,3 +164,70 @@ async fn a_reading_whose_output_cannot_be_written_fails() {
     assert!(said.contains("cannot write the output"), "{said}");
     server.finish().await;
 }
+
+#[tokio::test]
+async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
+    let dir = temp_dir("cli-json");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let run = |args: Vec<String>| async move {
+        let out = Command::new(cli_binary())
+            .args(&args)
+            .output()
+            .await
+            .expect("runs");
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8 lines")
+    };
+    let json = server.stream("j");
+    run(vec!["create".into(), json.clone()]).await;
+    run(vec!["publish".into(), json.clone(), "[1,2,3]".into()]).await;
+    let said = run(vec![
+        "tail".into(),
+        json.clone(),
+        "--json".into(),
+        "--exit-at-tail".into(),
+    ])
+    .await;
+    let lines: Vec<Value> = said
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{said}");
+    // Only the batch's last message says where to read again: a reader that keeps
+    // the last offset it saw, and stops after the first line, misses nothing.
+    assert!(
+        lines[0].get("offset").is_none() && lines[1].get("offset").is_none(),
+        "{said}"
+    );
+    assert_eq!(lines[2]["message"], 3);
+    let offset = lines[2]["offset"].as_str().expect("an offset").to_owned();
+    let head = run(vec!["head".into(), json.clone()]).await;
+    assert!(head.contains(&offset), "{head} {offset}");
+    // Bytes that are not UTF-8 (here a character cut in two) are not altered.
+    let bytes = server.stream("b");
+    run(vec![
+        "create".into(),
+        bytes.clone(),
+        "--content-type".into(),
+        "application/octet-stream".into(),
+    ])
+    .await;
+    let r = reqwest::Client::new()
+        .post(&bytes)
+        .header("content-type", "application/octet-stream")
+        .body(vec![b'a', 0xc3])
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_success());
+    let said = run(vec![
+        "tail".into(),
+        bytes,
+        "--json".into(),
+        "--exit-at-tail".into(),
+    ])
+    .await;
+    let line: Value = serde_json::from_str(said.trim()).expect("a JSON line");
+    assert_eq!(line["data_base64"], "YcM=", "{said}");
+    server.finish().await;
+}

@@ -53,7 +53,11 @@ enum Command {
         /// Live mode.
         #[arg(long, value_enum, default_value = "sse")]
         live: Live,
-        /// One JSON object per line: {"offset", "message"} or {"offset", "data"}.
+        /// One JSON object per line: {"message"} per message, the last of each batch
+        /// with the "offset" to resume from after it (a reader that keeps the last
+        /// offset it saw misses nothing); for a stream of bytes, one {"offset",
+        /// "data"} per batch, or {"offset", "data_base64"} for bytes that are not
+        /// UTF-8.
         #[arg(long)]
         json: bool,
         /// Exit 0 once caught up with the tail.
@@ -321,13 +325,20 @@ async fn tail(
                 let mut text = Vec::new();
                 match &batch.payload {
                     Payload::Json(messages) => {
-                        for m in messages {
+                        for (i, m) in messages.iter().enumerate() {
                             if json {
-                                let line = format!(
-                                    "{{\"offset\":{},\"message\":{}}}\n",
-                                    serde_json::Value::String(offset.clone()),
-                                    m.get()
-                                );
+                                // Only after the batch's last message is its offset
+                                // where reading again misses nothing and repeats
+                                // nothing: the lines before it say none.
+                                let line = if i + 1 == messages.len() {
+                                    format!(
+                                        "{{\"offset\":{},\"message\":{}}}\n",
+                                        serde_json::Value::String(offset.clone()),
+                                        m.get()
+                                    )
+                                } else {
+                                    format!("{{\"message\":{}}}\n", m.get())
+                                };
                                 text.extend_from_slice(line.as_bytes());
                             } else {
                                 text.extend_from_slice(m.get().as_bytes());
@@ -337,7 +348,15 @@ async fn tail(
                     }
                     Payload::Bytes(bytes) => {
                         if json {
-                            let line = serde_json::json!({"offset": offset, "data": String::from_utf8_lossy(bytes)});
+                            // (A batch may end inside a character: such bytes go as
+                            // base64, never altered.)
+                            let line = match std::str::from_utf8(bytes) {
+                                Ok(data) => serde_json::json!({"offset": offset, "data": data}),
+                                Err(_) => serde_json::json!({
+                                    "offset": offset,
+                                    "data_base64": gapless_core::wire::encode_base64(bytes),
+                                }),
+                            };
                             text.extend_from_slice(format!("{line}\n").as_bytes());
                         } else {
                             text.extend_from_slice(bytes);
