@@ -4,9 +4,11 @@
 use std::cmp::Ordering;
 use std::fmt;
 
-/// The longest offset this crate accepts. The protocol says offsets SHOULD be shorter
-/// than 256 characters; anything longer is refused rather than silently truncated.
-pub const MAX_OFFSET_LEN: usize = 255;
+/// The longest offset this crate accepts: 4 KiB. The protocol says offsets SHOULD be
+/// shorter than 256 characters, so a server's longer ones are read all the same, up
+/// to this bound on what one costs; anything longer is refused rather than silently
+/// truncated.
+pub const MAX_OFFSET_LEN: usize = 4096;
 
 /// Characters an offset MUST NOT contain (§8): they would break query strings and paths.
 const FORBIDDEN: &[char] = &[',', '&', '=', '?', '/'];
@@ -195,6 +197,12 @@ mod tests {
         for (input, want) in cases {
             assert_eq!(Offset::parse(input).unwrap_err(), *want, "input {input:?}");
         }
+        // Past the protocol's advice (under 256 characters), within the bound.
+        let advised_against = "9".repeat(300);
+        assert_eq!(
+            Offset::parse(&advised_against).unwrap().as_str(),
+            advised_against
+        );
         let long = "9".repeat(MAX_OFFSET_LEN + 1);
         assert_eq!(
             Offset::parse(&long).unwrap_err(),
