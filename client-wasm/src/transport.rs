@@ -54,6 +54,9 @@ impl Fetch {
             "DELETE" => Request::delete(url),
             _ => Request::get(url),
         }
+        // Redirects are not followed: fetch would send a redirected POST again as a
+        // GET, whose 200 would read as a stored append (the 3xx is a refusal instead).
+        .redirect(web_sys::RequestRedirect::Manual)
         .abort_signal(signal.as_ref());
         for (k, v) in headers {
             request = request.header(k, v);

@@ -306,3 +306,24 @@ test("the error that ended a stream reaches a subscriber that comes later too", 
   assert.equal(later.error?.code, "NOT_FOUND", `a later one too, not a quiet end: ${later.error}`);
   assert.equal(later.update, null);
 });
+
+test("an append redirected elsewhere is refused, never read as stored", async () => {
+  const { createServer } = await import("node:http");
+  const target = unique("redirect-target");
+  await create(target);
+  // Followed, fetch would send the POST again as a GET, whose 200 would read as stored.
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(302, { location: target }).end();
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const moved = `http://127.0.0.1:${server.address().port}/v1/stream/moved`;
+  try {
+    const producer = new GaplessProducer(moved, { producerId: "redirected", headers });
+    await assert.rejects(producer.append({ i: 1 }), (e) => e.code === "STATUS" && e.status === 302);
+  } finally {
+    server.close();
+  }
+  const r = await fetch(`${target}?offset=-1`, { headers });
+  assert.equal(await r.text(), "[]", "nothing was appended");
+});
