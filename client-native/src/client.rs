@@ -333,19 +333,20 @@ impl StreamHandle {
             .request(reqwest::Method::POST)
             .header(CONTENT_TYPE, content_type)
             .body(body);
-        let resp = self
-            .answer(req.send().await?, &[200, 204], true)
-            .await
-            .map_err(|e| match e {
-                // Sent (the connection was made) and not answered: it may be stored.
-                Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
-                    format!("the append was sent and its answer lost ({e}): it may be stored"),
-                ),
-                Error::Status { status, message } if status >= 500 => Error::OutcomeUnknown(
-                    format!("the server answered {status} ({message}): the append may be stored"),
-                ),
-                e => e,
-            })?;
+        let sent = match req.send().await {
+            Ok(resp) => self.answer(resp, &[200, 204], true).await,
+            Err(e) => Err(Error::Transport(e)),
+        };
+        let resp = sent.map_err(|e| match e {
+            // Sent (the connection was made) and not answered: it may be stored.
+            Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
+                format!("the append was sent and its answer lost ({e}): it may be stored"),
+            ),
+            Error::Status { status, message } if status >= 500 => Error::OutcomeUnknown(format!(
+                "the server answered {status} ({message}): the append may be stored"
+            )),
+            e => e,
+        })?;
         // Stored: an answer without a usable offset must not read as a refusal
         // (which a caller would send again).
         next_offset(&resp).map_err(|e| {
