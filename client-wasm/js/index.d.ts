@@ -166,7 +166,9 @@ export interface SessionSnapshot {
 export class GaplessSession implements AsyncIterable<SessionUpdate> {
   constructor(url: string, options?: ReadOptions & { stallAfterMs?: number });
   next(): Promise<SessionUpdate | null>;
-  /** The view folded so far, with "stalled" evaluated now. */
+  /** The view folded so far, with "stalled" evaluated now. Events are folded as their
+   * updates are taken (`subscribe`, `for await` or `next()`): reading waits while 16
+   * updates are not taken, so a page that only polls `view()` must also consume them. */
   view(): SessionSnapshot;
   close(): void;
   /** Stops reading (as `close()`) and frees the object's memory. */
@@ -180,7 +182,11 @@ export class GaplessProducer {
   /** Appends one message; resolves to the offset after it once durable (null when the
    * server's answer does not say it). With a JSON content type (the default), any
    * value `JSON.stringify` writes; otherwise a string. Rejects with INVALID_ARGUMENT
-   * for another value. */
+   * for another value. Appends are sent one at a time, in call order (those waiting
+   * are held in memory: no bound). An append is retried for about two minutes, then
+   * rejects with OUTCOME_UNKNOWN (fetch cannot tell a connection never made from an
+   * answer lost). A redirect is not followed: it rejects with STATUS (status 0 in a
+   * browser, where fetch hides the redirect's own). */
   append(value: unknown): Promise<string | null>;
   /** Frees the object's memory. */
   free(): void;

@@ -36,8 +36,12 @@ pub struct GaplessProducer {
     state: Rc<State>,
 }
 
-/// Retries of one append before it fails with `OUTCOME_UNKNOWN`.
-const MAX_RETRIES: u32 = 8;
+/// Retries of one append before it fails with `OUTCOME_UNKNOWN`: at the back-off's
+/// pace (from 0.1 s, at least half of a ceiling that grows to 5 s) about two minutes,
+/// as the native producer's default, so that a server's restart or a minute offline
+/// is waited out (fetch cannot tell a connection never made from an answer lost, so
+/// each failed try counts as perhaps stored).
+const MAX_RETRIES: u32 = 40;
 
 /// How long an append's attempt waits for its answer (the native client's request
 /// time-out).

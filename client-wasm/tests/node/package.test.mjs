@@ -327,3 +327,28 @@ test("an append redirected elsewhere is refused, never read as stored", async ()
   const r = await fetch(`${target}?offset=-1`, { headers });
   assert.equal(await r.text(), "[]", "nothing was appended");
 });
+
+test("an append waits out a server that is unavailable for twenty seconds", async () => {
+  const { createServer } = await import("node:http");
+  const target = unique("outage");
+  await create(target);
+  // 503 for 20 s (past the few retries an append once had), then the real server.
+  const until = Date.now() + 20000;
+  const server = createServer(async (req, res) => {
+    const chunks = [];
+    for await (const c of req) chunks.push(c);
+    if (Date.now() < until) return res.writeHead(503).end();
+    const r = await fetch(target, { method: req.method, headers: req.headers, body: Buffer.concat(chunks) });
+    res.writeHead(r.status, Object.fromEntries(r.headers)).end(Buffer.from(await r.arrayBuffer()));
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const producer = new GaplessProducer(`http://127.0.0.1:${server.address().port}/v1/stream/x`, { producerId: "patient", headers });
+    const offset = await producer.append({ i: 1 });
+    assert.ok(typeof offset === "string" && offset.length > 0, `stored at ${offset}`);
+  } finally {
+    server.close();
+  }
+  const r = await fetch(`${target}?offset=-1`, { headers });
+  assert.equal(await r.text(), '[{"i":1}]', "stored once");
+});
