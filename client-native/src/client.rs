@@ -323,7 +323,8 @@ impl StreamHandle {
     /// server has acknowledged it. `content_type` must match the stream's.
     ///
     /// A plain append is not idempotent: if the connection breaks before the answer,
-    /// or a server error (5xx, a gateway's too) answers it, the data may or may not be
+    /// or a server error (5xx, a gateway's too, but 501, 505 and 507, which store
+    /// nothing) answers it, the data may or may not be
     /// in the stream ([`Error::OutcomeUnknown`]; a connection refused is
     /// [`Error::Transport`], not stored). An append to a closed stream is
     /// [`Error::Closed`]. Use [`crate::Producer`] for appends that can be retried
@@ -342,9 +343,15 @@ impl StreamHandle {
             Error::Transport(e) if !e.is_connect() && !e.is_builder() => Error::OutcomeUnknown(
                 format!("the append was sent and its answer lost ({e}): it may be stored"),
             ),
-            Error::Status { status, message } if status >= 500 => Error::OutcomeUnknown(format!(
-                "the server answered {status} ({message}): the append may be stored"
-            )),
+            // (Not 501, 505 nor 507: appends not supported, nor this HTTP version,
+            // nor room to store: nothing was.)
+            Error::Status { status, message }
+                if status >= 500 && !matches!(status, 501 | 505 | 507) =>
+            {
+                Error::OutcomeUnknown(format!(
+                    "the server answered {status} ({message}): the append may be stored"
+                ))
+            }
             e => e,
         })?;
         // Stored: an answer without a usable offset must not read as a refusal

@@ -2,6 +2,7 @@
 //! model, and a [`SessionView`] that is kept current while the subscription runs.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ pub enum SessionUpdate {
 pub struct SessionSubscription {
     rx: mpsc::Receiver<Result<SessionUpdate, Error>>,
     view: watch::Receiver<SessionView>,
+    /// Where the read tells why it stopped once nobody takes its updates.
+    failure: Arc<Mutex<Option<Arc<Error>>>>,
     /// The reading task (taken by [`SessionSubscription::into_view`]).
     task: Option<JoinHandle<()>>,
 }
@@ -72,6 +75,7 @@ impl Drop for SessionSubscription {
 pub struct SessionWatch {
     view: watch::Receiver<SessionView>,
     task: Option<JoinHandle<()>>,
+    failure: Arc<Mutex<Option<Arc<Error>>>>,
 }
 
 impl Drop for SessionWatch {
@@ -91,6 +95,12 @@ impl SessionWatch {
     /// The status right now, stall check included.
     pub fn status(&self) -> Status {
         self.view.borrow().status(wall_clock())
+    }
+
+    /// Why the read stopped for good, if it did (the stream gone, credentials
+    /// refused, its data gone): the view then changes no more.
+    pub fn failure(&self) -> Option<Arc<Error>> {
+        self.failure.lock().map_or(None, |failure| failure.clone())
     }
 }
 
@@ -112,6 +122,8 @@ impl SessionSubscription {
         let mut inner = stream.subscribe_with(from, live);
         let (view_tx, view) = watch::channel(SessionView::new(stall_after));
         let (tx, rx) = mpsc::channel(16);
+        let failure = Arc::new(Mutex::new(None));
+        let failed = Arc::clone(&failure);
         let task = tokio::spawn(async move {
             // Once nobody takes the updates (see `into_view`), reading goes on for the
             // view alone.
@@ -150,14 +162,23 @@ impl SessionSubscription {
                     }
                     Err(e) => Err(e),
                 };
-                if !detached && tx.send(out).await.is_err() {
-                    detached = true;
+                let out = match (detached, out) {
+                    (false, out) => match tx.send(out).await {
+                        Ok(()) => continue,
+                        Err(unsent) => unsent.0,
+                    },
+                    (true, out) => out,
+                };
+                detached = true;
+                if let (Err(e), Ok(mut failure)) = (out, failed.lock()) {
+                    *failure = Some(Arc::new(e));
                 }
             }
         });
         SessionSubscription {
             rx,
             view,
+            failure,
             task: Some(task),
         }
     }
@@ -175,6 +196,7 @@ impl SessionSubscription {
         SessionWatch {
             view: self.view.clone(),
             task: self.task.take(),
+            failure: Arc::clone(&self.failure),
         }
     }
 

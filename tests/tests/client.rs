@@ -736,6 +736,21 @@ async fn a_redirect_or_a_gateway_error_never_reads_as_an_acknowledged_append() {
         "{timed_out:?}"
     );
     gateway.abort();
+    // 501: appends not supported at all; nothing was stored.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let unsupported = canned(listener, |_| "HTTP/1.1 501 Not Implemented\r\n".to_owned());
+    let refused = client
+        .stream(format!("http://{at}/v1/stream/target"))
+        .append("application/json", br#"{"n":3}"#.to_vec())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::Status { status: 501, .. })),
+        "{refused:?}"
+    );
+    unsupported.abort();
     // An append to a closed stream says so.
     stream.close().await.expect("close");
     let closed = stream
@@ -866,6 +881,20 @@ async fn a_session_view_watched_alone_follows_the_session_to_its_end() {
         watch.status(),
         gapless_core::session::Status::Completed { .. }
     ));
+    assert!(watch.failure().is_none());
+    // A read that stops for good says why, though nobody takes its updates.
+    stream.delete().await.expect("delete");
+    let failure = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(failure) = watch.failure() {
+                return failure;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the read's end is told");
+    assert!(matches!(*failure, Error::NotFound), "{failure:?}");
     drop(watch);
     server.finish().await;
 }
@@ -879,14 +908,10 @@ async fn a_producer_gives_up_on_an_append_after_its_retry_time_and_says_whether_
         cfg.max_retry_delay = Duration::from_millis(100);
         cfg
     };
-    // Nothing listens: no try reached a server, so nothing was stored.
-    let nowhere = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = nowhere.local_addr().expect("addr");
-    drop(nowhere);
+    // Nothing listens (the discard port): no try reached a server, so nothing was
+    // stored.
     let producer = client
-        .stream(format!("http://{at}/v1/stream/s"))
+        .stream("http://127.0.0.1:9/v1/stream/s")
         .producer(config("a"));
     let result = tokio::time::timeout(Duration::from_secs(10), producer.append_json(&json!(1)))
         .await

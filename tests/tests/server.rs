@@ -3281,15 +3281,16 @@ async fn reading_a_session_view_keeps_its_stream_with_a_ttl_alive() {
     let r = c
         .put(server.stream("sessions/v"))
         .header("content-type", "application/json")
-        .header("stream-ttl", "2")
+        .header("stream-ttl", "3")
         .send()
         .await
         .expect("create");
     assert_eq!(r.status(), StatusCode::CREATED);
     let (status, _) = post_events(&c, &server.url, "v", &token_event("v", "a")).await;
     assert_eq!(status, StatusCode::CREATED);
-    // Read only through the view, twice a second, for twice the time to live.
-    for _ in 0..8 {
+    // Read only through the view, twice a second, for twice the time to live (a
+    // pause of more than 2.5 s between two reads would let it expire).
+    for _ in 0..12 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let r = c
             .get(format!("{}/api/sessions/v/view", server.url))

@@ -611,7 +611,9 @@ impl Resume {
         };
         Some(SseState {
             // One event holds at most the data a response may (plus its lines' names):
-            // an append the server takes whole comes as one event, base64 and all.
+            // an append the server takes whole comes as one event. (Its text counts:
+            // a binary append's base64 is 4/3 of its bytes, and must fit as held data
+            // too, see `HELD_EVENT_BYTES`.)
             decoder: SseDecoder::with_max_event_bytes(
                 self.cfg
                     .max_body_bytes
