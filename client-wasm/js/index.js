@@ -12,11 +12,11 @@ for (const Class of [GaplessStream, GaplessSession]) {
     return {
       next: async () => {
         const value = await this.next();
-        return value === null ? { done: true, value: undefined } : { done: false, value };
+        return value === null ? { done: true } : { done: false, value };
       },
       return: async () => {
         this.close();
-        return { done: true, value: undefined };
+        return { done: true };
       },
     };
   };
@@ -68,8 +68,9 @@ for (const Class of [GaplessStream, GaplessSession]) {
       if (!listener.live) return;
       listener.live = false;
       hub.delete(listener);
+      // (Not once the object was freed meanwhile: `unsubscribe(); obj.free()`.)
       queueMicrotask(() => {
-        if (hub.size === 0) this.close();
+        if (hub.size === 0 && this.__wbg_ptr) this.close();
       });
     };
   };

@@ -352,3 +352,23 @@ test("an append waits out a server that is unavailable for twenty seconds", asyn
   const r = await fetch(`${target}?offset=-1`, { headers });
   assert.equal(await r.text(), '[{"i":1}]', "stored once");
 });
+
+test("freeing an object right after its last unsubscribe throws nothing later", async () => {
+  const url = unique("free");
+  await create(url);
+  const uncaught = [];
+  const onError = (e) => uncaught.push(e);
+  process.on("uncaughtException", onError);
+  try {
+    for (const Class of [GaplessStream, GaplessSession]) {
+      const object = new Class(url, { headers });
+      const unsubscribe = object.subscribe(() => {});
+      unsubscribe();
+      object.free(); // as a React cleanup, or `using`, does
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  } finally {
+    process.off("uncaughtException", onError);
+  }
+  assert.deepEqual(uncaught.map(String), []);
+});
