@@ -4,7 +4,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,8 +26,9 @@ use crate::Error;
 pub struct ProducerConfig {
     /// `Producer-Id`: stable for one logical writer.
     pub id: String,
-    /// The first epoch. Default: the current time in milliseconds, so a restarted
-    /// process always fences its predecessor and starts a fresh sequence. (A fixed
+    /// The first epoch. Default: the current time in milliseconds (or one above the
+    /// last this process took, for producers made in one millisecond), so a
+    /// restarted process always fences its predecessor and starts a fresh sequence. (A fixed
     /// one below the server's is claimed past, unless its first append goes
     /// unanswered: that producer is then fenced, see `auto_claim`.)
     pub epoch: Option<u64>,
@@ -186,6 +187,23 @@ enum Queued {
     Flush(oneshot::Sender<Result<(), Error>>),
 }
 
+/// A default epoch: the time in milliseconds, or one above the last this process
+/// took, whichever is more, so that producers made in one millisecond (one per
+/// append, say) do not share one: the second's first append would be taken for the
+/// first's, and dropped as a duplicate.
+fn fresh_epoch() -> u64 {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let mut taken = now;
+    let _ = LAST.fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+        taken = now.max(last.saturating_add(1));
+        Some(taken)
+    });
+    taken
+}
+
 /// An idempotent producer on one stream.
 ///
 /// `append` returns once the server has committed the data; `push` enqueues without
@@ -242,11 +260,7 @@ impl Drop for Producer {
 
 impl Producer {
     pub(crate) fn new(stream: StreamHandle, cfg: ProducerConfig) -> Producer {
-        let epoch = cfg.epoch.unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64)
-        });
+        let epoch = cfg.epoch.unwrap_or_else(fresh_epoch);
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         let shared = Arc::new(Shared {
             unusable: Unusable::of(&stream, &cfg),

@@ -178,6 +178,10 @@ export class GaplessSession implements AsyncIterable<SessionUpdate> {
 }
 
 export class GaplessProducer {
+  /** Each producer object takes a new epoch (the time in milliseconds), which fences
+   * any earlier object with its `producerId`: keep one object per id and append
+   * through it (two made with one id in the same millisecond would share an epoch,
+   * and the second's first append would be taken for the first's). */
   constructor(url: string, options?: { producerId?: string; contentType?: string; headers?: Record<string, string> });
   /** Appends one message; resolves to the offset after it once durable (null when the
    * server's answer does not say it). With a JSON content type (the default), any

@@ -937,3 +937,23 @@ async fn a_producer_gives_up_on_an_append_after_its_retry_time_and_says_whether_
     );
     busy.abort();
 }
+
+#[tokio::test]
+async fn producers_made_within_one_millisecond_with_one_id_each_store_their_append() {
+    let (_, server, stream) = server_with_stream("client-same-id", &[], "same").await;
+    // Producers made within one millisecond, each with a default epoch of its own
+    // (else the second's first append would be the first's duplicate, acknowledged
+    // and dropped).
+    let producers: Vec<_> = (0..20)
+        .map(|_| stream.producer(ProducerConfig::new("same", "application/json")))
+        .collect();
+    for (i, producer) in producers.iter().enumerate() {
+        producer
+            .append_json(&json!({"i": i}))
+            .await
+            .expect("stored");
+    }
+    let expected: Vec<Value> = (0..20).map(|i| json!({"i": i})).collect();
+    assert_eq!(stored(&server, "same").await, expected);
+    server.finish().await;
+}
