@@ -1206,6 +1206,38 @@ async fn a_fold_after_a_rolled_back_group_moves_what_was_committed_only() {
 }
 
 #[tokio::test]
+async fn a_stream_deleted_and_made_again_in_one_group_is_told_removed_every_time() {
+    let (dir, store) = with_json_stream("delete-create-told").await;
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&told);
+    store
+        .shared()
+        .on_removed(move |path| seen.lock().expect("told").push(path.to_owned()));
+    for i in 0..12 {
+        let path = format!("p{i}");
+        store.create(CreateReq::json(&path)).await.expect("create");
+        let (deleted, deleted_rx) = oneshot::channel();
+        let (created, created_rx) = oneshot::channel();
+        let group = vec![
+            Cmd::Delete(path.clone(), deleted),
+            Cmd::Create(CreateReq::json(&path), created),
+        ];
+        store
+            .0
+            .writer
+            .lock()
+            .expect("writer")
+            .commit(group, false, false);
+        deleted_rx.await.expect("answered").expect("deleted");
+        created_rx.await.expect("answered").expect("created");
+    }
+    let expected: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+    assert_eq!(*told.lock().expect("told"), expected);
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_group_that_appends_then_deletes_and_creates_again_keeps_only_the_new_stream() {
     let (dir, store) = with_json_stream("append-delete-create").await;
     store

@@ -609,11 +609,15 @@ impl Writer {
     fn publish_touched(&mut self) {
         // With the path each stream had before the group, where a deleted one is
         // published (one made and deleted in the group never was).
-        let touched: Vec<(i64, Option<Arc<str>>)> = self
+        let mut touched: Vec<(i64, Option<Arc<str>>)> = self
             .undo_metas
             .drain()
             .map(|(id, before)| (id, before.map(|m| m.path)))
             .collect();
+        // In the order the streams were made, not the map's: a stream removed from a
+        // path is told gone before the one that took the path is published there
+        // (else whether its removal is told at all would turn on the map's order).
+        touched.sort_unstable_by_key(|(id, _)| *id);
         self.undo_producers.clear();
         self.undo_paths.clear();
         for (id, path) in touched {
