@@ -464,6 +464,10 @@ impl Writer {
             return;
         }
         self.unsettled = true;
+        // The group's sweep looks at the clock as it was before any of its commands:
+        // a stream an append of the group found alive is not removed by the same
+        // commit (which would acknowledge data already gone).
+        let began = now_ms();
         let conn = Arc::clone(&self.conn);
         let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
         if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
@@ -527,7 +531,7 @@ impl Writer {
             failure = Some("a failure injected by a test".into());
         }
         if failure.is_none() && sweep {
-            if let Err(e) = self.sweep(&conn) {
+            if let Err(e) = self.sweep(&conn, began) {
                 failure = Some(e.to_string());
             }
         }
@@ -1159,11 +1163,10 @@ impl Writer {
         Ok(())
     }
 
-    /// Deletes expired streams (at most [`SWEEP_REMOVALS`]; those past it are kept in
-    /// `sweep_left`, for the next sweep to remove without looking at every stream
-    /// again) and persists access times readers bumped.
-    fn sweep(&mut self, conn: &Connection) -> rusqlite::Result<()> {
-        let now = now_ms();
+    /// Deletes streams expired at `now` (at most [`SWEEP_REMOVALS`]; those past it are
+    /// kept in `sweep_left`, for the next sweep to remove without looking at every
+    /// stream again) and persists access times readers bumped.
+    fn sweep(&mut self, conn: &Connection, now: u64) -> rusqlite::Result<()> {
         let ids: Vec<i64> = if self.sweep_left.is_empty() {
             self.shared.forget_idle_recent();
             self.metas.keys().copied().collect()
