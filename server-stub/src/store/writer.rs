@@ -186,6 +186,9 @@ pub(crate) struct Writer {
     in_place: Option<InPlace>,
     /// Shut down: commits made in place are refused from then on.
     stopped: bool,
+    /// The writer thread has begun (and lengthened the log): no commit is made in
+    /// place before, so that the first commits find the log at its length.
+    started: bool,
     /// How many commands the last commit took.
     last_group: usize,
     /// When the writer thread last committed commands (not a lone sweep).
@@ -289,6 +292,7 @@ impl Writer {
             syncer: None,
             in_place: None,
             stopped: false,
+            started: false,
             last_group: 0,
             thread_committed: None,
             sweep_left: Vec::new(),
@@ -316,12 +320,16 @@ impl Writer {
     /// turns with it through the lock).
     pub(crate) fn run(writer: Arc<Mutex<Writer>>, rx: Receiver<Cmd>) {
         {
-            // Before any command: commits made meanwhile wait for the lock.
-            let writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
-            let conn = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = presize_wal(&conn) {
-                warn!("could not lengthen the write-ahead log in advance: {e}");
+            // Before any command: commits meanwhile wait for the lock, and none is
+            // made in place until this is done (see `started`).
+            let mut writer = writer.lock().unwrap_or_else(PoisonError::into_inner);
+            {
+                let conn = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = presize_wal(&conn) {
+                    warn!("could not lengthen the write-ahead log in advance: {e}");
+                }
             }
+            writer.started = true;
         }
         let mut last_sweep = std::time::Instant::now();
         let mut sweep_every = SWEEP_EVERY;
@@ -402,6 +410,7 @@ impl Writer {
         let mut writer = match writer.try_lock() {
             Ok(writer)
                 if !writer.stopped
+                    && writer.started
                     && writer.last_group <= 1
                     && writer
                         .thread_committed
