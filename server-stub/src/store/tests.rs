@@ -837,6 +837,46 @@ async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
 }
 
 #[tokio::test]
+async fn a_text_stream_forks_between_characters_only() {
+    let dir = scratch("text-fork");
+    let store = Store::open(Some(&dir), Durability::Normal).expect("open");
+    let mut req = CreateReq::json("t");
+    req.content_type = Some("text/plain".into());
+    store.create(req).await.expect("create");
+    // Bytes: 'a', then 'é' (0xC3 0xA9), then 'b'.
+    for text in ["a", "\u{e9}b"] {
+        let mut req = append("t", &[]);
+        req.content_type = Some("text/plain".into());
+        req.body = Some(Payload::bytes(text.as_bytes().to_vec()));
+        store.append(req).await.expect("append");
+    }
+    let fork = |name: &str, sub: u64| {
+        let mut req = CreateReq::json(name);
+        req.content_type = Some("text/plain".into());
+        req.fork = Some(ForkReq {
+            source: "t".into(),
+            offset: Some(0),
+            offset_epoch: None,
+            sub_offset: Some(sub),
+        });
+        req
+    };
+    // Inside 'é': refused, nothing made.
+    let split = store.create(fork("inside", 2)).await;
+    assert!(
+        matches!(&split, Err(CreateError::BadRequest(why)) if why.contains("splits a character")),
+        "{split:?}"
+    );
+    assert!(store.shared().get("inside").is_none());
+    // Before it, after it, and at the tail: made.
+    for (name, sub) in [("before", 1), ("after", 3), ("tail", 4)] {
+        store.create(fork(name, sub)).await.expect(name);
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     let dir = scratch("bytes-forks");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

@@ -862,8 +862,9 @@ impl Writer {
             landed_from: None,
         };
         if let Some(fork) = &req.fork {
+            // (Owned: reading the source's text below needs the writer.)
             let source = match self.lookup(&fork.source, now) {
-                Lookup::Live(sid) => &self.metas[&sid],
+                Lookup::Live(sid) => self.metas[&sid].clone(),
                 Lookup::SoftDeleted => {
                     return Ok(Err(CreateError::Conflict(
                         "the fork source was deleted".into(),
@@ -897,6 +898,22 @@ impl Writer {
                     "fork offset is beyond the source's tail ({})",
                     source.offset(source.tail)
                 ))));
+            }
+            // A text stream forks between characters: one cut inside a character
+            // would leave the fork's text invalid for good (and its SSE readers a
+            // replacement character where the bytes are).
+            if at > 0
+                && at < source.tail
+                && !source.is_json()
+                && gapless_core::wire::headers::is_text(&source.content_type)
+            {
+                self.insert_landing(conn)?;
+                let byte = super::reader::read_range(conn, &source, at, at + 1, 1)?;
+                if byte.body().first().is_some_and(|b| b & 0xC0 == 0x80) {
+                    return Ok(Err(CreateError::BadRequest(
+                        "the fork point splits a character of the source's text".into(),
+                    )));
+                }
             }
             meta.content_type = req
                 .content_type
