@@ -698,9 +698,10 @@ async fn a_subscription_sees_a_stream_created_again_at_its_path_from_its_start()
     server.finish().await;
 }
 
-#[tokio::test]
-async fn subscription_routes_open_to_callers_without_a_token_give_nothing_away() {
-    let dir = temp_dir("subscription-open");
+/// A server with subscriptions and the one token `server` (writes anything), whose
+/// JSON stream `w` it made; its data under a directory named `name`.
+async fn subscriptions_with_a_token(name: &str) -> (ServerProcess, Client, String) {
+    let dir = temp_dir(name);
     let server =
         ServerProcess::start_with_tokens(&dir, "server write *\n", &["--subscriptions"]).await;
     let c = client();
@@ -713,6 +714,12 @@ async fn subscription_routes_open_to_callers_without_a_token_give_nothing_away()
         .await
         .expect("put");
     assert_eq!(r.status(), StatusCode::CREATED);
+    (server, c, url)
+}
+
+#[tokio::test]
+async fn subscription_routes_open_to_callers_without_a_token_give_nothing_away() {
+    let (server, c, url) = subscriptions_with_a_token("subscription-open").await;
     let put = |id: &str| {
         c.put(server.stream(&format!("__ds/subscriptions/{id}")))
             .bearer_auth("server")
@@ -810,19 +817,7 @@ async fn subscription_routes_open_to_callers_without_a_token_give_nothing_away()
 
 #[tokio::test]
 async fn a_pull_wake_worker_acks_with_its_callback_token_and_its_acks_extend_the_lease() {
-    let dir = temp_dir("subscription-auth");
-    let server =
-        ServerProcess::start_with_tokens(&dir, "server write *\n", &["--subscriptions"]).await;
-    let c = client();
-    let url = server.stream("w");
-    let r = c
-        .put(&url)
-        .bearer_auth("server")
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), StatusCode::CREATED);
+    let (server, c, url) = subscriptions_with_a_token("subscription-auth").await;
     let sub = server.stream("__ds/subscriptions/s1");
     let r = c
         .put(&sub)
