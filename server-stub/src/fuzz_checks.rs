@@ -16,6 +16,18 @@ use crate::Config;
 mod wire;
 pub use wire::wire;
 
+/// The configuration both checks serve with: short waits (a long poll of 5 ms, SSE
+/// connections of 1 s) and a small body limit, so that inputs run fast; unknown event
+/// kinds refused when `strict_events`.
+fn fuzz_config(strict_events: bool) -> Config {
+    let mut config = Config::for_tests();
+    config.long_poll_timeout_ms = 5;
+    config.sse_max_age_s = 1;
+    config.max_body_bytes = 4096;
+    config.strict_events = strict_events;
+    config
+}
+
 fn runtime_and_app() -> &'static (tokio::runtime::Runtime, axum::Router) {
     static APP: OnceLock<(tokio::runtime::Runtime, axum::Router)> = OnceLock::new();
     APP.get_or_init(|| {
@@ -23,11 +35,7 @@ fn runtime_and_app() -> &'static (tokio::runtime::Runtime, axum::Router) {
             .enable_all()
             .build()
             .expect("a runtime");
-        let mut config = Config::for_tests();
-        config.long_poll_timeout_ms = 5;
-        config.sse_max_age_s = 1;
-        config.max_body_bytes = 4096;
-        config.strict_events = true;
+        let config = fuzz_config(true);
         let app = rt.block_on(async { crate::app(&config) }).expect("the app");
         (rt, app)
     })

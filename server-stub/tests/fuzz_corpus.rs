@@ -1,28 +1,29 @@
-//! Replays the kept corpus of the `server_request` fuzz target through the same
-//! property check: every request gets an answer, never a panic or a 5xx.
+//! Replays the kept corpora of the server's fuzz targets through the same property
+//! checks: `server_request` (every request gets an answer, never a panic or a 5xx)
+//! and `server_wire` (the lean HTTP layer answers as hyper and the router do).
 
 use std::path::Path;
 
-#[test]
-fn server_request_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/server_request");
+/// Runs `check` over every input kept in `fuzz/corpus/<target>`, which must hold some.
+fn replay(target: &str, check: fn(&[u8])) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let data = std::fs::read(entry.expect("entry").path()).expect("read");
-        gapless_server::fuzz_checks::request(&data);
+        check(&data);
         count += 1;
     }
-    assert!(count > 0, "the corpus is empty");
+    assert!(count > 0, "the corpus of {target} is empty");
+}
+
+#[test]
+fn server_request_corpus() {
+    replay("server_request", gapless_server::fuzz_checks::request);
 }
 
 #[test]
 fn server_wire_corpus() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/server_wire");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus directory") {
-        let data = std::fs::read(entry.expect("entry").path()).expect("read");
-        gapless_server::fuzz_checks::wire(&data);
-        count += 1;
-    }
-    assert!(count > 0, "the corpus is empty");
+    replay("server_wire", gapless_server::fuzz_checks::wire);
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::{Config, Server};
+use crate::Server;
 
 /// Most requests one input sends.
 const MAX_REQUESTS: usize = 4;
@@ -29,12 +29,8 @@ fn server() -> &'static (tokio::runtime::Runtime, SocketAddr) {
             .enable_all()
             .build()
             .expect("a runtime");
-        let mut config = Config::for_tests();
-        config.long_poll_timeout_ms = 5;
-        config.sse_max_age_s = 1;
-        config.max_body_bytes = 4096;
         // (Unknown event kinds taken, so that more session events get through.)
-        config.strict_events = false;
+        let config = super::fuzz_config(false);
         let addr = rt.block_on(async {
             let server = Server::bind(config).await.expect("the server");
             let addr = server.addr();
