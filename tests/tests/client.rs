@@ -643,14 +643,17 @@ async fn a_producer_stopped_by_a_failed_queued_append_says_how_it_failed() {
     server.finish().await;
 }
 
-/// A server on `listener` that answers every request (head and body read whole) with
-/// what `answer` makes of its head, then closes the connection.
-fn canned(
-    listener: tokio::net::TcpListener,
+/// A server bound to `at` (`127.0.0.1:0`: a port of its own) that answers every
+/// request (head and body read whole) with what `answer` makes of its head, then
+/// closes the connection; its address, and its task (to abort).
+async fn canned(
+    at: impl tokio::net::ToSocketAddrs,
     answer: impl Fn(&str) -> String + Send + Sync + 'static,
-) -> tokio::task::JoinHandle<()> {
+) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind(at).await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
     let answer = std::sync::Arc::new(answer);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
             let answer = std::sync::Arc::clone(&answer);
             tokio::spawn(async move {
@@ -685,7 +688,22 @@ fn canned(
                 let _ = conn.write_all(response.as_bytes()).await;
             });
         }
-    })
+    });
+    (addr, task)
+}
+
+/// A plain append through a server that answers every request with `status_line`.
+async fn plain_append_answered(
+    client: &Client,
+    status_line: &'static str,
+) -> Result<Offset, Error> {
+    let (at, server) = canned("127.0.0.1:0", move |_| format!("{status_line}\r\n")).await;
+    let appended = client
+        .stream(format!("http://{at}/v1/stream/target"))
+        .append("application/json", br#"{"n":3}"#.to_vec())
+        .await;
+    server.abort();
+    appended
 }
 
 #[tokio::test]
@@ -693,14 +711,11 @@ async fn a_redirect_or_a_gateway_error_never_reads_as_an_acknowledged_append() {
     let (_, server, stream) = server_with_stream("client-redirect", &[], "target").await;
     // A redirect to the real stream: followed, a POST would be sent again as a GET,
     // whose 200 would read as stored.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = listener.local_addr().expect("addr");
     let location = server.stream("target");
-    let redirecting = canned(listener, move |_| {
+    let (at, redirecting) = canned("127.0.0.1:0", move |_| {
         format!("HTTP/1.1 301 Moved Permanently\r\nlocation: {location}\r\n")
-    });
+    })
+    .await;
     let client = Client::new().expect("client");
     let moved = client.stream(format!("http://{at}/v1/stream/target"));
     let plain = moved
@@ -722,35 +737,17 @@ async fn a_redirect_or_a_gateway_error_never_reads_as_an_acknowledged_append() {
     );
     redirecting.abort();
     // A gateway's 502 or 504 may come after the server stored the append.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = listener.local_addr().expect("addr");
-    let gateway = canned(listener, |_| "HTTP/1.1 504 Gateway Timeout\r\n".to_owned());
-    let timed_out = client
-        .stream(format!("http://{at}/v1/stream/target"))
-        .append("application/json", br#"{"n":3}"#.to_vec())
-        .await;
+    let timed_out = plain_append_answered(&client, "HTTP/1.1 504 Gateway Timeout").await;
     assert!(
         matches!(timed_out, Err(Error::OutcomeUnknown(_))),
         "{timed_out:?}"
     );
-    gateway.abort();
     // 501: appends not supported at all; nothing was stored.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = listener.local_addr().expect("addr");
-    let unsupported = canned(listener, |_| "HTTP/1.1 501 Not Implemented\r\n".to_owned());
-    let refused = client
-        .stream(format!("http://{at}/v1/stream/target"))
-        .append("application/json", br#"{"n":3}"#.to_vec())
-        .await;
+    let refused = plain_append_answered(&client, "HTTP/1.1 501 Not Implemented").await;
     assert!(
         matches!(refused, Err(Error::Status { status: 501, .. })),
         "{refused:?}"
     );
-    unsupported.abort();
     // An append to a closed stream says so.
     stream.close().await.expect("close");
     let closed = stream
@@ -786,11 +783,7 @@ async fn a_producer_whose_retries_found_no_server_goes_on_when_a_new_one_forgot_
             "HTTP/1.1 400 Bad Request\r\n".to_owned()
         }
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = listener.local_addr().expect("addr");
-    let first = canned(listener, answer);
+    let (at, first) = canned("127.0.0.1:0", answer).await;
     let client = Client::new().expect("client");
     let mut cfg = ProducerConfig::new("p", "application/json");
     cfg.epoch = Some(5);
@@ -809,8 +802,7 @@ async fn a_producer_whose_retries_found_no_server_goes_on_when_a_new_one_forgot_
     let _ = first.await;
     let next = tokio::spawn(async move { producer.append_json(&json!({"n": 2})).await });
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let listener = tokio::net::TcpListener::bind(at).await.expect("bind again");
-    let second = canned(listener, answer);
+    let (_, second) = canned(at, answer).await;
     let ack = tokio::time::timeout(Duration::from_secs(10), next)
         .await
         .expect("answered")
@@ -918,13 +910,10 @@ async fn a_producer_gives_up_on_an_append_after_its_retry_time_and_says_whether_
         .expect("given up on");
     assert!(matches!(result, Err(Error::Transport(_))), "{result:?}");
     // A server that answers 503 each time: tried, so perhaps stored.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let at = listener.local_addr().expect("addr");
-    let busy = canned(listener, |_| {
+    let (at, busy) = canned("127.0.0.1:0", |_| {
         "HTTP/1.1 503 Service Unavailable\r\n".to_owned()
-    });
+    })
+    .await;
     let producer = client
         .stream(format!("http://{at}/v1/stream/s"))
         .producer(config("b"));
