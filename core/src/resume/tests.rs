@@ -869,25 +869,39 @@ proptest! {
     }
 }
 
-#[test]
-fn an_sse_connection_that_worked_a_while_before_it_broke_starts_the_back_off_over() {
-    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
-    let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+/// Sends `req` and fails it at once (after `answer` gave it whatever it says first),
+/// again and again from the start, until the back-off has grown past a second; the
+/// time then, with `req` the request asked for at that time.
+fn grow_the_back_off(
+    m: &mut Resume,
+    req: &mut Request,
+    answer: impl Fn(&mut Resume, ReqId, Time),
+) -> Time {
     let mut now = Time::ZERO;
-    // Breaks at once, again and again: the back-off grows...
     let mut delay = Duration::ZERO;
     for _ in 0..20 {
         m.handle_sent(now, req.id);
-        m.handle_response(now, req.id, event_stream());
-        m.handle_body(now, req.id, up_to_date.as_bytes());
+        answer(m, req.id, now);
         m.handle_failure(now, req.id, TransportError::Io("reset".into()));
         let until = m.poll_timeout().expect("backing off");
         delay = delay.max(until.saturating_since(now));
         now = until;
         m.handle_timeout(now);
-        req = m.poll_request().expect("SSE again");
+        *req = m.poll_request().expect("asked again");
     }
     assert!(delay > Duration::from_secs(1), "grew to {delay:?}");
+    now
+}
+
+#[test]
+fn an_sse_connection_that_worked_a_while_before_it_broke_starts_the_back_off_over() {
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let up_to_date = "event: control\ndata: {\"streamNextOffset\":\"1\",\"upToDate\":true}\n\n";
+    // Breaks at once, again and again: the back-off grows...
+    let now = grow_the_back_off(&mut m, &mut req, |m, req, now| {
+        m.handle_response(now, req, event_stream());
+        m.handle_body(now, req, up_to_date.as_bytes());
+    });
     // ...until a connection lasts, quiet but working, and then breaks.
     m.handle_sent(now, req.id);
     m.handle_response(now, req.id, event_stream());
@@ -906,19 +920,8 @@ fn an_sse_connection_that_worked_a_while_before_it_broke_starts_the_back_off_ove
 fn a_long_poll_held_long_before_it_broke_starts_the_back_off_over() {
     for broken_by_status in [false, true] {
         let (mut m, mut req) = at_tail(LiveMode::LongPoll, Time::ZERO);
-        let mut now = Time::ZERO;
         // Fails at once, again and again: the back-off grows...
-        let mut delay = Duration::ZERO;
-        for _ in 0..20 {
-            m.handle_sent(now, req.id);
-            m.handle_failure(now, req.id, TransportError::Io("reset".into()));
-            let until = m.poll_timeout().expect("backing off");
-            delay = delay.max(until.saturating_since(now));
-            now = until;
-            m.handle_timeout(now);
-            req = m.poll_request().expect("asked again");
-        }
-        assert!(delay > Duration::from_secs(1), "grew to {delay:?}");
+        let now = grow_the_back_off(&mut m, &mut req, |_, _, _| {});
         // ...until a long poll is held a long time, then cut by a gateway (a reset,
         // or its 504): a quiet stream behind it, not a failing server.
         m.handle_sent(now, req.id);
