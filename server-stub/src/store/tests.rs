@@ -46,6 +46,21 @@ fn append(path: &str, messages: &[String]) -> AppendReq {
     }
 }
 
+/// A stream of bytes at `path` whose content type is `content_type`.
+async fn create_bytes(store: &Store, path: &str, content_type: &str) {
+    let mut req = CreateReq::json(path);
+    req.content_type = Some(content_type.into());
+    store.create(req).await.expect("create");
+}
+
+/// An append of `data` to the stream of bytes at `path` (of `content_type`).
+fn append_bytes(path: &str, content_type: &str, data: Vec<u8>) -> AppendReq {
+    let mut req = append(path, &[]);
+    req.content_type = Some(content_type.into());
+    req.body = Some(Payload::bytes(data));
+    req
+}
+
 /// `n` messages numbered from `first`, each about `pad` bytes long.
 fn messages(first: usize, n: usize, pad: usize) -> Vec<String> {
     (first..first + n)
@@ -840,14 +855,10 @@ async fn a_streamed_read_ends_in_an_error_when_its_data_goes_away() {
 async fn a_text_stream_forks_between_characters_only() {
     let dir = scratch("text-fork");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
-    let mut req = CreateReq::json("t");
-    req.content_type = Some("text/plain".into());
-    store.create(req).await.expect("create");
+    create_bytes(&store, "t", "text/plain").await;
     // Bytes: 'a', then 'é' (0xC3 0xA9), then 'b'.
     for text in ["a", "\u{e9}b"] {
-        let mut req = append("t", &[]);
-        req.content_type = Some("text/plain".into());
-        req.body = Some(Payload::bytes(text.as_bytes().to_vec()));
+        let req = append_bytes("t", "text/plain", text.as_bytes().to_vec());
         store.append(req).await.expect("append");
     }
     let fork = |name: &str, sub: u64| {
@@ -881,9 +892,7 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     let dir = scratch("bytes-forks");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");
     // A byte stream: small and large chunks, read from inside each.
-    let mut req = CreateReq::json("b");
-    req.content_type = Some("application/octet-stream".into());
-    store.create(req).await.expect("create");
+    create_bytes(&store, "b", "application/octet-stream").await;
     let mut all: Vec<u8> = Vec::new();
     for (n, byte) in [
         (10, b'a'),
@@ -894,9 +903,7 @@ async fn byte_streams_and_forks_read_back_whole_and_streamed() {
     ] {
         let data = vec![byte; n];
         all.extend(&data);
-        let mut req = append("b", &[]);
-        req.content_type = Some("application/octet-stream".into());
-        req.body = Some(Payload::bytes(data));
+        let req = append_bytes("b", "application/octet-stream", data);
         store.append(req).await.expect("append");
     }
     // A fork of a JSON stream in the middle of a large chunk, with its own appends.
