@@ -7,17 +7,28 @@ use gapless_tests::{cli_binary, client_example, run_quietly, temp_dir, ServerPro
 use serde_json::Value;
 use tokio::process::Command;
 
+/// Runs `gapless` with `args` to its end: how it exited and what it said.
+async fn gapless(args: &[&str]) -> std::process::Output {
+    Command::new(cli_binary())
+        .args(args)
+        .output()
+        .await
+        .expect("runs")
+}
+
+/// Runs `gapless` with `args`, which must succeed: what it printed.
+async fn gapless_ok(args: &[&str]) -> String {
+    let out = gapless(args).await;
+    assert!(out.status.success(), "{args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
 #[tokio::test]
 async fn a_publish_whose_reader_left_still_succeeds_and_appends_once() {
     let dir = temp_dir("cli-publish");
     let server = ServerProcess::start(&dir, &[]).await;
     let url = server.stream("p");
-    let created = Command::new(cli_binary())
-        .args(["create", &url, "--content-type", "application/json"])
-        .output()
-        .await
-        .expect("runs");
-    assert!(created.status.success(), "{created:?}");
+    gapless_ok(&["create", &url, "--content-type", "application/json"]).await;
     // Standard output is a pipe nobody reads (`gapless publish ... | true`).
     let mut child = Command::new(cli_binary())
         .args([
@@ -83,11 +94,7 @@ async fn a_malformed_header_argument_is_a_usage_error() {
         &["head", "127.0.0.1:9/v1/stream/x"],
         &["publish", "ftp://127.0.0.1:9/v1/stream/x", "{}"],
     ] {
-        let out = Command::new(cli_binary())
-            .args(args)
-            .output()
-            .await
-            .expect("runs");
+        let out = gapless(args).await;
         let said = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
     }
@@ -107,11 +114,7 @@ async fn a_session_followed_to_its_end_exits_by_how_it_ended() {
         run_quietly(&runner, &args).await;
     }
     for (session, code) in [("done", 0), ("crashed", 6)] {
-        let out = Command::new(cli_binary())
-            .args(["session", &server.url, session, "--exit-at-end"])
-            .output()
-            .await
-            .expect("runs");
+        let out = gapless(&["session", &server.url, session, "--exit-at-end"]).await;
         assert_eq!(
             out.status.code(),
             Some(code),
@@ -137,12 +140,7 @@ async fn a_reading_whose_output_cannot_be_written_fails() {
             "application/json",
         ],
     ] {
-        let done = Command::new(cli_binary())
-            .args(&args)
-            .output()
-            .await
-            .expect("runs");
-        assert!(done.status.success(), "{done:?}");
+        gapless_ok(&args).await;
     }
     // A full disk: every write fails (other than a closed pipe, which ends quietly).
     let full = std::fs::OpenOptions::new()
@@ -169,25 +167,10 @@ async fn a_reading_whose_output_cannot_be_written_fails() {
 async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
     let dir = temp_dir("cli-json");
     let server = ServerProcess::start(&dir, &[]).await;
-    let run = |args: Vec<String>| async move {
-        let out = Command::new(cli_binary())
-            .args(&args)
-            .output()
-            .await
-            .expect("runs");
-        assert!(out.status.success(), "{args:?}: {out:?}");
-        String::from_utf8(out.stdout).expect("UTF-8 lines")
-    };
     let json = server.stream("j");
-    run(vec!["create".into(), json.clone()]).await;
-    run(vec!["publish".into(), json.clone(), "[1,2,3]".into()]).await;
-    let said = run(vec![
-        "tail".into(),
-        json.clone(),
-        "--json".into(),
-        "--exit-at-tail".into(),
-    ])
-    .await;
+    gapless_ok(&["create", &json]).await;
+    gapless_ok(&["publish", &json, "[1,2,3]"]).await;
+    let said = gapless_ok(&["tail", &json, "--json", "--exit-at-tail"]).await;
     let lines: Vec<Value> = said
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
@@ -201,15 +184,15 @@ async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
     );
     assert_eq!(lines[2]["message"], 3);
     let offset = lines[2]["offset"].as_str().expect("an offset").to_owned();
-    let head = run(vec!["head".into(), json.clone()]).await;
+    let head = gapless_ok(&["head", &json]).await;
     assert!(head.contains(&offset), "{head} {offset}");
     // Bytes that are not UTF-8 (here a character cut in two) are not altered.
     let bytes = server.stream("b");
-    run(vec![
-        "create".into(),
-        bytes.clone(),
-        "--content-type".into(),
-        "application/octet-stream".into(),
+    gapless_ok(&[
+        "create",
+        &bytes,
+        "--content-type",
+        "application/octet-stream",
     ])
     .await;
     let r = reqwest::Client::new()
@@ -220,13 +203,7 @@ async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
         .await
         .expect("post");
     assert!(r.status().is_success());
-    let said = run(vec![
-        "tail".into(),
-        bytes,
-        "--json".into(),
-        "--exit-at-tail".into(),
-    ])
-    .await;
+    let said = gapless_ok(&["tail", &bytes, "--json", "--exit-at-tail"]).await;
     let line: Value = serde_json::from_str(said.trim()).expect("a JSON line");
     assert_eq!(line["data_base64"], "YcM=", "{said}");
     server.finish().await;
