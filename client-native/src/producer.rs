@@ -386,7 +386,7 @@ impl Shared {
         }
         let text = std::str::from_utf8(bytes)
             .map_err(|e| Error::InvalidArgument(format!("{what} is not UTF-8: {e}")))?;
-        gapless_core::json::RawJson::new(text)
+        gapless_core::json::checked(text)
             .map(drop)
             .map_err(|e| Error::InvalidArgument(format!("{what} is not one JSON value: {e}")))
     }

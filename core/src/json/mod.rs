@@ -80,8 +80,15 @@ fn unused_floats(_: &str) -> Option<f64> {
 }
 
 /// Checks that `text` is one JSON value (with whitespace around it allowed) and returns
-/// the value's text without that whitespace.
-pub(crate) fn checked(text: &str) -> Result<&str, JsonError> {
+/// the value's text without that whitespace, building nothing.
+///
+/// ```
+/// use gapless_core::json::checked;
+///
+/// assert_eq!(checked(" [1, 2] ").unwrap(), "[1, 2]");
+/// assert!(checked("1,2").is_err());
+/// ```
+pub fn checked(text: &str) -> Result<&str, JsonError> {
     let mut reader = Reader::new(text, unused_floats);
     reader.whitespace();
     let start = reader.pos();
