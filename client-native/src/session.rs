@@ -57,15 +57,17 @@ pub struct SessionSubscription {
     view: watch::Receiver<SessionView>,
     /// Where the read tells why it stopped once nobody takes its updates.
     failure: Arc<Mutex<Option<Arc<Error>>>>,
-    /// The reading task (taken by [`SessionSubscription::into_view`]).
-    task: Option<JoinHandle<()>>,
+    task: Reading,
 }
 
-impl Drop for SessionSubscription {
+/// The task that reads a session, stopped when dropped (with the subscription, or
+/// the watch [`SessionSubscription::into_view`] hands it to).
+#[derive(Debug)]
+struct Reading(JoinHandle<()>);
+
+impl Drop for Reading {
     fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
+        self.0.abort();
     }
 }
 
@@ -74,16 +76,8 @@ impl Drop for SessionSubscription {
 #[derive(Debug)]
 pub struct SessionWatch {
     view: watch::Receiver<SessionView>,
-    task: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<Arc<Error>>>>,
-}
-
-impl Drop for SessionWatch {
-    fn drop(&mut self) {
-        if let Some(task) = &self.task {
-            task.abort();
-        }
-    }
+    _task: Reading,
 }
 
 impl SessionWatch {
@@ -179,7 +173,7 @@ impl SessionSubscription {
             rx,
             view,
             failure,
-            task: Some(task),
+            task: Reading(task),
         }
     }
 
@@ -192,11 +186,11 @@ impl SessionSubscription {
 
     /// Gives up the updates and keeps the view current on its own: the read goes on
     /// for the view alone, as long as the returned watch lives.
-    pub fn into_view(mut self) -> SessionWatch {
+    pub fn into_view(self) -> SessionWatch {
         SessionWatch {
-            view: self.view.clone(),
-            task: self.task.take(),
-            failure: Arc::clone(&self.failure),
+            view: self.view,
+            failure: self.failure,
+            _task: self.task,
         }
     }
 
