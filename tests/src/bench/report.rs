@@ -125,6 +125,7 @@ pub fn rows(sizes: &Sizes, counted: bool) -> Vec<Row> {
             "msgs/s",
             Higher,
         ),
+        row("catchup_cpu_mb", "3. … server CPU per MB read", "µs", Lower),
         row(
             "fanout_rate",
             &format!(
