@@ -836,7 +836,7 @@ async fn on_reader<T: Send + 'static>(
 }
 
 /// How much of a streamed read is gathered before it is sent on.
-pub const PIECE_BYTES: usize = 1 << 20;
+pub const PIECE_BYTES: usize = 256 << 10;
 /// How many pieces a streamed read gathers ahead of the body's consumer.
 pub const PIECES_AHEAD: usize = 2;
 
