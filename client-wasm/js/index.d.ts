@@ -46,7 +46,8 @@ export class GaplessStream implements AsyncIterable<StreamUpdate> {
   /** The next update, or null once the reading has ended: after "closed", after
    * "up-to-date" when `live` is false, after `close()`, or after an error. */
   next(): Promise<StreamUpdate | null>;
-  /** Stops reading; aborts the request in flight. */
+  /** Stops reading; aborts the request in flight. Updates not yet taken are dropped:
+   * the next is null. */
   close(): void;
   /** Stops reading (as `close()`) and frees the object's memory. */
   free(): void;
@@ -190,7 +191,8 @@ export class GaplessProducer {
    * are held in memory: no bound). An append is retried for about two minutes, then
    * rejects with OUTCOME_UNKNOWN (fetch cannot tell a connection never made from an
    * answer lost). A redirect is not followed: it rejects with STATUS (status 0 in a
-   * browser, where fetch hides the redirect's own). */
+   * browser, where fetch hides the redirect's own). A stream that is gone rejects
+   * with NOT_FOUND (status 404, or 410 for one deleted). */
   append(value: unknown): Promise<string | null>;
   /** Frees the object's memory. */
   free(): void;

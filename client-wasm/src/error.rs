@@ -69,9 +69,9 @@ pub fn stream_error(e: &StreamError) -> JsValue {
 /// The JavaScript error of an answer with an unexpected status.
 pub fn status_error(status: u16, message: &str) -> JsValue {
     let code = match status {
-        404 => Code::NotFound,
+        // An append answered 410: the stream was deleted (no offset was asked for).
+        404 | 410 => Code::NotFound,
         401 | 403 => Code::Auth,
-        410 => Code::ContinuityLost,
         _ => Code::Status,
     };
     js_error(code, message, Some(status))

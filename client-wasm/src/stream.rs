@@ -185,8 +185,8 @@ impl GaplessSession {
             Ok(match out {
                 Output::Batch(b) => {
                     let Payload::Json(messages) = &b.payload else {
-                        // Reading stops: the driver ends (what it had queued, at
-                        // most 16 updates, may still be read).
+                        // Reading stops: the driver ends, what it had queued is
+                        // dropped.
                         rx.close();
                         return Err(js_error(
                             Code::Protocol,

@@ -31,7 +31,7 @@ fn register(wakers: &RefCell<Vec<Waker>>, waker: &Waker) {
 struct Channel<T> {
     queue: RefCell<VecDeque<T>>,
     capacity: usize,
-    /// The receiver closed the channel: sends fail, what is queued can still be read.
+    /// The receiver closed the channel: sends fail, what is queued is not read.
     closed: Cell<bool>,
     /// The sender is gone: reads end once the queue is empty.
     ended: Cell<bool>,
@@ -106,11 +106,15 @@ impl<T> Receiver<T> {
     pub async fn next(&self) -> Option<T> {
         let channel = &*self.0;
         poll_fn(|cx| {
+            // Closed: what is still queued is not read.
+            if channel.closed.get() {
+                return Poll::Ready(None);
+            }
             if let Some(item) = channel.queue.borrow_mut().pop_front() {
                 wake_all(&channel.sender);
                 return Poll::Ready(Some(item));
             }
-            if channel.ended.get() || channel.closed.get() {
+            if channel.ended.get() {
                 return Poll::Ready(None);
             }
             register(&channel.receivers, cx.waker());
@@ -119,7 +123,8 @@ impl<T> Receiver<T> {
         .await
     }
 
-    /// Closes the channel: the sender's next send fails; queued items can still be read.
+    /// Closes the channel: the sender's next send fails, and reads end at once (what
+    /// is queued is not read).
     pub fn close(&self) {
         self.0.closed.set(true);
         wake_all(&self.0.sender);

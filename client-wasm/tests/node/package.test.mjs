@@ -328,6 +328,35 @@ test("an append redirected elsewhere is refused, never read as stored", async ()
   assert.equal(await r.text(), "[]", "nothing was appended");
 });
 
+test("an append answered 410 (its stream deleted) is NOT_FOUND, not CONTINUITY_LOST", async () => {
+  const { createServer } = await import("node:http");
+  const server = createServer((req, res) => {
+    req.resume();
+    res.writeHead(410, { "content-type": "text/plain" }).end("stream deleted");
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  try {
+    const producer = new GaplessProducer(`http://127.0.0.1:${server.address().port}/v1/stream/gone`, { headers });
+    await assert.rejects(producer.append({ i: 1 }), (e) => e.code === "NOT_FOUND" && e.status === 410);
+  } finally {
+    server.close();
+  }
+});
+
+test("after close(), updates already queued are not yielded: the next is null", async () => {
+  const url = unique("queued");
+  await create(url);
+  const producer = new GaplessProducer(url, { headers });
+  for (let i = 0; i < 3; i++) await producer.append({ i });
+  for (const Class of [GaplessStream, GaplessSession]) {
+    const object = new Class(url, { headers, live: false });
+    // The reading has queued its history and the end by now, none of it taken.
+    await new Promise((r) => setTimeout(r, 300));
+    object.close();
+    assert.equal(await object.next(), null, `${Class.name}: nothing after close()`);
+  }
+});
+
 test("an append waits out a server that is unavailable for twenty seconds", async () => {
   const { createServer } = await import("node:http");
   const target = unique("outage");
