@@ -187,12 +187,15 @@ impl ServerProcess {
         Self::start(data_dir, &args).await
     }
 
-    /// Like [`ServerProcess::start`], on a given address.
+    /// Like [`ServerProcess::start`], on a given address. Long-polls wait 1 s unless
+    /// `extra` says otherwise.
     pub async fn start_on(data_dir: &Path, bind: &str, extra: &[&str]) -> ServerProcess {
-        let mut child = Command::new(server_binary())
-            .args(["--bind", bind, "--data-dir"])
-            .arg(data_dir)
-            .args(["--long-poll-timeout-ms", "1000"])
+        let mut command = Command::new(server_binary());
+        command.args(["--bind", bind, "--data-dir"]).arg(data_dir);
+        if !extra.contains(&"--long-poll-timeout-ms") {
+            command.args(["--long-poll-timeout-ms", "1000"]);
+        }
+        let mut child = command
             .args(extra)
             .env("GAPLESS_LOG", "warn")
             .stdout(Stdio::piped())

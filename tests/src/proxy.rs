@@ -124,7 +124,8 @@ impl Proxy {
         self.cut_all.send_modify(|v| *v += 1);
     }
 
-    /// How many connections were cut so far.
+    /// How many connections were cut at random so far (those [`Proxy::cut_all`]
+    /// dropped are not counted).
     pub fn cuts(&self) -> u64 {
         self.cuts.load(Ordering::Relaxed)
     }
@@ -178,7 +179,8 @@ async fn pump(
     let cut = tokio::select! {
         cut = downstream => cut,
         () = upstream => false,
-        _ = cut_all.changed() => true,
+        // Dropped with every other connection: not a cut at random.
+        _ = cut_all.changed() => false,
     };
     if cut {
         cuts.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,5 @@
 //! Helpers shared by the client tests: create a JSON stream, and read `{"i": n}`
-//! messages checking that each arrives exactly once, in order.
+//! messages checking that each arrives exactly once, in order, never waiting for ever.
 
 use std::time::Duration;
 
@@ -71,6 +71,14 @@ pub async fn expect_closed(sub: &mut Subscription) -> Offset {
     })
     .await
     .expect("closed in time");
-    assert!(sub.next().await.is_none(), "nothing after Closed");
+    assert!(next_within(sub).await.is_none(), "nothing after Closed");
     end
+}
+
+/// The subscription's next update, failing the test rather than hanging when none
+/// (not even its end) comes within a minute.
+pub async fn next_within(sub: &mut Subscription) -> Option<Result<Update, gapless_client::Error>> {
+    tokio::time::timeout(Duration::from_secs(60), sub.next())
+        .await
+        .expect("an update, or the end, within a minute")
 }

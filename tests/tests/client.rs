@@ -595,17 +595,8 @@ async fn what_can_never_be_sent_fails_at_once_rather_than_being_retried() {
         );
     }
     producer.flush().await.expect("the good one is stored");
+    // The stream holds it alone: none of the refused appends above reached it.
     assert_eq!(stored(&server, "unsendable").await, [json!({"n": 3})]);
-    stream.delete().await.expect("delete");
-    let stream = json_stream(&client, &server.stream("unsendable")).await;
-
-    // Nothing was stored.
-    let mut read = stream.subscribe_with(Offset::START, LiveMode::Off);
-    while let Some(update) = read.next().await {
-        if let Update::Batch(batch) = update.expect("read") {
-            panic!("nothing was to be stored, found {batch:?}");
-        }
-    }
     server.finish().await;
 }
 

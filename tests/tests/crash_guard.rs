@@ -135,6 +135,24 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     assert!(codes.is_empty());
     assert!(matches!(view, Status::Completed { .. }), "{view:?}");
 
+    // Durable: after the server is killed and started again on its data, each
+    // session still tells its failure.
+    server.kill9().await;
+    let server = ServerProcess::start(&dir, &[]).await;
+    for (session, code) in [
+        ("crash-panic", "UNCAUGHT_ERROR"),
+        ("crash-epipe", "EPIPE"),
+        ("crash-return", "EXITED"),
+        ("crash-sigterm", "SIGTERM"),
+        ("crash-sighup", "SIGHUP"),
+    ] {
+        let (view, codes) = final_status(&server.url, session).await;
+        assert_eq!(codes, vec![code.to_owned()], "{session} after a restart");
+        assert!(
+            matches!(view, Status::Failed { code: Some(ref c), .. } if c == code),
+            "{session} after a restart: {view:?}"
+        );
+    }
     server.finish().await;
 }
 

@@ -2161,39 +2161,36 @@ async fn caught_up_sse(
     body
 }
 
+/// Opens `n` SSE subscribers of `url` from its tail, each caught up and on a
+/// connection of its own (see `caught_up_sse`).
+async fn parked_subscribers(
+    c: &Client,
+    url: &str,
+    n: usize,
+) -> Vec<impl futures::Stream<Item = reqwest::Result<impl AsRef<[u8]>>> + Unpin> {
+    let sse = client();
+    let mut subscribers = Vec::new();
+    for _ in 0..n {
+        let tail = head_tail(c, url).await;
+        subscribers.push(caught_up_sse(&sse, url, &tail).await);
+    }
+    subscribers
+}
+
 #[tokio::test]
-async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deletion() {
+async fn parked_sse_subscribers_wake_on_a_commit_and_on_deletion() {
     let dir = temp_dir("parked");
-    // Connections live 8 s: a commit must reach a parked subscriber long before its
-    // deadline (or the 15 s keep-alive) would resume it anyway.
-    let server = ServerProcess::start(&dir, &["--sse-max-age-s", "8"]).await;
+    // Connections that would live ten minutes: only the commit, or the deletion, can
+    // reach a parked subscriber within the guards below (shorter than the 15 s
+    // keep-alive, which would resume it anyway).
+    let server = ServerProcess::start(&dir, &["--sse-max-age-s", "600"]).await;
     let c = client();
-    let (a, b, quiet) = (
-        server.stream("parked-a"),
-        server.stream("parked-b"),
-        server.stream("parked-quiet"),
-    );
-    for url in [&a, &b, &quiet] {
+    let (a, b) = (server.stream("parked-a"), server.stream("parked-b"));
+    for url in [&a, &b] {
         create_json(&c, url).await;
     }
-    // Each subscriber on a connection of its own (see `caught_up_sse`).
-    let sse = client();
-    let open = |url: String| {
-        let (c, sse) = (c.clone(), sse.clone());
-        async move {
-            let tail = head_tail(&c, &url).await;
-            caught_up_sse(&sse, &url, &tail).await
-        }
-    };
-    let mut subscribers = Vec::new();
-    for _ in 0..20 {
-        subscribers.push(open(a.clone()).await);
-    }
-    // And some on a stream nothing is ever written to.
-    let mut untouched = Vec::new();
-    for _ in 0..5 {
-        untouched.push(open(quiet.clone()).await);
-    }
+    let mut subscribers = parked_subscribers(&c, &a, 20).await;
+    let mut gone = parked_subscribers(&c, &b, 5).await;
     // Idle long enough to have given up their tasks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let r = post_json(&c, &a, r#"{"wake":1}"#).await;
@@ -2201,38 +2198,46 @@ async fn parked_sse_subscribers_wake_on_a_commit_at_their_deadline_and_on_deleti
     for (i, body) in subscribers.iter_mut().enumerate() {
         let mut seen = String::new();
         assert!(
-            read_until(body, &mut seen, r#"{"wake":1}"#, Duration::from_secs(3)).await,
+            read_until(body, &mut seen, r#"{"wake":1}"#, Duration::from_secs(10)).await,
             "subscriber {i} got the commit: {seen}"
         );
     }
-    // Idle again: each response still ends at its connection's maximum age.
-    for (i, body) in subscribers.iter_mut().enumerate() {
-        assert!(
-            ends_within(body, Duration::from_secs(12)).await,
-            "subscriber {i} ended"
-        );
-    }
-    // Those that stayed parked all along end at the same deadline (a few seconds of
-    // slack for a loaded machine: one that missed it would not end at all).
-    for (i, body) in untouched.iter_mut().enumerate() {
-        assert!(
-            ends_within(body, Duration::from_secs(5)).await,
-            "untouched subscriber {i} ended"
-        );
-    }
-    // A parked subscriber of a deleted stream ends too.
-    let mut gone = Vec::new();
-    for _ in 0..5 {
-        gone.push(open(b.clone()).await);
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let r = c.delete(&b).send().await.expect("delete");
     assert!(r.status().is_success(), "{}", r.status());
-    // Well before their 8 s maximum age, which would end them anyway.
     for (i, body) in gone.iter_mut().enumerate() {
         assert!(
-            ends_within(body, Duration::from_secs(4)).await,
+            ends_within(body, Duration::from_secs(10)).await,
             "subscriber {i} of the deleted stream ended"
+        );
+    }
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn parked_sse_subscribers_end_at_their_connections_maximum_age() {
+    let dir = temp_dir("parked-age");
+    let server = ServerProcess::start(&dir, &["--sse-max-age-s", "2"]).await;
+    let c = client();
+    let (woken, quiet) = (server.stream("aged-woken"), server.stream("aged-quiet"));
+    for url in [&woken, &quiet] {
+        create_json(&c, url).await;
+    }
+    let mut subscribers = parked_subscribers(&c, &woken, 5).await;
+    // And some on a stream nothing is ever written to, parked all along.
+    let mut untouched = parked_subscribers(&c, &quiet, 5).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = post_json(&c, &woken, r#"{"wake":1}"#).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    // Each response ends at its connection's maximum age (2 s; a guard of 30 s for a
+    // loaded machine: one that missed it would not end at all).
+    for (i, body) in subscribers
+        .iter_mut()
+        .chain(untouched.iter_mut())
+        .enumerate()
+    {
+        assert!(
+            ends_within(body, Duration::from_secs(30)).await,
+            "subscriber {i} ended"
         );
     }
     server.finish().await;
@@ -2404,7 +2409,8 @@ async fn parked_subscribers_sharing_a_delivery_each_get_their_own_framing() {
 #[tokio::test]
 async fn a_waiting_long_poll_ends_as_a_new_read_would_when_its_stream_is_deleted() {
     let dir = temp_dir("long-poll-deleted");
-    let server = ServerProcess::start(&dir, &[]).await;
+    // Polls that would wait a minute: only the deletion can end them within the guard.
+    let server = ServerProcess::start(&dir, &["--long-poll-timeout-ms", "60000"]).await;
     let c = client();
     // `kept` has a fork, so deleting it keeps it (gone: 410) for the fork to read;
     // `dropped` has none, so deleting it removes it (404).
@@ -3041,22 +3047,22 @@ async fn a_stream_deleted_leaves_the_subscriptions_that_linked_it_by_pattern_onl
     )
     .await;
     for i in 0..5 {
-        let url = server.stream(&format!("tmp/s{i}"));
+        let name = format!("tmp/s{i}");
+        let url = server.stream(&name);
         create_json(&c, &url).await;
         post_json(&c, &url, r#"{"n":1}"#).await;
+        // Linked by the pattern first, so that its going below is the deletion's.
+        let sub = subscription_of(&c, &server, "tmp").await;
+        assert!(
+            sub.to_string().contains(&format!("\"{name}\"")),
+            "{name} linked by the pattern: {sub}"
+        );
         let r = c.delete(&url).send().await.expect("delete");
         assert!(r.status().is_success(), "{}", r.status());
     }
     let r = c.delete(&kept).send().await.expect("delete");
     assert!(r.status().is_success(), "{}", r.status());
-    let sub: Value = c
-        .get(server.stream("__ds/subscriptions/tmp"))
-        .send()
-        .await
-        .expect("get")
-        .json()
-        .await
-        .expect("json");
+    let sub = subscription_of(&c, &server, "tmp").await;
     let linked = sub.to_string();
     assert!(
         !linked.contains("tmp/s"),
@@ -3087,6 +3093,17 @@ async fn session_ids(request: reqwest::RequestBuilder) -> Vec<String> {
 }
 
 /// Makes subscription `id` with the configuration `config` (which must succeed).
+/// Subscription `id` as the server describes it (`GET`).
+async fn subscription_of(c: &Client, server: &ServerProcess, id: &str) -> Value {
+    c.get(server.stream(&format!("__ds/subscriptions/{id}")))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
 async fn put_subscription(c: &Client, server: &ServerProcess, id: &str, config: Value) {
     let r = c
         .put(server.stream(&format!("__ds/subscriptions/{id}")))
