@@ -118,11 +118,14 @@ async fn main() -> ExitCode {
         Sizes::full()
     };
     // Run by run, every server in turn: a noisy minute on this machine then weighs on
-    // each server's figures rather than on one server's.
+    // each server's figures rather than on one server's. Each run starts with the
+    // next server, so that none is always the first (or the last) of a round.
     let only = args.only.clone().unwrap_or_else(Selection::all);
     let mut runs: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
     for run in 0..args.runs.max(1) {
-        for (target, figures) in targets.iter().zip(&mut runs) {
+        let n = targets.len();
+        for i in (0..n).map(|k| (k + run) % n) {
+            let (target, figures) = (&targets[i], &mut runs[i]);
             tracing::info!(target = %target.name, run, "starting");
             match run_once(target, &sizes, &only, &args.work, run, args.instructions).await {
                 Ok(f) => figures.push(f),
@@ -176,7 +179,8 @@ async fn main() -> ExitCode {
         ""
     };
     let text = format!(
-        "# gapless-bench results\n\n{} mode, {} run(s) per server, the servers in turn (medians), {cores} cores, \
+        "# gapless-bench results\n\n{} mode, {} run(s) per server, the servers in turn, each run \
+         starting with the next (medians), {cores} cores, \
          loopback, the load generator on the same cores.\n\n{counted}{table}{floor}",
         match (args.quick, args.instructions) {
             (true, _) => "quick (smoke test, not a measurement)",
