@@ -112,6 +112,7 @@ fn build_state(
             max_body_bytes: config.max_body_bytes,
             strict_events: config.strict_events,
             assets_dir: config.assets_dir.clone(),
+            private_reads: tokens.is_some(),
         }),
         shutdown: CancellationToken::new(),
     };

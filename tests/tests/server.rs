@@ -971,6 +971,65 @@ async fn idempotent_producer_state_survives_kill_9() {
 }
 
 #[tokio::test]
+async fn data_answers_are_cacheable_by_all_only_without_tokens_and_never_from_now() {
+    let c = client();
+    // Without tokens: catch-up answers are for shared caches too, with an ETag.
+    let dir = temp_dir("cache-open");
+    let server = ServerProcess::start(&dir, &["--long-poll-timeout-ms", "60000"]).await;
+    let url = server.stream("cached");
+    create_json(&c, &url).await;
+    post_json(&c, &url, r#"{"n":1}"#).await;
+    let r = c.get(format!("{url}?offset=-1")).send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("public,"));
+    assert!(r.headers().contains_key("etag"));
+    // A long-poll from `now` that data answers: what the next `now` must not be
+    // served from a cache.
+    let poll = tokio::spawn(c.get(format!("{url}?offset=now&live=long-poll")).send());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    post_json(&c, &url, r#"{"n":2}"#).await;
+    let r = tokio::time::timeout(Duration::from_secs(30), poll)
+        .await
+        .expect("the poll ends at the append")
+        .expect("task")
+        .expect("long-poll");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert!(!r.headers().contains_key("etag"), "{:?}", r.headers());
+    assert_eq!(r.text().await.expect("body"), r#"[{"n":2}]"#);
+    server.finish().await;
+
+    // With tokens: private, so that a shared cache never answers a request without
+    // one with what a token read.
+    let dir = temp_dir("cache-tokens");
+    let server = ServerProcess::start_with_tokens(&dir, "w write *\n", &[]).await;
+    let url = server.stream("cached");
+    let r = c
+        .put(&url)
+        .bearer_auth("w")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .get(format!("{url}?offset=-1"))
+        .bearer_auth("w")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("private,"));
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn auth_tokens_guard_every_route_by_scope() {
     let dir = temp_dir("auth");
     let tokens = "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n\

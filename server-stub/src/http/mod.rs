@@ -42,6 +42,8 @@ pub struct Settings {
     pub strict_events: bool,
     /// Where the browser package is, for /pkg/.
     pub assets_dir: std::path::PathBuf,
+    /// Reads need a token: data answers are cacheable privately only.
+    pub private_reads: bool,
 }
 
 /// What every handler shares.

@@ -26,8 +26,11 @@ use crate::store::{
 /// and stays small enough for a browser client to parse at once.
 pub(super) const MAX_READ_BYTES: usize = 16 << 20;
 
-/// Cache-Control of catch-up and long-poll data responses (§10).
+/// Cache-Control of catch-up and long-poll data responses (§10), when anyone may read.
 const CACHEABLE: &str = "public, max-age=60, stale-while-revalidate=300";
+/// The same when reads need a token: a shared cache must not keep what one token
+/// read for requests without it (§12: access controls hold behind shared caches).
+const CACHEABLE_PRIVATE: &str = "private, max-age=60, stale-while-revalidate=300";
 
 /// Dispatches every method on `/v1/stream/{path}`, through the router.
 pub(super) async fn route(
@@ -552,7 +555,7 @@ async fn read(
     }
     live.touch();
     match q.live {
-        Some("long-poll") => long_poll(state, live, from, q.cursor).await,
+        Some("long-poll") => long_poll(state, live, from, at_now, q.cursor).await,
         Some("sse") => Ok(sse::respond(state, live, meta, from, q.cursor)),
         _ => catch_up(state, &live, &meta, from, at_now, headers, None).await,
     }
@@ -622,7 +625,12 @@ async fn catch_up(
         hm.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     } else {
         hm.insert(header::ETAG, header(&tag));
-        hm.insert(header::CACHE_CONTROL, HeaderValue::from_static(CACHEABLE));
+        let cacheable = if state.config.private_reads {
+            CACHEABLE_PRIVATE
+        } else {
+            CACHEABLE
+        };
+        hm.insert(header::CACHE_CONTROL, HeaderValue::from_static(cacheable));
     }
     Ok(response)
 }
@@ -656,10 +664,13 @@ fn read_body(body: ReadBody, headers: &mut HeaderMap) -> Body {
     ))
 }
 
+/// A long-poll from `from` (from `offset=now` when `at_now`: its data answer is then
+/// neither cacheable nor tagged, as a catch-up from `now` is not).
 async fn long_poll(
     state: &AppState,
     live: Arc<Live>,
     from: u64,
+    at_now: bool,
     client_cursor: Option<&str>,
 ) -> Result<Response, ApiError> {
     let deadline = tokio::time::Instant::now() + state.config.long_poll_timeout;
@@ -680,7 +691,7 @@ async fn long_poll(
                 &live,
                 &meta,
                 from,
-                false,
+                at_now,
                 &HeaderMap::new(),
                 Some(cursor),
             )
