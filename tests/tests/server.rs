@@ -1030,6 +1030,60 @@ async fn data_answers_are_cacheable_by_all_only_without_tokens_and_never_from_no
 }
 
 #[tokio::test]
+async fn percent_encoded_names_are_one_name_to_routes_forks_and_token_scopes() {
+    let dir = temp_dir("encoded-names");
+    let server = ServerProcess::start_with_tokens(&dir, "w write é/\n", &[]).await;
+    let c = client();
+    // "é/a b", as a browser's URL spells it: the token's scope covers it.
+    let source = server.stream("%C3%A9/a%20b");
+    let r = c
+        .put(&source)
+        .bearer_auth("w")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = c
+        .post(&source)
+        .bearer_auth("w")
+        .header("content-type", "application/json")
+        .body(r#"{"n":1}"#)
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_success(), "{}", r.status());
+    // A fork names its source as the source's URL does.
+    let fork = server.stream("%C3%A9/fork");
+    let r = c
+        .put(&fork)
+        .bearer_auth("w")
+        .header("content-type", "application/json")
+        .header("stream-forked-from", "/v1/stream/%C3%A9/a%20b")
+        .send()
+        .await
+        .expect("fork");
+    assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
+    let r = c
+        .get(format!("{fork}?offset=-1"))
+        .bearer_auth("w")
+        .send()
+        .await
+        .expect("read");
+    assert_eq!(r.text().await.expect("body"), r#"[{"n":1}]"#);
+    // Outside the scope, encoded or not, still refused.
+    let r = c
+        .put(server.stream("%C3%A8/x"))
+        .bearer_auth("w")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn auth_tokens_guard_every_route_by_scope() {
     let dir = temp_dir("auth");
     let tokens = "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n\

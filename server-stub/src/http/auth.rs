@@ -182,11 +182,11 @@ impl Tokens {
 /// The stream path a request addresses, for scope checks.
 fn resource(path: &str) -> Option<String> {
     if let Some(p) = path.strip_prefix("/v1/stream/") {
-        return Some(p.to_owned());
+        return Some(super::path_decoded(p));
     }
     let rest = path.strip_prefix("/api/sessions/")?;
     let id = rest.split('/').next()?;
-    Some(format!("sessions/{id}"))
+    Some(format!("sessions/{}", super::path_decoded(id)))
 }
 
 /// Whether `request` may pass: an open path, or a token whose scope covers it.

@@ -111,6 +111,15 @@ pub(crate) async fn body_bytes_up_to(
     body::collect(body, limit).await
 }
 
+/// A path (or a part of one) percent-decoded, as the router decodes the paths it
+/// routes by: a token's scope and a fork's source then name streams as their routes
+/// do (bytes that are not UTF-8 become U+FFFD: no route takes such a path).
+pub(crate) fn path_decoded(raw: &str) -> String {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// The current time in RFC 3339.
 pub(crate) fn rfc3339_now() -> String {
     headers::rfc3339(crate::store::now_ms()).unwrap_or_default()

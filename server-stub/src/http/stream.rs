@@ -266,10 +266,8 @@ async fn create(
     }
 }
 
-/// The stream path a `Stream-Forked-From` value names (a path under `/v1/stream/`,
-/// or a bare stream path).
 /// The path of the stream a `Stream-Forked-From` value names (a path, with or without
-/// `/v1/stream/`, or a whole URL).
+/// `/v1/stream/`, or a whole URL), percent-decoded as a request's path is.
 pub(super) fn stream_path_of(value: &str) -> String {
     let v = value.trim();
     let v = v
@@ -277,7 +275,7 @@ pub(super) fn stream_path_of(value: &str) -> String {
         .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
         .unwrap_or(v);
     let v = v.strip_prefix("/v1/stream/").unwrap_or(v);
-    v.trim_start_matches('/').to_owned()
+    super::path_decoded(v.trim_start_matches('/'))
 }
 
 async fn append(
@@ -737,5 +735,6 @@ mod tests {
         assert_eq!(stream_path_of("/v1/stream/a/b"), "a/b");
         assert_eq!(stream_path_of("a"), "a");
         assert_eq!(stream_path_of("http://h:1/v1/stream/x"), "x");
+        assert_eq!(stream_path_of("/v1/stream/a%20b/%C3%A9"), "a b/é");
     }
 }
