@@ -106,6 +106,7 @@ fn build_state(
             |u| u.trim_end_matches('/').to_owned(),
         )),
         views,
+        pieces: Arc::default(),
         config: Arc::new(http::Settings {
             long_poll_timeout: config.long_poll_timeout(),
             sse_max_age: config.sse_max_age(),

@@ -106,7 +106,7 @@ pub(crate) async fn serve(
 
 /// Resumes a parked connection: the rest of a piece it was being written (`pending`)
 /// and its live response first, then further requests.
-pub(crate) async fn resume(parked: Parked, pending: Vec<u8>) {
+pub(crate) async fn resume(parked: Parked, pending: Option<PendingChunk>) {
     let Parked {
         stream,
         feed,
@@ -121,8 +121,10 @@ pub(crate) async fn resume(parked: Parked, pending: Vec<u8>) {
             return;
         }
     };
-    if write_all(&stream, &pending).await.is_err() {
-        return;
+    if let Some(mut pending) = pending {
+        if write_chunk(&stream, &mut pending).await.is_err() {
+            return;
+        }
     }
     let mut buf = Vec::new();
     // Resumed because something was committed (or it is due): active until idle again.
@@ -385,7 +387,10 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
             // (An empty chunk would end the response: nothing to send is skipped.)
             Step::Piece(piece) if piece.is_empty() => {}
             Step::Piece(piece) => {
-                if write_all(stream, &chunk(&piece)).await.is_err() {
+                if write_chunk(stream, &mut PendingChunk::new(piece))
+                    .await
+                    .is_err()
+                {
                     return Driven::Failed;
                 }
             }
@@ -906,14 +911,69 @@ impl ChunkHead {
     }
 }
 
-/// One chunk of a chunked body.
-pub(crate) fn chunk(data: &[u8]) -> Vec<u8> {
-    let head = ChunkHead::new(data.len());
-    let mut out = Vec::with_capacity(head.len + data.len() + 2);
-    out.extend_from_slice(head.as_bytes());
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-    out
+/// One chunk of a chunked body, as it is written: its head, its data (shared with
+/// every other subscriber sent the same piece, never copied) and its end, less what
+/// was written already.
+pub(crate) struct PendingChunk {
+    head: ChunkHead,
+    data: Bytes,
+    written: usize,
+}
+
+impl PendingChunk {
+    /// The chunk of `data`, nothing of it written.
+    pub(crate) fn new(data: Bytes) -> PendingChunk {
+        PendingChunk {
+            head: ChunkHead::new(data.len()),
+            data,
+            written: 0,
+        }
+    }
+
+    /// What is left to write, as slices for one vectored write (none when done).
+    pub(crate) fn slices(&self) -> ([io::IoSlice<'_>; 3], usize) {
+        let parts = [self.head.as_bytes(), &self.data[..], b"\r\n"];
+        let mut slices = [io::IoSlice::new(&[]); 3];
+        let (mut skip, mut n) = (self.written, 0);
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+                continue;
+            }
+            slices[n] = io::IoSlice::new(&part[skip..]);
+            skip = 0;
+            n += 1;
+        }
+        (slices, n)
+    }
+
+    /// Counts `n` more bytes written.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.written += n;
+    }
+}
+
+/// Writes what is left of `chunk`, in vectored writes (waiting at most
+/// [`WRITE_STALL`] for the socket to take more).
+pub(crate) async fn write_chunk(stream: &TcpStream, chunk: &mut PendingChunk) -> io::Result<()> {
+    loop {
+        let written = {
+            let (slices, n) = chunk.slices();
+            if n == 0 {
+                return Ok(());
+            }
+            stream.try_write_vectored(&slices[..n])
+        };
+        match written {
+            Ok(n) => chunk.advance(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(WRITE_STALL, stream.writable())
+                    .await
+                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Writes a response that is not live: head, then the body as it comes (each piece
@@ -1403,6 +1463,35 @@ mod tests {
         for len in [0, 1, 9, 10, 15, 16, 255, 256, 4095, 1 << 20, usize::MAX] {
             let head = ChunkHead::new(len);
             assert_eq!(head.as_bytes(), format!("{len:x}\r\n").as_bytes(), "{len}");
+        }
+    }
+
+    #[test]
+    fn a_pending_chunk_writes_its_framing_around_the_shared_piece_in_any_steps() {
+        let data = Bytes::from_static(b"data: 0123456789\n\n");
+        let whole = format!("{:x}\r\ndata: 0123456789\n\n\r\n", data.len());
+        for step in 1..=whole.len() {
+            let mut chunk = PendingChunk::new(data.clone());
+            let mut out = Vec::new();
+            loop {
+                let (slices, n) = chunk.slices();
+                if n == 0 {
+                    break;
+                }
+                // What a socket taking `step` bytes at a time would take.
+                let mut took = 0;
+                for slice in &slices[..n] {
+                    let more = slice.len().min(step - took);
+                    out.extend_from_slice(&slice[..more]);
+                    took += more;
+                    // The piece is written from its own memory, not from a copy.
+                    if slice.len() == data.len() {
+                        assert_eq!(slice.as_ptr(), data.as_ptr());
+                    }
+                }
+                chunk.advance(took);
+            }
+            assert_eq!(out, whole.as_bytes(), "{step} bytes at a time");
         }
     }
 

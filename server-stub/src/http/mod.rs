@@ -9,6 +9,7 @@ mod error;
 mod gate;
 mod headers;
 mod park;
+mod pieces;
 mod session;
 mod sse;
 mod stream;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Session views folded so far, reused by the next view request.
     pub(crate) views: Arc<session::ViewCache>,
+    /// Live SSE pieces read from storage, shared between subscribers.
+    pub(crate) pieces: Arc<pieces::SharedPieces>,
 }
 
 impl AppState {

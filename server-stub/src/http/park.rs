@@ -7,7 +7,7 @@
 //! takes it at once; the others it resumes, each in a task of its own.
 
 use std::collections::HashMap;
-use std::io::{self, IoSlice, Write};
+use std::io::{self, Write};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::Router;
@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::debug;
 
-use super::accept::{chunk, resume, ChunkHead};
+use super::accept::{resume, PendingChunk};
 use super::direct::Direct;
 use super::sse::{Feed, SharedPiece, Step};
 use crate::store::Live;
@@ -235,8 +235,9 @@ enum Delivered {
     /// All were written and the feed is idle again: it stays parked.
     Idle,
     /// It goes on in a task of its own (to read storage, to end its response, or to
-    /// write the rest of a piece, given here, the socket did not take at once).
-    Resume(Vec<u8>),
+    /// write the rest of a piece, given here, the socket did not take at once: the
+    /// piece itself is shared, not copied, however long the socket takes).
+    Resume(Option<PendingChunk>),
     /// The connection failed: it is dropped.
     Failed,
 }
@@ -254,29 +255,31 @@ fn deliver(parked: &mut Parked, shared: &mut Option<SharedPiece>) -> Delivered {
             // (An empty chunk would end the response: nothing to send is skipped.)
             Some(Step::Piece(piece)) if piece.is_empty() => {}
             Some(Step::Piece(piece)) => {
-                let head = ChunkHead::new(piece.len());
-                let parts = [
-                    IoSlice::new(head.as_bytes()),
-                    IoSlice::new(&piece),
-                    IoSlice::new(b"\r\n"),
-                ];
-                let whole: usize = parts.iter().map(|part| part.len()).sum();
-                match (&parked.stream).write_vectored(&parts) {
-                    Ok(n) if n == whole => {}
-                    Ok(n) => return Delivered::Resume(chunk(&piece)[n..].to_vec()),
+                let mut pending = PendingChunk::new(piece);
+                let written = {
+                    let (slices, n) = pending.slices();
+                    (&parked.stream).write_vectored(&slices[..n])
+                };
+                match written {
+                    Ok(n) => {
+                        pending.advance(n);
+                        if pending.slices().1 > 0 {
+                            return Delivered::Resume(Some(pending));
+                        }
+                    }
                     Err(e)
                         if matches!(
                             e.kind(),
                             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
                         ) =>
                     {
-                        return Delivered::Resume(chunk(&piece))
+                        return Delivered::Resume(Some(pending))
                     }
                     Err(_) => return Delivered::Failed,
                 }
             }
             Some(Step::Idle) => return Delivered::Idle,
-            Some(Step::End) | None => return Delivered::Resume(Vec::new()),
+            Some(Step::End) | None => return Delivered::Resume(None),
         }
     }
 }

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{drive, Driven};
 use super::headers as h;
+use super::pieces::{Place, SharedPieces};
 use super::AppState;
 use crate::store::{now_ms, push_offset, Live, ReadChunk, Store, StreamMeta};
 
@@ -37,7 +38,7 @@ pub(super) enum Encoding {
 }
 
 /// How one kind of SSE response writes what the live feed hands it.
-pub(super) trait Framing: Send + 'static {
+pub(super) trait Framing: Send + Sync + 'static {
     /// Largest batch read from storage for one piece of the response.
     const MAX_BATCH_BYTES: usize;
     /// Encodes stored data `[from, chunk.next)` of the stream `meta` describes now
@@ -164,6 +165,8 @@ struct LiveFeed<F> {
     /// The storage (one pointer: a feed holds only what it uses, as every idle
     /// subscriber keeps one).
     store: Store,
+    /// The pieces read from storage, shared between feeds.
+    pieces: Arc<SharedPieces>,
     /// Cancelled when the server stops.
     shutdown: CancellationToken,
     live: Arc<Live>,
@@ -203,8 +206,52 @@ impl<F: Framing> LiveFeed<F> {
     }
 
     /// The next piece, read from storage up to the tail `meta` gives (what
-    /// [`LiveFeed::piece_now`] found not in memory).
+    /// [`LiveFeed::piece_now`] found not in memory): made once for every feed of the
+    /// stream at the same place (see [`SharedPieces`]).
     async fn read_piece(&mut self, meta: Arc<StreamMeta>) -> Step {
+        let place = Place {
+            from: self.from,
+            tail: meta.tail,
+            closed: meta.closed,
+            key: self.framing.key(),
+        };
+        let pieces = Arc::clone(&self.pieces);
+        let this = &*self;
+        let made = pieces
+            .get_or_make(&this.live, place, || async {
+                let read = Box::pin(this.store.read(
+                    &this.live,
+                    Arc::clone(&meta),
+                    this.from,
+                    meta.tail,
+                    F::MAX_BATCH_BYTES,
+                ))
+                .await;
+                let chunk = read.ok().filter(|chunk| chunk.next > this.from)?;
+                let framed = this.framing.batch(&chunk, this.from, &meta);
+                Some((
+                    framed.text.into_bytes(),
+                    chunk.next,
+                    framed.caught_up,
+                    framed.ended,
+                ))
+            })
+            .await;
+        match made {
+            Some(made) => {
+                self.from = made.next;
+                self.caught_up_sent = made.caught_up;
+                self.done = made.ended;
+                Step::Piece(made.bytes)
+            }
+            // Nothing to share (a read that failed or found nothing, told below), or
+            // the piece made is no longer held: read alone.
+            None => self.read_alone(meta).await,
+        }
+    }
+
+    /// [`LiveFeed::read_piece`] for this feed alone.
+    async fn read_alone(&mut self, meta: Arc<StreamMeta>) -> Step {
         // Boxed: the read's state is large and only lives while it runs.
         let read = Box::pin(self.store.read(
             &self.live,
@@ -405,6 +452,7 @@ pub(super) fn live_response<F: Framing>(
     let now = Instant::now();
     let feed: Box<dyn Feed> = Box::new(LiveFeed {
         store: state.store.clone(),
+        pieces: Arc::clone(&state.pieces),
         shutdown: state.shutdown.clone(),
         changes: live.subscribe(),
         json: live.meta().is_json(),
