@@ -2356,6 +2356,60 @@ async fn parked_sse_subscribers_end_at_their_connections_maximum_age() {
     server.finish().await;
 }
 
+#[tokio::test]
+async fn an_sse_response_ends_at_its_maximum_age_while_it_still_has_data_to_send() {
+    let dir = temp_dir("sse-age-busy");
+    let server =
+        ServerProcess::start(&dir, &["--sse-max-age-s", "1", "--durability", "normal"]).await;
+    let c = client();
+    let url = server.stream("backlog");
+    create_json(&c, &url).await;
+    // 40 MB to send: about 13 s at the pace the reader below keeps.
+    let message = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1000));
+    let batch = format!("[{}]", vec![message; 1000].join(","));
+    for _ in 0..40 {
+        let r = c
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(batch.clone())
+            .send()
+            .await
+            .expect("post");
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    let r = c
+        .get(format!("{url}?offset=-1&live=sse"))
+        .send()
+        .await
+        .expect("sse");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.bytes_stream();
+    // A reader taking about 3 MB/s: the server always has more to send it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let mut read = 0usize;
+    let ended = loop {
+        match tokio::time::timeout_at(deadline, body.next()).await {
+            Ok(None) => break true,
+            Ok(Some(Ok(bytes))) => {
+                read += bytes.len();
+                tokio::time::sleep(Duration::from_micros(bytes.len() as u64 / 3)).await;
+            }
+            Ok(Some(Err(e))) => panic!("the response failed: {e}"),
+            Err(_) => break false,
+        }
+    };
+    assert!(
+        ended,
+        "the response went on past its maximum age (1 s): {read} bytes read in 8 s"
+    );
+    // Ended by its age, not by running out of data: not all of the backlog was sent.
+    assert!(
+        read < 40_000_000,
+        "the whole backlog ({read} bytes) was sent before the response ended"
+    );
+    server.finish().await;
+}
+
 /// Reads `n` messages (`{"i": …}`, numbered from 0) off an SSE body, checking each
 /// arrives once and in order; `false` if the body ends or `limit` passes first.
 async fn read_numbered<B: AsRef<[u8]>, E>(

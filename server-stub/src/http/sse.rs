@@ -289,6 +289,13 @@ impl<F: Framing> LiveFeed<F> {
         if self.done {
             return Ok(Step::End);
         }
+        // The connection's time, and the server's, end the response even while data
+        // keeps coming (the reader goes on from where it ended, on a new one).
+        let now = Instant::now();
+        if now >= self.deadline || self.shutdown.is_cancelled() {
+            self.done = true;
+            return Ok(Step::End);
+        }
         let Some(meta) = self.live.current() else {
             self.done = true;
             return Ok(Step::End);
@@ -328,11 +335,6 @@ impl<F: Framing> LiveFeed<F> {
         if !self.caught_up_sent {
             self.caught_up_sent = true;
             return Ok(Step::Piece(self.framing.caught_up(self.from, &meta).into()));
-        }
-        let now = Instant::now();
-        if now >= self.deadline || self.shutdown.is_cancelled() {
-            self.done = true;
-            return Ok(Step::End);
         }
         if now >= self.keep_alive_at {
             return Ok(Step::Piece(keep_alive().into()));
