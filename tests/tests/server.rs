@@ -1084,6 +1084,46 @@ async fn percent_encoded_names_are_one_name_to_routes_forks_and_token_scopes() {
 }
 
 #[tokio::test]
+async fn a_malformed_append_to_a_closed_stream_is_told_it_is_closed() {
+    let dir = temp_dir("closed-first");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let c = client();
+    let (closed, open) = (server.stream("closed-first"), server.stream("open"));
+    for url in [&closed, &open] {
+        create_json(&c, url).await;
+        post_json(&c, url, r#"{"n":1}"#).await;
+    }
+    let r = c
+        .post(&closed)
+        .header("stream-closed", "true")
+        .send()
+        .await
+        .expect("close");
+    assert!(r.status().is_success(), "{}", r.status());
+    let tail = head_tail(&c, &closed).await;
+    // Malformed JSON, an empty array, a body without a type, no body at all.
+    let malformed = |url: &str, i: usize| {
+        let post = c.post(url);
+        match i {
+            0 => post.header("content-type", "application/json").body("{"),
+            1 => post.header("content-type", "application/json").body("[]"),
+            2 => post.body(r#"{"n":2}"#),
+            _ => post.header("content-type", "application/json"),
+        }
+    };
+    for i in 0..4 {
+        let r = malformed(&closed, i).send().await.expect("post");
+        assert_eq!(r.status(), StatusCode::CONFLICT, "case {i}");
+        assert_eq!(r.headers()["stream-closed"], "true", "case {i}");
+        assert_eq!(r.headers()["stream-next-offset"], tail.as_str(), "case {i}");
+        // An open stream refuses the same as malformed.
+        let r = malformed(&open, i).send().await.expect("post");
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "case {i}");
+    }
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn auth_tokens_guard_every_route_by_scope() {
     let dir = temp_dir("auth");
     let tokens = "# test tokens\nreader-1 read sessions/\nwriter-1 write *\n\

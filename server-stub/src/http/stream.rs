@@ -374,19 +374,21 @@ pub(super) async fn append_bytes(
         producer,
         stream_seq,
     } = head;
-    if bytes.is_empty() && !close {
-        return Err(ApiError::bad_request(
-            "an append needs a body (or Stream-Closed: true to close)",
-        ));
-    }
-    let body = if bytes.is_empty() {
-        None
-    } else {
+    let body = (|| {
+        if bytes.is_empty() && !close {
+            return Err(ApiError::bad_request(
+                "an append needs a body (or Stream-Closed: true to close)",
+            ));
+        }
+        if bytes.is_empty() {
+            return Ok(None);
+        }
         let ct = content_type
             .as_deref()
             .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
-        Some(payload(ct, bytes, false)?)
-    };
+        payload(ct, bytes, false).map(Some)
+    })()
+    .map_err(|refused| closed_first(state, &path, refused))?;
     let had_body = body.is_some();
     let with_producer = producer.is_some();
     let req = AppendReq {
@@ -411,6 +413,19 @@ pub(super) async fn append_bytes(
             producer: ok.producer,
         }),
         Err(e) => Err(append_error(e)),
+    }
+}
+
+/// What a malformed append to `path` is told: that the stream is closed, when it is
+/// (closure comes first, §5.2, and its answer carries the final offset), otherwise
+/// `refused`.
+fn closed_first(state: &AppState, path: &str, refused: ApiError) -> ApiError {
+    match lookup(state, path) {
+        Ok((_, meta)) if meta.closed => append_error(AppendError::Closed {
+            next: meta.tail,
+            stream_epoch: meta.epoch,
+        }),
+        _ => refused,
     }
 }
 
