@@ -36,8 +36,11 @@ pub struct Config {
     /// How long a long-poll read waits for data before answering 204.
     #[arg(long, env = "GAPLESS_LONG_POLL_TIMEOUT_MS", default_value_t = 30_000)]
     pub long_poll_timeout_ms: u64,
-    /// SSE connections are closed after this many seconds (clients reconnect).
-    #[arg(long, env = "GAPLESS_SSE_MAX_AGE_S", default_value_t = 60)]
+    /// SSE connections are closed after this many seconds (clients reconnect); at
+    /// least 1 (a response ends at its age even while it has data to send, so 0
+    /// would send none).
+    #[arg(long, env = "GAPLESS_SSE_MAX_AGE_S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub sse_max_age_s: u64,
     /// Largest request body accepted; larger ones get 413.
     #[arg(long, env = "GAPLESS_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]

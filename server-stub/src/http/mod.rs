@@ -116,7 +116,7 @@ pub(crate) async fn body_bytes_up_to(
 
 /// A path (or a part of one) percent-decoded, as the router decodes the paths it
 /// routes by: a token's scope and a fork's source then name streams as their routes
-/// do (bytes that are not UTF-8 become U+FFFD: no route takes such a path).
+/// do (bytes that are not UTF-8 become U+FFFD, for both alike).
 pub(crate) fn path_decoded(raw: &str) -> String {
     percent_encoding::percent_decode_str(raw)
         .decode_utf8_lossy()

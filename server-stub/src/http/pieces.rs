@@ -124,7 +124,11 @@ impl SharedPieces {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let key = Arc::as_ptr(live) as usize;
         if let Some(entry) = map.get(&key) {
-            if std::ptr::eq(entry.live.as_ptr(), Arc::as_ptr(live)) && entry.place == place {
+            // (One whose piece nobody holds any more is made anew.)
+            if std::ptr::eq(entry.live.as_ptr(), Arc::as_ptr(live))
+                && entry.place == place
+                && !entry.spent()
+            {
                 return Arc::clone(&entry.cell);
             }
         }
