@@ -277,15 +277,8 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
 
     let dir = temp_dir("stuck-readers");
     let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
-    let c = reqwest::Client::new();
     let url = server.stream("big");
-    let r = c
-        .put(&url)
-        .header("content-type", "application/json")
-        .send()
-        .await
-        .expect("put");
-    assert!(r.status().is_success(), "{}", r.status());
+    json_stream(&Client::new().expect("client"), &url).await;
     // Readers that take their response's head, then read nothing more: what the
     // server writes them stays with it once their sockets are full.
     const READERS: usize = 24;
@@ -307,7 +300,7 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
     let before = server.anon_kib().expect("rss");
     // One message of 12 MB: more than a loopback socket takes at once.
     let message = format!(r#"{{"pad":"{}"}}"#, "x".repeat(12 << 20));
-    let r = c
+    let r = reqwest::Client::new()
         .post(&url)
         .header("content-type", "application/json")
         .body(message)

@@ -25,10 +25,11 @@ pub(super) struct Place {
     pub(super) key: FramingKey,
 }
 
-/// A piece as made: its bytes, where it ends, and what it told the reader.
-pub(super) struct Made {
+/// A piece: its framed bytes (as made, as kept, as sent), where it ends, and what it
+/// told the reader.
+pub(super) struct Piece<B> {
     /// The framed bytes.
-    pub(super) bytes: Bytes,
+    pub(super) bytes: B,
     /// The position after it.
     pub(super) next: u64,
     /// It carried the caught-up signal.
@@ -37,14 +38,21 @@ pub(super) struct Made {
     pub(super) ended: bool,
 }
 
+impl<B> Piece<B> {
+    /// The same piece with its bytes as `bytes`.
+    fn with<C>(&self, bytes: C) -> Piece<C> {
+        Piece {
+            bytes,
+            next: self.next,
+            caught_up: self.caught_up,
+            ended: self.ended,
+        }
+    }
+}
+
 /// What the one that made a piece leaves for the others: the bytes by a weak
 /// reference (the responses writing the piece keep it; once none does, it is gone).
-struct Left {
-    bytes: Weak<Vec<u8>>,
-    next: u64,
-    caught_up: bool,
-    ended: bool,
-}
+type Left = Piece<Weak<Vec<u8>>>;
 
 /// The piece being made (or made) for one stream at one place.
 struct Entry {
@@ -85,36 +93,27 @@ impl SharedPieces {
         live: &Arc<Live>,
         place: Place,
         make: F,
-    ) -> Option<Made>
+    ) -> Option<Piece<Bytes>>
     where
         F: FnOnce() -> Fut,
-        Fut: Future<Output = Option<(Vec<u8>, u64, bool, bool)>>,
+        Fut: Future<Output = Option<Piece<Vec<u8>>>>,
     {
         let cell = self.cell(live, place);
         // The bytes this feed made, if it made them: kept strongly until returned.
         let mut mine = None;
         let left = cell
             .get_or_init(|| async {
-                let (bytes, next, caught_up, ended) = make().await?;
-                let bytes = Arc::new(bytes);
-                let left = Left {
-                    bytes: Arc::downgrade(&bytes),
-                    next,
-                    caught_up,
-                    ended,
-                };
+                let made = make().await?;
+                let shape = made.with(());
+                let bytes = Arc::new(made.bytes);
+                let left = shape.with(Arc::downgrade(&bytes));
                 mine = Some(bytes);
                 Some(left)
             })
             .await
             .as_ref()?;
         let bytes = mine.or_else(|| left.bytes.upgrade())?;
-        Some(Made {
-            bytes: Bytes::from_owner(Owned(bytes)),
-            next: left.next,
-            caught_up: left.caught_up,
-            ended: left.ended,
-        })
+        Some(left.with(Bytes::from_owner(Owned(bytes))))
     }
 
     /// The cell of `live` at `place`: the existing one, or a new one in its place

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::accept::{drive, Driven};
 use super::headers as h;
-use super::pieces::{Place, SharedPieces};
+use super::pieces::{Piece, Place, SharedPieces};
 use super::AppState;
 use crate::store::{now_ms, push_offset, Live, ReadChunk, Store, StreamMeta};
 
@@ -219,29 +219,20 @@ impl<F: Framing> LiveFeed<F> {
         let this = &*self;
         let made = pieces
             .get_or_make(&this.live, place, || async {
-                let read = Box::pin(this.store.read(
-                    &this.live,
-                    Arc::clone(&meta),
-                    this.from,
-                    meta.tail,
-                    F::MAX_BATCH_BYTES,
-                ))
-                .await;
-                let chunk = read.ok().filter(|chunk| chunk.next > this.from)?;
+                let chunk = this.read_stored(&meta).await.ok();
+                let chunk = chunk.filter(|chunk| chunk.next > this.from)?;
                 let framed = this.framing.batch(&chunk, this.from, &meta);
-                Some((
-                    framed.text.into_bytes(),
-                    chunk.next,
-                    framed.caught_up,
-                    framed.ended,
-                ))
+                Some(Piece {
+                    bytes: framed.text.into_bytes(),
+                    next: chunk.next,
+                    caught_up: framed.caught_up,
+                    ended: framed.ended,
+                })
             })
             .await;
         match made {
             Some(made) => {
-                self.from = made.next;
-                self.caught_up_sent = made.caught_up;
-                self.done = made.ended;
+                self.moved(made.next, made.caught_up, made.ended);
                 Step::Piece(made.bytes)
             }
             // Nothing to share (a read that failed or found nothing, told below), or
@@ -250,18 +241,29 @@ impl<F: Framing> LiveFeed<F> {
         }
     }
 
-    /// [`LiveFeed::read_piece`] for this feed alone.
-    async fn read_alone(&mut self, meta: Arc<StreamMeta>) -> Step {
+    /// Reads stored data from `self.from` up to the tail `meta` gives, a batch's worth.
+    async fn read_stored(&self, meta: &Arc<StreamMeta>) -> Result<ReadChunk, String> {
         // Boxed: the read's state is large and only lives while it runs.
-        let read = Box::pin(self.store.read(
+        Box::pin(self.store.read(
             &self.live,
-            Arc::clone(&meta),
+            Arc::clone(meta),
             self.from,
             meta.tail,
             F::MAX_BATCH_BYTES,
         ))
-        .await;
-        match read {
+        .await
+    }
+
+    /// Notes that what was sent ends at `next`, and what it told the reader.
+    fn moved(&mut self, next: u64, caught_up: bool, ended: bool) {
+        self.from = next;
+        self.caught_up_sent = caught_up;
+        self.done = ended;
+    }
+
+    /// [`LiveFeed::read_piece`] for this feed alone.
+    async fn read_alone(&mut self, meta: Arc<StreamMeta>) -> Step {
+        match self.read_stored(&meta).await {
             // Published positions storage no longer holds: the stream was deleted
             // (or expired, or made anew) by a commit whose publication waits for its
             // sync. The response ends (as a catch-up read answers 404): a piece that
@@ -310,9 +312,7 @@ impl<F: Framing> LiveFeed<F> {
                     && self.framing.key() == s.key
             };
             if let Some(s) = shared.as_mut().filter(same) {
-                self.from = s.next;
-                self.caught_up_sent = s.caught_up;
-                self.done = s.ended;
+                self.moved(s.next, s.caught_up, s.ended);
                 return Ok(Step::Piece(s.piece.clone()));
             }
             let piece = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
@@ -354,9 +354,7 @@ impl<F: Framing> LiveFeed<F> {
     /// The piece for `chunk`, read from `self.from` on.
     fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Bytes {
         let framed = self.framing.batch(chunk, self.from, meta);
-        self.from = chunk.next;
-        self.caught_up_sent = framed.caught_up;
-        self.done = framed.ended;
+        self.moved(chunk.next, framed.caught_up, framed.ended);
         Bytes::from(framed.text)
     }
 }
