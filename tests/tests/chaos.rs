@@ -280,17 +280,27 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
     let url = server.stream("big");
     json_stream(&Client::new().expect("client"), &url).await;
     // Readers that take their response's head, then read nothing more: what the
-    // server writes them stays with it once their sockets are full.
+    // server writes them stays with it once their sockets are full. Half send no
+    // cursor; the others each their own, as clients echoing the one they were given
+    // do, some ahead of the server's clock (each is then answered with a cursor past
+    // its own).
     const READERS: usize = 24;
+    const AHEAD: u64 = 1 << 60;
+    let cursor = |i: usize| match i % 4 {
+        0 | 2 => String::new(),
+        1 => format!("&cursor={i}"),
+        _ => format!("&cursor={}", AHEAD + i as u64),
+    };
     let mut readers = Vec::new();
-    for _ in 0..READERS {
+    for i in 0..READERS {
         let mut socket = tokio::net::TcpStream::connect(server.addr())
             .await
             .expect("connect");
-        socket
-            .write_all(b"GET /v1/stream/big?offset=-1&live=sse HTTP/1.1\r\nHost: t\r\n\r\n")
-            .await
-            .expect("request");
+        let request = format!(
+            "GET /v1/stream/big?offset=-1&live=sse{} HTTP/1.1\r\nHost: t\r\n\r\n",
+            cursor(i)
+        );
+        socket.write_all(request.as_bytes()).await.expect("request");
         let mut head = [0u8; 1024];
         let n = socket.read(&mut head).await.expect("head");
         assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
@@ -317,8 +327,62 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
         after < before + 64 * 1024,
         "server memory grew from {before} KiB to {after} KiB with {READERS} stuck readers"
     );
+    // What follows the shared data is each reader's own: its cursor.
+    for i in [3, 7] {
+        let text = read_until_control_after_data(&mut readers[i]).await;
+        let sent = AHEAD + i as u64;
+        let given: u64 = text
+            .split("\"streamCursor\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("reader {i}: no cursor in {text}"));
+        assert!(
+            given > sent && given <= sent + 180,
+            "reader {i} sent cursor {sent} and was given {given}"
+        );
+    }
     drop(readers);
     server.finish().await;
+}
+
+/// Reads a raw SSE response until the control event after its first data event, and
+/// returns that control event's line.
+async fn read_until_control_after_data(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let data = b"event: data";
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buf))
+            .await
+            .expect("reading timed out")
+            .expect("read");
+        assert!(
+            n > 0,
+            "the response ended before a control event after data"
+        );
+        seen.extend_from_slice(&buf[..n]);
+        let Some(at) = seen.windows(data.len()).position(|w| w == data) else {
+            // Keep only what could begin the data event's line.
+            let keep = seen.len().saturating_sub(data.len());
+            seen.drain(..keep);
+            continue;
+        };
+        let after = &seen[at..];
+        let control = b"event: control\ndata:";
+        if let Some(c) = after.windows(control.len()).position(|w| w == control) {
+            let line = &after[c + control.len()..];
+            if let Some(end) = line.iter().position(|&b| b == b'\n') {
+                return String::from_utf8_lossy(&line[..end]).into_owned();
+            }
+        }
+        // Keep the data event's start and the last few KiB (more than a control
+        // event); drop the 12 MB between.
+        let last = seen.len().saturating_sub(4096).max(at + data.len());
+        seen.drain(at + data.len()..last);
+        seen.drain(..at);
+    }
 }
 
 /// Reads `{"p": 0, "i": 0..n}` in order from a subscription.

@@ -386,11 +386,8 @@ pub(crate) async fn drive<T: Steps + Feed + 'static>(
         match feed.step().await {
             // (An empty chunk would end the response: nothing to send is skipped.)
             Step::Piece(piece) if piece.is_empty() => {}
-            Step::Piece(piece) => {
-                if write_chunk(stream, &mut PendingChunk::new(piece))
-                    .await
-                    .is_err()
-                {
+            Step::Piece(mut piece) => {
+                if write_chunk(stream, &mut piece).await.is_err() {
                     return Driven::Failed;
                 }
             }
@@ -912,28 +909,46 @@ impl ChunkHead {
 }
 
 /// One chunk of a chunked body, as it is written: its head, its data (shared with
-/// every other subscriber sent the same piece, never copied) and its end, less what
-/// was written already.
+/// every other subscriber sent the same piece, never copied), what follows the data
+/// for this subscriber alone (an SSE control event with its own cursor), and its end,
+/// less what was written already.
 pub(crate) struct PendingChunk {
     head: ChunkHead,
     data: Bytes,
+    own: Bytes,
     written: usize,
 }
 
 impl PendingChunk {
     /// The chunk of `data`, nothing of it written.
     pub(crate) fn new(data: Bytes) -> PendingChunk {
+        PendingChunk::with_own(data, Bytes::new())
+    }
+
+    /// The chunk of `data` then `own`, nothing of it written.
+    pub(crate) fn with_own(data: Bytes, own: Bytes) -> PendingChunk {
         PendingChunk {
-            head: ChunkHead::new(data.len()),
+            head: ChunkHead::new(data.len() + own.len()),
             data,
+            own,
             written: 0,
         }
     }
 
+    /// It holds no data (written, it would end the body).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.data.is_empty() && self.own.is_empty()
+    }
+
+    /// Its data then what follows it, for a body that frames its chunks itself.
+    pub(crate) fn into_parts(self) -> [Bytes; 2] {
+        [self.data, self.own]
+    }
+
     /// What is left to write, as slices for one vectored write (none when done).
-    pub(crate) fn slices(&self) -> ([io::IoSlice<'_>; 3], usize) {
-        let parts = [self.head.as_bytes(), &self.data[..], b"\r\n"];
-        let mut slices = [io::IoSlice::new(&[]); 3];
+    pub(crate) fn slices(&self) -> ([io::IoSlice<'_>; 4], usize) {
+        let parts = [self.head.as_bytes(), &self.data[..], &self.own[..], b"\r\n"];
+        let mut slices = [io::IoSlice::new(&[]); 4];
         let (mut skip, mut n) = (self.written, 0);
         for part in parts {
             if skip >= part.len() {
@@ -1469,9 +1484,13 @@ mod tests {
     #[test]
     fn a_pending_chunk_writes_its_framing_around_the_shared_piece_in_any_steps() {
         let data = Bytes::from_static(b"data: 0123456789\n\n");
-        let whole = format!("{:x}\r\ndata: 0123456789\n\n\r\n", data.len());
+        let own = Bytes::from_static(b"data: own\n\n");
+        let whole = format!(
+            "{:x}\r\ndata: 0123456789\n\ndata: own\n\n\r\n",
+            data.len() + own.len()
+        );
         for step in 1..=whole.len() {
-            let mut chunk = PendingChunk::new(data.clone());
+            let mut chunk = PendingChunk::with_own(data.clone(), own.clone());
             let mut out = Vec::new();
             loop {
                 let (slices, n) = chunk.slices();

@@ -254,8 +254,7 @@ fn deliver(parked: &mut Parked, shared: &mut Option<SharedPiece>) -> Delivered {
         match parked.feed.step_now(shared) {
             // (An empty chunk would end the response: nothing to send is skipped.)
             Some(Step::Piece(piece)) if piece.is_empty() => {}
-            Some(Step::Piece(piece)) => {
-                let mut pending = PendingChunk::new(piece);
+            Some(Step::Piece(mut pending)) => {
                 let written = {
                     let (slices, n) = pending.slices();
                     (&parked.stream).write_vectored(&slices[..n])

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use axum::body::Bytes;
 use tokio::sync::OnceCell;
 
-use super::sse::FramingKey;
+use super::sse::{BatchKey, Told};
 use crate::store::Live;
 
 /// Where a piece starts and what it was framed against: two feeds with equal places
@@ -21,21 +21,19 @@ pub(super) struct Place {
     /// The stream's tail and closure when it was framed.
     pub(super) tail: u64,
     pub(super) closed: bool,
-    /// The framing that framed it.
-    pub(super) key: FramingKey,
+    /// What framed it.
+    pub(super) key: BatchKey,
 }
 
-/// A piece: its framed bytes (as made, as kept, as sent), where it ends, and what it
-/// told the reader.
+/// A piece: its framed batch (as made, as kept, as sent), where it ends, and what it
+/// tells the reader.
 pub(super) struct Piece<B> {
     /// The framed bytes.
     pub(super) bytes: B,
     /// The position after it.
     pub(super) next: u64,
-    /// It carried the caught-up signal.
-    pub(super) caught_up: bool,
-    /// It ended the response.
-    pub(super) ended: bool,
+    /// What it tells the reader.
+    pub(super) told: Told,
 }
 
 impl<B> Piece<B> {
@@ -44,8 +42,7 @@ impl<B> Piece<B> {
         Piece {
             bytes,
             next: self.next,
-            caught_up: self.caught_up,
-            ended: self.ended,
+            told: self.told,
         }
     }
 }

@@ -26,7 +26,7 @@ use serde_json::{json, Value};
 use super::auth;
 use super::body::body_bytes;
 use super::headers as h;
-use super::sse::{live_response, Framed, Framing, FramingKey};
+use super::sse::{live_response, BatchKey, Framed, Framing, FramingKey, Told};
 use super::stream::append_error;
 use super::AppState;
 use crate::store::{
@@ -675,9 +675,15 @@ impl Framing for SessionFraming {
         }
         Framed {
             text,
-            caught_up: false,
-            ended: false,
+            told: Told {
+                caught_up: false,
+                ended: false,
+            },
         }
+    }
+
+    fn after_batch(&self, _next: u64, _meta: &StreamMeta, _told: Told) -> String {
+        String::new()
     }
 
     fn end(&self, at: u64, meta: &StreamMeta) -> String {
@@ -693,7 +699,10 @@ impl Framing for SessionFraming {
     }
 
     fn key(&self) -> FramingKey {
-        FramingKey::Session
+        FramingKey {
+            batches: BatchKey::Session,
+            cursor: None,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use gapless_core::sse::{encode_comment, encode_event};
 use gapless_core::wire::headers::is_text;
 use gapless_core::wire::{encode_base64, Control};
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::accept::{drive, Driven};
+use super::accept::{drive, Driven, PendingChunk};
 use super::headers as h;
 use super::pieces::{Piece, Place, SharedPieces};
 use super::AppState;
@@ -42,27 +43,38 @@ pub(super) trait Framing: Send + Sync + 'static {
     /// Largest batch read from storage for one piece of the response.
     const MAX_BATCH_BYTES: usize;
     /// Encodes stored data `[from, chunk.next)` of the stream `meta` describes now
-    /// (its tail, closure, and how it writes offsets: see [`StreamMeta::offset`]).
+    /// (its tail, closure, and how it writes offsets: see [`StreamMeta::offset`]): what
+    /// every reader framing alike is sent for it, shared between them.
     fn batch(&self, chunk: &ReadChunk, from: u64, meta: &StreamMeta) -> Framed;
+    /// What this reader alone is sent right after a batch that ends at `next` and
+    /// told what `framed` says (the protocol's control event, which carries the
+    /// reader's own cursor); empty when nothing.
+    fn after_batch(&self, next: u64, meta: &StreamMeta, framed: Told) -> String;
     /// The stream is closed and everything up to `at` was sent.
     fn end(&self, at: u64, meta: &StreamMeta) -> String;
     /// The reader has caught up with the tail at `at`.
     fn caught_up(&self, at: u64, meta: &StreamMeta) -> String;
-    /// What makes this framing's batches what they are, beyond the data: a piece one
-    /// feed framed can be sent as it is by another whose key is equal (cheap to make:
-    /// it is compared for every subscriber written in turn).
+    /// What makes this framing's output what it is, beyond the data: a batch one feed
+    /// framed can be sent as it is by another whose key's `batches` are equal, and
+    /// what followed it too when the keys are equal (cheap to make: it is compared
+    /// for every subscriber written in turn).
     fn key(&self) -> FramingKey;
 }
 
-/// What makes a framing's batches what they are, beyond the data: equal keys frame
-/// the same data alike.
+/// What makes a framing's output what it is, beyond the data.
 #[derive(Clone, PartialEq, Eq)]
-pub(super) enum FramingKey {
-    /// The Durable Streams framing, with its data encoding and the client's cursor.
-    Protocol {
-        encoding: Encoding,
-        cursor: Option<Arc<str>>,
-    },
+pub(super) struct FramingKey {
+    /// What makes its batches what they are: equal ones frame the same data alike.
+    pub(super) batches: BatchKey,
+    /// The cursor the client sent, which what follows a batch carries.
+    pub(super) cursor: Option<Arc<str>>,
+}
+
+/// What makes a framing's batches what they are, beyond the data.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum BatchKey {
+    /// The Durable Streams framing, with its data encoding.
+    Protocol(Encoding),
     /// The session endpoints' framing.
     Session,
 }
@@ -79,32 +91,47 @@ pub(crate) struct SharedPiece {
     closed: bool,
     /// Which framing framed it.
     key: FramingKey,
-    /// The piece.
+    /// The batch, shared by every framing whose key's `batches` are equal.
     piece: Bytes,
+    /// What followed it, shared by every framing whose key is equal.
+    own: Bytes,
     /// Where it ends, and what it told the reader.
     next: u64,
-    caught_up: bool,
-    ended: bool,
+    told: Told,
 }
 
 /// One encoded batch, and what it told the reader.
 pub(super) struct Framed {
     /// The response text.
     pub(super) text: String,
-    /// It carried the caught-up signal itself.
+    /// What it told the reader.
+    pub(super) told: Told,
+}
+
+/// What a batch, with what follows it, tells the reader.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) struct Told {
+    /// It has caught up with the tail.
     pub(super) caught_up: bool,
-    /// It carried the end of the stream itself: the response ends after it.
+    /// The stream ended: the response ends after it.
     pub(super) ended: bool,
 }
 
 /// What a live feed does next.
 pub(crate) enum Step {
-    /// Write this piece of the response.
-    Piece(Bytes),
+    /// Write this chunk of the response.
+    Piece(PendingChunk),
     /// The response is complete.
     End,
     /// Nothing to send until the stream changes or [`Feed::due`] comes.
     Idle,
+}
+
+impl Step {
+    /// A piece of `text` alone.
+    fn text(text: String) -> Step {
+        Step::Piece(PendingChunk::new(text.into()))
+    }
 }
 
 /// Stepping a live SSE response's source, without boxing each step: what
@@ -130,7 +157,7 @@ pub(crate) trait Feed: Send {
     ) -> Pin<Box<dyn Future<Output = Driven> + Send + 'a>>;
     /// The next piece of the response, waiting in this task while it is idle; `None`
     /// at the end.
-    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>>;
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<PendingChunk>> + Send + '_>>;
     /// The next step, when taking it needs no storage read (what it sends next is in
     /// memory, or is no data); `None` when it does (then [`Feed::drive`] takes it).
     /// `shared` is the piece the subscriber written before it framed, if any: when
@@ -206,14 +233,14 @@ impl<F: Framing> LiveFeed<F> {
     }
 
     /// The next piece, read from storage up to the tail `meta` gives (what
-    /// [`LiveFeed::piece_now`] found not in memory): made once for every feed of the
-    /// stream at the same place (see [`SharedPieces`]).
+    /// [`LiveFeed::piece_now`] found not in memory): its batch made once for every
+    /// feed of the stream at the same place (see [`SharedPieces`]).
     async fn read_piece(&mut self, meta: Arc<StreamMeta>) -> Step {
         let place = Place {
             from: self.from,
             tail: meta.tail,
             closed: meta.closed,
-            key: self.framing.key(),
+            key: self.framing.key().batches,
         };
         let pieces = Arc::clone(&self.pieces);
         let this = &*self;
@@ -225,15 +252,14 @@ impl<F: Framing> LiveFeed<F> {
                 Some(Piece {
                     bytes: framed.text.into_bytes(),
                     next: chunk.next,
-                    caught_up: framed.caught_up,
-                    ended: framed.ended,
+                    told: framed.told,
                 })
             })
             .await;
         match made {
             Some(made) => {
-                self.moved(made.next, made.caught_up, made.ended);
-                Step::Piece(made.bytes)
+                self.moved(made.next, made.told);
+                Step::Piece(PendingChunk::with_own(made.bytes, self.own(&meta)))
             }
             // Nothing to share (a read that failed or found nothing, told below), or
             // the piece made is no longer held: read alone.
@@ -255,10 +281,20 @@ impl<F: Framing> LiveFeed<F> {
     }
 
     /// Notes that what was sent ends at `next`, and what it told the reader.
-    fn moved(&mut self, next: u64, caught_up: bool, ended: bool) {
+    fn moved(&mut self, next: u64, told: Told) {
         self.from = next;
-        self.caught_up_sent = caught_up;
-        self.done = ended;
+        self.caught_up_sent = told.caught_up;
+        self.done = told.ended;
+    }
+
+    /// What this feed sends after the batch it just moved past (see
+    /// [`Framing::after_batch`]).
+    fn own(&self, meta: &StreamMeta) -> Bytes {
+        let told = Told {
+            caught_up: self.caught_up_sent,
+            ended: self.done,
+        };
+        self.framing.after_batch(self.from, meta, told).into()
     }
 
     /// [`LiveFeed::read_piece`] for this feed alone.
@@ -272,7 +308,10 @@ impl<F: Framing> LiveFeed<F> {
                 self.done = true;
                 Step::End
             }
-            Ok(chunk) => Step::Piece(self.framed(&chunk, &meta)),
+            Ok(chunk) => {
+                let batch = self.framed(&chunk, &meta);
+                Step::Piece(PendingChunk::with_own(batch, self.own(&meta)))
+            }
             Err(e) => {
                 tracing::error!(path = %meta.path, "live read failed: {e}");
                 self.done = true;
@@ -304,45 +343,56 @@ impl<F: Framing> LiveFeed<F> {
         };
         if self.from < meta.tail {
             let Some(shared) = shared else {
-                return self.recent(&meta).map(Step::Piece).ok_or(meta);
+                let batch = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
+                return Ok(Step::Piece(PendingChunk::with_own(batch, self.own(&meta))));
             };
             let from = self.from;
+            let key = self.framing.key();
             let same = |s: &&mut SharedPiece| {
                 (s.from, s.tail, s.closed) == (from, meta.tail, meta.closed)
-                    && self.framing.key() == s.key
+                    && s.key.batches == key.batches
             };
             if let Some(s) = shared.as_mut().filter(same) {
-                self.moved(s.next, s.caught_up, s.ended);
-                return Ok(Step::Piece(s.piece.clone()));
+                self.moved(s.next, s.told);
+                let own = if s.key == key {
+                    s.own.clone()
+                } else {
+                    self.own(&meta)
+                };
+                return Ok(Step::Piece(PendingChunk::with_own(s.piece.clone(), own)));
             }
-            let piece = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
+            let batch = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
+            let own = self.own(&meta);
             *shared = Some(SharedPiece {
                 from,
                 tail: meta.tail,
                 closed: meta.closed,
-                key: self.framing.key(),
-                piece: piece.clone(),
+                key,
+                piece: batch.clone(),
+                own: own.clone(),
                 next: self.from,
-                caught_up: self.caught_up_sent,
-                ended: self.done,
+                told: Told {
+                    caught_up: self.caught_up_sent,
+                    ended: self.done,
+                },
             });
-            return Ok(Step::Piece(piece));
+            return Ok(Step::Piece(PendingChunk::with_own(batch, own)));
         }
         if meta.closed {
             self.done = true;
-            return Ok(Step::Piece(self.framing.end(self.from, &meta).into()));
+            return Ok(Step::text(self.framing.end(self.from, &meta)));
         }
         if !self.caught_up_sent {
             self.caught_up_sent = true;
-            return Ok(Step::Piece(self.framing.caught_up(self.from, &meta).into()));
+            return Ok(Step::text(self.framing.caught_up(self.from, &meta)));
         }
         if now >= self.keep_alive_at {
-            return Ok(Step::Piece(keep_alive().into()));
+            return Ok(Step::text(keep_alive()));
         }
         Ok(Step::Idle)
     }
 
-    /// The piece for what the newest chunks kept in memory hold from `self.from` on,
+    /// The batch for what the newest chunks kept in memory hold from `self.from` on,
     /// if they hold it.
     fn recent(&mut self, meta: &StreamMeta) -> Option<Bytes> {
         let chunk = self
@@ -351,10 +401,10 @@ impl<F: Framing> LiveFeed<F> {
         Some(self.framed(&chunk, meta))
     }
 
-    /// The piece for `chunk`, read from `self.from` on.
+    /// The batch for `chunk`, read from `self.from` on.
     fn framed(&mut self, chunk: &ReadChunk, meta: &StreamMeta) -> Bytes {
         let framed = self.framing.batch(chunk, self.from, meta);
-        self.moved(chunk.next, framed.caught_up, framed.ended);
+        self.moved(chunk.next, framed.told);
         Bytes::from(framed.text)
     }
 }
@@ -380,7 +430,7 @@ impl<F: Framing> Feed for LiveFeed<F> {
         Box::pin(drive(stream, buf, self, active))
     }
 
-    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<Bytes>> + Send + '_>> {
+    fn next_piece(&mut self) -> Pin<Box<dyn Future<Output = Option<PendingChunk>> + Send + '_>> {
         Box::pin(next_piece(self))
     }
 
@@ -427,7 +477,7 @@ impl FeedSlot {
 
 /// Steps `feed` to its next piece, waiting in this task while it is idle; `None` at
 /// the end.
-async fn next_piece(feed: &mut impl Steps) -> Option<Bytes> {
+async fn next_piece(feed: &mut impl Steps) -> Option<PendingChunk> {
     loop {
         match feed.step().await {
             Step::Piece(text) => return Some(text),
@@ -474,9 +524,17 @@ pub(super) fn live_response<F: Framing>(
                 None => slot.take()?,
             };
             let piece = feed.next_piece().await?;
-            Some((Ok::<_, Infallible>(piece), (slot, Some(feed))))
+            Some((piece, (slot, Some(feed))))
         },
-    );
+    )
+    .flat_map(|piece| {
+        let parts = piece.into_parts().into_iter();
+        futures::stream::iter(
+            parts
+                .filter(|part| !part.is_empty())
+                .map(Ok::<_, Infallible>),
+        )
+    });
     let mut response = event_stream(Body::from_stream(stream), base64);
     response.extensions_mut().insert(slot);
     response
@@ -529,16 +587,20 @@ impl Framing for Protocol {
             },
             Encoding::Base64 => encode_base64(chunk.body()).into(),
         };
-        let mut text = String::with_capacity(data.len() + 2 * CONTROL_BYTES);
+        let mut text = String::with_capacity(data.len() + 32);
         encode_event(&mut text, Some("data"), None, &data);
-        let up_to_date = chunk.next >= meta.tail;
-        let ended = meta.closed && up_to_date;
-        self.push_control(&mut text, chunk.next, meta, up_to_date, ended);
+        let caught_up = chunk.next >= meta.tail;
         Framed {
             text,
-            caught_up: up_to_date,
-            ended,
+            told: Told {
+                caught_up,
+                ended: meta.closed && caught_up,
+            },
         }
+    }
+
+    fn after_batch(&self, next: u64, meta: &StreamMeta, told: Told) -> String {
+        self.control(next, meta, told.caught_up, told.ended)
     }
 
     fn end(&self, at: u64, meta: &StreamMeta) -> String {
@@ -550,8 +612,8 @@ impl Framing for Protocol {
     }
 
     fn key(&self) -> FramingKey {
-        FramingKey::Protocol {
-            encoding: self.encoding,
+        FramingKey {
+            batches: BatchKey::Protocol(self.encoding),
             cursor: self.client_cursor.clone(),
         }
     }
