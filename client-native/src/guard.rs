@@ -268,8 +268,11 @@ impl CrashGuard {
             .finish();
         let producer = format!("gapless-crash-guard-{}-{nonce:016x}", std::process::id());
         let epoch = wall_clock().as_millis().to_string();
+        // Redirects are not followed: one answering the POST would be followed as a
+        // GET, whose 200 would read as a report delivered (see `ClientBuilder::build`).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
         let mut delay = Duration::from_millis(50);

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod canned;
 pub mod chunked;
 pub mod peer;
 pub mod proxy;

@@ -10,6 +10,7 @@ use futures::StreamExt;
 use gapless_client::{Client, CrashGuard, SessionProducer, SessionUpdate};
 use gapless_core::session::Status;
 use gapless_core::Offset;
+use gapless_tests::canned::canned;
 use gapless_tests::{client_example, run_quietly, temp_dir, ServerProcess};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
@@ -220,5 +221,32 @@ async fn a_report_carries_the_credentials_the_client_computes_per_request() {
     let (view, codes) = final_status_as(&client, &server.url, "guarded").await;
     assert_eq!(codes, vec!["TEST_FAILURE"]);
     assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_report_answered_by_a_redirect_is_not_counted_as_delivered() {
+    let dir = temp_dir("crash-guard-redirect");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let client = Client::new().expect("client");
+    SessionProducer::open(&client, &server.url, "moved", "runner")
+        .await
+        .expect("the session stream");
+    // Every request is sent on to the real server: followed, the report's POST would
+    // be sent again as a GET, whose 200 would read as stored.
+    let target = server.url.clone();
+    let (at, redirecting) = canned("127.0.0.1:0", move |head| {
+        let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        format!("HTTP/1.1 301 Moved Permanently\r\nlocation: {target}{path}\r\n")
+    })
+    .await;
+    let guard = CrashGuard::install(&client, &format!("http://{at}"), "task", "moved");
+    let reported = guard
+        .fail("TEST_FAILURE", "a failure behind a redirect")
+        .await;
+    assert!(reported.is_err(), "{reported:?}");
+    let (_, codes) = final_status(&server.url, "moved").await;
+    assert!(codes.is_empty(), "nothing was stored: {codes:?}");
+    redirecting.abort();
     server.finish().await;
 }
