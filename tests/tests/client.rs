@@ -691,6 +691,24 @@ async fn a_redirect_or_a_gateway_error_never_reads_as_an_acknowledged_append() {
         matches!(refused, Err(Error::Status { status: 501, .. })),
         "{refused:?}"
     );
+    // The same for a producer: refused at once, not sent again until its retry time
+    // ends, nor told "may be stored".
+    let (at, unsupported) =
+        canned("127.0.0.1:0", |_| "HTTP/1.1 501 Not Implemented\r\n".into()).await;
+    let producer = client
+        .stream(format!("http://{at}/v1/stream/target"))
+        .producer(ProducerConfig::new("p", "application/json"));
+    let produced = tokio::time::timeout(
+        Duration::from_secs(10),
+        producer.append_json(&json!({"n": 5})),
+    )
+    .await
+    .expect("answered at once");
+    assert!(
+        matches!(produced, Err(Error::Status { status: 501, .. })),
+        "{produced:?}"
+    );
+    unsupported.abort();
     // An append to a closed stream says so.
     stream.close().await.expect("close");
     let closed = stream

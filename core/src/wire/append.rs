@@ -43,7 +43,8 @@ pub enum AppendOutcome {
         /// The final offset, when sent.
         final_offset: Option<Offset>,
     },
-    /// A transient refusal (408, 425, 429, 5xx): send the same append again.
+    /// A transient refusal (408, 425, 429, 5xx but 501 and 505): send the same append
+    /// again.
     Retry {
         /// `Retry-After`, when sent.
         retry_after: Option<Duration>,
@@ -110,6 +111,11 @@ impl AppendOutcome {
                     received: number(PRODUCER_RECEIVED_SEQ),
                 },
                 None => AppendOutcome::Rejected { status: 409 },
+            },
+            // Appends not supported, nor this HTTP version: nothing was stored, and
+            // sending it again changes nothing.
+            501 | 505 => AppendOutcome::Rejected {
+                status: head.status,
             },
             408 | 425 | 429 | 500..=599 => AppendOutcome::Retry {
                 retry_after: head.retry_after(),
@@ -201,5 +207,11 @@ mod tests {
             AppendOutcome::Retry { retry_after: None }
         );
         assert_eq!(o(head(400), true), AppendOutcome::Rejected { status: 400 });
+        for status in [501, 505] {
+            assert_eq!(o(head(status), true), AppendOutcome::Rejected { status });
+        }
+        for status in [500, 502, 503, 504, 507] {
+            assert!(matches!(o(head(status), true), AppendOutcome::Retry { .. }));
+        }
     }
 }
