@@ -170,12 +170,17 @@ async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
     let json = server.stream("j");
     gapless_ok(&["create", &json]).await;
     gapless_ok(&["publish", &json, "[1,2,3]"]).await;
+    // A message written over several lines (stored as it was sent) is still one line.
+    gapless_ok(&["publish", &json, "{\r\n  \"a\": [\n    1\n  ]\n}"]).await;
     let said = gapless_ok(&["tail", &json, "--json", "--exit-at-tail"]).await;
     let lines: Vec<Value> = said
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert_eq!(lines.len(), 3, "{said}");
+    assert_eq!(lines.len(), 4, "{said}");
+    assert_eq!(lines[3]["message"], serde_json::json!({"a": [1]}), "{said}");
+    let plain = gapless_ok(&["tail", &json, "--exit-at-tail"]).await;
+    assert_eq!(plain.lines().nth(3), Some("{  \"a\": [    1  ]}"), "{plain}");
     // Only the batch's last message says where to read again: a reader that keeps
     // the last offset it saw, and stops after the first line, misses nothing.
     assert!(
@@ -183,7 +188,7 @@ async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
         "{said}"
     );
     assert_eq!(lines[2]["message"], 3);
-    let offset = lines[2]["offset"].as_str().expect("an offset").to_owned();
+    let offset = lines[3]["offset"].as_str().expect("an offset").to_owned();
     let head = gapless_ok(&["head", &json]).await;
     assert!(head.contains(&offset), "{head} {offset}");
     // Bytes that are not UTF-8 (here a character cut in two) are not altered.

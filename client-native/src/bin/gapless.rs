@@ -326,6 +326,7 @@ async fn tail(
                 match &batch.payload {
                     Payload::Json(messages) => {
                         for (i, m) in messages.iter().enumerate() {
+                            let m = one_line(m.get());
                             if json {
                                 // Only after the batch's last message is its offset
                                 // where reading again misses nothing and repeats
@@ -334,14 +335,14 @@ async fn tail(
                                     format!(
                                         "{{\"offset\":{},\"message\":{}}}\n",
                                         serde_json::Value::String(offset.clone()),
-                                        m.get()
+                                        m
                                     )
                                 } else {
-                                    format!("{{\"message\":{}}}\n", m.get())
+                                    format!("{{\"message\":{m}}}\n")
                                 };
                                 text.extend_from_slice(line.as_bytes());
                             } else {
-                                text.extend_from_slice(m.get().as_bytes());
+                                text.extend_from_slice(m.as_bytes());
                                 text.push(b'\n');
                             }
                         }
@@ -382,6 +383,17 @@ async fn tail(
         }
     }
     Err(ended_early().into())
+}
+
+/// A stored JSON message on one line: its line breaks dropped. Valid JSON holds them
+/// only as whitespace between tokens (a string escapes its own), and no two tokens
+/// need whitespace between them, so this alters nothing else.
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if message.contains(['\n', '\r']) {
+        message.replace(['\n', '\r'], "").into()
+    } else {
+        message.into()
+    }
 }
 
 /// Tells that a read failed and is made again (by a stream or a session reader).
