@@ -126,6 +126,71 @@ async fn a_session_followed_to_its_end_exits_by_how_it_ended() {
 }
 
 #[tokio::test]
+async fn a_session_followed_live_counts_arrivals_not_the_producers_clock() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = temp_dir("cli-session-clock");
+    let server = ServerProcess::start(&dir, &[]).await;
+    // A producer whose clock is ten minutes behind the reader's.
+    let behind = gapless_client::session::wall_clock().as_millis() - 600_000;
+    let event = |delta: &str| {
+        serde_json::json!({"type": "container-agent:token", "timestamp": behind,
+            "data": {"taskId": "t", "sessionId": "skewed", "delta": delta}})
+    };
+    let post = |body: Value| {
+        let url = format!("{}/api/sessions/skewed/events", server.url);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("post");
+            assert!(r.status().is_success(), "{}", r.status());
+        }
+    };
+    post(event("history ")).await;
+    let mut child = Command::new(cli_binary())
+        .args(["session", &server.url, "skewed", "--stall-after", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("runs");
+    let mut said = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut next_line = async || {
+        tokio::time::timeout(std::time::Duration::from_secs(20), said.next_line())
+            .await
+            .expect("the CLI said nothing")
+            .expect("read")
+            .expect("the CLI ended")
+    };
+    // History is judged by its own timestamps: ten minutes silent is stalled.
+    let mut history = Vec::new();
+    while !history
+        .iter()
+        .any(|l: &String| l.contains("following live"))
+    {
+        history.push(next_line().await);
+    }
+    assert!(
+        history.iter().any(|l| l.contains("[status] STALLED")),
+        "{history:?}"
+    );
+    // A live event is activity when it arrives, whatever its timestamp says.
+    post(event("live")).await;
+    let status = loop {
+        let line = next_line().await;
+        if line.starts_with("[status]") {
+            break line;
+        }
+    };
+    assert_eq!(status, "[status] running");
+    drop(child);
+    server.finish().await;
+}
+
+#[tokio::test]
 async fn a_reading_whose_output_cannot_be_written_fails() {
     let dir = temp_dir("cli-full");
     let server = ServerProcess::start(&dir, &[]).await;
@@ -180,7 +245,11 @@ async fn tail_json_gives_each_batch_its_offset_once_and_bytes_unaltered() {
     assert_eq!(lines.len(), 4, "{said}");
     assert_eq!(lines[3]["message"], serde_json::json!({"a": [1]}), "{said}");
     let plain = gapless_ok(&["tail", &json, "--exit-at-tail"]).await;
-    assert_eq!(plain.lines().nth(3), Some("{  \"a\": [    1  ]}"), "{plain}");
+    assert_eq!(
+        plain.lines().nth(3),
+        Some("{  \"a\": [    1  ]}"),
+        "{plain}"
+    );
     // Only the batch's last message says where to read again: a reader that keeps
     // the last offset it saw, and stops after the first line, misses nothing.
     assert!(

@@ -461,12 +461,20 @@ async fn session(
                             view.apply(e, now);
                         }
                     }
-                    SessionUpdate::UpToDate => eprintln!("gapless: history read; following live"),
+                    // From here on an event's arrival is its activity, not its
+                    // timestamp (the producer's clock may not be the reader's).
+                    SessionUpdate::UpToDate => {
+                        view.caught_up();
+                        eprintln!("gapless: history read; following live");
+                    }
                     SessionUpdate::Closed => {
                         eprintln!("gapless: session stream closed");
                         return Ok(());
                     }
-                    SessionUpdate::Reconnecting { reason } => retrying(&reason),
+                    SessionUpdate::Reconnecting { reason } => {
+                        view.fell_behind();
+                        retrying(&reason);
+                    }
                     _ => {}
                 }
             }
