@@ -284,6 +284,10 @@ impl Producer {
 
     /// Appends `body` (one message in JSON mode, or an array of messages) and returns
     /// once it is durable. It is written after everything pushed before it.
+    ///
+    /// Dropping the returned future (a timeout, a `select!` that chose another
+    /// branch) withdraws the append if it was not sent yet; once sent, it is stored
+    /// exactly once whatever becomes of the future, and only the answer is lost.
     pub async fn append(&self, body: impl Into<Vec<u8>>) -> Result<Ack, Error> {
         let body = body.into();
         self.shared.check_json(&body, "an appended body")?;
@@ -319,11 +323,16 @@ impl Producer {
         }
         let message = message.into();
         self.shared.check_json(&message, "a pushed message")?;
-        self.shared.lag.fetch_add(1, Ordering::Relaxed);
-        self.queue
-            .send(Queued::Message(message))
+        // Room first, then counted and queued at once: a push dropped while it waits
+        // (a timeout, say) queues nothing and counts nothing.
+        let room = self
+            .queue
+            .reserve()
             .await
-            .map_err(|_| Error::Protocol("the producer's queue is closed".into()))
+            .map_err(|_| Error::Protocol("the producer's queue is closed".into()))?;
+        self.shared.lag.fetch_add(1, Ordering::Relaxed);
+        room.send(Queued::Message(message));
+        Ok(())
     }
 
     /// Enqueues one JSON message (see [`Producer::push`]).
@@ -640,7 +649,8 @@ async fn run_queue(shared: Arc<Shared>, mut rx: mpsc::Receiver<Queued>) {
             pending.clear();
             bytes = 0;
         }
-        if let Some((body, tx)) = append.take() {
+        // (One whose caller stopped waiting before it was sent is withdrawn.)
+        if let Some((body, tx)) = append.take().filter(|(_, tx)| !tx.is_closed()) {
             let answer = match shared.failed() {
                 Some(cause) => Err(Error::ProducerFailed(cause)),
                 None => shared.send(body, false).await,

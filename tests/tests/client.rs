@@ -253,6 +253,70 @@ async fn stored(server: &ServerProcess, name: &str) -> Vec<Value> {
 }
 
 #[tokio::test]
+async fn a_producer_call_given_up_before_it_was_sent_is_withdrawn_and_not_counted() {
+    let (_, server, stream) =
+        server_with_stream("client-given-up", &["--durability", "normal"], "given-up").await;
+    let mut config = ProducerConfig::new("p", "application/json");
+    config.linger = Duration::from_millis(200);
+    let producer = stream.producer(config);
+    producer.push_json(&json!({"n": 0})).await.expect("push");
+    // Queued behind the push's batch, then given up before the queue sent it.
+    let given_up = tokio::time::timeout(
+        Duration::ZERO,
+        producer.append_json(&json!({"n": "given up"})),
+    )
+    .await;
+    assert!(given_up.is_err(), "{given_up:?}");
+    producer
+        .append_json(&json!({"n": 2}))
+        .await
+        .expect("append");
+    producer.flush().await.expect("flush");
+    assert_eq!(
+        stored(&server, "given-up").await,
+        vec![json!({"n": 0}), json!({"n": 2})]
+    );
+    server.finish().await;
+
+    // A server that takes requests and never answers: the queue fills, and a push
+    // given up while it waits for room is not counted as pushed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = listener.local_addr().expect("addr");
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            held.push(conn);
+        }
+    });
+    let mut config = ProducerConfig::new("p", "application/json");
+    config.linger = Duration::ZERO;
+    config.queue_capacity = 1;
+    let producer = Client::new()
+        .expect("client")
+        .stream(format!("http://{at}/v1/stream/silent"))
+        .producer(config);
+    let mut pushed = 0;
+    let gave_up = loop {
+        let message = json!({"n": pushed});
+        match tokio::time::timeout(Duration::from_millis(300), producer.push_json(&message)).await {
+            Ok(result) => result.expect("push"),
+            Err(_) => break true,
+        }
+        pushed += 1;
+        if pushed == 100 {
+            break false;
+        }
+    };
+    assert!(gave_up, "the queue of one never filled");
+    assert!(pushed >= 1);
+    assert_eq!(producer.lag(), pushed, "what lags is what was pushed");
+    drop(producer);
+    silent.abort();
+}
+
+#[tokio::test]
 async fn an_append_whose_answer_was_lost_does_not_make_the_next_one_a_duplicate() {
     let dir = temp_dir("client-unknown-outcome");
     let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
