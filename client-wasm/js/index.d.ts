@@ -188,9 +188,11 @@ export class GaplessProducer {
    * server's answer does not say it). With a JSON content type (the default), any
    * value `JSON.stringify` writes; otherwise a string. Rejects with INVALID_ARGUMENT
    * for another value. Appends are sent one at a time, in call order (those waiting
-   * are held in memory: no bound). An append is retried for about two minutes, then
-   * rejects with OUTCOME_UNKNOWN (fetch cannot tell a connection never made from an
-   * answer lost). A redirect is not followed: it rejects with STATUS (status 0 in a
+   * are held in memory: no bound). An append is tried 41 times (the retries paced as
+   * the reads' back-off, or by `Retry-After`), then rejects with OUTCOME_UNKNOWN
+   * (fetch cannot tell a connection never made from an answer lost): about two
+   * minutes when each try is answered or refused at once, longer when tries wait for
+   * an answer that does not come (each waits at most 30 s). A redirect is not followed: it rejects with STATUS (status 0 in a
    * browser, where fetch hides the redirect's own). A stream that is gone rejects
    * with NOT_FOUND (status 404, or 410 for one deleted). */
   append(value: unknown): Promise<string | null>;

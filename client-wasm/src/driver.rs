@@ -71,7 +71,8 @@ fn timer_or_closed<'a>(
     })
 }
 
-/// Sends the machine's outputs; `false` once the subscription is over.
+/// Sends the machine's outputs; `false` once the subscription is over (or closed:
+/// one closed as soon as it was made sends no request).
 async fn forward(machine: &mut Resume, tx: &mut Sender<Item>) -> bool {
     while let Some(out) = machine.poll_output() {
         let last = matches!(
@@ -82,7 +83,7 @@ async fn forward(machine: &mut Resume, tx: &mut Sender<Item>) -> bool {
             return false;
         }
     }
-    !machine.is_finished()
+    !machine.is_finished() && !tx.is_closed()
 }
 
 async fn drive(mut machine: Resume, headers: Vec<(String, String)>, mut tx: Sender<Item>) {

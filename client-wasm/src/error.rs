@@ -54,16 +54,19 @@ pub fn js_error(code: Code, message: &str, status: Option<u16>) -> JsValue {
     error.into()
 }
 
-/// The JavaScript error of a failed subscription.
+/// The JavaScript error of a failed subscription, its message saying what failed
+/// (a refusal's body may be empty).
 pub fn stream_error(e: &StreamError) -> JsValue {
-    match e {
-        StreamError::NotFound => js_error(Code::NotFound, "stream not found", Some(404)),
-        StreamError::Rejected { status, message } if *status == 401 || *status == 403 => {
-            js_error(Code::Auth, message, Some(*status))
-        }
-        StreamError::Rejected { status, message } => js_error(Code::Status, message, Some(*status)),
-        other => js_error(Code::Protocol, &other.to_string(), None),
-    }
+    let (code, status) = match e {
+        StreamError::NotFound => (Code::NotFound, Some(404)),
+        StreamError::Rejected {
+            status: status @ (401 | 403),
+            ..
+        } => (Code::Auth, Some(*status)),
+        StreamError::Rejected { status, .. } => (Code::Status, Some(*status)),
+        _ => (Code::Protocol, None),
+    };
+    js_error(code, &e.to_string(), status)
 }
 
 /// The JavaScript error of an answer with an unexpected status.

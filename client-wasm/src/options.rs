@@ -72,7 +72,8 @@ pub fn check_url(url: &str) -> Result<(), JsValue> {
         None => web_sys::Url::new(url),
     };
     match parsed {
-        Ok(u) if u.hash().is_empty() => Ok(()),
+        // (The text, not the parsed hash: a bare `#` leaves that empty.)
+        Ok(_) if !url.contains('#') => Ok(()),
         Ok(_) => Err(js_error(
             Code::InvalidArgument,
             &format!("\"{url}\": a fragment (#...) would swallow each read's query"),

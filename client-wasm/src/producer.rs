@@ -37,8 +37,9 @@ pub struct GaplessProducer {
 }
 
 /// Retries of one append before it fails with `OUTCOME_UNKNOWN`: at the back-off's
-/// pace (from 0.1 s, at least half of a ceiling that grows to 5 s) about two minutes,
-/// as the native producer's default, so that a server's restart or a minute offline
+/// pace (from 0.1 s, at least half of a ceiling that grows to 5 s) about two minutes
+/// when each try is answered at once (a count, not a time: one that waits for its
+/// answer adds up to [`ANSWER_TIMEOUT_MS`]), as the native producer's default, so that a server's restart or a minute offline
 /// is waited out (fetch cannot tell a connection never made from an answer lost, so
 /// each failed try counts as perhaps stored).
 const MAX_RETRIES: u32 = 40;

@@ -79,6 +79,11 @@ impl<T> Sender<T> {
 }
 
 impl<T> Sender<T> {
+    /// Whether the receiver has closed the channel.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.get()
+    }
+
     /// Whether the receiver has closed the channel; if not, `cx` is woken when it
     /// does (or, spuriously, when an item is taken).
     pub fn poll_closed(&self, cx: &mut std::task::Context<'_>) -> bool {

@@ -84,7 +84,8 @@ test("headers reach the server: without the token the read fails with AUTH", asy
   await create(url);
   await assert.rejects(
     (async () => { for await (const _ of new GaplessStream(url, { live: false })) { /* nothing */ } })(),
-    (e) => e.code === "AUTH" && e.status === 401,
+    // The message says what failed, whatever the refusal's body held.
+    (e) => e.code === "AUTH" && e.status === 401 && e.message.includes("401"),
   );
 });
 
@@ -97,7 +98,7 @@ test("an offset that is not a string is refused, not read as the start", () => {
 
 test("a URL or a header fetch cannot send is refused at once, not retried for ever", () => {
   const invalid = (e) => e.code === "INVALID_ARGUMENT";
-  for (const url of ["http://[::1/s", unique("fragment") + "#top"]) {
+  for (const url of ["http://[::1/s", unique("fragment") + "#top", unique("bare") + "#"]) {
     assert.throws(() => new GaplessStream(url, { headers }), invalid, url);
     assert.throws(() => new GaplessProducer(url, { headers }), invalid, url);
   }
@@ -341,6 +342,28 @@ test("an append answered 410 (its stream deleted) is NOT_FOUND, not CONTINUITY_L
   } finally {
     server.close();
   }
+});
+
+test("an object closed as soon as it was made sends no request", async () => {
+  const url = unique("closed-at-once");
+  await create(url);
+  const realFetch = globalThis.fetch;
+  let reads = 0;
+  globalThis.fetch = (input, init) => {
+    if (String(input?.url ?? input).startsWith(url)) reads++;
+    return realFetch(input, init);
+  };
+  try {
+    for (const Class of [GaplessStream, GaplessSession]) {
+      const object = new Class(url, { headers });
+      object.close();
+      assert.equal(await object.next(), null, Class.name);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    globalThis.fetch = realFetch;
+  }
+  assert.equal(reads, 0, "requests sent");
 });
 
 test("after close(), updates already queued are not yielded: the next is null", async () => {
