@@ -43,10 +43,7 @@ impl Target {
         if rest.is_empty() {
             return None;
         }
-        let path = percent_encoding::percent_decode_str(rest)
-            .decode_utf8()
-            .ok()?
-            .into_owned();
+        let path = super::path_routed(rest)?;
         let query = serde_urlencoded::from_str(request.uri().query().unwrap_or_default()).ok()?;
         Some(Target { path, query })
     }

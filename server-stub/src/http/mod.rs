@@ -123,6 +123,15 @@ pub(crate) fn path_decoded(raw: &str) -> String {
         .into_owned()
 }
 
+/// A path percent-decoded as the router's `Path<String>` extractor decodes it to
+/// route a request: `None` when it is not UTF-8 once decoded (the router refuses it).
+pub(crate) fn path_routed(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
 /// The current time in RFC 3339.
 pub(crate) fn rfc3339_now() -> String {
     headers::rfc3339(crate::store::now_ms()).unwrap_or_default()

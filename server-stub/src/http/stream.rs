@@ -374,21 +374,8 @@ pub(super) async fn append_bytes(
         producer,
         stream_seq,
     } = head;
-    let body = (|| {
-        if bytes.is_empty() && !close {
-            return Err(ApiError::bad_request(
-                "an append needs a body (or Stream-Closed: true to close)",
-            ));
-        }
-        if bytes.is_empty() {
-            return Ok(None);
-        }
-        let ct = content_type
-            .as_deref()
-            .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
-        payload(ct, bytes, false).map(Some)
-    })()
-    .map_err(|refused| closed_first(state, &path, refused))?;
+    let body = append_body(content_type.as_deref(), bytes, close)
+        .map_err(|refused| closed_first(state, &path, refused))?;
     let had_body = body.is_some();
     let with_producer = producer.is_some();
     let req = AppendReq {
@@ -414,6 +401,27 @@ pub(super) async fn append_bytes(
         }),
         Err(e) => Err(append_error(e)),
     }
+}
+
+/// An append's body as stored (`None` for a close without one), or why it is refused:
+/// none without a close, or none of its content type's shape.
+fn append_body(
+    content_type: Option<&str>,
+    bytes: &[u8],
+    close: bool,
+) -> Result<Option<Payload>, ApiError> {
+    if bytes.is_empty() {
+        return if close {
+            Ok(None)
+        } else {
+            Err(ApiError::bad_request(
+                "an append needs a body (or Stream-Closed: true to close)",
+            ))
+        };
+    }
+    let ct = content_type
+        .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
+    payload(ct, bytes, false).map(Some)
 }
 
 /// What a malformed append to `path` is told: that the stream is closed, when it is
