@@ -1152,6 +1152,42 @@ async fn in_place_then_another(
 }
 
 #[tokio::test]
+async fn a_lone_delete_or_create_is_committed_by_the_writer_thread_not_in_place() {
+    let (dir, store) = with_json_stream_at("not-in-place", Durability::Full).await;
+    for op in ["delete", "create"] {
+        // Past the quiet time after the writer thread's last commit.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let (release, hold) = std::sync::mpsc::channel();
+        let (reach, reached) = std::sync::mpsc::channel();
+        store.0.writer.lock().expect("writer").hold_in_place = Some((reach, hold));
+        let done = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                futures::executor::block_on(async {
+                    match op {
+                        "delete" => store.delete("s").await.map_err(|e| e.to_string()),
+                        _ => store
+                            .create(CreateReq::json("t"))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                    }
+                })
+            })
+        };
+        let in_place = reached
+            .recv_timeout(std::time::Duration::from_millis(500))
+            .is_ok();
+        let _ = release.send(());
+        done.join().expect("thread").expect(op);
+        store.0.writer.lock().expect("writer").hold_in_place = None;
+        assert!(!in_place, "a lone {op} was committed in place");
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
 async fn a_commit_made_in_place_syncs_after_letting_go_of_the_writer_and_is_told_first() {
     let (dir, store) = with_json_stream_at("in-place", Durability::Full).await;
     let (first, second) = in_place_then_another(&store, None).await;

@@ -407,6 +407,12 @@ impl Writer {
     /// writer thread commits what arrives meanwhile (an `fdatasync` takes far longer
     /// than a commit), and [`InPlace`] keeps it from being told before this one.
     pub(crate) fn commit_now(writer: &Mutex<Writer>, cmd: Cmd) -> Option<Cmd> {
+        // Only an append, whose cost its own body bounds: a delete (or a create over
+        // an expired stream, which deletes it) frees every page of the stream's data,
+        // gigabytes perhaps, which would hold this runtime thread meanwhile.
+        if !matches!(cmd, Cmd::Append(..)) {
+            return Some(cmd);
+        }
         let mut writer = match writer.try_lock() {
             Ok(writer)
                 if !writer.stopped
