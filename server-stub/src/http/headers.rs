@@ -180,18 +180,29 @@ fn producer_number(
 }
 
 /// The producer headers: all three or none.
+/// The longest `Producer-Id` taken: each producer a stream has seen is kept for as
+/// long as the stream lives, in memory and on disk.
+const MAX_PRODUCER_ID_BYTES: usize = 256;
+
 pub(super) fn producer(headers: &(impl Fields + ?Sized)) -> Result<Option<ProducerHdr>, ApiError> {
     let id = text(headers, &names::PRODUCER_ID)?;
     let epoch = producer_number(headers, &names::PRODUCER_EPOCH)?;
     let seq = producer_number(headers, &names::PRODUCER_SEQ)?;
     match (id, epoch, seq) {
         (None, None, None) => Ok(None),
-        (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Ok(Some(ProducerHdr {
-            id: id.to_owned(),
-            epoch,
-            seq,
-        })),
+        (Some(id), Some(epoch), Some(seq))
+            if !id.is_empty() && id.len() <= MAX_PRODUCER_ID_BYTES =>
+        {
+            Ok(Some(ProducerHdr {
+                id: id.to_owned(),
+                epoch,
+                seq,
+            }))
+        }
         (Some(""), _, _) => Err(ApiError::bad_request("Producer-Id must not be empty")),
+        (Some(id), _, _) if id.len() > MAX_PRODUCER_ID_BYTES => Err(ApiError::bad_request(
+            format!("Producer-Id must be at most {MAX_PRODUCER_ID_BYTES} bytes"),
+        )),
         _ => Err(ApiError::bad_request(
             "Producer-Id, Producer-Epoch and Producer-Seq must be sent together",
         )),
@@ -318,5 +329,10 @@ mod tests {
         assert!(producer(&h).is_err());
         h.insert("producer-seq", "3".parse().unwrap());
         assert_eq!(producer(&h).unwrap().unwrap().seq, 3);
+        // An id is kept as long as its stream: one of any length is not.
+        h.insert("producer-id", "p".repeat(256).parse().unwrap());
+        assert!(producer(&h).is_ok());
+        h.insert("producer-id", "p".repeat(257).parse().unwrap());
+        assert!(producer(&h).is_err());
     }
 }
