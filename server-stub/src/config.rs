@@ -49,7 +49,8 @@ pub struct Config {
     /// When given, every route requires a token.
     #[arg(long, env = "GAPLESS_AUTH_TOKENS")]
     pub auth_tokens: Option<PathBuf>,
-    /// Refuse session events of unknown kinds (known kinds are always validated).
+    /// Refuse session events of unknown kinds (known kinds are always validated), on
+    /// the session API and in writes to `sessions/<id>` on the stream routes alike.
     #[arg(long, env = "GAPLESS_STRICT_EVENTS")]
     pub strict_events: bool,
     /// Serve the subscription APIs (§6–7) under /v1/stream/__ds/: webhooks (which

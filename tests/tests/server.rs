@@ -1113,6 +1113,18 @@ async fn a_malformed_append_to_a_closed_stream_is_told_it_is_closed() {
         .expect("close");
     assert!(r.status().is_success(), "{}", r.status());
     let tail = head_tail(&c, &closed).await;
+    // A fork closed at its fork point, whose tail is written in its source's epoch.
+    let fork = server.stream("closed-fork");
+    let r = c
+        .put(&fork)
+        .header("content-type", "application/json")
+        .header("stream-forked-from", "open")
+        .header("stream-closed", "true")
+        .send()
+        .await
+        .expect("fork");
+    assert!(r.status().is_success(), "{}", r.status());
+    let fork_tail = head_tail(&c, &fork).await;
     // Malformed JSON, an empty array, a body without a type, no body at all.
     let malformed = |url: &str, i: usize| {
         let post = c.post(url);
@@ -1128,6 +1140,13 @@ async fn a_malformed_append_to_a_closed_stream_is_told_it_is_closed() {
         assert_eq!(r.status(), StatusCode::CONFLICT, "case {i}");
         assert_eq!(r.headers()["stream-closed"], "true", "case {i}");
         assert_eq!(r.headers()["stream-next-offset"], tail.as_str(), "case {i}");
+        let r = malformed(&fork, i).send().await.expect("post");
+        assert_eq!(r.status(), StatusCode::CONFLICT, "fork, case {i}");
+        assert_eq!(
+            r.headers()["stream-next-offset"],
+            fork_tail.as_str(),
+            "fork, case {i}"
+        );
         // An open stream refuses the same as malformed.
         let r = malformed(&open, i).send().await.expect("post");
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "case {i}");
@@ -1280,6 +1299,98 @@ async fn auth_tokens_guard_every_route_by_scope() {
         .await
         .expect("options");
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_sessions_stream_takes_only_the_events_the_session_api_would() {
+    let dir = temp_dir("session-plain");
+    let server = ServerProcess::start(&dir, &["--memory", "--strict-events"]).await;
+    let c = client();
+    let (status, body) = post_events(&c, &server.url, "s1", &token_event("s1", "one")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let stream = server.stream("sessions/s1");
+    let refused = [
+        json!({"type": "bogus:kind", "data": {}}).to_string(),
+        json!({"type": "container-agent:complete", "data": {"taskId": "t", "sessionId": "s1", "status": 42}}).to_string(),
+        "5".to_owned(),
+        format!("[{}, 5]", token_event("s1", "two")),
+    ];
+    for body in &refused {
+        let r = post_json(&c, &stream, body).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let why = r.text().await.expect("text");
+        assert!(why.contains("event "), "{body}: {why}");
+    }
+    // Created with events: the same check, and no stream made by a refusal.
+    let other = server.stream("sessions/s2");
+    let r = c
+        .put(&other)
+        .header("content-type", "application/json")
+        .body(refused[0].clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let r = c.head(&other).send().await.expect("head");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // A typed event is taken on the stream route too (as the native session
+    // producer writes), and stored as it was sent.
+    let r = post_json(&c, &stream, token_event("s1", "three").to_string()).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    let stored: Vec<Value> = c
+        .get(format!("{stream}?offset=-1"))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let deltas: Vec<&str> = stored
+        .iter()
+        .filter_map(|e| e["data"]["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, ["one", "three"], "{stored:?}");
+    assert_eq!(stored.len(), 2);
+    // Other streams take any JSON.
+    let plain = server.stream("not-a-session");
+    create_json(&c, &plain).await;
+    let r = post_json(&c, &plain, &refused[0]).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_stream_read_is_never_a_page_of_the_servers_origin() {
+    let dir = temp_dir("sandboxed");
+    let server = ServerProcess::start(&dir, &["--memory"]).await;
+    let c = client();
+    let url = server.stream("page");
+    let r = c
+        .put(&url)
+        .header("content-type", "text/html")
+        .body("<script>document.title = 'owned'</script>")
+        .send()
+        .await
+        .expect("put");
+    assert!(r.status().is_success(), "{}", r.status());
+    for query in ["offset=-1", "offset=-1&live=long-poll"] {
+        let r = c.get(format!("{url}?{query}")).send().await.expect("get");
+        assert_eq!(r.status(), StatusCode::OK, "{query}");
+        assert_eq!(r.headers()["content-type"], "text/html", "{query}");
+        assert_eq!(
+            r.headers()["content-security-policy"],
+            "sandbox",
+            "{query}: a browser runs no script of it"
+        );
+    }
+    // The demo page is a page of the server's origin, and runs its script.
+    let page = c
+        .get(format!("{}/", server.url))
+        .send()
+        .await
+        .expect("page");
+    assert!(page.headers().get("content-security-policy").is_none());
     server.finish().await;
 }
 
@@ -2272,10 +2383,10 @@ async fn create_json(c: &Client, url: &str) {
 }
 
 /// Appends `body` (JSON) to the stream at `url`.
-async fn post_json(c: &Client, url: &str, body: &'static str) -> reqwest::Response {
+async fn post_json(c: &Client, url: &str, body: impl Into<String>) -> reqwest::Response {
     c.post(url)
         .header("content-type", "application/json")
-        .body(body)
+        .body(body.into())
         .send()
         .await
         .expect("append")

@@ -158,6 +158,58 @@ fn session_path(id: &str) -> Result<String, SessionError> {
     Ok(format!("sessions/{id}"))
 }
 
+/// One event of a session as a writer sent it (`text`, one JSON value), built and
+/// checked with the typed model: known kinds always, unknown ones refused when
+/// `strict`. Refused: the error's code and why.
+fn checked_event(text: &str, strict: bool) -> Result<Envelope, (&'static str, String)> {
+    if json_values_at_most(text.as_bytes()) > MAX_EVENT_VALUES {
+        return Err((
+            "event_too_large",
+            format!("more than the {MAX_EVENT_VALUES} JSON values an event may hold"),
+        ));
+    }
+    let mut item: Value =
+        serde_json::from_str(text).map_err(|e| ("invalid_json", format!("not JSON: {e}")))?;
+    // The server assigns offsets: whatever an event says of its own is dropped
+    // unread (it must not refuse the event).
+    if let Value::Object(fields) = &mut item {
+        fields.remove("offset");
+    }
+    let envelope = Envelope::from_value(item).map_err(|e| ("invalid_event", e.to_string()))?;
+    // (A reader keeps a timestamp that is none as it came; a writer is told.)
+    if let Some(bad) = envelope.extra.get("timestamp") {
+        return Err((
+            "invalid_event",
+            format!("`timestamp` must be milliseconds since the epoch, not {bad}"),
+        ));
+    }
+    match envelope.event.check(!strict) {
+        Ok(()) => Ok(envelope),
+        Err(e @ EventError::UnknownKind(_)) => Err(("unknown_event_type", e.to_string())),
+        Err(e) => Err(("invalid_event", e.to_string())),
+    }
+}
+
+/// Checks the events of a JSON append to a session's stream made on the stream
+/// routes as [`post_events`] checks its own (stored as sent, not completed): the
+/// session's readers see only events the session API would take. `messages` are
+/// the append's, split. Refused: why.
+pub(super) fn check_session_append<'a>(
+    messages: impl IntoIterator<Item = &'a str>,
+    strict: bool,
+) -> Result<(), String> {
+    for (i, text) in messages.into_iter().enumerate() {
+        checked_event(text, strict).map_err(|(code, why)| format!("event {i}: {why} ({code})"))?;
+    }
+    Ok(())
+}
+
+/// Whether `path` is a session's stream (see [`session_path`]).
+pub(super) fn is_session_path(path: &str) -> bool {
+    path.strip_prefix("sessions/")
+        .is_some_and(|id| session_path(id).is_ok())
+}
+
 /// `POST /api/sessions/{id}/events`.
 pub(super) async fn post_events(
     State(state): State<AppState>,
@@ -191,40 +243,8 @@ pub(super) async fn post_events(
     })?;
     let mut texts = Vec::new();
     for (i, text) in items.into_iter().enumerate() {
-        let at = |m: String| format!("event {i}: {m}");
-        if json_values_at_most(text.as_bytes()) > MAX_EVENT_VALUES {
-            return Err(SessionError::bad(
-                "event_too_large",
-                at(format!(
-                    "more than the {MAX_EVENT_VALUES} JSON values an event may hold"
-                )),
-            ));
-        }
-        let mut item: Value = serde_json::from_str(text)
-            .map_err(|e| SessionError::bad("invalid_json", at(format!("not JSON: {e}"))))?;
-        // The server assigns offsets: whatever an event says of its own is dropped
-        // unread (it must not refuse the event).
-        if let Value::Object(fields) = &mut item {
-            fields.remove("offset");
-        }
-        let mut envelope = Envelope::from_value(item)
-            .map_err(|e| SessionError::bad("invalid_event", at(e.to_string())))?;
-        // (A reader keeps a timestamp that is none as it came; a writer is told.)
-        if let Some(bad) = envelope.extra.get("timestamp") {
-            return Err(SessionError::bad(
-                "invalid_event",
-                at(format!(
-                    "`timestamp` must be milliseconds since the epoch, not {bad}"
-                )),
-            ));
-        }
-        match envelope.event.check(!state.config.strict_events) {
-            Ok(()) => {}
-            Err(e @ EventError::UnknownKind(_)) => {
-                return Err(SessionError::bad("unknown_event_type", at(e.to_string())))
-            }
-            Err(e) => return Err(SessionError::bad("invalid_event", at(e.to_string()))),
-        }
+        let mut envelope = checked_event(text, state.config.strict_events)
+            .map_err(|(code, why)| SessionError::bad(code, format!("event {i}: {why}")))?;
         envelope.offset = None;
         if envelope.timestamp.is_none() {
             envelope.timestamp = Some(now_ms());

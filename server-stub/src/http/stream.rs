@@ -14,7 +14,7 @@ use gapless_core::wire::{split_append_body, WireError};
 use super::body::body_bytes;
 use super::error::ApiError;
 use super::headers::{self as h};
-use super::{sse, AppState};
+use super::{session, sse, AppState};
 use crate::store::{
     format_offset, now_ms, AppendError, AppendReq, BadOffset, CreateError, CreateReq, ForkReq,
     Live, Payload, ProducerHdr, ReadBody, ReadChunk, ReadFrom, ReadStream, StreamMeta,
@@ -74,6 +74,24 @@ pub(super) fn answer(
         };
         result.unwrap_or_else(IntoResponse::into_response)
     }
+}
+
+/// What a body writes to the stream at `path` (created with it, or appended to), by
+/// content type: a session's stream takes only the events the session API would.
+fn payload_for(
+    state: &AppState,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    allow_empty_array: bool,
+) -> Result<Payload, ApiError> {
+    let payload = payload(content_type, body, allow_empty_array)?;
+    if is_json(content_type) && !body.is_empty() && session::is_session_path(path) {
+        let messages = split_append_body(body).unwrap_or_default();
+        session::check_session_append(messages, state.config.strict_events)
+            .map_err(ApiError::bad_request)?;
+    }
+    Ok(payload)
 }
 
 /// Turns a body into what it appends, by content type.
@@ -209,7 +227,7 @@ async fn create(
     let body = if bytes.is_empty() {
         None
     } else {
-        Some(payload(&effective_ct, &bytes, true)?)
+        Some(payload_for(state, &path, &effective_ct, &bytes, true)?)
     };
     let with_data = body.as_ref().is_some_and(|p| !p.is_empty());
     let req = CreateReq {
@@ -374,7 +392,7 @@ pub(super) async fn append_bytes(
         producer,
         stream_seq,
     } = head;
-    let body = append_body(content_type.as_deref(), bytes, close)
+    let body = append_body(state, &path, content_type.as_deref(), bytes, close)
         .map_err(|refused| closed_first(state, &path, refused))?;
     let had_body = body.is_some();
     let with_producer = producer.is_some();
@@ -406,6 +424,8 @@ pub(super) async fn append_bytes(
 /// An append's body as stored (`None` for a close without one), or why it is refused:
 /// none without a close, or none of its content type's shape.
 fn append_body(
+    state: &AppState,
+    path: &str,
     content_type: Option<&str>,
     bytes: &[u8],
     close: bool,
@@ -421,7 +441,7 @@ fn append_body(
     }
     let ct = content_type
         .ok_or_else(|| ApiError::bad_request("an append with a body needs a Content-Type"))?;
-    payload(ct, bytes, false).map(Some)
+    payload_for(state, path, ct, bytes, false).map(Some)
 }
 
 /// What a malformed append to `path` is told: that the stream is closed, when it is
@@ -431,7 +451,9 @@ fn closed_first(state: &AppState, path: &str, refused: ApiError) -> ApiError {
     match lookup(state, path) {
         Ok((_, meta)) if meta.closed => append_error(AppendError::Closed {
             next: meta.tail,
-            stream_epoch: meta.epoch,
+            // (As every other answer writes the tail: a fork's at its fork point is
+            // its source's.)
+            stream_epoch: meta.epoch_at(meta.tail),
         }),
         _ => refused,
     }
@@ -629,6 +651,13 @@ async fn catch_up(
     };
     let hm = response.headers_mut();
     hm.insert(header::CONTENT_TYPE, header(&meta.content_type));
+    // Whatever type a writer gave its stream (`text/html`, `image/svg+xml`), a browser
+    // that opens a read renders it as a document with no script and an origin of
+    // its own: never a page of the server's origin (the demo's).
+    hm.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("sandbox"),
+    );
     hm.insert(h::names::STREAM_NEXT_OFFSET, header(meta.offset(next)));
     if up_to_date {
         hm.insert(
