@@ -398,6 +398,20 @@ impl SessionView {
     }
 
     fn fold(&mut self, event: &Event, at: u64) -> Change {
+        // The agent's work: its session is running (whatever came before it was
+        // seen; a view joined mid-run must not stay pending, which never stalls).
+        if matches!(
+            event,
+            Event::AgentStarted(_)
+                | Event::AgentTurn(_)
+                | Event::AgentToken(_)
+                | Event::AgentMessage(_)
+                | Event::ToolStart(_)
+                | Event::ToolResult(_)
+                | Event::FileChanged(_)
+        ) {
+            self.set_status(Status::Running);
+        }
         match event {
             Event::AgentStatus(s) => {
                 self.stages.push(StageEntry {
@@ -419,7 +433,6 @@ impl SessionView {
             Event::AgentStarted(s) => {
                 self.model = Some(s.model.clone());
                 self.max_turns = Some(s.max_turns);
-                self.set_status(Status::Running);
                 // (Its model changed, whether or not its status did.)
                 Change::Status
             }
@@ -431,12 +444,10 @@ impl SessionView {
                         text: String::new(),
                     });
                 }
-                self.set_status(Status::Running);
                 Change::Turn
             }
             Event::AgentToken(t) => {
                 self.current_turn().text.push_str(&t.delta);
-                self.set_status(Status::Running);
                 Change::Text
             }
             Event::AgentMessage(m) => {
@@ -463,7 +474,6 @@ impl SessionView {
                     is_error: false,
                     duration_ms: None,
                 });
-                self.set_status(Status::Running);
                 Change::Tool
             }
             Event::ToolResult(r) => {

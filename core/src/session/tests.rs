@@ -166,6 +166,39 @@ fn silent_running_session_becomes_stalled_and_a_terminal_one_never_does() {
 }
 
 #[test]
+fn a_view_joined_mid_run_is_running_at_the_agents_first_work_and_can_stall() {
+    // Read from the tail: the first events it sees are a tool's result, a message,
+    // a file changed (no start, no turn, no token before them).
+    let joined = [
+        ev(
+            "container-agent:tool:result",
+            json!({"toolId": "t1", "toolName": "bash", "result": "ok", "isError": false, "durationMs": 3}),
+            T0,
+        ),
+        ev(
+            "container-agent:message",
+            json!({"role": "assistant", "content": "done"}),
+            T0,
+        ),
+        ev(
+            "container-agent:file_changed",
+            json!({"path": "a.rs", "action": "modified", "toolName": "edit"}),
+            T0,
+        ),
+    ];
+    for first in joined {
+        let mut view = SessionView::new(Duration::from_secs(30));
+        view.apply(&first, at(T0));
+        assert_eq!(view.status(at(T0)), Status::Running, "{first:?}");
+        // Then its producer dies: the view says so.
+        assert!(
+            matches!(view.status(at(T0 + 30_000)), Status::Stalled { .. }),
+            "{first:?}"
+        );
+    }
+}
+
+#[test]
 fn replayed_history_of_a_dead_producer_is_stalled_at_once() {
     let mut view = SessionView::new(Duration::from_secs(60));
     let now = at(T0 + 3_600_000);
