@@ -1315,6 +1315,12 @@ async fn a_sessions_stream_takes_only_the_events_the_session_api_would() {
         json!({"type": "container-agent:complete", "data": {"taskId": "t", "sessionId": "s1", "status": 42}}).to_string(),
         "5".to_owned(),
         format!("[{}, 5]", token_event("s1", "two")),
+        // An offset of its own, which readers would take for its place.
+        {
+            let mut event = token_event("s1", "two");
+            event["offset"] = json!("0000000000000000_0000000000000009");
+            event.to_string()
+        },
     ];
     for body in &refused {
         let r = post_json(&c, &stream, body).await;
@@ -1334,6 +1340,24 @@ async fn a_sessions_stream_takes_only_the_events_the_session_api_would() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let r = c.head(&other).send().await.expect("head");
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // Nor forked from a stream that is not a session's; from a session's, it is.
+    let loose = server.stream("loose");
+    create_json(&c, &loose).await;
+    for (source, status) in [
+        ("loose", StatusCode::BAD_REQUEST),
+        ("sessions/s1", StatusCode::CREATED),
+    ] {
+        let r = c
+            .put(&other)
+            .header("content-type", "application/json")
+            .header("stream-forked-from", source)
+            .send()
+            .await
+            .expect("fork");
+        assert_eq!(r.status(), status, "a fork of {source}");
+    }
+    let r = c.delete(&other).send().await.expect("delete");
+    assert!(r.status().is_success(), "{}", r.status());
     // A typed event is taken on the stream route too (as the native session
     // producer writes), and stored as it was sent.
     let r = post_json(&c, &stream, token_event("s1", "three").to_string()).await;

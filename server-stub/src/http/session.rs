@@ -160,8 +160,9 @@ fn session_path(id: &str) -> Result<String, SessionError> {
 
 /// One event of a session as a writer sent it (`text`, one JSON value), built and
 /// checked with the typed model: known kinds always, unknown ones refused when
-/// `strict`. Refused: the error's code and why.
-fn checked_event(text: &str, strict: bool) -> Result<Envelope, (&'static str, String)> {
+/// `strict`. With it, whether it carried an `offset` of its own (dropped from the
+/// event). Refused: the error's code and why.
+fn checked_event(text: &str, strict: bool) -> Result<(Envelope, bool), (&'static str, String)> {
     if json_values_at_most(text.as_bytes()) > MAX_EVENT_VALUES {
         return Err((
             "event_too_large",
@@ -171,10 +172,11 @@ fn checked_event(text: &str, strict: bool) -> Result<Envelope, (&'static str, St
     let mut item: Value =
         serde_json::from_str(text).map_err(|e| ("invalid_json", format!("not JSON: {e}")))?;
     // The server assigns offsets: whatever an event says of its own is dropped
-    // unread (it must not refuse the event).
-    if let Value::Object(fields) = &mut item {
-        fields.remove("offset");
-    }
+    // unread (the session API must not refuse the event for it).
+    let had_offset = match &mut item {
+        Value::Object(fields) => fields.remove("offset").is_some(),
+        _ => false,
+    };
     let envelope = Envelope::from_value(item).map_err(|e| ("invalid_event", e.to_string()))?;
     // (A reader keeps a timestamp that is none as it came; a writer is told.)
     if let Some(bad) = envelope.extra.get("timestamp") {
@@ -184,7 +186,7 @@ fn checked_event(text: &str, strict: bool) -> Result<Envelope, (&'static str, St
         ));
     }
     match envelope.event.check(!strict) {
-        Ok(()) => Ok(envelope),
+        Ok(()) => Ok((envelope, had_offset)),
         Err(e @ EventError::UnknownKind(_)) => Err(("unknown_event_type", e.to_string())),
         Err(e) => Err(("invalid_event", e.to_string())),
     }
@@ -192,14 +194,22 @@ fn checked_event(text: &str, strict: bool) -> Result<Envelope, (&'static str, St
 
 /// Checks the events of a JSON append to a session's stream made on the stream
 /// routes as [`post_events`] checks its own (stored as sent, not completed): the
-/// session's readers see only events the session API would take. `messages` are
-/// the append's, split. Refused: why.
+/// session's readers see only events the session API would take. An event that
+/// names an `offset` of its own is refused (stored as sent, it would say where it
+/// is: readers take an event's offset for its place). `messages` are the append's,
+/// split. Refused: why.
 pub(super) fn check_session_append<'a>(
     messages: impl IntoIterator<Item = &'a str>,
     strict: bool,
 ) -> Result<(), String> {
     for (i, text) in messages.into_iter().enumerate() {
-        checked_event(text, strict).map_err(|(code, why)| format!("event {i}: {why} ({code})"))?;
+        let (_, had_offset) = checked_event(text, strict)
+            .map_err(|(code, why)| format!("event {i}: {why} ({code})"))?;
+        if had_offset {
+            return Err(format!(
+                "event {i}: `offset` is the server's to assign (the session API drops it)"
+            ));
+        }
     }
     Ok(())
 }
@@ -243,7 +253,7 @@ pub(super) async fn post_events(
     })?;
     let mut texts = Vec::new();
     for (i, text) in items.into_iter().enumerate() {
-        let mut envelope = checked_event(text, state.config.strict_events)
+        let (mut envelope, _) = checked_event(text, state.config.strict_events)
             .map_err(|(code, why)| SessionError::bad(code, format!("event {i}: {why}")))?;
         envelope.offset = None;
         if envelope.timestamp.is_none() {

@@ -199,8 +199,17 @@ async fn create(
                     "Stream-Fork-Sub-Offset needs Stream-Fork-Offset",
                 ));
             }
+            let source = stream_path_of(source);
+            // A session's stream holds only what the session API would take: a fork
+            // of one takes its history from another session's, whose events were
+            // checked so.
+            if session::is_session_path(&path) && !session::is_session_path(&source) {
+                return Err(ApiError::bad_request(
+                    "a session's stream forks only from another session's stream",
+                ));
+            }
             Some(ForkReq {
-                source: stream_path_of(source),
+                source,
                 offset: offset.map(|(_, pos)| pos),
                 offset_epoch: offset.and_then(|(epoch, _)| epoch),
                 sub_offset,
