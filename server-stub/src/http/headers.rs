@@ -179,11 +179,11 @@ fn producer_number(
     }
 }
 
-/// The producer headers: all three or none.
 /// The longest `Producer-Id` taken: each producer a stream has seen is kept for as
 /// long as the stream lives, in memory and on disk.
 const MAX_PRODUCER_ID_BYTES: usize = 256;
 
+/// The producer headers: all three or none.
 pub(super) fn producer(headers: &(impl Fields + ?Sized)) -> Result<Option<ProducerHdr>, ApiError> {
     let id = text(headers, &names::PRODUCER_ID)?;
     let epoch = producer_number(headers, &names::PRODUCER_EPOCH)?;

@@ -81,8 +81,9 @@ pub(super) enum BatchKey {
 
 /// The piece a feed framed for a batch of subscribers written in turn (see
 /// [`Feed::step_now`]): the next subscriber of the same stream at the same offset,
-/// with the same framing, sends it as it is instead of reading and framing the same
-/// data again.
+/// whose framing's key has the same `batches`, sends its batch as it is instead of
+/// reading and framing the same data again, and what followed it too when its key
+/// is the same whole (the same client cursor); otherwise it makes its own.
 pub(crate) struct SharedPiece {
     /// Where it starts.
     from: u64,

@@ -703,9 +703,10 @@ impl Store {
     }
 
     /// Sends a command to the writer, and returns what waits for its answer; a stopped
-    /// writer is the storage error `stopped` builds. A command alone in flight is
+    /// writer is the storage error `stopped` builds. An append alone in flight is
     /// committed in this thread when the writer is idle: two thread hand-offs fewer
-    /// for a lone producer, and no smaller groups when many write at once. The command
+    /// for a lone producer, and no smaller groups when many write at once (see
+    /// `Writer::commit_now`, which leaves any other command to the writer thread). The command
     /// is submitted here, not when the answer is first awaited: what waits holds only
     /// the answer's receiver (a future awaited in every write request's, which it
     /// would otherwise size with the command twice over).

@@ -1110,6 +1110,19 @@ async fn concurrent_appends_are_answered_once_synced_each_at_its_own_offsets() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// Waits until a lone append would be committed in place (the writer thread quiet,
+/// the syncer idle).
+async fn until_in_place_ready(store: &Store) {
+    let ready = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !store.0.writer.lock().expect("writer").may_commit_in_place() {
+        assert!(
+            std::time::Instant::now() < ready,
+            "never ready to commit in place"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// Two appends to `s`, after `syncer` (if any) is given to the writer: the first
 /// alone in flight, committed in place and held before its sync; the second committed
 /// by the writer thread meanwhile, which must not be told within 300 ms (not before
@@ -1118,8 +1131,7 @@ async fn in_place_then_another(
     store: &Store,
     syncer: Option<syncer::Syncer>,
 ) -> (Result<AppendOk, AppendError>, Result<AppendOk, AppendError>) {
-    // Past the quiet time after the writer thread's last commit.
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    until_in_place_ready(store).await;
     let (release, hold) = std::sync::mpsc::channel();
     let (reach, reached) = std::sync::mpsc::channel();
     {
@@ -1154,9 +1166,9 @@ async fn in_place_then_another(
 #[tokio::test]
 async fn a_lone_delete_or_create_is_committed_by_the_writer_thread_not_in_place() {
     let (dir, store) = with_json_stream_at("not-in-place", Durability::Full).await;
-    for op in ["delete", "create"] {
-        // Past the quiet time after the writer thread's last commit.
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    // An append first, which is committed in place: the conditions hold for each.
+    for op in ["append", "delete", "create"] {
+        until_in_place_ready(&store).await;
         let (release, hold) = std::sync::mpsc::channel();
         let (reach, reached) = std::sync::mpsc::channel();
         store.0.writer.lock().expect("writer").hold_in_place = Some((reach, hold));
@@ -1165,6 +1177,11 @@ async fn a_lone_delete_or_create_is_committed_by_the_writer_thread_not_in_place(
             std::thread::spawn(move || {
                 futures::executor::block_on(async {
                     match op {
+                        "append" => store
+                            .append(append("s", &messages(0, 1, 8)))
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
                         "delete" => store.delete("s").await.map_err(|e| e.to_string()),
                         _ => store
                             .create(CreateReq::json("t"))
@@ -1181,7 +1198,7 @@ async fn a_lone_delete_or_create_is_committed_by_the_writer_thread_not_in_place(
         let _ = release.send(());
         done.join().expect("thread").expect(op);
         store.0.writer.lock().expect("writer").hold_in_place = None;
-        assert!(!in_place, "a lone {op} was committed in place");
+        assert_eq!(in_place, op == "append", "{op} committed in place");
     }
     store.shutdown().await;
     let _ = std::fs::remove_dir_all(dir);

@@ -395,6 +395,18 @@ impl Writer {
         debug!("writer stopped");
     }
 
+    /// Whether an append alone in flight may be committed in its caller's thread now
+    /// (see [`Writer::commit_now`]).
+    pub(super) fn may_commit_in_place(&self) -> bool {
+        !self.stopped
+            && self.started
+            && self.last_group <= 1
+            && self
+                .thread_committed
+                .is_none_or(|at| at.elapsed() >= QUIET_BEFORE_IN_PLACE)
+            && self.syncer.as_ref().is_none_or(Syncer::idle)
+    }
+
     /// Commits `cmd` in the caller's thread, sparing it the hand-offs to the writer
     /// thread and back, when nothing else is being committed (the caller knows no
     /// other mutation is in flight), the last commit took one command too and the
@@ -414,17 +426,7 @@ impl Writer {
             return Some(cmd);
         }
         let mut writer = match writer.try_lock() {
-            Ok(writer)
-                if !writer.stopped
-                    && writer.started
-                    && writer.last_group <= 1
-                    && writer
-                        .thread_committed
-                        .is_none_or(|at| at.elapsed() >= QUIET_BEFORE_IN_PLACE)
-                    && writer.syncer.as_ref().is_none_or(Syncer::idle) =>
-            {
-                writer
-            }
+            Ok(writer) if writer.may_commit_in_place() => writer,
             _ => return Some(cmd),
         };
         writer.commit(vec![cmd], false, true);
