@@ -301,10 +301,16 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
             cursor(i)
         );
         socket.write_all(request.as_bytes()).await.expect("request");
-        let mut head = [0u8; 1024];
+        // The head, and whatever of the body came with it (kept for the reading below).
+        let mut head = vec![0u8; 1024];
         let n = socket.read(&mut head).await.expect("head");
-        assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
-        readers.push(socket);
+        head.truncate(n);
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{head:?}");
+        let end = head
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a whole head in one read");
+        readers.push((socket, head.split_off(end + 4)));
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.anon_kib().expect("rss");
@@ -329,14 +335,12 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
     );
     // What follows the shared data is each reader's own: its cursor.
     for i in [3, 7] {
-        let text = read_until_control_after_data(&mut readers[i]).await;
+        let (socket, body) = &mut readers[i];
         let sent = AHEAD + i as u64;
-        let given: u64 = text
-            .split("\"streamCursor\":\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
+        let given: u64 = cursor_after_first_data(socket, std::mem::take(body))
+            .await
             .and_then(|c| c.parse().ok())
-            .unwrap_or_else(|| panic!("reader {i}: no cursor in {text}"));
+            .unwrap_or_else(|| panic!("reader {i}: no cursor"));
         assert!(
             given > sent && given <= sent + 180,
             "reader {i} sent cursor {sent} and was given {given}"
@@ -346,14 +350,32 @@ async fn stuck_readers_of_one_large_append_share_it_rather_than_copy_it() {
     server.finish().await;
 }
 
-/// Reads a raw SSE response until the control event after its first data event, and
-/// returns that control event's line.
-async fn read_until_control_after_data(socket: &mut tokio::net::TcpStream) -> String {
+/// The cursor of the control event after the first data event of a raw SSE response
+/// on `socket`, `body` what was read of its body already.
+async fn cursor_after_first_data(
+    socket: &mut tokio::net::TcpStream,
+    mut body: Vec<u8>,
+) -> Option<String> {
     use tokio::io::AsyncReadExt;
-    let mut seen = Vec::new();
+    let mut dechunker = gapless_tests::chunked::Dechunker::default();
+    let mut decoder = gapless_core::sse::SseDecoder::new();
+    let mut after_data = false;
     let mut buf = vec![0u8; 1 << 20];
-    let data = b"event: data";
     loop {
+        dechunker
+            .feed(&mut body, |data| decoder.feed(data))
+            .expect("chunked framing");
+        while let Some(event) = decoder.next_event() {
+            let event = event.expect("an SSE event");
+            match event.event.as_str() {
+                "data" => after_data = true,
+                "control" if after_data => {
+                    let control = gapless_core::wire::Control::parse(&event.data);
+                    return control.expect("a control event").stream_cursor;
+                }
+                _ => {}
+            }
+        }
         let n = tokio::time::timeout(Duration::from_secs(30), socket.read(&mut buf))
             .await
             .expect("reading timed out")
@@ -362,26 +384,7 @@ async fn read_until_control_after_data(socket: &mut tokio::net::TcpStream) -> St
             n > 0,
             "the response ended before a control event after data"
         );
-        seen.extend_from_slice(&buf[..n]);
-        let Some(at) = seen.windows(data.len()).position(|w| w == data) else {
-            // Keep only what could begin the data event's line.
-            let keep = seen.len().saturating_sub(data.len());
-            seen.drain(..keep);
-            continue;
-        };
-        let after = &seen[at..];
-        let control = b"event: control\ndata:";
-        if let Some(c) = after.windows(control.len()).position(|w| w == control) {
-            let line = &after[c + control.len()..];
-            if let Some(end) = line.iter().position(|&b| b == b'\n') {
-                return String::from_utf8_lossy(&line[..end]).into_owned();
-            }
-        }
-        // Keep the data event's start and the last few KiB (more than a control
-        // event); drop the 12 MB between.
-        let last = seen.len().saturating_sub(4096).max(at + data.len());
-        seen.drain(at + data.len()..last);
-        seen.drain(..at);
+        body.extend_from_slice(&buf[..n]);
     }
 }
 
