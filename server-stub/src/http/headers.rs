@@ -186,23 +186,21 @@ const MAX_PRODUCER_ID_BYTES: usize = 256;
 /// The producer headers: all three or none.
 pub(super) fn producer(headers: &(impl Fields + ?Sized)) -> Result<Option<ProducerHdr>, ApiError> {
     let id = text(headers, &names::PRODUCER_ID)?;
+    if id.is_some_and(|id| id.len() > MAX_PRODUCER_ID_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "Producer-Id must be at most {MAX_PRODUCER_ID_BYTES} bytes"
+        )));
+    }
     let epoch = producer_number(headers, &names::PRODUCER_EPOCH)?;
     let seq = producer_number(headers, &names::PRODUCER_SEQ)?;
     match (id, epoch, seq) {
         (None, None, None) => Ok(None),
-        (Some(id), Some(epoch), Some(seq))
-            if !id.is_empty() && id.len() <= MAX_PRODUCER_ID_BYTES =>
-        {
-            Ok(Some(ProducerHdr {
-                id: id.to_owned(),
-                epoch,
-                seq,
-            }))
-        }
+        (Some(id), Some(epoch), Some(seq)) if !id.is_empty() => Ok(Some(ProducerHdr {
+            id: id.to_owned(),
+            epoch,
+            seq,
+        })),
         (Some(""), _, _) => Err(ApiError::bad_request("Producer-Id must not be empty")),
-        (Some(id), _, _) if id.len() > MAX_PRODUCER_ID_BYTES => Err(ApiError::bad_request(
-            format!("Producer-Id must be at most {MAX_PRODUCER_ID_BYTES} bytes"),
-        )),
         _ => Err(ApiError::bad_request(
             "Producer-Id, Producer-Epoch and Producer-Seq must be sent together",
         )),

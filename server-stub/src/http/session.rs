@@ -140,15 +140,7 @@ impl From<super::ApiError> for SessionError {
 
 /// The stream path of a session, after checking the id.
 fn session_path(id: &str) -> Result<String, SessionError> {
-    // Not `.` nor `..`, which clients normalise out of URLs.
-    let valid = !id.is_empty()
-        && id != "."
-        && id != ".."
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !valid {
+    if !is_session_id(id) {
         return Err(SessionError::bad(
             "invalid_session_id",
             "a session id is 1 to 128 characters of A-Z, a-z, 0-9, '-', '_' or '.' \
@@ -216,8 +208,19 @@ pub(super) fn check_session_append<'a>(
 
 /// Whether `path` is a session's stream (see [`session_path`]).
 pub(super) fn is_session_path(path: &str) -> bool {
-    path.strip_prefix("sessions/")
-        .is_some_and(|id| session_path(id).is_ok())
+    path.strip_prefix("sessions/").is_some_and(is_session_id)
+}
+
+/// Whether `id` is a session's id: 1 to 128 of `A-Za-z0-9-_.`, not `.` nor `..`
+/// (which clients normalise out of URLs).
+fn is_session_id(id: &str) -> bool {
+    !id.is_empty()
+        && id != "."
+        && id != ".."
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// `POST /api/sessions/{id}/events`.

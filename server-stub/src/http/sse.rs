@@ -260,7 +260,7 @@ impl<F: Framing> LiveFeed<F> {
         match made {
             Some(made) => {
                 self.moved(made.next, made.told);
-                Step::Piece(PendingChunk::with_own(made.bytes, self.own(&meta)))
+                self.with_own(made.bytes, &meta)
             }
             // Nothing to share (a read that failed or found nothing, told below), or
             // the piece made is no longer held: read alone.
@@ -288,14 +288,25 @@ impl<F: Framing> LiveFeed<F> {
         self.done = told.ended;
     }
 
+    /// What what this feed sent last told its reader.
+    fn told(&self) -> Told {
+        Told {
+            caught_up: self.caught_up_sent,
+            ended: self.done,
+        }
+    }
+
     /// What this feed sends after the batch it just moved past (see
     /// [`Framing::after_batch`]).
     fn own(&self, meta: &StreamMeta) -> Bytes {
-        let told = Told {
-            caught_up: self.caught_up_sent,
-            ended: self.done,
-        };
-        self.framing.after_batch(self.from, meta, told).into()
+        self.framing
+            .after_batch(self.from, meta, self.told())
+            .into()
+    }
+
+    /// The piece of `batch`, which this feed just moved past, and what it sends after it.
+    fn with_own(&self, batch: Bytes, meta: &StreamMeta) -> Step {
+        Step::Piece(PendingChunk::with_own(batch, self.own(meta)))
     }
 
     /// [`LiveFeed::read_piece`] for this feed alone.
@@ -311,7 +322,7 @@ impl<F: Framing> LiveFeed<F> {
             }
             Ok(chunk) => {
                 let batch = self.framed(&chunk, &meta);
-                Step::Piece(PendingChunk::with_own(batch, self.own(&meta)))
+                self.with_own(batch, &meta)
             }
             Err(e) => {
                 tracing::error!(path = %meta.path, "live read failed: {e}");
@@ -345,7 +356,7 @@ impl<F: Framing> LiveFeed<F> {
         if self.from < meta.tail {
             let Some(shared) = shared else {
                 let batch = self.recent(&meta).ok_or_else(|| Arc::clone(&meta))?;
-                return Ok(Step::Piece(PendingChunk::with_own(batch, self.own(&meta))));
+                return Ok(self.with_own(batch, &meta));
             };
             let from = self.from;
             let key = self.framing.key();
@@ -372,10 +383,7 @@ impl<F: Framing> LiveFeed<F> {
                 piece: batch.clone(),
                 own: own.clone(),
                 next: self.from,
-                told: Told {
-                    caught_up: self.caught_up_sent,
-                    ended: self.done,
-                },
+                told: self.told(),
             });
             return Ok(Step::Piece(PendingChunk::with_own(batch, own)));
         }

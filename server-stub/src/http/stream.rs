@@ -85,17 +85,24 @@ fn payload_for(
     body: &[u8],
     allow_empty_array: bool,
 ) -> Result<Payload, ApiError> {
-    let payload = payload(content_type, body, allow_empty_array)?;
-    if is_json(content_type) && !body.is_empty() && session::is_session_path(path) {
-        let messages = split_append_body(body).unwrap_or_default();
-        session::check_session_append(messages, state.config.strict_events)
-            .map_err(ApiError::bad_request)?;
-    }
-    Ok(payload)
+    let session = session::is_session_path(path);
+    payload(content_type, body, allow_empty_array, |messages| {
+        if session {
+            session::check_session_append(messages.iter().copied(), state.config.strict_events)
+                .map_err(ApiError::bad_request)?;
+        }
+        Ok(())
+    })
 }
 
-/// Turns a body into what it appends, by content type.
-fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<Payload, ApiError> {
+/// Turns a body into what it appends, by content type; a JSON body's messages pass
+/// `check` first.
+fn payload(
+    content_type: &str,
+    body: &[u8],
+    allow_empty_array: bool,
+    check: impl FnOnce(&[&str]) -> Result<(), ApiError>,
+) -> Result<Payload, ApiError> {
     if !is_json(content_type) {
         // A text stream is read as UTF-8 text (§5.8: its SSE data is not base64):
         // each append must be text of its own, or a character split between two
@@ -108,7 +115,10 @@ fn payload(content_type: &str, body: &[u8], allow_empty_array: bool) -> Result<P
         return Ok(Payload::bytes(body.to_vec()));
     }
     match split_append_body(body) {
-        Ok(messages) => Ok(Payload::json(messages.iter().copied())),
+        Ok(messages) => {
+            check(&messages)?;
+            Ok(Payload::json(messages.iter().copied()))
+        }
         Err(WireError::EmptyJsonArray) if allow_empty_array => Ok(Payload::json([])),
         Err(WireError::EmptyJsonArray) => Err(ApiError::bad_request(
             "a JSON append must not be an empty array",
