@@ -420,7 +420,7 @@ impl Resume {
             }
             Body::Sse(sse) => {
                 sse.decoder.feed(chunk);
-                self.drain_sse();
+                self.drain_sse(now);
             }
         }
     }
@@ -469,6 +469,12 @@ impl Resume {
         let kind = f.kind;
         let sse_progress = match &f.body {
             Body::Sse(sse) => Some(sse.progressed),
+            // An SSE request whose head never came in its whole idle time (a proxy
+            // holding it back until the upstream ends) delivered nothing either; one
+            // that could not connect says nothing of SSE (the network may be down).
+            Body::Head if kind == LiveParam::Sse && matches!(error, TransportError::TimedOut) => {
+                Some(false)
+            }
             _ => None,
         };
         let lived = Self::lived(f.sent, now);
@@ -664,7 +670,8 @@ impl Resume {
             Payload::Bytes(bytes)
         };
         let final_read = meta.closed && (meta.up_to_date || payload.is_empty());
-        self.accept(
+        // (An answer not taken moved nothing on: it is read again, as a quiet round.)
+        let _ = self.accept(
             payload,
             meta.next_offset,
             meta.up_to_date,
@@ -713,7 +720,11 @@ impl Resume {
     }
 
     /// Delivers data that ends at `next`, unless it was delivered already (counting in
-    /// `moves` each time the reader moves on).
+    /// `moves` each time the reader moves on). Returns `false`, taking nothing, for an
+    /// answer that holds no data yet ends past a real offset of the reader's: the
+    /// server's tail moved on after the answer began (a long-poll that timed out as an
+    /// append landed, say), and moving there would skip what lies between, which is
+    /// read from here again instead.
     fn accept(
         &mut self,
         payload: Payload,
@@ -721,7 +732,7 @@ impl Resume {
         up_to_date: bool,
         closed: bool,
         cursor: Option<String>,
-    ) {
+    ) -> bool {
         if !self.offset.is_now() && self.offset.partial_cmp(&next) == Some(Ordering::Greater) {
             // An answer to a read from here cannot end before here on a continuous
             // stream: it was made anew, or lost what it had. Delivering on would
@@ -732,10 +743,13 @@ impl Resume {
                 status: None,
             });
             self.phase = Phase::Finished;
-            return;
+            return true;
         }
         let advances =
             self.offset.is_now() || matches!(self.offset.partial_cmp(&next), Some(Ordering::Less));
+        if advances && payload.is_empty() && self.offset.is_concrete() {
+            return false;
+        }
         if advances {
             self.moves += 1;
             self.offset = next;
@@ -764,10 +778,11 @@ impl Resume {
             });
             self.phase = Phase::Finished;
         }
+        true
     }
 
     /// Processes every complete SSE event buffered in the current connection's decoder.
-    fn drain_sse(&mut self) {
+    fn drain_sse(&mut self, now: Time) {
         loop {
             let Phase::Awaiting(InFlight {
                 body: Body::Sse(sse),
@@ -817,7 +832,7 @@ impl Resume {
                         Err(e) => return self.fail(StreamError::Protocol(e)),
                     };
                     let moves = self.moves;
-                    self.accept(
+                    let taken = self.accept(
                         payload,
                         control.stream_next_offset,
                         control.up_to_date,
@@ -826,6 +841,12 @@ impl Resume {
                     );
                     if self.is_finished() {
                         return;
+                    }
+                    if !taken {
+                        // This connection's server stands past data it did not send:
+                        // what it sends next would leave a gap. Read from here on a
+                        // new one, a floor from now.
+                        return self.go_on(now, LiveParam::Sse, now, true);
                     }
                     if self.moves != moves {
                         self.backoff.reset();

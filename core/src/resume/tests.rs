@@ -526,6 +526,111 @@ fn sse_held_back_by_a_proxy_falls_back_to_long_poll_within_a_minute() {
 }
 
 #[test]
+fn sse_whose_answers_never_begin_falls_back_to_long_poll_too() {
+    let (mut m, mut req) = at_tail(LiveMode::Sse, Time::ZERO);
+    // No head ever comes (a proxy holding it until the upstream ends): each try
+    // times out, and counts as one that delivered nothing.
+    let mut tries = 0;
+    while req.live == LiveParam::Sse {
+        tries += 1;
+        assert!(
+            tries <= Config::new("x").sse_fallback_after,
+            "still SSE after {tries} tries"
+        );
+        let mut now = m.poll_timeout().expect("an idle deadline");
+        m.handle_timeout(now);
+        if let Some(until) = m.poll_timeout() {
+            now = until;
+            m.handle_timeout(now);
+        }
+        req = m.poll_request().expect("asked again");
+        m.handle_sent(now, req.id);
+    }
+    assert_eq!(req.live, LiveParam::LongPoll);
+
+    // A connection that could not be made says nothing of SSE: it is tried again.
+    let (mut m, req) = at_tail(LiveMode::Sse, Time::ZERO);
+    let mut req = req;
+    for _ in 0..10 {
+        m.handle_failure(
+            Time::ZERO,
+            req.id,
+            TransportError::Connect("refused".into()),
+        );
+        let until = m.poll_timeout().expect("a back-off");
+        m.handle_timeout(until);
+        req = m.poll_request().expect("asked again");
+        assert_eq!(req.live, LiveParam::Sse);
+    }
+}
+
+#[test]
+fn an_answer_with_no_data_that_ends_past_the_reader_moves_it_nowhere() {
+    // A long-poll that timed out as an append landed: its 204 names the new tail.
+    let start = Time::from_millis(5_000);
+    let (mut m, req) = at_tail(LiveMode::LongPoll, start);
+    respond(
+        &mut m,
+        start + Duration::from_secs(30),
+        req.id,
+        head(204, "3").with_header("Stream-Up-To-Date", "true"),
+        b"",
+    );
+    assert_eq!(m.offset().as_str(), "1", "not moved past data never read");
+    assert!(outputs(&mut m).is_empty());
+    let again = m.poll_request().expect("read again");
+    assert!(again.url.contains("offset=1"), "{}", again.url);
+    m.handle_sent(start + Duration::from_secs(30), again.id);
+    respond(
+        &mut m,
+        start + Duration::from_secs(30),
+        again.id,
+        head(200, "3"),
+        b"[2,3]",
+    );
+    assert!(matches!(&outputs(&mut m)[..], [Output::Batch(b)] if b.next_offset.as_str() == "3"));
+
+    // Over SSE, a control event with no data before it: the connection stands past
+    // data it did not send, and a new one reads from the reader's offset.
+    let (mut m, req) = at_tail(LiveMode::Sse, start);
+    m.handle_response(start, req.id, event_stream());
+    let ahead = "event: control\ndata: {\"streamNextOffset\":\"3\",\"upToDate\":true}\n\n";
+    m.handle_body(start, req.id, ahead.as_bytes());
+    assert_eq!(m.offset().as_str(), "1");
+    let again = asked_again_after_the_floor(&mut m, start, true);
+    assert_eq!(again.live, LiveParam::Sse);
+    assert!(again.url.contains("offset=1"), "{}", again.url);
+    // Whatever the old connection still sends is not taken.
+    m.handle_body(
+        start,
+        req.id,
+        b"event: data\ndata: [4]\n\nevent: control\ndata: {\"streamNextOffset\":\"4\"}\n\n",
+    );
+    assert_eq!(m.offset().as_str(), "1");
+
+    // From the start or from `now`, an empty answer names where the reader is.
+    let mut m = Resume::new(
+        Config::new("http://h/s").live(LiveMode::LongPoll),
+        Offset::NOW,
+    );
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(204, "7").with_header("Stream-Up-To-Date", "true"),
+        b"",
+    );
+    assert_eq!(m.offset().as_str(), "7");
+    let mut m = Resume::new(Config::new("http://h/s").live(LiveMode::Off), Offset::START);
+    answer(
+        &mut m,
+        Time::ZERO,
+        head(200, "0_0").with_header("Stream-Up-To-Date", "true"),
+        b"[]",
+    );
+    assert_eq!(m.offset().as_str(), "0_0");
+}
+
+#[test]
 fn up_to_date_is_told_again_once_a_retry_has_caught_up() {
     let (mut m, req) = at_tail(LiveMode::LongPoll, Time::ZERO);
     m.handle_failure(Time::ZERO, req.id, TransportError::Io("reset".into()));
