@@ -56,8 +56,7 @@ async fn next_output(rx: &Receiver<Output>) -> Result<Option<Output>, JsValue> {
         Some(Output::ContinuityLost { offset, status }) => Err(js_error(
             Code::ContinuityLost,
             &format!(
-                "the server no longer has data at offset {offset} (gone, or the stream was \
-                 made anew); refetch from the start"
+                "no data at offset {offset} any more (gone, or made anew): read from the start"
             ),
             status,
         )),
