@@ -632,6 +632,67 @@ async fn an_expired_stream_kept_for_its_fork_is_gone_from_its_path_swept_or_not(
 }
 
 #[tokio::test]
+async fn a_closed_stream_tells_every_producer_append_but_a_retry_that_it_is_closed() {
+    let (dir, store) = with_json_stream("closed-producers").await;
+    let by = |epoch: u64, seq: u64, close: bool| AppendReq {
+        producer: Some(ProducerHdr {
+            id: "p".into(),
+            epoch,
+            seq,
+        }),
+        close,
+        ..append("s", &messages(0, 1, 10))
+    };
+    store.append(by(1, 0, false)).await.expect("append");
+    let closing = store
+        .append(by(1, 1, true))
+        .await
+        .expect("the closing append");
+    assert!(closing.closed);
+    // A retry of the closing append, or of one before it: a duplicate.
+    for seq in [1, 0] {
+        let retry = store.append(by(1, seq, seq == 1)).await.expect("a retry");
+        assert!(retry.duplicate && retry.closed, "seq {seq}: {retry:?}");
+    }
+    // A stale epoch, a gap, a new epoch: the stream is closed.
+    for (epoch, seq) in [(0, 0), (1, 5), (2, 0)] {
+        let refused = store.append(by(epoch, seq, false)).await;
+        assert!(
+            matches!(refused, Err(AppendError::Closed { next: 2, .. })),
+            "epoch {epoch}, seq {seq}: {refused:?}"
+        );
+    }
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_failed_group_is_rolled_back_before_the_connection_readers_share_in_memory_is_let_go() {
+    let store = Store::open(None, Durability::Normal).expect("open");
+    store.create(CreateReq::json("s")).await.expect("create");
+    store.0.writer.lock().expect("writer").fail_next_group = true;
+    let failed = store.append(append("s", &messages(0, 1, 10))).await;
+    assert!(matches!(failed, Err(AppendError::Storage(_))), "{failed:?}");
+    let let_go = store
+        .0
+        .writer
+        .lock()
+        .expect("writer")
+        .let_go_out_of_transaction;
+    assert_eq!(
+        let_go,
+        Some(true),
+        "a reader taking the connection then saw the failed group"
+    );
+    store
+        .append(append("s", &messages(0, 1, 10)))
+        .await
+        .expect("append after");
+    assert_eq!(store.shared().get("s").expect("published").meta().tail, 1);
+    store.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_rolled_back_delete_of_a_fork_leaves_its_sources_path_with_the_stream_that_took_it() {
     let dir = scratch("rollback-path-owner");
     let store = Store::open(Some(&dir), Durability::Normal).expect("open");

@@ -7,7 +7,7 @@
 //! two thread hand-offs per append.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use gapless_core::wire::headers::same_media_type;
@@ -208,6 +208,10 @@ pub(crate) struct Writer {
     /// error would make it.
     #[cfg(test)]
     pub(super) fail_next_group: bool,
+    /// Tests: whether the connection was out of any transaction when a failed group
+    /// let it go (what a reader sharing it, in memory, would have found).
+    #[cfg(test)]
+    pub(super) let_go_out_of_transaction: Option<bool>,
     /// Tests: the next insertion of landed rows fails, as a storage error would make
     /// it.
     #[cfg(test)]
@@ -303,6 +307,8 @@ impl Writer {
             unsettled: false,
             #[cfg(test)]
             fail_next_group: false,
+            #[cfg(test)]
+            let_go_out_of_transaction: None,
             #[cfg(test)]
             fail_next_landing: false,
             #[cfg(test)]
@@ -457,8 +463,9 @@ impl Writer {
             self.commit_group(group, sweep, inline);
         }));
         if outcome.is_err() && self.unsettled {
+            // (Its transaction was rolled back as the panic left it: see `Transaction`.)
             error!("the writer panicked; the group was rolled back");
-            self.roll_back();
+            self.restore();
         } else if outcome.is_err() {
             // Committed before the panic: the state is the committed one already, and
             // restoring it would move tails back onto positions already written.
@@ -486,7 +493,7 @@ impl Writer {
         // commit (which would acknowledge data already gone).
         let began = now_ms();
         let conn = Arc::clone(&self.conn);
-        let conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut conn = Transaction::new(conn.lock().unwrap_or_else(|p| p.into_inner()));
         if let Err(e) = run_cached(&conn, "BEGIN IMMEDIATE") {
             error!("cannot begin a transaction: {e}");
             for cmd in group {
@@ -571,7 +578,7 @@ impl Writer {
                 Err(e) => failure = Some(e.to_string()),
             }
         }
-        let committed = match failure {
+        conn.committed = match failure {
             None => match run_cached(&conn, "COMMIT") {
                 Ok(()) => true,
                 Err(e) => {
@@ -581,6 +588,8 @@ impl Writer {
             },
             Some(_) => false,
         };
+        let committed = conn.committed;
+        // (Rolled back here if it did not commit.)
         drop(conn);
         if committed {
             self.unsettled = false;
@@ -603,7 +612,12 @@ impl Writer {
         } else {
             let why = failure.unwrap_or_default();
             error!("group commit failed, rolled back: {why}");
-            self.roll_back();
+            #[cfg(test)]
+            {
+                let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+                self.let_go_out_of_transaction = Some(conn.is_autocommit());
+            }
+            self.restore();
             for reply in replies {
                 reply.fail(&why);
             }
@@ -672,14 +686,6 @@ impl Writer {
             None => self.paths.remove(path),
         };
         self.undo_paths.entry(path.clone()).or_insert(before);
-    }
-
-    /// Rolls the failed group's transaction back and restores what it touched.
-    fn roll_back(&mut self) {
-        let c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = c.execute_batch("ROLLBACK");
-        drop(c);
-        self.restore();
     }
 
     /// Restores what the failed group touched.
@@ -1011,12 +1017,13 @@ impl Writer {
         let meta = &self.metas[&id];
         let has_body = req.body.as_ref().is_some_and(|p| !p.is_empty());
         // An idempotent producer's retry is answered as a duplicate, even when the
-        // stream has been closed since (by that very request, possibly).
+        // stream has been closed since (by that very request, possibly); any other
+        // append to a closed stream, a stale epoch's too, is told it is closed (§5.2.1).
         let mut producer_state = None;
         if let Some(p) = &req.producer {
             let key = (id, p.id.clone());
             match self.producers.get(&key) {
-                Some((epoch, _)) if p.epoch < epoch => {
+                Some((epoch, _)) if p.epoch < epoch && !meta.closed => {
                     return Ok(Err(AppendError::StaleEpoch { current: epoch }))
                 }
                 Some((epoch, last)) if p.epoch == epoch && p.seq <= last => {
@@ -1596,4 +1603,40 @@ fn insert_landed(conn: &Connection, rows: &[(i64, Kept)]) -> rusqlite::Result<()
         rest = later;
     }
     Ok(())
+}
+
+/// The writer's connection held through a group's transaction. A group that ends
+/// without committing (a failure, or a bug's panic unwinding) is rolled back before
+/// the connection is let go: an in-memory store's readers share it, and must never
+/// see a group's work that was not committed.
+struct Transaction<'a> {
+    conn: MutexGuard<'a, Connection>,
+    /// Set once `COMMIT` succeeded.
+    committed: bool,
+}
+
+impl<'a> Transaction<'a> {
+    fn new(conn: MutexGuard<'a, Connection>) -> Self {
+        Transaction {
+            conn,
+            committed: false,
+        }
+    }
+}
+
+impl std::ops::Deref for Transaction<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        // (Without a transaction open, as when `BEGIN` failed, this does nothing.)
+        if !self.committed && !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
