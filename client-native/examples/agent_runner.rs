@@ -3,7 +3,10 @@
 //! pipe, by waiting for a signal, or by returning an error early — to show that the
 //! session still ends with a durable `container-agent:error` event instead of
 //! "running" forever; or has a spawned task panic (`--crash task-panic`), which the
-//! runtime catches, and completes all the same.
+//! runtime catches, and completes all the same. `--crash fail-then-signal` reports a
+//! failure and is sent SIGTERM while the report is on its way; `--crash
+//! fail-given-up` gives up waiting for its report and returns early. With
+//! `--current-thread` it runs on a runtime with one thread, spawned tasks included.
 //!
 //! ```text
 //! cargo run -p gapless-client --example agent_runner -- http://127.0.0.1:4437 demo-1
@@ -15,9 +18,19 @@ use std::time::Duration;
 use gapless_client::simulate::{run, Script};
 use gapless_client::{Client, CrashGuard, SessionProducer};
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
+    let runtime = if args.iter().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(runner(args))
+}
+
+async fn runner(args: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
     let server = args
         .get(1)
         .cloned()
@@ -42,6 +55,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if task.await.is_err() && mode == "task-panic-return" {
                 return Err("gave up after a task failed".into());
             }
+        }
+        // A failure reported, and SIGTERM while its report is on its way: the one
+        // report sent is the failure, and the process exits once it is durable.
+        Some("fail-then-signal") => {
+            let reporting = guard.clone();
+            tokio::spawn(async move { reporting.fail("RUNNER_FAILED", "the runner failed").await });
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            std::process::Command::new("kill")
+                .args(["-TERM", &std::process::id().to_string()])
+                .status()?;
+            tokio::time::sleep(Duration::from_secs(600)).await;
+        }
+        // A failure reported, but waited for only 200 ms before returning early: the
+        // report still lands, and dropping the guard waits for it.
+        Some("fail-given-up") => {
+            let reporting = guard.fail("RUNNER_FAILED", "the runner failed");
+            let _ = tokio::time::timeout(Duration::from_millis(200), reporting).await;
+            return Err("gave up waiting for the report".into());
         }
         Some(_) => script.stop_at_turn = Some(2),
         None => {}

@@ -8,12 +8,13 @@
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use gapless_core::event::{AgentError, Envelope, Event};
 use gapless_core::wire::AppendOutcome;
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
+use tokio::sync::{oneshot, Notify};
 use tracing::{error, warn};
 
 use crate::client::{head_of, Dynamic};
@@ -23,7 +24,47 @@ use crate::{Client, Error};
 /// How long the guard keeps trying to make its error event durable.
 const REPORT_DEADLINE: Duration = Duration::from_secs(10);
 
-struct Inner {
+/// How long anyone waits for a report another caller is sending: its deadline, and
+/// the last try's own time (3 s) on top.
+const REPORT_WAIT: Duration = Duration::from_secs(15);
+
+/// Where a guard's report stands. Only one report of a guard is sent: whoever comes
+/// second (a signal while a panic is being reported, say) waits for the first.
+#[derive(Debug)]
+enum Report {
+    /// None was made.
+    Idle,
+    /// One is being sent, on a thread of its own.
+    Sending,
+    /// One was sent: made durable, or given up with this error.
+    Sent(Result<(), String>),
+}
+
+/// Reports being sent in the process, by every guard: a signal's exit waits for them.
+static SENDING: Mutex<usize> = Mutex::new(0);
+static SENDING_DONE: Condvar = Condvar::new();
+
+/// Takes a lock whose holder may have panicked (nothing it guards is left half-done).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits on `done` until `ready` holds of what `m` guards, or `REPORT_WAIT` passed.
+fn wait_until<'a, T>(
+    m: &'a Mutex<T>,
+    done: &Condvar,
+    ready: impl Fn(&T) -> bool,
+) -> MutexGuard<'a, T> {
+    let held = lock(m);
+    done.wait_timeout_while(held, REPORT_WAIT, |t| !ready(t))
+        .unwrap_or_else(PoisonError::into_inner)
+        .0
+}
+
+/// What sending a report needs, and where the guard's report stands: shared by the
+/// guard, its signal watcher and the thread that sends the report, so that neither
+/// the runner returning nor a cancelled call stops a report half-way.
+struct Reporter {
     url: String,
     headers: HeaderMap,
     /// The client's headers and parameters computed per request (a refreshed token).
@@ -31,59 +72,186 @@ struct Inner {
     task_id: String,
     session_id: String,
     turns: AtomicU32,
-    reported: AtomicBool,
+    report: Mutex<Report>,
+    sent: Condvar,
+}
+
+impl Reporter {
+    /// Starts sending the report, unless one was made already: on a thread of its
+    /// own, with a runtime of its own, which nothing cancels. Its outcome comes on
+    /// the returned channel (and [`Reporter::wait`] sees it).
+    fn start(
+        self: &Arc<Self>,
+        code: &str,
+        error: &str,
+    ) -> Option<oneshot::Receiver<Result<(), Error>>> {
+        {
+            let mut report = lock(&self.report);
+            if !matches!(*report, Report::Idle) {
+                return None;
+            }
+            *report = Report::Sending;
+        }
+        *lock(&SENDING) += 1;
+        let (tx, rx) = oneshot::channel();
+        let body = self.event(code, error).to_json();
+        let reporter = Arc::clone(self);
+        let sending = std::thread::Builder::new()
+            .name("gapless-crash-report".into())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| Error::Protocol(format!("no runtime for the report: {e}")))
+                    .and_then(|rt| rt.block_on(reporter.post(body)));
+                if let Err(e) = &result {
+                    error!("could not publish the crash report: {e}");
+                }
+                reporter.settle(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+                let _ = tx.send(result);
+            });
+        if let Err(e) = sending {
+            self.settle(Err(format!("no thread for the report: {e}")));
+        }
+        Some(rx)
+    }
+
+    /// Records the report's outcome and wakes whoever waits for it.
+    fn settle(&self, outcome: Result<(), String>) {
+        *lock(&self.report) = Report::Sent(outcome);
+        self.sent.notify_all();
+        let mut sending = lock(&SENDING);
+        *sending = sending.saturating_sub(1);
+        SENDING_DONE.notify_all();
+    }
+
+    /// Waits until no report of this guard is being sent (at most `REPORT_WAIT`), and
+    /// returns the outcome of the one sent, if any was.
+    fn wait(&self) -> Option<Result<(), String>> {
+        match &*wait_until(&self.report, &self.sent, |r| !matches!(r, Report::Sending)) {
+            Report::Sent(outcome) => Some(outcome.clone()),
+            Report::Idle | Report::Sending => None,
+        }
+    }
+
+    /// Sends the report unless one was made, and waits until it is sent: for callers
+    /// that cannot await (a panic hook, a drop, a signal's watcher).
+    fn report_blocking(self: &Arc<Self>, code: &str, error: &str) {
+        self.start(code, error);
+        self.wait();
+    }
+
+    fn event(&self, code: &str, error: &str) -> Envelope {
+        Envelope::new(Event::AgentError(AgentError {
+            task_id: self.task_id.clone(),
+            session_id: self.session_id.clone(),
+            error: error.to_owned(),
+            code: Some(code.to_owned()),
+            turn_count: self.turns.load(Ordering::Relaxed),
+            extra: serde_json::Map::new(),
+        }))
+        .with_timestamp(wall_clock().as_millis())
+    }
+
+    /// Posts the error event `body`, retrying until it is acknowledged or the deadline.
+    async fn post(&self, body: String) -> Result<(), Error> {
+        // One idempotent-producer identity per report (its own, random: two runners'
+        // reports never meet, not even from processes with the same id, as in two
+        // containers): a retry after a lost answer is recognised, so the event lands
+        // exactly once.
+        let nonce = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let producer = format!("gapless-crash-guard-{}-{nonce:016x}", std::process::id());
+        let epoch = wall_clock().as_millis().to_string();
+        // Redirects are not followed: one answering the POST would be followed as a
+        // GET, whose 200 would read as a report delivered (see `ClientBuilder::build`).
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            let request = http
+                .post(&self.url)
+                .headers(self.headers.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .header("Producer-Id", producer.as_str())
+                .header("Producer-Epoch", epoch.as_str())
+                .header("Producer-Seq", "0")
+                .body(body.clone());
+            let sent = self.dynamic.apply(request).send().await;
+            match sent {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    match AppendOutcome::of(&head_of(&r), true) {
+                        Ok(AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. }) => {
+                            return Ok(())
+                        }
+                        Ok(AppendOutcome::Retry { retry_after }) => {
+                            warn!("crash report answered {status}; retrying");
+                            // A server's wait past the deadline is waited no longer.
+                            delay = delay
+                                .max(retry_after.unwrap_or_default())
+                                .min(REPORT_DEADLINE);
+                        }
+                        // Stored, even if the offset header is malformed.
+                        Err(_) if (200..300).contains(&status) => return Ok(()),
+                        _ => {
+                            let text = r.text().await.unwrap_or_default();
+                            return Err(Error::from_status(status, text));
+                        }
+                    }
+                }
+                Err(e) => warn!("crash report failed: {e}; retrying"),
+            }
+            if tokio::time::Instant::now() + delay > deadline {
+                return Err(Error::Protocol(
+                    "could not deliver the crash report in time".into(),
+                ));
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+struct Inner {
+    reporter: Arc<Reporter>,
     /// The runner said it reached its end ([`CrashGuard::done`]).
     done: AtomicBool,
     stdout_broken: AtomicBool,
-    last_report: Mutex<Option<Result<(), String>>>,
     /// The thread that installed the guard: the runner's own (its `main`).
     thread: std::thread::ThreadId,
-    /// The first panic on another thread: a runtime (tokio's tasks) or the runner may
-    /// have caught it, so it is not reported at once, but told if the runner then
-    /// ends without saying it is done.
+    /// The first panic outside the runner's own code (a task's, which its runtime
+    /// may catch): not reported at once, but told if the runner then ends without
+    /// saying it is done.
     stray_panic: Mutex<Option<String>>,
+    /// Told when the guard is gone, so that its signal watcher ends.
+    gone: Arc<Notify>,
 }
 
 impl Drop for Inner {
-    /// The runner's last handle is gone (its `main` returned) before it said it was
-    /// done and with nothing reported: an end it did not report, which is reported
-    /// here.
+    /// The runner's last handle is gone (its `main` returned). A report being sent is
+    /// waited for; with none made, and before the runner said it was done, this is an
+    /// end it did not report, which is reported here.
     fn drop(&mut self) {
-        if *self.done.get_mut() || *self.reported.get_mut() {
-            return;
+        let reporter = &self.reporter;
+        if reporter.wait().is_none() && !*self.done.get_mut() {
+            let stray = lock(&self.stray_panic).take();
+            match stray {
+                Some(panic) => reporter.report_blocking(
+                    "UNCAUGHT_ERROR",
+                    &format!("the runner ended before it reported an end, after a panic: {panic}"),
+                ),
+                None => reporter.report_blocking(
+                    "EXITED",
+                    "the runner ended before it reported an end (an error returned early?)",
+                ),
+            }
         }
-        let last = CrashGuard {
-            inner: Arc::new(Inner {
-                url: std::mem::take(&mut self.url),
-                headers: std::mem::take(&mut self.headers),
-                dynamic: std::mem::take(&mut self.dynamic),
-                task_id: std::mem::take(&mut self.task_id),
-                session_id: std::mem::take(&mut self.session_id),
-                turns: AtomicU32::new(*self.turns.get_mut()),
-                reported: AtomicBool::new(false),
-                // This one reports once, here, and not again when it is dropped.
-                done: AtomicBool::new(true),
-                stdout_broken: AtomicBool::new(false),
-                last_report: Mutex::new(None),
-                thread: self.thread,
-                stray_panic: Mutex::new(None),
-            }),
-        };
-        let stray = self
-            .stray_panic
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        match stray {
-            Some(panic) => last.report_blocking(
-                "UNCAUGHT_ERROR",
-                &format!("the runner ended before it reported an end, after a panic: {panic}"),
-            ),
-            None => last.report_blocking(
-                "EXITED",
-                "the runner ended before it reported an end (an error returned early?)",
-            ),
-        }
+        self.gone.notify_one();
     }
 }
 
@@ -115,8 +283,8 @@ pub struct CrashGuard {
 impl std::fmt::Debug for CrashGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CrashGuard")
-            .field("session_id", &self.inner.session_id)
-            .field("reported", &self.inner.reported.load(Ordering::Relaxed))
+            .field("session_id", &self.inner.reporter.session_id)
+            .field("reported", &self.has_reported())
             .finish()
     }
 }
@@ -125,26 +293,32 @@ impl CrashGuard {
     /// Installs the guard for session `session_id` of task `task_id` on `server`:
     /// a panic hook (chained before the previous one) and, inside a tokio runtime, a
     /// SIGTERM/SIGINT/SIGHUP/SIGQUIT handler that reports and exits with 128 + the
-    /// signal number. A panic on the thread that installs the guard (the runner's
-    /// `main`) is reported at once; one on another thread (a spawned task's, which
-    /// its runtime catches) only if the runner then ends without calling
-    /// [`CrashGuard::done`] (with panics that abort, every panic at once). Keep the guard (or a clone) until the runner is done, and call
+    /// signal number. A panic in the runner's own code (on the thread that installs
+    /// the guard, its `main`, outside a spawned task) is reported at once; one in a
+    /// spawned task (which its runtime catches) only if the runner then ends without
+    /// calling [`CrashGuard::done`] (with panics that abort, every panic at once).
+    /// Keep the guard (or a clone) until the runner is done, and call
     /// [`CrashGuard::done`] then: dropping the last one before reports `EXITED`.
+    /// Only one report is sent: one that comes while another is being sent (a signal
+    /// during a panic's report, say) waits for it, and the process exits only then.
     pub fn install(client: &Client, server: &str, task_id: &str, session_id: &str) -> CrashGuard {
         let guard = CrashGuard {
             inner: Arc::new(Inner {
-                url: session_stream_url(server, session_id),
-                headers: client.headers.clone(),
-                dynamic: client.dynamic.clone(),
-                task_id: task_id.to_owned(),
-                session_id: session_id.to_owned(),
-                turns: AtomicU32::new(0),
-                reported: AtomicBool::new(false),
+                reporter: Arc::new(Reporter {
+                    url: session_stream_url(server, session_id),
+                    headers: client.headers.clone(),
+                    dynamic: client.dynamic.clone(),
+                    task_id: task_id.to_owned(),
+                    session_id: session_id.to_owned(),
+                    turns: AtomicU32::new(0),
+                    report: Mutex::new(Report::Idle),
+                    sent: Condvar::new(),
+                }),
                 done: AtomicBool::new(false),
                 stdout_broken: AtomicBool::new(false),
-                last_report: Mutex::new(None),
                 thread: std::thread::current().id(),
                 stray_panic: Mutex::new(None),
+                gone: Arc::new(Notify::new()),
             }),
         };
         // The hook and the signal handler do not keep the guard alive: its last
@@ -165,25 +339,29 @@ impl CrashGuard {
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))
                 .unwrap_or_default();
             if let Some(inner) = hook_guard.upgrade() {
-                let fatal = cfg!(panic = "abort") || std::thread::current().id() == inner.thread;
+                // A spawned task runs on the runner's own thread too, under a runtime
+                // with one thread: it is told apart by its task id.
+                let fatal = cfg!(panic = "abort")
+                    || (std::thread::current().id() == inner.thread
+                        && tokio::task::try_id().is_none());
                 if fatal {
-                    CrashGuard { inner }
+                    inner
+                        .reporter
                         .report_blocking("UNCAUGHT_ERROR", &format!("{message}{location}"));
                 } else {
                     // A task's panic, say, which its runtime catches: the runner goes
                     // on, and may still end well.
-                    inner
-                        .stray_panic
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get_or_insert_with(|| format!("{message}{location}"));
+                    lock(&inner.stray_panic).get_or_insert_with(|| format!("{message}{location}"));
                 }
             }
             previous(info);
         }));
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            let signal_guard = Arc::downgrade(&guard.inner);
-            handle.spawn(watch_signals(signal_guard));
+            handle.spawn(watch_signals(
+                Arc::downgrade(&guard.inner),
+                Arc::clone(&guard.inner.reporter),
+                Arc::clone(&guard.inner.gone),
+            ));
         }
         guard
     }
@@ -197,26 +375,36 @@ impl CrashGuard {
 
     /// Records the current turn; error events carry it as `turnCount`.
     pub fn set_turn(&self, turn: u32) {
-        self.inner.turns.store(turn, Ordering::Relaxed);
+        self.inner.reporter.turns.store(turn, Ordering::Relaxed);
     }
 
-    /// Whether a terminal error has been reported.
+    /// Whether a terminal error has been reported (or is being sent).
     pub fn has_reported(&self) -> bool {
-        self.inner.reported.load(Ordering::Relaxed)
+        !matches!(*lock(&self.inner.reporter.report), Report::Idle)
     }
 
     /// Reports a failure of the runner's own event stream (`STREAM_ERROR`) or any
     /// other terminal failure with `code`, and waits until it is durable. Only the
-    /// first report of a process is sent.
+    /// first report of a guard is sent: after another one, this waits for that one
+    /// and returns how it went. The report is sent on a thread of its own: a call
+    /// given up (dropped) does not stop it, and the guard's last handle, dropped,
+    /// waits for it.
     pub async fn fail(&self, code: &str, error: &str) -> Result<(), Error> {
-        if self.inner.reported.swap(true, Ordering::SeqCst) {
-            return Ok(());
+        if let Some(outcome) = self.inner.reporter.start(code, error) {
+            return outcome.await.unwrap_or_else(|_| {
+                Err(Error::Protocol("the crash report's thread ended".into()))
+            });
         }
-        let result = self.post(code, error).await;
-        if let Ok(mut last) = self.inner.last_report.lock() {
-            *last = Some(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        let reporter = Arc::clone(&self.inner.reporter);
+        match tokio::task::spawn_blocking(move || reporter.wait()).await {
+            Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(e))) => Err(Error::Protocol(format!(
+                "the earlier crash report failed: {e}"
+            ))),
+            Ok(None) | Err(_) => Err(Error::Protocol(
+                "the earlier crash report was not sent in time".into(),
+            )),
         }
-        result
     }
 
     /// Writes a line to stdout. A broken pipe does not kill the process: the guard
@@ -237,118 +425,20 @@ impl CrashGuard {
                 // A runner that is done has reported its end: a reader leaving after
                 // that is no failure of its session.
                 if !self.inner.done.load(Ordering::SeqCst) {
-                    self.report_blocking("EPIPE", "stdout closed (broken pipe)");
+                    self.inner
+                        .reporter
+                        .report_blocking("EPIPE", "stdout closed (broken pipe)");
                 }
             }
         }
         result
     }
-
-    fn event(&self, code: &str, error: &str) -> Envelope {
-        Envelope::new(Event::AgentError(AgentError {
-            task_id: self.inner.task_id.clone(),
-            session_id: self.inner.session_id.clone(),
-            error: error.to_owned(),
-            code: Some(code.to_owned()),
-            turn_count: self.inner.turns.load(Ordering::Relaxed),
-            extra: serde_json::Map::new(),
-        }))
-        .with_timestamp(wall_clock().as_millis())
-    }
-
-    /// Posts the error event, retrying until it is acknowledged or the deadline.
-    async fn post(&self, code: &str, error: &str) -> Result<(), Error> {
-        let body = self.event(code, error).to_json();
-        // One idempotent-producer identity per report (its own, random: two runners'
-        // reports never meet, not even from processes with the same id, as in two
-        // containers): a retry after a lost answer is recognised, so the event lands
-        // exactly once.
-        let nonce = std::collections::hash_map::RandomState::new()
-            .build_hasher()
-            .finish();
-        let producer = format!("gapless-crash-guard-{}-{nonce:016x}", std::process::id());
-        let epoch = wall_clock().as_millis().to_string();
-        // Redirects are not followed: one answering the POST would be followed as a
-        // GET, whose 200 would read as a report delivered (see `ClientBuilder::build`).
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
-        let deadline = tokio::time::Instant::now() + REPORT_DEADLINE;
-        let mut delay = Duration::from_millis(50);
-        loop {
-            let request = http
-                .post(&self.inner.url)
-                .headers(self.inner.headers.clone())
-                .header(CONTENT_TYPE, "application/json")
-                .header("Producer-Id", producer.as_str())
-                .header("Producer-Epoch", epoch.as_str())
-                .header("Producer-Seq", "0")
-                .body(body.clone());
-            let sent = self.inner.dynamic.apply(request).send().await;
-            match sent {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match AppendOutcome::of(&head_of(&r), true) {
-                        Ok(AppendOutcome::Accepted { .. } | AppendOutcome::Duplicate { .. }) => {
-                            return Ok(())
-                        }
-                        Ok(AppendOutcome::Retry { retry_after }) => {
-                            warn!("crash report answered {status}; retrying");
-                            delay = delay.max(retry_after.unwrap_or_default());
-                        }
-                        // Stored, even if the offset header is malformed.
-                        Err(_) if (200..300).contains(&status) => return Ok(()),
-                        _ => {
-                            let text = r.text().await.unwrap_or_default();
-                            return Err(Error::from_status(status, text));
-                        }
-                    }
-                }
-                Err(e) => warn!("crash report failed: {e}; retrying"),
-            }
-            if tokio::time::Instant::now() + delay > deadline {
-                return Err(Error::Protocol(
-                    "could not deliver the crash report in time".into(),
-                ));
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(1));
-        }
-    }
-
-    /// Reports from a context that cannot await (a panic hook): on a thread of its
-    /// own, with a runtime of its own, and waits for it.
-    fn report_blocking(&self, code: &str, error: &str) {
-        if self.inner.reported.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let guard = self.clone();
-        let (code, error) = (code.to_owned(), error.to_owned());
-        let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let result = match runtime {
-                Ok(rt) => rt
-                    .block_on(guard.post(&code, &error))
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = &result {
-                error!("could not publish the crash report: {e}");
-            }
-            if let Ok(mut last) = guard.inner.last_report.lock() {
-                *last = Some(result);
-            }
-        });
-        let _ = thread.join();
-    }
 }
 
-/// Waits for a signal that ends the runner, reports it (while the guard lives) and
-/// exits with 128 + its number.
-async fn watch_signals(guard: Weak<Inner>) {
+/// Waits for a signal that ends the runner while the guard lives, reports it (or
+/// waits for the report being sent) and every report of the process being sent, and
+/// exits with 128 + its number. Ends, leaving the process be, once the guard is gone.
+async fn watch_signals(guard: Weak<Inner>, reporter: Arc<Reporter>, gone: Arc<Notify>) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -365,15 +455,23 @@ async fn watch_signals(guard: Weak<Inner>) {
             _ = int.recv() => ("SIGINT", 2),
             _ = hup.recv() => ("SIGHUP", 1),
             _ = quit.recv() => ("SIGQUIT", 3),
+            () = gone.notified() => return,
         };
-        if let Some(inner) = guard.upgrade() {
-            // On a thread of its own, waited for: a runtime shutting down meanwhile
-            // (the runner's `main` returning as the signal reached its other
-            // processes too) must not cancel the report half-way.
-            CrashGuard { inner }.report_blocking(name, &format!("the runner received {name}"));
+        // Waited for here (the report on a thread of its own): a runtime shutting down
+        // meanwhile (the runner's `main` returning as the signal reached its other
+        // processes too) must not cancel the report half-way. With the guard being
+        // dropped, its report is under way already, or none is due.
+        match guard.upgrade() {
+            Some(live) => live
+                .reporter
+                .report_blocking(name, &format!("the runner received {name}")),
+            None => {
+                reporter.wait();
+            }
         }
+        drop(wait_until(&SENDING, &SENDING_DONE, |n| *n == 0));
         std::process::exit(128 + number);
     }
     #[cfg(not(unix))]
-    drop(guard);
+    drop((guard, reporter, gone));
 }

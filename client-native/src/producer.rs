@@ -360,15 +360,24 @@ impl Producer {
     /// Flushes, then closes the stream (§5.3) with an optional last `body`, as this
     /// producer's next idempotent append: a retry, or a second call, is answered
     /// without closing twice. Returns the final offset.
+    ///
+    /// Once the close is sent, dropping the returned future does not stop it: it goes
+    /// on to its answer, which a second call then returns.
     pub async fn close_stream(&self, body: Option<Vec<u8>>) -> Result<Ack, Error> {
         self.flush().await?;
-        let mut closed = self.shared.closed.lock().await;
-        if let Some(ack) = closed.as_ref() {
-            return Ok(ack.clone());
-        }
-        let ack = self.shared.send(body.unwrap_or_default(), true).await?;
-        *closed = Some(ack.clone());
-        Ok(ack)
+        let shared = Arc::clone(&self.shared);
+        let closing = tokio::spawn(async move {
+            let mut closed = shared.closed.lock().await;
+            if let Some(ack) = closed.as_ref() {
+                return Ok(ack.clone());
+            }
+            let ack = shared.send(body.unwrap_or_default(), true).await?;
+            *closed = Some(ack.clone());
+            Ok(ack)
+        });
+        closing
+            .await
+            .map_err(|_| Error::Protocol("the producer's close stopped".into()))?
     }
 
     /// Messages pushed but not yet acknowledged.

@@ -126,11 +126,20 @@ impl SessionSubscription {
                 let out = match item {
                     Ok(Update::Batch(batch)) => {
                         let Some(events) = decode(&batch.payload) else {
-                            // Not a session stream: said once, and the reading ends.
-                            let wrong = Error::Protocol(
-                                "a session stream must be a JSON stream (application/json)".into(),
-                            );
-                            let _ = tx.send(Err(wrong)).await;
+                            // Not a session stream: said once (to a watch of the view
+                            // alone too), and the reading ends.
+                            let wrong = || {
+                                Error::Protocol(
+                                    "a session stream must be a JSON stream (application/json)"
+                                        .into(),
+                                )
+                            };
+                            if let Ok(mut failure) = failed.lock() {
+                                *failure = Some(Arc::new(wrong()));
+                            }
+                            if !detached {
+                                let _ = tx.send(Err(wrong())).await;
+                            }
                             return;
                         };
                         view_tx.send_modify(|v| {

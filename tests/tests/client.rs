@@ -567,6 +567,24 @@ async fn a_session_reader_on_a_stream_of_bytes_fails_rather_than_showing_nothing
         "{first:?}"
     );
     assert!(sub.next().await.is_none(), "the reading ended");
+    // Watched alone, the view says why it stays empty too.
+    let watch = stream
+        .subscribe_session(Offset::START, Duration::from_secs(60))
+        .into_view();
+    let failure = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(failure) = watch.failure() {
+                return failure;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the read's end is told to a watch of the view alone");
+    assert!(
+        matches!(*failure, Error::Protocol(ref why) if why.contains("JSON")),
+        "{failure:?}"
+    );
     server.finish().await;
 }
 
@@ -695,6 +713,47 @@ async fn a_producer_stopped_by_a_failed_queued_append_says_how_it_failed() {
         .expect_err("stopped");
     assert!(matches!(*cause_of(appended), Error::Closed));
     assert!(producer.failure().is_some_and(|why| why.contains("closed")));
+    server.finish().await;
+}
+
+#[tokio::test]
+async fn a_close_given_up_on_goes_on_and_a_second_call_gets_its_answer() {
+    let dir = temp_dir("client-close-given-up");
+    let server = ServerProcess::start(&dir, &["--durability", "normal"]).await;
+    // Every answer is cut while the first call waits: the close is stored and
+    // retried under its numbers, and its caller gives up.
+    let proxy = Proxy::start(server.addr(), 1000, 11).await;
+    let direct = Client::new().expect("client");
+    json_stream(&direct, &server.stream("closing")).await;
+    let producer = direct
+        .stream(format!("{}/v1/stream/closing", proxy.url()))
+        .producer(ProducerConfig::new("p", "application/json"));
+    let given_up = tokio::time::timeout(
+        Duration::from_millis(400),
+        producer.close_stream(Some(br#"{"last":1}"#.to_vec())),
+    )
+    .await;
+    assert!(
+        given_up.is_err(),
+        "answered through a proxy that cuts every answer: {given_up:?}"
+    );
+    proxy.set_cut_per_mille(0);
+    // The call made again, as a caller that gave up would.
+    let ack = tokio::time::timeout(
+        Duration::from_secs(30),
+        producer.close_stream(Some(br#"{"last":1}"#.to_vec())),
+    )
+    .await
+    .expect("answered in time")
+    .expect("the close this producer made, not a refusal of its own close");
+    let head = direct
+        .stream(server.stream("closing"))
+        .head()
+        .await
+        .expect("head");
+    assert!(head.closed, "{head:?}");
+    assert_eq!(ack.offset, Some(head.next_offset));
+    assert_eq!(stored(&server, "closing").await, [json!({"last": 1})]);
     server.finish().await;
 }
 

@@ -98,17 +98,24 @@ async fn a_killed_runner_leaves_a_durable_error_and_a_failed_view() {
     }
 
     // A spawned task's panic, caught by its runtime: the runner goes on and
-    // completes, and nothing is reported; had it returned early after it, the guard
-    // tells that panic.
-    let status = run_quietly(
-        &runner,
-        &[&server.url, "task-panic", "--crash", "task-panic"],
-    )
-    .await;
-    assert!(status.success());
-    let (view, codes) = final_status(&server.url, "task-panic").await;
-    assert!(codes.is_empty(), "{codes:?}");
-    assert!(matches!(view, Status::Completed { .. }), "{view:?}");
+    // completes, and nothing is reported, on a runtime with one thread too (where the
+    // task runs on the runner's own thread); had it returned early after it, the
+    // guard tells that panic.
+    for (session, flags) in [
+        ("task-panic", &[][..]),
+        ("task-panic-one-thread", &["--current-thread"][..]),
+    ] {
+        let mut args = vec![server.url.as_str(), session, "--crash", "task-panic"];
+        args.extend_from_slice(flags);
+        let status = run_quietly(&runner, &args).await;
+        assert!(status.success(), "{session}");
+        let (view, codes) = final_status(&server.url, session).await;
+        assert!(codes.is_empty(), "{session}: {codes:?}");
+        assert!(
+            matches!(view, Status::Completed { .. }),
+            "{session}: {view:?}"
+        );
+    }
     let status = run_quietly(
         &runner,
         &[
@@ -190,6 +197,60 @@ async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i
     let (view, codes) = final_status(server, &session).await;
     assert_eq!(codes, vec![format!("SIG{signal}")]);
     assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+}
+
+/// A loopback forwarder to `upstream` that holds each connection for `hold` before it
+/// forwards it: a server slow to take a report.
+async fn slow_forwarder(upstream: &str, hold: Duration) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let at = format!("http://{}", listener.local_addr().expect("addr"));
+    let upstream = upstream.to_owned();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(hold).await;
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (at, task)
+}
+
+#[tokio::test]
+async fn a_report_on_its_way_is_waited_for_by_a_signal_and_by_a_runner_that_gave_up_on_it() {
+    let dir = temp_dir("crash-guard-slow");
+    let server = ServerProcess::start(&dir, &[]).await;
+    let (slow, forwarding) = slow_forwarder(server.addr(), Duration::from_secs(1)).await;
+    let runner = client_example("agent_runner");
+    // SIGTERM 200 ms into a failure's report, which the server takes a second to
+    // get: the process exits once the report is durable, and sends no second one.
+    let status = run_quietly(
+        &runner,
+        &[&slow, "slow-signalled", "--crash", "fail-then-signal"],
+    )
+    .await;
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    let (view, codes) = final_status(&server.url, "slow-signalled").await;
+    assert_eq!(codes, vec!["RUNNER_FAILED"]);
+    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+    // The runner stops waiting for its report after 200 ms and returns early: the
+    // report goes on, and the guard, dropped, waits for it.
+    let status = run_quietly(
+        &runner,
+        &[&slow, "slow-given-up", "--crash", "fail-given-up"],
+    )
+    .await;
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    let (view, codes) = final_status(&server.url, "slow-given-up").await;
+    assert_eq!(codes, vec!["RUNNER_FAILED"]);
+    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+    forwarding.abort();
+    server.finish().await;
 }
 
 #[tokio::test]
