@@ -26,7 +26,9 @@ wasm_bindgen_ensure() {
   if ! "$tools/bin/wasm-bindgen" --version 2>/dev/null | grep -q " $version\$" ||
     ! "$tools/bin/wasm-bindgen-test-runner" --version 2>/dev/null | grep -q " $version\$"; then
     echo "installing wasm-bindgen-cli $version into .tools" >&2
-    (unset CARGO_TARGET_DIR; cargo install --quiet --force wasm-bindgen-cli --version "=$version" --root "$tools")
+    # Built without optimisation: 2 min 4 s to build here, against 4 min 12 s, for
+    # 4.6 s instead of 1.0 s on the 17 MB browser-test module (0.6 s on the package).
+    (unset CARGO_TARGET_DIR; cargo install --debug --quiet --force wasm-bindgen-cli --version "=$version" --root "$tools")
   fi
 }
 
