@@ -40,6 +40,10 @@ pub(super) enum Fault {
     StaleReplay,
     /// After answering, a late reply for an abandoned request arrives.
     Ghost,
+    /// The answer holds no data yet names the tail, past the reader (a long-poll that
+    /// timed out as appends landed: a 204; over SSE, a control event alone), when the
+    /// reader asked from a real offset with data after it.
+    TailMovedOn,
 }
 
 pub(super) fn offset_after(i: usize) -> String {
@@ -175,6 +179,27 @@ impl Sim {
                     .expect("an in-flight request has a deadline");
                 self.now = deadline;
                 m.handle_timeout(self.now);
+                return;
+            }
+            Fault::TailMovedOn if offset != "-1" && offset != "now" && from < self.visible => {
+                let tail = self.visible;
+                if req.live == LiveParam::Sse {
+                    m.handle_response(
+                        self.now,
+                        id,
+                        ResponseHead::new(200).with_header("Content-Type", "text/event-stream"),
+                    );
+                    let control = format!(
+                        "event: control\ndata: {{\"streamNextOffset\":\"{}\",\"upToDate\":true}}\n\n",
+                        offset_after(tail)
+                    );
+                    self.feed(m, id, control.as_bytes(), &step);
+                } else {
+                    let h = self.head(204, tail, "application/json");
+                    m.handle_response(self.now, id, h);
+                    m.handle_end(self.now, id);
+                }
+                self.last_id = Some(id);
                 return;
             }
             _ => {}

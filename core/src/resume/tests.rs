@@ -883,6 +883,7 @@ fn simulated_session_with_every_fault_once() {
         Fault::Hang,
         Fault::StaleReplay,
         Fault::Ghost,
+        Fault::TailMovedOn,
         Fault::None,
     ];
     for live in [LiveMode::Sse, LiveMode::LongPoll] {
@@ -918,6 +919,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         1 => Just(Fault::Hang),
         2 => Just(Fault::StaleReplay),
         1 => Just(Fault::Ghost),
+        2 => Just(Fault::TailMovedOn),
     ]
 }
 
