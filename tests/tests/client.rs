@@ -14,7 +14,7 @@ use gapless_core::resume::LiveMode;
 use gapless_core::Offset;
 use gapless_tests::canned::canned;
 use gapless_tests::proxy::Proxy;
-use gapless_tests::reading::{expect_closed, expect_sequence, json_stream};
+use gapless_tests::reading::{expect_closed, expect_sequence, json_stream, next_within};
 use gapless_tests::{temp_dir, ServerProcess};
 use serde_json::{json, Value};
 
@@ -492,11 +492,11 @@ async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_err
     let mut sub = writer
         .stream(server.stream("absent"))
         .subscribe(Offset::START);
-    match sub.next().await {
+    match next_within(&mut sub).await {
         Some(Err(Error::NotFound)) => {}
         other => panic!("expected NotFound, got {other:?}"),
     }
-    assert!(sub.next().await.is_none());
+    assert!(next_within(&mut sub).await.is_none());
 
     // One deleted while a fork still reads it: its data is gone for its readers
     // (410), which is not "not found".
@@ -516,7 +516,7 @@ async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_err
     assert_eq!(fork.status(), reqwest::StatusCode::CREATED);
     source.delete().await.expect("delete");
     let mut sub = source.subscribe(Offset::START);
-    match sub.next().await {
+    match next_within(&mut sub).await {
         Some(Err(Error::ContinuityLost { .. })) => {}
         other => panic!("expected ContinuityLost, got {other:?}"),
     }
@@ -539,6 +539,20 @@ async fn a_missing_stream_a_deleted_one_and_refused_credentials_are_distinct_err
         Err(Error::Auth { status: 403, .. })
     ));
     server.finish().await;
+}
+
+/// Why the read behind `watch` stopped for good, once it says so (within 10 s).
+async fn failure_of(watch: &gapless_client::SessionWatch) -> std::sync::Arc<Error> {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Some(failure) = watch.failure() {
+                return failure;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the read's end is told to a watch of the view alone")
 }
 
 #[tokio::test]
@@ -566,21 +580,13 @@ async fn a_session_reader_on_a_stream_of_bytes_fails_rather_than_showing_nothing
         matches!(first, Some(Err(Error::Protocol(ref why))) if why.contains("JSON")),
         "{first:?}"
     );
-    assert!(sub.next().await.is_none(), "the reading ended");
+    let end = tokio::time::timeout(Duration::from_secs(60), sub.next()).await;
+    assert!(matches!(end, Ok(None)), "the reading ended: {end:?}");
     // Watched alone, the view says why it stays empty too.
     let watch = stream
         .subscribe_session(Offset::START, Duration::from_secs(60))
         .into_view();
-    let failure = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(failure) = watch.failure() {
-                return failure;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the read's end is told to a watch of the view alone");
+    let failure = failure_of(&watch).await;
     assert!(
         matches!(*failure, Error::Protocol(ref why) if why.contains("JSON")),
         "{failure:?}"
@@ -615,7 +621,7 @@ async fn a_producer_goes_on_in_a_new_epoch_when_the_server_no_longer_knows_its_n
     assert_eq!(ack.seq, 1);
     let mut sub = stream.subscribe_with(Offset::START, LiveMode::Off);
     let mut got = Vec::new();
-    while let Some(update) = sub.next().await {
+    while let Some(update) = next_within(&mut sub).await {
         if let Update::Batch(b) = update.expect("read") {
             if let gapless_core::resume::Payload::Json(m) = &b.payload {
                 got.extend(m.iter().map(|m| m.get().to_owned()));
@@ -636,7 +642,7 @@ async fn what_can_never_be_sent_fails_at_once_rather_than_being_retried() {
     let mut sub = client.stream(no_scheme.as_str()).subscribe(Offset::START);
     let first = at_once("a subscription to a URL without a scheme", sub.next()).await;
     assert!(matches!(first, Some(Err(Error::Url { .. }))), "{first:?}");
-    assert!(sub.next().await.is_none());
+    assert!(next_within(&mut sub).await.is_none());
     let fragment = format!("{}#top", server.stream("unsendable"));
     let producer = client
         .stream(fragment.as_str())
@@ -736,6 +742,10 @@ async fn a_close_given_up_on_goes_on_and_a_second_call_gets_its_answer() {
     assert!(
         given_up.is_err(),
         "answered through a proxy that cuts every answer: {given_up:?}"
+    );
+    assert!(
+        proxy.cuts() > 0,
+        "the close was sent before it was given up"
     );
     proxy.set_cut_per_mille(0);
     // The call made again, as a caller that gave up would.
@@ -959,16 +969,7 @@ async fn a_session_view_watched_alone_follows_the_session_to_its_end() {
     assert!(watch.failure().is_none());
     // A read that stops for good says why, though nobody takes its updates.
     stream.delete().await.expect("delete");
-    let failure = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(failure) = watch.failure() {
-                return failure;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("the read's end is told");
+    let failure = failure_of(&watch).await;
     assert!(matches!(*failure, Error::NotFound), "{failure:?}");
     drop(watch);
     server.finish().await;

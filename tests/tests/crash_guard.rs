@@ -200,8 +200,11 @@ async fn signalled(server: &str, runner: &std::path::Path, signal: &str, code: i
 }
 
 /// A loopback forwarder to `upstream` that holds each connection for `hold` before it
-/// forwards it: a server slow to take a report.
+/// forwards it (a server slow to take a report), and forwards nothing of one whose
+/// client left meanwhile: what a process sent before it exited reaches no server.
 async fn slow_forwarder(upstream: &str, hold: Duration) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt;
+
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -212,8 +215,21 @@ async fn slow_forwarder(upstream: &str, hold: Duration) -> (String, tokio::task:
             let upstream = upstream.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(hold).await;
+                let mut held = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    match inbound.try_read(&mut buf) {
+                        // The client left: what it sent goes nowhere.
+                        Ok(0) => return,
+                        Ok(n) => held.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(_) => return,
+                    }
+                }
                 if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if outbound.write_all(&held).await.is_ok() {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
                 }
             });
         }
@@ -229,26 +245,18 @@ async fn a_report_on_its_way_is_waited_for_by_a_signal_and_by_a_runner_that_gave
     let runner = client_example("agent_runner");
     // SIGTERM 200 ms into a failure's report, which the server takes a second to
     // get: the process exits once the report is durable, and sends no second one.
-    let status = run_quietly(
-        &runner,
-        &[&slow, "slow-signalled", "--crash", "fail-then-signal"],
-    )
-    .await;
-    assert_eq!(status.code(), Some(143), "{status:?}");
-    let (view, codes) = final_status(&server.url, "slow-signalled").await;
-    assert_eq!(codes, vec!["RUNNER_FAILED"]);
-    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
-    // The runner stops waiting for its report after 200 ms and returns early: the
-    // report goes on, and the guard, dropped, waits for it.
-    let status = run_quietly(
-        &runner,
-        &[&slow, "slow-given-up", "--crash", "fail-given-up"],
-    )
-    .await;
-    assert_eq!(status.code(), Some(1), "{status:?}");
-    let (view, codes) = final_status(&server.url, "slow-given-up").await;
-    assert_eq!(codes, vec!["RUNNER_FAILED"]);
-    assert!(matches!(view, Status::Failed { .. }), "{view:?}");
+    // And a runner that stops waiting for its report after 200 ms and returns early:
+    // the report goes on, and the guard, dropped, waits for it.
+    for (session, mode, exit) in [
+        ("slow-signalled", "fail-then-signal", 143),
+        ("slow-given-up", "fail-given-up", 1),
+    ] {
+        let status = run_quietly(&runner, &[&slow, session, "--crash", mode]).await;
+        assert_eq!(status.code(), Some(exit), "{session}: {status:?}");
+        let (view, codes) = final_status(&server.url, session).await;
+        assert_eq!(codes, vec!["RUNNER_FAILED"], "{session}");
+        assert!(matches!(view, Status::Failed { .. }), "{session}: {view:?}");
+    }
     forwarding.abort();
     server.finish().await;
 }
