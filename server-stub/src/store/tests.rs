@@ -1253,9 +1253,18 @@ async fn a_lone_delete_or_create_is_committed_by_the_writer_thread_not_in_place(
                 })
             })
         };
-        let in_place = reached
-            .recv_timeout(std::time::Duration::from_millis(500))
-            .is_ok();
+        // In place, the operation waits for its release after saying so; else it
+        // ends without a word (however slow the machine).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let in_place = loop {
+            if reached.try_recv().is_ok() {
+                break true;
+            }
+            if done.is_finished() || std::time::Instant::now() > deadline {
+                break reached.try_recv().is_ok();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        };
         let _ = release.send(());
         done.join().expect("thread").expect(op);
         store.0.writer.lock().expect("writer").hold_in_place = None;
