@@ -60,10 +60,32 @@ impl Prefix {
     }
 }
 
+/// A token as the server keeps it: its SHA-256 digest. A token is looked up by its
+/// digest, so how long a lookup's comparisons take tells nothing of any token, and no
+/// token sits in the server's memory, nor in any `Debug` output, as it was given.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct TokenDigest([u8; 32]);
+
+impl TokenDigest {
+    /// The digest of `token`.
+    pub(crate) fn of(token: &str) -> TokenDigest {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(digest.as_ref());
+        TokenDigest(bytes)
+    }
+}
+
+impl std::fmt::Debug for TokenDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenDigest(..)")
+    }
+}
+
 /// The tokens a server accepts.
 #[derive(Clone, Debug, Default)]
 pub struct Tokens {
-    grants: HashMap<String, Grant>,
+    grants: HashMap<TokenDigest, Grant>,
 }
 
 /// The token file could not be used.
@@ -132,7 +154,7 @@ impl Tokens {
             let prefixes = prefixes.split(',').map(Prefix::parse).collect();
             // A second line for one token would silently replace the first's grant.
             if grants
-                .insert(token.to_owned(), Grant { access, prefixes })
+                .insert(TokenDigest::of(token), Grant { access, prefixes })
                 .is_some()
             {
                 return Err(syntax(
@@ -151,7 +173,7 @@ impl Tokens {
         method: &Method,
         resource: Option<&str>,
     ) -> Result<(), ApiError> {
-        let Some(grant) = token.and_then(|t| self.grants.get(t)) else {
+        let Some(grant) = token.and_then(|t| self.grants.get(&TokenDigest::of(t))) else {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "a valid bearer token is required",
@@ -286,13 +308,23 @@ impl Scope {
 
 /// The scope of `request`'s token, if it has a valid one.
 pub(super) fn scope(tokens: &Tokens, request: &Request) -> Option<Scope> {
-    let grant = tokens.grants.get(bearer(request)?)?;
+    let grant = tokens.grants.get(&TokenDigest::of(bearer(request)?))?;
     Some(Scope(grant.prefixes.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_kept_as_digests_and_never_shown() {
+        let tokens = Tokens::parse("s3cret read *\n").expect("parse");
+        assert!(!format!("{tokens:?}").contains("s3cret"), "{tokens:?}");
+        let get = Method::GET;
+        assert!(tokens.check(Some("s3cret"), &get, Some("a")).is_ok());
+        assert!(tokens.check(Some("s3cre"), &get, Some("a")).is_err());
+        assert!(tokens.check(Some("s3crett"), &get, Some("a")).is_err());
+    }
 
     #[test]
     fn scopes_and_access() {

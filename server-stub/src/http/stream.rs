@@ -192,6 +192,16 @@ async fn create(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
+    // URL parsers resolve a `.` or `..` segment away, percent-encoded too (WHATWG's):
+    // a stream made at such a path could not be named again, its `Location` neither.
+    if path
+        .split('/')
+        .any(|segment| segment == "." || segment == "..")
+    {
+        return Err(ApiError::bad_request(
+            "a stream's path cannot have a `.` or `..` segment (URLs resolve them away)",
+        ));
+    }
     let content_type = h::text(headers, &header::CONTENT_TYPE)?.map(str::to_owned);
     let ttl_secs = h::ttl(headers)?;
     let expires_at_ms = h::expires_at(headers)?;

@@ -19,6 +19,7 @@ use tracing::{debug, warn};
 pub(crate) use routes::route;
 use signing::Signer;
 
+use crate::http::auth::TokenDigest;
 use crate::http::AppState;
 use crate::store::{
     format_offset, now_ms, resolve_offset, AppendReq, BadOffset, Payload, ReadFrom,
@@ -147,7 +148,7 @@ const KEPT_TOKEN_GENERATIONS: u64 = 16;
 /// All subscriptions, the signing key, and the callback tokens issued.
 pub struct Registry {
     subs: Mutex<HashMap<String, Sub>>,
-    tokens: Mutex<HashMap<String, (String, u64)>>,
+    tokens: Mutex<HashMap<TokenDigest, (String, u64)>>,
     signer: Signer,
     http: reqwest::Client,
     /// Webhooks may be `http://` to loopback (`--webhooks-to-loopback`).
@@ -347,7 +348,7 @@ impl Registry {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(token.clone(), (sub.to_owned(), generation));
+            .insert(TokenDigest::of(&token), (sub.to_owned(), generation));
         token
     }
 
@@ -364,7 +365,7 @@ impl Registry {
         self.tokens
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(token)
+            .get(&TokenDigest::of(token))
             .filter(|(s, _)| s == sub)
             .map(|(_, g)| *g)
     }

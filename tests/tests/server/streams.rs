@@ -260,6 +260,25 @@ async fn methods_heads_locations_and_expiries_at_the_edges_are_answered_as_http_
             "{location}"
         );
     }
+    // A path with a `.` or `..` segment, which URLs resolve away (percent-encoded too),
+    // could not be named again: refused, nothing made.
+    for path in ["d/../e", "d/%2E%2E/e", "d/./e", "d/%2e/e"] {
+        let request = format!(
+            "PUT /v1/stream/{path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        );
+        let all = exchange(&server, request.as_bytes(), false).await;
+        let (answer, _) = next_response(&all, false);
+        assert_eq!(answer.status, 400, "{path}");
+        assert!(
+            String::from_utf8_lossy(&answer.body).contains("segment"),
+            "{path}"
+        );
+    }
+    for made in ["d/e", "e"] {
+        let r = c.head(server.stream(made)).send().await.expect("head");
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{made}");
+    }
     // An expiry RFC 3339 cannot write (past the year 9999) is not written.
     let far = server.stream("far");
     let r = c
