@@ -831,11 +831,11 @@ fn encode_head(
     (head, body, framing, feed)
 }
 
-/// Whether a `Connection` header's value lists the `close` option.
+/// Whether a `Connection` header's value lists the `close` option. A value that is
+/// not visible ASCII lists nothing, as hyper reads it.
 fn says_close(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    super::headers::visible(value)
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
 }
 
 /// Ends a response head whose header lines are in `head`, as hyper would: the date
@@ -1443,6 +1443,15 @@ mod tests {
         let written = rewind.write_all(&vec![b'x'; 64 << 20]).await;
         assert!(matches!(&written, Err(e) if e.kind() == io::ErrorKind::TimedOut));
         assert!(started.elapsed() >= WRITE_STALL);
+    }
+
+    #[test]
+    fn a_connection_header_says_close_only_in_visible_ascii_as_hyper_reads_it() {
+        assert!(says_close(b"close"));
+        assert!(says_close(b"keep-alive, Close "));
+        assert!(!says_close(b"closed"));
+        assert!(!says_close(b"close, \xe9"));
+        assert!(!says_close(b"close\x01"));
     }
 
     #[test]
